@@ -1,0 +1,35 @@
+// Serves the admin protocol on the supervisor's event loop: TCP and unix listeners, one command
+// per connection, bounded request size and time.
+#pragma once
+
+#include <event2/event.h>
+
+#include <vector>
+
+#include "admin/command.hpp"
+
+namespace polymur::admin {
+
+inline constexpr size_t kMaxRequestBytes = 4096;
+inline constexpr int kRequestTimeoutS = 10;
+
+class Server {
+public:
+    Server(struct event_base* base, Backend& backend) : base_(base), backend_(backend) {}
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Takes a listening socket (the caller keeps ownership of the fd).
+    void add_listener(int fd);
+    void close_listeners();
+
+private:
+    static void on_accept(evutil_socket_t fd, short, void* self);
+
+    struct event_base* base_;
+    Backend& backend_;
+    std::vector<struct event*> listeners_;
+};
+
+}  // namespace polymur::admin

@@ -1,0 +1,172 @@
+#include "common/net.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace polymur::net {
+
+bool split_host_port(std::string_view text, std::string& host, std::string& port, std::string& error) {
+    if (!text.empty() && text.front() == '[') {
+        size_t close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            error = "address '" + std::string(text) + "': expected [ipv6]:port";
+            return false;
+        }
+        host = std::string(text.substr(1, close - 1));
+        port = std::string(text.substr(close + 2));
+    } else {
+        size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            error = "address '" + std::string(text) + "': expected host:port";
+            return false;
+        }
+        host = std::string(text.substr(0, colon));
+        port = std::string(text.substr(colon + 1));
+    }
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
+        error = "address '" + std::string(text) + "': bad port '" + port + "'";
+        return false;
+    }
+    return true;
+}
+
+UniqueFd listen_tcp(std::string_view address, int backlog, std::string& error) {
+    std::string host, port;
+    if (!split_host_port(address, host, port, error)) return UniqueFd();
+    struct addrinfo hints {};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    struct addrinfo* found = nullptr;
+    int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0) {
+        error = "address '" + std::string(address) + "': " + gai_strerror(rc);
+        return UniqueFd();
+    }
+    UniqueFd result;
+    for (auto* ai = found; ai; ai = ai->ai_next) {
+        UniqueFd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!fd) continue;
+        int one = 1;
+        setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd.get(), backlog) == 0) {
+            result = std::move(fd);
+            break;
+        }
+        error = "address '" + std::string(address) + "': " + std::strerror(errno);
+    }
+    freeaddrinfo(found);
+    return result;
+}
+
+UniqueFd listen_unix(const std::string& path, int backlog, std::string& error) {
+    struct sockaddr_un sa {};
+    if (path.size() >= sizeof sa.sun_path) {
+        error = "unix socket '" + path + "': path too long";
+        return UniqueFd();
+    }
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    struct stat st {};
+    if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+    // Created 0660 from the start, so there is no moment where anyone may connect.
+    mode_t old_mask = umask(0117);
+    int rc = bind(fd.get(), reinterpret_cast<struct sockaddr*>(&sa), sizeof sa);
+    umask(old_mask);
+    if (rc != 0 || listen(fd.get(), backlog) != 0) {
+        error = "unix socket '" + path + "': " + std::strerror(errno);
+        return UniqueFd();
+    }
+    return fd;
+}
+
+bool is_loopback(int fd) {
+    struct sockaddr_storage ss {};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return false;
+    if (ss.ss_family == AF_INET) {
+        auto* sin = reinterpret_cast<struct sockaddr_in*>(&ss);
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        auto* sin6 = reinterpret_cast<struct sockaddr_in6*>(&ss);
+        if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) return true;
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) return sin6->sin6_addr.s6_addr[12] == 127;
+        return false;
+    }
+    return ss.ss_family == AF_UNIX;
+}
+
+std::string peer_name(int fd) {
+    struct sockaddr_storage ss {};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return "unknown";
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET) {
+        auto* sin = reinterpret_cast<struct sockaddr_in*>(&ss);
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+        return std::string(host) + ":" + std::to_string(ntohs(sin->sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+        auto* sin6 = reinterpret_cast<struct sockaddr_in6*>(&ss);
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(sin6->sin6_port));
+    }
+    return "local";
+}
+
+UniqueFd connect_tcp(const std::string& host, const std::string& port, int timeout_ms, std::string& error) {
+    struct addrinfo hints {};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    struct addrinfo* found = nullptr;
+    int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0) {
+        error = std::string("resolve failed: ") + gai_strerror(rc);
+        return UniqueFd();
+    }
+    UniqueFd result;
+    for (auto* ai = found; ai && !result; ai = ai->ai_next) {
+        UniqueFd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!fd) {
+            error = std::strerror(errno);
+            continue;
+        }
+        if (connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+            if (errno != EINPROGRESS) {
+                error = std::strerror(errno);
+                continue;
+            }
+            struct pollfd pfd {fd.get(), POLLOUT, 0};
+            rc = poll(&pfd, 1, timeout_ms);
+            if (rc == 0) {
+                error = "connect timed out";
+                continue;
+            }
+            int soerr = 0;
+            socklen_t len = sizeof soerr;
+            getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &soerr, &len);
+            if (rc < 0 || soerr != 0) {
+                error = std::strerror(rc < 0 ? errno : soerr);
+                continue;
+            }
+        }
+        int one = 1;
+        setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        result = std::move(fd);
+    }
+    freeaddrinfo(found);
+    return result;
+}
+
+}  // namespace polymur::net

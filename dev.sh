@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Quick start: `./dev.sh run` installs what is missing, builds and runs polymur in the foreground;
+# `./dev.sh test` builds and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-dev libevent-dev libssl-dev
+                zlib1g-dev libgtest-dev)
+TEST_PACKAGES=(python3 netcat-openbsd openssl curl)
+
+install_missing() {
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    ((${#missing[@]})) || return 0
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "dev.sh: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build -j"$(nproc)"
+}
+
+command=${1:-run}
+[ $# -gt 0 ] && shift
+case "$command" in
+    run)
+        install_missing "${BUILD_PACKAGES[@]}"
+        build
+        mkdir -p state
+        # Embedded defaults (metrics on :2003, admin on localhost:2030), plus console output and a
+        # state folder inside the checkout; any polymur option may follow.
+        exec build/polymur --console-out --state-dir="$PWD/state" "$@"
+        ;;
+    test)
+        install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+        build
+        cd build
+        ctest --output-on-failure -j2 "$@"
+        ;;
+    *)
+        echo "usage: ./dev.sh run [polymur options] | ./dev.sh test [ctest options]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,105 @@
+#include "route/destination.hpp"
+
+namespace polymur::route {
+
+namespace {
+
+// The ASCII characters Python's str.strip() and int() treat as whitespace (\x1c-\x1f included).
+bool is_python_space(char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
+}
+
+std::string_view strip(std::string_view s) {
+    while (!s.empty() && is_python_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_python_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+// Python's int(s) for base 10, restricted to ASCII: surrounding whitespace, an optional sign,
+// digits with single underscores between them. Anything above 65535 is reported as 65536.
+bool parse_python_int(std::string_view s, long& value) {
+    s = strip(s);
+    bool negative = false;
+    if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+        negative = s.front() == '-';
+        s.remove_prefix(1);
+    }
+    if (s.empty() || s.front() == '_' || s.back() == '_') return false;
+    long v = 0;
+    char previous = 0;
+    for (char c : s) {
+        if (c == '_') {
+            if (previous == '_') return false;
+        } else if (c >= '0' && c <= '9') {
+            v = v > 65535 ? 65536 : v * 10 + (c - '0');
+        } else {
+            return false;
+        }
+        previous = c;
+    }
+    value = negative ? -v : v;
+    return true;
+}
+
+}  // namespace
+
+std::string Destination::address() const {
+    std::string port_text = std::to_string(port);
+    if (host.find(':') != std::string::npos) return "[" + host + "]:" + port_text;
+    return host + ":" + port_text;
+}
+
+bool parse_destination(std::string_view text, Destination& out, std::string& error) {
+    const std::string_view s = strip(text);
+    const std::string quoted = "'" + std::string(text) + "'";
+    std::string_view host, rest;
+    // carbon looks for the *last* "]:" when the entry starts with '[' and for the *first* ':'
+    // otherwise. Where carbon's str.find()/rfind() would return -1 it silently produces
+    // nonsense (e.g. "2004" becomes host "200", port 2004); we refuse those inputs instead.
+    if (!s.empty() && s.front() == '[') {
+        const size_t bracket = s.rfind("]:");
+        if (bracket == std::string_view::npos) {
+            error = "invalid destination " + quoted + ": expected [v6-address]:port[:instance]";
+            return false;
+        }
+        host = s.substr(1, bracket - 1);
+        rest = s.substr(bracket + 2);
+    } else {
+        const size_t colon = s.find(':');
+        if (colon == std::string_view::npos) {
+            error = "invalid destination " + quoted + ": missing port (expected host:port[:instance])";
+            return false;
+        }
+        host = s.substr(0, colon);
+        rest = s.substr(colon + 1);
+    }
+
+    std::optional<std::string> instance;
+    std::string_view port_text = rest;
+    if (const size_t colon = rest.find(':'); colon != std::string_view::npos) {
+        port_text = rest.substr(0, colon);
+        instance = std::string(rest.substr(colon + 1));  // may be "" and may contain ':'
+    }
+
+    long port = 0;
+    if (!parse_python_int(port_text, port)) {
+        error = "invalid destination " + quoted + ": port '" + std::string(port_text) + "' is not a number";
+        return false;
+    }
+    if (port < 1 || port > 65535) {
+        error = "invalid destination " + quoted + ": port must be 1-65535";
+        return false;
+    }
+    if (host.empty()) {
+        error = "invalid destination " + quoted + ": empty host";
+        return false;
+    }
+
+    out.text = std::string(s);
+    out.host = std::string(host);
+    out.port = static_cast<uint16_t>(port);
+    out.instance = std::move(instance);
+    return true;
+}
+
+}  // namespace polymur::route

@@ -1,0 +1,25 @@
+// A destination as Graphite carbon writes it: host:port[:instance] or [v6]:port[:instance].
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace polymur::route {
+
+struct Destination {
+    std::string text;                     // exactly as the operator wrote it (trimmed)
+    std::string host;                     // without brackets for IPv6
+    uint16_t port = 0;
+    std::optional<std::string> instance;  // nullopt = carbon's None; "" is a real (empty) instance
+
+    // "host:port" for connecting and for messages (IPv6 re-bracketed).
+    std::string address() const;
+};
+
+// Parses like carbon's util.parseDestinations for one entry. On failure returns false and sets
+// `error` to a one-line reason that names the input.
+bool parse_destination(std::string_view text, Destination& out, std::string& error);
+
+}  // namespace polymur::route

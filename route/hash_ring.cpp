@@ -1,0 +1,486 @@
+#include "route/hash_ring.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <tuple>
+#include <utility>
+
+namespace polymur::route {
+
+bool parse_hash_type(std::string_view text, HashType& out) {
+    for (HashType type : {HashType::carbon_ch, HashType::fnv1a_ch, HashType::jump_fnv1a_ch}) {
+        if (text == hash_type_name(type)) {
+            out = type;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char* hash_type_name(HashType type) {
+    switch (type) {
+        case HashType::carbon_ch: return "carbon_ch";
+        case HashType::fnv1a_ch: return "fnv1a_ch";
+        case HashType::jump_fnv1a_ch: return "jump_fnv1a_ch";
+    }
+    return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python str repr
+
+namespace {
+
+// Code points above U+007F that Python 3.11 (Unicode 14) does not consider printable, except the
+// unassigned ones (category Cn): that set changes with every Unicode version, so no two Python
+// releases agree on it anyway. Host and instance names outside ASCII are rare to begin with.
+constexpr std::pair<uint32_t, uint32_t> kNonPrintable[] = {
+    {0x80, 0xA0},       {0xAD, 0xAD},       {0x600, 0x605},     {0x61C, 0x61C},     {0x6DD, 0x6DD},
+    {0x70F, 0x70F},     {0x890, 0x891},     {0x8E2, 0x8E2},     {0x1680, 0x1680},   {0x180E, 0x180E},
+    {0x2000, 0x200F},   {0x2028, 0x202F},   {0x205F, 0x2064},   {0x2066, 0x206F},   {0x3000, 0x3000},
+    {0xD800, 0xF8FF},   {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
+    {0x13430, 0x13438}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F},
+    {0xF0000, 0xFFFFD}, {0x100000, 0x10FFFD},
+};
+
+bool is_printable(uint32_t cp) {
+    for (auto [first, last] : kNonPrintable)
+        if (cp >= first && cp <= last) return false;
+    return true;
+}
+
+// Decodes one UTF-8 sequence strictly (no overlongs, no encoded surrogates, <= U+10FFFF).
+// Returns its length, or 0 if the byte at s[0] does not start a valid sequence.
+size_t decode_utf8(std::string_view s, uint32_t& cp) {
+    const auto byte = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
+    const uint8_t lead = byte(0);
+    size_t length;
+    uint32_t min;
+    if (lead < 0x80) {
+        cp = lead;
+        return 1;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+        length = 2, min = 0x80, cp = lead & 0x1F;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        length = 3, min = 0x800, cp = lead & 0x0F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        length = 4, min = 0x10000, cp = lead & 0x07;
+    } else {
+        return 0;
+    }
+    if (s.size() < length) return 0;
+    for (size_t i = 1; i < length; ++i) {
+        if ((byte(i) & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (byte(i) & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return length;
+}
+
+void append_escape(std::string& out, char kind, int digits, uint32_t value) {
+    static const char kHex[] = "0123456789abcdef";
+    out += '\\';
+    out += kind;
+    for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) out += kHex[(value >> shift) & 0xF];
+}
+
+}  // namespace
+
+std::string python_repr(std::string_view utf8) {
+    const bool has_single = utf8.find('\'') != std::string_view::npos;
+    const bool has_double = utf8.find('"') != std::string_view::npos;
+    const char quote = has_single && !has_double ? '"' : '\'';
+    std::string out(1, quote);
+    for (size_t i = 0; i < utf8.size();) {
+        uint32_t cp;
+        size_t length = decode_utf8(utf8.substr(i), cp);
+        if (length == 0) {  // surrogateescape: an undecodable byte b becomes U+DC00+b
+            cp = 0xDC00 + static_cast<uint8_t>(utf8[i]);
+            length = 1;
+        }
+        if (cp == static_cast<uint32_t>(quote) || cp == '\\') {
+            out += '\\';
+            out += static_cast<char>(cp);
+        } else if (cp == '\t') {
+            out += "\\t";
+        } else if (cp == '\n') {
+            out += "\\n";
+        } else if (cp == '\r') {
+            out += "\\r";
+        } else if (cp < 0x20 || cp == 0x7F) {
+            append_escape(out, 'x', 2, cp);
+        } else if (cp < 0x7F || is_printable(cp)) {
+            out.append(utf8.substr(i, length));
+        } else if (cp <= 0xFF) {
+            append_escape(out, 'x', 2, cp);
+        } else if (cp <= 0xFFFF) {
+            append_escape(out, 'u', 4, cp);
+        } else {
+            append_escape(out, 'U', 8, cp);
+        }
+        i += length;
+    }
+    out += quote;
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hash functions
+
+namespace {
+
+// MD5 per RFC 1321, written here because OpenSSL 3 only offers it through EVP, which allocates
+// a context per call; lookup must not allocate.
+class Md5 {
+public:
+    void update(const uint8_t* data, size_t size) {
+        total_ += size;
+        if (buffered_ > 0) {
+            const size_t take = std::min(size, sizeof(buffer_) - buffered_);
+            std::memcpy(buffer_ + buffered_, data, take);
+            buffered_ += take, data += take, size -= take;
+            if (buffered_ < sizeof(buffer_)) return;
+            block(buffer_);
+            buffered_ = 0;
+        }
+        for (; size >= 64; data += 64, size -= 64) block(data);
+        std::memcpy(buffer_, data, size);
+        buffered_ = size;
+    }
+
+    void finish(uint8_t digest[16]) {
+        const uint64_t bits = total_ * 8;
+        static const uint8_t kPadding[64] = {0x80};
+        update(kPadding, buffered_ < 56 ? 56 - buffered_ : 120 - buffered_);
+        uint8_t length[8];
+        for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(bits >> (8 * i));
+        update(length, 8);
+        for (int i = 0; i < 4; ++i)
+            for (int b = 0; b < 4; ++b) digest[4 * i + b] = static_cast<uint8_t>(state_[i] >> (8 * b));
+    }
+
+private:
+    static uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+    void block(const uint8_t* p) {
+        // Per-round sine constants and rotations from RFC 1321 section 3.4.
+        static const uint32_t kSine[64] = {
+            0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
+            0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
+            0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+            0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
+            0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
+            0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+            0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+            0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
+        static const int kRotate[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
+        uint32_t m[16];
+        for (int i = 0; i < 16; ++i)
+            m[i] = uint32_t(p[4 * i]) | uint32_t(p[4 * i + 1]) << 8 | uint32_t(p[4 * i + 2]) << 16 |
+                   uint32_t(p[4 * i + 3]) << 24;
+        uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
+        for (int i = 0; i < 64; ++i) {
+            const int round = i / 16;
+            uint32_t f;
+            int word;
+            switch (round) {
+                case 0: f = (b & c) | (~b & d), word = i; break;
+                case 1: f = (d & b) | (~d & c), word = (5 * i + 1) % 16; break;
+                case 2: f = b ^ c ^ d, word = (3 * i + 5) % 16; break;
+                default: f = c ^ (b | ~d), word = (7 * i) % 16; break;
+            }
+            const uint32_t rotated = rotl(a + f + kSine[i] + m[word], kRotate[round][i % 4]);
+            a = d, d = c, c = b, b = b + rotated;
+        }
+        state_[0] += a, state_[1] += b, state_[2] += c, state_[3] += d;
+    }
+
+    uint32_t state_[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+    uint8_t buffer_[64];
+    size_t buffered_ = 0;
+    uint64_t total_ = 0;
+};
+
+// 64-bit FNV-1a as carbon-c-relay computes it: it XORs in each byte as a plain `char`, which is
+// signed on x86-64, so bytes >= 0x80 are sign-extended. That matters for UTF-8 metric names.
+uint64_t fnv1a_64_signed_chars(std::string_view key) {
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (char c : key) {
+        hash ^= static_cast<uint64_t>(static_cast<int64_t>(static_cast<signed char>(c)));
+        hash *= 0x100000001b3ULL;
+    }
+    return hash;
+}
+
+// Jump consistent hash (Lamping & Veach, arXiv:1406.2294), with the paper's arithmetic.
+uint32_t jump_bucket(uint64_t key, uint32_t buckets) {
+    int64_t bucket = -1, next = 0;
+    while (next < static_cast<int64_t>(buckets)) {
+        bucket = next;
+        key = key * 2862933555777941757ULL + 1;
+        next = static_cast<int64_t>(static_cast<double>(bucket + 1) *
+                                    (static_cast<double>(1LL << 31) / static_cast<double>((key >> 33) + 1)));
+    }
+    return static_cast<uint32_t>(bucket);
+}
+
+// carbon-c-relay derives each further replica's key with one xorshift64* step.
+uint64_t next_replica_key(uint64_t key) {
+    key ^= key >> 12;
+    key ^= key << 25;
+    key ^= key >> 27;
+    return key * 2685821657736338717ULL;
+}
+
+}  // namespace
+
+void md5_digest(const void* data, size_t size, uint8_t digest[16]) {
+    Md5 md5;
+    md5.update(static_cast<const uint8_t*>(data), size);
+    md5.finish(digest);
+}
+
+uint32_t carbon_ch_position(std::string_view key) {
+    uint8_t digest[16];
+    md5_digest(key.data(), key.size(), digest);
+    return uint32_t(digest[0]) << 8 | digest[1];
+}
+
+uint32_t fnv1a_ch_position(std::string_view key) {
+    uint32_t hash = 0x811c9dc5;
+    for (char c : key) {
+        hash ^= static_cast<uint8_t>(c);  // carbon hashes the UTF-8 bytes, unsigned
+        hash *= 0x01000193;
+    }
+    return (hash >> 16) ^ (hash & 0xffff);
+}
+
+// ---------------------------------------------------------------------------------------------
+// carbon_ch / fnv1a_ch: carbon's ConsistentHashRing plus ConsistentHashingRouter.getDestinations
+
+namespace {
+
+class CarbonRing final : public HashRing {
+public:
+    CarbonRing(HashType type, const std::vector<Destination>& destinations) : type_(type) {
+        constexpr int kReplicas = 100;  // ConsistentHashRing's replica_count
+        const size_t total = destinations.size() * kReplicas;
+        // A taken position is bumped by +1 until free, without wrapping, so positions stay
+        // below 65536 + total.
+        std::vector<bool> taken(65536 + total + 1, false);
+        std::vector<Entry> ring;
+        ring.reserve(total);
+        for (size_t d = 0; d < destinations.size(); ++d) {
+            const Destination& dest = destinations[d];
+            for (int i = 0; i < kReplicas; ++i) {
+                uint32_t position;
+                if (type == HashType::carbon_ch) {
+                    // Python: "%s:%d" % ((server, instance), i)
+                    position = carbon_ch_position("(" + python_repr(dest.host) + ", " +
+                                                  (dest.instance ? python_repr(*dest.instance) : "None") +
+                                                  "):" + std::to_string(i));
+                } else {
+                    // Python: "%d-%s" % (i, instance) -- the host is not part of the key
+                    position = fnv1a_ch_position(std::to_string(i) + "-" + dest.instance.value_or("None"));
+                }
+                while (taken[position]) ++position;
+                taken[position] = true;
+                ring.push_back({position, static_cast<uint16_t>(d)});
+            }
+        }
+        std::sort(ring.begin(), ring.end(), [](const Entry& a, const Entry& b) { return a.position < b.position; });
+        positions_.reserve(ring.size());
+        for (const Entry& e : ring) {
+            positions_.push_back(e.position);
+            nodes_.push_back(e.destination);
+        }
+        // DIVERSE_REPLICAS compares servers (hosts) only; give every host a small id.
+        for (size_t d = 0; d < destinations.size(); ++d) {
+            size_t first = 0;
+            while (destinations[first].host != destinations[d].host) ++first;
+            server_of_.push_back(static_cast<uint16_t>(first));
+        }
+    }
+
+    size_t lookup(std::string_view metric, size_t replication, bool diverse, uint16_t* out) const override {
+        replication = std::min(replication, kMaxReplication);
+        if (replication == 0 || positions_.empty()) return 0;
+        const uint32_t position =
+            type_ == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position(metric);
+        const size_t ring_len = positions_.size();
+        // bisect_left(ring, (position, ())): () sorts before any node, and positions are unique.
+        size_t index = std::lower_bound(positions_.begin(), positions_.end(), position) - positions_.begin();
+        if (index == ring_len) index = 0;
+
+        size_t written = 0;
+        // The consumer side of getDestinations; returns true once enough destinations are out.
+        const auto take = [&](uint16_t node) {
+            if (diverse) {
+                for (size_t k = 0; k < written; ++k)
+                    if (server_of_[out[k]] == server_of_[node]) return false;
+            }
+            out[written++] = node;
+            return written >= replication;
+        };
+
+        // get_nodes: a one-node ring yields its node once up front and then again from the walk.
+        if (server_of_.size() == 1 && take(0)) return written;
+        uint64_t seen[kMaxDestinations / 64];
+        std::fill_n(seen, (server_of_.size() + 63) / 64, 0);
+        size_t seen_count = 0;
+        const size_t last_index = (index + ring_len - 1) % ring_len;  // the walk stops before it
+        while (seen_count < server_of_.size() && index != last_index) {
+            const uint16_t node = nodes_[index];
+            if (!(seen[node / 64] >> (node % 64) & 1)) {
+                seen[node / 64] |= uint64_t(1) << (node % 64);
+                ++seen_count;
+                if (take(node)) return written;
+            }
+            index = (index + 1) % ring_len;
+        }
+        return written;
+    }
+
+    size_t size() const override { return server_of_.size(); }
+
+    std::vector<Entry> entries() const override {
+        std::vector<Entry> result;
+        for (size_t i = 0; i < positions_.size(); ++i) result.push_back({positions_[i], nodes_[i]});
+        return result;
+    }
+
+private:
+    HashType type_;
+    std::vector<uint32_t> positions_;  // sorted ring positions
+    std::vector<uint16_t> nodes_;      // destination index of each ring entry
+    std::vector<uint16_t> server_of_;  // per destination: index of the first destination on its host
+};
+
+// ---------------------------------------------------------------------------------------------
+// jump_fnv1a_ch: carbon-c-relay's cluster of that type
+
+// carbon-c-relay's bucket order: destinations with an instance first, ordered by instance
+// (numerically when both parse completely as integers, else bytewise), then those without one
+// in the order given. That comparison is not a strict weak order when numeric and non-numeric
+// instances mix, so the result depends on the sort algorithm: glibc's qsort is a top-down merge
+// sort that takes from the left run on ties, which this reproduces.
+int compare_for_jump(const Destination& a, size_t a_index, const Destination& b, size_t b_index) {
+    if (!a.instance && !b.instance) return static_cast<int>(a_index) - static_cast<int>(b_index);
+    if (!a.instance) return 1;
+    if (!b.instance) return -1;
+    char* end;
+    const long a_value = std::strtol(a.instance->c_str(), &end, 10);
+    if (*end == '\0') {
+        const long b_value = std::strtol(b.instance->c_str(), &end, 10);
+        if (*end == '\0')  // (int)(a - b) in the C code: wraps and truncates
+            return static_cast<int>(static_cast<unsigned long>(a_value) - static_cast<unsigned long>(b_value));
+    }
+    return std::strcmp(a.instance->c_str(), b.instance->c_str());
+}
+
+void merge_sort_for_jump(std::vector<uint16_t>& order, size_t begin, size_t end,
+                         const std::vector<Destination>& destinations) {
+    if (end - begin < 2) return;
+    const size_t middle = begin + (end - begin) / 2;
+    merge_sort_for_jump(order, begin, middle, destinations);
+    merge_sort_for_jump(order, middle, end, destinations);
+    std::vector<uint16_t> merged;
+    size_t left = begin, right = middle;
+    while (left < middle && right < end) {
+        const bool take_left = compare_for_jump(destinations[order[left]], order[left], destinations[order[right]],
+                                                order[right]) <= 0;
+        merged.push_back(order[take_left ? left++ : right++]);
+    }
+    merged.insert(merged.end(), order.begin() + left, order.begin() + middle);
+    merged.insert(merged.end(), order.begin() + right, order.begin() + end);
+    std::copy(merged.begin(), merged.end(), order.begin() + begin);
+}
+
+class JumpRing final : public HashRing {
+public:
+    explicit JumpRing(const std::vector<Destination>& destinations) {
+        for (size_t d = 0; d < destinations.size(); ++d) buckets_.push_back(static_cast<uint16_t>(d));
+        merge_sort_for_jump(buckets_, 0, buckets_.size(), destinations);
+    }
+
+    size_t lookup(std::string_view metric, size_t replication, bool /*diverse: carbon-c-relay has none*/,
+                  uint16_t* out) const override {
+        const size_t count = std::min({replication, kMaxReplication, buckets_.size()});
+        // carbon-c-relay removes each chosen bucket by moving the last one into its slot. Rather
+        // than copy the bucket list, remember the moved slots (at most count - 1 of them).
+        uint32_t moved_slot[kMaxReplication];
+        uint16_t moved_value[kMaxReplication];
+        size_t moved = 0;
+        const auto at = [&](uint32_t slot) {
+            for (size_t k = 0; k < moved; ++k)
+                if (moved_slot[k] == slot) return moved_value[k];
+            return buckets_[slot];
+        };
+        uint64_t key = fnv1a_64_signed_chars(metric);
+        auto remaining = static_cast<uint32_t>(buckets_.size());
+        for (size_t written = 0; written < count; ++written) {
+            const uint32_t slot = jump_bucket(key, remaining);
+            out[written] = at(slot);
+            key = next_replica_key(key);
+            const uint16_t last = at(--remaining);
+            size_t k = 0;
+            while (k < moved && moved_slot[k] != slot) ++k;
+            if (k == moved) ++moved;
+            moved_slot[k] = slot, moved_value[k] = last;
+        }
+        return count;
+    }
+
+    size_t size() const override { return buckets_.size(); }
+
+    std::vector<Entry> entries() const override {
+        std::vector<Entry> result;
+        for (size_t b = 0; b < buckets_.size(); ++b) result.push_back({static_cast<uint32_t>(b), buckets_[b]});
+        return result;
+    }
+
+private:
+    std::vector<uint16_t> buckets_;  // bucket number -> destination index
+};
+
+}  // namespace
+
+std::unique_ptr<HashRing> HashRing::build(HashType type, const std::vector<Destination>& destinations,
+                                          std::string& error) {
+    if (destinations.empty()) {
+        error = "no destinations to hash over";
+        return nullptr;
+    }
+    if (destinations.size() > kMaxDestinations) {
+        error = "too many destinations (" + std::to_string(destinations.size()) + "; at most " +
+                std::to_string(kMaxDestinations) + ")";
+        return nullptr;
+    }
+    // carbon keys its ring on (server, instance) and refuses a second destination with the same
+    // pair. A jump ring has no such key, but listing one server twice (same host and port)
+    // would only send replicas to the same place.
+    const bool jump = type == HashType::jump_fnv1a_ch;
+    std::map<std::tuple<std::string, uint16_t, std::optional<std::string>>, size_t> first_with_key;
+    for (size_t d = 0; d < destinations.size(); ++d) {
+        const Destination& dest = destinations[d];
+        auto key = jump ? std::make_tuple(dest.host, dest.port, std::optional<std::string>())
+                        : std::make_tuple(dest.host, uint16_t(0), dest.instance);
+        auto [it, inserted] = first_with_key.emplace(std::move(key), d);
+        if (!inserted) {
+            const Destination& other = destinations[it->second];
+            error = "destinations '" + other.text + "' and '" + dest.text + "' are the same " +
+                    (jump ? "server (" + dest.address() + ")"
+                          : "ring node (" + python_repr(dest.host) + ", " +
+                                 (dest.instance ? python_repr(*dest.instance) : "None") + ")") +
+                    "; give them distinct " + (jump ? "addresses" : "instances");
+            return nullptr;
+        }
+    }
+    if (jump) return std::make_unique<JumpRing>(destinations);
+    return std::make_unique<CarbonRing>(type, destinations);
+}
+
+}  // namespace polymur::route

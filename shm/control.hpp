@@ -1,0 +1,91 @@
+// The control segment: one anonymous shared mapping created by the supervisor before it forks.
+// The supervisor is the only writer of the destination table; each child writes only its own
+// counters. Everything here is fixed-width and pointer-free.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace polymur::shm {
+
+inline constexpr uint64_t kControlMagic = 0x314c52544e434d50ULL;  // "PMCNTRL1"
+inline constexpr uint32_t kControlLayoutVersion = 1;
+inline constexpr uint32_t kMaxDestinations = 128;
+inline constexpr uint32_t kMaxWorkers = 64;
+inline constexpr size_t kDestinationTextMax = 256;
+
+enum class SlotState : uint32_t { free = 0, active = 1, removing = 2 };
+enum class DestinationType : uint32_t { tcp = 0, console = 1 };
+enum class LinkState : uint32_t { starting = 0, connecting = 1, connected = 2, down = 3, stopped = 4 };
+
+const char* link_state_name(LinkState state);
+
+using Counter = std::atomic<uint64_t>;
+static_assert(Counter::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+struct DestinationSlot {
+    // Written by the supervisor while the slot is free, then published by `state`.
+    std::atomic<uint32_t> state;
+    uint32_t type;
+    uint64_t incarnation;  // new for every registration, so a reused slot is never mistaken
+    int64_t registered_unix_ns;
+    char text[kDestinationTextMax];  // as the operator wrote it
+    // Written by the destination's output process.
+    alignas(64) Counter sent_lines;
+    Counter sent_bytes;
+    Counter reconnects;
+    std::atomic<uint32_t> link_state;
+    uint32_t output_pid;
+    Counter heartbeat_ms;  // monotonic clock, refreshed by every turn of the output loop
+    Counter consecutive_failures;  // failed connects since the last success
+    Counter rerouted_lines;        // lines moved from this queue to other destinations (failover)
+    // Written by the supervisor: whether hash-route places new metrics here (failover takes a
+    // destination out and puts it back).
+    alignas(64) std::atomic<uint32_t> in_ring;
+};
+
+struct WorkerSlot {
+    alignas(64) Counter received;
+    Counter invalid;
+    Counter too_long;
+    Counter unroutable;         // hash-route with no destination in the ring
+    Counter connections;        // open now
+    Counter connections_total;  // accepted since start
+    Counter seen_generation;    // the destination table generation this worker routes by
+    Counter heartbeat_ms;
+};
+
+struct ControlHeader {
+    uint64_t magic;
+    uint32_t layout_version;
+    uint32_t layout_size;
+    uint32_t creator_pid;
+    uint32_t worker_count;
+    int64_t start_unix_ns;
+    // Bumped (release) after every change to the destination table.
+    alignas(64) std::atomic<uint64_t> generation;
+    // The one destination slot whose output may write other queues' redistribution rings now
+    // (kNoSlot: none). Granted by the supervisor, so each redistribution ring has one producer.
+    std::atomic<uint32_t> reroute_slot;
+};
+
+inline constexpr uint32_t kNoSlot = ~0u;
+
+struct ControlSegment {
+    ControlHeader header;
+    DestinationSlot destinations[kMaxDestinations];
+    WorkerSlot workers[kMaxWorkers];
+};
+
+static_assert(std::is_standard_layout_v<ControlSegment>);
+static_assert(sizeof(DestinationSlot) % 64 == 0);
+
+// Placement-initialises a zeroed mapping of at least sizeof(ControlSegment) bytes.
+ControlSegment* init_control(void* memory, uint32_t worker_count);
+// Checks magic, version and size; a child calls this before it trusts the segment.
+bool control_is_valid(const ControlSegment* control);
+
+}  // namespace polymur::shm

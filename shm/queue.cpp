@@ -1,0 +1,259 @@
+#include "shm/queue.hpp"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <boost/interprocess/file_mapping.hpp>
+
+#include "common/clock.hpp"
+#include "common/unique_fd.hpp"
+
+namespace polymur::shm {
+namespace bip = boost::interprocess;
+
+namespace {
+
+size_t round_up(size_t value, size_t unit) { return (value + unit - 1) / unit * unit; }
+
+size_t rings_offset() { return round_up(sizeof(QueueHeader), kPage); }
+size_t data_offset(uint32_t ring_count) { return rings_offset() + round_up(ring_count * sizeof(RingControl), kPage); }
+size_t file_size_for(QueueGeometry g) { return data_offset(g.ring_count) + g.ring_count * g.ring_capacity; }
+
+bool read_header(const std::string& path, QueueHeader& header, off_t& size, std::string& error) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        error = "queue file " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    struct stat st {};
+    fstat(fd.get(), &st);
+    size = st.st_size;
+    if (static_cast<size_t>(size) < sizeof(QueueHeader) ||
+        pread(fd.get(), &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header)) {
+        error = "queue file " + path + " is truncated (" + std::to_string(size) +
+                " bytes); move it away to start with an empty queue";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+QueueGeometry geometry_for(uint32_t producer_count, uint64_t queue_bytes) {
+    QueueGeometry g;
+    g.ring_count = producer_count;
+    uint64_t per_ring = std::max<uint64_t>(queue_bytes / producer_count, 1 << 20);
+    g.ring_capacity = uint64_t(1) << (63 - __builtin_clzll(per_ring));  // largest power of two <= per_ring
+    return g;
+}
+
+std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, std::string_view destination,
+                                                     QueueGeometry geometry, std::string& error) {
+    if (access(path.c_str(), F_OK) == 0) {
+        auto existing = open(path, error);
+        if (!existing) return nullptr;
+        const QueueHeader& h = existing->header();
+        if (h.ring_count == geometry.ring_count && h.ring_capacity == geometry.ring_capacity) return existing;
+        if (existing->queued_bytes() != 0) {
+            error = "queue file " + path + " holds " + std::to_string(existing->queued_lines()) +
+                    " queued lines in another geometry (" + std::to_string(h.ring_count) + " rings of " +
+                    std::to_string(h.ring_capacity) + " bytes); start with the --workers and --queue-bytes it "
+                    "was made with to deliver them, or move the file away";
+            return nullptr;
+        }
+        existing.reset();
+        unlink(path.c_str());
+    }
+    {
+        UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!fd) {
+            error = "queue file " + path + ": cannot create: " + std::strerror(errno);
+            return nullptr;
+        }
+        size_t size = file_size_for(geometry);
+        if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
+            error = "queue file " + path + ": cannot size to " + std::to_string(size) + ": " + std::strerror(errno);
+            unlink(path.c_str());
+            return nullptr;
+        }
+        QueueHeader header {};
+        header.magic = kQueueMagic;
+        header.layout_version = kQueueLayoutVersion;
+        header.header_size = sizeof(QueueHeader);
+        header.ring_control_size = sizeof(RingControl);
+        header.ring_count = geometry.ring_count;
+        header.ring_capacity = geometry.ring_capacity;
+        header.file_size = size;
+        header.created_unix_ns = realtime_ns();
+        std::memcpy(header.destination, destination.data(), std::min(destination.size(), kDestinationTextMax - 1));
+        if (pwrite(fd.get(), &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header) || fsync(fd.get()) != 0) {
+            error = "queue file " + path + ": cannot write header: " + std::strerror(errno);
+            unlink(path.c_str());
+            return nullptr;
+        }
+    }
+    return open(path, error);
+}
+
+std::unique_ptr<QueueFile> QueueFile::open(const std::string& path, std::string& error) {
+    QueueHeader header {};
+    off_t size = 0;
+    if (!read_header(path, header, size, error)) return nullptr;
+    if (header.magic != kQueueMagic) {
+        error = "queue file " + path + " is not a polymur queue (bad magic); move it away";
+        return nullptr;
+    }
+    if (header.layout_version != kQueueLayoutVersion || header.header_size != sizeof(QueueHeader) ||
+        header.ring_control_size != sizeof(RingControl)) {
+        error = "queue file " + path + " has layout version " + std::to_string(header.layout_version) +
+                " but this polymur reads version " + std::to_string(kQueueLayoutVersion) +
+                "; deliver it with the polymur that wrote it, or move it away";
+        return nullptr;
+    }
+    QueueGeometry g {header.ring_count, header.ring_capacity};
+    if (g.ring_count == 0 || g.ring_count > kMaxWorkers + 1 || g.ring_capacity == 0 ||
+        (g.ring_capacity & (g.ring_capacity - 1)) != 0 || header.file_size != file_size_for(g)) {
+        error = "queue file " + path + " has a corrupt header (rings " + std::to_string(g.ring_count) +
+                ", capacity " + std::to_string(g.ring_capacity) + "); move it away";
+        return nullptr;
+    }
+    if (static_cast<uint64_t>(size) != header.file_size) {
+        error = "queue file " + path + " is truncated (" + std::to_string(size) + " of " +
+                std::to_string(header.file_size) + " bytes); move it away";
+        return nullptr;
+    }
+    std::unique_ptr<QueueFile> queue(new QueueFile());
+    queue->path_ = path;
+    try {
+        bip::file_mapping file(path.c_str(), bip::read_write);
+        queue->region_ = bip::mapped_region(file, bip::read_write);
+    } catch (const bip::interprocess_exception& e) {
+        error = "queue file " + path + ": cannot map: " + e.what();
+        return nullptr;
+    }
+    if (!queue->attach(error)) return nullptr;
+    return queue;
+}
+
+bool QueueFile::attach(std::string& error) {
+    auto* base = static_cast<char*>(region_.get_address());
+    header_ = reinterpret_cast<QueueHeader*>(base);
+    rings_ = reinterpret_cast<RingControl*>(base + rings_offset());
+    data_ = base + data_offset(header_->ring_count);
+    for (uint32_t i = 0; i < header_->ring_count; ++i) {
+        const RingControl& r = rings_[i];
+        uint64_t w = r.write_pos.load(), rd = r.read_pos.load();
+        if (rd > w || w - rd > header_->ring_capacity) {
+            error = "queue file " + path_ + ": ring " + std::to_string(i) + " has read position " + std::to_string(rd) +
+                    " beyond write position " + std::to_string(w) + " (corrupt); move it away";
+            return false;
+        }
+    }
+    return true;
+}
+
+uint64_t QueueFile::queued_lines() const {
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < header_->ring_count; ++i) {
+        uint64_t w = rings_[i].lines_written.load(std::memory_order_relaxed);
+        uint64_t r = rings_[i].lines_read.load(std::memory_order_relaxed);
+        if (w > r) total += w - r;
+    }
+    return total;
+}
+
+uint64_t QueueFile::queued_bytes() const {
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < header_->ring_count; ++i)
+        total += rings_[i].write_pos.load(std::memory_order_relaxed) - rings_[i].read_pos.load(std::memory_order_relaxed);
+    return total;
+}
+
+uint64_t QueueFile::dropped_lines() const {
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < header_->ring_count; ++i) total += rings_[i].dropped_full.load(std::memory_order_relaxed);
+    return total;
+}
+
+void QueueFile::wake_consumer() {
+    if (header_->consumer_waiting.load(std::memory_order_seq_cst) == 0) return;
+    header_->wake_seq.fetch_add(1, std::memory_order_seq_cst);
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&header_->wake_seq), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+}
+
+void QueueFile::futex_wait(uint32_t seq, int timeout_ms) {
+    struct timespec timeout {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&header_->wake_seq), FUTEX_WAIT, seq, &timeout, nullptr, 0);
+}
+
+RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_cap)
+    : queue_(queue),
+      ring_index_(ring_index),
+      control_(queue.ring(ring_index)),
+      data_(queue.ring_data(ring_index)),
+      mask_(queue.ring_capacity() - 1),
+      capacity_(queue.ring_capacity()),
+      line_cap_(line_cap),
+      write_pos_(control_.write_pos.load(std::memory_order_relaxed)),
+      lines_written_(control_.lines_written.load(std::memory_order_relaxed)),
+      cached_read_pos_(control_.read_pos.load(std::memory_order_acquire)),
+      cached_lines_read_(control_.lines_read.load(std::memory_order_relaxed)),
+      cached_other_lines_(lines_in_other_rings()) {}
+
+uint64_t RingProducer::lines_in_other_rings() const {
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < queue_.ring_count(); ++i) {
+        if (i == ring_index_) continue;
+        const RingControl& r = queue_.ring(i);
+        uint64_t written = r.lines_written.load(std::memory_order_relaxed);
+        uint64_t read = r.lines_read.load(std::memory_order_relaxed);
+        if (written > read) total += written - read;
+    }
+    return total;
+}
+
+bool RingProducer::append(const std::string_view* parts, size_t count, size_t total) {
+    uint64_t lines = lines_written_ + unpublished_lines_;
+    if (write_pos_ + total - cached_read_pos_ > capacity_ || lines - cached_lines_read_ + cached_other_lines_ >= line_cap_) {
+        cached_read_pos_ = control_.read_pos.load(std::memory_order_acquire);
+        cached_lines_read_ = control_.lines_read.load(std::memory_order_relaxed);
+        cached_other_lines_ = lines_in_other_rings();
+        if (write_pos_ + total - cached_read_pos_ > capacity_ || lines - cached_lines_read_ + cached_other_lines_ >= line_cap_) {
+            ++unpublished_drops_;
+            return false;
+        }
+    }
+    for (size_t i = 0; i < count; ++i) {
+        const std::string_view part = parts[i];
+        size_t offset = write_pos_ & mask_;
+        size_t first = std::min<size_t>(part.size(), capacity_ - offset);
+        std::memcpy(data_ + offset, part.data(), first);
+        if (first < part.size()) std::memcpy(data_, part.data() + first, part.size() - first);
+        write_pos_ += part.size();
+    }
+    ++unpublished_lines_;
+    return true;
+}
+
+void RingProducer::publish() {
+    if (unpublished_drops_) {
+        control_.dropped_full.fetch_add(unpublished_drops_, std::memory_order_relaxed);
+        unpublished_drops_ = 0;
+    }
+    if (!unpublished_lines_) return;
+    cached_other_lines_ = lines_in_other_rings();
+    lines_written_ += unpublished_lines_;
+    unpublished_lines_ = 0;
+    control_.lines_written.store(lines_written_, std::memory_order_relaxed);
+    control_.write_pos.store(write_pos_, std::memory_order_release);
+    queue_.wake_consumer();
+}
+
+}  // namespace polymur::shm

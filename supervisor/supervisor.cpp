@@ -1,0 +1,519 @@
+#include "supervisor/supervisor.hpp"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include <boost/interprocess/anonymous_shared_memory.hpp>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "route/destination.hpp"
+#include "supervisor/proctitle.hpp"
+
+namespace polymur {
+namespace {
+
+constexpr int64_t kBackoffStartMs = 100;
+constexpr int64_t kBackoffMaxMs = 30000;
+constexpr int64_t kStableAfterMs = 30000;  // a child that lived this long restarts without delay history
+constexpr int kHandledSignals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+
+const char* state_name(int state) {
+    static const char* names[] = {"starting", "running", "stopping listeners", "stopping outputs", "stopped"};
+    return names[state];
+}
+
+std::string child_name(Role role, uint32_t index, const std::string& text) {
+    return role == Role::listener ? "listener " + std::to_string(index) : "output " + text;
+}
+
+void raise_fd_limit() {
+    struct rlimit limit {};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
+}  // namespace
+
+Supervisor::~Supervisor() {
+    admin_.reset();
+    for (struct event* ev : events_) event_free(ev);
+    if (base_) event_base_free(base_);
+}
+
+void Supervisor::set_state(State state) {
+    LOG_NOTICE("supervisor: %s -> %s", state_name(static_cast<int>(state_)), state_name(static_cast<int>(state)));
+    state_ = state;
+}
+
+bool Supervisor::setup() {
+    raise_fd_limit();
+    std::error_code ec;
+    std::filesystem::create_directories(config_.state_dir, ec);
+    if (ec) {
+        LOG_ERROR("state directory %s: cannot create: %s", config_.state_dir.c_str(), ec.message().c_str());
+        return false;
+    }
+    std::string error;
+    listen_fd_ = net::listen_tcp(config_.listen_addr, 4096, error);
+    if (!listen_fd_) {
+        LOG_ERROR("listener %s: cannot listen: %s", config_.listen_addr.c_str(), error.c_str());
+        return false;
+    }
+    admin_tcp_fd_ = net::listen_tcp(config_.api_addr, 64, error);
+    if (!admin_tcp_fd_) {
+        LOG_ERROR("admin %s: cannot listen: %s", config_.api_addr.c_str(), error.c_str());
+        return false;
+    }
+    if (!net::is_loopback(admin_tcp_fd_.get()))
+        LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
+                 config_.api_addr.c_str());
+    admin_unix_fd_ = net::listen_unix(config_.admin_socket, 64, error);
+    if (!admin_unix_fd_) {
+        LOG_ERROR("admin %s: cannot listen: %s", config_.admin_socket.c_str(), error.c_str());
+        return false;
+    }
+
+    control_region_ = boost::interprocess::anonymous_shared_memory(sizeof(shm::ControlSegment));
+    std::memset(control_region_.get_address(), 0, control_region_.get_size());
+    control_ = shm::init_control(control_region_.get_address(), config_.workers);
+
+    if (config_.console_out && !add_destination("console", true, error)) {
+        LOG_ERROR("%s", error.c_str());
+        return false;
+    }
+    for (const std::string& text : config_.destinations) {
+        if (!add_destination(text, false, error)) {
+            LOG_ERROR("%s", error.c_str());
+            return false;
+        }
+    }
+    listeners_.resize(config_.workers);
+    for (uint32_t i = 0; i < config_.workers; ++i) listeners_[i] = Child {Role::listener, i, 0, 0, 0, 0, true};
+    return true;
+}
+
+// Registers a destination: its queue file, its slot in shared memory, its output process.
+bool Supervisor::add_destination(const std::string& text, bool console, std::string& error) {
+    if (text.size() >= shm::kDestinationTextMax) {
+        error = "destination " + text.substr(0, 64) + "...: longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
+        return false;
+    }
+    if (!console) {
+        route::Destination parsed;
+        if (!route::parse_destination(text, parsed, error)) return false;
+    }
+    for (const Destination& d : destinations_) {
+        if (d.in_use && !d.removing && d.text == text) {
+            error = "destination " + text + " is already registered";
+            return false;
+        }
+        if (d.in_use && d.removing && d.text == text) {
+            error = "destination " + text + " is still being removed; try again in a moment";
+            return false;
+        }
+    }
+    auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
+    if (free_slot == destinations_.end()) {
+        error = "destination " + text + ": all " + std::to_string(shm::kMaxDestinations) + " destination slots are in use";
+        return false;
+    }
+    uint32_t slot = static_cast<uint32_t>(free_slot - destinations_.begin());
+    auto queue = shm::QueueFile::open_or_create(queue_path(config_.state_dir, text), text,
+                                                shm::geometry_for(config_.workers + 1, config_.queue_bytes), error);
+    if (!queue) return false;
+    uint64_t resumed = queue->queued_lines();
+
+    Destination& d = *free_slot;
+    d = Destination {};
+    d.in_use = true;
+    d.text = text;
+    d.console = console;
+    d.registered_unix_ns = realtime_ns();
+    d.incarnation = next_incarnation_++;
+    d.queue = std::move(queue);
+
+    shm::DestinationSlot& s = control_->destinations[slot];
+    s.type = static_cast<uint32_t>(console ? shm::DestinationType::console : shm::DestinationType::tcp);
+    s.incarnation = d.incarnation;
+    s.registered_unix_ns = d.registered_unix_ns;
+    std::memset(s.text, 0, sizeof s.text);
+    std::memcpy(s.text, text.data(), std::min(text.size(), sizeof s.text - 1));
+    s.sent_lines = 0;
+    s.sent_bytes = 0;
+    s.reconnects = 0;
+    s.link_state = static_cast<uint32_t>(shm::LinkState::starting);
+    s.state.store(static_cast<uint32_t>(shm::SlotState::active), std::memory_order_release);
+    publish_generation();
+
+    LOG_NOTICE("destination %s: registered (queue %s%s)", text.c_str(), d.queue->path().c_str(),
+               resumed ? (", resuming " + std::to_string(resumed) + " queued lines").c_str() : "");
+    outputs_[slot] = Child {Role::output, slot, 0, 0, 0, 0, true};
+    if (state_ == State::running) spawn(outputs_[slot]);
+    return true;
+}
+
+void Supervisor::publish_generation() {
+    control_->header.generation.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void Supervisor::spawn(Child& child) {
+    Heritage heritage;
+    heritage.role = child.role;
+    heritage.index = child.index;
+    heritage.listen_fd = child.role == Role::listener ? listen_fd_.get() : -1;
+    heritage.control = control_;
+    heritage.config = &config_;
+    heritage.supervisor_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        LOG_ERROR("supervisor: fork failed: %s; retrying", std::strerror(errno));
+        child.restart_at_ms = monotonic_ms() + 1000;
+        return;
+    }
+    if (pid == 0) become_child(heritage);
+    child.pid = pid;
+    child.started_ms = monotonic_ms();
+    child.restart_at_ms = 0;
+    if (child.role == Role::output) control_->destinations[child.index].output_pid = static_cast<uint32_t>(pid);
+}
+
+void Supervisor::become_child(const Heritage& heritage) {
+    // Nothing of the supervisor's event loop survives into the child.
+    for (int sig : kHandledSignals) signal(sig, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != heritage.supervisor_pid) _exit(0);
+    int keep = heritage.listen_fd;
+    if (keep > 2) {
+        close_range(3, static_cast<unsigned>(keep - 1), 0);
+        close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
+    } else {
+        close_range(3, ~0U, 0);
+    }
+    std::string name = child_name(heritage.role, heritage.index, destinations_[heritage.index].text);
+    std::string title = "polymur: " + name;
+    proctitle_set(title.c_str());
+    log::set_role(name.c_str());
+    int code = kExitCrashed;
+    try {
+        code = heritage.role == Role::listener ? run_listener(heritage) : run_output(heritage);
+    } catch (const std::exception& e) {
+        LOG_ERROR("%s: stopped by an unexpected error: %s", name.c_str(), e.what());
+    } catch (...) {
+        LOG_ERROR("%s: stopped by an unexpected error", name.c_str());
+    }
+    _exit(code);
+}
+
+Supervisor::Child* Supervisor::find_child(pid_t pid) {
+    for (Child& c : listeners_)
+        if (c.pid == pid) return &c;
+    for (Child& c : outputs_)
+        if (c.pid == pid) return &c;
+    return nullptr;
+}
+
+void Supervisor::reap_children() {
+    for (;;) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) return;
+        if (Child* child = find_child(pid)) child_exited(*child, status);
+    }
+}
+
+void Supervisor::child_exited(Child& child, int status) {
+    const std::string name = child_name(child.role, child.index, destinations_[child.index].text);
+    pid_t pid = child.pid;
+    child.pid = 0;
+    int64_t now = monotonic_ms();
+    int64_t lived = now - child.started_ms;
+    std::ostringstream how;
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (WIFSIGNALED(status))
+        how << "killed by signal " << WTERMSIG(status) << " (" << strsignal(WTERMSIG(status)) << ")"
+            << (WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        how << "exited with code " << WEXITSTATUS(status);
+
+    if (child.role == Role::output && destinations_[child.index].removing) {
+        LOG_INFO("%s (pid %d): %s after its destination was removed", name.c_str(), pid, how.str().c_str());
+        child.wanted = false;
+        finish_removals();
+        return;
+    }
+    if (state_ != State::running) {
+        LOG_INFO("%s (pid %d): %s during shutdown", name.c_str(), pid, how.str().c_str());
+        child.wanted = false;
+        return;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kExitDoNotRestart) {
+        LOG_ERROR("%s (pid %d): %s: a configuration or state problem it reported above; not restarting it",
+                  name.c_str(), pid, how.str().c_str());
+        child.wanted = false;
+        return;
+    }
+    child.backoff_ms = lived >= kStableAfterMs ? kBackoffStartMs : std::min(std::max(child.backoff_ms * 2, kBackoffStartMs), kBackoffMaxMs);
+    child.restart_at_ms = now + child.backoff_ms;
+    LOG_WARN("%s (pid %d): %s after %lld ms%s; restarting in %lld ms", name.c_str(), pid, how.str().c_str(),
+             static_cast<long long>(lived), clean ? " (unexpected)" : "", static_cast<long long>(child.backoff_ms));
+}
+
+void Supervisor::housekeeping() {
+    int64_t now = monotonic_ms();
+    if (state_ == State::running) {
+        for (Child& c : listeners_)
+            if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
+        for (Child& c : outputs_)
+            if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
+        finish_removals();
+        return;
+    }
+    if (state_ == State::stopping_listeners && running_children(Role::listener) == 0) {
+        set_state(State::stopping_outputs);
+        for (Child& c : outputs_)
+            if (c.pid) kill(c.pid, SIGTERM);
+    }
+    if (state_ == State::stopping_outputs && running_children(Role::output) == 0) {
+        set_state(State::stopped);
+        event_base_loopbreak(base_);
+        return;
+    }
+    if (now >= shutdown_deadline_ms_) {
+        LOG_WARN("supervisor: children still running %lld ms into shutdown; killing them",
+                 static_cast<long long>(now - shutdown_deadline_ms_ + static_cast<int64_t>(config_.drain_timeout_s + 5) * 1000));
+        for (Child& c : listeners_)
+            if (c.pid) kill(c.pid, SIGKILL);
+        for (Child& c : outputs_)
+            if (c.pid) kill(c.pid, SIGKILL);
+        shutdown_deadline_ms_ = now + 1000;
+    }
+}
+
+// A removed destination's slot is freed once every worker routes by a table without it and its
+// output process has exited; only then is its queue file deleted.
+void Supervisor::finish_removals() {
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        Destination& d = destinations_[slot];
+        if (!d.in_use || !d.removing) continue;
+        bool workers_moved_on = true;
+        for (const Child& w : listeners_)
+            if (w.pid && control_->workers[w.index].seen_generation.load(std::memory_order_acquire) < d.removal_generation)
+                workers_moved_on = false;
+        if (!workers_moved_on) continue;
+        Child& out = outputs_[slot];
+        if (out.pid) {
+            if (!out.restart_at_ms) {
+                kill(out.pid, SIGTERM);
+                out.restart_at_ms = -1;  // marks "asked to stop"
+            }
+            continue;
+        }
+        uint64_t discarded = d.queue ? d.queue->queued_lines() : 0;
+        std::string path = d.queue ? d.queue->path() : "";
+        d.queue.reset();
+        if (!path.empty()) unlink(path.c_str());
+        LOG_NOTICE("destination %s: removed%s", d.text.c_str(),
+                   discarded ? (" (" + std::to_string(discarded) + " queued lines discarded with it)").c_str() : "");
+        control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::free), std::memory_order_release);
+        d = Destination {};
+        outputs_[slot] = Child {};
+    }
+}
+
+size_t Supervisor::running_children(Role role) const {
+    size_t n = 0;
+    if (role == Role::listener) {
+        for (const Child& c : listeners_) n += c.pid != 0;
+    } else {
+        for (const Child& c : outputs_) n += c.pid != 0;
+    }
+    return n;
+}
+
+void Supervisor::begin_shutdown(const char* why) {
+    if (state_ != State::running) return;
+    LOG_NOTICE("supervisor: %s; stopping listeners, then letting outputs deliver for up to %u s", why, config_.drain_timeout_s);
+    set_state(State::stopping_listeners);
+    admin_->close_listeners();
+    shutdown_deadline_ms_ = monotonic_ms() + static_cast<int64_t>(config_.drain_timeout_s + 5) * 1000;
+    for (Child& c : listeners_)
+        if (c.pid) kill(c.pid, SIGTERM);
+    housekeeping();
+}
+
+void Supervisor::log_rates() {
+    int64_t now = monotonic_ms();
+    uint64_t received = 0;
+    for (uint32_t i = 0; i < config_.workers; ++i) received += control_->workers[i].received.load(std::memory_order_relaxed);
+    uint64_t delta = received - last_received_;
+    double seconds = (now - last_rates_ms_) / 1000.0;
+    last_received_ = received;
+    last_rates_ms_ = now;
+    if (delta > 0)
+        LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta),
+                 seconds > 0 ? delta / seconds : 0.0);
+    for (const Destination& d : destinations_) {
+        if (!d.in_use || !d.queue) continue;
+        uint64_t queued = d.queue->queued_lines();
+        if (queued >= config_.queue_cap)
+            LOG_WARN("Destination %s queue is at capacity (%llu) - further messages will be dropped", d.text.c_str(),
+                     static_cast<unsigned long long>(queued));
+        else if (queued > 0)
+            LOG_INFO("Destination %s queue length: %llu", d.text.c_str(), static_cast<unsigned long long>(queued));
+    }
+}
+
+std::string Supervisor::getdest() {
+    std::ostringstream active, registered;
+    bool first_active = true, first_registered = true;
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        const Destination& d = destinations_[slot];
+        if (!d.in_use || d.removing || d.console) continue;
+        std::string name = admin::json_escape(d.text);
+        registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \"" << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
+        first_registered = false;
+        auto link = static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
+        if (link == shm::LinkState::connected) {
+            active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
+            first_active = false;
+        }
+    }
+    std::string out = "{\n \"active\": [";
+    out += first_active ? "]" : active.str() + "\n ]";
+    out += ",\n \"registered\": {";
+    out += first_registered ? "}" : registered.str() + "\n }";
+    out += "\n}\n";
+    return out;
+}
+
+std::string Supervisor::putdest(const std::string& destination) {
+    std::string error;
+    if (destination == "console") return "error: the console output is set with --console-out\n";
+    if (!add_destination(destination, false, error)) return "error: " + error + "\n";
+    return "Registered destination: " + destination + "\n";
+}
+
+std::string Supervisor::deldest(const std::string& destination) {
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        Destination& d = destinations_[slot];
+        if (!d.in_use || d.removing || d.console || d.text != destination) continue;
+        d.removing = true;
+        control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing), std::memory_order_release);
+        publish_generation();
+        d.removal_generation = control_->header.generation.load(std::memory_order_acquire);
+        outputs_[slot].wanted = false;
+        outputs_[slot].restart_at_ms = 0;
+        LOG_NOTICE("destination %s: unregistering", destination.c_str());
+        finish_removals();
+        return "Unregistered destination: " + destination + "\n";
+    }
+    return "error: destination " + destination + " is not registered\n";
+}
+
+std::string Supervisor::stats() {
+    uint64_t received = 0, invalid = 0, too_long = 0, connections = 0, accepted = 0;
+    for (uint32_t i = 0; i < config_.workers; ++i) {
+        const shm::WorkerSlot& w = control_->workers[i];
+        received += w.received.load(std::memory_order_relaxed);
+        invalid += w.invalid.load(std::memory_order_relaxed);
+        too_long += w.too_long.load(std::memory_order_relaxed);
+        connections += w.connections.load(std::memory_order_relaxed);
+        accepted += w.connections_total.load(std::memory_order_relaxed);
+    }
+    std::ostringstream out;
+    out << "{\"received\": " << received << ", \"invalid\": " << invalid << ", \"too_long\": " << too_long
+        << ", \"connections\": " << connections << ", \"connections_total\": " << accepted
+        << ", \"workers\": " << config_.workers << ", \"distribution\": \"" << config_.distribution
+        << "\", \"destinations\": {";
+    bool first = true;
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        const Destination& d = destinations_[slot];
+        if (!d.in_use || !d.queue) continue;
+        const shm::DestinationSlot& s = control_->destinations[slot];
+        auto link = static_cast<shm::LinkState>(s.link_state.load(std::memory_order_relaxed));
+        out << (first ? "" : ", ") << "\"" << admin::json_escape(d.text) << "\": {\"state\": \""
+            << (d.removing ? "removing" : shm::link_state_name(link)) << "\", \"queued\": " << d.queue->queued_lines()
+            << ", \"queued_bytes\": " << d.queue->queued_bytes() << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
+            << ", \"sent_bytes\": " << s.sent_bytes.load(std::memory_order_relaxed) << ", \"dropped\": " << d.queue->dropped_lines()
+            << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed) << "}";
+        first = false;
+    }
+    out << "}}\n";
+    return out.str();
+}
+
+void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
+    auto* self = static_cast<Supervisor*>(self_ptr);
+    switch (signal) {
+        case SIGCHLD: self->reap_children(); self->housekeeping(); break;
+        case SIGTERM: self->begin_shutdown("SIGTERM received"); break;
+        case SIGINT: self->begin_shutdown("SIGINT received"); break;
+        case SIGHUP: LOG_NOTICE("supervisor: SIGHUP received; configuration reload is not supported yet, ignoring"); break;
+        default: break;
+    }
+}
+
+void Supervisor::on_housekeeping(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->housekeeping(); }
+void Supervisor::on_rates(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->log_rates(); }
+
+int Supervisor::run() {
+    log::set_role("supervisor");
+    log::capture_libevent();
+    proctitle_set("polymur: supervisor");
+    signal(SIGPIPE, SIG_IGN);
+    if (!setup()) return kExitDoNotRestart;
+
+    base_ = event_base_new();
+    for (int sig : kHandledSignals) {
+        struct event* ev = evsignal_new(base_, sig, &Supervisor::on_signal, this);
+        event_add(ev, nullptr);
+        events_.push_back(ev);
+    }
+    admin_ = std::make_unique<admin::Server>(base_, *this);
+    admin_->add_listener(admin_tcp_fd_.get());
+    admin_->add_listener(admin_unix_fd_.get());
+
+    struct event* tick = event_new(base_, -1, EV_PERSIST, &Supervisor::on_housekeeping, this);
+    struct timeval tick_interval {0, 100000};
+    event_add(tick, &tick_interval);
+    events_.push_back(tick);
+    struct event* rates = event_new(base_, -1, EV_PERSIST, &Supervisor::on_rates, this);
+    struct timeval rates_interval {static_cast<time_t>(config_.stats_interval_s), 0};
+    event_add(rates, &rates_interval);
+    events_.push_back(rates);
+    last_rates_ms_ = monotonic_ms();
+
+    set_state(State::running);
+    for (Child& c : outputs_)
+        if (c.wanted) spawn(c);
+    for (Child& c : listeners_) spawn(c);
+    LOG_NOTICE("supervisor: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations",
+               config_.listen_addr.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
+               config_.distribution.c_str(), config_.destinations.size() + (config_.console_out ? 1 : 0));
+
+    event_base_dispatch(base_);
+    reap_children();
+    unlink(config_.admin_socket.c_str());
+    LOG_NOTICE("supervisor: stopped");
+    return exit_code_;
+}
+
+}  // namespace polymur

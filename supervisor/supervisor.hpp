@@ -1,0 +1,104 @@
+// The supervisor: owns the configuration, the listen and admin sockets, the shared memory and the
+// process table. It forks listener workers and one output process per destination, restarts them
+// with capped backoff, and serves the admin protocol. It never touches the data path.
+#pragma once
+
+#include <event2/event.h>
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/interprocess/mapped_region.hpp>
+
+#include "admin/command.hpp"
+#include "admin/server.hpp"
+#include "common/unique_fd.hpp"
+#include "shm/control.hpp"
+#include "shm/queue.hpp"
+#include "supervisor/config.hpp"
+#include "worker/heritage.hpp"
+
+namespace polymur {
+
+class Supervisor final : public admin::Backend {
+public:
+    explicit Supervisor(Config config) : config_(std::move(config)) {}
+    ~Supervisor() override;
+
+    // Runs until SIGTERM/SIGINT; returns the process exit code.
+    int run();
+
+    std::string getdest() override;
+    std::string putdest(const std::string& destination) override;
+    std::string deldest(const std::string& destination) override;
+    std::string stats() override;
+
+private:
+    enum class State { starting, running, stopping_listeners, stopping_outputs, stopped };
+
+    struct Child {
+        Role role = Role::listener;
+        uint32_t index = 0;
+        pid_t pid = 0;
+        int64_t started_ms = 0;
+        int64_t restart_at_ms = 0;  // 0: not waiting for a restart
+        int64_t backoff_ms = 0;
+        bool wanted = false;        // should be running
+    };
+
+    // The supervisor's own copy of a destination; shared memory is never trusted for this.
+    struct Destination {
+        bool in_use = false;
+        std::string text;
+        bool console = false;
+        int64_t registered_unix_ns = 0;
+        uint64_t incarnation = 0;
+        std::unique_ptr<shm::QueueFile> queue;
+        bool removing = false;
+        uint64_t removal_generation = 0;
+    };
+
+    bool setup();
+    bool add_destination(const std::string& text, bool console, std::string& error);
+    void publish_generation();
+    void spawn(Child& child);
+    [[noreturn]] void become_child(const Heritage& heritage);
+    void reap_children();
+    void child_exited(Child& child, int status);
+    void housekeeping();
+    void finish_removals();
+    void log_rates();
+    void set_state(State state);
+    void begin_shutdown(const char* why);
+    size_t running_children(Role role) const;
+    Child* find_child(pid_t pid);
+
+    static void on_signal(evutil_socket_t signal, short, void* self);
+    static void on_housekeeping(evutil_socket_t, short, void* self);
+    static void on_rates(evutil_socket_t, short, void* self);
+
+    Config config_;
+    State state_ = State::starting;
+    struct event_base* base_ = nullptr;
+    std::vector<struct event*> events_;
+    std::unique_ptr<admin::Server> admin_;
+    UniqueFd listen_fd_;
+    UniqueFd admin_tcp_fd_;
+    UniqueFd admin_unix_fd_;
+    boost::interprocess::mapped_region control_region_;
+    shm::ControlSegment* control_ = nullptr;
+    std::vector<Child> listeners_;
+    std::array<Child, shm::kMaxDestinations> outputs_ {};
+    std::array<Destination, shm::kMaxDestinations> destinations_ {};
+    uint64_t next_incarnation_ = 1;
+    int64_t shutdown_deadline_ms_ = 0;
+    uint64_t last_received_ = 0;
+    int64_t last_rates_ms_ = 0;
+    int exit_code_ = 0;
+};
+
+}  // namespace polymur

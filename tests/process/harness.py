@@ -1,0 +1,233 @@
+"""Process-level test harness: the real polymur binary, real sockets on 127.0.0.1, real signals.
+
+Standard library only, so the tests run from a plain clone with Debian's python3.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+POLYMUR = os.environ.get("POLYMUR_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "polymur"))
+
+
+def free_port():
+    """An ephemeral port that was free a moment ago (the kernel picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, message))
+
+
+class Sink:
+    """A destination: accepts connections and records every byte it receives."""
+
+    def __init__(self, port=None, read_delay=0.0):
+        self.port = port or free_port()
+        self.read_delay = read_delay
+        self._lock = threading.Lock()
+        self._data = bytearray()
+        self._stop = threading.Event()
+        self._server = None
+        self._thread = None
+        self.connections = 0
+
+    def start(self):
+        self._stop.clear()
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", self.port))
+        self._server.listen(64)
+        self._server.settimeout(0.1)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        conns = []
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+                conn.settimeout(0.05)
+                conns.append(conn)
+                self.connections += 1
+            except socket.timeout:
+                pass
+            for conn in list(conns):
+                try:
+                    while True:
+                        chunk = conn.recv(1 << 20)
+                        if not chunk:
+                            conns.remove(conn)
+                            conn.close()
+                            break
+                        with self._lock:
+                            self._data += chunk
+                        if self.read_delay:
+                            time.sleep(self.read_delay)
+                except socket.timeout:
+                    pass
+                except OSError:
+                    conns.remove(conn)
+        for conn in conns:
+            conn.close()
+        self._server.close()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+
+    def data(self):
+        with self._lock:
+            return bytes(self._data)
+
+    def lines(self):
+        return self.data().decode("utf-8", "replace").splitlines()
+
+    def line_count(self):
+        with self._lock:
+            return self._data.count(b"\n")
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
+
+class Polymur:
+    """One polymur supervisor (and its children) started from the built binary."""
+
+    def __init__(self, *args, workers=2, destinations=(), env=None, state_dir=None, extra_env=None):
+        self.port = free_port()
+        self.api_port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="polymur-test-")
+        self.state_dir = state_dir or os.path.join(self.tmp, "state")
+        self.log_path = os.path.join(self.tmp, "polymur.log")
+        self.out_path = os.path.join(self.tmp, "stdout.txt")
+        self.args = [POLYMUR, "--listen-addr=127.0.0.1:%d" % self.port, "--api-addr=127.0.0.1:%d" % self.api_port,
+                     "--state-dir=" + self.state_dir, "--workers=%d" % workers, "--reconnect-interval=1"]
+        if destinations:
+            self.args.append("--destinations=" + ",".join(destinations))
+        self.args += list(args)
+        self.env = dict(env if env is not None else os.environ)
+        self.env.update(extra_env or {})
+        self.proc = None
+
+    def start(self, wait=True):
+        self._log = open(self.log_path, "ab")
+        self._out = open(self.out_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=self._out, stderr=self._log, env=self.env, stdin=subprocess.DEVNULL)
+        if wait:
+            wait_until(self._admin_ready, 10, message="polymur admin socket")
+            wait_until(lambda: self.stats()["connections_total"] >= 0, 5, message="stats")
+        return self
+
+    def _admin_ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("polymur exited with %s:\n%s" % (self.proc.returncode, self.log()))
+        try:
+            with socket.create_connection(("127.0.0.1", self.api_port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def admin(self, command, unix=False):
+        if unix:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(os.path.join(self.state_dir, "polymur.sock"))
+        else:
+            s = socket.create_connection(("127.0.0.1", self.api_port), timeout=5)
+        with s:
+            s.settimeout(10)
+            s.sendall(command.encode() + b"\n")
+            return recv_all(s).decode()
+
+    def stats(self):
+        return json.loads(self.admin("stats"))
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def children(self):
+        """pid -> command line (the process title) of every child of the supervisor."""
+        out = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != self.proc.pid:
+                    continue
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    out[int(entry)] = f.read().split(b"\0")[0].decode()
+            except (OSError, ValueError, IndexError):
+                continue
+        return out
+
+    def stop(self, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                for pid in self.children():
+                    os.kill(pid, signal.SIGKILL)
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        self.stop()
+        for f in (getattr(self, "_log", None), getattr(self, "_out", None)):
+            if f:
+                f.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def recv_all(sock):
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def send_lines(port, lines, connections=1):
+    """Sends `lines` (str or bytes, without '\\n') spread over `connections` connections."""
+    payloads = [bytearray() for _ in range(connections)]
+    for i, line in enumerate(lines):
+        payloads[i % connections] += (line.encode() if isinstance(line, str) else line) + b"\n"
+    threads = []
+    for payload in payloads:
+        def run(payload=payload):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(payload)
+        threads.append(threading.Thread(target=run))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def numbered(prefix, start, count, timestamp=1700000000):
+    return ["%s.%d %d %d" % (prefix, i, i, timestamp) for i in range(start, start + count)]

@@ -1,0 +1,107 @@
+"""Polymur-compatible flags, environment and config file, through the real binary."""
+import os
+import socket
+import subprocess
+import tempfile
+import unittest
+
+from harness import POLYMUR, Polymur, Sink, free_port, send_lines, wait_until
+
+
+def listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class OptionsTest(unittest.TestCase):
+    def test_help_lists_every_option_with_its_default(self):
+        out = subprocess.run([POLYMUR, "--help"], capture_output=True, text=True, check=True).stdout
+        for option, default in [("listen-addr", "0.0.0.0:2003"), ("api-addr", "localhost:2030"), ("destinations", ""),
+                                ("distribution", "broadcast"), ("queue-cap", "4000000"),
+                                ("workers", "0"), ("state-dir", "/var/lib/polymur"), ("reconnect-interval", "10"),
+                                ("max-line-length", "16384"), ("idle-timeout", "600")]:
+            self.assertRegex(out, r"--%s arg \(=%s\)" % (option, default) if default else r"--%s arg" % option)
+        self.assertIn("--console-out [=arg(=1)] (=0)", out)
+        self.assertIn("--config", out)
+        self.assertIn("--admin-socket", out)
+
+    def test_unknown_option_and_bad_value_fail_clearly(self):
+        r = subprocess.run([POLYMUR, "--no-such-option"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no-such-option", r.stderr)
+        r = subprocess.run([POLYMUR, "-queue-cap=lots"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("queue-cap", r.stderr)
+        r = subprocess.run([POLYMUR, "-distribution=roundrobin"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("roundrobin", r.stderr)
+
+    def test_polymur_single_dash_flags_work(self):
+        sink = Sink().start()
+        port, api = free_port(), free_port()
+        state = tempfile.mkdtemp(prefix="polymur-opt-")
+        proc = subprocess.Popen([POLYMUR, "-listen-addr=127.0.0.1:%d" % port, "-api-addr=127.0.0.1:%d" % api,
+                                 "-destinations=%s" % sink.address, "-distribution=broadcast", "-queue-cap=5000",
+                                 "-state-dir=" + state, "-workers=1"],
+                                stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: listening(api), 10, message="admin port")
+            send_lines(port, ["dash.one 1 1700000000"])
+            wait_until(lambda: sink.lines() == ["dash.one 1 1700000000"], 10, message="line at sink")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            sink.stop()
+
+    def test_command_line_beats_environment_beats_file(self):
+        ports = {name: free_port() for name in ("file", "env", "cli", "api_file", "api_env")}
+        tmp = tempfile.mkdtemp(prefix="polymur-opt-")
+        config = os.path.join(tmp, "polymur.conf")
+        with open(config, "w") as f:
+            f.write("# comment\nlisten-addr = 127.0.0.1:%d\napi-addr = 127.0.0.1:%d\nworkers = 1\n"
+                    "state-dir = %s\n" % (ports["file"], ports["api_file"], tmp))
+        env = dict(os.environ, POLYMUR_CONFIG=config, POLYMUR_LISTEN_ADDR="127.0.0.1:%d" % ports["env"])
+
+        def run(args, env_over):
+            proc = subprocess.Popen([POLYMUR] + args, env=dict(env, **env_over), stderr=subprocess.DEVNULL)
+            return proc
+
+        # file only for api-addr; env beats file for listen-addr
+        proc = run([], {})
+        try:
+            wait_until(lambda: listening(ports["api_file"]), 10, message="api from file")
+            wait_until(lambda: listening(ports["env"]), 5, message="listen from env")
+            self.assertFalse(listening(ports["file"]))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        # command line beats both
+        proc = run(["--listen-addr=127.0.0.1:%d" % ports["cli"]], {"POLYMUR_API_ADDR": "127.0.0.1:%d" % ports["api_env"]})
+        try:
+            wait_until(lambda: listening(ports["api_env"]), 10, message="api from env")
+            wait_until(lambda: listening(ports["cli"]), 5, message="listen from command line")
+            self.assertFalse(listening(ports["env"]))
+            self.assertFalse(listening(ports["api_file"]))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+    def test_admin_beyond_loopback_is_warned_about(self):
+        relay = Polymur(workers=1)
+        relay.args = [a if not a.startswith("--api-addr") else "--api-addr=0.0.0.0:%d" % relay.api_port for a in relay.args]
+        try:
+            relay.start()
+            self.assertIn("listening beyond loopback", relay.log())
+        finally:
+            relay.cleanup()
+
+    def test_default_admin_address_is_loopback(self):
+        out = subprocess.run([POLYMUR, "--help"], capture_output=True, text=True, check=True).stdout
+        self.assertIn("--api-addr arg (=localhost:2030)", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,276 @@
+"""Relay core, end to end: broadcast, runtime putdest/deldest, isolation, bad input, admin protocol."""
+import os
+import socket
+import stat
+import threading
+import time
+import unittest
+
+from harness import Polymur, Sink, free_port, numbered, recv_all, send_lines, wait_until
+
+
+class RelayTest(unittest.TestCase):
+    def setUp(self):
+        self.sinks = []
+        self.relays = []
+
+    def tearDown(self):
+        for relay in self.relays:
+            relay.cleanup()
+        for sink in self.sinks:
+            sink.stop()
+
+    def sink(self, **kw):
+        s = Sink(**kw).start()
+        self.sinks.append(s)
+        return s
+
+    def relay(self, *args, **kw):
+        r = Polymur(*args, **kw)
+        self.relays.append(r)
+        return r.start()
+
+    def assert_exactly(self, sink, expected, timeout=30):
+        wait_until(lambda: sink.line_count() >= len(expected), timeout, message="%d lines at %s (have %d)"
+                   % (len(expected), sink.address, sink.line_count()))
+        time.sleep(0.2)  # anything extra would arrive now
+        got = sink.lines()
+        self.assertEqual(len(got), len(expected), "duplicates or extra lines at %s" % sink.address)
+        self.assertEqual(sorted(got), sorted(expected))
+
+    def test_broadcast_delivers_every_line_exactly_once_to_each(self):
+        a, b = self.sink(), self.sink()
+        relay = self.relay(destinations=[a.address, b.address])
+        lines = numbered("bcast", 0, 100000)
+        send_lines(relay.port, lines, connections=4)
+        self.assert_exactly(a, lines)
+        self.assert_exactly(b, lines)
+        stats = relay.stats()
+        self.assertEqual(stats["received"], 100000)
+        self.assertEqual(stats["destinations"][a.address]["sent"], 100000)
+        self.assertEqual(stats["destinations"][b.address]["queued"], 0)
+
+    def test_putdest_mirrors_from_then_on_and_deldest_stops(self):
+        a, b = self.sink(), self.sink()
+        relay = self.relay(destinations=[a.address])
+        sent = []
+        stop, paused = threading.Event(), threading.Event()
+
+        def stream():
+            with socket.create_connection(("127.0.0.1", relay.port)) as s:
+                i = 0
+                while not stop.is_set():
+                    if paused.is_set():
+                        time.sleep(0.01)
+                        continue
+                    batch = numbered("live", i, 200)
+                    s.sendall(("\n".join(batch) + "\n").encode())
+                    sent.extend(batch)
+                    i += 200
+                    time.sleep(0.002)
+
+        t = threading.Thread(target=stream)
+        t.start()
+        try:
+            time.sleep(0.5)
+            reply = relay.admin("putdest " + b.address)
+            put_mark = len(sent)
+            self.assertEqual(reply, "Registered destination: %s\n" % b.address)
+            time.sleep(0.5)
+            # Let everything sent so far reach a, so every line before the mark was routed.
+            paused.set()
+            time.sleep(0.05)
+            wait_until(lambda: a.line_count() == len(sent), 20, message="a caught up")
+            del_mark = len(sent)
+            wait_until(lambda: b.line_count() >= del_mark - put_mark, 20, message="b caught up")
+            reply = relay.admin("deldest " + b.address)
+            self.assertEqual(reply, "Unregistered destination: %s\n" % b.address)
+            wait_until(lambda: b.address not in relay.stats()["destinations"], 10, message="removal finished")
+            paused.clear()
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join()
+
+        self.assert_exactly(a, sent)  # nothing lost or doubled on the existing destination
+        got_b = b.lines()
+        self.assertEqual(len(got_b), len(set(got_b)), "duplicates at the new destination")
+        index_b = set(got_b)
+        missing = [line for line in sent[put_mark:del_mark] if line not in index_b]
+        self.assertEqual(missing, [], "lines sent after putdest answered are missing at the new destination")
+        self.assertGreater(len(sent), del_mark + 1000)
+        self.assertEqual(index_b & set(sent[del_mark:]), set(), "lines sent after deldest reached the removed destination")
+        self.assertIn("destination %s: removed" % b.address, relay.log())
+
+    def test_down_destination_does_not_slow_the_others(self):
+        a = self.sink()
+        dead = "127.0.0.1:%d" % free_port()  # nothing listens there
+        relay = self.relay(destinations=[a.address, dead])
+        lines = numbered("iso", 0, 200000)
+        started = time.monotonic()
+        send_lines(relay.port, lines, connections=2)
+        self.assert_exactly(a, lines)
+        elapsed = time.monotonic() - started
+        stats = relay.stats()["destinations"]
+        self.assertEqual(stats[dead]["queued"], 200000)
+        self.assertEqual(stats[dead]["sent"], 0)
+        self.assertIn(stats[dead]["state"], ("down", "connecting"))
+        self.assertEqual(stats[a.address]["sent"], 200000)
+        print("200k lines with one destination down: %.2fs" % elapsed)
+
+    def test_full_queue_drops_and_counts_without_touching_others(self):
+        a = self.sink()
+        dead = "127.0.0.1:%d" % free_port()
+        relay = self.relay("--queue-cap=1000", destinations=[a.address, dead])
+        lines = numbered("cap", 0, 5000)
+        with socket.create_connection(("127.0.0.1", relay.port)) as s:
+            for i in range(0, 5000, 100):  # in small bursts, so the live destination never holds 1000
+                s.sendall(("\n".join(lines[i:i + 100]) + "\n").encode())
+                time.sleep(0.01)
+        self.assert_exactly(a, lines)
+        stats = relay.stats()["destinations"]
+        self.assertEqual(stats[dead]["queued"], 1000)  # exactly the cap
+        self.assertEqual(stats[dead]["dropped"], 4000)
+        self.assertEqual(stats[a.address]["dropped"], 0)
+
+    def test_malformed_and_overlong_lines_are_counted_and_not_forwarded(self):
+        a = self.sink()
+        relay = self.relay("--max-line-length=1000", destinations=[a.address])
+        good = ["ok.one 1 1700000000", "ok.two 2.5 1700000001", "ok.tagged;dc=eu 3 1700000002", "ok.exp 1e3 1700000003"]
+        payload = [
+            good[0],
+            "only two",
+            "too many fields here 1",
+            "bad.value abc 1700000000",
+            "bad.ts 1 yesterday",
+            "nan.value nan 1700000000",
+            "",
+            good[1] + "\r",
+            "x" * 5000 + " 1 1700000000",  # over-long
+            "spaced.out   4 \t 1700000004",
+            "now.metric 5 -1",
+            good[2],
+            good[3],
+        ]
+        send_lines(relay.port, payload)
+        wait_until(lambda: a.line_count() >= 6, 10, message="valid lines")
+        time.sleep(0.3)
+        got = a.lines()
+        self.assertEqual(got[:2], good[:2])
+        self.assertIn("spaced.out 4 1700000004", got)
+        now_line = [line for line in got if line.startswith("now.metric 5 ")]
+        self.assertEqual(len(now_line), 1)
+        self.assertLess(abs(int(now_line[0].split()[2]) - time.time()), 30)
+        self.assertEqual(len(got), 6)
+        stats = relay.stats()
+        self.assertEqual(stats["invalid"], 6)
+        self.assertEqual(stats["too_long"], 1)
+        self.assertEqual(stats["received"], 6)
+        self.assertIn("invalid line dropped", relay.log())
+
+    def test_overlong_line_split_across_reads_is_dropped_whole(self):
+        a = self.sink()
+        relay = self.relay("--max-line-length=100", destinations=[a.address])
+        with socket.create_connection(("127.0.0.1", relay.port)) as s:
+            s.sendall(b"before 1 1700000000\n" + b"y" * 300)
+            time.sleep(0.2)
+            s.sendall(b"z" * 300 + b" 1 1700000000\nafter 2 1700000000\n")
+        wait_until(lambda: a.line_count() >= 2, 10)
+        time.sleep(0.2)
+        self.assertEqual(a.lines(), ["before 1 1700000000", "after 2 1700000000"])
+        self.assertEqual(relay.stats()["too_long"], 1)
+
+    def test_admin_protocol_errors_never_harm_the_process(self):
+        relay = self.relay()
+        self.assertEqual(relay.admin(""), "error: empty command; try 'help'\n")
+        self.assertEqual(relay.admin("frobnicate"), "error: not a command: frobnicate; try 'help'\n")
+        self.assertEqual(relay.admin("putdest"), "error: putdest needs a destination (host:port[:instance])\n")
+        self.assertTrue(relay.admin("putdest nonsense").startswith("error: "))
+        with socket.create_connection(("127.0.0.1", relay.api_port)) as s:  # 1 MB line
+            s.sendall(b"g" * (1 << 20) + b"\n")
+            reply = recv_all(s)
+        self.assertTrue(reply.startswith(b"error: request line longer than"), reply[:100])
+        with socket.create_connection(("127.0.0.1", relay.api_port)) as s:  # half-closed, no newline
+            s.sendall(b"getdest")
+            s.shutdown(socket.SHUT_WR)
+            self.assertIn(b'"registered"', recv_all(s))
+        with socket.create_connection(("127.0.0.1", relay.api_port)) as s:  # half-closed, nothing sent
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(recv_all(s), b"error: no command received\n")
+        self.assertIn("getdest", relay.admin("help"))
+        self.assertIsNone(relay.proc.poll())
+        self.assertEqual(relay.admin("getdest"), '{\n "active": [],\n "registered": {}\n}\n')
+
+    def test_getdest_matches_polymur_and_unix_socket_serves_the_same(self):
+        a = self.sink()
+        relay = self.relay(destinations=[a.address])
+        wait_until(lambda: relay.stats()["destinations"][a.address]["state"] == "connected", 10)
+        reply = relay.admin("getdest")
+        lines = reply.splitlines()
+        self.assertEqual(lines[:4], ["{", ' "active": [', '  "%s"' % a.address, " ],"])
+        self.assertEqual(lines[4], ' "registered": {')
+        self.assertRegex(lines[5], r'^  "%s": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"$' % a.address)
+        self.assertEqual(relay.admin("getdest", unix=True), reply)
+        sock_path = os.path.join(relay.state_dir, "polymur.sock")
+        mode = stat.S_IMODE(os.stat(sock_path).st_mode)
+        self.assertEqual(mode & 0o002, 0, "admin socket is world-writable")
+        self.assertEqual(mode, 0o660)
+
+    def test_process_titles_and_one_output_per_destination(self):
+        a, b = self.sink(), self.sink()
+        relay = self.relay("--console-out", destinations=[a.address, b.address], workers=3)
+        titles = wait_until(lambda: (lambda c: c if len(c) == 6 else None)(relay.children()), 5, message="6 children")
+        self.assertEqual(sorted(titles.values()), sorted([
+            "polymur: listener 0", "polymur: listener 1", "polymur: listener 2",
+            "polymur: output console", "polymur: output " + a.address, "polymur: output " + b.address]))
+        with open("/proc/%d/cmdline" % relay.proc.pid, "rb") as f:
+            self.assertEqual(f.read().split(b"\0")[0], b"polymur: supervisor")
+        send_lines(relay.port, ["console.line 1 1700000000"])
+        wait_until(lambda: "console.line 1 1700000000" in relay.stdout(), 10, message="console output")
+
+    def test_rate_log_and_queue_length_lines(self):
+        a = self.sink()
+        dead = "127.0.0.1:%d" % free_port()
+        relay = self.relay("--stats-interval=1", destinations=[a.address, dead])
+        send_lines(relay.port, numbered("rate", 0, 1000))
+        wait_until(lambda: "Received 1000 data points | Avg: " in relay.log(), 5, message="rate line")
+        wait_until(lambda: "Destination %s queue length: 1000" % dead in relay.log(), 5, message="queue line")
+
+    def test_idle_connections_are_closed(self):
+        relay = self.relay("--idle-timeout=1")
+        with socket.create_connection(("127.0.0.1", relay.port)) as s:
+            s.settimeout(5)
+            started = time.monotonic()
+            self.assertEqual(s.recv(1), b"")
+            self.assertLess(time.monotonic() - started, 4)
+        self.assertIn("closed after 1 s idle", relay.log())
+
+    def test_thousands_of_connections(self):
+        a = self.sink()
+        relay = self.relay(destinations=[a.address])
+        conns = []
+        try:
+            for i in range(2000):
+                conns.append(socket.create_connection(("127.0.0.1", relay.port)))
+            for i, s in enumerate(conns):
+                s.sendall(b"many.%d 1 1700000000\n" % i)
+            wait_until(lambda: a.line_count() >= 2000, 30, message="a line from each connection")
+            self.assertEqual(relay.stats()["connections"], 2000)
+        finally:
+            for s in conns:
+                s.close()
+        self.assertEqual(sorted(a.lines()), sorted("many.%d 1 1700000000" % i for i in range(2000)))
+
+    def test_sigterm_stops_every_process(self):
+        a = self.sink()
+        relay = self.relay(destinations=[a.address])
+        children = list(relay.children())
+        self.assertEqual(len(children), 3)
+        self.assertEqual(relay.stop(), 0)
+        for pid in children:
+            self.assertFalse(os.path.exists("/proc/%d/cmdline" % pid) and open("/proc/%d/cmdline" % pid).read())
+        self.assertIn("supervisor: stopped", relay.log())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,85 @@
+// parse_destination: carbon's parseDestination, plus the errors carbon does not catch.
+#include <gtest/gtest.h>
+
+#include "route/destination.hpp"
+
+namespace polymur::route {
+namespace {
+
+Destination parse_ok(std::string_view text) {
+    Destination d;
+    std::string error;
+    EXPECT_TRUE(parse_destination(text, d, error)) << text << ": " << error;
+    return d;
+}
+
+TEST(ParseDestination, HostPortInstance) {
+    Destination d = parse_ok("127.0.0.1:2004:a");
+    EXPECT_EQ(d.text, "127.0.0.1:2004:a");
+    EXPECT_EQ(d.host, "127.0.0.1");
+    EXPECT_EQ(d.port, 2004);
+    EXPECT_EQ(d.instance, "a");
+    EXPECT_EQ(d.address(), "127.0.0.1:2004");
+}
+
+TEST(ParseDestination, NoInstanceIsNone) {
+    Destination d = parse_ok("cache1:2003");
+    EXPECT_EQ(d.host, "cache1");
+    EXPECT_FALSE(d.instance.has_value());
+}
+
+TEST(ParseDestination, EmptyInstanceIsNotNone) {
+    Destination d = parse_ok("host:2004:");
+    ASSERT_TRUE(d.instance.has_value());
+    EXPECT_EQ(*d.instance, "");
+}
+
+TEST(ParseDestination, InstanceKeepsLaterColons) {
+    EXPECT_EQ(parse_ok("host:2004:a:b").instance, "a:b");
+}
+
+TEST(ParseDestination, WhitespaceTrimmedAndTextIsTrimmed) {
+    Destination d = parse_ok(" \thost:2003 \n");
+    EXPECT_EQ(d.text, "host:2003");
+    EXPECT_EQ(d.host, "host");
+    EXPECT_EQ(d.port, 2003);
+}
+
+TEST(ParseDestination, PortLikePythonInt) {
+    EXPECT_EQ(parse_ok("host:+2004").port, 2004);
+    EXPECT_EQ(parse_ok("host:02_004").port, 2004);
+    EXPECT_EQ(parse_ok("host: 2004 :x").port, 2004);
+}
+
+TEST(ParseDestination, Ipv6) {
+    Destination d = parse_ok("[::1]:2004:b");
+    EXPECT_EQ(d.host, "::1");
+    EXPECT_EQ(d.port, 2004);
+    EXPECT_EQ(d.instance, "b");
+    EXPECT_EQ(d.address(), "[::1]:2004");
+
+    d = parse_ok("[2001:db8::1]:2004");
+    EXPECT_EQ(d.host, "2001:db8::1");
+    EXPECT_FALSE(d.instance.has_value());
+    EXPECT_EQ(d.address(), "[2001:db8::1]:2004");
+
+    // carbon takes the last "]:" as the end of the address.
+    d = parse_ok("[fe80::1%eth0]:2104:]x");
+    EXPECT_EQ(d.host, "fe80::1%eth0");
+    EXPECT_EQ(d.instance, "]x");
+}
+
+TEST(ParseDestination, BadStringsGiveOneLineErrorNamingTheInput) {
+    for (const char* bad : {"127.0.0.1", "2004", "", "   ", "host:", "host:abc", "host:20 04", "host:0", "host:-1",
+                            "host:65536", "host:99999999999999999999", ":2004", "[::1]", "[::1]:", "[::1]2004",
+                            "[]:2004", "host:2004_", "host:_2004", "host:20__04"}) {
+        Destination d;
+        std::string error;
+        EXPECT_FALSE(parse_destination(bad, d, error)) << "'" << bad << "' was accepted";
+        EXPECT_NE(error.find("'" + std::string(bad) + "'"), std::string::npos) << error;
+        EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+    }
+}
+
+}  // namespace
+}  // namespace polymur::route

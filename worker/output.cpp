@@ -1,0 +1,322 @@
+// Output process: the only consumer of one destination's queue. It writes whole lines from the
+// rings to the destination and moves a ring's read position only past bytes the destination's
+// TCP stack acknowledged (SIOCOUTQ), so a crash, kill or reconnect resends instead of losing.
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "common/net.hpp"
+#include "route/destination.hpp"
+#include "shm/queue.hpp"
+#include "worker/heritage.hpp"
+
+namespace polymur {
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_stop_signal(int) { g_stop = 1; }
+
+constexpr uint64_t kChunkMax = 256 * 1024;  // commit granularity
+constexpr size_t kMaxIov = 64;
+constexpr int kIdleWaitMs = 100;
+constexpr int kAckPollMs = 2;
+
+struct Chunk {
+    uint32_t ring;
+    uint64_t start;
+    uint64_t end;
+    uint64_t lines;
+    uint64_t stream_end;  // offset in this connection's byte stream just past the chunk
+};
+
+class Output {
+public:
+    explicit Output(const Heritage& heritage)
+        : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->destinations[heritage.index]) {}
+
+    int run();
+
+private:
+    bool connect_destination();
+    void disconnect(const char* why);
+    bool gather();  // queues new chunks; true if any
+    bool write_pending();
+    void commit_acked();
+    bool rings_empty() const;
+    bool peer_closed();
+    void set_state(shm::LinkState state) { slot_.link_state.store(static_cast<uint32_t>(state), std::memory_order_relaxed); }
+    bool removed() const {
+        return slot_.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active);
+    }
+
+    const Heritage& heritage_;
+    const Config& config_;
+    shm::DestinationSlot& slot_;
+    std::string text_;
+    bool console_ = false;
+    route::Destination destination_;
+    std::unique_ptr<shm::QueueFile> queue_;
+    UniqueFd socket_;
+    int fd_ = -1;
+    std::vector<uint64_t> next_pos_;  // per ring: first byte not yet handed to the socket
+    std::deque<Chunk> pending_;       // written or to be written, not yet acknowledged
+    uint64_t stream_written_ = 0;
+    uint64_t stream_queued_ = 0;      // stream offset of the end of the last pending chunk
+    uint64_t consecutive_failures_ = 0;
+    int64_t drain_deadline_ms_ = 0;
+};
+
+bool Output::rings_empty() const {
+    for (uint32_t i = 0; i < queue_->ring_count(); ++i)
+        if (queue_->ring(i).write_pos.load(std::memory_order_acquire) != next_pos_[i]) return false;
+    return true;
+}
+
+bool Output::connect_destination() {
+    set_state(shm::LinkState::connecting);
+    if (console_) {
+        fd_ = STDOUT_FILENO;
+        set_state(shm::LinkState::connected);
+        return true;
+    }
+    std::string error;
+    socket_ = net::connect_tcp(destination_.host, std::to_string(destination_.port), static_cast<int>(config_.connect_timeout_ms), error);
+    if (!socket_) {
+        ++consecutive_failures_;
+        set_state(shm::LinkState::down);
+        LOG_WARN("destination %s: connect failed (%llu in a row): %s; retrying in %u s", text_.c_str(),
+                 static_cast<unsigned long long>(consecutive_failures_), error.c_str(), config_.reconnect_interval_s);
+        return false;
+    }
+    fd_ = socket_.get();
+    if (consecutive_failures_ || slot_.reconnects.load() > 0)
+        LOG_NOTICE("destination %s: connected after %llu failed attempts", text_.c_str(),
+                   static_cast<unsigned long long>(consecutive_failures_));
+    else
+        LOG_INFO("destination %s: connected", text_.c_str());
+    consecutive_failures_ = 0;
+    set_state(shm::LinkState::connected);
+    return true;
+}
+
+void Output::disconnect(const char* why) {
+    uint64_t unconfirmed = 0;
+    for (const Chunk& c : pending_) unconfirmed += c.lines;
+    LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why,
+             static_cast<unsigned long long>(unconfirmed));
+    pending_.clear();
+    for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_[i] = queue_->ring(i).read_pos.load(std::memory_order_relaxed);
+    stream_written_ = stream_queued_ = 0;
+    socket_.reset();
+    fd_ = -1;
+    slot_.reconnects.fetch_add(1, std::memory_order_relaxed);
+    set_state(shm::LinkState::down);
+}
+
+bool Output::gather() {
+    bool any = false;
+    for (uint32_t i = 0; i < queue_->ring_count() && pending_.size() < kMaxIov; ++i) {
+        uint64_t write_pos = queue_->ring(i).write_pos.load(std::memory_order_acquire);
+        uint64_t available = write_pos - next_pos_[i];
+        if (!available) continue;
+        uint64_t take = std::min(available, kChunkMax);
+        const char* data = queue_->ring_data(i);
+        const uint64_t mask = queue_->ring_capacity() - 1;
+        if (take < available) {
+            // Cut at the last whole line inside the chunk.
+            while (take && data[(next_pos_[i] + take - 1) & mask] != '\n') --take;
+            if (!take) take = available;  // cannot happen with lines <= max-line-length
+        }
+        uint64_t lines = 0;
+        uint64_t pos = next_pos_[i], end = next_pos_[i] + take;
+        while (pos < end) {
+            uint64_t offset = pos & mask;
+            uint64_t span = std::min(end - pos, queue_->ring_capacity() - offset);
+            const char* p = data + offset;
+            const char* stop = p + span;
+            while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(stop - p))))) {
+                ++lines;
+                ++p;
+            }
+            pos += span;
+        }
+        stream_queued_ += take;
+        pending_.push_back(Chunk {i, next_pos_[i], end, lines, stream_queued_});
+        next_pos_[i] = end;
+        any = true;
+    }
+    return any;
+}
+
+// Writes what is pending and not yet written. False when the connection failed.
+bool Output::write_pending() {
+    while (stream_written_ < stream_queued_) {
+        struct iovec iov[kMaxIov * 2];
+        size_t count = 0;
+        const uint64_t mask = queue_->ring_capacity() - 1;
+        for (const Chunk& c : pending_) {
+            if (c.stream_end <= stream_written_) continue;
+            uint64_t skip = stream_written_ > c.stream_end - (c.end - c.start) ? stream_written_ - (c.stream_end - (c.end - c.start)) : 0;
+            uint64_t pos = c.start + skip;
+            char* data = queue_->ring_data(c.ring);
+            while (pos < c.end && count < kMaxIov * 2) {
+                uint64_t offset = pos & mask;
+                uint64_t span = std::min(c.end - pos, queue_->ring_capacity() - offset);
+                iov[count++] = {data + offset, static_cast<size_t>(span)};
+                pos += span;
+            }
+            if (count >= kMaxIov * 2 - 1) break;
+        }
+        ssize_t n = ::writev(fd_, iov, static_cast<int>(count));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) {
+                struct pollfd pfd {fd_, POLLOUT, 0};
+                poll(&pfd, 1, kIdleWaitMs);
+                int64_t now = monotonic_ms();
+                slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
+                if (!console_ && (pfd.revents & (POLLERR | POLLHUP))) {
+                    disconnect("error while writing");
+                    return false;
+                }
+                if (g_stop && (removed() || (drain_deadline_ms_ && now >= drain_deadline_ms_))) return true;
+                commit_acked();
+                continue;
+            }
+            disconnect(std::strerror(errno));
+            return false;
+        }
+        stream_written_ += static_cast<uint64_t>(n);
+        commit_acked();
+    }
+    return true;
+}
+
+void Output::commit_acked() {
+    uint64_t acked = stream_written_;
+    if (!console_) {
+        int unacked = 0;
+        if (ioctl(fd_, SIOCOUTQ, &unacked) == 0) acked -= std::min<uint64_t>(acked, static_cast<uint64_t>(unacked));
+    }
+    uint64_t lines = 0, bytes = 0;
+    while (!pending_.empty() && pending_.front().stream_end <= acked) {
+        const Chunk& c = pending_.front();
+        shm::RingControl& ring = queue_->ring(c.ring);
+        ring.lines_read.store(ring.lines_read.load(std::memory_order_relaxed) + c.lines, std::memory_order_relaxed);
+        ring.read_pos.store(c.end, std::memory_order_release);
+        lines += c.lines;
+        bytes += c.end - c.start;
+        pending_.pop_front();
+    }
+    if (lines) {
+        slot_.sent_lines.fetch_add(lines, std::memory_order_relaxed);
+        slot_.sent_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    }
+}
+
+// carbon never writes back; a readable socket means it closed or reset.
+bool Output::peer_closed() {
+    if (console_) return false;
+    char sink[512];
+    ssize_t n = ::recv(fd_, sink, sizeof sink, MSG_DONTWAIT);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EINTR;
+    return false;
+}
+
+int Output::run() {
+    text_.assign(slot_.text, strnlen(slot_.text, sizeof slot_.text));
+    console_ = slot_.type == static_cast<uint32_t>(shm::DestinationType::console);
+    std::string error;
+    if (!console_ && !route::parse_destination(text_, destination_, error)) {
+        LOG_ERROR("destination %s: %s", text_.c_str(), error.c_str());
+        return kExitDoNotRestart;
+    }
+    queue_ = shm::QueueFile::open(queue_path(config_.state_dir, text_), error);
+    if (!queue_) {
+        LOG_ERROR("destination %s: %s", text_.c_str(), error.c_str());
+        return kExitDoNotRestart;
+    }
+    for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_.push_back(queue_->ring(i).read_pos.load(std::memory_order_acquire));
+
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    slot_.output_pid = static_cast<uint32_t>(getpid());
+
+    int64_t next_connect_ms = 0;
+    // After losing an established connection, try again soon; after a failed connect, wait.
+    const int64_t retry_lost_ms = std::min<int64_t>(1000, static_cast<int64_t>(config_.reconnect_interval_s) * 1000);
+    for (;;) {
+        int64_t now = monotonic_ms();
+        slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
+        if (g_stop) {
+            if (removed()) break;  // deldest: nothing more to deliver
+            if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(config_.drain_timeout_s) * 1000;
+            if (fd_ < 0 || now >= drain_deadline_ms_ || (pending_.empty() && rings_empty())) break;
+        }
+        if (fd_ < 0) {
+            if (now < next_connect_ms) {
+                struct timespec nap {0, 100 * 1000000L};
+                nanosleep(&nap, nullptr);
+                continue;
+            }
+            if (!connect_destination()) {
+                next_connect_ms = now + static_cast<int64_t>(config_.reconnect_interval_s) * 1000;
+                continue;
+            }
+        }
+        bool gathered = gather();
+        if (stream_written_ < stream_queued_ && !write_pending()) {
+            next_connect_ms = monotonic_ms() + retry_lost_ms;
+            continue;
+        }
+        if (gathered) continue;
+        if (!pending_.empty()) {
+            // Written but not yet acknowledged: wait a moment for the ACKs, watching for a close.
+            struct pollfd pfd {fd_, POLLIN, 0};
+            poll(&pfd, 1, kAckPollMs);
+            if (pfd.revents && peer_closed()) {
+                disconnect("closed by peer");
+                next_connect_ms = monotonic_ms() + retry_lost_ms;
+                continue;
+            }
+            commit_acked();
+            continue;
+        }
+        if (peer_closed()) {
+            disconnect("closed by peer");
+            next_connect_ms = monotonic_ms() + retry_lost_ms;
+            continue;
+        }
+        queue_->wait_for_data(kIdleWaitMs, [&] { return !g_stop && rings_empty(); });
+    }
+    set_state(shm::LinkState::stopped);
+    uint64_t left = queue_->queued_lines();
+    if (left) LOG_INFO("destination %s: output stopping with %llu lines queued (kept in %s)", text_.c_str(),
+                       static_cast<unsigned long long>(left), queue_->path().c_str());
+    return 0;
+}
+
+}  // namespace
+
+int run_output(const Heritage& heritage) {
+    Output output(heritage);
+    return output.run();
+}
+
+}  // namespace polymur
