@@ -219,16 +219,20 @@ uint64_t RingProducer::lines_in_other_rings() const {
     return total;
 }
 
-bool RingProducer::append(const std::string_view* parts, size_t count, size_t total) {
+bool RingProducer::has_room(size_t total) {
     uint64_t lines = lines_written_ + unpublished_lines_;
-    if (write_pos_ + total - cached_read_pos_ > capacity_ || lines - cached_lines_read_ + cached_other_lines_ >= line_cap_) {
-        cached_read_pos_ = control_.read_pos.load(std::memory_order_acquire);
-        cached_lines_read_ = control_.lines_read.load(std::memory_order_relaxed);
-        cached_other_lines_ = lines_in_other_rings();
-        if (write_pos_ + total - cached_read_pos_ > capacity_ || lines - cached_lines_read_ + cached_other_lines_ >= line_cap_) {
-            ++unpublished_drops_;
-            return false;
-        }
+    if (write_pos_ + total - cached_read_pos_ <= capacity_ && lines - cached_lines_read_ + cached_other_lines_ < line_cap_)
+        return true;
+    cached_read_pos_ = control_.read_pos.load(std::memory_order_acquire);
+    cached_lines_read_ = control_.lines_read.load(std::memory_order_relaxed);
+    cached_other_lines_ = lines_in_other_rings();
+    return write_pos_ + total - cached_read_pos_ <= capacity_ && lines - cached_lines_read_ + cached_other_lines_ < line_cap_;
+}
+
+bool RingProducer::append(const std::string_view* parts, size_t count, size_t total) {
+    if (!has_room(total)) {
+        ++unpublished_drops_;
+        return false;
     }
     for (size_t i = 0; i < count; ++i) {
         const std::string_view part = parts[i];

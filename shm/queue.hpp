@@ -117,6 +117,8 @@ public:
     // Appends one line made of `parts` (the last part ends with '\n'). Returns false when the ring
     // has no room (bytes or the line cap); the drop is counted.
     bool append(const std::string_view* parts, size_t count, size_t total);
+    // Whether a line of `total` bytes would fit now (nothing is counted).
+    bool has_room(size_t total);
     // Makes appended lines visible to the consumer. Call once per batch, not per line.
     void publish();
 

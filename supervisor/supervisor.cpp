@@ -19,6 +19,7 @@
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "route/destination.hpp"
+#include "route/hash_ring.hpp"
 #include "supervisor/proctitle.hpp"
 
 namespace polymur {
@@ -115,6 +116,19 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     if (!console) {
         route::Destination parsed;
         if (!route::parse_destination(text, parsed, error)) return false;
+        if (config_.hash_route()) {
+            // Refuse what carbon refuses: two destinations that are the same ring node.
+            std::vector<route::Destination> members;
+            for (const Destination& d : destinations_) {
+                route::Destination other;
+                if (d.in_use && !d.removing && !d.console && route::parse_destination(d.text, other, error))
+                    members.push_back(other);
+            }
+            members.push_back(parsed);
+            route::HashType type;
+            route::parse_hash_type(config_.hash_type, type);
+            if (!route::HashRing::build(type, members, error)) return false;
+        }
     }
     for (const Destination& d : destinations_) {
         if (d.in_use && !d.removing && d.text == text) {
@@ -156,6 +170,9 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     s.sent_bytes = 0;
     s.reconnects = 0;
     s.link_state = static_cast<uint32_t>(shm::LinkState::starting);
+    s.consecutive_failures = 0;
+    s.rerouted_lines = 0;
+    s.in_ring.store(console ? 0 : 1, std::memory_order_relaxed);
     s.state.store(static_cast<uint32_t>(shm::SlotState::active), std::memory_order_release);
     publish_generation();
 
@@ -253,7 +270,7 @@ void Supervisor::child_exited(Child& child, int status) {
     else
         how << "exited with code " << WEXITSTATUS(status);
 
-    if (child.role == Role::output && destinations_[child.index].removing) {
+    if (child.role == Role::output && destinations_[child.index].removing && (clean || !config_.hash_route())) {
         LOG_INFO("%s (pid %d): %s after its destination was removed", name.c_str(), pid, how.str().c_str());
         child.wanted = false;
         finish_removals();
@@ -283,6 +300,7 @@ void Supervisor::housekeeping() {
             if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
         for (Child& c : outputs_)
             if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
+        if (config_.hash_route()) update_ring_membership();
         finish_removals();
         return;
     }
@@ -307,6 +325,54 @@ void Supervisor::housekeeping() {
     }
 }
 
+// hash-route failover: a destination that failed --failover-after connects in a row leaves the
+// ring (with --failover=reroute) and its queue moves to the others; it rejoins once connected.
+// One output at a time holds the right to write the other queues' redistribution rings.
+void Supervisor::update_ring_membership() {
+    bool changed = false;
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        Destination& d = destinations_[slot];
+        if (!d.in_use || d.console || d.removing) continue;
+        shm::DestinationSlot& s = control_->destinations[slot];
+        bool in_ring = s.in_ring.load(std::memory_order_relaxed) != 0;
+        uint64_t failures = s.consecutive_failures.load(std::memory_order_relaxed);
+        auto link = static_cast<shm::LinkState>(s.link_state.load(std::memory_order_relaxed));
+        if (in_ring && config_.failover == "reroute" && failures >= config_.failover_after) {
+            s.in_ring.store(0, std::memory_order_release);
+            changed = true;
+            LOG_WARN("destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
+                     d.text.c_str(), static_cast<unsigned long long>(failures), static_cast<unsigned long long>(d.queue->queued_lines()));
+        } else if (!in_ring && link == shm::LinkState::connected) {
+            s.in_ring.store(1, std::memory_order_release);
+            changed = true;
+            LOG_NOTICE("destination %s: connected again; rejoined the ring", d.text.c_str());
+        }
+    }
+    if (changed) publish_generation();
+
+    auto needs_reroute = [&](uint32_t slot) {
+        const Destination& d = destinations_[slot];
+        if (!d.in_use || d.console || !d.queue || d.queue->queued_bytes() == 0) return false;
+        return d.removing || control_->destinations[slot].in_ring.load(std::memory_order_relaxed) == 0;
+    };
+    uint32_t holder = control_->header.reroute_slot.load(std::memory_order_acquire);
+    if (holder != shm::kNoSlot && !needs_reroute(holder)) {
+        const Destination& d = destinations_[holder];
+        LOG_INFO("destination %s: %llu lines moved to other destinations so far", d.text.c_str(),
+                 static_cast<unsigned long long>(control_->destinations[holder].rerouted_lines.load()));
+        control_->header.reroute_slot.store(shm::kNoSlot, std::memory_order_release);
+        holder = shm::kNoSlot;
+    }
+    if (holder == shm::kNoSlot) {
+        for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+            if (needs_reroute(slot)) {
+                control_->header.reroute_slot.store(slot, std::memory_order_release);
+                break;
+            }
+        }
+    }
+}
+
 // A removed destination's slot is freed once every worker routes by a table without it and its
 // output process has exited; only then is its queue file deleted.
 void Supervisor::finish_removals() {
@@ -319,6 +385,7 @@ void Supervisor::finish_removals() {
                 workers_moved_on = false;
         if (!workers_moved_on) continue;
         Child& out = outputs_[slot];
+        if (out.pid && config_.hash_route()) continue;  // it moves its queue to the others, then exits
         if (out.pid) {
             if (!out.restart_at_ms) {
                 kill(out.pid, SIGTERM);
@@ -391,7 +458,7 @@ std::string Supervisor::getdest() {
         registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \"" << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
         first_registered = false;
         auto link = static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
-        if (link == shm::LinkState::connected) {
+        if (link == shm::LinkState::connected && (!config_.hash_route() || control_->destinations[slot].in_ring.load())) {
             active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
             first_active = false;
         }
@@ -419,9 +486,11 @@ std::string Supervisor::deldest(const std::string& destination) {
         control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing), std::memory_order_release);
         publish_generation();
         d.removal_generation = control_->header.generation.load(std::memory_order_acquire);
-        outputs_[slot].wanted = false;
+        // hash-route keeps the output until it has moved the queue to the remaining destinations.
+        outputs_[slot].wanted = config_.hash_route();
         outputs_[slot].restart_at_ms = 0;
-        LOG_NOTICE("destination %s: unregistering", destination.c_str());
+        LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
+                   config_.hash_route() ? "; its queue moves to the remaining destinations" : "");
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }
@@ -429,18 +498,19 @@ std::string Supervisor::deldest(const std::string& destination) {
 }
 
 std::string Supervisor::stats() {
-    uint64_t received = 0, invalid = 0, too_long = 0, connections = 0, accepted = 0;
+    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, accepted = 0;
     for (uint32_t i = 0; i < config_.workers; ++i) {
         const shm::WorkerSlot& w = control_->workers[i];
         received += w.received.load(std::memory_order_relaxed);
         invalid += w.invalid.load(std::memory_order_relaxed);
         too_long += w.too_long.load(std::memory_order_relaxed);
+        unroutable += w.unroutable.load(std::memory_order_relaxed);
         connections += w.connections.load(std::memory_order_relaxed);
         accepted += w.connections_total.load(std::memory_order_relaxed);
     }
     std::ostringstream out;
     out << "{\"received\": " << received << ", \"invalid\": " << invalid << ", \"too_long\": " << too_long
-        << ", \"connections\": " << connections << ", \"connections_total\": " << accepted
+        << ", \"unroutable\": " << unroutable << ", \"connections\": " << connections << ", \"connections_total\": " << accepted
         << ", \"workers\": " << config_.workers << ", \"distribution\": \"" << config_.distribution
         << "\", \"destinations\": {";
     bool first = true;
@@ -453,7 +523,9 @@ std::string Supervisor::stats() {
             << (d.removing ? "removing" : shm::link_state_name(link)) << "\", \"queued\": " << d.queue->queued_lines()
             << ", \"queued_bytes\": " << d.queue->queued_bytes() << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
             << ", \"sent_bytes\": " << s.sent_bytes.load(std::memory_order_relaxed) << ", \"dropped\": " << d.queue->dropped_lines()
-            << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed) << "}";
+            << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed)
+            << ", \"rerouted\": " << s.rerouted_lines.load(std::memory_order_relaxed)
+            << ", \"in_ring\": " << (s.in_ring.load(std::memory_order_relaxed) ? "true" : "false") << "}";
         first = false;
     }
     out << "}}\n";

@@ -71,6 +71,7 @@ private:
     void child_exited(Child& child, int status);
     void housekeeping();
     void finish_removals();
+    void update_ring_membership();
     void log_rates();
     void set_state(State state);
     void begin_shutdown(const char* why);

@@ -21,6 +21,7 @@
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
+#include "worker/reroute.hpp"
 
 namespace polymur {
 namespace {
@@ -60,6 +61,22 @@ private:
     bool removed() const {
         return slot_.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active);
     }
+    // hash-route failover: this output may move its queue to other destinations now.
+    bool may_reroute() const {
+        return config_.hash_route() && !console_ &&
+               heritage_.control->header.reroute_slot.load(std::memory_order_acquire) == heritage_.index;
+    }
+    // Moves a batch elsewhere; false when nothing moved.
+    bool reroute_batch() {
+        if (!rerouter_) rerouter_ = std::make_unique<Rerouter>(heritage_, heritage_.index);
+        uint64_t moved = rerouter_->move_batch(*queue_);
+        for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_[i] = queue_->ring(i).read_pos.load(std::memory_order_relaxed);
+        return moved > 0;
+    }
+    void nap(int ms) {
+        struct timespec pause {0, ms * 1000000L};
+        nanosleep(&pause, nullptr);
+    }
 
     const Heritage& heritage_;
     const Config& config_;
@@ -76,6 +93,7 @@ private:
     uint64_t stream_queued_ = 0;      // stream offset of the end of the last pending chunk
     uint64_t consecutive_failures_ = 0;
     int64_t drain_deadline_ms_ = 0;
+    std::unique_ptr<Rerouter> rerouter_;
 };
 
 bool Output::rings_empty() const {
@@ -95,6 +113,7 @@ bool Output::connect_destination() {
     socket_ = net::connect_tcp(destination_.host, std::to_string(destination_.port), static_cast<int>(config_.connect_timeout_ms), error);
     if (!socket_) {
         ++consecutive_failures_;
+        slot_.consecutive_failures.store(consecutive_failures_, std::memory_order_relaxed);
         set_state(shm::LinkState::down);
         LOG_WARN("destination %s: connect failed (%llu in a row): %s; retrying in %u s", text_.c_str(),
                  static_cast<unsigned long long>(consecutive_failures_), error.c_str(), config_.reconnect_interval_s);
@@ -107,6 +126,7 @@ bool Output::connect_destination() {
     else
         LOG_INFO("destination %s: connected", text_.c_str());
     consecutive_failures_ = 0;
+    slot_.consecutive_failures.store(0, std::memory_order_relaxed);
     set_state(shm::LinkState::connected);
     return true;
 }
@@ -264,15 +284,34 @@ int Output::run() {
     for (;;) {
         int64_t now = monotonic_ms();
         slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
+        if (removed()) {
+            // deldest. broadcast: the other destinations have their own copies. hash-route: the
+            // lines belong elsewhere now; move them, then stop.
+            if (!config_.hash_route() || console_) break;
+            if (fd_ >= 0) disconnect("destination removed");
+            if (queue_->queued_bytes() == 0) break;
+            if (may_reroute()) {
+                if (!reroute_batch() && rerouter_ && !rerouter_->has_targets()) {
+                    LOG_WARN("destination %s: removed with %llu queued lines and no other destination to take them; discarding",
+                             text_.c_str(), static_cast<unsigned long long>(queue_->queued_lines()));
+                    break;
+                }
+                if (g_stop) break;
+                continue;
+            }
+            if (g_stop) break;
+            nap(50);
+            continue;
+        }
         if (g_stop) {
-            if (removed()) break;  // deldest: nothing more to deliver
             if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(config_.drain_timeout_s) * 1000;
             if (fd_ < 0 || now >= drain_deadline_ms_ || (pending_.empty() && rings_empty())) break;
         }
         if (fd_ < 0) {
             if (now < next_connect_ms) {
-                struct timespec nap {0, 100 * 1000000L};
-                nanosleep(&nap, nullptr);
+                // Out of the ring: move what is queued here to the destinations now holding it.
+                bool out_of_ring = slot_.in_ring.load(std::memory_order_acquire) == 0;
+                if (!(out_of_ring && may_reroute() && reroute_batch())) nap(100);
                 continue;
             }
             if (!connect_destination()) {
