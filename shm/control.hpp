@@ -40,6 +40,7 @@ struct DestinationSlot {
     std::atomic<uint32_t> link_state;
     uint32_t output_pid;
     Counter heartbeat_ms;  // monotonic clock, refreshed by every turn of the output loop
+    Counter progress_ms;   // last time the destination accepted bytes, or had nothing to accept
     Counter consecutive_failures;  // failed connects since the last success
     Counter rerouted_lines;        // lines moved from this queue to other destinations (failover)
     // Written by the supervisor: whether hash-route places new metrics here (failover takes a

@@ -100,6 +100,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("idle-timeout", unsigned_value(&config.idle_timeout_s), "seconds before an idle client connection is closed (0: never)")
         ("stats-interval", unsigned_value(&config.stats_interval_s), "seconds between the rate lines in the log")
         ("drain-timeout", unsigned_value(&config.drain_timeout_s), "seconds an output may spend delivering its queue on shutdown")
+        ("stall-timeout", unsigned_value(&config.stall_timeout_s), "seconds without a heartbeat (or, for an output, without the destination accepting data) before a child is restarted")
         ("stat-addr", po::value<std::string>(), "accepted for Polymur compatibility; ignored")
         ("metrics-flush", po::value<int>(), "accepted for Polymur compatibility; ignored");
     // clang-format on
@@ -181,6 +182,7 @@ std::string validate_config(const Config& config) {
     if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
     if (config.reconnect_interval_s == 0) return "--reconnect-interval must be at least 1";
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";
+    if (config.stall_timeout_s < 1) return "--stall-timeout must be at least 1";
     return "";
 }
 

@@ -30,6 +30,7 @@ struct Config {
     uint32_t idle_timeout_s = 600;
     uint32_t stats_interval_s = 5;
     uint32_t drain_timeout_s = 5;
+    uint32_t stall_timeout_s = 30;  // a child without heartbeat or progress this long is restarted
     std::string config_file;
 
     bool hash_route() const { return distribution == "hash-route"; }

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -11,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <boost/interprocess/anonymous_shared_memory.hpp>
@@ -68,6 +71,7 @@ bool Supervisor::setup() {
         LOG_ERROR("state directory %s: cannot create: %s", config_.state_dir.c_str(), ec.message().c_str());
         return false;
     }
+    if (!lock_state_dir()) return false;
     std::string error;
     listen_fd_ = net::listen_tcp(config_.listen_addr, 4096, error);
     if (!listen_fd_) {
@@ -102,6 +106,8 @@ bool Supervisor::setup() {
             return false;
         }
     }
+    apply_runtime_changes();
+    warn_about_orphan_queues();
     listeners_.resize(config_.workers);
     for (uint32_t i = 0; i < config_.workers; ++i) listeners_[i] = Child {Role::listener, i, 0, 0, 0, 0, true};
     return true;
@@ -225,6 +231,10 @@ void Supervisor::become_child(const Heritage& heritage) {
         close_range(3, ~0U, 0);
     }
     std::string name = child_name(heritage.role, heritage.index, destinations_[heritage.index].text);
+    if (!shm::control_is_valid(heritage.control)) {
+        LOG_ERROR("%s: the control segment fails its layout check; not starting", name.c_str());
+        _exit(kExitDoNotRestart);
+    }
     std::string title = "polymur: " + name;
     proctitle_set(title.c_str());
     log::set_role(name.c_str());
@@ -301,6 +311,7 @@ void Supervisor::housekeeping() {
         for (Child& c : outputs_)
             if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
         if (config_.hash_route()) update_ring_membership();
+        check_stalls(now);
         finish_removals();
         return;
     }
@@ -369,6 +380,133 @@ void Supervisor::update_ring_membership() {
                 control_->header.reroute_slot.store(slot, std::memory_order_release);
                 break;
             }
+        }
+    }
+}
+
+// A child whose loop stopped (SIGSTOP, a hang) stops refreshing its heartbeat; an output whose
+// destination accepts the connection but takes no data stops advancing its progress stamp.
+// Either way it is killed and restarted. A slow reader still makes progress, so it is left alone.
+void Supervisor::check_stalls(int64_t now) {
+    const int64_t limit = static_cast<int64_t>(config_.stall_timeout_s) * 1000;
+    auto stale = [&](const Child& c, uint64_t stamp) {
+        return c.pid && now - c.started_ms > limit && now - static_cast<int64_t>(stamp) > limit;
+    };
+    for (Child& c : listeners_) {
+        if (stale(c, control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed))) {
+            LOG_WARN("listener %u (pid %d): no heartbeat for %u s (stalled); killing it", c.index, c.pid, config_.stall_timeout_s);
+            kill(c.pid, SIGKILL);
+            c.started_ms = now;  // one kill per stall; the reaper restarts it
+        }
+    }
+    for (Child& c : outputs_) {
+        const shm::DestinationSlot& s = control_->destinations[c.index];
+        uint64_t heartbeat = s.heartbeat_ms.load(std::memory_order_relaxed);
+        uint64_t progress = s.progress_ms.load(std::memory_order_relaxed);
+        if (stale(c, heartbeat)) {
+            LOG_WARN("output %s (pid %d): no heartbeat for %u s (stalled); killing it", destinations_[c.index].text.c_str(),
+                     c.pid, config_.stall_timeout_s);
+        } else if (stale(c, progress)) {
+            LOG_WARN("output %s (pid %d): the destination accepted nothing for %u s (stalled); killing it",
+                     destinations_[c.index].text.c_str(), c.pid, config_.stall_timeout_s);
+        } else {
+            continue;
+        }
+        kill(c.pid, SIGKILL);
+        c.started_ms = now;
+    }
+}
+
+// One supervisor per state directory: its queues have exactly one set of producers and consumers.
+bool Supervisor::lock_state_dir() {
+    std::string path = config_.state_dir + "/polymur.lock";
+    state_lock_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!state_lock_ || flock(state_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+        std::string holder;
+        std::ifstream(path) >> holder;
+        LOG_ERROR("state directory %s is in use by another polymur (pid %s); give each its own --state-dir",
+                  config_.state_dir.c_str(), holder.empty() ? "unknown" : holder.c_str());
+        return false;
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(state_lock_.get(), 0) != 0 || pwrite(state_lock_.get(), pid.data(), pid.size(), 0) < 0)
+        LOG_WARN("state directory %s: cannot write the lock file", config_.state_dir.c_str());
+    return true;
+}
+
+// putdest/deldest outlive a restart: each is appended to <state-dir>/runtime-destinations and
+// replayed over the configured destinations at start.
+void Supervisor::record_runtime_change(const char* command, const std::string& destination) {
+    std::string path = config_.state_dir + "/runtime-destinations";
+    std::string line = std::string(command) + " " + destination + "\n";
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd || ::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()) || fsync(fd.get()) != 0)
+        LOG_ERROR("%s: cannot record '%s %s': %s; it will not survive a restart", path.c_str(), command,
+                  destination.c_str(), std::strerror(errno));
+}
+
+void Supervisor::apply_runtime_changes() {
+    std::string path = config_.state_dir + "/runtime-destinations";
+    std::ifstream in(path);
+    if (!in) return;
+    std::string command, destination, error;
+    size_t applied = 0, skipped = 0;
+    while (in >> command >> destination) {
+        bool ok = false;
+        if (command == "putdest") {
+            ok = add_destination(destination, false, error);
+        } else if (command == "deldest") {
+            for (uint32_t slot = 0; slot < shm::kMaxDestinations && !ok; ++slot) {
+                Destination& d = destinations_[slot];
+                if (!d.in_use || d.console || d.text != destination) continue;
+                // Not started yet: whatever its queue holds is kept in its file, like any queue.
+                control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::free));
+                outputs_[slot] = Child {};
+                d = Destination {};
+                ok = true;
+            }
+        }
+        ok ? ++applied : ++skipped;
+    }
+    LOG_NOTICE("%s: replayed %zu runtime destination changes (%zu no longer applied); delete the file to start "
+               "from the configured destinations alone", path.c_str(), applied, skipped);
+    if (applied) publish_generation();
+
+    // Rewrite it as the shortest list that gives the same result, so it does not grow forever.
+    std::vector<std::pair<uint64_t, std::string>> added;
+    std::ostringstream compact;
+    for (const std::string& text : config_.destinations) {
+        bool present = std::any_of(destinations_.begin(), destinations_.end(),
+                                   [&](const Destination& d) { return d.in_use && !d.console && d.text == text; });
+        if (!present) compact << "deldest " << text << "\n";
+    }
+    for (const Destination& d : destinations_)
+        if (d.in_use && !d.console && std::find(config_.destinations.begin(), config_.destinations.end(), d.text) == config_.destinations.end())
+            added.emplace_back(d.incarnation, d.text);
+    std::sort(added.begin(), added.end());
+    for (const auto& [incarnation, text] : added) compact << "putdest " << text << "\n";
+    std::string tmp = path + ".tmp";
+    std::ofstream(tmp, std::ios::trunc) << compact.str();
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+        LOG_WARN("%s: cannot rewrite: %s", path.c_str(), std::strerror(errno));
+}
+
+void Supervisor::warn_about_orphan_queues() {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(config_.state_dir, ec)) {
+        if (entry.path().extension() != ".queue") continue;
+        bool known = false;
+        for (const Destination& d : destinations_)
+            known |= d.in_use && d.queue && d.queue->path() == entry.path().string();
+        if (known) continue;
+        std::string error;
+        auto queue = shm::QueueFile::open(entry.path().string(), error);
+        if (!queue) {
+            LOG_WARN("%s", error.c_str());
+        } else if (queue->queued_lines()) {
+            std::string name(queue->header().destination, strnlen(queue->header().destination, shm::kDestinationTextMax));
+            LOG_WARN("queue file %s holds %llu lines for %s, which is not a destination now; putdest %s delivers them",
+                     entry.path().c_str(), static_cast<unsigned long long>(queue->queued_lines()), name.c_str(), name.c_str());
         }
     }
 }
@@ -475,6 +613,7 @@ std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
     if (destination == "console") return "error: the console output is set with --console-out\n";
     if (!add_destination(destination, false, error)) return "error: " + error + "\n";
+    record_runtime_change("putdest", destination);
     return "Registered destination: " + destination + "\n";
 }
 
@@ -491,6 +630,7 @@ std::string Supervisor::deldest(const std::string& destination) {
         outputs_[slot].restart_at_ms = 0;
         LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
                    config_.hash_route() ? "; its queue moves to the remaining destinations" : "");
+        record_runtime_change("deldest", destination);
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }

@@ -72,6 +72,11 @@ private:
     void housekeeping();
     void finish_removals();
     void update_ring_membership();
+    void check_stalls(int64_t now);
+    bool lock_state_dir();
+    void apply_runtime_changes();
+    void record_runtime_change(const char* command, const std::string& destination);
+    void warn_about_orphan_queues();
     void log_rates();
     void set_state(State state);
     void begin_shutdown(const char* why);
@@ -87,6 +92,7 @@ private:
     struct event_base* base_ = nullptr;
     std::vector<struct event*> events_;
     std::unique_ptr<admin::Server> admin_;
+    UniqueFd state_lock_;
     UniqueFd listen_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;

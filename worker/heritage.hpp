@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 #include "supervisor/config.hpp"
 
@@ -31,5 +32,9 @@ int run_output(const Heritage& heritage);
 
 // The queue file of a destination, named after it so a restart finds it again.
 std::string queue_path(const std::string& state_dir, const std::string& destination);
+
+// Takes an exclusive flock on `path`, waiting (and saying so once) while another process holds
+// it. `who` names the waiter in the log. Returns the locked fd, or an invalid one on error.
+UniqueFd lock_file(const std::string& path, const std::string& who);
 
 }  // namespace polymur

@@ -352,6 +352,10 @@ void Listener::tick() {
 int Listener::run() {
     g_listener = this;
     route::parse_hash_type(config_.hash_type, hash_type_);
+    // One producer per ring, even while a listener of a previous polymur is still exiting.
+    UniqueFd lock = lock_file(config_.state_dir + "/listener-" + std::to_string(heritage_.index) + ".lock",
+                              "listener " + std::to_string(heritage_.index));
+    if (!lock) return kExitCrashed;
     base_ = event_base_new();
     if (!base_) {
         LOG_ERROR("listener %u: cannot create event base", heritage_.index);

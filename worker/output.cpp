@@ -90,6 +90,7 @@ private:
     std::vector<uint64_t> next_pos_;  // per ring: first byte not yet handed to the socket
     std::deque<Chunk> pending_;       // written or to be written, not yet acknowledged
     uint64_t stream_written_ = 0;
+    uint64_t stream_acked_ = 0;
     uint64_t stream_queued_ = 0;      // stream offset of the end of the last pending chunk
     uint64_t consecutive_failures_ = 0;
     int64_t drain_deadline_ms_ = 0;
@@ -138,7 +139,7 @@ void Output::disconnect(const char* why) {
              static_cast<unsigned long long>(unconfirmed));
     pending_.clear();
     for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_[i] = queue_->ring(i).read_pos.load(std::memory_order_relaxed);
-    stream_written_ = stream_queued_ = 0;
+    stream_written_ = stream_queued_ = stream_acked_ = 0;
     socket_.reset();
     fd_ = -1;
     slot_.reconnects.fetch_add(1, std::memory_order_relaxed);
@@ -230,6 +231,10 @@ void Output::commit_acked() {
         int unacked = 0;
         if (ioctl(fd_, SIOCOUTQ, &unacked) == 0) acked -= std::min<uint64_t>(acked, static_cast<uint64_t>(unacked));
     }
+    if (acked > stream_acked_ || pending_.empty()) {
+        stream_acked_ = acked;
+        slot_.progress_ms.store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
+    }
     uint64_t lines = 0, bytes = 0;
     while (!pending_.empty() && pending_.front().stream_end <= acked) {
         const Chunk& c = pending_.front();
@@ -278,12 +283,17 @@ int Output::run() {
     signal(SIGPIPE, SIG_IGN);
     slot_.output_pid = static_cast<uint32_t>(getpid());
 
+    // One consumer per queue, even while the output of a previous polymur is still draining it.
+    UniqueFd lock = lock_file(queue_->path(), "output of " + text_);
+    if (!lock) return kExitCrashed;
+
     int64_t next_connect_ms = 0;
     // After losing an established connection, try again soon; after a failed connect, wait.
     const int64_t retry_lost_ms = std::min<int64_t>(1000, static_cast<int64_t>(config_.reconnect_interval_s) * 1000);
     for (;;) {
         int64_t now = monotonic_ms();
         slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
+        if (pending_.empty()) slot_.progress_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
         if (removed()) {
             // deldest. broadcast: the other destinations have their own copies. hash-route: the
             // lines belong elsewhere now; move them, then stop.

@@ -1,6 +1,13 @@
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 
+#include "common/log.hpp"
 #include "worker/heritage.hpp"
 
 namespace polymur {
@@ -17,6 +24,25 @@ std::string queue_path(const std::string& state_dir, const std::string& destinat
     char suffix[16];
     std::snprintf(suffix, sizeof suffix, "-%08x.queue", hash);
     return state_dir + "/" + name + suffix;
+}
+
+UniqueFd lock_file(const std::string& path, const std::string& who) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) {
+        LOG_ERROR("%s: cannot open lock %s: %s", who.c_str(), path.c_str(), std::strerror(errno));
+        return fd;
+    }
+    bool said = false;
+    while (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            LOG_ERROR("%s: cannot lock %s: %s", who.c_str(), path.c_str(), std::strerror(errno));
+            return UniqueFd();
+        }
+        if (!said) LOG_NOTICE("%s: waiting for the previous holder of %s to exit", who.c_str(), path.c_str());
+        said = true;
+        usleep(50000);
+    }
+    return fd;
 }
 
 }  // namespace polymur

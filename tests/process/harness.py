@@ -35,9 +35,10 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
 class Sink:
     """A destination: accepts connections and records every byte it receives."""
 
-    def __init__(self, port=None, read_delay=0.0):
+    def __init__(self, port=None, read_delay=0.0, recv_size=1 << 20):
         self.port = port or free_port()
         self.read_delay = read_delay
+        self.recv_size = recv_size
         self._lock = threading.Lock()
         self._data = bytearray()
         self._stop = threading.Event()
@@ -69,7 +70,7 @@ class Sink:
             for conn in list(conns):
                 try:
                     while True:
-                        chunk = conn.recv(1 << 20)
+                        chunk = conn.recv(self.recv_size)
                         if not chunk:
                             conns.remove(conn)
                             conn.close()
