@@ -348,14 +348,18 @@ int run_load(const Options& o) {
             close(fd);
         }
     double seconds = static_cast<double>(finish - start) / 1e9;
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    double cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                   static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     double rate = seconds > 0 ? static_cast<double>(sent) / seconds : 0;
     bool timed_out = o.count && sent < o.count && errors == 0;
     char line[512];
     std::snprintf(line, sizeof line,
                   "polymur-loadgen: sent=%llu seconds=%.3f rate=%.0f connections=%d threads=%d errors=%llu "
-                  "target_rate=%.0f latency=%d start_ns=%lld end_ns=%lld%s\n",
+                  "target_rate=%.0f latency=%d cpu_s=%.3f start_ns=%lld end_ns=%lld%s\n",
                   static_cast<unsigned long long>(sent), seconds, rate, o.connections, o.threads,
-                  static_cast<unsigned long long>(errors), o.rate, o.latency ? 1 : 0, static_cast<long long>(start),
+                  static_cast<unsigned long long>(errors), o.rate, o.latency ? 1 : 0, cpu_s, static_cast<long long>(start),
                   static_cast<long long>(finish), timed_out ? " stopped=time-bound" : "");
     std::fputs(line, stdout);
     std::fflush(stdout);

@@ -283,11 +283,15 @@ void Sink::write_status(int64_t now, bool final_stats) {
     if (path.empty()) return;
     double seconds = (last_ns_ > first_ns_) ? static_cast<double>(last_ns_ - first_ns_) / 1e9 : 0;
     double rate = seconds > 0 ? static_cast<double>(count_) / seconds : 0;
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    double cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                   static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     char line[1024];
     int n = std::snprintf(line, sizeof line,
-                          "count=%llu bytes=%llu connections=%llu open=%llu first_ns=%lld last_ns=%lld seconds=%.3f "
+                          "cpu_s=%.3f count=%llu bytes=%llu connections=%llu open=%llu first_ns=%lld last_ns=%lld seconds=%.3f "
                           "rate=%.0f samples=%llu p50_us=%.1f p99_us=%.1f max_us=%.1f unparsed=%llu now_ns=%lld\n",
-                          static_cast<unsigned long long>(count_), static_cast<unsigned long long>(bytes_),
+                          cpu_s, static_cast<unsigned long long>(count_), static_cast<unsigned long long>(bytes_),
                           static_cast<unsigned long long>(connections_), static_cast<unsigned long long>(open_),
                           static_cast<long long>(first_ns_), static_cast<long long>(last_ns_), seconds, rate,
                           static_cast<unsigned long long>(hist_.total()), hist_.percentile(0.50) / 1e3,

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace polymur::protocol {
 namespace {
@@ -20,9 +21,66 @@ bool parse_number(std::string_view text, double& value) {
     return ec == std::errc() && ptr == end;
 }
 
+bool is_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
+
+// A plain decimal: -?digits[.digits][e[+-]digits], at least one digit before the exponent.
+bool is_plain_decimal(const char* p, const char* end) {
+    if (p < end && *p == '-') ++p;
+    size_t digits = 0;
+    while (p < end && is_digit(*p)) ++p, ++digits;
+    if (p < end && *p == '.') {
+        ++p;
+        while (p < end && is_digit(*p)) ++p, ++digits;
+    }
+    if (!digits) return false;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        ++p;
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        size_t exponent = 0;
+        while (p < end && is_digit(*p)) ++p, ++exponent;
+        if (!exponent) return false;
+    }
+    return p == end;
+}
+
+// The common case, `name value timestamp` with single spaces, a plain decimal value and an
+// unsigned integer timestamp, found with three memchr and no conversion. Anything else returns
+// false and goes through the general parser, which decides.
+bool parse_canonical(std::string_view line, ParsedLine& out) {
+    const char* begin = line.data();
+    const char* end = begin + line.size();
+    const char* first = static_cast<const char*>(std::memchr(begin, ' ', line.size()));
+    if (!first || first == begin) return false;
+    const char* second = static_cast<const char*>(std::memchr(first + 1, ' ', static_cast<size_t>(end - first - 1)));
+    if (!second || second == first + 1 || second + 1 == end) return false;
+    if (std::memchr(second + 1, ' ', static_cast<size_t>(end - second - 1))) return false;
+    unsigned char control = 0;  // no early exit, so the compiler can vectorise the scan
+    for (const char* p = begin; p < first; ++p) {
+        unsigned char c = static_cast<unsigned char>(*p);
+        control |= static_cast<unsigned char>((c < 0x20) | (c == 0x7f));
+    }
+    if (control) return false;
+    if (!is_plain_decimal(first + 1, second)) return false;
+    if (end - second - 1 > 18) return false;
+    for (const char* p = second + 1; p < end; ++p)
+        if (!is_digit(*p)) return false;
+    out.name = std::string_view(begin, static_cast<size_t>(first - begin));
+    out.value = std::string_view(first + 1, static_cast<size_t>(second - first - 1));
+    out.timestamp = std::string_view(second + 1, static_cast<size_t>(end - second - 1));
+    out.timestamp_is_now = false;
+    out.canonical = true;
+    return true;
+}
+
 }  // namespace
 
 LineError parse_line(std::string_view line, ParsedLine& out) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (parse_canonical(line, out)) return LineError::none;
+    return parse_line_general(line, out);
+}
+
+LineError parse_line_general(std::string_view line, ParsedLine& out) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::string_view fields[3];
     size_t count = 0;

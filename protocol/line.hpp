@@ -20,6 +20,9 @@ struct ParsedLine {
 // `line` is one line without its '\n'; a trailing '\r' is accepted and dropped.
 LineError parse_line(std::string_view line, ParsedLine& out);
 
+// The general parser, without parse_line's fast path for the common form (for tests).
+LineError parse_line_general(std::string_view line, ParsedLine& out);
+
 const char* describe(LineError error);
 
 }  // namespace polymur::protocol

@@ -136,6 +136,19 @@ namespace {
 // a context per call; lookup must not allocate.
 class Md5 {
 public:
+    // The first digest word of a message shorter than 56 bytes, which pads into one block:
+    // no buffering, no second update (metric names are nearly always this short).
+    static uint32_t short_message_first_word(std::string_view message) {
+        uint8_t block[64] = {};
+        std::memcpy(block, message.data(), message.size());
+        block[message.size()] = 0x80;
+        const uint64_t bits = uint64_t(message.size()) * 8;
+        std::memcpy(block + 56, &bits, sizeof bits);
+        Md5 md5;
+        md5.block(block);
+        return md5.state_[0];
+    }
+
     void update(const uint8_t* data, size_t size) {
         total_ += size;
         if (buffered_ > 0) {
@@ -165,36 +178,86 @@ public:
 private:
     static uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
+    // The 64 steps of RFC 1321 section 3.4, unrolled so every function, message index and
+    // rotation is a compile-time constant (the rolled loop cost more than the hashing itself).
+    static uint32_t F(uint32_t x, uint32_t y, uint32_t z) { return z ^ (x & (y ^ z)); }
+    static uint32_t G(uint32_t x, uint32_t y, uint32_t z) { return y ^ (z & (x ^ y)); }
+    static uint32_t H(uint32_t x, uint32_t y, uint32_t z) { return x ^ y ^ z; }
+    static uint32_t I(uint32_t x, uint32_t y, uint32_t z) { return y ^ (x | ~z); }
+    template <uint32_t (*Fn)(uint32_t, uint32_t, uint32_t)>
+    static void step(uint32_t& a, uint32_t b, uint32_t c, uint32_t d, uint32_t m, uint32_t t, int s) {
+        a = b + rotl(a + Fn(b, c, d) + m + t, s);
+    }
+
     void block(const uint8_t* p) {
-        // Per-round sine constants and rotations from RFC 1321 section 3.4.
-        static const uint32_t kSine[64] = {
-            0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-            0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-            0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-            0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-            0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-            0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-            0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-            0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
-        static const int kRotate[4][4] = {{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
         uint32_t m[16];
-        for (int i = 0; i < 16; ++i)
-            m[i] = uint32_t(p[4 * i]) | uint32_t(p[4 * i + 1]) << 8 | uint32_t(p[4 * i + 2]) << 16 |
-                   uint32_t(p[4 * i + 3]) << 24;
+        std::memcpy(m, p, sizeof m);  // little-endian words, as on every host polymur builds for
+        static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
         uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
-        for (int i = 0; i < 64; ++i) {
-            const int round = i / 16;
-            uint32_t f;
-            int word;
-            switch (round) {
-                case 0: f = (b & c) | (~b & d), word = i; break;
-                case 1: f = (d & b) | (~d & c), word = (5 * i + 1) % 16; break;
-                case 2: f = b ^ c ^ d, word = (3 * i + 5) % 16; break;
-                default: f = c ^ (b | ~d), word = (7 * i) % 16; break;
-            }
-            const uint32_t rotated = rotl(a + f + kSine[i] + m[word], kRotate[round][i % 4]);
-            a = d, d = c, c = b, b = b + rotated;
-        }
+        step<F>(a, b, c, d, m[0], 0xd76aa478u, 7);
+        step<F>(d, a, b, c, m[1], 0xe8c7b756u, 12);
+        step<F>(c, d, a, b, m[2], 0x242070dbu, 17);
+        step<F>(b, c, d, a, m[3], 0xc1bdceeeu, 22);
+        step<F>(a, b, c, d, m[4], 0xf57c0fafu, 7);
+        step<F>(d, a, b, c, m[5], 0x4787c62au, 12);
+        step<F>(c, d, a, b, m[6], 0xa8304613u, 17);
+        step<F>(b, c, d, a, m[7], 0xfd469501u, 22);
+        step<F>(a, b, c, d, m[8], 0x698098d8u, 7);
+        step<F>(d, a, b, c, m[9], 0x8b44f7afu, 12);
+        step<F>(c, d, a, b, m[10], 0xffff5bb1u, 17);
+        step<F>(b, c, d, a, m[11], 0x895cd7beu, 22);
+        step<F>(a, b, c, d, m[12], 0x6b901122u, 7);
+        step<F>(d, a, b, c, m[13], 0xfd987193u, 12);
+        step<F>(c, d, a, b, m[14], 0xa679438eu, 17);
+        step<F>(b, c, d, a, m[15], 0x49b40821u, 22);
+        step<G>(a, b, c, d, m[1], 0xf61e2562u, 5);
+        step<G>(d, a, b, c, m[6], 0xc040b340u, 9);
+        step<G>(c, d, a, b, m[11], 0x265e5a51u, 14);
+        step<G>(b, c, d, a, m[0], 0xe9b6c7aau, 20);
+        step<G>(a, b, c, d, m[5], 0xd62f105du, 5);
+        step<G>(d, a, b, c, m[10], 0x02441453u, 9);
+        step<G>(c, d, a, b, m[15], 0xd8a1e681u, 14);
+        step<G>(b, c, d, a, m[4], 0xe7d3fbc8u, 20);
+        step<G>(a, b, c, d, m[9], 0x21e1cde6u, 5);
+        step<G>(d, a, b, c, m[14], 0xc33707d6u, 9);
+        step<G>(c, d, a, b, m[3], 0xf4d50d87u, 14);
+        step<G>(b, c, d, a, m[8], 0x455a14edu, 20);
+        step<G>(a, b, c, d, m[13], 0xa9e3e905u, 5);
+        step<G>(d, a, b, c, m[2], 0xfcefa3f8u, 9);
+        step<G>(c, d, a, b, m[7], 0x676f02d9u, 14);
+        step<G>(b, c, d, a, m[12], 0x8d2a4c8au, 20);
+        step<H>(a, b, c, d, m[5], 0xfffa3942u, 4);
+        step<H>(d, a, b, c, m[8], 0x8771f681u, 11);
+        step<H>(c, d, a, b, m[11], 0x6d9d6122u, 16);
+        step<H>(b, c, d, a, m[14], 0xfde5380cu, 23);
+        step<H>(a, b, c, d, m[1], 0xa4beea44u, 4);
+        step<H>(d, a, b, c, m[4], 0x4bdecfa9u, 11);
+        step<H>(c, d, a, b, m[7], 0xf6bb4b60u, 16);
+        step<H>(b, c, d, a, m[10], 0xbebfbc70u, 23);
+        step<H>(a, b, c, d, m[13], 0x289b7ec6u, 4);
+        step<H>(d, a, b, c, m[0], 0xeaa127fau, 11);
+        step<H>(c, d, a, b, m[3], 0xd4ef3085u, 16);
+        step<H>(b, c, d, a, m[6], 0x04881d05u, 23);
+        step<H>(a, b, c, d, m[9], 0xd9d4d039u, 4);
+        step<H>(d, a, b, c, m[12], 0xe6db99e5u, 11);
+        step<H>(c, d, a, b, m[15], 0x1fa27cf8u, 16);
+        step<H>(b, c, d, a, m[2], 0xc4ac5665u, 23);
+        step<I>(a, b, c, d, m[0], 0xf4292244u, 6);
+        step<I>(d, a, b, c, m[7], 0x432aff97u, 10);
+        step<I>(c, d, a, b, m[14], 0xab9423a7u, 15);
+        step<I>(b, c, d, a, m[5], 0xfc93a039u, 21);
+        step<I>(a, b, c, d, m[12], 0x655b59c3u, 6);
+        step<I>(d, a, b, c, m[3], 0x8f0ccc92u, 10);
+        step<I>(c, d, a, b, m[10], 0xffeff47du, 15);
+        step<I>(b, c, d, a, m[1], 0x85845dd1u, 21);
+        step<I>(a, b, c, d, m[8], 0x6fa87e4fu, 6);
+        step<I>(d, a, b, c, m[15], 0xfe2ce6e0u, 10);
+        step<I>(c, d, a, b, m[6], 0xa3014314u, 15);
+        step<I>(b, c, d, a, m[13], 0x4e0811a1u, 21);
+        step<I>(a, b, c, d, m[4], 0xf7537e82u, 6);
+        step<I>(d, a, b, c, m[11], 0xbd3af235u, 10);
+        step<I>(c, d, a, b, m[2], 0x2ad7d2bbu, 15);
+        step<I>(b, c, d, a, m[9], 0xeb86d391u, 21);
         state_[0] += a, state_[1] += b, state_[2] += c, state_[3] += d;
     }
 
@@ -244,6 +307,11 @@ void md5_digest(const void* data, size_t size, uint8_t digest[16]) {
 }
 
 uint32_t carbon_ch_position(std::string_view key) {
+    if (key.size() < 56) {
+        // Digest bytes 0 and 1 are the low two bytes of the first state word (little-endian).
+        const uint32_t word = Md5::short_message_first_word(key);
+        return (word & 0xff) << 8 | ((word >> 8) & 0xff);
+    }
     uint8_t digest[16];
     md5_digest(key.data(), key.size(), digest);
     return uint32_t(digest[0]) << 8 | digest[1];

@@ -240,3 +240,40 @@ TEST(ParseLine, Describe) {
 
 }  // namespace
 }  // namespace polymur::protocol
+
+namespace polymur::protocol {
+namespace {
+
+// The fast path must agree with the general parser on every line, valid or not.
+TEST(ParseLine, FastPathAgreesWithTheGeneralParser) {
+    const char* names[] = {"a.b", "x", "tagged;a=b", "utf8.\xc3\xa9t\xc3\xa9", "tab\tname", "ctl\x01name", "del\x7f", ""};
+    const char* values[] = {"1", "-1", "1.5", ".5", "5.", "-0", "1e3", "1E-3", "2.5e+10", "+1", "nan", "inf", "-inf",
+                            "1e", "e3", "--1", "1..2", "0x10", "", "1_0", "-.5", "-", ".", "1.5e3.2"};
+    const char* stamps[] = {"1700000000", "-1", "0", "1.5", "1e9", "-2", "+5", "abc", "", "12345678901234567890",
+                            "123456789012345678", "-1.0", "017"};
+    const char* seps[] = {" ", "  ", "\t"};
+    size_t compared = 0;
+    for (const char* n : names)
+        for (const char* v : values)
+            for (const char* t : stamps)
+                for (const char* s1 : seps)
+                    for (const char* s2 : seps)
+                        for (const char* tail : {"", "\r", " "}) {
+                            std::string line = std::string(n) + s1 + v + s2 + t + tail;
+                            ParsedLine fast, general;
+                            LineError a = parse_line(line, fast), b = parse_line_general(line, general);
+                            ASSERT_EQ(a, b) << "'" << line << "'";
+                            if (a == LineError::none) {
+                                EXPECT_EQ(fast.name, general.name) << line;
+                                EXPECT_EQ(fast.value, general.value) << line;
+                                EXPECT_EQ(fast.timestamp, general.timestamp) << line;
+                                EXPECT_EQ(fast.timestamp_is_now, general.timestamp_is_now) << line;
+                                EXPECT_EQ(fast.canonical, general.canonical) << line;
+                            }
+                            ++compared;
+                        }
+    EXPECT_GT(compared, 50000u);
+}
+
+}  // namespace
+}  // namespace polymur::protocol

@@ -1,0 +1,78 @@
+"""The benchmark's smoke mode (bench/compare.py --smoke, docs/PERFORMANCE.md): tiny counts through every
+workload, against polymur alone when carbon-c-relay is not installed, against both when it is, and every
+metric sent must be delivered. No timing is asserted.
+
+Binaries: POLYMUR_BIN (polymur) and POLYMUR_BENCH_DIR (polymur-loadgen and polymur-sink; default: the
+directory of POLYMUR_BIN, where CMake puts them).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+POLYMUR = os.path.abspath(os.environ.get("POLYMUR_BIN", os.path.join(ROOT, "build", "polymur")))
+BENCH_DIR = os.path.abspath(os.environ.get("POLYMUR_BENCH_DIR", os.path.dirname(POLYMUR)))
+CARBON = shutil.which("carbon-c-relay")
+
+
+class BenchSmokeTest(unittest.TestCase):
+    def test_smoke_delivers_every_metric(self):
+        for tool in ("polymur-loadgen", "polymur-sink"):
+            path = os.path.join(BENCH_DIR, tool)
+            self.assertTrue(os.access(path, os.X_OK), "%s is not built (POLYMUR_BENCH_DIR=%s)" % (tool, BENCH_DIR))
+        relays = ["polymur"] + (["carbon-c-relay"] if CARBON else [])
+        tmp = tempfile.mkdtemp(prefix="polymur-bench-smoke-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        report = os.path.join(tmp, "smoke.json")
+        cmd = [sys.executable, os.path.join(ROOT, "bench", "compare.py"), "--smoke", "--polymur-bin", POLYMUR,
+               "--bench-dir", BENCH_DIR, "--relays", ",".join(relays), "--json", report]
+        if CARBON:
+            cmd += ["--carbon-bin", CARBON]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=400)
+        output = proc.stdout.decode(errors="replace")
+        if not CARBON:
+            print("carbon-c-relay is not installed: smoke run against polymur only", file=sys.stderr)
+        self.assertEqual(proc.returncode, 0, "bench/compare.py --smoke failed:\n" + output)
+        self.assertIn("every metric sent was delivered: OK", output, output)
+        with open(report) as f:
+            data = json.load(f)
+        self.assertEqual(data["failures"], [], output)
+
+        results = data["results"]
+        workloads = {w["name"]: w for w in data["workloads"]}
+        self.assertIn("broadcast-4", workloads)
+        self.assertIn("latency", workloads)
+        self.assertTrue(any(w["kind"] == "idle" for w in workloads.values()))
+        for name in workloads:
+            ran = sorted(r["relay"] for r in results if r["workload"] == name)
+            self.assertEqual(ran, sorted(relays), "workload %s ran on %s\n%s" % (name, ran, output))
+        for r in results:
+            wl = workloads[r["workload"]]
+            label = "%s on %s" % (r["relay"], r["workload"])
+            if wl["kind"] == "idle":
+                self.assertEqual(r["opened"], wl["idle"], label)
+                self.assertEqual(r["accepted"], wl["idle"], label)
+                continue
+            if wl["kind"] == "throughput":
+                self.assertEqual(r["sent"], wl["count"], label)
+            self.assertGreater(r["sent"], 0, label)
+            copies = wl["destinations"] if wl["distribution"] == "broadcast" else 1
+            self.assertEqual(r["expected"], r["sent"] * copies, label)
+            self.assertEqual(r["delivered"], r["expected"], label)
+            if wl["distribution"] == "broadcast":
+                self.assertEqual(r["per_sink"], [r["sent"]] * copies, label)
+            else:
+                self.assertEqual(sum(r["per_sink"]), r["sent"], label)
+        # Both relays place every metric on the same destination under carbon_ch.
+        if CARBON and "hash-carbon_ch" in workloads:
+            splits = {r["relay"]: r["per_sink"] for r in results if r["workload"] == "hash-carbon_ch"}
+            self.assertEqual(splits["polymur"], splits["carbon-c-relay"], output)
+
+
+if __name__ == "__main__":
+    unittest.main()
