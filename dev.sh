@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-dev libevent-dev libssl-dev
                 zlib1g-dev libgtest-dev)
-TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux)
+TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd)
 
 install_missing() {
     local missing=() package
@@ -19,6 +19,11 @@ install_missing() {
     echo "dev.sh: installing ${missing[*]}" >&2
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The tests start their own carbon-cache instances; one started by the package would hold
+    # port 2003, which polymur's quick start uses.
+    if [[ " ${missing[*]} " == *" graphite-carbon "* ]] && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now carbon-cache.service >/dev/null 2>&1 || true
+    fi
 }
 
 build() {

@@ -17,7 +17,7 @@ inline constexpr uint32_t kMaxWorkers = 64;
 inline constexpr size_t kDestinationTextMax = 256;
 
 enum class SlotState : uint32_t { free = 0, active = 1, removing = 2 };
-enum class DestinationType : uint32_t { tcp = 0, console = 1 };
+enum class DestinationType : uint32_t { tcp = 0, console = 1, https = 2 };
 enum class LinkState : uint32_t { starting = 0, connecting = 1, connected = 2, down = 3, stopped = 4 };
 
 const char* link_state_name(LinkState state);

@@ -219,14 +219,21 @@ uint64_t RingProducer::lines_in_other_rings() const {
     return total;
 }
 
-bool RingProducer::has_room(size_t total) {
-    uint64_t lines = lines_written_ + unpublished_lines_;
-    if (write_pos_ + total - cached_read_pos_ <= capacity_ && lines - cached_lines_read_ + cached_other_lines_ < line_cap_)
-        return true;
+void RingProducer::refresh() {
     cached_read_pos_ = control_.read_pos.load(std::memory_order_acquire);
     cached_lines_read_ = control_.lines_read.load(std::memory_order_relaxed);
     cached_other_lines_ = lines_in_other_rings();
-    return write_pos_ + total - cached_read_pos_ <= capacity_ && lines - cached_lines_read_ + cached_other_lines_ < line_cap_;
+}
+
+bool RingProducer::has_room_for(uint64_t bytes, uint64_t lines) {
+    const uint64_t queued_lines = lines_written_ + unpublished_lines_ + lines - 1;
+    auto fits = [&] {
+        return write_pos_ + bytes - cached_read_pos_ <= capacity_ &&
+               queued_lines - cached_lines_read_ + cached_other_lines_ < line_cap_;
+    };
+    if (fits()) return true;
+    refresh();
+    return fits();
 }
 
 bool RingProducer::append(const std::string_view* parts, size_t count, size_t total) {

@@ -118,9 +118,16 @@ public:
     // has no room (bytes or the line cap); the drop is counted.
     bool append(const std::string_view* parts, size_t count, size_t total);
     // Whether a line of `total` bytes would fit now (nothing is counted).
-    bool has_room(size_t total);
+    bool has_room(size_t total) { return has_room_for(total, 1); }
+    // Whether `lines` lines of `bytes` bytes in all would fit now.
+    bool has_room_for(uint64_t bytes, uint64_t lines);
+    // Whether they would fit into an empty queue at all.
+    bool could_ever_fit(uint64_t bytes, uint64_t lines) const { return bytes <= capacity_ && lines <= line_cap_; }
     // Makes appended lines visible to the consumer. Call once per batch, not per line.
     void publish();
+    // Re-reads what the consumer and the other producers did, so the cap is judged on fresh
+    // totals. Call at the start of each batch.
+    void refresh();
 
     QueueFile& queue() { return queue_; }
 

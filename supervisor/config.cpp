@@ -3,14 +3,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <sstream>
 
 #include <boost/program_options.hpp>
 
 #include "route/hash_ring.hpp"
+#include "supervisor/self_metrics.hpp"
+#include "worker/cidr.hpp"
 #include "shm/control.hpp"
 
 namespace polymur {
@@ -63,6 +68,60 @@ std::string environment_name(const std::string& variable) {
     return name;
 }
 
+// Reads `name = value` lines ('#' starts a comment) so that every error names the file and line.
+// Values already set on the command line or in the environment win.
+bool store_config_file(const std::string& path, const po::options_description& options, po::variables_map& values,
+                       std::string& error) {
+    std::ifstream in(path);
+    if (!in) {
+        error = "config file " + path + ": cannot open";
+        return false;
+    }
+    std::map<std::string, int> first_line;
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number) {
+        const std::string where = path + ":" + std::to_string(number) + ": ";
+        size_t hash = line.find('#');
+        if (hash != std::string::npos) line.resize(hash);
+        size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+        if (b == std::string::npos) continue;
+        line = line.substr(b, e - b + 1);
+        size_t eq = line.find('=');
+        if (eq == std::string::npos) {
+            error = where + "expected name = value";
+            return false;
+        }
+        auto trim = [](std::string text) {
+            size_t first = text.find_first_not_of(" \t"), last = text.find_last_not_of(" \t");
+            return first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
+        };
+        std::string name = trim(line.substr(0, eq));
+        std::string value = trim(line.substr(eq + 1));
+        if (name.rfind("--", 0) == 0) name = name.substr(2);
+        if (!options.find_nothrow(name, false) || name == "config" || name == "help" || name == "version") {
+            error = where + "unknown option '" + name + "'";
+            return false;
+        }
+        if (first_line.count(name)) {
+            error = where + "'" + name + "' is set twice (first on line " + std::to_string(first_line[name]) + ")";
+            return false;
+        }
+        first_line[name] = number;
+        po::parsed_options one(&options);
+        one.options.emplace_back(name, std::vector<std::string> {value});
+        one.options.back().original_tokens = {line};
+        try {
+            po::variables_map scratch;
+            po::store(one, scratch);  // checks the value without touching the real map
+            po::store(one, values);
+        } catch (const po::error& e) {
+            error = where + e.what();
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 uint32_t default_worker_count() {
@@ -101,8 +160,29 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("stats-interval", unsigned_value(&config.stats_interval_s), "seconds between the rate lines in the log")
         ("drain-timeout", unsigned_value(&config.drain_timeout_s), "seconds an output may spend delivering its queue on shutdown")
         ("stall-timeout", unsigned_value(&config.stall_timeout_s), "seconds without a heartbeat (or, for an output, without the destination accepting data) before a child is restarted")
+        ("mode", po::value(&config.mode), "relay, proxy or gateway (default from the program name: polymur-proxy, polymur-gateway)")
+        ("https-listen-addr", po::value(&config.https_listen_addr), "HTTPS ingest listener host:port (POST /ingest, client certificates required)")
+        ("listen-port", po::value<std::string>(), "gateway: HTTPS port on --listen-addr (Polymur-gateway style)")
+        ("http-listen-addr", po::value(&config.http_listen_addr), "plain-HTTP ingest listener behind a TLS-terminating load balancer (off by default)")
+        ("listen-plaintext", po::value<std::string>(), "gateway: also accept plaintext metrics on this host:port")
+        ("cert", po::value(&config.cert), "server certificate (PEM) for the HTTPS listener")
+        ("key", po::value(&config.key), "server private key (PEM) for the HTTPS listener")
+        ("ca-cert", po::value(&config.ca_cert), "CA certificate (PEM): verifies client certificates (gateway) and the gateway (proxy)")
+        ("crl", po::value(&config.crl), "certificate revocation list (PEM) checked for client certificates")
+        ("key-prefix", po::value(&config.key_prefix)->default_value(false)->implicit_value(true), "prefix every metric with the client certificate's Common Name")
+        ("trusted-proxies", po::value<std::string>()->default_value(""), "comma-separated CIDRs whose --namespace-header is trusted on the plain-HTTP listener")
+        ("namespace-header", po::value(&config.namespace_header)->default_value(config.namespace_header), "header carrying the namespace on the plain-HTTP listener")
+        ("max-body-bytes", unsigned_value(&config.max_body_bytes), "largest decompressed request body; larger is refused with 413")
+        ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request")
+        ("gateway", po::value(&config.gateway), "proxy: gateway URL (https://host:port); adds it as an HTTPS destination")
+        ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
+        ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
+        ("batch-bytes", unsigned_value(&config.batch_bytes), "HTTPS destinations: uncompressed bytes per POST")
+        ("self-metrics-interval", unsigned_value(&config.self_metrics_interval_s), "seconds between polymur's own metrics, sent through its own routing (0: off)")
+        ("self-metrics-prefix", po::value(&config.self_metrics_prefix), "prefix of polymur's own metrics (default carbon.relays.<short hostname>)")
+        ("check-config", po::bool_switch(&config.check_config), "check the configuration (file, environment, command line) and exit")
         ("stat-addr", po::value<std::string>(), "accepted for Polymur compatibility; ignored")
-        ("metrics-flush", po::value<int>(), "accepted for Polymur compatibility; ignored");
+        ("metrics-flush", po::value<std::string>(), "Polymur's name for --self-metrics-interval");
     // clang-format on
 
     po::variables_map values;
@@ -140,12 +220,11 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         po::store(from_env, values);
         std::string file = values.count("config") ? values["config"].as<std::string>() : "";
         if (!file.empty()) {
-            std::ifstream in(file);
-            if (!in) {
-                std::cerr << "polymur: config file " << file << ": cannot open\n";
+            std::string error;
+            if (!store_config_file(file, options, values, error)) {
+                std::cerr << "polymur: " << error << '\n';
                 return ParseOutcome::exit_error;
             }
-            po::store(po::parse_config_file(in, options, false), values);
         }
         po::notify(values);
     } catch (const po::error& e) {
@@ -153,10 +232,41 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         return ParseOutcome::exit_error;
     }
     config.destinations = split_list(destinations);
+    if (!values.count("mode")) {
+        std::string program = argc > 0 && argv[0] ? argv[0] : "polymur";
+        program = program.substr(program.rfind('/') + 1);
+        config.mode = program == "polymur-proxy" ? "proxy" : program == "polymur-gateway" ? "gateway" : "relay";
+    }
+    config.trusted_proxies = split_list(values["trusted-proxies"].as<std::string>());
+    if (config.mode == "gateway") {
+        // Polymur-gateway: -listen-addr is the bind address, -listen-port the HTTPS port.
+        if (values.count("listen-port")) {
+            // -listen-addr is a bare address here: 0.0.0.0, ::, [::1], or host:port (port ignored).
+            std::string host = config.listen_addr;
+            if (host.front() == '[') host = host.substr(0, host.find(']') + 1);
+            else if (std::count(host.begin(), host.end(), ':') > 1) host = "[" + host + "]";
+            else host = host.substr(0, host.find(':'));
+            config.https_listen_addr = host + ":" + values["listen-port"].as<std::string>();
+        }
+        config.plaintext_listener = values.count("listen-plaintext") != 0;
+        if (config.plaintext_listener) config.listen_addr = values["listen-plaintext"].as<std::string>();
+    } else if (values.count("listen-port")) {
+        std::cerr << "polymur: --listen-port is for the gateway (--mode gateway or polymur-gateway)\n";
+        return ParseOutcome::exit_error;
+    }
+    if (config.mode == "proxy" && !config.gateway.empty()) config.destinations.insert(config.destinations.begin(), config.gateway);
     if (config.workers == 0) config.workers = default_worker_count();
     if (config.admin_socket.empty()) config.admin_socket = config.state_dir + "/polymur.sock";
-    if (values.count("stat-addr") || values.count("metrics-flush"))
-        std::cerr << "polymur: -stat-addr and -metrics-flush are accepted for compatibility and ignored\n";
+    if (values.count("stat-addr")) std::cerr << "polymur: -stat-addr is accepted for compatibility and ignored\n";
+    if (values.count("metrics-flush") && values["self-metrics-interval"].defaulted()) {
+        const std::string& text = values["metrics-flush"].as<std::string>();
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), config.self_metrics_interval_s);
+        if (ec != std::errc() || end != text.data() + text.size()) {
+            std::cerr << "polymur: -metrics-flush " << text << ": expected seconds\n";
+            return ParseOutcome::exit_error;
+        }
+    }
+    if (config.self_metrics_prefix.empty()) config.self_metrics_prefix = default_metrics_prefix();
     std::string problem = validate_config(config);
     if (!problem.empty()) {
         std::cerr << "polymur: " << problem << '\n';
@@ -180,9 +290,43 @@ std::string validate_config(const Config& config) {
     if (config.queue_cap == 0) return "--queue-cap must be at least 1";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
+    std::vector<route::Destination> ring_members;
+    for (const std::string& text : config.destinations) {
+        if (text.rfind("https://", 0) == 0) continue;  // checked below with the TLS options
+        route::Destination parsed;
+        std::string error;
+        if (!route::parse_destination(text, parsed, error)) return error;
+        ring_members.push_back(parsed);
+    }
+    if (config.distribution == "hash-route" && !ring_members.empty()) {
+        route::HashType type;
+        std::string error;
+        if (route::parse_hash_type(config.hash_type, type) && !route::HashRing::build(type, ring_members, error)) return error;
+    }
     if (config.reconnect_interval_s == 0) return "--reconnect-interval must be at least 1";
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";
     if (config.stall_timeout_s < 1) return "--stall-timeout must be at least 1";
+    if (config.mode != "relay" && config.mode != "proxy" && config.mode != "gateway")
+        return "--mode " + config.mode + ": expected relay, proxy or gateway";
+    if (config.mode == "proxy" && config.gateway.empty()) return "the proxy needs --gateway https://host:port";
+    if (config.mode == "gateway" && config.https_listen_addr.empty() && config.http_listen_addr.empty())
+        return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";
+    if (!config.https_listen_addr.empty() && (config.cert.empty() || config.key.empty() || config.ca_cert.empty()))
+        return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
+    std::vector<Cidr> ranges;
+    std::string cidr_error;
+    if (!parse_cidrs(config.trusted_proxies, ranges, cidr_error)) return "--trusted-proxies: " + cidr_error;
+    // Certificate files are read by the children; a missing one is found here, before they start.
+    for (const auto& [option, path] : {std::pair<const char*, const std::string&>("cert", config.cert), {"key", config.key},
+                                        {"ca-cert", config.ca_cert}, {"crl", config.crl},
+                                        {"client-cert", config.client_cert}, {"client-key", config.client_key}}) {
+        if (!path.empty() && access(path.c_str(), R_OK) != 0)
+            return std::string("--") + option + " " + path + ": " + std::strerror(errno);
+    }
+    bool https_destination = false;
+    for (const std::string& d : config.destinations) https_destination |= d.rfind("https://", 0) == 0;
+    if (https_destination && (config.client_cert.empty() || config.client_key.empty() || config.ca_cert.empty()))
+        return "HTTPS destinations need --client-cert, --client-key and --ca-cert";
     return "";
 }
 

@@ -31,7 +31,27 @@ struct Config {
     uint32_t stats_interval_s = 5;
     uint32_t drain_timeout_s = 5;
     uint32_t stall_timeout_s = 30;  // a child without heartbeat or progress this long is restarted
+    uint32_t self_metrics_interval_s = 60;  // 0: off
+    std::string self_metrics_prefix;        // empty: carbon.relays.<short hostname>
+    bool check_config = false;
     std::string config_file;
+
+    // HTTPS transport between sites (docs/HTTPS.md).
+    std::string mode = "relay";          // relay, proxy or gateway (from argv[0] or --mode)
+    std::string https_listen_addr;       // HTTPS ingest listener (gateway); empty: off
+    std::string http_listen_addr;        // plain-HTTP ingest behind a TLS-terminating balancer; empty: off
+    std::string cert, key;               // the gateway's server certificate
+    std::string ca_cert;                 // CA that signs client certificates (gateway) / the gateway (proxy)
+    std::string crl;                     // revoked client certificates (gateway)
+    bool key_prefix = false;             // prefix metric names with the client certificate's CN
+    std::vector<std::string> trusted_proxies;  // CIDRs allowed to set the namespace header (plain HTTP)
+    std::string namespace_header = "X-Polymur-Namespace";
+    uint64_t max_body_bytes = 64ull << 20;     // decompressed request body limit
+    uint32_t request_timeout_s = 30;
+    std::string gateway;                 // proxy: https://host:port of the gateway
+    std::string client_cert, client_key; // proxy: this site's certificate
+    uint64_t batch_bytes = 1ull << 20;   // HTTPS output: uncompressed bytes per POST
+    bool plaintext_listener = true;      // the gateway has none unless --listen-plaintext is given
 
     bool hash_route() const { return distribution == "hash-route"; }
 };
@@ -40,6 +60,7 @@ enum class ParseOutcome { run, exit_ok, exit_error };
 
 // Parses argv (with one or two dashes), the environment and the config file into `config`.
 // Prints --help / errors itself. `environment` is envp-style (nullptr-terminated).
+// The mode comes from argv[0]'s basename (polymur-proxy, polymur-gateway) unless --mode is given.
 ParseOutcome parse_config(int argc, const char* const* argv, const char* const* environment, Config& config);
 
 // Checks values that parse but make no sense together; returns an empty string when fine.

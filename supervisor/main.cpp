@@ -1,4 +1,7 @@
+#include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "common/log.hpp"
 #include "route/lookup_command.hpp"
@@ -17,7 +20,12 @@ int main(int argc, char** argv) {
         case polymur::ParseOutcome::exit_error: return 2;
         case polymur::ParseOutcome::run: break;
     }
+    if (config.check_config) {
+        std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
+        return 0;
+    }
+    std::vector<std::string> args(argv, argv + argc);  // kept for SIGHUP: the title overwrites argv
     polymur::proctitle_init(argc, argv);
-    polymur::Supervisor supervisor(std::move(config));
+    polymur::Supervisor supervisor(std::move(config), std::move(args));
     return supervisor.run();
 }

@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <fcntl.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -24,6 +26,8 @@
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/proctitle.hpp"
+
+extern char** environ;
 
 namespace polymur {
 namespace {
@@ -73,10 +77,28 @@ bool Supervisor::setup() {
     }
     if (!lock_state_dir()) return false;
     std::string error;
-    listen_fd_ = net::listen_tcp(config_.listen_addr, 4096, error);
-    if (!listen_fd_) {
-        LOG_ERROR("listener %s: cannot listen: %s", config_.listen_addr.c_str(), error.c_str());
-        return false;
+    if (config_.plaintext_listener) {
+        listen_fd_ = net::listen_tcp(config_.listen_addr, 4096, error);
+        if (!listen_fd_) {
+            LOG_ERROR("listener %s: cannot listen: %s", config_.listen_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
+    if (!config_.https_listen_addr.empty()) {
+        https_fd_ = net::listen_tcp(config_.https_listen_addr, 1024, error);
+        if (!https_fd_) {
+            LOG_ERROR("HTTPS listener %s: cannot listen: %s", config_.https_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
+    if (!config_.http_listen_addr.empty()) {
+        http_fd_ = net::listen_tcp(config_.http_listen_addr, 1024, error);
+        if (!http_fd_) {
+            LOG_ERROR("HTTP listener %s: cannot listen: %s", config_.http_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+        LOG_WARN("HTTP listener %s: plain HTTP without client certificates; only for a TLS-terminating load balancer "
+                 "in front of it", config_.http_listen_addr.c_str());
     }
     admin_tcp_fd_ = net::listen_tcp(config_.api_addr, 64, error);
     if (!admin_tcp_fd_) {
@@ -119,7 +141,15 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         error = "destination " + text.substr(0, 64) + "...: longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
         return false;
     }
-    if (!console) {
+    const bool https = !console && is_https_destination(text);
+    if (https) {
+        std::string host, port;
+        if (!net::split_host_port(text.substr(8, text.find('/', 8) == std::string::npos ? std::string::npos : text.find('/', 8) - 8),
+                                  host, port, error)) {
+            error = "destination " + text + ": expected https://host:port";
+            return false;
+        }
+    } else if (!console) {
         route::Destination parsed;
         if (!route::parse_destination(text, parsed, error)) return false;
         if (config_.hash_route()) {
@@ -127,7 +157,8 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
             std::vector<route::Destination> members;
             for (const Destination& d : destinations_) {
                 route::Destination other;
-                if (d.in_use && !d.removing && !d.console && route::parse_destination(d.text, other, error))
+                std::string ignored;
+                if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
                     members.push_back(other);
             }
             members.push_back(parsed);
@@ -162,12 +193,14 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     d.in_use = true;
     d.text = text;
     d.console = console;
+    d.https = https;
     d.registered_unix_ns = realtime_ns();
     d.incarnation = next_incarnation_++;
     d.queue = std::move(queue);
 
     shm::DestinationSlot& s = control_->destinations[slot];
-    s.type = static_cast<uint32_t>(console ? shm::DestinationType::console : shm::DestinationType::tcp);
+    s.type = static_cast<uint32_t>(console ? shm::DestinationType::console
+                                           : https ? shm::DestinationType::https : shm::DestinationType::tcp);
     s.incarnation = d.incarnation;
     s.registered_unix_ns = d.registered_unix_ns;
     std::memset(s.text, 0, sizeof s.text);
@@ -178,7 +211,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     s.link_state = static_cast<uint32_t>(shm::LinkState::starting);
     s.consecutive_failures = 0;
     s.rerouted_lines = 0;
-    s.in_ring.store(console ? 0 : 1, std::memory_order_relaxed);
+    s.in_ring.store(console || https ? 0 : 1, std::memory_order_relaxed);
     s.state.store(static_cast<uint32_t>(shm::SlotState::active), std::memory_order_release);
     publish_generation();
 
@@ -198,6 +231,8 @@ void Supervisor::spawn(Child& child) {
     heritage.role = child.role;
     heritage.index = child.index;
     heritage.listen_fd = child.role == Role::listener ? listen_fd_.get() : -1;
+    heritage.https_fd = child.role == Role::listener ? https_fd_.get() : -1;
+    heritage.http_fd = child.role == Role::listener ? http_fd_.get() : -1;
     heritage.control = control_;
     heritage.config = &config_;
     heritage.supervisor_pid = getpid();
@@ -223,13 +258,16 @@ void Supervisor::become_child(const Heritage& heritage) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != heritage.supervisor_pid) _exit(0);
-    int keep = heritage.listen_fd;
-    if (keep > 2) {
-        close_range(3, static_cast<unsigned>(keep - 1), 0);
-        close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
-    } else {
-        close_range(3, ~0U, 0);
+    // Close every descriptor but the standard ones and those in the heritage.
+    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd};
+    std::sort(std::begin(keep), std::end(keep));
+    unsigned next = 3;
+    for (int fd : keep) {
+        if (fd < static_cast<int>(next)) continue;
+        if (static_cast<unsigned>(fd) > next) close_range(next, static_cast<unsigned>(fd) - 1, 0);
+        next = static_cast<unsigned>(fd) + 1;
     }
+    close_range(next, ~0U, 0);
     std::string name = child_name(heritage.role, heritage.index, destinations_[heritage.index].text);
     if (!shm::control_is_valid(heritage.control)) {
         LOG_ERROR("%s: the control segment fails its layout check; not starting", name.c_str());
@@ -295,6 +333,11 @@ void Supervisor::child_exited(Child& child, int status) {
         LOG_ERROR("%s (pid %d): %s: a configuration or state problem it reported above; not restarting it",
                   name.c_str(), pid, how.str().c_str());
         child.wanted = false;
+        if (child.role == Role::listener) {
+            // Without its listeners the relay accepts nothing: stop, and let the exit code say why.
+            exit_code_ = kExitDoNotRestart;
+            begin_shutdown("a listener cannot start");
+        }
         return;
     }
     child.backoff_ms = lived >= kStableAfterMs ? kBackoffStartMs : std::min(std::max(child.backoff_ms * 2, kBackoffStartMs), kBackoffMaxMs);
@@ -305,6 +348,11 @@ void Supervisor::child_exited(Child& child, int status) {
 
 void Supervisor::housekeeping() {
     int64_t now = monotonic_ms();
+    // WATCHDOG=1 comes from this loop only: if the loop stops turning, systemd notices.
+    if (systemd_.watchdog_usec() && now - last_watchdog_ms_ >= static_cast<int64_t>(systemd_.watchdog_usec() / 2000)) {
+        systemd_.notify("WATCHDOG=1");
+        last_watchdog_ms_ = now;
+    }
     if (state_ == State::running) {
         for (Child& c : listeners_)
             if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
@@ -343,7 +391,7 @@ void Supervisor::update_ring_membership() {
     bool changed = false;
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         Destination& d = destinations_[slot];
-        if (!d.in_use || d.console || d.removing) continue;
+        if (!d.in_use || d.console || d.https || d.removing) continue;  // mirrors are not ring nodes
         shm::DestinationSlot& s = control_->destinations[slot];
         bool in_ring = s.in_ring.load(std::memory_order_relaxed) != 0;
         uint64_t failures = s.consecutive_failures.load(std::memory_order_relaxed);
@@ -363,7 +411,7 @@ void Supervisor::update_ring_membership() {
 
     auto needs_reroute = [&](uint32_t slot) {
         const Destination& d = destinations_[slot];
-        if (!d.in_use || d.console || !d.queue || d.queue->queued_bytes() == 0) return false;
+        if (!d.in_use || d.console || d.https || !d.queue || d.queue->queued_bytes() == 0) return false;
         return d.removing || control_->destinations[slot].in_ring.load(std::memory_order_relaxed) == 0;
     };
     uint32_t holder = control_->header.reroute_slot.load(std::memory_order_acquire);
@@ -511,6 +559,117 @@ void Supervisor::warn_about_orphan_queues() {
     }
 }
 
+// SIGHUP: the configuration is read again exactly as at start (command line, environment, file).
+// Destinations are applied as putdest/deldest would; a configuration with an error is refused and
+// the running one kept. Other options take effect at the next restart, and the log says which.
+void Supervisor::reload() {
+    if (state_ != State::running) return;
+    systemd_.notify("RELOADING=1\nSTATUS=reloading configuration");
+    LOG_NOTICE("supervisor: SIGHUP received; reading the configuration again");
+    std::vector<const char*> argv;
+    for (const std::string& a : args_) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    Config next;
+    if (parse_config(static_cast<int>(args_.size()), argv.data(), environ, next) != ParseOutcome::run) {
+        LOG_ERROR("supervisor: reload refused: the configuration has an error (above); keeping the running configuration");
+        systemd_.notify("READY=1\nSTATUS=reload refused; running the previous configuration");
+        return;
+    }
+    auto listed = [](const std::vector<std::string>& list, const std::string& text) {
+        return std::find(list.begin(), list.end(), text) != list.end();
+    };
+    size_t added = 0, removed = 0;
+    for (const std::string& text : config_.destinations) {
+        if (listed(next.destinations, text)) continue;
+        std::string reply = deldest(text);
+        LOG_NOTICE("supervisor: reload: %s", reply.substr(0, reply.size() - 1).c_str());
+        ++removed;
+    }
+    for (const std::string& text : next.destinations) {
+        if (listed(config_.destinations, text)) continue;
+        std::string error;
+        if (add_destination(text, false, error)) {
+            ++added;
+        } else {
+            LOG_ERROR("supervisor: reload: %s", error.c_str());
+        }
+    }
+    // What only a restart can change.
+    std::vector<std::string> later;
+    auto differs = [&](const char* name, bool changed) { if (changed) later.push_back(name); };
+    differs("listen-addr", next.listen_addr != config_.listen_addr);
+    differs("api-addr", next.api_addr != config_.api_addr);
+    differs("distribution", next.distribution != config_.distribution);
+    differs("hash-type", next.hash_type != config_.hash_type);
+    differs("replication-factor", next.replication_factor != config_.replication_factor);
+    differs("workers", next.workers != config_.workers);
+    differs("queue-cap", next.queue_cap != config_.queue_cap);
+    differs("queue-bytes", next.queue_bytes != config_.queue_bytes);
+    differs("state-dir", next.state_dir != config_.state_dir);
+    differs("max-line-length", next.max_line_length != config_.max_line_length);
+    differs("console-out", next.console_out != config_.console_out);
+    for (const std::string& name : later)
+        LOG_WARN("supervisor: reload: --%s changed; it takes effect at the next restart", name.c_str());
+    config_.destinations = next.destinations;
+    LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed", added, removed);
+    systemd_.notify("READY=1\nSTATUS=running (configuration reloaded)");
+}
+
+RelayCounters Supervisor::counters() {
+    RelayCounters c;
+    for (uint32_t i = 0; i < config_.workers; ++i) {
+        const shm::WorkerSlot& w = control_->workers[i];
+        c.received += w.received.load(std::memory_order_relaxed);
+        c.invalid += w.invalid.load(std::memory_order_relaxed) + w.too_long.load(std::memory_order_relaxed);
+        c.unroutable += w.unroutable.load(std::memory_order_relaxed);
+        c.connections_total += w.connections_total.load(std::memory_order_relaxed);
+        c.connections_open += w.connections.load(std::memory_order_relaxed);
+    }
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        const Destination& d = destinations_[slot];
+        if (!d.in_use || !d.queue || d.console) continue;
+        RelayCounters::Destination out {d.text, control_->destinations[slot].sent_lines.load(std::memory_order_relaxed),
+                                        d.queue->queued_lines(), d.queue->dropped_lines()};
+        c.sent += out.sent;
+        c.queued += out.queued;
+        c.dropped += out.dropped;
+        c.destinations.push_back(out);
+    }
+    return c;
+}
+
+// The supervisor reports as a client of its own plaintext listener, so its metrics take the same
+// routing as everyone else's and it never writes a queue itself.
+void Supervisor::send_self_metrics() {
+    if (state_ != State::running) return;
+    if (!config_.plaintext_listener) return;
+    std::string host, port, error;
+    if (!net::split_host_port(config_.listen_addr, host, port, error)) return;
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    std::string lines = format_self_metrics(config_.self_metrics_prefix, counters(), realtime_ns() / 1000000000);
+    struct bufferevent* bev = bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(
+        bev, nullptr,
+        [](struct bufferevent* b, void*) {
+            if (evbuffer_get_length(bufferevent_get_output(b)) == 0) bufferevent_free(b);
+        },
+        [](struct bufferevent* b, short events, void*) {
+            if (events & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
+                LOG_WARN("supervisor: self-metrics: cannot reach the plaintext listener; skipped this interval");
+                bufferevent_free(b);
+            }
+        },
+        nullptr);
+    struct timeval timeout {5, 0};
+    bufferevent_set_timeouts(bev, &timeout, &timeout);
+    bufferevent_write(bev, lines.data(), lines.size());
+    bufferevent_enable(bev, EV_WRITE);
+    if (bufferevent_socket_connect_hostname(bev, nullptr, AF_UNSPEC, host.c_str(), std::stoi(port)) != 0) bufferevent_free(bev);
+}
+
+void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->send_self_metrics(); }
+
 // A removed destination's slot is freed once every worker routes by a table without it and its
 // output process has exited; only then is its queue file deleted.
 void Supervisor::finish_removals() {
@@ -557,6 +716,7 @@ void Supervisor::begin_shutdown(const char* why) {
     if (state_ != State::running) return;
     LOG_NOTICE("supervisor: %s; stopping listeners, then letting outputs deliver for up to %u s", why, config_.drain_timeout_s);
     set_state(State::stopping_listeners);
+    systemd_.notify("STOPPING=1\nSTATUS=stopping: delivering queues for up to " + std::to_string(config_.drain_timeout_s) + " s");
     admin_->close_listeners();
     shutdown_deadline_ms_ = monotonic_ms() + static_cast<int64_t>(config_.drain_timeout_s + 5) * 1000;
     for (Child& c : listeners_)
@@ -572,9 +732,16 @@ void Supervisor::log_rates() {
     double seconds = (now - last_rates_ms_) / 1000.0;
     last_received_ = received;
     last_rates_ms_ = now;
+    last_rate_ = seconds > 0 ? delta / seconds : 0.0;
     if (delta > 0)
-        LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta),
-                 seconds > 0 ? delta / seconds : 0.0);
+        LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta), last_rate_);
+    if (state_ == State::running) {
+        char status[160];
+        std::snprintf(status, sizeof status, "STATUS=%.0f metrics/s received; %zu destinations", last_rate_,
+                      static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
+                                                        [](const Destination& d) { return d.in_use && !d.removing; })));
+        systemd_.notify(status);
+    }
     for (const Destination& d : destinations_) {
         if (!d.in_use || !d.queue) continue;
         uint64_t queued = d.queue->queued_lines();
@@ -678,7 +845,7 @@ void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
         case SIGCHLD: self->reap_children(); self->housekeeping(); break;
         case SIGTERM: self->begin_shutdown("SIGTERM received"); break;
         case SIGINT: self->begin_shutdown("SIGINT received"); break;
-        case SIGHUP: LOG_NOTICE("supervisor: SIGHUP received; configuration reload is not supported yet, ignoring"); break;
+        case SIGHUP: self->reload(); break;
         default: break;
     }
 }
@@ -713,12 +880,24 @@ int Supervisor::run() {
     events_.push_back(rates);
     last_rates_ms_ = monotonic_ms();
 
+    if (config_.self_metrics_interval_s) {
+        struct event* self_metrics = event_new(base_, -1, EV_PERSIST, &Supervisor::on_self_metrics, this);
+        struct timeval interval {static_cast<time_t>(config_.self_metrics_interval_s), 0};
+        event_add(self_metrics, &interval);
+        events_.push_back(self_metrics);
+    }
+
     set_state(State::running);
     for (Child& c : outputs_)
         if (c.wanted) spawn(c);
     for (Child& c : listeners_) spawn(c);
-    LOG_NOTICE("supervisor: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations",
-               config_.listen_addr.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
+    // Every socket was bound in setup() and every child has been forked.
+    systemd_.notify("READY=1\nSTATUS=running\nMAINPID=" + std::to_string(getpid()));
+    std::string listening = config_.plaintext_listener ? "plaintext " + config_.listen_addr : "";
+    if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
+    if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
+    LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations",
+               config_.mode.c_str(), listening.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
                config_.distribution.c_str(), config_.destinations.size() + (config_.console_out ? 1 : 0));
 
     event_base_dispatch(base_);

@@ -20,13 +20,16 @@
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 #include "supervisor/config.hpp"
+#include "supervisor/self_metrics.hpp"
+#include "supervisor/systemd_notify.hpp"
 #include "worker/heritage.hpp"
 
 namespace polymur {
 
 class Supervisor final : public admin::Backend {
 public:
-    explicit Supervisor(Config config) : config_(std::move(config)) {}
+    // `args` is the command line as given, re-read with the environment and the file on SIGHUP.
+    Supervisor(Config config, std::vector<std::string> args) : config_(std::move(config)), args_(std::move(args)) {}
     ~Supervisor() override;
 
     // Runs until SIGTERM/SIGINT; returns the process exit code.
@@ -55,6 +58,7 @@ private:
         bool in_use = false;
         std::string text;
         bool console = false;
+        bool https = false;
         int64_t registered_unix_ns = 0;
         uint64_t incarnation = 0;
         std::unique_ptr<shm::QueueFile> queue;
@@ -77,6 +81,10 @@ private:
     void apply_runtime_changes();
     void record_runtime_change(const char* command, const std::string& destination);
     void warn_about_orphan_queues();
+    void reload();
+    void send_self_metrics();
+    RelayCounters counters();
+    static void on_self_metrics(evutil_socket_t, short, void* self);
     void log_rates();
     void set_state(State state);
     void begin_shutdown(const char* why);
@@ -88,12 +96,18 @@ private:
     static void on_rates(evutil_socket_t, short, void* self);
 
     Config config_;
+    std::vector<std::string> args_;
+    SystemdNotifier systemd_;
+    int64_t last_watchdog_ms_ = 0;
+    double last_rate_ = 0;
     State state_ = State::starting;
     struct event_base* base_ = nullptr;
     std::vector<struct event*> events_;
     std::unique_ptr<admin::Server> admin_;
     UniqueFd state_lock_;
     UniqueFd listen_fd_;
+    UniqueFd https_fd_;
+    UniqueFd http_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;
     boost::interprocess::mapped_region control_region_;

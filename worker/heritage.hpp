@@ -4,10 +4,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
+#include "shm/queue.hpp"
 #include "supervisor/config.hpp"
 
 namespace polymur {
@@ -21,7 +23,9 @@ inline constexpr int kExitCrashed = 70;
 struct Heritage {
     Role role = Role::listener;
     uint32_t index = 0;  // listener: worker slot; output: destination slot
-    int listen_fd = -1;  // listener only
+    int listen_fd = -1;  // listener only: plaintext metrics (-1: none)
+    int https_fd = -1;   // listener only: HTTPS ingest (-1: none)
+    int http_fd = -1;    // listener only: plain-HTTP ingest (-1: none)
     shm::ControlSegment* control = nullptr;
     const Config* config = nullptr;
     pid_t supervisor_pid = 0;
@@ -29,9 +33,20 @@ struct Heritage {
 
 int run_listener(const Heritage& heritage);
 int run_output(const Heritage& heritage);
+// The output loop for an https:// destination (worker/https_output.cpp).
+int run_https_output(const Heritage& heritage);
+
+// An https:// destination ("https://host:port"); everything else is host:port[:instance].
+inline bool is_https_destination(const std::string& text) { return text.rfind("https://", 0) == 0; }
 
 // The queue file of a destination, named after it so a restart finds it again.
 std::string queue_path(const std::string& state_dir, const std::string& destination);
+
+// What every output process does first: maps its destination's queue file and takes the queue's
+// lock (one consumer per queue, even while a previous polymur's output is still draining it).
+// On failure it has logged why and returns nullptr with `exit_code` set.
+std::unique_ptr<shm::QueueFile> attach_output_queue(const Heritage& heritage, const std::string& destination, UniqueFd& lock,
+                                                    int& exit_code);
 
 // Takes an exclusive flock on `path`, waiting (and saying so once) while another process holds
 // it. `who` names the waiter in the log. Returns the locked fd, or an invalid one on error.

@@ -20,11 +20,13 @@
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
+#include "worker/http_ingest.hpp"
 
 namespace polymur {
 namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
+constexpr size_t kMaxPrefixedName = 20000;
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
 
 struct Connection {
@@ -49,7 +51,7 @@ struct Route {
     std::unique_ptr<shm::RingProducer> producer;
 };
 
-class Listener {
+class Listener final : public LineSink {
 public:
     explicit Listener(const Heritage& heritage)
         : heritage_(heritage),
@@ -58,8 +60,17 @@ public:
           scratch_(new char[kReadSize + config_.max_line_length + 1]) {}
 
     int run();
+    IngestOutcome ingest(std::string_view lines, std::string_view prefix) override;
 
 private:
+    // The routes (indices into routes_) a metric goes to: mirrors, then the ring's choice.
+    size_t targets(std::string_view name, uint16_t* out);
+    void stamp_now() {
+        int64_t now = realtime_ns() / 1000000000;
+        if (now == now_s_) return;
+        now_s_ = now;
+        now_len_ = static_cast<size_t>(std::snprintf(now_text_, sizeof now_text_, "%lld", static_cast<long long>(now)));
+    }
     static void on_accept(evutil_socket_t fd, short, void* self) { static_cast<Listener*>(self)->accept_ready(fd); }
     static void on_read(evutil_socket_t, short, void* conn_ptr);
     static void on_tick(evutil_socket_t, short, void* self) { static_cast<Listener*>(self)->tick(); }
@@ -74,6 +85,7 @@ private:
     }
 
     void accept_ready(int fd);
+    bool should_defer_accept();
     void read_ready(Connection& conn);
     void handle_line(std::string_view line, const Connection& conn);
     void invalid(const Connection& conn, const char* why, std::string_view line);
@@ -91,6 +103,7 @@ private:
     struct event* accept_event_ = nullptr;
     struct event* resume_accept_event_ = nullptr;
     std::vector<Connection*> connections_;
+    int deferrals_ = 0;
     std::vector<Route> routes_;
     std::vector<uint16_t> mirrors_;      // indices into routes_
     std::unique_ptr<route::HashRing> ring_;
@@ -109,8 +122,33 @@ private:
     size_t now_len_ = 0;
 };
 
+// Workers share one listen socket, and the kernel wakes whichever it likes: left alone, one
+// worker can end up with every connection while another idles. A worker holding more connections
+// than the least loaded live worker leaves the connection to it, a few times in a row at most
+// (that worker may be busy), so connections spread evenly and none waits long.
+bool Listener::should_defer_accept() {
+    if (deferrals_ >= 3) return false;
+    const uint64_t mine = connections_.size();
+    const int64_t now = monotonic_ms();
+    for (uint32_t w = 0; w < heritage_.control->header.worker_count; ++w) {
+        if (w == heritage_.index) continue;
+        const shm::WorkerSlot& other = heritage_.control->workers[w];
+        if (now - static_cast<int64_t>(other.heartbeat_ms.load(std::memory_order_relaxed)) > 1000) continue;
+        if (other.connections.load(std::memory_order_relaxed) < mine) return true;
+    }
+    return false;
+}
+
 void Listener::accept_ready(int listen_fd) {
     for (int i = 0; i < 64; ++i) {
+        if (should_defer_accept()) {
+            ++deferrals_;
+            event_del(accept_event_);
+            struct timeval pause {0, 2000};
+            event_add(resume_accept_event_, &pause);
+            return;
+        }
+        deferrals_ = 0;
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -142,11 +180,8 @@ void Listener::on_read(evutil_socket_t, short, void* conn_ptr) { g_listener->rea
 
 void Listener::read_ready(Connection& conn) {
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
-    int64_t now = realtime_ns() / 1000000000;
-    if (now != now_s_) {
-        now_s_ = now;
-        now_len_ = static_cast<size_t>(std::snprintf(now_text_, sizeof now_text_, "%lld", static_cast<long long>(now)));
-    }
+    stamp_now();
+    for (Route& route : routes_) route.producer->refresh();
     const size_t max_line = config_.max_line_length;
     char* buf = scratch_.get();
     bool closed = false;
@@ -220,19 +255,98 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         count = 6;
         total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
     }
-    for (uint16_t m : mirrors_) routes_[m].producer->append(parts, count, total);
+    uint16_t chosen[shm::kMaxDestinations];
+    size_t n = targets(parsed.name, chosen);
+    for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, count, total);
+}
+
+size_t Listener::targets(std::string_view name, uint16_t* out) {
+    size_t n = 0;
+    for (uint16_t m : mirrors_) out[n++] = m;
     if (!ring_) {
         if (config_.hash_route()) ++unroutable_;
-        return;
+        return n;
     }
     uint16_t chosen[route::kMaxReplication];
-    size_t n = ring_->lookup(parsed.name, config_.replication_factor, config_.diverse_replicas, chosen);
-    for (size_t k = 0; k < n; ++k) {
+    size_t picked = ring_->lookup(name, config_.replication_factor, config_.diverse_replicas, chosen);
+    for (size_t k = 0; k < picked; ++k) {
         // carbon can name one node twice (a one-node ring without diverse replicas); send it once.
         bool repeat = false;
         for (size_t j = 0; j < k; ++j) repeat |= chosen[j] == chosen[k];
-        if (!repeat) routes_[ring_routes_[chosen[k]]].producer->append(parts, count, total);
+        if (!repeat) out[n++] = ring_routes_[chosen[k]];
     }
+    return n;
+}
+
+// A batch from the HTTP(S) endpoint: all of it is queued, or none of it.
+IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) {
+    if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
+    stamp_now();
+    IngestOutcome outcome;
+    std::vector<uint64_t> bytes(routes_.size()), counts(routes_.size());
+    uint16_t chosen[shm::kMaxDestinations];
+    char name[kMaxPrefixedName];
+    auto for_each_valid = [&](auto&& visit) {
+        size_t start = 0;
+        while (start < lines.size()) {
+            size_t end = lines.find('\n', start);
+            if (end == std::string_view::npos) end = lines.size();
+            std::string_view line = lines.substr(start, end - start);
+            start = end + 1;
+            protocol::ParsedLine parsed;
+            if (line.size() > config_.max_line_length || protocol::parse_line(line, parsed) != protocol::LineError::none) {
+                visit(line, nullptr, std::string_view());
+                continue;
+            }
+            std::string_view full = parsed.name;
+            if (!prefix.empty()) {
+                if (prefix.size() + 1 + parsed.name.size() > sizeof name) {
+                    visit(line, nullptr, std::string_view());
+                    continue;
+                }
+                std::memcpy(name, prefix.data(), prefix.size());
+                name[prefix.size()] = '.';
+                std::memcpy(name + prefix.size() + 1, parsed.name.data(), parsed.name.size());
+                full = std::string_view(name, prefix.size() + 1 + parsed.name.size());
+            }
+            visit(line, &parsed, full);
+        }
+    };
+    // First pass: validate and add up what each destination queue must take.
+    for_each_valid([&](std::string_view line, const protocol::ParsedLine* parsed, std::string_view full) {
+        if (!parsed) {
+            ++outcome.invalid;
+            return;
+        }
+        (void)line;
+        ++outcome.valid;
+        size_t size = full.size() + parsed->value.size() + (parsed->timestamp_is_now ? now_len_ : parsed->timestamp.size()) + 3;
+        size_t n = targets(full, chosen);
+        for (size_t k = 0; k < n; ++k) bytes[chosen[k]] += size, ++counts[chosen[k]];
+    });
+    for (size_t r = 0; r < routes_.size(); ++r) {
+        if (counts[r]) routes_[r].producer->refresh();
+        if (counts[r] && !routes_[r].producer->has_room_for(bytes[r], counts[r])) {
+            outcome.accepted = false;
+            outcome.never_fits = !routes_[r].producer->could_ever_fit(bytes[r], counts[r]);
+            return outcome;
+        }
+    }
+    // Second pass: queue them.
+    for_each_valid([&](std::string_view, const protocol::ParsedLine* parsed, std::string_view full) {
+        if (!parsed) return;
+        std::string_view parts[6] = {full, " ", parsed->value, " ",
+                                     parsed->timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed->timestamp, "\n"};
+        size_t total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
+        size_t n = targets(full, chosen);
+        for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, 6, total);
+    });
+    publish_all();
+    received_ += outcome.valid;
+    invalid_ += outcome.invalid;
+    flush_counters();
+    outcome.accepted = true;
+    return outcome;
 }
 
 void Listener::invalid(const Connection& conn, const char* why, std::string_view line) {
@@ -270,7 +384,8 @@ void Listener::refresh_routes() {
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         const shm::DestinationSlot& d = heritage_.control->destinations[slot];
         if (d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active)) continue;
-        bool console = d.type == static_cast<uint32_t>(shm::DestinationType::console);
+        // The console and HTTPS gateways have no ring node: they get every line.
+        bool console = d.type != static_cast<uint32_t>(shm::DestinationType::tcp);
         bool in_ring = !console && d.in_ring.load(std::memory_order_acquire) != 0;
         auto same = std::find_if(routes_.begin(), routes_.end(),
                                  [&](const Route& r) { return r.slot == slot && r.incarnation == d.incarnation; });
@@ -362,9 +477,21 @@ int Listener::run() {
         return kExitCrashed;
     }
     refresh_routes();
-    accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);
     resume_accept_event_ = evtimer_new(base_, &Listener::on_resume_accept, this);
-    event_add(accept_event_, nullptr);
+    if (heritage_.listen_fd >= 0) {
+        accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);
+        event_add(accept_event_, nullptr);
+    }
+    std::unique_ptr<HttpIngest> https, http;
+    std::string error;
+    if (heritage_.https_fd >= 0 && !(https = start_http_ingest(base_, heritage_.https_fd, true, config_, *this, error))) {
+        LOG_ERROR("listener %u: HTTPS ingest: %s", heritage_.index, error.c_str());
+        return kExitDoNotRestart;
+    }
+    if (heritage_.http_fd >= 0 && !(http = start_http_ingest(base_, heritage_.http_fd, false, config_, *this, error))) {
+        LOG_ERROR("listener %u: HTTP ingest: %s", heritage_.index, error.c_str());
+        return kExitDoNotRestart;
+    }
     struct event* tick = event_new(base_, -1, EV_PERSIST, &Listener::on_tick, this);
     struct timeval tick_interval {0, 100000};
     event_add(tick, &tick_interval);

@@ -269,11 +269,10 @@ int Output::run() {
         LOG_ERROR("destination %s: %s", text_.c_str(), error.c_str());
         return kExitDoNotRestart;
     }
-    queue_ = shm::QueueFile::open(queue_path(config_.state_dir, text_), error);
-    if (!queue_) {
-        LOG_ERROR("destination %s: %s", text_.c_str(), error.c_str());
-        return kExitDoNotRestart;
-    }
+    UniqueFd lock;
+    int exit_code = 0;
+    queue_ = attach_output_queue(heritage_, text_, lock, exit_code);
+    if (!queue_) return exit_code;
     for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_.push_back(queue_->ring(i).read_pos.load(std::memory_order_acquire));
 
     struct sigaction sa {};
@@ -281,11 +280,6 @@ int Output::run() {
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
-    slot_.output_pid = static_cast<uint32_t>(getpid());
-
-    // One consumer per queue, even while the output of a previous polymur is still draining it.
-    UniqueFd lock = lock_file(queue_->path(), "output of " + text_);
-    if (!lock) return kExitCrashed;
 
     int64_t next_connect_ms = 0;
     // After losing an established connection, try again soon; after a failed connect, wait.
@@ -364,6 +358,8 @@ int Output::run() {
 }  // namespace
 
 int run_output(const Heritage& heritage) {
+    if (heritage.control->destinations[heritage.index].type == static_cast<uint32_t>(shm::DestinationType::https))
+        return run_https_output(heritage);
     Output output(heritage);
     return output.run();
 }

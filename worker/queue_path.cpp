@@ -45,4 +45,22 @@ UniqueFd lock_file(const std::string& path, const std::string& who) {
     return fd;
 }
 
+std::unique_ptr<shm::QueueFile> attach_output_queue(const Heritage& heritage, const std::string& destination, UniqueFd& lock,
+                                                    int& exit_code) {
+    std::string error;
+    auto queue = shm::QueueFile::open(queue_path(heritage.config->state_dir, destination), error);
+    if (!queue) {
+        LOG_ERROR("destination %s: %s", destination.c_str(), error.c_str());
+        exit_code = kExitDoNotRestart;
+        return nullptr;
+    }
+    heritage.control->destinations[heritage.index].output_pid = static_cast<uint32_t>(getpid());
+    lock = lock_file(queue->path(), "output of " + destination);
+    if (!lock) {
+        exit_code = kExitCrashed;
+        return nullptr;
+    }
+    return queue;
+}
+
 }  // namespace polymur

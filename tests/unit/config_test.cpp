@@ -305,7 +305,8 @@ TEST_F(ConfigTest, NegativeValueForUnsignedOptionIsAnError) {
 
 TEST_F(ConfigTest, CompatibilityOptionsAreAcceptedAndIgnored) {
     ASSERT_EQ(parse({"-stat-addr=localhost:2020", "-metrics-flush=10"}), ParseOutcome::run) << err();
-    EXPECT_EQ(err(), "polymur: -stat-addr and -metrics-flush are accepted for compatibility and ignored\n");
+    EXPECT_EQ(err(), "polymur: -stat-addr is accepted for compatibility and ignored\n");
+    EXPECT_EQ(config_.self_metrics_interval_s, 10u);
 }
 
 TEST_F(ConfigTest, HelpListsEveryOptionWithItsDefault) {
@@ -455,6 +456,64 @@ TEST_F(ConfigTest, ValidateIntervals) {
     c = Config {};
     c.stats_interval_s = 0;
     EXPECT_EQ(validate_config(c), "--stats-interval must be at least 1");
+}
+
+}  // namespace
+}  // namespace polymur
+
+namespace polymur {
+namespace {
+
+TEST_F(ConfigTest, ConfigFileErrorsNameFileAndLine) {
+    std::string path = write_config("lines.conf", "# comment\nworkers = 2\n\nqueue-cap = lots\n");
+    EXPECT_EQ(parse({"--config=" + path}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find(path + ":4: "), std::string::npos) << err();
+    path = write_config("twice.conf", "workers = 2\nworkers = 3\n");
+    EXPECT_EQ(parse({"--config=" + path}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find(path + ":2: 'workers' is set twice (first on line 1)"), std::string::npos) << err();
+    path = write_config("noeq.conf", "workers 2\n");
+    EXPECT_EQ(parse({"--config=" + path}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find(path + ":1: expected name = value"), std::string::npos) << err();
+}
+
+TEST_F(ConfigTest, ConfigFileValuesAreTrimmedAndCommentsDropped) {
+    std::string path = write_config("trim.conf", "  listen-addr   =   1.2.3.4:5   # where\n--workers=3\n");
+    ASSERT_EQ(parse({"--config=" + path}), ParseOutcome::run) << err();
+    EXPECT_EQ(config_.listen_addr, "1.2.3.4:5");
+    EXPECT_EQ(config_.workers, 3u);
+}
+
+TEST_F(ConfigTest, CheckConfigValidatesDestinations) {
+    EXPECT_EQ(parse({"--check-config", "-destinations=10.0.0.1"}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find("10.0.0.1"), std::string::npos) << err();
+    EXPECT_EQ(parse({"-distribution=hash-route", "-destinations=h:1:a,h:2:a"}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find("same ring node"), std::string::npos) << err();
+    ASSERT_EQ(parse({"--check-config", "-destinations=10.0.0.1:2003"}), ParseOutcome::run) << err();
+    EXPECT_TRUE(config_.check_config);
+}
+
+TEST_F(ConfigTest, ModesFromOptionAndGatewayPort) {
+    ASSERT_EQ(parse({"--mode=gateway", "-listen-addr=0.0.0.0", "-listen-port=8443", "-cert=/dev/null", "-key=/dev/null", "-ca-cert=/dev/null"}),
+              ParseOutcome::run)
+        << err();
+    EXPECT_EQ(config_.mode, "gateway");
+    EXPECT_EQ(config_.https_listen_addr, "0.0.0.0:8443");
+    EXPECT_FALSE(config_.plaintext_listener);
+    EXPECT_EQ(parse({"--mode=proxy"}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find("--gateway"), std::string::npos) << err();
+    ASSERT_EQ(parse({"--mode=proxy", "-gateway=https://gw:443", "-client-cert=/dev/null", "-client-key=/dev/null", "-ca-cert=/dev/null"}),
+              ParseOutcome::run)
+        << err();
+    EXPECT_EQ(config_.destinations, (std::vector<std::string> {"https://gw:443"}));
+    EXPECT_EQ(parse({"-listen-port=443"}), ParseOutcome::exit_error);
+}
+
+TEST_F(ConfigTest, MetricsFlushSetsTheSelfMetricsInterval) {
+    ASSERT_EQ(parse({"-metrics-flush=15"}), ParseOutcome::run) << err();
+    EXPECT_EQ(config_.self_metrics_interval_s, 15u);
+    ASSERT_EQ(parse({"-metrics-flush=15", "--self-metrics-interval=30"}), ParseOutcome::run) << err();
+    EXPECT_EQ(config_.self_metrics_interval_s, 30u);
+    EXPECT_EQ(parse({"-metrics-flush=soon"}), ParseOutcome::exit_error);
 }
 
 }  // namespace

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The Debian package and the systemd units, as a new user would meet them.
+#   test_package.sh BUILD_DIR SOURCE_DIR
+# Always: builds the .deb with CPack, checks its contents and maintainer scripts, and runs
+# `systemd-analyze verify` on the units. On CI (CI=true) or with POLYMUR_TEST_INSTALL=1, as root:
+# installs it with apt, runs the installed programs, and purges it again.
+set -euo pipefail
+build=$1 source=$2
+failures=0 passes=0
+check() {  # check NAME COMMAND...
+    local name=$1; shift
+    if "$@" >/tmp/polymur-package-check.log 2>&1; then
+        echo "ok: $name"; passes=$((passes + 1))
+    else
+        echo "FAILED: $name"; sed 's/^/    /' /tmp/polymur-package-check.log; failures=$((failures + 1))
+    fi
+}
+
+cd "$build"
+rm -f polymur_*_amd64.deb
+cpack -G DEB >/tmp/polymur-cpack.log 2>&1 || { cat /tmp/polymur-cpack.log; exit 1; }
+deb=$(ls polymur_*_amd64.deb)
+echo "built $deb"
+contents=$(dpkg-deb -c "$deb")
+for path in ./usr/bin/polymur ./usr/bin/polymur-proxy ./usr/bin/polymur-gateway ./usr/lib/systemd/system/polymur.service \
+            ./usr/lib/systemd/system/polymur-proxy.service ./usr/lib/systemd/system/polymur-gateway.service \
+            ./etc/polymur/polymur.conf ./usr/share/doc/polymur/README.md; do
+    check "package holds $path" grep -q " $path" <<<"$contents"
+done
+check "polymur-proxy is a link to polymur" grep -q "./usr/bin/polymur-proxy -> polymur" <<<"$contents"
+check "config files are conffiles" sh -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/polymur/polymur.conf"
+check "postinst creates the polymur user" sh -c "dpkg-deb -I '$deb' postinst | grep -q 'adduser --system'"
+check "package name and architecture" sh -c "dpkg-deb -f '$deb' Package Architecture | tr '\n' ' ' | grep -q 'Package: polymur Architecture: amd64'"
+
+# The units as shipped, pointing at this build's binary (verify wants the executables to exist).
+units=$(mktemp -d)
+for unit in "$source"/systemd/*.service; do
+    sed -e "s|/usr/bin/polymur-proxy|$build/polymur|g; s|/usr/bin/polymur-gateway|$build/polymur|g; s|/usr/bin/polymur|$build/polymur|g" \
+        "$unit" >"$units/$(basename "$unit")"
+done
+check "systemd-analyze verify (all units)" sh -c "systemd-analyze verify $units/*.service 2>&1 | { ! grep -i polymur; }"
+check "units are Type=notify with a watchdog" sh -c "grep -q '^Type=notify' '$source/systemd/polymur.service' && grep -q '^WatchdogSec=' '$source/systemd/polymur.service'"
+check "shipped config passes --check-config" "$build/polymur" --check-config --config="$source/systemd/polymur.conf"
+check "shipped proxy config passes --check-config" "$build/polymur" --mode=proxy --check-config --config="$source/systemd/polymur-proxy.conf" --client-cert=/dev/null --client-key=/dev/null --ca-cert=/dev/null
+check "shipped gateway config passes --check-config" "$build/polymur" --mode=gateway --check-config --config="$source/systemd/polymur-gateway.conf" --cert=/dev/null --key=/dev/null --ca-cert=/dev/null
+rm -rf "$units"
+
+if [ "${CI:-}" = true ] || [ "${POLYMUR_TEST_INSTALL:-}" = 1 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "skipped: installing the package needs root"
+    elif dpkg -s polymur >/dev/null 2>&1; then
+        echo "skipped: a polymur package is already installed here; not touching it"
+    else
+        check "apt install ./$deb" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb"
+        check "installed polymur runs" sh -c "polymur --version | grep -q '^polymur '"
+        check "installed polymur-gateway is the gateway" sh -c "polymur-gateway --check-config 2>&1 | grep -q 'the gateway needs'"
+        check "the polymur system user exists" id polymur
+        check "installed units verify" sh -c "systemd-analyze verify /usr/lib/systemd/system/polymur.service 2>&1 | { ! grep -i polymur; }"
+        check "installed config checks" polymur --check-config --config=/etc/polymur/polymur.conf
+        state=$(mktemp -d) && chown polymur:polymur "$state"
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        api=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        check "installed polymur serves as the polymur user" sh -c "
+            runuser -u polymur -- polymur --listen-addr=127.0.0.1:$port --api-addr=127.0.0.1:$api --state-dir=$state --workers=1 2>/dev/null &
+            pid=\$!; for i in \$(seq 50); do echo getdest | nc -q1 127.0.0.1 $api 2>/dev/null | grep -q registered && break; sleep 0.1; done
+            echo getdest | nc -q1 127.0.0.1 $api | grep -q registered; rc=\$?; kill \$pid; wait \$pid; exit \$rc"
+        rm -rf "$state"
+        check "apt purge polymur" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq polymur
+        check "purge removed the user" sh -c "! id polymur"
+    fi
+else
+    echo "skipped: apt install of the package (runs on CI, or with POLYMUR_TEST_INSTALL=1)"
+fi
+echo "$passes passed, $failures failed"
+[ "$failures" = 0 ]

@@ -1,0 +1,131 @@
+"""A real Graphite end to end: two carbon-cache instances (a, b), polymur hash-routing to them,
+metrics sent with nc, and whisper files checked against Graphite's own ring."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from harness import Polymur, free_port, wait_until
+
+CARBON_CONF = """[cache]
+STORAGE_DIR = {root}/storage/
+LOCAL_DATA_DIR = {root}/storage/whisper/
+WHITELISTS_DIR = {root}/storage/lists/
+CONF_DIR = {root}/conf/
+LOG_DIR = {root}/log/
+PID_DIR = {root}/run/
+ENABLE_LOGROTATION = False
+USER =
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = inf
+MAX_CREATES_PER_MINUTE = inf
+LINE_RECEIVER_INTERFACE = 127.0.0.1
+PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+CACHE_QUERY_INTERFACE = 127.0.0.1
+ENABLE_UDP_LISTENER = False
+ENABLE_TAGS = False
+LOG_UPDATES = False
+LOG_CREATES = False
+ENABLE_MANHOLE = False
+"""
+INSTANCE = """
+[cache:{name}]
+LINE_RECEIVER_PORT = {line}
+PICKLE_RECEIVER_PORT = {pickle}
+CACHE_QUERY_PORT = {query}
+LOCAL_DATA_DIR = {root}/{name}/whisper/
+"""
+
+
+@unittest.skipUnless(shutil.which("carbon-cache") and shutil.which("whisper-fetch"),
+                     "needs graphite-carbon and python3-whisper (./dev.sh test installs them)")
+class GraphiteEndToEndTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="polymur-graphite-")
+        os.makedirs(os.path.join(self.root, "conf"))
+        self.ports = {name: free_port() for name in "ab"}
+        conf = CARBON_CONF.format(root=self.root)
+        for name in "ab":
+            conf += INSTANCE.format(name=name, line=self.ports[name], pickle=free_port(), query=free_port(), root=self.root)
+        self.conf = os.path.join(self.root, "conf", "carbon.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        with open(os.path.join(self.root, "conf", "storage-schemas.conf"), "w") as f:
+            f.write("[default]\npattern = .*\nretentions = 60s:1d\n")
+        self.caches = []
+        for name in "ab":
+            log = open(os.path.join(self.root, "carbon-%s.log" % name), "wb")
+            proc = subprocess.Popen(["carbon-cache", "--config=" + self.conf, "--instance=" + name, "--nodaemon", "start"],
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.caches.append((proc, log))
+        for name in "ab":
+            wait_until(lambda: self.listening(self.ports[name]), 30, message="carbon-cache " + name)
+
+    def tearDown(self):
+        for proc, log in self.caches:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def listening(port):
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def test_every_metric_lands_on_the_cache_graphites_ring_names(self):
+        destinations = ["127.0.0.1:%d:a" % self.ports["a"], "127.0.0.1:%d:b" % self.ports["b"]]
+        relay = Polymur("--distribution=hash-route", "--hash-type=carbon_ch", destinations=destinations)
+        self.addCleanup(relay.cleanup)
+        relay.start()
+        wait_until(lambda: all(d["state"] == "connected" for d in relay.stats()["destinations"].values()), 10)
+
+        now = int(time.time()) // 60 * 60 - 120
+        metrics = {"e2e.host%02d.cpu-%d.%s" % (h, c, kind): float(h * 100 + c) + (0.5 if kind == "user" else 0.25)
+                   for h in range(50) for c in range(20) for kind in ("user", "system")}
+        payload = "".join("%s %s %d\n" % (name, value, now) for name, value in metrics.items()).encode()
+        subprocess.run(["nc", "-q", "1", "127.0.0.1", str(relay.port)], input=payload, check=True, timeout=30)
+        wait_until(lambda: relay.stats()["received"] == len(metrics), 10, message="polymur received everything")
+
+        # Graphite's own ring, from the graphite-carbon package, is the oracle.
+        sys.path.insert(0, "/usr/lib/python3/dist-packages")
+        from carbon.hashing import ConsistentHashRing
+        ring = ConsistentHashRing([("127.0.0.1", "a"), ("127.0.0.1", "b")], hash_type="carbon_ch")
+
+        def path(cache, name):
+            return os.path.join(self.root, cache, "whisper", *name.split(".")) + ".wsp"
+
+        wait_until(lambda: all(os.path.exists(path(ring.get_node(n)[1], n)) for n in metrics), 120,
+                   message="every whisper file written")
+        import whisper
+        wrong = []
+        for name, value in metrics.items():
+            right = ring.get_node(name)[1]
+            other = "b" if right == "a" else "a"
+            if os.path.exists(path(other, name)):
+                wrong.append(name)
+            (start, _end, _step), values = whisper.fetch(path(right, name), now - 60, now + 60)
+            self.assertIn(value, values, name)
+        self.assertEqual(wrong, [], "whisper files on the cache Graphite's ring does not name")
+        counts = {c: sum(1 for n in metrics if ring.get_node(n)[1] == c) for c in "ab"}
+        self.assertGreater(min(counts.values()), 300, "both caches should hold a real share: %r" % counts)
+        # And the command-line tool operators use, on a sample.
+        for name in list(metrics)[:: len(metrics) // 20]:
+            out = subprocess.run(["whisper-fetch", "--from=%d" % (now - 60), "--until=%d" % (now + 60),
+                                  path(ring.get_node(name)[1], name)], capture_output=True, text=True, check=True).stdout
+            self.assertIn("%d\t%f" % (now, metrics[name]), out)
+
+
+if __name__ == "__main__":
+    unittest.main()
