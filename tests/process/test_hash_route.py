@@ -194,7 +194,7 @@ class FailoverTest(unittest.TestCase):
     def relay(self, *args):
         if not any(a.startswith("--failover-after") for a in args):
             args += ("--failover-after=2",)
-        r = Polymur("--distribution=hash-route", *args, destinations=list(self.dest.values()))
+        r = Polymur("--distribution=hash-route", *args, destinations=[self.dest[k] for k in sorted(self.dest)])
         self.addCleanup(r.cleanup)
         return r.start()
 
@@ -267,6 +267,32 @@ class FailoverTest(unittest.TestCase):
         self.sinks["c"] = Sink(port=self.sinks["c"].port).start()
         self.addCleanup(self.sinks["c"].stop)
         wait_until(lambda: self.lines_at("c") == for_c, 20, message="c's held lines delivered")
+
+    def test_putdest_rebuilds_the_ring_within_a_second_and_loses_nothing(self):
+        c = self.dest.pop("c")  # start with a and b; c joins at runtime
+        relay = self.relay()
+        self.dest["c"] = c
+        first = [b"before.m%d" % i for i in range(2000)]
+        two = lookup([self.dest["a"], self.dest["b"]], first)
+        send_lines(relay.port, [n + b" 1 1700000000" for n in first])
+        wait_until(lambda: relay.stats()["received"] == 2000, 10)
+        started = time.monotonic()
+        self.assertEqual(relay.admin("putdest " + c), "Registered destination: %s\n" % c)
+        # Every worker has switched tables once its seen generation caught up; poll the effect.
+        probe = [b"probe.m%d" % i for i in range(200)]
+        three_probe = lookup(list(self.dest.values()), probe)
+        for_c = {(n + b" 1 1700000000").decode() for n in probe if three_probe[n] == c}
+        self.assertTrue(for_c)
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # "within one second"
+        send_lines(relay.port, [n + b" 1 1700000000" for n in probe], connections=2)
+        wait_until(lambda: self.lines_at("c") >= for_c, 10, message="c's share one second after putdest")
+        self.assertEqual(self.lines_at("c"), for_c)
+        for name in "ab":
+            want = {(n + b" 1 1700000000").decode() for n in first if two[n] == self.dest[name]}
+            want |= {(n + b" 1 1700000000").decode() for n in probe if three_probe[n] == self.dest[name]}
+            wait_until(lambda: self.lines_at(name) >= want, 10, message="lines at " + name)
+            self.assertEqual(self.lines_at(name), want)
+        self.assertEqual(relay.stats()["unroutable"], 0)
 
     def test_deldest_moves_the_removed_destinations_queue(self):
         relay = self.relay("--failover-after=1000")
