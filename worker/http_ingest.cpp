@@ -39,28 +39,13 @@
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "worker/cidr.hpp"
+#include "worker/tls.hpp"
 
 namespace polymur {
 namespace {
 
-// TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are all AEAD (OpenSSL's defaults).
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr size_t kNamespaceMax = 255;
 constexpr size_t kKeepBodyBuffer = 4u << 20;  // a larger decompression buffer is released after use
-
-std::string openssl_errors() {
-    std::string text;
-    unsigned long code;
-    while ((code = ERR_get_error()) != 0) {
-        char buf[256];
-        ERR_error_string_n(code, buf, sizeof buf);
-        if (!text.empty()) text += "; ";
-        text += buf;
-    }
-    return text.empty() ? "unknown OpenSSL error" : text;
-}
 
 // For log lines: printable ASCII, at most `max` characters.
 std::string shown(std::string_view text, size_t max = 80) {
@@ -197,41 +182,16 @@ Ingest::~Ingest() {
 }
 
 bool Ingest::make_tls_context(std::string& error) {
-    ctx_ = SSL_CTX_new(TLS_server_method());
-    if (!ctx_) {
-        error = "cannot create the TLS context: " + openssl_errors();
-        return false;
-    }
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                  SSL_OP_NO_TICKET);
+    ctx_ = new_tls_context(true, "cert", config_.cert, "key", config_.key, config_.ca_cert, error);
+    if (!ctx_) return false;
+    SSL_CTX_set_options(ctx_, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
     // No session resumption: every connection presents and proves its certificate, checked
     // against the CRL loaded now.
     SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx_, 0);
-    if (SSL_CTX_set_cipher_list(ctx_, kTls12Ciphers) != 1) {
-        error = "cannot set the TLS 1.2 cipher list: " + openssl_errors();
-        return false;
-    }
-    if (SSL_CTX_use_certificate_chain_file(ctx_, config_.cert.c_str()) != 1) {
-        error = "--cert " + config_.cert + ": " + openssl_errors();
-        return false;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx_, config_.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-        error = "--key " + config_.key + ": " + openssl_errors();
-        return false;
-    }
-    if (SSL_CTX_check_private_key(ctx_) != 1) {
-        error = "--key " + config_.key + " does not match --cert " + config_.cert + ": " + openssl_errors();
-        return false;
-    }
-    if (SSL_CTX_load_verify_locations(ctx_, config_.ca_cert.c_str(), nullptr) != 1) {
-        error = "--ca-cert " + config_.ca_cert + ": " + openssl_errors();
-        return false;
-    }
     STACK_OF(X509_NAME)* client_cas = SSL_load_client_CA_file(config_.ca_cert.c_str());
     if (!client_cas) {
-        error = "--ca-cert " + config_.ca_cert + ": no CA certificate in it: " + openssl_errors();
+        error = "--ca-cert " + config_.ca_cert + ": no CA certificate in it";
         return false;
     }
     SSL_CTX_set_client_CA_list(ctx_, client_cas);

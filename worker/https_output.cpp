@@ -29,6 +29,7 @@
 #include "common/net.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
+#include "worker/tls.hpp"
 
 namespace polymur {
 namespace {
@@ -36,9 +37,6 @@ namespace {
 volatile sig_atomic_t g_stop = 0;
 void on_stop_signal(int) { g_stop = 1; }
 
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr int kGzipLevel = 1;
 constexpr int kIdleWaitMs = 100;
 constexpr int kSliceMs = 100;              // longest sleep between heartbeats and stop checks
@@ -57,18 +55,6 @@ struct Span {
 };
 
 enum class Io { ok, failed, aborted };  // aborted: deldest, or the drain deadline passed
-
-std::string openssl_errors() {
-    std::string text;
-    unsigned long code;
-    while ((code = ERR_get_error()) != 0) {
-        char buf[256];
-        ERR_error_string_n(code, buf, sizeof buf);
-        if (!text.empty()) text += "; ";
-        text += buf;
-    }
-    return text;
-}
 
 uint64_t count_lines(const char* p, size_t n) {
     uint64_t lines = 0;
@@ -192,35 +178,10 @@ bool HttpsOutput::parse_url(std::string& error) {
 }
 
 bool HttpsOutput::setup_tls(std::string& error) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    if (!ctx_) {
-        error = "cannot create the TLS context: " + openssl_errors();
-        return false;
-    }
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (SSL_CTX_set_cipher_list(ctx_, kTls12Ciphers) != 1) {
-        error = "cannot set the TLS 1.2 cipher list: " + openssl_errors();
-        return false;
-    }
-    if (SSL_CTX_use_certificate_chain_file(ctx_, config_.client_cert.c_str()) != 1) {
-        error = "--client-cert " + config_.client_cert + ": " + openssl_errors();
-        return false;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx_, config_.client_key.c_str(), SSL_FILETYPE_PEM) != 1) {
-        error = "--client-key " + config_.client_key + ": " + openssl_errors();
-        return false;
-    }
-    if (SSL_CTX_check_private_key(ctx_) != 1) {
-        error = "--client-key " + config_.client_key + " does not match --client-cert " + config_.client_cert;
-        return false;
-    }
     // Only the private CA: the gateway's certificate must chain to --ca-cert.
-    if (SSL_CTX_load_verify_locations(ctx_, config_.ca_cert.c_str(), nullptr) != 1) {
-        error = "--ca-cert " + config_.ca_cert + ": " + openssl_errors();
-        return false;
-    }
+    ctx_ = new_tls_context(false, "client-cert", config_.client_cert, "client-key", config_.client_key, config_.ca_cert, error);
+    if (!ctx_) return false;
+    SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     return true;
 }

@@ -1,0 +1,57 @@
+#include "worker/tls.hpp"
+
+#include <openssl/err.h>
+
+namespace polymur {
+namespace {
+
+// TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are all AEAD (OpenSSL's defaults).
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+std::string reason() {
+    std::string text = openssl_errors();
+    return text.empty() ? "unknown OpenSSL error" : text;
+}
+
+}  // namespace
+
+std::string openssl_errors() {
+    std::string text;
+    unsigned long code;
+    while ((code = ERR_get_error()) != 0) {
+        char buf[256];
+        ERR_error_string_n(code, buf, sizeof buf);
+        if (!text.empty()) text += "; ";
+        text += buf;
+    }
+    return text;
+}
+
+SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std::string& cert,
+                         const std::string& key_option, const std::string& key, const std::string& ca_file,
+                         std::string& error) {
+    SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (!ctx) {
+        error = "cannot create the TLS context: " + reason();
+        return nullptr;
+    }
+    auto fail = [&](const std::string& what) {
+        error = what;
+        SSL_CTX_free(ctx);
+        return nullptr;
+    };
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) return fail("cannot set the TLS 1.2 cipher list: " + reason());
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) return fail("--" + cert_option + " " + cert + ": " + reason());
+    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
+        return fail("--" + key_option + " " + key + ": " + reason());
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return fail("--" + key_option + " " + key + " does not match --" + cert_option + " " + cert + ": " + reason());
+    if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) return fail("--ca-cert " + ca_file + ": " + reason());
+    return ctx;
+}
+
+}  // namespace polymur

@@ -1,0 +1,20 @@
+// TLS contexts for the HTTPS transport: what the gateway (server) and the proxy (client) share.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <string>
+
+namespace polymur {
+
+// OpenSSL's queued errors, joined with "; " (empty when there are none). Clears the queue.
+std::string openssl_errors();
+
+// A context for TLS 1.2 and later with forward-secret AEAD suites only, presenting `cert`/`key`
+// (named `cert_option`/`key_option` in errors) and trusting only the private CA in `ca_file`.
+// nullptr with `error` naming the option and OpenSSL's reason.
+SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std::string& cert,
+                         const std::string& key_option, const std::string& key, const std::string& ca_file,
+                         std::string& error);
+
+}  // namespace polymur
