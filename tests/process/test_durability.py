@@ -180,6 +180,22 @@ class DurabilityTest(unittest.TestCase):
         wait_until(lambda: sink.line_count() >= 30000, 20, message="queued lines after restart")
         self.assertEqual(sorted(sink.lines()), sorted(lines))
 
+    def test_sigterm_lets_outputs_deliver_their_queue_before_exit(self):
+        slow = self.sink(read_delay=0.02, recv_size=65536)  # about 3 MB/s: the queue builds up
+        relay = self.relay("--drain-timeout=20", destinations=[slow.address])
+        lines = numbered("drain", 0, 200000)
+        send_lines(relay.port, lines)
+        wait_until(lambda: relay.stats()["received"] == 200000, 10)
+        queued = relay.stats()["destinations"][slow.address]["queued"]
+        self.assertGreater(queued, 10000, "the destination should be behind when SIGTERM arrives")
+        self.assertEqual(relay.stop(timeout=40), 0)
+        # Acknowledged means in the sink's socket buffer; its reader may still be catching up.
+        wait_until(lambda: slow.line_count() >= 200000, 20, message="the drained lines at the sink")
+        self.assertEqual(sorted(slow.lines()), sorted(lines))
+        self.assertIn("letting outputs deliver for up to 20 s", relay.log())
+        again = self.relay(destinations=[slow.address], state_dir=relay.state_dir)
+        self.assertNotIn("resuming", again.log(), "nothing was left queued for the next start")
+
     def test_kill9_of_every_process_then_start_loses_nothing_queued(self):
         port = free_port()
         dest = "127.0.0.1:%d" % port
