@@ -205,7 +205,26 @@ RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_
       lines_written_(control_.lines_written.load(std::memory_order_relaxed)),
       cached_read_pos_(control_.read_pos.load(std::memory_order_acquire)),
       cached_lines_read_(control_.lines_read.load(std::memory_order_relaxed)),
-      cached_other_lines_(lines_in_other_rings()) {}
+      cached_other_lines_(lines_in_other_rings()) {
+    // A predecessor that died in the middle of publishing left the sequence odd, and its line
+    // count may not match its write position: count again from what the consumer committed.
+    uint64_t seq = control_.publish_seq.load(std::memory_order_relaxed);
+    if (seq & 1) {
+        uint64_t read_pos = 0, lines_read = 0;
+        for (;;) {
+            const uint64_t before = control_.commit_seq.load(std::memory_order_acquire);
+            read_pos = control_.read_pos.load(std::memory_order_acquire);
+            lines_read = control_.lines_read.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (!(before & 1) && control_.commit_seq.load(std::memory_order_relaxed) == before) break;
+        }
+        uint64_t lines = 0;
+        for (uint64_t pos = read_pos; pos < write_pos_; ++pos) lines += data_[pos & mask_] == '\n';
+        lines_written_ = lines_read + lines;
+        control_.lines_written.store(lines_written_, std::memory_order_relaxed);
+        control_.publish_seq.store(seq + 1, std::memory_order_release);
+    }
+}
 
 uint64_t RingProducer::lines_in_other_rings() const {
     uint64_t total = 0;
@@ -262,9 +281,31 @@ void RingProducer::publish() {
     cached_other_lines_ = lines_in_other_rings();
     lines_written_ += unpublished_lines_;
     unpublished_lines_ = 0;
+    const uint64_t seq = control_.publish_seq.load(std::memory_order_relaxed);
+    control_.publish_seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
     control_.lines_written.store(lines_written_, std::memory_order_relaxed);
     control_.write_pos.store(write_pos_, std::memory_order_release);
+    control_.publish_seq.store(seq + 2, std::memory_order_release);
     queue_.wake_consumer();
+}
+
+void commit_read(RingControl& ring, uint64_t read_pos, uint64_t lines) {
+    const uint64_t seq = ring.commit_seq.load(std::memory_order_relaxed);
+    ring.commit_seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    ring.lines_read.store(ring.lines_read.load(std::memory_order_relaxed) + lines, std::memory_order_relaxed);
+    ring.read_pos.store(read_pos, std::memory_order_release);
+    ring.commit_seq.store(seq + 2, std::memory_order_release);
+}
+
+bool read_published(const RingControl& ring, uint64_t& write_pos, uint64_t& lines_written) {
+    const uint64_t before = ring.publish_seq.load(std::memory_order_acquire);
+    if (before & 1) return false;
+    write_pos = ring.write_pos.load(std::memory_order_acquire);
+    lines_written = ring.lines_written.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return ring.publish_seq.load(std::memory_order_relaxed) == before;
 }
 
 }  // namespace polymur::shm

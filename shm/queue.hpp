@@ -19,7 +19,7 @@
 namespace polymur::shm {
 
 inline constexpr uint64_t kQueueMagic = 0x3145554555514d50ULL;  // "PMQUEUE1"
-inline constexpr uint32_t kQueueLayoutVersion = 1;
+inline constexpr uint32_t kQueueLayoutVersion = 2;
 inline constexpr size_t kPage = 4096;
 
 struct QueueHeader {
@@ -38,13 +38,16 @@ struct QueueHeader {
 };
 
 struct RingControl {
-    // Producer side.
+    // Producer side. publish_seq is odd while write_pos and lines_written are being updated, so
+    // the consumer can read the two as a consistent pair (a sequence lock).
     alignas(64) Counter write_pos;
     Counter lines_written;
     Counter dropped_full;
-    // Consumer side.
+    Counter publish_seq;
+    // Consumer side, updated only through commit_read() (commit_seq is its sequence lock).
     alignas(64) Counter read_pos;
     Counter lines_read;
+    Counter commit_seq;
 };
 
 static_assert(std::is_standard_layout_v<QueueHeader>);
@@ -103,6 +106,13 @@ private:
     RingControl* rings_ = nullptr;
     char* data_ = nullptr;
 };
+
+// Consumer: `lines` more lines, up to `read_pos`, were delivered (or moved elsewhere).
+void commit_read(RingControl& ring, uint64_t read_pos, uint64_t lines);
+
+// Consumer: a consistent (write position, lines written) pair of one ring. False when the
+// producer is in the middle of publishing (or died there); then count the lines yourself.
+bool read_published(const RingControl& ring, uint64_t& write_pos, uint64_t& lines_written);
 
 // Chooses ring count and capacity for a destination queue of about `queue_bytes` bytes.
 QueueGeometry geometry_for(uint32_t producer_count, uint64_t queue_bytes);

@@ -449,8 +449,7 @@ bool HttpsOutput::gather() {
 void HttpsOutput::commit() {
     for (const Span& s : spans_) {
         shm::RingControl& ring = queue_->ring(s.ring);
-        ring.lines_read.store(ring.lines_read.load(std::memory_order_relaxed) + s.lines, std::memory_order_relaxed);
-        ring.read_pos.store(s.end, std::memory_order_release);
+        shm::commit_read(ring, s.end, s.lines);
         next_pos_[s.ring] = s.end;
     }
     slot_.sent_lines.fetch_add(batch_lines_, std::memory_order_relaxed);

@@ -70,8 +70,17 @@ private:
     bool reroute_batch() {
         if (!rerouter_) rerouter_ = std::make_unique<Rerouter>(heritage_, heritage_.index);
         uint64_t moved = rerouter_->move_batch(*queue_);
-        for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_[i] = queue_->ring(i).read_pos.load(std::memory_order_relaxed);
+        rewind_to_committed();
         return moved > 0;
+    }
+    // Everything after the last committed line is to be sent again.
+    void rewind_to_committed() {
+        next_pos_.resize(queue_->ring_count());
+        next_lines_.resize(queue_->ring_count());
+        for (uint32_t i = 0; i < queue_->ring_count(); ++i) {
+            next_pos_[i] = queue_->ring(i).read_pos.load(std::memory_order_acquire);
+            next_lines_[i] = queue_->ring(i).lines_read.load(std::memory_order_relaxed);
+        }
     }
     void nap(int ms) {
         struct timespec pause {0, ms * 1000000L};
@@ -87,7 +96,8 @@ private:
     std::unique_ptr<shm::QueueFile> queue_;
     UniqueFd socket_;
     int fd_ = -1;
-    std::vector<uint64_t> next_pos_;  // per ring: first byte not yet handed to the socket
+    std::vector<uint64_t> next_pos_;    // per ring: first byte not yet handed to the socket
+    std::vector<uint64_t> next_lines_;  // per ring: lines before next_pos_ since the ring began
     std::deque<Chunk> pending_;       // written or to be written, not yet acknowledged
     uint64_t stream_written_ = 0;
     uint64_t stream_acked_ = 0;
@@ -138,7 +148,7 @@ void Output::disconnect(const char* why) {
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why,
              static_cast<unsigned long long>(unconfirmed));
     pending_.clear();
-    for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_[i] = queue_->ring(i).read_pos.load(std::memory_order_relaxed);
+    rewind_to_committed();
     stream_written_ = stream_queued_ = stream_acked_ = 0;
     socket_.reset();
     fd_ = -1;
@@ -149,7 +159,9 @@ void Output::disconnect(const char* why) {
 bool Output::gather() {
     bool any = false;
     for (uint32_t i = 0; i < queue_->ring_count() && pending_.size() < kMaxIov; ++i) {
-        uint64_t write_pos = queue_->ring(i).write_pos.load(std::memory_order_acquire);
+        uint64_t write_pos = 0, published_lines = 0;
+        const bool exact = shm::read_published(queue_->ring(i), write_pos, published_lines);
+        if (!exact) write_pos = queue_->ring(i).write_pos.load(std::memory_order_acquire);
         uint64_t available = write_pos - next_pos_[i];
         if (!available) continue;
         uint64_t take = std::min(available, kChunkMax);
@@ -161,21 +173,26 @@ bool Output::gather() {
             if (!take) take = available;  // cannot happen with lines <= max-line-length
         }
         uint64_t lines = 0;
-        uint64_t pos = next_pos_[i], end = next_pos_[i] + take;
-        while (pos < end) {
-            uint64_t offset = pos & mask;
-            uint64_t span = std::min(end - pos, queue_->ring_capacity() - offset);
-            const char* p = data + offset;
-            const char* stop = p + span;
-            while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(stop - p))))) {
-                ++lines;
-                ++p;
+        if (exact && take == available) {
+            lines = published_lines - next_lines_[i];  // the producer counted them already
+        } else {
+            uint64_t pos = next_pos_[i], end = next_pos_[i] + take;
+            while (pos < end) {
+                uint64_t offset = pos & mask;
+                uint64_t span = std::min(end - pos, queue_->ring_capacity() - offset);
+                const char* p = data + offset;
+                const char* stop = p + span;
+                while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(stop - p))))) {
+                    ++lines;
+                    ++p;
+                }
+                pos += span;
             }
-            pos += span;
         }
         stream_queued_ += take;
-        pending_.push_back(Chunk {i, next_pos_[i], end, lines, stream_queued_});
-        next_pos_[i] = end;
+        pending_.push_back(Chunk {i, next_pos_[i], next_pos_[i] + take, lines, stream_queued_});
+        next_pos_[i] += take;
+        next_lines_[i] += lines;
         any = true;
     }
     return any;
@@ -239,8 +256,7 @@ void Output::commit_acked() {
     while (!pending_.empty() && pending_.front().stream_end <= acked) {
         const Chunk& c = pending_.front();
         shm::RingControl& ring = queue_->ring(c.ring);
-        ring.lines_read.store(ring.lines_read.load(std::memory_order_relaxed) + c.lines, std::memory_order_relaxed);
-        ring.read_pos.store(c.end, std::memory_order_release);
+        shm::commit_read(ring, c.end, c.lines);
         lines += c.lines;
         bytes += c.end - c.start;
         pending_.pop_front();
@@ -273,7 +289,7 @@ int Output::run() {
     int exit_code = 0;
     queue_ = attach_output_queue(heritage_, text_, lock, exit_code);
     if (!queue_) return exit_code;
-    for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_.push_back(queue_->ring(i).read_pos.load(std::memory_order_acquire));
+    rewind_to_committed();
 
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;

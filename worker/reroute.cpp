@@ -107,8 +107,7 @@ uint64_t Rerouter::move_batch(shm::QueueFile& own) {
         if (!lines) continue;
         // Published to the targets before it leaves here: a crash in between duplicates, never loses.
         for (Target& t : targets_) t.producer->publish();
-        ring.lines_read.store(ring.lines_read.load(std::memory_order_relaxed) + lines, std::memory_order_relaxed);
-        ring.read_pos.store(pos, std::memory_order_release);
+        shm::commit_read(ring, pos, lines);
         moved += lines;
     }
     if (moved) heritage_.control->destinations[own_slot_].rerouted_lines.fetch_add(moved, std::memory_order_relaxed);

@@ -733,5 +733,44 @@ TEST(ControlSegmentTest, LinkStateNames) {
     EXPECT_STREQ(link_state_name(static_cast<LinkState>(99)), "unknown");
 }
 
+TEST_F(QueueTest, PublishedPairIsConsistentAndCommitsAreCounted) {
+    auto q = create({1, kSmallRing});
+    RingProducer producer(*q, 0, 1000);
+    std::string_view line = "a.b 1 2\n";
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(producer.append(&line, 1, line.size()));
+    producer.publish();
+    uint64_t write_pos = 0, lines = 0;
+    ASSERT_TRUE(read_published(q->ring(0), write_pos, lines));
+    EXPECT_EQ(write_pos, 3 * line.size());
+    EXPECT_EQ(lines, 3u);
+    commit_read(q->ring(0), line.size() * 2, 2);
+    EXPECT_EQ(q->ring(0).read_pos.load(), line.size() * 2);
+    EXPECT_EQ(q->ring(0).lines_read.load(), 2u);
+    EXPECT_EQ(q->ring(0).commit_seq.load() % 2, 0u);
+    EXPECT_EQ(q->queued_lines(), 1u);
+}
+
+TEST_F(QueueTest, ProducerThatDiedMidPublishIsRepairedByItsSuccessor) {
+    auto q = create({1, kSmallRing});
+    {
+        RingProducer producer(*q, 0, 1000);
+        std::string_view line = "x 1 2\n";
+        for (int i = 0; i < 5; ++i) ASSERT_TRUE(producer.append(&line, 1, line.size()));
+        producer.publish();
+    }
+    commit_read(q->ring(0), 6, 1);  // the consumer delivered one line
+    // Simulate a death between the two stores of a publish: the count moved on, the position did not.
+    RingControl& ring = q->ring(0);
+    ring.publish_seq.store(ring.publish_seq.load() + 1);
+    ring.lines_written.store(ring.lines_written.load() + 7);
+    uint64_t write_pos = 0, lines = 0;
+    EXPECT_FALSE(read_published(ring, write_pos, lines)) << "an odd sequence must not be read as consistent";
+    RingProducer successor(*q, 0, 1000);
+    EXPECT_TRUE(read_published(ring, write_pos, lines));
+    EXPECT_EQ(write_pos, 30u);
+    EXPECT_EQ(lines, 5u) << "the count was rebuilt from the committed position and the ring's contents";
+    EXPECT_EQ(q->queued_lines(), 4u);
+}
+
 }  // namespace
 }  // namespace polymur::shm
