@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 POLYMUR = os.environ.get("POLYMUR_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "polymur"))
 
@@ -232,3 +233,17 @@ def send_lines(port, lines, connections=1):
 
 def numbered(prefix, start, count, timestamp=1700000000):
     return ["%s.%d %d %d" % (prefix, i, i, timestamp) for i in range(start, start + count)]
+
+
+class RelayTestCase(unittest.TestCase):
+    """A test that starts sinks and relays; each is stopped after the test, the last started first."""
+
+    def sink(self, **kw):
+        s = Sink(**kw).start()
+        self.addCleanup(s.stop)
+        return s
+
+    def relay(self, *args, start=True, **kw):
+        r = Polymur(*args, **kw)
+        self.addCleanup(r.cleanup)
+        return r.start() if start else r

@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import Polymur, Sink, free_port, numbered, send_lines, wait_until
+from harness import Polymur, RelayTestCase, free_port, numbered, send_lines, wait_until
 
 # What one kill of an output can duplicate: bytes the kernel had accepted but the destination had
 # not acknowledged (at most the socket send buffer, net.ipv4.tcp_wmem's maximum) plus one chunk.
@@ -21,24 +21,7 @@ def pid_of(relay, title):
     return next((pid for pid, t in relay.children().items() if t == title), None)
 
 
-class DurabilityTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            fn()
-
-    def sink(self, **kw):
-        s = Sink(**kw).start()
-        self.cleanups.append(s.stop)
-        return s
-
-    def relay(self, *args, start=True, **kw):
-        r = Polymur(*args, **kw)
-        self.cleanups.append(r.cleanup)
-        return r.start() if start else r
-
+class DurabilityTest(RelayTestCase):
     def test_output_killed_repeatedly_loses_nothing(self):
         a = self.sink()
         relay = self.relay(destinations=[a.address])
@@ -119,7 +102,7 @@ class DurabilityTest(unittest.TestCase):
         quiet.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         quiet.bind(("127.0.0.1", 0))
         quiet.listen(8)
-        self.cleanups.append(quiet.close)
+        self.addCleanup(quiet.close)
         never = "127.0.0.1:%d" % quiet.getsockname()[1]
         slow = self.sink(read_delay=0.05, recv_size=4096)  # about 80 KB/s
         relay = self.relay("--stall-timeout=2", destinations=[never, slow.address])
@@ -272,7 +255,7 @@ class DurabilityTest(unittest.TestCase):
                 with open(queue, "wb") as f:
                     f.write(content)
                 again = Polymur(destinations=[dest], state_dir=relay.state_dir)
-                self.cleanups.append(again.cleanup)
+                self.addCleanup(again.cleanup)
                 again.start(wait=False)
                 self.assertEqual(again.proc.wait(10), 78)
                 self.assertIn(queue, again.log())

@@ -20,7 +20,7 @@ import time
 import unittest
 import zlib
 
-from harness import POLYMUR, Polymur, Sink, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, Polymur, RelayTestCase, free_port, numbered, send_lines, wait_until
 
 CA_CONFIG = """
 [ ca ]
@@ -159,7 +159,7 @@ def zombie(pid):
 
 
 @unittest.skipUnless(shutil.which("openssl") and shutil.which("curl"), "needs the openssl and curl commands")
-class HttpsTransportTest(unittest.TestCase):
+class HttpsTransportTest(RelayTestCase):
     @classmethod
     def setUpClass(cls):
         cls.root = tempfile.mkdtemp(prefix="polymur-https-")
@@ -182,19 +182,7 @@ class HttpsTransportTest(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.root, ignore_errors=True)
 
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            fn()
-
     # --- building blocks -------------------------------------------------------------------------
-
-    def sink(self, **kw):
-        s = Sink(**kw).start()
-        self.cleanups.append(s.stop)
-        return s
 
     def gateway(self, destinations, *extra, symlink=True, https_port=None, start=True, state_dir=None, crl=True,
                 host="127.0.0.1", **kw):
@@ -210,7 +198,7 @@ class HttpsTransportTest(unittest.TestCase):
         else:
             node = Node(*(["--mode=gateway"] + args + list(extra)), destinations=destinations, state_dir=state_dir, **kw)
         node.https_port = https_port
-        self.cleanups.append(node.cleanup)
+        self.addCleanup(node.cleanup)
         if start:
             node.start()
             wait_until(lambda: self.listening(https_port, host), 10, message="gateway HTTPS listener")
@@ -223,7 +211,7 @@ class HttpsTransportTest(unittest.TestCase):
             node = Node(*(args + list(extra)), program=os.path.join(self.bin, "polymur-proxy"), **kw)
         else:
             node = Node(*(["--mode=proxy"] + args + list(extra)), **kw)
-        self.cleanups.append(node.cleanup)
+        self.addCleanup(node.cleanup)
         return node.start()
 
     @staticmethod
@@ -562,24 +550,16 @@ class HttpsTransportTest(unittest.TestCase):
         self.assertNotIn("retrying (backoff", proxy.log())
 
 
-class PlainHttpTest(unittest.TestCase):
+class PlainHttpTest(RelayTestCase):
     """The plain-HTTP listener behind a TLS-terminating balancer: the namespace comes from a header,
     trusted only from --trusted-proxies."""
 
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            fn()
-
     def start(self, trusted, host="127.0.0.1"):
-        sink = Sink().start()
-        self.cleanups.append(sink.stop)
+        sink = self.sink()
         port = free_port()
         node = Node("--mode=gateway", "--http-listen-addr=%s:%d" % (("[%s]" % host) if ":" in host else host, port),
                     "--trusted-proxies=" + trusted, "--key-prefix", destinations=[sink.address])
-        self.cleanups.append(node.cleanup)
+        self.addCleanup(node.cleanup)
         node.start()
         return sink, node, port
 

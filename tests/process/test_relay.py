@@ -6,30 +6,10 @@ import threading
 import time
 import unittest
 
-from harness import Polymur, Sink, free_port, numbered, recv_all, send_lines, wait_until
+from harness import RelayTestCase, free_port, numbered, recv_all, send_lines, wait_until
 
 
-class RelayTest(unittest.TestCase):
-    def setUp(self):
-        self.sinks = []
-        self.relays = []
-
-    def tearDown(self):
-        for relay in self.relays:
-            relay.cleanup()
-        for sink in self.sinks:
-            sink.stop()
-
-    def sink(self, **kw):
-        s = Sink(**kw).start()
-        self.sinks.append(s)
-        return s
-
-    def relay(self, *args, **kw):
-        r = Polymur(*args, **kw)
-        self.relays.append(r)
-        return r.start()
-
+class RelayTest(RelayTestCase):
     def assert_exactly(self, sink, expected, timeout=30):
         wait_until(lambda: sink.line_count() >= len(expected), timeout, message="%d lines at %s (have %d)"
                    % (len(expected), sink.address, sink.line_count()))

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, free_port, numbered, send_lines, wait_until
 
 
 class NotifySocket:
@@ -41,27 +41,10 @@ class NotifySocket:
         self.sock.close()
 
 
-class ServiceTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            fn()
-
-    def relay(self, *args, start=True, **kw):
-        r = Polymur(*args, **kw)
-        self.cleanups.append(r.cleanup)
-        return r.start() if start else r
-
-    def sink(self):
-        s = Sink().start()
-        self.cleanups.append(s.stop)
-        return s
-
+class ServiceTest(RelayTestCase):
     def test_notify_ready_status_watchdog_reload_and_stopping(self):
         notify = NotifySocket()
-        self.cleanups.append(notify.close)
+        self.addCleanup(notify.close)
         a = self.sink()
         relay = self.relay("--stats-interval=1", destinations=[a.address], start=False,
                            extra_env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
@@ -84,7 +67,7 @@ class ServiceTest(unittest.TestCase):
 
     def test_no_watchdog_pings_for_another_pid(self):
         notify = NotifySocket()
-        self.cleanups.append(notify.close)
+        self.addCleanup(notify.close)
         relay = self.relay(start=False, extra_env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000",
                                                     "WATCHDOG_PID": "1"})
         relay.start(wait=False)
