@@ -684,9 +684,9 @@ void Supervisor::finish_removals() {
         Child& out = outputs_[slot];
         if (out.pid && config_.hash_route()) continue;  // it moves its queue to the others, then exits
         if (out.pid) {
-            if (!out.restart_at_ms) {
+            if (!out.stop_requested) {
                 kill(out.pid, SIGTERM);
-                out.restart_at_ms = -1;  // marks "asked to stop"
+                out.stop_requested = true;
             }
             continue;
         }

@@ -51,6 +51,7 @@ private:
         int64_t restart_at_ms = 0;  // 0: not waiting for a restart
         int64_t backoff_ms = 0;
         bool wanted = false;        // should be running
+        bool stop_requested = false;  // sent SIGTERM because its destination was removed
     };
 
     // The supervisor's own copy of a destination; shared memory is never trusted for this.
