@@ -673,6 +673,7 @@ int HttpsOutput::run() {
         if (ssl_ && idle_connection_closed()) disconnect(false);
         if (!ssl_ && !connect_gateway(error)) {
             if (must_abort(monotonic_ms())) continue;
+            slot_.reconnects.fetch_add(1, std::memory_order_relaxed);  // every failed attempt counts
             failure(error, true);
             continue;
         }

@@ -264,7 +264,8 @@ size_t Listener::targets(std::string_view name, uint16_t* out) {
     size_t n = 0;
     for (uint16_t m : mirrors_) out[n++] = m;
     if (!ring_) {
-        if (config_.hash_route()) ++unroutable_;
+        // No ring node, or broadcast to nobody: the line goes nowhere (a console mirror aside).
+        if (n == 0 || config_.hash_route()) ++unroutable_;
         return n;
     }
     uint16_t chosen[route::kMaxReplication];

@@ -125,6 +125,7 @@ bool Output::connect_destination() {
     if (!socket_) {
         ++consecutive_failures_;
         slot_.consecutive_failures.store(consecutive_failures_, std::memory_order_relaxed);
+        slot_.reconnects.fetch_add(1, std::memory_order_relaxed);  // every failed attempt counts
         set_state(shm::LinkState::down);
         LOG_WARN("destination %s: connect failed (%llu in a row): %s; retrying in %u s", text_.c_str(),
                  static_cast<unsigned long long>(consecutive_failures_), error.c_str(), config_.reconnect_interval_s);
