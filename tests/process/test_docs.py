@@ -280,6 +280,20 @@ class DocsTest(unittest.TestCase):
         self.assertEqual(revoked, [serial("site-a.crt")])
         self.assertNotIn(serial("gateway.crt"), revoked)
 
+    def test_no_destination_on_a_pickle_port(self):
+        # carbon's pickle receivers are 2004, 2104, ...: plaintext sent there is lost.
+        for path in doc_files():
+            for block in blocks_of(path):
+                for m in re.finditer(r"[\w\]]:(2\d04)\b", block.text):
+                    self.fail("%s: %s is a carbon pickle port; polymur sends plaintext (use the line port)" %
+                              (block.where(), m.group(0)))
+
+    def test_mapped_admin_socket_is_the_units(self):
+        # The docs' /run/polymur/admin.sock is mapped to the doc relay's socket: it must be the unit's.
+        unit = read(os.path.join(ROOT, "systemd", "polymur.service"))
+        self.assertIn("ExecStart=/usr/bin/polymur --config=/etc/polymur/polymur.conf", unit)
+        self.assertIn("--admin-socket=/run/polymur/admin.sock", unit)
+
     def test_every_doc_file_is_run(self):
         tested = {"README.md", "OPERATIONS.md", "ROUTING.md", "HTTPS.md"}
         for path in doc_files():
