@@ -119,6 +119,7 @@ bool Supervisor::setup() {
     control_region_ = boost::interprocess::anonymous_shared_memory(sizeof(shm::ControlSegment));
     std::memset(control_region_.get_address(), 0, control_region_.get_size());
     control_ = shm::init_control(control_region_.get_address(), config_.workers);
+    publish_live_settings();
 
     if (config_.console_out && !add_destination("console", true, error)) {
         LOG_ERROR("%s", error.c_str());
@@ -609,9 +610,17 @@ void Supervisor::reload() {
     for (const std::string& name : changes.need_restart)
         LOG_WARN("supervisor: reload: --%s changed; needs a restart to take effect (still running with the old value)", name.c_str());
     arm_periodic_events();
+    publish_live_settings();
     LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed; %zu other options applied, %zu need a restart",
                added, removed, changes.applied.size(), changes.need_restart.size());
     systemd_.notify("READY=1\nSTATUS=running (configuration reloaded)");
+}
+
+// The options children read from the control segment, so a reload reaches them without a restart.
+void Supervisor::publish_live_settings() {
+    control_->header.idle_timeout_s.store(config_.idle_timeout_s, std::memory_order_relaxed);
+    control_->header.reconnect_interval_s.store(config_.reconnect_interval_s, std::memory_order_relaxed);
+    control_->header.connect_timeout_ms.store(config_.connect_timeout_ms, std::memory_order_relaxed);
 }
 
 // (Re)arms the timers whose intervals are options, at start and after a reload.

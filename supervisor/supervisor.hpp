@@ -84,6 +84,7 @@ private:
     void warn_about_orphan_queues();
     void reload();
     void arm_periodic_events();
+    void publish_live_settings();
     void send_self_metrics();
     RelayCounters counters();
     static void on_self_metrics(evutil_socket_t, short, void* self);

@@ -200,7 +200,8 @@ std::string HttpsOutput::tls_error(int rc, const char* what) {
 
 bool HttpsOutput::connect_gateway(std::string& error) {
     set_state(shm::LinkState::connecting);
-    socket_ = net::connect_tcp(host_, port_, static_cast<int>(config_.connect_timeout_ms), error);
+    const uint32_t connect_timeout_ms = heritage_.control->header.connect_timeout_ms.load(std::memory_order_relaxed);
+    socket_ = net::connect_tcp(host_, port_, static_cast<int>(connect_timeout_ms), error);
     if (!socket_) {
         error = "connect failed: " + error;
         return false;
@@ -222,7 +223,7 @@ bool HttpsOutput::connect_gateway(std::string& error) {
         disconnect(false);
         return false;
     }
-    const int64_t deadline = monotonic_ms() + config_.connect_timeout_ms;
+    const int64_t deadline = monotonic_ms() + connect_timeout_ms;
     for (;;) {
         ERR_clear_error();
         errno = 0;

@@ -127,14 +127,22 @@ class ReloadTest(RelayTestCase):
         sink = self.sink()
         relay = self.config_relay("stats-interval = 30\nself-metrics-interval = 0\nidle-timeout = 600\n",
                                   "--destinations=" + sink.address)
+        idle = socket.create_connection(("127.0.0.1", relay.port))
+        self.addCleanup(idle.close)
         self.reload(relay, "stats-interval = 1\nself-metrics-interval = 1\nself-metrics-prefix = reloaded.relay\n"
-                           "idle-timeout = 30\nconnect-timeout-ms = 100\nstall-timeout = 40\n")
+                           "idle-timeout = 1\nconnect-timeout-ms = 100\nstall-timeout = 40\n"
+                           "queue-cap = 1000\nmax-line-length = 2048\n")
         log = relay.log()
-        for option in ("stats-interval", "self-metrics-interval", "self-metrics-prefix", "stall-timeout"):
+        for option in ("stats-interval", "self-metrics-interval", "self-metrics-prefix", "stall-timeout", "idle-timeout",
+                       "connect-timeout-ms"):
             self.assertIn("supervisor: reload: --%s changed; applied" % option, log)
-        for option in ("idle-timeout", "connect-timeout-ms"):
+        for option in ("queue-cap", "max-line-length"):
             self.assertIn("supervisor: reload: --%s changed; needs a restart to take effect" % option, log)
-        self.assertIn("4 other options applied, 2 need a restart", log)
+        self.assertIn("6 other options applied, 2 need a restart", log)
+        # idle-timeout reached the listeners: the connection opened before the reload is closed now.
+        idle.settimeout(10)
+        self.assertEqual(idle.recv(1), b"")
+        wait_until(lambda: "closed after 1 s idle" in relay.log(), 5, message="idle close logged")
         # Applied: rate lines every second, self-metrics every second under the new prefix.
         marker = len(relay.log())
         wait_until(lambda: relay.log()[marker:].count("Last 1.") >= 3, 10, message="rate lines every second")

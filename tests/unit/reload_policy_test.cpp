@@ -66,13 +66,15 @@ TEST(ReloadPolicy, AppliesCheapOptionsAndNamesTheRest) {
     next.stats_interval_s = 1;
     next.stall_timeout_s = 7;
     next.idle_timeout_s = 9;
+    next.queue_cap = 5;
     next.cert = "/new.pem";
     ReloadChanges changes = apply_reloadable(running, next);
-    EXPECT_EQ(changes.applied, (std::vector<std::string> {"stats-interval", "stall-timeout"}));
-    EXPECT_EQ(changes.need_restart, (std::vector<std::string> {"idle-timeout", "cert"}));
+    EXPECT_EQ(changes.applied, (std::vector<std::string> {"idle-timeout", "stats-interval", "stall-timeout"}));
+    EXPECT_EQ(changes.need_restart, (std::vector<std::string> {"queue-cap", "cert"}));
     EXPECT_EQ(running.stats_interval_s, 1u);
     EXPECT_EQ(running.stall_timeout_s, 7u);
-    EXPECT_EQ(running.idle_timeout_s, 600u);  // still the running value
+    EXPECT_EQ(running.idle_timeout_s, 9u);
+    EXPECT_EQ(running.queue_cap, 4000000u);  // still the running value
     EXPECT_EQ(running.cert, "");
 }
 
