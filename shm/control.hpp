@@ -76,6 +76,7 @@ struct ControlHeader {
     std::atomic<uint32_t> idle_timeout_s;
     std::atomic<uint32_t> reconnect_interval_s;
     std::atomic<uint32_t> connect_timeout_ms;
+    std::atomic<uint32_t> drain_timeout_s;
 };
 
 inline constexpr uint32_t kNoSlot = ~0u;

@@ -38,7 +38,7 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_RELOAD("max-line-length", restart, max_line_length),
         POLYMUR_RELOAD("idle-timeout", applied, idle_timeout_s),
         POLYMUR_RELOAD("stats-interval", applied, stats_interval_s),
-        POLYMUR_RELOAD("drain-timeout", restart, drain_timeout_s),
+        POLYMUR_RELOAD("drain-timeout", applied, drain_timeout_s),
         POLYMUR_RELOAD("stall-timeout", applied, stall_timeout_s),
         POLYMUR_RELOAD("mode", restart, mode),
         POLYMUR_RELOAD("https-listen-addr", restart, https_listen_addr),

@@ -621,6 +621,7 @@ void Supervisor::publish_live_settings() {
     control_->header.idle_timeout_s.store(config_.idle_timeout_s, std::memory_order_relaxed);
     control_->header.reconnect_interval_s.store(config_.reconnect_interval_s, std::memory_order_relaxed);
     control_->header.connect_timeout_ms.store(config_.connect_timeout_ms, std::memory_order_relaxed);
+    control_->header.drain_timeout_s.store(config_.drain_timeout_s, std::memory_order_relaxed);
 }
 
 // (Re)arms the timers whose intervals are options, at start and after a reload.

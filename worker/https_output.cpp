@@ -653,7 +653,8 @@ int HttpsOutput::run() {
         // deldest: the other destinations have their own copies (an HTTPS destination is a mirror).
         if (removed()) break;
         if (g_stop) {
-            if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(config_.drain_timeout_s) * 1000;
+            if (!drain_deadline_ms_) drain_deadline_ms_ =
+                now + static_cast<int64_t>(heritage_.control->header.drain_timeout_s.load(std::memory_order_relaxed)) * 1000;
             // Deliver until the queue is empty or the deadline; a failing gateway keeps it all.
             if (now >= drain_deadline_ms_ || failures_ || (!has_batch_ && rings_empty())) break;
         }

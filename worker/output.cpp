@@ -89,6 +89,7 @@ private:
 
     // Reloadable: read from the control segment at each use.
     uint32_t reconnect_interval_s() const { return heritage_.control->header.reconnect_interval_s.load(std::memory_order_relaxed); }
+    uint32_t drain_timeout_s() const { return heritage_.control->header.drain_timeout_s.load(std::memory_order_relaxed); }
     uint32_t connect_timeout_ms() const { return heritage_.control->header.connect_timeout_ms.load(std::memory_order_relaxed); }
     const Heritage& heritage_;
     const Config& config_;
@@ -328,7 +329,7 @@ int Output::run() {
             continue;
         }
         if (g_stop) {
-            if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(config_.drain_timeout_s) * 1000;
+            if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(drain_timeout_s()) * 1000;
             if (fd_ < 0 || now >= drain_deadline_ms_ || (pending_.empty() && rings_empty())) break;
         }
         if (fd_ < 0) {

@@ -131,14 +131,14 @@ class ReloadTest(RelayTestCase):
         self.addCleanup(idle.close)
         self.reload(relay, "stats-interval = 1\nself-metrics-interval = 1\nself-metrics-prefix = reloaded.relay\n"
                            "idle-timeout = 1\nconnect-timeout-ms = 100\nstall-timeout = 40\n"
-                           "queue-cap = 1000\nmax-line-length = 2048\n")
+                           "queue-cap = 1000\nmax-line-length = 2048\ndrain-timeout = 2\n")
         log = relay.log()
         for option in ("stats-interval", "self-metrics-interval", "self-metrics-prefix", "stall-timeout", "idle-timeout",
-                       "connect-timeout-ms"):
+                       "connect-timeout-ms", "drain-timeout"):
             self.assertIn("supervisor: reload: --%s changed; applied" % option, log)
         for option in ("queue-cap", "max-line-length"):
             self.assertIn("supervisor: reload: --%s changed; needs a restart to take effect" % option, log)
-        self.assertIn("6 other options applied, 2 need a restart", log)
+        self.assertIn("7 other options applied, 2 need a restart", log)
         # idle-timeout reached the listeners: the connection opened before the reload is closed now.
         idle.settimeout(10)
         self.assertEqual(idle.recv(1), b"")
@@ -148,6 +148,9 @@ class ReloadTest(RelayTestCase):
         wait_until(lambda: relay.log()[marker:].count("Last 1.") >= 3, 10, message="rate lines every second")
         wait_until(lambda: any(l.startswith("reloaded.relay.metricsReceived ") for l in sink.lines()), 10,
                    message="self-metrics under the reloaded prefix")
+        # drain-timeout applies to the next shutdown.
+        self.assertEqual(relay.stop(), 0)
+        self.assertIn("letting outputs deliver for up to 2 s", relay.log())
 
     def test_reload_with_nothing_changed_names_nothing(self):
         relay = self.config_relay("stats-interval = 5\n")
