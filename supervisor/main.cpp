@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
     if (config.check_config) {
         // parse_config ran the validation a start runs; the check adds a bind of every address.
         std::vector<std::string> warnings = polymur::config_warnings(config);
-        std::string error = polymur::try_binding(config, warnings);
+        std::string error = polymur::check_state_dir(config);
+        if (error.empty()) error = polymur::try_binding(config, warnings);
         for (const std::string& warning : warnings) LOG_WARN("%s", warning.c_str());
         if (!error.empty()) {
             std::fprintf(stderr, "polymur: %s\n", error.c_str());

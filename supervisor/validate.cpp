@@ -5,9 +5,12 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "common/net.hpp"
 #include "route/destination.hpp"
@@ -160,6 +163,24 @@ std::vector<std::string> config_warnings(const Config& config) {
         warnings.push_back("broadcast with no destinations: every metric received is discarded and counted as "
                            "unroutable until one is added (putdest)");
     return warnings;
+}
+
+std::string check_state_dir(const Config& config) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path dir(config.state_dir);
+    if (fs::exists(dir, ec)) {
+        if (!fs::is_directory(dir, ec)) return "--state-dir " + config.state_dir + ": not a directory";
+        if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) return "--state-dir " + config.state_dir + ": " + std::strerror(errno);
+        return "";
+    }
+    // start creates it (and its parents): the nearest existing ancestor must be a writable directory.
+    fs::path parent = dir.parent_path();
+    while (!parent.empty() && !fs::exists(parent, ec) && parent != parent.root_path()) parent = parent.parent_path();
+    if (parent.empty()) parent = ".";
+    if (!fs::is_directory(parent, ec) || access(parent.c_str(), W_OK | X_OK) != 0)
+        return "--state-dir " + config.state_dir + ": cannot be created in " + parent.string();
+    return "";
 }
 
 std::string try_binding(const Config& config, std::vector<std::string>& warnings) {

@@ -33,4 +33,7 @@ std::string unresolvable_destination_warning(const std::string& destination);
 // check runs beside the running service on reload); any other failure is the error start would give.
 std::string try_binding(const Config& config, std::vector<std::string>& warnings);
 
+// --check-config: the state directory is a directory, or can be created where it is named.
+std::string check_state_dir(const Config& config);
+
 }  // namespace polymur

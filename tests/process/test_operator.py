@@ -62,6 +62,17 @@ class CheckAgreesWithStartTest(RelayTestCase):
             with self.subTest(args=args):
                 self.refused_alike(args, expected)
 
+    def test_check_refuses_a_state_dir_start_cannot_use(self):
+        # Start refuses these when it creates or locks the directory (a log line, exit 78); so does the check.
+        not_a_dir = os.path.join(self.tmp, "file")
+        open(not_a_dir, "w").close()
+        for state_dir, expected in ((not_a_dir, "not a directory"), (os.path.join(not_a_dir, "sub"), "cannot be created")):
+            r = run(self.base + ["--state-dir=" + state_dir, "--check-config"])
+            self.assertEqual(r.returncode, 2, r.stdout)
+            self.assertIn("--state-dir %s: %s" % (state_dir, expected), r.stderr)
+            start = run(self.base + ["--state-dir=" + state_dir])
+            self.assertEqual(start.returncode, 78, start.stderr)
+
     def test_check_binds_and_releases_and_tolerates_the_running_relay(self):
         # An address no local interface has: bind fails at start, so the check must fail too.
         r = run(self.base + ["--listen-addr=192.0.2.1:%d" % free_port(), "--check-config"])
