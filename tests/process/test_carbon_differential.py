@@ -1,0 +1,40 @@
+"""polymur against carbon's own line receiver (graphite-carbon's MetricLineReceiver), line by line,
+over a few thousand generated lines sent through the real binary to a sink: where both take a line
+they store the same datapoint, where they differ the difference is one the README's table documents,
+and polymur never forwards a line carbon refuses or drops its connection on."""
+import os
+import unittest
+
+from carbon_lines import CARBON_PATH, Differential, corpus, forwarded_per_line, with_markers
+from harness import RelayTestCase, send_lines, wait_until
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(CARBON_PATH, "carbon", "protocols.py")),
+                     "needs graphite-carbon (./dev.sh test installs it)")
+class CarbonDifferentialTest(RelayTestCase):
+    def test_every_line_as_carbon_decides_or_as_documented(self):
+        lines = corpus()
+        sink = self.sink()
+        relay = self.relay(destinations=[sink.address], workers=1)
+        payload = with_markers(lines)
+        send_lines(relay.port, [payload[:-1]])
+        last = ("polymur.differential.marker %d " % (len(lines) - 1)).encode()
+        wait_until(lambda: last in sink.data(), 60, message="the last marker at the sink")
+        groups = forwarded_per_line(sink.data(), len(lines))
+        check = Differential(self, lines, groups)
+        check.check()
+        stats = relay.stats()
+        forwarded = sum(len(g) for g in groups)
+        self.assertEqual(stats["received"], forwarded + len(lines))  # the markers too
+        self.assertEqual(stats["invalid"] + stats["too_long"], len(lines) - forwarded)
+        # The corpus reaches every row of the table, not only the easy ones.
+        print("\n".join("%6d  %s" % (n, k) for k, n in sorted(check.counts.items())))
+        for row in ("both store", "both refuse (carbon: invalid)", "both refuse (carbon: connection lost)",
+                    "both refuse (carbon: dropped)", "carbon stores, polymur refuses: control character in the name",
+                    "carbon stores, polymur refuses: number form only Python reads",
+                    "carbon stores, polymur refuses: negative timestamp other than -2 < ts <= -1"):
+            self.assertGreater(check.counts.get(row, 0), 20, row)
+
+
+if __name__ == "__main__":
+    unittest.main()
