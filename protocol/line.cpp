@@ -9,6 +9,9 @@ namespace {
 
 bool is_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
 
+// Printable ASCII other than space: a byte that is a character of its own, never whitespace or control.
+bool is_plain(unsigned char c) { return static_cast<unsigned char>(c - '!') <= '~' - '!'; }
+
 enum class CharClass { other, space, control };
 
 // One character at `p` (p < end), read as carbon reads it: strict UTF-8 as Python's decoder
@@ -143,8 +146,8 @@ bool is_plain_decimal(const char* p, const char* end) {
     return p == end;
 }
 
-// The common case, `name value timestamp` with single spaces, a printable-ASCII name, a plain
-// decimal value and an unsigned integer timestamp, found with three memchr and no conversion.
+// The common case, `name value timestamp` with single spaces, a valid name (checked byte by byte
+// only when it is not all printable ASCII), a plain decimal value and an unsigned integer timestamp, found with three memchr and no conversion.
 // It accepts only lines the general parser accepts with the same result (every other line
 // returns false and goes to the general parser, which decides); tests/unit/line_test.cpp runs
 // both on every case.
@@ -158,10 +161,10 @@ bool parse_canonical(std::string_view line, ParsedLine& out) {
     if (std::memchr(second + 1, ' ', static_cast<size_t>(end - second - 1))) return false;
     // Anything outside '!'..'~' (whitespace, control, UTF-8) is for the general parser. No early
     // exit, so the compiler can vectorise the scan.
-    unsigned char outside = 0;
-    for (const char* p = begin; p < first; ++p)
-        outside |= static_cast<unsigned char>(static_cast<unsigned char>(*p - '!') > '~' - '!');
-    if (outside) return false;
+    bool outside = false;
+    for (const char* p = begin; p < first; ++p) outside |= !is_plain(static_cast<unsigned char>(*p));
+    // A name with UTF-8 stays here when it is a valid name (so holds no whitespace to split on).
+    if (outside && check_name(std::string_view(begin, static_cast<size_t>(first - begin))) != LineError::none) return false;
     if (!is_plain_decimal(first + 1, second)) return false;
     if (end - second - 1 > 18) return false;
     for (const char* p = second + 1; p < end; ++p)
@@ -180,28 +183,35 @@ std::string_view span(const unsigned char* from, const unsigned char* to) {
 
 // The general parser, on a line whose trailing '\r' (one) is already dropped.
 LineError parse_fields(std::string_view line, ParsedLine& out) {
-    const auto* begin = reinterpret_cast<const unsigned char*>(line.data());
-    const auto* end = begin + line.size();
+    const auto* p = reinterpret_cast<const unsigned char*>(line.data());
+    const auto* end = p + line.size();
     std::string_view fields[3];
     size_t count = 0;
     bool name_control = false;
-    const unsigned char* start = nullptr;  // of the field being read
-    for (const unsigned char* p = begin; p < end;) {
-        CharClass kind;
-        size_t len = classify(p, end, kind);
-        if (!len) return LineError::bad_utf8;
-        if (kind == CharClass::space) {
-            if (start) fields[count++] = span(start, p), start = nullptr;
-        } else {
-            if (!start) {
-                if (count == 3) return LineError::field_count;
-                start = p;
-            }
-            name_control |= count == 0 && kind == CharClass::control;
+    CharClass kind;
+    for (;;) {
+        while (p < end && !is_plain(*p)) {  // separators
+            size_t len = classify(p, end, kind);
+            if (!len) return LineError::bad_utf8;
+            if (kind != CharClass::space) break;
+            p += len;
         }
-        p += len;
+        if (p == end) break;
+        if (count == 3) return LineError::field_count;
+        const unsigned char* start = p;
+        while (p < end) {  // a field: printable ASCII in a tight loop, the rest one character at a time
+            if (is_plain(*p)) {
+                ++p;
+                continue;
+            }
+            size_t len = classify(p, end, kind);
+            if (!len) return LineError::bad_utf8;
+            if (kind == CharClass::space) break;
+            name_control |= count == 0 && kind == CharClass::control;
+            p += len;
+        }
+        fields[count++] = span(start, p);
     }
-    if (start) fields[count++] = span(start, end);
     if (count == 0) return LineError::empty;
     if (count != 3) return LineError::field_count;
     if (name_control) return LineError::bad_name;
@@ -241,6 +251,10 @@ LineError check_name(std::string_view name) {
     const auto* begin = reinterpret_cast<const unsigned char*>(name.data());
     const auto* end = begin + name.size();
     for (const unsigned char* p = begin; p < end;) {
+        if (is_plain(*p)) {
+            ++p;
+            continue;
+        }
         CharClass kind;
         size_t len = classify(p, end, kind);
         if (!len) return LineError::bad_utf8;
