@@ -35,6 +35,21 @@ class CarbonDifferentialTest(RelayTestCase):
                     "carbon stores, polymur refuses: negative timestamp other than -2 < ts <= -1"):
             self.assertGreater(check.counts.get(row, 0), 20, row)
 
+    def test_a_line_too_long_once_stamped_is_too_long_and_the_next_goes_on(self):
+        # "-1" becomes ten digits: a line that fits --max-line-length may not once forwarded, and a
+        # carbon-cache drops the connection on a line over its limit.
+        sink = self.sink()
+        relay = self.relay("--max-line-length=100", destinations=[sink.address], workers=1)
+        fits = "f" * 87 + " 1 -1"       # 100 bytes once stamped
+        grows = "g" * 88 + " 1 -1"      # 101 bytes once stamped
+        send_lines(relay.port, [fits, grows, "after 1 1700000000"])
+        wait_until(lambda: sink.line_count() >= 2, 10, message="two lines at the sink")
+        got = sink.lines()
+        self.assertEqual([line.split()[0] for line in got], ["f" * 87, "after"])
+        self.assertEqual(max(len(line) for line in got), 100)
+        stats = relay.stats()
+        self.assertEqual((stats["received"], stats["too_long"], stats["invalid"]), (2, 1, 0))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -451,6 +451,8 @@ class HttpsTransportTest(RelayTestCase):
         check = carbon_lines.Differential(self, lines, groups, prefix="product-A")
         check.check()
         self.assertGreater(check.counts.get("both store", 0), 500)
+        self.assertGreater(check.counts.get("carbon stores, polymur refuses: longer than --max-line-length once forwarded "
+                                            "(namespace prefix, the time for -1)", 0), 5)
         self.assertGreater(check.counts.get("both refuse (carbon: connection lost)", 0), 100)
 
     def test_gateway_down_for_a_while_then_up_loses_nothing(self):
