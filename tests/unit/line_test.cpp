@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 
 namespace polymur::protocol {
@@ -434,6 +438,41 @@ TEST(ParseLine, FastPathAgreesOnRandomLines) {
         expect_same(line, fast);
     }
     EXPECT_GT(fast, 5u);
+}
+
+// tests/data/lines: one file per row of the README's table (also the fuzz target's seeds). Every line
+// gets the row's decision, on both parsers.
+TEST(ParseLine, SeedFilesGetTheirRowsDecision) {
+    const std::map<std::string, LineError> rows = {
+        {"canonical", LineError::none},         {"crlf", LineError::none},
+        {"tabs-and-runs", LineError::none},     {"unicode-spaces", LineError::none},
+        {"ascii-separators", LineError::none},  {"cr-inside", LineError::none},
+        {"invalid-utf8", LineError::bad_utf8},  {"overlong-nul", LineError::bad_utf8},
+        {"surrogate", LineError::bad_utf8},     {"past-10ffff", LineError::bad_utf8},
+        {"truncated-utf8", LineError::bad_utf8}, {"utf8-name", LineError::none},
+        {"c0-control", LineError::bad_name},    {"c1-control", LineError::bad_name},
+        {"nul", LineError::bad_name},           {"value-forms", LineError::none},
+        {"value-invalid", LineError::bad_value}, {"timestamp-now", LineError::none},
+        {"timestamp-invalid", LineError::bad_timestamp}};
+    size_t files = 0, fast = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(POLYMUR_TEST_DATA_DIR "/lines")) {
+        if (entry.path().extension() != ".txt") continue;
+        std::ifstream in(entry.path(), std::ios::binary);
+        std::stringstream text;
+        text << in.rdbuf();
+        const std::string stem = entry.path().stem().string();
+        auto row = rows.find(stem);
+        std::string line;
+        for (std::istringstream lines(text.str()); std::getline(lines, line);) {
+            expect_same(line, fast);
+            ParsedLine parsed;
+            if (row != rows.end()) {
+                EXPECT_EQ(parse_line(line, parsed), row->second) << stem << ": " << line;
+            }
+        }
+        ++files;
+    }
+    EXPECT_GE(files, rows.size());
 }
 
 }  // namespace
