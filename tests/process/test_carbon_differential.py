@@ -1,16 +1,27 @@
 """polymur against carbon's own line receiver (graphite-carbon's MetricLineReceiver), line by line,
 over a few thousand generated lines sent through the real binary to a sink: where both take a line
 they store the same datapoint, where they differ the difference is one the README's table documents,
-and polymur never forwards a line carbon refuses or drops its connection on."""
+and polymur never forwards a line carbon refuses or drops its connection on. Both inputs: the
+plaintext listener, and the gateway's HTTPS ingest with its namespace prefix.
+
+Run with Debian's /usr/bin/python3 (tests/process/CMakeLists.txt), the interpreter graphite-carbon is
+installed for."""
+import gzip
+import http.client
 import os
+import shutil
+import ssl
+import tempfile
 import unittest
 
-from carbon_lines import CARBON_PATH, Differential, corpus, forwarded_per_line, with_markers
-from harness import RelayTestCase, send_lines, wait_until
+from carbon_lines import CARBON_PATH, MARKER, Differential, corpus, forwarded_per_line, with_markers
+from harness import RelayTestCase, free_port, send_lines, wait_until
+from test_https import Node, Pki
+
+HAVE_CARBON = os.path.exists(os.path.join(CARBON_PATH, "carbon", "protocols.py"))
 
 
-@unittest.skipUnless(os.path.exists(os.path.join(CARBON_PATH, "carbon", "protocols.py")),
-                     "needs graphite-carbon (./dev.sh test installs it)")
+@unittest.skipUnless(HAVE_CARBON, "needs graphite-carbon (./dev.sh test installs it)")
 class CarbonDifferentialTest(RelayTestCase):
     def test_every_line_as_carbon_decides_or_as_documented(self):
         lines = corpus()
@@ -49,6 +60,49 @@ class CarbonDifferentialTest(RelayTestCase):
         self.assertEqual(max(len(line) for line in got), 100)
         stats = relay.stats()
         self.assertEqual((stats["received"], stats["too_long"], stats["invalid"]), (2, 1, 0))
+
+
+@unittest.skipUnless(HAVE_CARBON and shutil.which("openssl"), "needs graphite-carbon and the openssl command")
+class GatewayDifferentialTest(RelayTestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="polymur-differential-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.ca = Pki(self.root, "site-ca")
+        self.server_cert, self.server_key = self.ca.issue("gateway", "gateway.test", kind="server_ext")
+        self.client_cert, self.client_key = self.ca.issue("product-A", "product-A")
+
+    def test_lines_with_a_namespace_are_decided_as_carbon_decides(self):
+        sink = self.sink()
+        port = free_port()
+        gateway = Node("--mode=gateway", "--listen-port=%d" % port, "--cert=" + self.server_cert, "--key=" + self.server_key,
+                       "--ca-cert=" + self.ca.cert, "--key-prefix", destinations=[sink.address], workers=1)
+        self.addCleanup(gateway.cleanup)
+        gateway.start()
+        ctx = ssl.create_default_context(cafile=self.ca.cert)
+        ctx.load_cert_chain(self.client_cert, self.client_key)
+
+        def post(body):
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+            try:
+                conn.request("POST", "/ingest", body=body)
+                response = conn.getresponse()
+                return response.status, response.read().decode(errors="replace")
+            finally:
+                conn.close()
+
+        wait_until(lambda: post(gzip.compress(b""))[0] == 200, 10, message="the gateway answering")
+        lines = corpus(count=2000, seed=7)
+        status, body = post(gzip.compress(with_markers(lines)))
+        self.assertEqual(status, 200, body)
+        last = ("product-A.%s %d " % (MARKER, len(lines) - 1)).encode()
+        wait_until(lambda: last in sink.data(), 60, message="the last marker at the sink")
+        groups = forwarded_per_line(sink.data(), len(lines), prefix="product-A")
+        check = Differential(self, lines, groups, prefix="product-A")
+        check.check()
+        self.assertGreater(check.counts.get("both store", 0), 500)
+        self.assertGreater(check.counts.get("both refuse (carbon: connection lost)", 0), 100)
+        self.assertGreater(check.counts.get("carbon stores, polymur refuses: longer than --max-line-length once forwarded "
+                                            "(namespace prefix, the time for -1)", 0), 5)
 
 
 if __name__ == "__main__":

@@ -142,6 +142,7 @@ class GraphiteEndToEndTest(unittest.TestCase):
         wait_until(lambda: relay.stats()["received"] + relay.stats()["invalid"] == len(points) + 1, 10,
                    message="polymur read every line")
 
+        sys.path.insert(0, "/usr/lib/python3/dist-packages")
         import whisper
 
         def stored():

@@ -20,8 +20,6 @@ import time
 import unittest
 import zlib
 
-import carbon_lines
-from carbon_lines import CARBON_PATH
 from harness import POLYMUR, Polymur, RelayTestCase, free_port, numbered, send_lines, wait_until
 
 CA_CONFIG = """
@@ -435,25 +433,6 @@ class HttpsTransportTest(RelayTestCase):
         stats = gateway.stats()
         self.assertEqual((stats["received"], stats["invalid"]), (100, 5))
         wait_until(lambda: "5 invalid lines dropped" in gateway.log(), 5, message="invalid lines logged")
-
-    @unittest.skipUnless(os.path.exists(os.path.join(CARBON_PATH, "carbon", "protocols.py")), "needs graphite-carbon")
-    def test_lines_with_a_namespace_are_decided_as_carbon_decides(self):
-        # The gateway's ingest path, with its namespace prefix, takes the same lines as the TCP listener
-        # (tests/process/test_carbon_differential.py): the same corpus, checked against carbon's receiver.
-        sink = self.sink()
-        gateway = self.gateway([sink.address], "--key-prefix", workers=1)
-        lines = carbon_lines.corpus(count=2000, seed=7)
-        status, body = self.request(gateway.https_port, "POST", "/ingest", gzip.compress(carbon_lines.with_markers(lines)))
-        self.assertEqual(status, 200, body)
-        last = ("product-A.%s %d " % (carbon_lines.MARKER, len(lines) - 1)).encode()
-        wait_until(lambda: last in sink.data(), 60, message="the last marker at the sink")
-        groups = carbon_lines.forwarded_per_line(sink.data(), len(lines), prefix="product-A")
-        check = carbon_lines.Differential(self, lines, groups, prefix="product-A")
-        check.check()
-        self.assertGreater(check.counts.get("both store", 0), 500)
-        self.assertGreater(check.counts.get("carbon stores, polymur refuses: longer than --max-line-length once forwarded "
-                                            "(namespace prefix, the time for -1)", 0), 5)
-        self.assertGreater(check.counts.get("both refuse (carbon: connection lost)", 0), 100)
 
     def test_gateway_down_for_a_while_then_up_loses_nothing(self):
         sink = self.sink()
