@@ -146,6 +146,9 @@ TEST(ParseLine, ExponentValues) {
     EXPECT_EQ(parse("a.b 0x10 2").error, LineError::bad_value);
     EXPECT_EQ(parse("a.b 0x1p3 2").error, LineError::bad_value);  // Python's float() has no hex either
     EXPECT_EQ(parse("a.b 1.e5 2").error, LineError::none);
+    EXPECT_EQ(parse("a.b 007 017").error, LineError::none);  // leading zeros, as float("007")
+    EXPECT_EQ(parse("a.b --1 2").error, LineError::bad_value);
+    EXPECT_EQ(parse("a.b 1.5.2 2").error, LineError::bad_value);
     EXPECT_EQ(parse("a.b .e5 2").error, LineError::bad_value);
     EXPECT_EQ(parse("a.b nan(1) 2").error, LineError::bad_value);
     EXPECT_EQ(parse("a.b infinit 2").error, LineError::bad_value);
