@@ -39,6 +39,8 @@ TEST(Validate, UnresolvableListenHostIsRefused) {
 
 TEST(Validate, PortOutOfRangeIsRefused) {
     EXPECT_NE(refusal({"--listen-addr=127.0.0.1:65536"}).find("65536"), std::string::npos);
+    // Twenty digits overflow stoul: an error, not an exception out of a reload.
+    EXPECT_NE(refusal({"--api-addr=127.0.0.1:99999999999999999999"}).find("bad port"), std::string::npos);
 }
 
 TEST(Validate, ListenAndAdminOnOneAddressAreRefused) {
