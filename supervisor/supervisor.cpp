@@ -140,9 +140,9 @@ bool Supervisor::setup() {
 
 // Registers a destination: its queue file, its slot in shared memory, its output process.
 bool Supervisor::add_destination(const std::string& text, bool console, std::string& error) {
-    if (text.size() >= shm::kDestinationTextMax) {
-        error = "destination " + text.substr(0, 64) + "...: longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
-        return false;
+    if (!console) {
+        error = check_destination_text(text);
+        if (!error.empty()) return false;
     }
     for (const Destination& d : destinations_) {
         if (d.in_use && !d.removing && d.text == text) {
@@ -160,30 +160,20 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
                 "and this polymur runs without them";
         return false;
     }
-    if (https) {
-        std::string host, port;
-        if (!net::split_host_port(text.substr(8, text.find('/', 8) == std::string::npos ? std::string::npos : text.find('/', 8) - 8),
-                                  host, port, error)) {
-            error = "destination " + text + ": expected https://host:port";
-            return false;
+    if (!https && !console && config_.hash_route()) {
+        // Refuse what carbon refuses: two destinations that are the same ring node.
+        std::vector<route::Destination> members;
+        for (const Destination& d : destinations_) {
+            route::Destination other;
+            std::string ignored;
+            if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
+                members.push_back(other);
         }
-    } else if (!console) {
-        route::Destination parsed;
-        if (!route::parse_destination(text, parsed, error)) return false;
-        if (config_.hash_route()) {
-            // Refuse what carbon refuses: two destinations that are the same ring node.
-            std::vector<route::Destination> members;
-            for (const Destination& d : destinations_) {
-                route::Destination other;
-                std::string ignored;
-                if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
-                    members.push_back(other);
-            }
-            members.push_back(parsed);
-            route::HashType type;
-            route::parse_hash_type(config_.hash_type, type);
-            if (!route::HashRing::build(type, members, error)) return false;
-        }
+        members.emplace_back();
+        route::parse_destination(text, members.back(), error);  // check_destination_text accepted it
+        route::HashType type;
+        route::parse_hash_type(config_.hash_type, type);
+        if (!route::HashRing::build(type, members, error)) return false;
     }
     auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {

@@ -14,6 +14,7 @@
 
 #include "common/net.hpp"
 #include "route/destination.hpp"
+#include "shm/control.hpp"
 #include "worker/heritage.hpp"
 
 namespace polymur {
@@ -79,6 +80,21 @@ bool collide(const Bound& a, const Bound& b) {
 
 }  // namespace
 
+std::string check_destination_text(const std::string& text) {
+    if (text.size() >= shm::kDestinationTextMax)
+        return "destination " + text.substr(0, 64) + "...: longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
+    std::string error;
+    if (is_https_destination(text)) {
+        std::string host, port;
+        size_t slash = text.find('/', 8);
+        if (!net::split_host_port(text.substr(8, slash == std::string::npos ? std::string::npos : slash - 8), host, port, error))
+            return "destination " + text + ": expected https://host:port";
+        return "";
+    }
+    route::Destination parsed;
+    return route::parse_destination(text, parsed, error) ? "" : error;
+}
+
 std::vector<ListenAddress> listen_addresses(const Config& config) {
     std::vector<ListenAddress> out;
     if (config.plaintext_listener) out.push_back({config.mode == "gateway" ? "listen-plaintext" : "listen-addr", config.listen_addr});
@@ -99,6 +115,10 @@ std::string check_addresses_and_destinations(const Config& config) {
                 if (collide(bound[i], bound[j]))
                     return "--" + bound[i].option + " " + bound[i].address + " and --" + bound[j].option + " " +
                            bound[j].address + " are the same address; give each its own port";
+    }
+    for (const std::string& d : config.destinations) {
+        std::string error = check_destination_text(d);
+        if (!error.empty()) return error;
     }
     for (size_t i = 0; i < config.destinations.size(); ++i)
         for (size_t j = 0; j < i; ++j)

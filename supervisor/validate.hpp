@@ -21,6 +21,10 @@ std::vector<ListenAddress> listen_addresses(const Config& config);
 // Returns the first problem, or "" (called by validate_config, so start, check and reload agree).
 std::string check_addresses_and_destinations(const Config& config);
 
+// One destination as start and putdest take it: host:port[:instance] or https://host:port[/path],
+// short enough for its slot. Returns the reason it is refused, or "".
+std::string check_destination_text(const std::string& destination);
+
 // Problems that do not stop polymur but lose or misplace metrics: a destination host that does not
 // resolve now, fnv1a_ch without instances, broadcast to nobody. One line each, subject first.
 std::vector<std::string> config_warnings(const Config& config);

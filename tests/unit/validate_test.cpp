@@ -56,6 +56,14 @@ TEST(Validate, DuplicateDestinationIsRefused) {
     EXPECT_NE(refusal({"--destinations=127.0.0.1:1,127.0.0.1:1"}).find("listed twice"), std::string::npos);
 }
 
+TEST(Validate, DestinationsStartRefusesAreRefused) {
+    EXPECT_NE(refusal({"--destinations=" + std::string(300, 'h') + ":2003"}).find("longer than"), std::string::npos);
+    EXPECT_NE(refusal({"--destinations=https://gateway"}).find("destination https://gateway: expected https://host:port"),
+              std::string::npos);
+    EXPECT_EQ(check_destination_text("https://gateway.example.net:443/ingest"), "");
+    EXPECT_EQ(check_destination_text("10.0.0.1:2003:a"), "");
+}
+
 TEST(Validate, ConfigDirectoryIsRefused) {
     EXPECT_NE(refusal({"--config=/tmp"}).find("config file /tmp: is a directory"), std::string::npos);
 }
