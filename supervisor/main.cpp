@@ -5,6 +5,7 @@
 
 #include "common/log.hpp"
 #include "route/lookup_command.hpp"
+#include "route/test_command.hpp"
 #include "supervisor/config.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/supervisor.hpp"
@@ -14,6 +15,7 @@ extern char** environ;
 
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "lookup") == 0) return polymur::route::run_lookup(argc - 1, argv + 1);
+    if (argc > 1 && std::strcmp(argv[1], "test") == 0) return polymur::route::run_test(argc - 1, argv + 1);
 
     polymur::Config config;
     switch (polymur::parse_config(argc, argv, environ, config)) {
