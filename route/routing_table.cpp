@@ -450,6 +450,14 @@ std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashT
     return table;
 }
 
+std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::string& error,
+                                                 std::vector<std::string>* warnings) {
+    rules::RulesConfig config;
+    if (!rules::parse_rules_file(path, config, error)) return nullptr;
+    if (warnings) warnings->insert(warnings->end(), config.warnings.begin(), config.warnings.end());
+    return RoutingTable::build(config, error);
+}
+
 bool RoutingTable::rule_validate_drops(size_t rule) const {
     return rules_[rule]->validate_action == rules::ValidateAction::drop;
 }

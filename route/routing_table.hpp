@@ -101,6 +101,11 @@ private:
     size_t slot_for(const std::string& address, const std::optional<std::string>& instance);
 };
 
+// Reads, parses and compiles a rules file (and its includes): what --check-config and a start do with --rules.
+// Returns nullptr with `error` = "file:line: reason"; appends the parser's warnings to `warnings` if given.
+std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::string& error,
+                                                 std::vector<std::string>* warnings = nullptr);
+
 // Translates a POSIX extended regular expression (as regcomp(REG_EXTENDED) reads it) into RE2 syntax.
 // Fails with a reason on what RE2 cannot run (back-references inside a pattern).
 bool posix_ere_to_re2(std::string_view ere, std::string& re2, std::string& error);

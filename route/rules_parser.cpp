@@ -185,7 +185,9 @@ private:
         ++pos_;
         return true;
     }
-    void warn(const std::string& message) { out_.warnings.push_back(file_ + ":" + std::to_string(line()) + ": " + message); }
+    void warn(const std::string& message) {
+        out_.warnings.push_back(file_ + ":" + std::to_string(statement_line_) + ": " + message);
+    }
 
     static bool is_keyword(std::string_view w) {
         static const char* const kWords[] = {"cluster", "match", "rewrite", "aggregate", "send", "statistics", "listen",

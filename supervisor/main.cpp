@@ -5,6 +5,7 @@
 
 #include "common/log.hpp"
 #include "route/lookup_command.hpp"
+#include "route/routing_table.hpp"
 #include "route/test_command.hpp"
 #include "supervisor/config.hpp"
 #include "supervisor/proctitle.hpp"
@@ -26,6 +27,10 @@ int main(int argc, char** argv) {
     if (config.check_config) {
         // parse_config ran the validation a start runs; the check adds a bind of every address.
         std::vector<std::string> warnings = polymur::config_warnings(config);
+        if (!config.rules.empty()) {
+            std::string ignored;  // validated already by parse_config; this collects the rules' warnings
+            polymur::route::compile_rules_file(config.rules, ignored, &warnings);
+        }
         std::string error = polymur::check_state_dir(config);
         if (error.empty()) error = polymur::try_binding(config, warnings);
         for (const std::string& warning : warnings) LOG_WARN("%s", warning.c_str());
@@ -35,6 +40,13 @@ int main(int argc, char** argv) {
         }
         std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
         return 0;
+    }
+    if (!config.rules.empty()) {
+        // The routing table is built and checked, but the listener workers do not route through it yet.
+        std::fprintf(stderr, "polymur: --rules %s: rules files are not yet wired into the relay; check them with "
+                             "--check-config and 'polymur test -f %s' (docs/ROUTING.md)\n",
+                     config.rules.c_str(), config.rules.c_str());
+        return 2;
     }
     std::vector<std::string> args(argv, argv + argc);  // kept for SIGHUP: the title overwrites argv
     polymur::proctitle_init(argc, argv);
