@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-dev libevent-dev libssl-dev
                 zlib1g-dev libgtest-dev)
-TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd)
+TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus)
 
 install_missing() {
     local missing=() package
@@ -23,6 +23,10 @@ install_missing() {
     # port 2003, which polymur's quick start uses.
     if [[ " ${missing[*]} " == *" graphite-carbon "* ]] && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --now carbon-cache.service >/dev/null 2>&1 || true
+    fi
+    # The tests start a private prometheus of their own; the packaged service is not needed.
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
     fi
 }
 
