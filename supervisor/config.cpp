@@ -13,6 +13,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "common/man_options.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/self_metrics.hpp"
 #include "worker/cidr.hpp"
@@ -186,6 +187,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("metrics-flush", po::value<std::string>(), "Polymur's name for --self-metrics-interval");
     // clang-format on
 
+    // The build renders the man pages' option lists from this table (man/render.cmake).
+    if (write_man_options_if_asked(argc, argv, options, std::cout)) return ParseOutcome::exit_ok;
     po::variables_map values;
     try {
         // Go-style flags: -listen-addr=x is a long option. No abbreviations: Go's flags have none,
