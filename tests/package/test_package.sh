@@ -54,7 +54,10 @@ rm -rf "$unpacked"
 if command -v lintian >/dev/null; then
     # Errors fail the test; warnings are shown so they are seen.
     check "lintian: no errors in $deb" sh -c "lintian --fail-on error '$deb' 2>&1 | grep -v 'root privileges' | tee /dev/stderr | { ! grep -q '^E: '; }"
-    check "lintian: no errors in $dbgsym" sh -c "cp '$dbgsym' /tmp/polymur-dbgsym-lintian.deb && lintian --fail-on error /tmp/polymur-dbgsym-lintian.deb 2>&1 | grep -v 'root privileges' | { ! grep -q '^E: '; }"
+    # lintian wants a .deb name for the .ddeb.
+    ddeb_copy=$(mktemp -d)/polymur-dbgsym.deb
+    check "lintian: no errors in $dbgsym" sh -c "cp '$dbgsym' '$ddeb_copy' && lintian --fail-on error '$ddeb_copy' 2>&1 | grep -v 'root privileges' | tee /dev/stderr | { ! grep -q '^E: '; }"
+    rm -rf "$(dirname "$ddeb_copy")"
 else
     echo "skipped: lintian is not installed (./dev.sh test installs it)"
 fi
@@ -102,8 +105,8 @@ if [ "${CI:-}" = true ] || [ "${POLYMUR_TEST_INSTALL:-}" = 1 ]; then
             check "man -w polymur finds the installed page" sh -c "man -w polymur | grep -qx /usr/share/man/man8/polymur.8.gz"
         fi
         check "apt purge polymur (without warnings)" sh -c "
-            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 purge -y -qq polymur >/tmp/polymur-purge.log 2>&1
-            rc=\$?; cat /tmp/polymur-purge.log; [ \$rc = 0 ] && ! grep -iE 'crontab|warning' /tmp/polymur-purge.log"
+            out=\$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 purge -y -qq polymur 2>&1)
+            rc=\$?; echo \"\$out\"; [ \$rc = 0 ] && ! echo \"\$out\" | grep -iE 'crontab|warning'"
         check "purge removed the user" sh -c "! id polymur"
         check "purge removed the group and the empty /etc/polymur" sh -c "! getent group polymur && [ ! -e /etc/polymur ]"
     fi
