@@ -33,8 +33,15 @@ void write_man_options(const po::options_description& options, ManStyle style, s
         bool takes_value = semantic.max_tokens() > 0;
         bool value_optional = takes_value && semantic.min_tokens() == 0;
 
+        // Options with an implicit value are switches: Boost shows their defaults as 1 and 0.
+        if (value_optional && (default_value == "1" || default_value == "0")) default_value = default_value == "1" ? "true" : "false";
+        // format_name() is "-h [ --help ]" for an option with a short name.
+        const std::string display = option->format_name();
+        const bool has_short = display.size() > 2 && display[0] == '-' && display[1] != '-';
+
         out << ".TP\n";
         if (style == ManStyle::command_line) {
+            if (has_short) out << "\\fB\\-" << roff_escape(display.substr(1, 1)) << "\\fR, ";
             out << "\\fB\\-\\-" << roff_escape(name) << "\\fR";
             if (value_optional) out << "[=\\fIbool\\fR]";
             else if (takes_value) out << "=\\fIvalue\\fR";

@@ -36,7 +36,7 @@ for page in polymur.8 polymur-proxy.8 polymur-gateway.8 polymur.conf.5; do
             case $option in help|version|config|check-config) continue ;; esac
             grep -qE "^ +$option = " <<<"$text" || missing+=("$option")
         else
-            grep -qE -- "^ +--$option(=|\\[| |\$)" <<<"$text" || missing+=("--$option")
+            grep -qE -- "^ +(-[a-zA-Z], )?--$option(=|\\[| |\$)" <<<"$text" || missing+=("--$option")
         fi
     done <<<"$main_options"
     ((${#missing[@]} == 0)) || fail "$page lacks options that --help lists: ${missing[*]}"
@@ -45,7 +45,7 @@ done
 lookup_section=$(render "$build/man/polymur.8.gz" | sed -n '/^LOOKUP$/,/^[A-Z]/p')
 missing=()
 while read -r option; do
-    grep -qE -- "^ +--$option(=|\\[| |\$)" <<<"$lookup_section" || missing+=("--$option")
+    grep -qE -- "^ +(-[a-zA-Z], )?--$option(=|\\[| |\$)" <<<"$lookup_section" || missing+=("--$option")
 done <<<"$lookup_options"
 ((${#missing[@]} == 0)) || fail "polymur.8's LOOKUP section lacks: ${missing[*]}"
 
