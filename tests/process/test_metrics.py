@@ -163,6 +163,24 @@ class MetricsTest(RelayTestCase):
         self.assertFalse(os.path.exists("/proc/%d/status" % listener) and "T (stopped)" in open("/proc/%d/status" % listener).read())
         self.assertIn("polymur_ready 1\n", http_get(relay.metrics_port, "/metrics")[1])
 
+    def test_health_is_503_while_a_killed_child_waits_for_its_restart(self):
+        relay = self.metrics_relay(workers=1)
+        wait_until(lambda: http_get(relay.metrics_port, "/health")[0] == 200, 10, message="healthy")
+
+        def listener_pid():
+            return next((pid for pid, title in relay.children().items() if "listener 0" in title), None)
+
+        # Each quick death doubles the restart backoff (100 ms, 200 ms, ...): after a few, the
+        # listener stays dead long enough for /health to be asked.
+        for _ in range(5):
+            pid = wait_until(listener_pid, 10, message="listener 0 running")
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: listener_pid() != pid, 10, message="listener 0 reaped")
+        status, body = wait_until(lambda: (lambda r: r if r[0] == 503 else None)(http_get(relay.metrics_port, "/health")),
+                                  5, message="/health 503")
+        self.assertEqual(body, "not ready: listener 0: not running\n")
+        wait_until(lambda: http_get(relay.metrics_port, "/health") == (200, "ok\n"), 20, message="200 after the restart")
+
     def test_health_is_503_for_an_output_that_stopped_and_while_shutting_down(self):
         a = self.sink()
         relay = self.metrics_relay("--drain-timeout=1", destinations=[a.address])
