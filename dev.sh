@@ -42,9 +42,10 @@ case "$command" in
         install_missing "${BUILD_PACKAGES[@]}"
         build
         mkdir -p state
-        # Embedded defaults (metrics on :2003, admin on localhost:2030), plus console output and a
-        # state folder inside the checkout; any polymur option may follow.
-        exec build/polymur --console-out --state-dir="$PWD/state" "$@"
+        # Embedded defaults (metrics on :2003, admin on localhost:2030), plus console output, a
+        # state folder inside the checkout and Prometheus' /metrics as the shipped config has it;
+        # any polymur option may follow.
+        exec build/polymur --console-out --state-dir="$PWD/state" --metrics-addr=127.0.0.1:2040 "$@"
         ;;
     test)
         install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"

@@ -51,7 +51,10 @@ std::string format_stats_json(const RelayStatus& s) {
         out << (first ? "" : ", ") << "\"" << admin::json_escape(d.name) << "\": {\"state\": \"" << d.state
             << "\", \"queued\": " << d.queued << ", \"queued_bytes\": " << d.queued_bytes << ", \"sent\": " << d.sent
             << ", \"sent_bytes\": " << d.sent_bytes << ", \"dropped\": " << d.dropped << ", \"reconnects\": " << d.reconnects
-            << ", \"rerouted\": " << d.rerouted << ", \"in_ring\": " << (d.in_ring ? "true" : "false") << "}";
+            << ", \"rerouted\": " << d.rerouted;
+        // Only hash-route has a ring; broadcast destinations are not in one.
+        if (s.distribution == "hash-route") out << ", \"in_ring\": " << (d.in_ring ? "true" : "false");
+        out << "}";
         first = false;
     }
     out << "}}\n";
@@ -103,8 +106,10 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
     per_destination("polymur_destination_rerouted_total", "counter",
                     "Lines moved from the destination's queue to other destinations (hash-route failover).",
                     &DestinationStatus::rerouted);
-    e.family("polymur_destination_in_ring", "gauge", "1 when hash-route places new metrics on the destination.");
-    for (size_t i = 0; i < s.destinations.size(); ++i) e.sample("polymur_destination_in_ring", labels[i], s.destinations[i].in_ring);
+    if (s.distribution == "hash-route") {
+        e.family("polymur_destination_in_ring", "gauge", "1 when hash-route places new metrics on the destination.");
+        for (size_t i = 0; i < s.destinations.size(); ++i) e.sample("polymur_destination_in_ring", labels[i], s.destinations[i].in_ring);
+    }
     e.family("polymur_destination_state", "gauge", "1 for the destination's current state, 0 for the others.");
     for (size_t i = 0; i < s.destinations.size(); ++i)
         for (const char* state : kDestinationStates)
