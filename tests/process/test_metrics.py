@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import RelayTestCase, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, free_port, numbered, send_lines, wait_until
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -213,6 +213,16 @@ class MetricsTest(RelayTestCase):
         with self.assertRaises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=5)
         self.assertEqual(refused.exception.code, 501)  # evhttp: a method it does not serve
+
+    def test_check_config_refuses_what_start_refuses(self):
+        api = free_port()
+        for address, reason in (("127.0.0.1:99999", "bad port"), ("nonsense", "expected host:port"),
+                                ("127.0.0.1:%d" % api, "the same address")):
+            check = subprocess.run([POLYMUR, "--check-config", "--api-addr=127.0.0.1:%d" % api, "--metrics-addr=" + address],
+                                   capture_output=True, text=True, timeout=30)
+            self.assertEqual(check.returncode, 2, address)
+            self.assertIn("--metrics-addr", check.stderr)
+            self.assertIn(reason, check.stderr)
 
     def test_connections_are_bounded_and_never_block_the_relay(self):
         import socket
