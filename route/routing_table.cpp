@@ -53,6 +53,10 @@ public:
             return false;
         }
         kind_ = Kind::regex;
+        std::string_view body = text;
+        anchored_ = !body.empty() && body[0] == '^';
+        if (anchored_) body.remove_prefix(1);
+        required_ = required_literal(body);
         return true;
     }
 
@@ -61,13 +65,16 @@ public:
             case Kind::all: return true;
             case Kind::prefix: return name.size() >= literal_.size() && std::memcmp(name.data(), literal_.data(), literal_.size()) == 0;
             case Kind::contains: return literal_.empty() || name.find(literal_) != std::string_view::npos;
-            case Kind::regex: return regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, nullptr, 0);
+            case Kind::regex:
+                if (!passes_prefilter(name)) return false;
+                return regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, nullptr, 0);
         }
         return false;
     }
 
     // groups[0..count) = whole match and captures; unmatched groups are empty. Returns false on no match.
     bool match_groups(std::string_view name, std::string_view* groups, size_t& count) const {
+        if (!passes_prefilter(name)) return false;
         re2::StringPiece pieces[kMaxGroups];
         int n = std::min<int>(int(kMaxGroups), regex_->NumberOfCapturingGroups() + 1);
         if (!regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, pieces, n)) return false;
@@ -84,6 +91,65 @@ private:
     std::string text_;
     std::string literal_;
     std::unique_ptr<RE2> regex_;
+    bool anchored_ = false;
+    std::string required_;  // a literal every match starts with (at the start of the name when anchored_)
+
+    bool passes_prefilter(std::string_view name) const {
+        if (required_.empty()) return true;
+        if (anchored_)
+            return name.size() >= required_.size() && std::memcmp(name.data(), required_.data(), required_.size()) == 0;
+        return name.find(required_) != std::string_view::npos;
+    }
+
+    // The literal characters a pattern begins with that every match must contain, in order: "" when there is a
+    // top-level alternation or the pattern starts with an operator.
+    static std::string required_literal(std::string_view body) {
+        int depth = 0;
+        bool bracket = false;
+        for (size_t i = 0; i < body.size(); ++i) {
+            char c = body[i];
+            if (bracket) {
+                if (c == ']' && i > 0 && body[i - 1] != '[') bracket = false;
+                continue;
+            }
+            if (c == '\\') {
+                ++i;
+            } else if (c == '[') {
+                bracket = true;
+                if (i + 1 < body.size() && body[i + 1] == '^') ++i;
+                if (i + 1 < body.size() && body[i + 1] == ']') ++i;
+            } else if (c == '(') {
+                ++depth;
+            } else if (c == ')') {
+                --depth;
+            } else if (c == '|' && depth == 0) {
+                return "";
+            }
+        }
+        std::string literal;
+        for (size_t i = 0; i < body.size(); ++i) {
+            char c = body[i];
+            char lit;
+            size_t width = 1;
+            if (c == '\\') {
+                if (i + 1 >= body.size()) break;
+                char next = body[i + 1];
+                if (!std::strchr(".[]()*+?{}|^$\\", next)) break;  // \w, \b ...: a class, not a literal
+                lit = next;
+                width = 2;
+            } else if (std::strchr(".[]()*+?{}|^$", c)) {
+                break;
+            } else {
+                lit = c;
+            }
+            char after = i + width < body.size() ? body[i + width] : '\0';
+            if (after == '*' || after == '?' || after == '{') break;  // this character is optional
+            literal.push_back(lit);
+            if (after == '+') break;
+            i += width - 1;
+        }
+        return literal;
+    }
 
     // A body with no ERE operators (an escaped character counts as itself).
     static bool plain_literal(std::string_view body, std::string& literal) {

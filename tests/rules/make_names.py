@@ -53,7 +53,7 @@ fixed = ["foo.A.b.bar", "foo.x.y.bar", "abcd", "acd", "with space", "qword", "q_
          "never.after", "inc.x", "1234.abc", "a-b-c", "--", "]]a", "bx", "b]x", "xyz", "x", "xy", "xyyz",
          "zz.middle.end", "yy.abc", "yy.abe", "dot.star.x", "Hello", "hello", "..", ".a", "a.", "a.\\x",
          "abcdefghijklmnop", "servers.db3.cpu.user", "hosts.h.cpu.idle", "c.x", "e.f", "d.e", "MixedCase.x",
-         "x.MixedCase.y"]
+         "x.MixedCase.y", "ad", "a1", "bx_1", "b."]
 
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
