@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Differential test: `polymur test -f FILE` against `carbon-c-relay -t -f FILE`.
 
-usage: differential.py POLYMUR DATA_DIR [--live | --generate]
+usage: differential.py POLYMUR DATA_DIR [--live | --generate] [--skip NAME.conf ...]
 
 For every DATA_DIR/*.conf, routes DATA_DIR/names.txt with polymur and compares line for line with
   - DATA_DIR/NAME.expected (carbon-c-relay 3.7.3's output, normalised by normalise_relay_output.py; committed, so
     the test runs without carbon-c-relay), or
   - with --live, carbon-c-relay run now (skipped, exit 77, when it is not installed).
 --generate rewrites the .expected files from carbon-c-relay.
+--skip leaves a file out (reported): for files whose hash clusters need a placement polymur does not have yet.
 Both runs use DATA_DIR as working directory (includes are relative to it, as for carbon-c-relay).
 """
 import glob
@@ -36,7 +37,9 @@ def relay_output(conf, cwd, names):
 
 def main():
     polymur, data = sys.argv[1], os.path.abspath(sys.argv[2])
-    mode = sys.argv[3] if len(sys.argv) > 3 else ""
+    rest = sys.argv[3:]
+    skip = {rest[i + 1] for i in range(len(rest) - 1) if rest[i] == "--skip"}
+    mode = rest[0] if rest and rest[0] in ("--live", "--generate") else ""
     if mode in ("--live", "--generate") and not os.path.exists(RELAY):
         print("carbon-c-relay is not installed: skipped")
         return 77
@@ -46,6 +49,9 @@ def main():
     assert confs, "no rule files in " + data
     failures = 0
     for conf in confs:
+        if os.path.basename(conf) in skip:
+            print(f"skip {os.path.basename(conf)}")
+            continue
         expected_path = conf[: -len(".conf")] + ".expected"
         if mode == "--generate":
             with open(expected_path, "w", encoding="utf-8", errors="surrogateescape") as f:
