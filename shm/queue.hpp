@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,6 +36,10 @@ struct QueueHeader {
     // Futex word the consumer sleeps on when every ring is empty.
     alignas(64) std::atomic<uint32_t> wake_seq;
     std::atomic<uint32_t> consumer_waiting;
+    // 1 once every byte of the file is allocated on disk (fallocate), so a write into the ring can
+    // never fault for want of space. While 0 (a sparse file from an older polymur on a full disk),
+    // producers drop and count instead of writing. Lives in what was padding: old files read 0.
+    std::atomic<uint32_t> space_reserved;
 };
 
 struct RingControl {
@@ -53,6 +58,8 @@ struct RingControl {
 static_assert(std::is_standard_layout_v<QueueHeader>);
 static_assert(std::is_standard_layout_v<RingControl>);
 static_assert(sizeof(QueueHeader) <= kPage);
+static_assert(offsetof(QueueHeader, space_reserved) + sizeof(std::atomic<uint32_t>) <= sizeof(QueueHeader) &&
+              sizeof(QueueHeader) == 384, "space_reserved must stay inside the layout-2 header");
 static_assert(sizeof(RingControl) == 128);
 
 struct QueueGeometry {
@@ -60,13 +67,38 @@ struct QueueGeometry {
     uint64_t ring_capacity = 0;
 };
 
+// Bytes free for an unprivileged writer on the file system holding `path` (a file or directory;
+// the nearest existing parent is asked). 0 when it cannot be asked.
+uint64_t filesystem_free_bytes(const std::string& path);
+
+// Bytes a queue file of this geometry takes (header, ring controls and data).
+uint64_t queue_file_size(QueueGeometry geometry);
+
+// What open_or_create found about disk space, for the supervisor's log and stats.
+struct QueueSpaceReport {
+    uint64_t wanted_bytes = 0;     // file size of the geometry asked for
+    uint64_t allocated_bytes = 0;  // file size actually created (0: an existing file kept as it was)
+    uint64_t free_bytes = 0;       // free on the state directory's file system before creating
+    std::string problem;           // why less than asked for was created, or why space is not reserved
+};
+
 class QueueFile {
 public:
     // Supervisor: opens the queue file for `destination`, creating it when missing. An existing file
     // is validated; one whose layout or geometry does not match is refused with `error` naming the
     // file and what to do, unless it holds nothing (then it is recreated).
+    // Space for a new file is allocated on disk (fallocate) before the file is used; when the file
+    // system cannot hold the geometry asked for (or more than `max_bytes`), the largest geometry
+    // that fits is created instead and `space` says so. A queue that cannot even get its smallest
+    // geometry is refused.
     static std::unique_ptr<QueueFile> open_or_create(const std::string& path, std::string_view destination,
-                                                     QueueGeometry geometry, std::string& error);
+                                                     QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
+                                                     std::string& error);
+    static std::unique_ptr<QueueFile> open_or_create(const std::string& path, std::string_view destination,
+                                                     QueueGeometry geometry, std::string& error) {
+        QueueSpaceReport ignored;
+        return open_or_create(path, destination, geometry, UINT64_MAX, ignored, error);
+    }
     // Children: maps an existing file and validates its header.
     static std::unique_ptr<QueueFile> open(const std::string& path, std::string& error);
 
@@ -77,6 +109,11 @@ public:
     RingControl& ring(uint32_t index) { return rings_[index]; }
     const RingControl& ring(uint32_t index) const { return rings_[index]; }
     char* ring_data(uint32_t index) { return data_ + static_cast<size_t>(index) * header_->ring_capacity; }
+
+    uint64_t capacity_bytes() const { return static_cast<uint64_t>(header_->ring_count) * header_->ring_capacity; }
+    bool space_reserved() const { return header_->space_reserved.load(std::memory_order_acquire) != 0; }
+    // Allocates every byte of the file on disk; on success producers may write again.
+    bool reserve_space(std::string& error);
 
     uint64_t queued_lines() const;
     uint64_t queued_bytes() const;
@@ -158,6 +195,7 @@ private:
     uint64_t cached_read_pos_;
     uint64_t cached_lines_read_;
     uint64_t cached_other_lines_ = 0;
+    bool space_reserved_ = false;
 };
 
 }  // namespace polymur::shm

@@ -7,6 +7,7 @@
 #include "route/lookup_command.hpp"
 #include "supervisor/config.hpp"
 #include "supervisor/proctitle.hpp"
+#include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
 
 extern char** environ;
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
         case polymur::ParseOutcome::run: break;
     }
     if (config.check_config) {
+        // Not enough disk for the queues is a warning, not an error: polymur runs with smaller queues.
+        for (const std::string& problem : polymur::check_queue_space(config)) std::printf("polymur: warning: %s\n", problem.c_str());
         std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
         return 0;
     }

@@ -118,6 +118,7 @@ bool Supervisor::setup() {
     std::memset(control_region_.get_address(), 0, control_region_.get_size());
     control_ = shm::init_control(control_region_.get_address(), config_.workers);
 
+    queues_to_create_ = count_new_queue_files();
     if (config_.console_out && !add_destination("console", true, error)) {
         LOG_ERROR("%s", error.c_str());
         return false;
@@ -129,6 +130,7 @@ bool Supervisor::setup() {
         }
     }
     apply_runtime_changes();
+    queues_to_create_ = 0;
     warn_about_orphan_queues();
     listeners_.resize(config_.workers);
     for (uint32_t i = 0; i < config_.workers; ++i) listeners_[i] = Child {Role::listener, i, 0, 0, 0, 0, true};
@@ -183,10 +185,27 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         return false;
     }
     uint32_t slot = static_cast<uint32_t>(free_slot - destinations_.begin());
-    auto queue = shm::QueueFile::open_or_create(queue_path(config_.state_dir, text), text,
-                                                shm::geometry_for(config_.workers + 1, config_.queue_bytes), error);
-    if (!queue) return false;
+    const std::string path = queue_path(config_.state_dir, text);
+    // At start the new queue files share what is free; later a putdest may take all of it.
+    uint64_t budget = UINT64_MAX;
+    if (queues_to_create_ > 1 && access(path.c_str(), F_OK) != 0)
+        budget = shm::filesystem_free_bytes(config_.state_dir) / queues_to_create_;
+    if (queues_to_create_ && access(path.c_str(), F_OK) != 0) --queues_to_create_;
+    shm::QueueSpaceReport space;
+    auto queue = shm::QueueFile::open_or_create(path, text, shm::geometry_for(config_.workers + 1, config_.queue_bytes),
+                                                budget, space, error);
+    if (!queue) {
+        error = "destination " + text + ": " + error;
+        return false;
+    }
     uint64_t resumed = queue->queued_lines();
+    if (!space.problem.empty() && queue->space_reserved())
+        LOG_ERROR("destination %s: queue %s %s", text.c_str(), path.c_str(), space.problem.c_str());
+    else if (!space.problem.empty())
+        LOG_ERROR("destination %s: queue %s holds %llu lines but %s; its %llu queued lines are delivered, new lines for it "
+                  "are dropped and counted until the space is there (retried every 5 s)",
+                  text.c_str(), path.c_str(), static_cast<unsigned long long>(resumed), space.problem.c_str(),
+                  static_cast<unsigned long long>(resumed));
 
     Destination& d = *free_slot;
     d = Destination {};
@@ -361,6 +380,7 @@ void Supervisor::housekeeping() {
         if (config_.hash_route()) update_ring_membership();
         check_stalls(now);
         finish_removals();
+        retry_space_reservations(now);
         return;
     }
     if (state_ == State::stopping_listeners && running_children(Role::listener) == 0) {
@@ -537,6 +557,30 @@ void Supervisor::apply_runtime_changes() {
     std::ofstream(tmp, std::ios::trunc) << compact.str();
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
         LOG_WARN("%s: cannot rewrite: %s", path.c_str(), std::strerror(errno));
+}
+
+// A queue file that could not be allocated (an old sparse file on a full disk) takes no new lines;
+// once the space is there again it does, without a restart.
+void Supervisor::retry_space_reservations(int64_t now) {
+    if (now < next_space_retry_ms_) return;
+    next_space_retry_ms_ = now + 5000;
+    for (Destination& d : destinations_) {
+        if (!d.in_use || !d.queue || d.queue->space_reserved()) continue;
+        std::string error;
+        if (d.queue->reserve_space(error))
+            LOG_NOTICE("destination %s: queue %s is allocated now; taking new lines again", d.text.c_str(),
+                       d.queue->path().c_str());
+    }
+}
+
+uint32_t Supervisor::count_new_queue_files() const {
+    uint32_t count = config_.console_out && access(queue_path(config_.state_dir, "console").c_str(), F_OK) != 0;
+    for (const std::string& text : config_.destinations) count += access(queue_path(config_.state_dir, text).c_str(), F_OK) != 0;
+    std::ifstream in(config_.state_dir + "/runtime-destinations");
+    std::string command, destination;
+    while (in >> command >> destination)
+        count += command == "putdest" && access(queue_path(config_.state_dir, destination).c_str(), F_OK) != 0;
+    return count;
 }
 
 void Supervisor::warn_about_orphan_queues() {
@@ -828,7 +872,9 @@ std::string Supervisor::stats() {
         auto link = static_cast<shm::LinkState>(s.link_state.load(std::memory_order_relaxed));
         out << (first ? "" : ", ") << "\"" << admin::json_escape(d.text) << "\": {\"state\": \""
             << (d.removing ? "removing" : shm::link_state_name(link)) << "\", \"queued\": " << d.queue->queued_lines()
-            << ", \"queued_bytes\": " << d.queue->queued_bytes() << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
+            << ", \"queued_bytes\": " << d.queue->queued_bytes()
+            << ", \"capacity_bytes\": " << d.queue->capacity_bytes()
+            << ", \"space_reserved\": " << (d.queue->space_reserved() ? "true" : "false") << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
             << ", \"sent_bytes\": " << s.sent_bytes.load(std::memory_order_relaxed) << ", \"dropped\": " << d.queue->dropped_lines()
             << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed)
             << ", \"rerouted\": " << s.rerouted_lines.load(std::memory_order_relaxed)

@@ -82,6 +82,8 @@ private:
     void apply_runtime_changes();
     void record_runtime_change(const char* command, const std::string& destination);
     void warn_about_orphan_queues();
+    void retry_space_reservations(int64_t now);
+    uint32_t count_new_queue_files() const;
     void reload();
     void send_self_metrics();
     RelayCounters counters();
@@ -117,6 +119,8 @@ private:
     std::array<Child, shm::kMaxDestinations> outputs_ {};
     std::array<Destination, shm::kMaxDestinations> destinations_ {};
     uint64_t next_incarnation_ = 1;
+    uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
+    int64_t next_space_retry_ms_ = 0;
     int64_t shutdown_deadline_ms_ = 0;
     uint64_t last_received_ = 0;
     int64_t last_rates_ms_ = 0;

@@ -1,0 +1,104 @@
+"""The disk under the queues: a full disk, the runtime-destinations journal, freed space, damaged
+or foreign state directories. Runs in a private mount namespace (in_mountns.sh) so a test can
+mount a small tmpfs, a full disk nobody else sees."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import POLYMUR, Polymur, RelayTestCase, Sink, free_port, numbered, send_lines, wait_until
+
+IN_MOUNTNS = os.environ.get("TEST_IN_MOUNTNS") == "1"
+
+
+class SmallDisk:
+    """A tmpfs of `size` mounted on a fresh directory; unmounted by cleanup()."""
+
+    def __init__(self, size):
+        self.path = tempfile.mkdtemp(prefix="polymur-disk-")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", self.path], check=True)
+
+    def free(self):
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def cleanup(self):
+        subprocess.run(["umount", "-l", self.path], check=False)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def assert_counts_add_up(test, stats, destination):
+    """received = delivered + queued + dropped (+ invalid), exactly, for one destination."""
+    d = stats["destinations"][destination]
+    test.assertEqual(stats["received"], d["sent"] + d["queued"] + d["dropped"],
+                     "%s: received %d != sent %d + queued %d + dropped %d" %
+                     (destination, stats["received"], d["sent"], d["queued"], d["dropped"]))
+
+
+@unittest.skipUnless(IN_MOUNTNS, "needs a private mount namespace (run through in_mountns.sh)")
+class FullDiskTest(RelayTestCase):
+    def small_disk(self, size):
+        disk = SmallDisk(size)
+        self.addCleanup(disk.cleanup)
+        return disk
+
+    def test_full_disk_shrinks_queues_counts_every_line_and_recovers(self):
+        disk = self.small_disk("64m")
+        alive = self.sink()
+        down = Sink(port=free_port())  # started later: the destination comes back
+        self.addCleanup(down.stop)
+        relay = self.relay(workers=2, destinations=[alive.address, down.address],
+                           state_dir=os.path.join(disk.path, "state"))
+        log = relay.log()
+        self.assertIn("running with a queue of", log)
+        self.assertRegex(log, r"destination %s: queue .* needs \d+ bytes \(192.0 MiB\) but" % down.address)
+        stats = relay.stats()
+        for dest in (alive.address, down.address):
+            capacity = stats["destinations"][dest]["capacity_bytes"]
+            self.assertLess(capacity, 64 << 20)
+            self.assertGreaterEqual(capacity, 8 << 20)
+            self.assertTrue(stats["destinations"][dest]["space_reserved"])
+
+        # Far more than the down destination's queue holds.
+        total = 900000
+        send_lines(relay.port, numbered("disk.a", 0, total), connections=4)
+        wait_until(lambda: relay.stats()["received"] == total, 60, message="every line received")
+        wait_until(lambda: alive.line_count() == total, 60, message="the live destination gets every line")
+        stats = relay.stats()
+        self.assertGreater(stats["destinations"][down.address]["dropped"], 0)
+        self.assertGreater(stats["destinations"][down.address]["queued"], 0)
+        for dest in (alive.address, down.address):
+            assert_counts_add_up(self, stats, dest)
+        self.assertNotIn("killed by signal", relay.log())
+
+        # The destination returns: its queue drains, and the ring takes new lines again.
+        down.start()
+        wait_until(lambda: relay.stats()["destinations"][down.address]["queued"] == 0, 60, message="queue drained")
+        more = 200000
+        send_lines(relay.port, numbered("disk.b", 0, more), connections=2)
+        wait_until(lambda: relay.stats()["received"] == total + more, 60)
+        wait_until(lambda: relay.stats()["destinations"][down.address]["queued"] == 0, 60, message="second drain")
+        stats = relay.stats()
+        dropped_before = stats["destinations"][down.address]["dropped"]
+        for dest in (alive.address, down.address):
+            assert_counts_add_up(self, stats, dest)
+        wait_until(lambda: down.line_count() == stats["destinations"][down.address]["sent"], 20)
+        got = set(down.lines())
+        self.assertTrue(all(line in got for line in numbered("disk.b", 0, more)), "lines lost after recovery")
+        self.assertEqual(relay.stats()["destinations"][down.address]["dropped"], dropped_before)
+        self.assertNotIn("killed by signal", relay.log())
+
+    def test_check_config_names_destination_needed_and_free_bytes(self):
+        disk = self.small_disk("16m")
+        state = os.path.join(disk.path, "state")
+        r = subprocess.run([POLYMUR, "--check-config", "--state-dir=" + state, "--workers=2",
+                            "--destinations=127.0.0.1:2103,127.0.0.1:2104"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("warning: destination 127.0.0.1:2103: its queue needs 201334784 more bytes", r.stdout)
+        self.assertIn("destination 127.0.0.1:2104", r.stdout)
+        self.assertRegex(r.stdout, r"only 1[0-9]{7} bytes are free")
+
+
+if __name__ == "__main__":
+    unittest.main()
