@@ -21,6 +21,7 @@
 #include <boost/interprocess/anonymous_shared_memory.hpp>
 
 #include "common/clock.hpp"
+#include "common/durable_file.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "route/destination.hpp"
@@ -502,15 +503,40 @@ bool Supervisor::lock_state_dir() {
     return true;
 }
 
-// putdest/deldest outlive a restart: each is appended to <state-dir>/runtime-destinations and
-// replayed over the configured destinations at start.
-void Supervisor::record_runtime_change(const char* command, const std::string& destination) {
+// putdest/deldest (and destinations changed by SIGHUP) outlive a restart: <state-dir>/runtime-destinations
+// holds the shortest list of changes that turns the configured destinations into the running ones,
+// replaced durably at every change. `adding`/`removing` describe a change about to be made, so the
+// file is written before the change takes effect and a failed write leaves both untouched.
+std::string Supervisor::runtime_destinations_text(const std::string* adding, const std::string* removing) const {
+    auto running = [&](const std::string& text) {
+        if (removing && text == *removing) return false;
+        if (adding && text == *adding) return true;
+        return std::any_of(destinations_.begin(), destinations_.end(),
+                           [&](const Destination& d) { return d.in_use && !d.removing && !d.console && d.text == text; });
+    };
+    auto configured = [&](const std::string& text) {
+        return std::find(config_.destinations.begin(), config_.destinations.end(), text) != config_.destinations.end();
+    };
+    std::string out;
+    for (const std::string& text : config_.destinations)
+        if (!running(text)) out += "deldest " + text + "\n";
+    std::vector<std::pair<uint64_t, std::string>> added;
+    for (const Destination& d : destinations_)
+        if (d.in_use && !d.removing && !d.console && !configured(d.text) && !(removing && d.text == *removing))
+            added.emplace_back(d.incarnation, d.text);
+    std::sort(added.begin(), added.end());
+    for (const auto& [incarnation, text] : added) out += "putdest " + text + "\n";
+    if (adding && !configured(*adding) &&
+        std::none_of(added.begin(), added.end(), [&](const auto& a) { return a.second == *adding; }))
+        out += "putdest " + *adding + "\n";
+    return out;
+}
+
+bool Supervisor::save_runtime_destinations(std::string& error, const std::string* adding, const std::string* removing) {
     std::string path = config_.state_dir + "/runtime-destinations";
-    std::string line = std::string(command) + " " + destination + "\n";
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd || ::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()) || fsync(fd.get()) != 0)
-        LOG_ERROR("%s: cannot record '%s %s': %s; it will not survive a restart", path.c_str(), command,
-                  destination.c_str(), std::strerror(errno));
+    std::string text = runtime_destinations_text(adding, removing);
+    if (text.empty() && access(path.c_str(), F_OK) != 0) return true;
+    return replace_file_durably(path, text, error);
 }
 
 void Supervisor::apply_runtime_changes() {
@@ -518,11 +544,17 @@ void Supervisor::apply_runtime_changes() {
     std::ifstream in(path);
     if (!in) return;
     std::string command, destination, error;
-    size_t applied = 0, skipped = 0;
+    size_t applied = 0, skipped = 0, failed = 0;
     while (in >> command >> destination) {
         bool ok = false;
         if (command == "putdest") {
-            ok = add_destination(destination, false, error);
+            bool present = std::any_of(destinations_.begin(), destinations_.end(),
+                                       [&](const Destination& d) { return d.in_use && d.text == destination; });
+            ok = !present && add_destination(destination, false, error);
+            if (!present && !ok) {
+                LOG_ERROR("%s: putdest %s cannot be replayed now: %s", path.c_str(), destination.c_str(), error.c_str());
+                ++failed;
+            }
         } else if (command == "deldest") {
             for (uint32_t slot = 0; slot < shm::kMaxDestinations && !ok; ++slot) {
                 Destination& d = destinations_[slot];
@@ -540,23 +572,14 @@ void Supervisor::apply_runtime_changes() {
                "from the configured destinations alone", path.c_str(), applied, skipped);
     if (applied) publish_generation();
 
-    // Rewrite it as the shortest list that gives the same result, so it does not grow forever.
-    std::vector<std::pair<uint64_t, std::string>> added;
-    std::ostringstream compact;
-    for (const std::string& text : config_.destinations) {
-        bool present = std::any_of(destinations_.begin(), destinations_.end(),
-                                   [&](const Destination& d) { return d.in_use && !d.console && d.text == text; });
-        if (!present) compact << "deldest " << text << "\n";
-    }
-    for (const Destination& d : destinations_)
-        if (d.in_use && !d.console && std::find(config_.destinations.begin(), config_.destinations.end(), d.text) == config_.destinations.end())
-            added.emplace_back(d.incarnation, d.text);
-    std::sort(added.begin(), added.end());
-    for (const auto& [incarnation, text] : added) compact << "putdest " << text << "\n";
-    std::string tmp = path + ".tmp";
-    std::ofstream(tmp, std::ios::trunc) << compact.str();
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        LOG_WARN("%s: cannot rewrite: %s", path.c_str(), std::strerror(errno));
+    // Rewritten as the shortest list that gives the same result, so it does not grow forever; a
+    // failed write keeps the old file, which replays to the same destinations. A putdest that
+    // could not be replayed (no disk for its queue, say) stays in the file for the next start.
+    if (failed) {
+        LOG_ERROR("%s: kept as it is, so the %zu destinations that could not be added now are added at the next start",
+                  path.c_str(), failed);
+    } else if (!save_runtime_destinations(error))
+        LOG_ERROR("%s; kept the previous file, which gives the same destinations", error.c_str());
 }
 
 // A queue file that could not be allocated (an old sparse file on a full disk) takes no new lines;
@@ -655,6 +678,10 @@ void Supervisor::reload() {
     for (const std::string& name : later)
         LOG_WARN("supervisor: reload: --%s changed; it takes effect at the next restart", name.c_str());
     config_.destinations = next.destinations;
+    // The journal is relative to the configured destinations, which just changed.
+    std::string error;
+    if (!save_runtime_destinations(error))
+        LOG_ERROR("supervisor: reload: %s; the destinations changed now may differ after a restart", error.c_str());
     LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed", added, removed);
     systemd_.notify("READY=1\nSTATUS=running (configuration reloaded)");
 }
@@ -823,8 +850,15 @@ std::string Supervisor::getdest() {
 std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
     if (destination == "console") return "error: the console output is set with --console-out\n";
-    if (!add_destination(destination, false, error)) return "error: " + error + "\n";
-    record_runtime_change("putdest", destination);
+    if (!save_runtime_destinations(error, &destination, nullptr)) {
+        LOG_ERROR("putdest %s refused: %s", destination.c_str(), error.c_str());
+        return "error: " + error + "; not registered\n";
+    }
+    if (!add_destination(destination, false, error)) {
+        std::string ignored;
+        save_runtime_destinations(ignored);
+        return "error: " + error + "\n";
+    }
     return "Registered destination: " + destination + "\n";
 }
 
@@ -832,6 +866,11 @@ std::string Supervisor::deldest(const std::string& destination) {
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console || d.text != destination) continue;
+        std::string error;
+        if (!save_runtime_destinations(error, nullptr, &destination)) {
+            LOG_ERROR("deldest %s refused: %s", destination.c_str(), error.c_str());
+            return "error: " + error + "; not unregistered\n";
+        }
         d.removing = true;
         control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing), std::memory_order_release);
         publish_generation();
@@ -841,7 +880,6 @@ std::string Supervisor::deldest(const std::string& destination) {
         outputs_[slot].restart_at_ms = 0;
         LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
                    config_.hash_route() ? "; its queue moves to the remaining destinations" : "");
-        record_runtime_change("deldest", destination);
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }

@@ -80,7 +80,9 @@ private:
     void check_stalls(int64_t now);
     bool lock_state_dir();
     void apply_runtime_changes();
-    void record_runtime_change(const char* command, const std::string& destination);
+    std::string runtime_destinations_text(const std::string* adding, const std::string* removing) const;
+    bool save_runtime_destinations(std::string& error, const std::string* adding = nullptr,
+                                   const std::string* removing = nullptr);
     void warn_about_orphan_queues();
     void retry_space_reservations(int64_t now);
     uint32_t count_new_queue_files() const;
