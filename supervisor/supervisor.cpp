@@ -73,7 +73,7 @@ bool Supervisor::setup() {
     std::error_code ec;
     std::filesystem::create_directories(config_.state_dir, ec);
     if (ec) {
-        LOG_ERROR("state directory %s: cannot create: %s", config_.state_dir.c_str(), ec.message().c_str());
+        LOG_ERROR("%s", state_dir_problem(config_.state_dir, ec.value(), "cannot create it").c_str());
         return false;
     }
     if (!lock_state_dir()) return false;
@@ -486,11 +486,55 @@ void Supervisor::check_stalls(int64_t now) {
     }
 }
 
+// What is wrong with a state directory polymur cannot use, in words an operator can act on.
+std::string Supervisor::state_dir_problem(const std::string& dir, int err, const char* what) {
+    std::string text = "state directory " + dir + ": " + what + ": " + std::strerror(err);
+    // The deepest part of the path that exists says which part is missing or whose it is.
+    std::filesystem::path existing(dir);
+    std::error_code ec;
+    while (!existing.empty() && !std::filesystem::exists(existing, ec) && existing.has_parent_path() &&
+           existing.parent_path() != existing)
+        existing = existing.parent_path();
+    struct stat st {};
+    const bool found = stat(existing.c_str(), &st) == 0;
+    switch (err) {
+        case EROFS:
+            text += " (" + existing.string() + " is on a read-only file system; give polymur a --state-dir on a writable one)";
+            break;
+        case EACCES:
+        case EPERM:
+            if (found)
+                text += " (" + existing.string() + " is owned by uid " + std::to_string(st.st_uid) + ", gid " +
+                        std::to_string(st.st_gid) + ", mode " + [&] { char m[8]; std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777); return std::string(m); }() +
+                        "; polymur runs as uid " + std::to_string(geteuid()) + ", gid " + std::to_string(getegid()) +
+                        ": make it writable for that user, e.g. chown it)";
+            break;
+        case ENOENT:
+        case ENOTDIR:
+            if (found && !S_ISDIR(st.st_mode))
+                text += " (" + existing.string() + " is not a directory)";
+            else if (found && existing.string() != dir)
+                text += " (" + existing.string() + " exists, but not the directories under it on the way to " + dir + ")";
+            break;
+        case ENOSPC:
+        case EDQUOT:
+            text += " (the file system is full)";
+            break;
+        default:
+            break;
+    }
+    return text;
+}
+
 // One supervisor per state directory: its queues have exactly one set of producers and consumers.
 bool Supervisor::lock_state_dir() {
     std::string path = config_.state_dir + "/polymur.lock";
     state_lock_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!state_lock_ || flock(state_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (!state_lock_) {
+        LOG_ERROR("%s", state_dir_problem(config_.state_dir, errno, "cannot create polymur.lock in it").c_str());
+        return false;
+    }
+    if (flock(state_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
         std::string holder;
         std::ifstream(path) >> holder;
         LOG_ERROR("state directory %s is in use by another polymur (pid %s); give each its own --state-dir",

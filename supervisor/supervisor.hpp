@@ -79,6 +79,7 @@ private:
     void update_ring_membership();
     void check_stalls(int64_t now);
     bool lock_state_dir();
+    static std::string state_dir_problem(const std::string& dir, int err, const char* what);
     void apply_runtime_changes();
     std::string runtime_destinations_text(const std::string* adding, const std::string* removing) const;
     bool save_runtime_destinations(std::string& error, const std::string* adding = nullptr,

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import POLYMUR, Polymur, RelayTestCase, Sink, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, Sink, free_port, numbered, send_lines, wait_until
 
 IN_MOUNTNS = os.environ.get("TEST_IN_MOUNTNS") == "1"
 
@@ -158,6 +158,16 @@ class FullDiskTest(RelayTestCase):
         self.assertIn("warning: destination 127.0.0.1:2103: its queue needs 201334784 more bytes", r.stdout)
         self.assertIn("destination 127.0.0.1:2104", r.stdout)
         self.assertRegex(r.stdout, r"only 1[0-9]{7} bytes are free")
+
+    def test_read_only_state_dir_is_reported_as_such(self):
+        disk = self.small_disk("4m")
+        os.mkdir(os.path.join(disk.path, "state"))
+        subprocess.run(["mount", "-o", "remount,ro", disk.path], check=True)
+        relay = self.relay(state_dir=os.path.join(disk.path, "state"), start=False).start(wait=False)
+        self.assertEqual(relay.proc.wait(10), 78)
+        self.assertIn("Read-only file system", relay.log())
+        self.assertIn("is on a read-only file system; give polymur a --state-dir on a writable one", relay.log())
+        self.assertNotIn("in use by another polymur", relay.log())
 
 
 class ReloadJournalTest(RelayTestCase):
