@@ -159,6 +159,25 @@ class FullDiskTest(RelayTestCase):
         self.assertIn("destination 127.0.0.1:2104", r.stdout)
         self.assertRegex(r.stdout, r"only 1[0-9]{7} bytes are free")
 
+    def test_deldest_frees_the_disk_space_of_its_queue(self):
+        disk = self.small_disk("256m")
+        a = self.sink()
+        b = "127.0.0.1:%d" % free_port()  # down: its queue holds lines when it is removed
+        relay = self.relay("--queue-bytes=67108864", workers=2, destinations=[a.address, b],
+                           state_dir=os.path.join(disk.path, "state"))
+        capacity = relay.stats()["destinations"][b]["capacity_bytes"]
+        self.assertGreaterEqual(capacity, 32 << 20)
+        send_lines(relay.port, numbered("free", 0, 20000), connections=2)
+        wait_until(lambda: relay.stats()["destinations"][b]["queued"] == 20000, 10)
+        before = disk.free()
+        self.assertTrue(relay.admin("deldest " + b).startswith("Unregistered destination"))
+        wait_until(lambda: b not in relay.stats()["destinations"], 10, message="b removed")
+        # Every process that mapped b's queue file has let go of it: the space is back.
+        wait_until(lambda: disk.free() >= before + capacity, 10,
+                   message="the space of the removed queue (%d bytes) freed; free now %d, before %d" %
+                   (capacity, disk.free(), before))
+        self.assertEqual(len(relay.children()), 3)  # 2 listeners, 1 output: nobody was restarted for it
+
     def test_read_only_state_dir_is_reported_as_such(self):
         disk = self.small_disk("4m")
         os.mkdir(os.path.join(disk.path, "state"))
