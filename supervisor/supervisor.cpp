@@ -26,6 +26,7 @@
 #include "common/net.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
+#include "supervisor/leftovers.hpp"
 #include "supervisor/proctitle.hpp"
 
 extern char** environ;
@@ -77,6 +78,8 @@ bool Supervisor::setup() {
         return false;
     }
     if (!lock_state_dir()) return false;
+    // Before binding: a child of a previous generation may still hold the listen socket.
+    end_previous_generation(config_.state_dir, static_cast<int>(config_.drain_timeout_s + 2) * 1000);
     std::string error;
     if (config_.plaintext_listener) {
         listen_fd_ = net::listen_tcp(config_.listen_addr, 4096, error);

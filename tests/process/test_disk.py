@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import POLYMUR, RelayTestCase, Sink, free_port, numbered, send_lines, wait_until
@@ -187,6 +188,31 @@ class FullDiskTest(RelayTestCase):
         self.assertIn("Read-only file system", relay.log())
         self.assertIn("is on a read-only file system; give polymur a --state-dir on a writable one", relay.log())
         self.assertNotIn("in use by another polymur", relay.log())
+
+
+class LeftoverTest(RelayTestCase):
+    def test_stopped_listener_of_a_killed_supervisor_does_not_block_the_next_start(self):
+        a = self.sink()
+        relay = self.relay(workers=2, destinations=[a.address])
+        send_lines(relay.port, numbered("left", 0, 1000))
+        wait_until(lambda: a.line_count() == 1000, 10)
+        listener = next(pid for pid, title in relay.children().items() if title == "polymur: listener 0")
+        self.addCleanup(lambda: os.path.exists("/proc/%d" % listener) and os.kill(listener, signal.SIGKILL))
+        os.kill(listener, signal.SIGSTOP)
+        relay.proc.kill()
+        relay.proc.wait()
+        time.sleep(0.5)
+        self.assertTrue(os.path.exists("/proc/%d" % listener), "the stopped listener is still there")
+
+        again = self.relay(workers=2, destinations=[a.address], state_dir=relay.state_dir, start=False)
+        again.args, again.port, again.api_port = relay.args, relay.port, relay.api_port  # the same sockets
+        again.start()
+        self.assertIn("pid %d (polymur: listener 0) of a previous polymur still holds" % listener, again.log())
+        wait_until(lambda: not os.path.exists("/proc/%d" % listener) or
+                   open("/proc/%d/stat" % listener).read().rsplit(")", 1)[1].split()[0] == "Z", 5)
+        send_lines(again.port, numbered("left", 1000, 1000))
+        wait_until(lambda: a.line_count() == 2000, 10, message="the new generation delivers")
+        self.assertEqual(sorted(a.lines()), sorted(numbered("left", 0, 2000)))
 
 
 class ReloadJournalTest(RelayTestCase):
