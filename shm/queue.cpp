@@ -135,13 +135,7 @@ std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, st
         const QueueHeader& h = existing->header();
         const bool same = h.ring_count == geometry.ring_count && h.ring_capacity == geometry.ring_capacity;
         if (same || existing->queued_bytes() != 0) {
-            if (!same) {
-                error = "queue file " + path + " holds " + std::to_string(existing->queued_lines()) +
-                        " queued lines in another geometry (" + std::to_string(h.ring_count) + " rings of " +
-                        std::to_string(h.ring_capacity) + " bytes); start with the --workers and --queue-bytes it "
-                        "was made with to deliver them, or move the file away";
-                return nullptr;
-            }
+            if (!same) return migrate(std::move(existing), destination, geometry, max_bytes, space, error);
             // Kept as it is (it holds lines, or is what was asked for): make sure it is allocated.
             std::string why;
             if (!existing->reserve_space(why)) {
@@ -158,6 +152,12 @@ std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, st
         existing.reset();
         unlink(path.c_str());
     }
+    return create(path, destination, geometry, max_bytes, space, error);
+}
+
+std::unique_ptr<QueueFile> QueueFile::create(const std::string& path, std::string_view destination, QueueGeometry geometry,
+                                             uint64_t max_bytes, QueueSpaceReport& space, std::string& error) {
+    space.wanted_bytes = file_size_for(geometry);
     space.free_bytes = free_bytes_of(path);
     const uint64_t budget = std::min(max_bytes, space.free_bytes);
     QueueGeometry g = geometry;
@@ -183,6 +183,12 @@ std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, st
                         mib(space.allocated_bytes) + ")";
     error.clear();
     return open(path, error);
+}
+
+bool QueueFile::sync(std::string& error) {
+    if (region_.flush(0, 0, false)) return true;
+    error = "queue file " + path_ + ": cannot write back: " + std::strerror(errno);
+    return false;
 }
 
 bool QueueFile::reserve_space(std::string& error) {

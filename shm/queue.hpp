@@ -80,6 +80,8 @@ struct QueueSpaceReport {
     uint64_t allocated_bytes = 0;  // file size actually created (0: an existing file kept as it was)
     uint64_t free_bytes = 0;       // free on the state directory's file system before creating
     std::string problem;           // why less than asked for was created, or why space is not reserved
+    uint64_t migrated_lines = 0;   // lines carried over from a file of another geometry
+    std::string migrated_from;     // that geometry, in words
 };
 
 class QueueFile {
@@ -99,6 +101,16 @@ public:
         QueueSpaceReport ignored;
         return open_or_create(path, destination, geometry, UINT64_MAX, ignored, error);
     }
+    // Creates a new file (which must not exist) as open_or_create does.
+    static std::unique_ptr<QueueFile> create(const std::string& path, std::string_view destination, QueueGeometry geometry,
+                                             uint64_t max_bytes, QueueSpaceReport& space, std::string& error);
+    // Supervisor, at start: the lines queued in `old` (another geometry: other --workers or
+    // --queue-bytes) are copied into a new file of `geometry`, which then replaces it by rename, so
+    // a crash at any point leaves one complete copy: nothing lost, nothing duplicated. Refused when
+    // they do not fit; then the old file is kept as it is.
+    static std::unique_ptr<QueueFile> migrate(std::unique_ptr<QueueFile> old, std::string_view destination,
+                                              QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
+                                              std::string& error);
     // Children: maps an existing file and validates its header.
     static std::unique_ptr<QueueFile> open(const std::string& path, std::string& error);
 
@@ -112,6 +124,8 @@ public:
 
     uint64_t capacity_bytes() const { return static_cast<uint64_t>(header_->ring_count) * header_->ring_capacity; }
     bool space_reserved() const { return header_->space_reserved.load(std::memory_order_acquire) != 0; }
+    // Writes the whole mapping back to disk (msync) and waits for it.
+    bool sync(std::string& error);
     // Allocates every byte of the file on disk; on success producers may write again.
     bool reserve_space(std::string& error);
 

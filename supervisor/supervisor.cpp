@@ -203,6 +203,10 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         return false;
     }
     uint64_t resumed = queue->queued_lines();
+    if (space.migrated_lines || !space.migrated_from.empty())
+        LOG_NOTICE("destination %s: queue %s: moved %llu queued lines from its old geometry (%s) into %u rings of %llu bytes",
+                   text.c_str(), path.c_str(), static_cast<unsigned long long>(space.migrated_lines), space.migrated_from.c_str(),
+                   queue->ring_count(), static_cast<unsigned long long>(queue->ring_capacity()));
     if (!space.problem.empty() && queue->space_reserved())
         LOG_ERROR("destination %s: queue %s %s", text.c_str(), path.c_str(), space.problem.c_str());
     else if (!space.problem.empty())

@@ -215,6 +215,32 @@ class LeftoverTest(RelayTestCase):
         self.assertEqual(sorted(a.lines()), sorted(numbered("left", 0, 2000)))
 
 
+class GeometryTest(RelayTestCase):
+    def test_queued_lines_move_into_a_new_geometry_at_start(self):
+        sink = Sink(port=free_port())  # down while lines queue
+        self.addCleanup(sink.stop)
+        relay = self.relay("--drain-timeout=1", workers=2, destinations=[sink.address])
+        send_lines(relay.port, numbered("geo", 0, 5000), connections=2)
+        wait_until(lambda: relay.stats()["destinations"][sink.address]["queued"] == 5000, 10)
+        relay.stop()
+
+        # A resized machine: another --workers.
+        bigger = self.relay("--drain-timeout=1", workers=3, destinations=[sink.address], state_dir=relay.state_dir)
+        self.assertEqual(bigger.log().count("moved 5000 queued lines from its old geometry (3 rings of"), 1, bigger.log())
+        self.assertEqual(bigger.stats()["destinations"][sink.address]["queued"], 5000)
+        send_lines(bigger.port, numbered("geo", 5000, 3000))
+        wait_until(lambda: bigger.stats()["destinations"][sink.address]["queued"] == 8000, 10)
+        bigger.stop()
+
+        # And another --queue-bytes.
+        smaller = self.relay("--queue-bytes=8388608", workers=1, destinations=[sink.address], state_dir=relay.state_dir)
+        self.assertIn("moved 8000 queued lines from its old geometry (4 rings of", smaller.log())
+        sink.start()
+        wait_until(lambda: sink.line_count() >= 8000, 20, message="every carried line delivered")
+        wait_until(lambda: smaller.stats()["destinations"][sink.address]["queued"] == 0, 10)
+        self.assertEqual(sorted(sink.lines()), sorted(numbered("geo", 0, 8000)), "lost or duplicated lines")
+
+
 class ReloadJournalTest(RelayTestCase):
     def test_destination_removed_then_readded_by_sighup_survives_a_restart(self):
         a, b = self.sink(), self.sink()

@@ -650,29 +650,66 @@ TEST_F(QueueTest, MoreQueuedThanCapacityIsRefused) {
     EXPECT_NE(error.find("corrupt"), std::string::npos) << error;
 }
 
-TEST_F(QueueTest, NonEmptyFileInAnotherGeometryIsRefusedAndKept) {
+TEST_F(QueueTest, NonEmptyFileInAnotherGeometryIsCarriedOverWholeAndInOrder) {
+    std::string expected0, expected1;
     {
-        auto q = create({2, kSmallRing});
+        auto q = create({2, 2 * kSmallRing});  // larger rings than the new ones: ring 0 spills into two
         ASSERT_TRUE(q);
-        RingProducer p(*q, 1, 100);
-        ASSERT_TRUE(append(p, "a 1 2\n"));
-        ASSERT_TRUE(append(p, "b 1 2\n"));
+        RingProducer p0(*q, 0, 1000), p1(*q, 1, 1000);
+        // Ring 0 wraps: fill, deliver most, fill again.
+        for (int i = 0; i < 150; ++i) ASSERT_TRUE(append(p0, "w." + std::to_string(100 + i) + " 1 2\n"));
+        p0.publish();
+        consume(*q, 0, 140 * 10, 140);  // lines of 10 bytes
+        for (int i = 0; i < 10; ++i) expected0 += "w." + std::to_string(240 + i) + " 1 2\n";
+        for (int i = 0; i < 500; ++i) {
+            std::string line = "x." + std::to_string(100 + i) + " 1 2\n";
+            ASSERT_TRUE(append(p0, line));
+            expected0 += line;
+        }
+        p0.publish();
+        for (int i = 0; i < 3; ++i) {
+            std::string line = "r." + std::to_string(i) + " 1 2\n";
+            ASSERT_TRUE(append(p1, line));
+            expected1 += line;
+        }
+        p1.publish();
+        ASSERT_EQ(q->queued_lines(), 513u);
+    }
+    std::string error;
+    QueueSpaceReport space;
+    auto q = QueueFile::open_or_create(path_, "carbon:2003", {3, kSmallRing}, UINT64_MAX, space, error);
+    ASSERT_TRUE(q) << error;
+    EXPECT_EQ(q->ring_count(), 3u);
+    EXPECT_EQ(q->ring_capacity(), kSmallRing);
+    EXPECT_GT(q->ring(1).write_pos.load(), 0u);
+    EXPECT_EQ(q->queued_lines(), 513u);
+    EXPECT_EQ(space.migrated_lines, 513u);
+    EXPECT_EQ(space.migrated_from, "2 rings of 8192 bytes");
+    std::string all;
+    for (uint32_t i = 0; i < 3; ++i)
+        all += read_ring(*q, i, q->ring(i).read_pos.load(), q->ring(i).write_pos.load() - q->ring(i).read_pos.load());
+    EXPECT_EQ(all, expected0 + expected1);
+    EXPECT_FALSE(std::filesystem::exists(path_ + ".migrating"));
+}
+
+TEST_F(QueueTest, NonEmptyFileThatDoesNotFitAnotherGeometryIsRefusedAndKept) {
+    {
+        auto q = create({2, 4 * kSmallRing});
+        ASSERT_TRUE(q);
+        RingProducer p(*q, 0, 10000);
+        for (int i = 0; i < 1000; ++i) ASSERT_TRUE(append(p, "a." + std::to_string(1000 + i) + " 1 2\n"));
         p.publish();
     }
     const std::string before = read_file(path_);
     std::string error;
-    EXPECT_FALSE(QueueFile::open_or_create(path_, "carbon:2003", {3, kSmallRing}, error));
+    EXPECT_FALSE(QueueFile::open_or_create(path_, "carbon:2003", {1, kSmallRing}, error));
     EXPECT_NE(error.find(path_), std::string::npos) << error;
-    EXPECT_NE(error.find("holds 2 queued lines in another geometry (2 rings of 4096 bytes)"), std::string::npos)
+    EXPECT_NE(error.find("holds 1000 queued lines in another geometry (2 rings of 16384 bytes) and they cannot be "
+                         "carried over: the new geometry (1 rings of 4096 bytes) holds less"),
+              std::string::npos)
         << error;
-    ASSERT_TRUE(std::filesystem::exists(path_));
     EXPECT_EQ(read_file(path_), before);
-
-    // Another capacity is "another geometry" too.
-    error.clear();
-    EXPECT_FALSE(QueueFile::open_or_create(path_, "carbon:2003", {2, 2 * kSmallRing}, error));
-    EXPECT_NE(error.find(path_), std::string::npos) << error;
-    EXPECT_EQ(read_file(path_), before);
+    EXPECT_FALSE(std::filesystem::exists(path_ + ".migrating"));
 }
 
 TEST_F(QueueTest, EmptyFileInAnotherGeometryIsRecreated) {
