@@ -51,8 +51,9 @@ bool read_header(const std::string& path, QueueHeader& header, off_t& size, std:
 QueueGeometry geometry_for(uint32_t producer_count, uint64_t queue_bytes) {
     QueueGeometry g;
     g.ring_count = producer_count;
-    uint64_t per_ring = std::max<uint64_t>(queue_bytes / producer_count, 1 << 20);
-    g.ring_capacity = uint64_t(1) << (63 - __builtin_clzll(per_ring));  // largest power of two <= per_ring
+    const uint64_t overhead = data_offset(producer_count);
+    const uint64_t data = queue_bytes > overhead ? queue_bytes - overhead : 0;
+    g.ring_capacity = std::max<uint64_t>(data / producer_count / kPage * kPage, 1 << 20);
     return g;
 }
 
@@ -159,10 +160,16 @@ std::unique_ptr<QueueFile> QueueFile::create(const std::string& path, std::strin
                                              uint64_t max_bytes, QueueSpaceReport& space, std::string& error) {
     space.wanted_bytes = file_size_for(geometry);
     space.free_bytes = free_bytes_of(path);
-    const uint64_t budget = std::min(max_bytes, space.free_bytes);
+    // Leave a little for the small files of the state directory (runtime-destinations, locks).
+    constexpr uint64_t kReserveBytes = 1 << 20;
+    const uint64_t budget = std::min(max_bytes, space.free_bytes > kReserveBytes ? space.free_bytes - kReserveBytes : 0);
     QueueGeometry g = geometry;
-    // Shrink to what the budget holds (a power of two per ring), then halve while allocation fails.
-    while (file_size_for(g) > budget && g.ring_capacity / 2 >= kMinRingCapacity) g.ring_capacity /= 2;
+    // Shrink to what the budget holds (whole pages per ring), then halve while allocation fails.
+    if (file_size_for(g) > budget) {
+        const uint64_t overhead = data_offset(g.ring_count);
+        const uint64_t fits = budget > overhead ? (budget - overhead) / g.ring_count / kPage * kPage : 0;
+        g.ring_capacity = std::max(fits, std::min(kMinRingCapacity, g.ring_capacity));
+    }
     for (;;) {
         int err = create_allocated(path, destination, g, error);
         if (err == 0) break;
@@ -172,7 +179,7 @@ std::unique_ptr<QueueFile> QueueFile::create(const std::string& path, std::strin
                         mib(free_bytes_of(path)) + " free on the file system of the state directory";
             return nullptr;
         }
-        g.ring_capacity /= 2;
+        g.ring_capacity = g.ring_capacity / 2 / kPage * kPage;
     }
     space.allocated_bytes = file_size_for(g);
     if (g.ring_capacity != geometry.ring_capacity)
@@ -221,7 +228,7 @@ std::unique_ptr<QueueFile> QueueFile::open(const std::string& path, std::string&
     }
     QueueGeometry g {header.ring_count, header.ring_capacity};
     if (g.ring_count == 0 || g.ring_count > kMaxWorkers + 1 || g.ring_capacity == 0 ||
-        (g.ring_capacity & (g.ring_capacity - 1)) != 0 || header.file_size != file_size_for(g)) {
+        g.ring_capacity % kPage != 0 || header.file_size != file_size_for(g)) {
         error = "queue file " + path + " has a corrupt header (rings " + std::to_string(g.ring_count) +
                 ", capacity " + std::to_string(g.ring_capacity) + "); move it away";
         return nullptr;
@@ -300,10 +307,10 @@ RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_
       ring_index_(ring_index),
       control_(queue.ring(ring_index)),
       data_(queue.ring_data(ring_index)),
-      mask_(queue.ring_capacity() - 1),
       capacity_(queue.ring_capacity()),
       line_cap_(line_cap),
       write_pos_(control_.write_pos.load(std::memory_order_relaxed)),
+      write_offset_(write_pos_ % capacity_),
       lines_written_(control_.lines_written.load(std::memory_order_relaxed)),
       cached_read_pos_(control_.read_pos.load(std::memory_order_acquire)),
       cached_lines_read_(control_.lines_read.load(std::memory_order_relaxed)),
@@ -322,7 +329,7 @@ RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_
             if (!(before & 1) && control_.commit_seq.load(std::memory_order_relaxed) == before) break;
         }
         uint64_t lines = 0;
-        for (uint64_t pos = read_pos; pos < write_pos_; ++pos) lines += data_[pos & mask_] == '\n';
+        for (uint64_t pos = read_pos; pos < write_pos_; ++pos) lines += data_[pos % capacity_] == '\n';
         lines_written_ = lines_read + lines;
         control_.lines_written.store(lines_written_, std::memory_order_relaxed);
         control_.publish_seq.store(seq + 1, std::memory_order_release);
@@ -366,10 +373,15 @@ bool RingProducer::append(const std::string_view* parts, size_t count, size_t to
     }
     for (size_t i = 0; i < count; ++i) {
         const std::string_view part = parts[i];
-        size_t offset = write_pos_ & mask_;
-        size_t first = std::min<size_t>(part.size(), capacity_ - offset);
-        std::memcpy(data_ + offset, part.data(), first);
-        if (first < part.size()) std::memcpy(data_, part.data() + first, part.size() - first);
+        size_t first = std::min<size_t>(part.size(), capacity_ - write_offset_);
+        std::memcpy(data_ + write_offset_, part.data(), first);
+        if (first < part.size()) {
+            std::memcpy(data_, part.data() + first, part.size() - first);
+            write_offset_ = part.size() - first;
+        } else {
+            write_offset_ += first;
+            if (write_offset_ == capacity_) write_offset_ = 0;
+        }
         write_pos_ += part.size();
     }
     ++unpublished_lines_;

@@ -29,7 +29,7 @@ struct QueueHeader {
     uint32_t header_size;
     uint32_t ring_control_size;
     uint32_t ring_count;
-    uint64_t ring_capacity;  // bytes, a power of two
+    uint64_t ring_capacity;  // bytes, a multiple of kPage (older files: a power of two)
     uint64_t file_size;
     int64_t created_unix_ns;
     char destination[kDestinationTextMax];
@@ -165,7 +165,8 @@ void commit_read(RingControl& ring, uint64_t read_pos, uint64_t lines);
 // producer is in the middle of publishing (or died there); then count the lines yourself.
 bool read_published(const RingControl& ring, uint64_t& write_pos, uint64_t& lines_written);
 
-// Chooses ring count and capacity for a destination queue of about `queue_bytes` bytes.
+// Chooses ring count and capacity so the whole queue file takes at most `queue_bytes` bytes (each
+// ring gets an equal share of what the header leaves, in whole pages, and at least 1 MiB).
 QueueGeometry geometry_for(uint32_t producer_count, uint64_t queue_bytes);
 
 // Process-local producer handle on one ring (the shared part is RingControl).
@@ -199,10 +200,10 @@ private:
     uint32_t ring_index_;
     RingControl& control_;
     char* data_;
-    uint64_t mask_;
     uint64_t capacity_;
     uint64_t line_cap_;
     uint64_t write_pos_;
+    uint64_t write_offset_;  // write_pos_ % capacity_, kept without a division per line
     uint64_t lines_written_;
     uint64_t unpublished_lines_ = 0;
     uint64_t unpublished_drops_ = 0;

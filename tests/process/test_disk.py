@@ -54,7 +54,7 @@ class FullDiskTest(RelayTestCase):
                            state_dir=os.path.join(disk.path, "state"))
         log = relay.log()
         self.assertIn("running with a queue of", log)
-        self.assertRegex(log, r"destination %s: queue .* needs \d+ bytes \(192.0 MiB\) but" % down.address)
+        self.assertRegex(log, r"destination %s: queue .* needs \d+ bytes \(256.0 MiB\) but" % down.address)
         stats = relay.stats()
         for dest in (alive.address, down.address):
             capacity = stats["destinations"][dest]["capacity_bytes"]
@@ -156,7 +156,7 @@ class FullDiskTest(RelayTestCase):
         r = subprocess.run([POLYMUR, "--check-config", "--state-dir=" + state, "--workers=2",
                             "--destinations=127.0.0.1:2103,127.0.0.1:2104"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("warning: destination 127.0.0.1:2103: its queue needs 201334784 more bytes", r.stdout)
+        self.assertIn("warning: destination 127.0.0.1:2103: its queue needs 268427264 more bytes", r.stdout)
         self.assertIn("destination 127.0.0.1:2104", r.stdout)
         self.assertRegex(r.stdout, r"only 1[0-9]{7} bytes are free")
 
@@ -216,6 +216,16 @@ class LeftoverTest(RelayTestCase):
 
 
 class GeometryTest(RelayTestCase):
+    def test_queue_file_takes_what_queue_bytes_says(self):
+        for workers in (2, 4):
+            relay = self.relay("--queue-bytes=67108864", workers=workers, destinations=["127.0.0.1:%d" % free_port()])
+            queue = next(os.path.join(relay.state_dir, f) for f in os.listdir(relay.state_dir) if f.endswith(".queue"))
+            size = os.stat(queue).st_size
+            self.assertLessEqual(size, 67108864)
+            self.assertGreater(size, 67108864 - (workers + 2) * 4096, "workers=%d: %d bytes" % (workers, size))
+            self.assertGreaterEqual(os.stat(queue).st_blocks * 512, size, "allocated in full")
+            relay.cleanup()
+
     def test_queued_lines_move_into_a_new_geometry_at_start(self):
         sink = Sink(port=free_port())  # down while lines queue
         self.addCleanup(sink.stop)

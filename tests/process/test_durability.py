@@ -284,7 +284,9 @@ class DurabilityTest(RelayTestCase):
         wait_until(lambda: relay.stats()["received"] == 40000, 10)
         stats = relay.stats()["destinations"][dead]
         size = len(line % 0) + 1
-        ring = 2 * 1024 * 1024  # 4 MiB split into 2 rings (one worker + redistribution)
+        # 4 MiB, less the header and ring-control pages, split into 2 rings (one worker + redistribution)
+        ring = (4194304 - 2 * 4096) // 2 // 4096 * 4096
+        self.assertEqual(stats["capacity_bytes"], 2 * ring)
         self.assertEqual(stats["queued_bytes"], (ring // size) * size)
         self.assertEqual(stats["queued"] + stats["dropped"], 40000)
 

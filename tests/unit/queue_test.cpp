@@ -71,9 +71,8 @@ protected:
     // Reads `size` bytes at stream position `pos` of a ring, following the wrap like the consumer.
     static std::string read_ring(QueueFile& q, uint32_t ring, uint64_t pos, uint64_t size) {
         const char* data = q.ring_data(ring);
-        const uint64_t mask = q.ring_capacity() - 1;
         std::string out;
-        for (uint64_t i = 0; i < size; ++i) out += data[(pos + i) & mask];
+        for (uint64_t i = 0; i < size; ++i) out += data[(pos + i) % q.ring_capacity()];
         return out;
     }
 
@@ -94,13 +93,11 @@ TEST(QueueGeometryFor, RingCountIsProducerCount) {
     EXPECT_EQ(geometry_for(65, 256ull << 20).ring_count, 65u);
 }
 
-TEST(QueueGeometryFor, CapacityIsLargestPowerOfTwoNotAboveShare) {
-    EXPECT_EQ(geometry_for(4, 256ull << 20).ring_capacity, 64ull << 20);  // exact share
-    EXPECT_EQ(geometry_for(3, 256ull << 20).ring_capacity, 64ull << 20);  // 85.3 MiB -> 64 MiB
-    EXPECT_EQ(geometry_for(17, 256ull << 20).ring_capacity, 8ull << 20);  // 15.06 MiB -> 8 MiB
-    EXPECT_EQ(geometry_for(3, 10ull << 20).ring_capacity, 2ull << 20);    // 3.3 MiB -> 2 MiB
-    EXPECT_EQ(geometry_for(1, (1ull << 30) + 1).ring_capacity, 1ull << 30);
-    EXPECT_EQ(geometry_for(1, (1ull << 30) - 1).ring_capacity, 1ull << 29);
+TEST(QueueGeometryFor, WholeFileTakesQueueBytes) {
+    // 256 MiB with 3 rings (2 workers): header and ring controls take 2 pages, the rest is shared.
+    EXPECT_EQ(geometry_for(3, 256ull << 20).ring_capacity, ((256ull << 20) - 8192) / 3 / 4096 * 4096);
+    EXPECT_EQ(geometry_for(4, 256ull << 20).ring_capacity, ((256ull << 20) - 8192) / 4 / 4096 * 4096);
+    EXPECT_EQ(queue_file_size(geometry_for(1, 8ull << 30)), 8ull << 30);
 }
 
 TEST(QueueGeometryFor, CapacityIsAtLeastOneMebibyte) {
@@ -108,17 +105,15 @@ TEST(QueueGeometryFor, CapacityIsAtLeastOneMebibyte) {
     EXPECT_EQ(geometry_for(65, 4ull << 20).ring_capacity, 1ull << 20);
 }
 
-TEST(QueueGeometryFor, AlwaysPowerOfTwoAndNeverAboveShareUnlessMinimum) {
+TEST(QueueGeometryFor, WholePagesAndNeverAboveQueueBytesUnlessMinimum) {
     for (uint32_t producers : {1u, 2u, 3u, 7u, 16u, 33u, 65u}) {
         for (uint64_t bytes : {4ull << 20, 5000000ull, 256ull << 20, 1000000007ull}) {
             QueueGeometry g = geometry_for(producers, bytes);
             EXPECT_EQ(g.ring_count, producers);
-            EXPECT_NE(g.ring_capacity, 0u);
-            EXPECT_EQ(g.ring_capacity & (g.ring_capacity - 1), 0u) << producers << " " << bytes;
-            uint64_t share = bytes / producers;
-            if (share >= (1u << 20)) {
-                EXPECT_LE(g.ring_capacity, share);
-                EXPECT_GT(g.ring_capacity * 2, share);
+            EXPECT_EQ(g.ring_capacity % 4096, 0u) << producers << " " << bytes;
+            if (g.ring_capacity > (1u << 20)) {
+                EXPECT_LE(queue_file_size(g), bytes);
+                EXPECT_GT(queue_file_size(g) + producers * 4096, bytes);  // less than a page per ring unused
             } else {
                 EXPECT_EQ(g.ring_capacity, 1ull << 20);
             }
