@@ -133,6 +133,7 @@ std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, st
     if (access(path.c_str(), F_OK) == 0) {
         auto existing = open(path, error);
         if (!existing) return nullptr;
+        space.rolled_back_bytes = existing->roll_back_to_synced();
         const QueueHeader& h = existing->header();
         const bool same = h.ring_count == geometry.ring_count && h.ring_capacity == geometry.ring_capacity;
         if (same || existing->queued_bytes() != 0) {

@@ -40,6 +40,10 @@ struct QueueHeader {
     // never fault for want of space. While 0 (a sparse file from an older polymur on a full disk),
     // producers drop and count instead of writing. Lives in what was padding: old files read 0.
     std::atomic<uint32_t> space_reserved;
+    // --sync-interval: the boot (/proc/sys/kernel/random/boot_id, hex without dashes) during which the
+    // ring controls' synced positions were last made durable. A start in another boot after no clean
+    // stop rolls each ring back to them (what was written after the last sync may be torn).
+    char synced_boot_id[32];
 };
 
 struct RingControl {
@@ -53,13 +57,17 @@ struct RingControl {
     alignas(64) Counter read_pos;
     Counter lines_read;
     Counter commit_seq;
+    // --sync-interval: a (write position, lines written) pair of the producer that was on disk,
+    // data included, when the output last synced the file. Written by the output's sync thread.
+    Counter synced_write_pos;
+    Counter synced_lines;
 };
 
 static_assert(std::is_standard_layout_v<QueueHeader>);
 static_assert(std::is_standard_layout_v<RingControl>);
 static_assert(sizeof(QueueHeader) <= kPage);
-static_assert(offsetof(QueueHeader, space_reserved) + sizeof(std::atomic<uint32_t>) <= sizeof(QueueHeader) &&
-              sizeof(QueueHeader) == 384, "space_reserved must stay inside the layout-2 header");
+static_assert(offsetof(QueueHeader, synced_boot_id) + 32 <= sizeof(QueueHeader) &&
+              sizeof(QueueHeader) == 384, "new fields must stay inside the layout-2 header");
 static_assert(sizeof(RingControl) == 128);
 
 struct QueueGeometry {
@@ -82,6 +90,7 @@ struct QueueSpaceReport {
     std::string problem;           // why less than asked for was created, or why space is not reserved
     uint64_t migrated_lines = 0;   // lines carried over from a file of another geometry
     std::string migrated_from;     // that geometry, in words
+    uint64_t rolled_back_bytes = 0;  // given up after a machine crash: written after the last sync
 };
 
 class QueueFile {
@@ -126,6 +135,16 @@ public:
     bool space_reserved() const { return header_->space_reserved.load(std::memory_order_acquire) != 0; }
     // Writes the whole mapping back to disk (msync) and waits for it.
     bool sync(std::string& error);
+    // --sync-interval, output process: makes what the producers have published so far durable
+    // (fdatasync of `fd`, a descriptor of this file), then records it as the rings' synced
+    // positions and makes those durable too. False (errno set) when the disk refused.
+    bool sync_published(int fd);
+    // Supervisor, at start: when the file was synced during another boot, each ring is rolled back
+    // to its synced positions (lines written after the last sync may not have reached the disk
+    // before the machine went down). Returns the bytes given up.
+    uint64_t roll_back_to_synced();
+    // Supervisor, at start without --sync-interval: the synced positions are stale from now on.
+    void forget_sync();
     // Allocates every byte of the file on disk; on success producers may write again.
     bool reserve_space(std::string& error);
 

@@ -203,6 +203,11 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         return false;
     }
     uint64_t resumed = queue->queued_lines();
+    if (space.rolled_back_bytes)
+        LOG_WARN("destination %s: queue %s: the machine went down since it was last synced; %llu bytes written after the "
+                 "last sync (at most --sync-interval seconds of lines) were given up", text.c_str(), path.c_str(),
+                 static_cast<unsigned long long>(space.rolled_back_bytes));
+    if (!config_.sync_interval_s) queue->forget_sync();
     if (space.migrated_lines || !space.migrated_from.empty())
         LOG_NOTICE("destination %s: queue %s: moved %llu queued lines from its old geometry (%s) into %u rings of %llu bytes",
                    text.c_str(), path.c_str(), static_cast<unsigned long long>(space.migrated_lines), space.migrated_from.c_str(),
@@ -726,6 +731,7 @@ void Supervisor::reload() {
     differs("workers", next.workers != config_.workers);
     differs("queue-cap", next.queue_cap != config_.queue_cap);
     differs("queue-bytes", next.queue_bytes != config_.queue_bytes);
+    differs("sync-interval", next.sync_interval_s != config_.sync_interval_s);
     differs("state-dir", next.state_dir != config_.state_dir);
     differs("max-line-length", next.max_line_length != config_.max_line_length);
     differs("console-out", next.console_out != config_.console_out);

@@ -29,6 +29,7 @@
 #include "common/net.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
+#include "worker/queue_syncer.hpp"
 #include "worker/tls.hpp"
 
 namespace polymur {
@@ -623,6 +624,7 @@ int HttpsOutput::run() {
     int exit_code = 0;
     queue_ = attach_output_queue(heritage_, text_, lock, exit_code);
     if (!queue_) return exit_code;
+    QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, nullptr);

@@ -21,6 +21,7 @@
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
+#include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
 
 namespace polymur {
@@ -289,6 +290,7 @@ int Output::run() {
     int exit_code = 0;
     queue_ = attach_output_queue(heritage_, text_, lock, exit_code);
     if (!queue_) return exit_code;
+    QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
     rewind_to_committed();
 
     struct sigaction sa {};

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 
 namespace polymur::shm {
@@ -802,6 +803,47 @@ TEST_F(QueueTest, ProducerThatDiedMidPublishIsRepairedByItsSuccessor) {
     EXPECT_EQ(write_pos, 30u);
     EXPECT_EQ(lines, 5u) << "the count was rebuilt from the committed position and the ring's contents";
     EXPECT_EQ(q->queued_lines(), 4u);
+}
+
+
+// --sync-interval: a file last synced during another boot (the machine went down) is rolled back to
+// what its last sync made durable; in the same boot (a process crash) nothing is given up.
+TEST_F(QueueTest, FileSyncedInAnotherBootRollsBackToTheSyncedPoint) {
+    {
+        auto q = create({2, kSmallRing});
+        ASSERT_TRUE(q);
+        RingProducer p(*q, 0, 1000);
+        ASSERT_TRUE(append(p, "a 1 2\n"));
+        ASSERT_TRUE(append(p, "b 1 2\n"));
+        p.publish();
+        UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CLOEXEC));
+        ASSERT_TRUE(q->sync_published(fd.get()));
+        EXPECT_EQ(q->ring(0).synced_write_pos.load(), 12u);
+        EXPECT_EQ(q->ring(0).synced_lines.load(), 2u);
+        ASSERT_TRUE(append(p, "c 1 2\n"));  // after the sync: may not have reached the disk
+        p.publish();
+    }
+    {
+        std::string error;
+        QueueSpaceReport space;
+        auto q = QueueFile::open_or_create(path_, "carbon:2003", {2, kSmallRing}, UINT64_MAX, space, error);
+        ASSERT_TRUE(q) << error;
+        EXPECT_EQ(space.rolled_back_bytes, 0u) << "same boot: a process crash keeps everything";
+        EXPECT_EQ(q->queued_lines(), 3u);
+        std::memset(q->header().synced_boot_id, '0', sizeof q->header().synced_boot_id);  // another boot
+    }
+    std::string error;
+    QueueSpaceReport space;
+    auto q = QueueFile::open_or_create(path_, "carbon:2003", {2, kSmallRing}, UINT64_MAX, space, error);
+    ASSERT_TRUE(q) << error;
+    EXPECT_EQ(space.rolled_back_bytes, 6u);
+    EXPECT_EQ(q->queued_lines(), 2u);
+    EXPECT_EQ(q->ring(0).write_pos.load(), 12u);
+    EXPECT_EQ(read_ring(*q, 0, 0, 12), "a 1 2\nb 1 2\n");
+    // Rolled back once: the next start (in this boot) keeps what is there.
+    q.reset();
+    q = QueueFile::open_or_create(path_, "carbon:2003", {2, kSmallRing}, UINT64_MAX, space, error);
+    EXPECT_EQ(space.rolled_back_bytes, 0u);
 }
 
 }  // namespace
