@@ -10,6 +10,13 @@
 
 namespace polymur {
 
+bool sync_directory_of(const std::string& path) {
+    const size_t slash = path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    return fd && fsync(fd.get()) == 0;
+}
+
 bool replace_file_durably(const std::string& path, std::string_view content, std::string& error) {
     const std::string tmp = path + ".tmp";
     auto fail = [&](const char* step) {
@@ -31,10 +38,7 @@ bool replace_file_durably(const std::string& path, std::string_view content, std
     if (fsync(fd.get()) != 0) return fail("fsync");
     if (::close(fd.release()) != 0) return fail("close");
     if (rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
-    const size_t slash = path.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir_fd || fsync(dir_fd.get()) != 0) {
+    if (!sync_directory_of(path)) {
         // The new content is in place; only its survival of a power loss is in doubt.
         error = path + ": written, but cannot fsync its directory: " + std::strerror(errno);
         return false;

@@ -12,4 +12,7 @@ namespace polymur {
 // `error` says which step failed and why.
 bool replace_file_durably(const std::string& path, std::string_view content, std::string& error);
 
+// fsyncs the directory holding `path`, so a rename or a new file in it survives a power loss.
+bool sync_directory_of(const std::string& path);
+
 }  // namespace polymur

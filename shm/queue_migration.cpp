@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "common/unique_fd.hpp"
+#include "common/durable_file.hpp"
 #include "shm/queue.hpp"
 
 namespace polymur::shm {
@@ -15,13 +15,6 @@ namespace {
 
 std::string describe(uint32_t rings, uint64_t capacity) {
     return std::to_string(rings) + " rings of " + std::to_string(capacity) + " bytes";
-}
-
-bool sync_directory_of(const std::string& path) {
-    const size_t slash = path.find_last_of('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    return fd && fsync(fd.get()) == 0;
 }
 
 }  // namespace
