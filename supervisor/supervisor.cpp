@@ -611,8 +611,14 @@ void Supervisor::apply_runtime_changes() {
                                        [&](const Destination& d) { return d.in_use && d.text == destination; });
             ok = !present && add_destination(destination, false, error);
             if (!present && !ok) {
-                LOG_ERROR("%s: putdest %s cannot be replayed now: %s", path.c_str(), destination.c_str(), error.c_str());
-                ++failed;
+                // A destination that parses failed for a reason that may pass (no disk for its
+                // queue, say): keep it for the next start. One that does not parse never will.
+                route::Destination parsed;
+                std::string ignored;
+                const bool may_pass = is_https_destination(destination) || route::parse_destination(destination, parsed, ignored);
+                LOG_ERROR("%s: putdest %s cannot be replayed%s: %s", path.c_str(), destination.c_str(), may_pass ? " now" : "",
+                          error.c_str());
+                failed += may_pass;
             }
         } else if (command == "deldest") {
             for (uint32_t slot = 0; slot < shm::kMaxDestinations && !ok; ++slot) {
