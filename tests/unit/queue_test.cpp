@@ -846,5 +846,28 @@ TEST_F(QueueTest, FileSyncedInAnotherBootRollsBackToTheSyncedPoint) {
     EXPECT_EQ(space.rolled_back_bytes, 0u);
 }
 
+// A queue file not allocated on disk (an older polymur's sparse file on a full disk) takes no new
+// lines, counted as dropped, until its space is reserved; then it takes them again.
+TEST_F(QueueTest, UnreservedQueueDropsAndCountsUntilItsSpaceIsReserved) {
+    auto q = create({2, kSmallRing});
+    ASSERT_TRUE(q);
+    EXPECT_TRUE(q->space_reserved()) << "a new file is allocated in full";
+    struct stat st {};
+    ASSERT_EQ(stat(path_.c_str(), &st), 0);
+    EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, q->header().file_size);
+    q->header().space_reserved.store(0);
+    RingProducer p(*q, 0, 1000);
+    EXPECT_FALSE(append(p, "a 1 2\n"));
+    p.publish();
+    EXPECT_EQ(q->dropped_lines(), 1u);
+    EXPECT_EQ(q->queued_lines(), 0u);
+    std::string error;
+    ASSERT_TRUE(q->reserve_space(error)) << error;
+    p.refresh();
+    EXPECT_TRUE(append(p, "b 1 2\n"));
+    p.publish();
+    EXPECT_EQ(q->queued_lines(), 1u);
+}
+
 }  // namespace
 }  // namespace polymur::shm
