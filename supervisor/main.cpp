@@ -9,6 +9,7 @@
 #include "supervisor/proctitle.hpp"
 #include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
+#include "supervisor/validate.hpp"
 
 extern char** environ;
 
@@ -22,8 +23,17 @@ int main(int argc, char** argv) {
         case polymur::ParseOutcome::run: break;
     }
     if (config.check_config) {
-        // Not enough disk for the queues is a warning, not an error: polymur runs with smaller queues.
-        for (const std::string& problem : polymur::check_queue_space(config)) std::printf("polymur: warning: %s\n", problem.c_str());
+        // parse_config ran the validation a start runs; the check adds a bind of every address.
+        std::vector<std::string> warnings = polymur::config_warnings(config);
+        // Not enough disk for the queues is a warning: polymur runs with smaller queues.
+        for (std::string& problem : polymur::check_queue_space(config)) warnings.push_back(std::move(problem));
+        std::string error = polymur::check_state_dir(config);
+        if (error.empty()) error = polymur::try_binding(config, warnings);
+        for (const std::string& warning : warnings) LOG_WARN("%s", warning.c_str());
+        if (!error.empty()) {
+            std::fprintf(stderr, "polymur: %s\n", error.c_str());
+            return 2;
+        }
         std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
         return 0;
     }

@@ -88,6 +88,8 @@ private:
     void retry_space_reservations(int64_t now);
     uint32_t count_new_queue_files() const;
     void reload();
+    void arm_periodic_events();
+    void publish_live_settings();
     void send_self_metrics();
     RelayCounters counters();
     static void on_self_metrics(evutil_socket_t, short, void* self);
@@ -109,6 +111,8 @@ private:
     State state_ = State::starting;
     struct event_base* base_ = nullptr;
     std::vector<struct event*> events_;
+    struct event* rates_event_ = nullptr;         // every --stats-interval
+    struct event* self_metrics_event_ = nullptr;  // every --self-metrics-interval (not armed when 0)
     std::unique_ptr<admin::Server> admin_;
     UniqueFd state_lock_;
     UniqueFd listen_fd_;

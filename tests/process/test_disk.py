@@ -156,9 +156,10 @@ class FullDiskTest(RelayTestCase):
         r = subprocess.run([POLYMUR, "--check-config", "--state-dir=" + state, "--workers=2",
                             "--destinations=127.0.0.1:2103,127.0.0.1:2104"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("warning: destination 127.0.0.1:2103: its queue needs 268427264 more bytes", r.stdout)
-        self.assertIn("destination 127.0.0.1:2104", r.stdout)
-        self.assertRegex(r.stdout, r"only 1[0-9]{7} bytes are free")
+        self.assertIn("configuration OK", r.stdout)
+        self.assertIn("destination 127.0.0.1:2103: its queue needs 268427264 more bytes", r.stderr)
+        self.assertIn("destination 127.0.0.1:2104", r.stderr)
+        self.assertRegex(r.stderr, r"only 1[0-9]{7} bytes are free")
 
     def test_deldest_frees_the_disk_space_of_its_queue(self):
         disk = self.small_disk("256m")
