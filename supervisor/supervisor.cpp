@@ -298,9 +298,6 @@ void Supervisor::become_child(const Heritage& heritage) {
         next = static_cast<unsigned>(fd) + 1;
     }
     close_range(next, ~0U, 0);
-    // Nor do the supervisor's mappings of the queue files: a child maps the queues it uses itself,
-    // so the disk space of a destination removed later is freed when its last user unmaps it.
-    for (Destination& d : destinations_) d.queue.reset();
     std::string name = child_name(heritage.role, heritage.index, destinations_[heritage.index].text);
     if (!shm::control_is_valid(heritage.control)) {
         LOG_ERROR("%s: the control segment fails its layout check; not starting", name.c_str());
@@ -309,6 +306,9 @@ void Supervisor::become_child(const Heritage& heritage) {
     std::string title = "polymur: " + name;
     proctitle_set(title.c_str());
     log::set_role(name.c_str());
+    // Nor are the supervisor's mappings of the queue files kept: a child maps the queues it uses itself,
+    // so the disk space of a destination removed later is freed when its last user unmaps it.
+    for (Destination& d : destinations_) d.queue.reset();
     int code = kExitCrashed;
     try {
         code = heritage.role == Role::listener ? run_listener(heritage) : run_output(heritage);
