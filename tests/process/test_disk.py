@@ -31,7 +31,8 @@ class SmallDisk:
 
 
 def assert_counts_add_up(test, stats, destination):
-    """received = delivered + queued + dropped (+ invalid), exactly, for one destination."""
+    """received = delivered + queued + dropped, exactly, for one destination (invalid lines are counted
+    apart, in `invalid`, and never reach a destination)."""
     d = stats["destinations"][destination]
     test.assertEqual(stats["received"], d["sent"] + d["queued"] + d["dropped"],
                      "%s: received %d != sent %d + queued %d + dropped %d" %
@@ -64,8 +65,10 @@ class FullDiskTest(RelayTestCase):
 
         # Far more than the down destination's queue holds.
         total = 900000
-        send_lines(relay.port, numbered("disk.a", 0, total), connections=4)
+        bad = ["disk.bad.%d not-a-number 1700000000" % i for i in range(1000)]
+        send_lines(relay.port, numbered("disk.a", 0, total) + bad, connections=4)
         wait_until(lambda: relay.stats()["received"] == total, 60, message="every line received")
+        wait_until(lambda: relay.stats()["invalid"] == len(bad), 10, message="invalid lines counted")
         # The live destination may drop some too (its smaller queue fills during the burst): counted.
         wait_until(lambda: relay.stats()["destinations"][alive.address]["queued"] == 0, 60, message="live queue drained")
         wait_until(lambda: alive.line_count() == relay.stats()["destinations"][alive.address]["sent"], 20)
