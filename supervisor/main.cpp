@@ -9,6 +9,7 @@
 #include "route/test_command.hpp"
 #include "supervisor/config.hpp"
 #include "supervisor/proctitle.hpp"
+#include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
 #include "supervisor/validate.hpp"
 
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
             std::string ignored;  // validated already by parse_config; this collects the rules' warnings
             polymur::route::compile_rules_file(config.rules, ignored, &warnings);
         }
+        // Not enough disk for the queues is a warning: polymur runs with smaller queues.
+        for (std::string& problem : polymur::check_queue_space(config)) warnings.push_back(std::move(problem));
         std::string error = polymur::check_state_dir(config);
         if (error.empty()) error = polymur::try_binding(config, warnings);
         for (const std::string& warning : warnings) LOG_WARN("%s", warning.c_str());
