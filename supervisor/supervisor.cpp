@@ -100,6 +100,28 @@ bool Supervisor::setup() {
         LOG_WARN("HTTP listener %s: plain HTTP without client certificates; only for a TLS-terminating load balancer "
                  "in front of it", config_.http_listen_addr.c_str());
     }
+    if (!config_.pickle_listen_addr.empty()) {
+        pickle_fd_ = net::listen_tcp(config_.pickle_listen_addr, 4096, error);
+        if (!pickle_fd_) {
+            LOG_ERROR("pickle listener %s: cannot listen: %s", config_.pickle_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
+    if (!config_.udp_listen_addr.empty()) {
+        // One socket, bound here and inherited by every worker: whichever worker is free reads the
+        // next datagrams, a restarted worker finds the same socket (and nothing queued in it is lost),
+        // and the kernel's drop count is one number for the whole socket.
+        int granted = 0;
+        udp_fd_ = net::bind_udp(config_.udp_listen_addr, static_cast<int>(std::min<uint32_t>(config_.udp_rcvbuf, INT32_MAX / 2)),
+                                granted, error);
+        if (!udp_fd_) {
+            LOG_ERROR("UDP listener %s: cannot bind: %s", config_.udp_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+        if (static_cast<uint64_t>(granted) < config_.udp_rcvbuf)
+            LOG_WARN("UDP listener %s: receive buffer is %d bytes, not the %u asked for (net.core.rmem_max; run as root or "
+                     "raise it)", config_.udp_listen_addr.c_str(), granted / 2, config_.udp_rcvbuf);
+    }
     admin_tcp_fd_ = net::listen_tcp(config_.api_addr, 64, error);
     if (!admin_tcp_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.api_addr.c_str(), error.c_str());
@@ -233,6 +255,8 @@ void Supervisor::spawn(Child& child) {
     heritage.listen_fd = child.role == Role::listener ? listen_fd_.get() : -1;
     heritage.https_fd = child.role == Role::listener ? https_fd_.get() : -1;
     heritage.http_fd = child.role == Role::listener ? http_fd_.get() : -1;
+    heritage.pickle_fd = child.role == Role::listener ? pickle_fd_.get() : -1;
+    heritage.udp_fd = child.role == Role::listener ? udp_fd_.get() : -1;
     heritage.control = control_;
     heritage.config = &config_;
     heritage.supervisor_pid = getpid();
@@ -259,7 +283,7 @@ void Supervisor::become_child(const Heritage& heritage) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != heritage.supervisor_pid) _exit(0);
     // Close every descriptor but the standard ones and those in the heritage.
-    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd};
+    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd, heritage.pickle_fd, heritage.udp_fd};
     std::sort(std::begin(keep), std::end(keep));
     unsigned next = 3;
     for (int fd : keep) {
@@ -806,8 +830,13 @@ std::string Supervisor::deldest(const std::string& destination) {
 
 std::string Supervisor::stats() {
     uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, accepted = 0;
+    uint64_t pickle_invalid = 0, udp_datagrams = 0, udp_dropped = 0;
     for (uint32_t i = 0; i < config_.workers; ++i) {
         const shm::WorkerSlot& w = control_->workers[i];
+        pickle_invalid += w.pickle_invalid.load(std::memory_order_relaxed);
+        udp_datagrams += w.udp_datagrams.load(std::memory_order_relaxed);
+        // The workers share one socket: each saw its cumulative count at some moment; the largest is the latest.
+        udp_dropped = std::max<uint64_t>(udp_dropped, w.udp_dropped_seen.load(std::memory_order_relaxed));
         received += w.received.load(std::memory_order_relaxed);
         invalid += w.invalid.load(std::memory_order_relaxed);
         too_long += w.too_long.load(std::memory_order_relaxed);
@@ -818,6 +847,8 @@ std::string Supervisor::stats() {
     std::ostringstream out;
     out << "{\"received\": " << received << ", \"invalid\": " << invalid << ", \"too_long\": " << too_long
         << ", \"unroutable\": " << unroutable << ", \"connections\": " << connections << ", \"connections_total\": " << accepted
+        << ", \"pickle_invalid\": " << pickle_invalid << ", \"udp_datagrams\": " << udp_datagrams
+        << ", \"udp_dropped\": " << udp_dropped
         << ", \"workers\": " << config_.workers << ", \"distribution\": \"" << config_.distribution
         << "\", \"destinations\": {";
     bool first = true;
@@ -896,6 +927,8 @@ int Supervisor::run() {
     std::string listening = config_.plaintext_listener ? "plaintext " + config_.listen_addr : "";
     if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
     if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
+    if (!config_.pickle_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("pickle " + config_.pickle_listen_addr);
+    if (!config_.udp_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("UDP " + config_.udp_listen_addr);
     LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations",
                config_.mode.c_str(), listening.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
                config_.distribution.c_str(), config_.destinations.size() + (config_.console_out ? 1 : 0));

@@ -109,6 +109,8 @@ private:
     UniqueFd listen_fd_;
     UniqueFd https_fd_;
     UniqueFd http_fd_;
+    UniqueFd pickle_fd_;
+    UniqueFd udp_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;
     boost::interprocess::mapped_region control_region_;
