@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Polymur, free_port, wait_until
+from harness import Polymur, free_port, listening, terminate, wait_until
 
 CONF = """[cache]
 STORAGE_DIR = {root}/storage/
@@ -68,7 +68,7 @@ class CarbonRelayPickleTest(unittest.TestCase):
             f.write("[default]\npattern = .*\nretentions = 60s:1d\n")
         self.procs = []
         self.daemon("carbon-cache")
-        wait_until(lambda: self.listening(self.ports["cache_line"]), 30, message="carbon-cache")
+        wait_until(lambda: listening(self.ports["cache_line"]), 30, message="carbon-cache")
 
     def daemon(self, program):
         log = open(os.path.join(self.root, program + ".log"), "wb")
@@ -79,22 +79,9 @@ class CarbonRelayPickleTest(unittest.TestCase):
 
     def tearDown(self):
         for proc, log in reversed(self.procs):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
             log.close()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    @staticmethod
-    def listening(port):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
 
     def test_carbon_relay_pickle_through_polymur_into_whisper(self):
         relay = Polymur("--pickle-listen-addr=127.0.0.1:%d" % self.ports["polymur_pickle"],
@@ -102,7 +89,7 @@ class CarbonRelayPickleTest(unittest.TestCase):
         self.addCleanup(relay.cleanup)
         relay.start()
         self.daemon("carbon-relay")
-        wait_until(lambda: self.listening(self.ports["relay_line"]), 30, message="carbon-relay")
+        wait_until(lambda: listening(self.ports["relay_line"]), 30, message="carbon-relay")
 
         now = int(time.time()) // 60 * 60 - 120
         metrics = {"pickle.e2e.host%02d.m%d" % (h, m): h * 10 + m + 0.5 for h in range(25) for m in range(20)}

@@ -2,12 +2,11 @@
 collectd whose python plugin dispatches a bounded burst of values, every one of which must arrive."""
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import unittest
 
-from harness import RelayTestCase, free_port, wait_until
+from harness import RelayTestCase, free_port, terminate, wait_until
 
 ROUNDS, PER_ROUND = 5, 300
 
@@ -82,18 +81,9 @@ class CollectdUdpTest(RelayTestCase):
             f.write(CONF.format(root=root, port=port))
         proc = subprocess.Popen([COLLECTD, "-f", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
-
-        def stop():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        self.addCleanup(stop)
+        self.addCleanup(terminate, proc, 20)
         wait_until(lambda: os.path.exists(done), 60, message="collectd's burst dispatched")
-        stop()  # write_graphite sends what it still buffers on shutdown
+        terminate(proc, 20)  # write_graphite sends what it still buffers on shutdown
         wait_until(lambda: out.line_count() >= ROUNDS * PER_ROUND, 30,
                    message="every value (log: %s)" % os.path.join(root, "collectd.log"))
         lines = out.lines()
