@@ -116,6 +116,22 @@ class CarbonRelayPickleTest(unittest.TestCase):
                 return value in values
             wait_until(stored, 60, message="%s = %s in whisper" % (name, value))
 
+    def test_a_line_destination_on_a_pickle_port_is_named(self):
+        # The first symptom the other way round: polymur's plaintext into carbon-cache's pickle
+        # port. carbon closes each connection after our first lines; the log must say why.
+        relay = Polymur(destinations=["127.0.0.1:%d" % self.ports["cache_pickle"]])
+        self.addCleanup(relay.cleanup)
+        relay.start()
+        deadline = time.monotonic() + 60
+        i = 0
+        while "it may be a pickle port" not in relay.log():
+            self.assertLess(time.monotonic(), deadline, "no hint in the log:\n" + relay.log())
+            with socket.create_connection(("127.0.0.1", relay.port)) as s:
+                s.sendall(b"to.pickle.port.m%d 1 %d\n" % (i, time.time()))
+            i += 1
+            time.sleep(0.3)
+        self.assertEqual(relay.log().count("it may be a pickle port"), 1)
+
 
 if __name__ == "__main__":
     unittest.main()
