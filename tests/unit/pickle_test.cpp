@@ -218,6 +218,32 @@ TEST(Pickle, OpcodePaths) {
         EXPECT_EQ(decode_error(std::string("]") + op + "."), PickleError::unknown_opcode) << int(op);
 }
 
+// The long forms Python uses past 255 bytes or 256 memo entries, by hand: BINBYTES, BINUNICODE8,
+// BINBYTES8, LONG_BINPUT/LONG_BINGET, LONG4; EMPTY_TUPLE and TUPLE3 are no metric.
+TEST(Pickle, LongFormsOfLengthsAndMemoIndices) {
+    PickleReader r;
+    std::string p = bytes("\x80\x05]r\x00\x00\x00\x00("
+                          "B\x03\x00\x00\x00" "a.b"
+                          "\x8d\x02\x00\x00\x00\x00\x00\x00\x00" "17"
+                          "\x8e\x01\x00\x00\x00\x00\x00\x00\x00" "5"
+                          "r\x05\x00\x00\x00\x86\x86"
+                          "\x8c\x01" "c\x8b\x02\x00\x00\x00\x00\x01j\x05\x00\x00\x00\x86\x86"
+                          ")K\x01K\x02K\x03\x87" "e.");
+    ASSERT_EQ(r.decode(p), PickleError::none) << describe(r.decode(p));
+    PickleMetric m;
+    ASSERT_EQ(r.next(m), PickleReader::Next::metric);
+    EXPECT_EQ(m.name, "a.b");
+    EXPECT_EQ(m.timestamp, "17");  // str and bytes holding a number, as carbon's float() takes them
+    EXPECT_EQ(m.value, "5");
+    ASSERT_EQ(r.next(m), PickleReader::Next::metric);
+    EXPECT_EQ(m.name, "c");
+    EXPECT_EQ(m.timestamp, "256");  // LONG4 of two bytes
+    EXPECT_EQ(m.value, "5");        // the memoized point's value, through LONG_BINGET
+    EXPECT_EQ(r.next(m), PickleReader::Next::malformed);  // ()
+    EXPECT_EQ(r.next(m), PickleReader::Next::malformed);  // (1, 2, 3)
+    EXPECT_EQ(r.next(m), PickleReader::Next::end);
+}
+
 TEST(Pickle, LooksLikePickleFrame) {
     EXPECT_TRUE(looks_like_pickle_frame(bytes("\x00\x00\x01\x00\x80\x02]q")));
     EXPECT_TRUE(looks_like_pickle_frame(bytes("\x00\x00\x01\x00(lp0\n")));
