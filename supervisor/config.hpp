@@ -15,6 +15,7 @@ struct Config {
     uint32_t udp_rcvbuf = 16u << 20;          // receive buffer of the UDP socket in bytes
     std::string api_addr = "localhost:2030";
     std::string admin_socket;  // empty: <state-dir>/polymur.sock
+    std::string metrics_addr;  // HTTP /metrics and /health for Prometheus and probes; empty: off
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";
