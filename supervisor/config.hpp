@@ -15,6 +15,7 @@ struct Config {
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";
+    std::string hash_compat = "graphite";  // or "carbon-c-relay"
     uint32_t replication_factor = 1;
     bool diverse_replicas = true;
     std::string failover = "reroute";  // or "hold"

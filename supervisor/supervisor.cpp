@@ -163,8 +163,10 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
             }
             members.push_back(parsed);
             route::HashType type;
+            route::HashCompat compat;
             route::parse_hash_type(config_.hash_type, type);
-            if (!route::HashRing::build(type, members, error)) return false;
+            route::parse_hash_compat(config_.hash_compat, compat);
+            if (!route::HashRing::build(type, members, error, compat)) return false;
         }
     }
     for (const Destination& d : destinations_) {
@@ -601,6 +603,7 @@ void Supervisor::reload() {
     differs("api-addr", next.api_addr != config_.api_addr);
     differs("distribution", next.distribution != config_.distribution);
     differs("hash-type", next.hash_type != config_.hash_type);
+    differs("hash-compat", next.hash_compat != config_.hash_compat);
     differs("replication-factor", next.replication_factor != config_.replication_factor);
     differs("workers", next.workers != config_.workers);
     differs("queue-cap", next.queue_cap != config_.queue_cap);

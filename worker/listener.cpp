@@ -109,6 +109,7 @@ private:
     std::unique_ptr<route::HashRing> ring_;
     std::vector<uint16_t> ring_routes_;  // ring destination index -> index into routes_
     route::HashType hash_type_ = route::HashType::carbon_ch;
+    route::HashCompat hash_compat_ = route::HashCompat::graphite;
     uint64_t generation_ = ~uint64_t(0);
 
     // Counted locally, flushed to shared memory once per read.
@@ -440,7 +441,7 @@ void Listener::refresh_routes() {
     ring_.reset();
     if (!members.empty()) {
         std::string error;
-        ring_ = route::HashRing::build(hash_type_, members, error);
+        ring_ = route::HashRing::build(hash_type_, members, error, hash_compat_);
         if (!ring_) LOG_ERROR("listener %u: cannot build the hash ring: %s", heritage_.index, error.c_str());
     }
     generation_ = generation;
@@ -479,6 +480,7 @@ void Listener::tick() {
 int Listener::run() {
     g_listener = this;
     route::parse_hash_type(config_.hash_type, hash_type_);
+    route::parse_hash_compat(config_.hash_compat, hash_compat_);
     // One producer per ring, even while a listener of a previous polymur is still exiting.
     UniqueFd lock = lock_file(config_.state_dir + "/listener-" + std::to_string(heritage_.index) + ".lock",
                               "listener " + std::to_string(heritage_.index));
