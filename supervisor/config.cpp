@@ -146,6 +146,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
         ("hash-compat", po::value(&config.hash_compat)->default_value(defaults.hash_compat), "hash-route: whose placement carbon_ch and fnv1a_ch follow: graphite (carbon, graphite-web) or carbon-c-relay")
+        ("tag-normalize", po::value(&config.tag_normalize)->default_value(false)->implicit_value(true), "normalize tagged names (sorted tags) before routing and forwarding, as carbon's TAG_RELAY_NORMALIZED")
         ("replication-factor", unsigned_value(&config.replication_factor), "hash-route: destinations per metric")
         ("diverse-replicas", po::value(&config.diverse_replicas)->default_value(true)->implicit_value(true), "hash-route: replicas on distinct hosts (carbon's DIVERSE_REPLICAS)")
         ("failover", po::value(&config.failover)->default_value(defaults.failover), "hash-route: reroute (a failed destination leaves the ring and its queue moves to the others) or hold (keep its queue until it returns)")

@@ -604,6 +604,7 @@ void Supervisor::reload() {
     differs("distribution", next.distribution != config_.distribution);
     differs("hash-type", next.hash_type != config_.hash_type);
     differs("hash-compat", next.hash_compat != config_.hash_compat);
+    differs("tag-normalize", next.tag_normalize != config_.tag_normalize);
     differs("replication-factor", next.replication_factor != config_.replication_factor);
     differs("workers", next.workers != config_.workers);
     differs("queue-cap", next.queue_cap != config_.queue_cap);

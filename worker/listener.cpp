@@ -17,6 +17,7 @@
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "protocol/line.hpp"
+#include "protocol/tag_normalize.hpp"
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
@@ -110,6 +111,7 @@ private:
     std::vector<uint16_t> ring_routes_;  // ring destination index -> index into routes_
     route::HashType hash_type_ = route::HashType::carbon_ch;
     route::HashCompat hash_compat_ = route::HashCompat::graphite;
+    protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
     uint64_t generation_ = ~uint64_t(0);
 
     // Counted locally, flushed to shared memory once per read.
@@ -239,6 +241,10 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
         return;
     }
+    if (config_.tag_normalize) {  // never longer than the name it replaces
+        const std::string_view normalized = tag_normalizer_.normalize(parsed.name);
+        if (normalized != parsed.name) parsed.name = normalized, parsed.canonical = false;
+    }
     std::string_view parts[6];
     size_t count, total;
     if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
@@ -316,6 +322,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
                 std::memcpy(name + prefix.size() + 1, parsed.name.data(), parsed.name.size());
                 full = std::string_view(name, prefix.size() + 1 + parsed.name.size());
             }
+            if (config_.tag_normalize) full = tag_normalizer_.normalize(full);
             // What is forwarded, with the prefix and the time for -1, is held to --max-line-length too.
             if (full.size() + parsed.value.size() + (parsed.timestamp_is_now ? now_len_ : parsed.timestamp.size()) + 2 >
                 config_.max_line_length) {
