@@ -12,6 +12,7 @@ struct Config {
     std::string listen_addr = "0.0.0.0:2003";
     std::string api_addr = "localhost:2030";
     std::string admin_socket;  // empty: <state-dir>/polymur.sock
+    std::string metrics_addr;  // HTTP /metrics and /health for Prometheus and probes; empty: off
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";
@@ -67,6 +68,9 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
 
 // Checks values that parse but make no sense together; returns an empty string when fine.
 std::string validate_config(const Config& config);
+
+// From now on parse_config's messages are log lines (the running supervisor, on reload).
+void send_config_messages_to_log();
 
 // The default for --workers: one per CPU, at least one.
 uint32_t default_worker_count();

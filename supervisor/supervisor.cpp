@@ -26,6 +26,8 @@
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/proctitle.hpp"
+#include "supervisor/reload_policy.hpp"
+#include "supervisor/validate.hpp"
 
 extern char** environ;
 
@@ -58,6 +60,7 @@ void raise_fd_limit() {
 
 Supervisor::~Supervisor() {
     admin_.reset();
+    metrics_.reset();
     for (struct event* ev : events_) event_free(ev);
     if (base_) event_base_free(base_);
 }
@@ -108,6 +111,13 @@ bool Supervisor::setup() {
     if (!net::is_loopback(admin_tcp_fd_.get()))
         LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
                  config_.api_addr.c_str());
+    if (!config_.metrics_addr.empty()) {
+        metrics_fd_ = net::listen_tcp(config_.metrics_addr, 64, error);
+        if (!metrics_fd_) {
+            LOG_ERROR("metrics %s: cannot listen: %s", config_.metrics_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
     admin_unix_fd_ = net::listen_unix(config_.admin_socket, 64, error);
     if (!admin_unix_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.admin_socket.c_str(), error.c_str());
@@ -117,6 +127,7 @@ bool Supervisor::setup() {
     control_region_ = boost::interprocess::anonymous_shared_memory(sizeof(shm::ControlSegment));
     std::memset(control_region_.get_address(), 0, control_region_.get_size());
     control_ = shm::init_control(control_region_.get_address(), config_.workers);
+    publish_live_settings();
 
     if (config_.console_out && !add_destination("console", true, error)) {
         LOG_ERROR("%s", error.c_str());
@@ -137,37 +148,9 @@ bool Supervisor::setup() {
 
 // Registers a destination: its queue file, its slot in shared memory, its output process.
 bool Supervisor::add_destination(const std::string& text, bool console, std::string& error) {
-    if (text.size() >= shm::kDestinationTextMax) {
-        error = "destination " + text.substr(0, 64) + "...: longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
-        return false;
-    }
-    const bool https = !console && is_https_destination(text);
-    if (https) {
-        std::string host, port;
-        if (!net::split_host_port(text.substr(8, text.find('/', 8) == std::string::npos ? std::string::npos : text.find('/', 8) - 8),
-                                  host, port, error)) {
-            error = "destination " + text + ": expected https://host:port";
-            return false;
-        }
-    } else if (!console) {
-        route::Destination parsed;
-        if (!route::parse_destination(text, parsed, error)) return false;
-        if (config_.hash_route()) {
-            // Refuse what carbon refuses: two destinations that are the same ring node.
-            std::vector<route::Destination> members;
-            for (const Destination& d : destinations_) {
-                route::Destination other;
-                std::string ignored;
-                if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
-                    members.push_back(other);
-            }
-            members.push_back(parsed);
-            route::HashType type;
-            route::HashCompat compat;
-            route::parse_hash_type(config_.hash_type, type);
-            route::parse_hash_compat(config_.hash_compat, compat);
-            if (!route::HashRing::build(type, members, error, compat)) return false;
-        }
+    if (!console) {
+        error = check_destination_text(text);
+        if (!error.empty()) return false;
     }
     for (const Destination& d : destinations_) {
         if (d.in_use && !d.removing && d.text == text) {
@@ -178,6 +161,29 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
             error = "destination " + text + " is still being removed; try again in a moment";
             return false;
         }
+    }
+    const bool https = !console && is_https_destination(text);
+    if (https && (config_.client_cert.empty() || config_.client_key.empty() || config_.ca_cert.empty())) {
+        error = "destination " + text + ": HTTPS destinations need --client-cert, --client-key and --ca-cert, "
+                "and this polymur runs without them";
+        return false;
+    }
+    if (!https && !console && config_.hash_route()) {
+        // Refuse what carbon refuses: two destinations that are the same ring node.
+        std::vector<route::Destination> members;
+        for (const Destination& d : destinations_) {
+            route::Destination other;
+            std::string ignored;
+            if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
+                members.push_back(other);
+        }
+        members.emplace_back();
+        route::parse_destination(text, members.back(), error);  // check_destination_text accepted it
+        route::HashType type;
+        route::HashCompat compat;
+        route::parse_hash_type(config_.hash_type, type);
+        route::parse_hash_compat(config_.hash_compat, compat);
+        if (!route::HashRing::build(type, members, error, compat)) return false;
     }
     auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {
@@ -596,50 +602,109 @@ void Supervisor::reload() {
             LOG_ERROR("supervisor: reload: %s", error.c_str());
         }
     }
-    // What only a restart can change.
-    std::vector<std::string> later;
-    auto differs = [&](const char* name, bool changed) { if (changed) later.push_back(name); };
-    differs("listen-addr", next.listen_addr != config_.listen_addr);
-    differs("api-addr", next.api_addr != config_.api_addr);
-    differs("distribution", next.distribution != config_.distribution);
-    differs("hash-type", next.hash_type != config_.hash_type);
-    differs("hash-compat", next.hash_compat != config_.hash_compat);
-    differs("tag-normalize", next.tag_normalize != config_.tag_normalize);
-    differs("replication-factor", next.replication_factor != config_.replication_factor);
-    differs("workers", next.workers != config_.workers);
-    differs("queue-cap", next.queue_cap != config_.queue_cap);
-    differs("queue-bytes", next.queue_bytes != config_.queue_bytes);
-    differs("state-dir", next.state_dir != config_.state_dir);
-    differs("max-line-length", next.max_line_length != config_.max_line_length);
-    differs("console-out", next.console_out != config_.console_out);
-    for (const std::string& name : later)
-        LOG_WARN("supervisor: reload: --%s changed; it takes effect at the next restart", name.c_str());
-    config_.destinations = next.destinations;
-    LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed", added, removed);
+    config_.destinations = next.destinations;  // applied above, as putdest/deldest
+    // Every other option: applied now, or named as needing a restart (reload_policy.cpp).
+    ReloadChanges changes = apply_reloadable(config_, next);
+    for (const std::string& name : changes.applied)
+        LOG_NOTICE("supervisor: reload: --%s changed; applied", name.c_str());
+    for (const std::string& name : changes.need_restart)
+        LOG_WARN("supervisor: reload: --%s changed; needs a restart to take effect (still running with the old value)", name.c_str());
+    arm_periodic_events();
+    publish_live_settings();
+    LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed; %zu other options applied, %zu need a restart",
+               added, removed, changes.applied.size(), changes.need_restart.size());
     systemd_.notify("READY=1\nSTATUS=running (configuration reloaded)");
 }
 
+// The options children read from the control segment, so a reload reaches them without a restart.
+void Supervisor::publish_live_settings() {
+    control_->header.idle_timeout_s.store(config_.idle_timeout_s, std::memory_order_relaxed);
+    control_->header.reconnect_interval_s.store(config_.reconnect_interval_s, std::memory_order_relaxed);
+    control_->header.connect_timeout_ms.store(config_.connect_timeout_ms, std::memory_order_relaxed);
+    control_->header.drain_timeout_s.store(config_.drain_timeout_s, std::memory_order_relaxed);
+}
+
+// (Re)arms the timers whose intervals are options, at start and after a reload.
+void Supervisor::arm_periodic_events() {
+    struct timeval rates_interval {static_cast<time_t>(config_.stats_interval_s), 0};
+    event_add(rates_event_, &rates_interval);
+    event_del(self_metrics_event_);
+    if (config_.self_metrics_interval_s) {
+        struct timeval interval {static_cast<time_t>(config_.self_metrics_interval_s), 0};
+        event_add(self_metrics_event_, &interval);
+    }
+}
+
 RelayCounters Supervisor::counters() {
+    RelayStatus s = status();
     RelayCounters c;
+    c.received = s.received;
+    c.invalid = s.invalid + s.too_long;
+    c.unroutable = s.unroutable;
+    c.connections_total = s.connections_total;
+    c.connections_open = s.connections;
+    for (const DestinationStatus& d : s.destinations) {
+        if (d.console) continue;
+        c.sent += d.sent;
+        c.queued += d.queued;
+        c.dropped += d.dropped;
+        c.destinations.push_back({d.name, d.sent, d.queued, d.dropped});
+    }
+    return c;
+}
+
+// One reading of every counter in shared memory, for `stats`, /metrics and self-metrics.
+RelayStatus Supervisor::status() {
+    RelayStatus s;
+    s.workers = config_.workers;
+    s.distribution = config_.distribution;
+    s.start_unix_seconds = control_->header.start_unix_ns / 1000000000;
     for (uint32_t i = 0; i < config_.workers; ++i) {
         const shm::WorkerSlot& w = control_->workers[i];
-        c.received += w.received.load(std::memory_order_relaxed);
-        c.invalid += w.invalid.load(std::memory_order_relaxed) + w.too_long.load(std::memory_order_relaxed);
-        c.unroutable += w.unroutable.load(std::memory_order_relaxed);
-        c.connections_total += w.connections_total.load(std::memory_order_relaxed);
-        c.connections_open += w.connections.load(std::memory_order_relaxed);
+        s.received += w.received.load(std::memory_order_relaxed);
+        s.invalid += w.invalid.load(std::memory_order_relaxed);
+        s.too_long += w.too_long.load(std::memory_order_relaxed);
+        s.unroutable += w.unroutable.load(std::memory_order_relaxed);
+        s.connections += w.connections.load(std::memory_order_relaxed);
+        s.connections_total += w.connections_total.load(std::memory_order_relaxed);
     }
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         const Destination& d = destinations_[slot];
-        if (!d.in_use || !d.queue || d.console) continue;
-        RelayCounters::Destination out {d.text, control_->destinations[slot].sent_lines.load(std::memory_order_relaxed),
-                                        d.queue->queued_lines(), d.queue->dropped_lines()};
-        c.sent += out.sent;
-        c.queued += out.queued;
-        c.dropped += out.dropped;
-        c.destinations.push_back(out);
+        if (!d.in_use || !d.queue) continue;
+        const shm::DestinationSlot& c = control_->destinations[slot];
+        DestinationStatus out;
+        out.name = d.text;
+        out.console = d.console;
+        out.state = d.removing ? "removing" : shm::link_state_name(static_cast<shm::LinkState>(c.link_state.load(std::memory_order_relaxed)));
+        out.queued = d.queue->queued_lines();
+        out.queued_bytes = d.queue->queued_bytes();
+        out.sent = c.sent_lines.load(std::memory_order_relaxed);
+        out.sent_bytes = c.sent_bytes.load(std::memory_order_relaxed);
+        out.dropped = d.queue->dropped_lines();
+        out.reconnects = c.reconnects.load(std::memory_order_relaxed);
+        out.rerouted = c.rerouted_lines.load(std::memory_order_relaxed);
+        out.in_ring = c.in_ring.load(std::memory_order_relaxed) != 0;
+        s.destinations.push_back(std::move(out));
     }
-    return c;
+    return s;
+}
+
+// Ready: running, and every listener and every registered destination's output alive and reporting.
+Health Supervisor::health() {
+    std::vector<ChildView> children;
+    for (const Child& c : listeners_)
+        children.push_back({child_name(Role::listener, c.index, ""), c.pid, c.wanted, c.started_ms,
+                            static_cast<int64_t>(control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed)),
+                            health_stale_after_ms(false, config_.stall_timeout_s, config_.connect_timeout_ms)});
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        const Destination& d = destinations_[slot];
+        const Child& c = outputs_[slot];
+        if (!d.in_use || d.removing) continue;
+        children.push_back({child_name(Role::output, slot, d.text), c.pid, true, c.started_ms,
+                            static_cast<int64_t>(control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed)),
+                            health_stale_after_ms(true, config_.stall_timeout_s, config_.connect_timeout_ms)});
+    }
+    return evaluate_health(state_name(static_cast<int>(state_)), children, monotonic_ms());
 }
 
 // The supervisor reports as a client of its own plaintext listener, so its metrics take the same
@@ -737,8 +802,8 @@ void Supervisor::log_rates() {
     last_received_ = received;
     last_rates_ms_ = now;
     last_rate_ = seconds > 0 ? delta / seconds : 0.0;
-    if (delta > 0)
-        LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta), last_rate_);
+    // Every interval, as Polymur, so a quiet relay is visibly alive and quiet.
+    LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta), last_rate_);
     if (state_ == State::running) {
         char status[160];
         std::snprintf(status, sizeof status, "STATUS=%.0f metrics/s received; %zu destinations", last_rate_,
@@ -785,7 +850,13 @@ std::string Supervisor::putdest(const std::string& destination) {
     if (destination == "console") return "error: the console output is set with --console-out\n";
     if (!add_destination(destination, false, error)) return "error: " + error + "\n";
     record_runtime_change("putdest", destination);
-    return "Registered destination: " + destination + "\n";
+    std::string reply = "Registered destination: " + destination + "\n";
+    std::string warning = unresolvable_destination_warning(destination);
+    if (!warning.empty()) {
+        LOG_WARN("%s", warning.c_str());
+        reply += "warning: " + warning + "\n";
+    }
+    return reply;
 }
 
 std::string Supervisor::deldest(const std::string& destination) {
@@ -801,6 +872,10 @@ std::string Supervisor::deldest(const std::string& destination) {
         outputs_[slot].restart_at_ms = 0;
         LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
                    config_.hash_route() ? "; its queue moves to the remaining destinations" : "");
+        bool others = std::any_of(destinations_.begin(), destinations_.end(),
+                                  [](const Destination& o) { return o.in_use && !o.removing && !o.console; });
+        if (!others && !config_.hash_route())
+            LOG_WARN("broadcast: no destinations left; metrics received are discarded and counted as unroutable until putdest");
         record_runtime_change("deldest", destination);
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
@@ -808,40 +883,7 @@ std::string Supervisor::deldest(const std::string& destination) {
     return "error: destination " + destination + " is not registered\n";
 }
 
-std::string Supervisor::stats() {
-    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, accepted = 0;
-    for (uint32_t i = 0; i < config_.workers; ++i) {
-        const shm::WorkerSlot& w = control_->workers[i];
-        received += w.received.load(std::memory_order_relaxed);
-        invalid += w.invalid.load(std::memory_order_relaxed);
-        too_long += w.too_long.load(std::memory_order_relaxed);
-        unroutable += w.unroutable.load(std::memory_order_relaxed);
-        connections += w.connections.load(std::memory_order_relaxed);
-        accepted += w.connections_total.load(std::memory_order_relaxed);
-    }
-    std::ostringstream out;
-    out << "{\"received\": " << received << ", \"invalid\": " << invalid << ", \"too_long\": " << too_long
-        << ", \"unroutable\": " << unroutable << ", \"connections\": " << connections << ", \"connections_total\": " << accepted
-        << ", \"workers\": " << config_.workers << ", \"distribution\": \"" << config_.distribution
-        << "\", \"destinations\": {";
-    bool first = true;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
-        const Destination& d = destinations_[slot];
-        if (!d.in_use || !d.queue) continue;
-        const shm::DestinationSlot& s = control_->destinations[slot];
-        auto link = static_cast<shm::LinkState>(s.link_state.load(std::memory_order_relaxed));
-        out << (first ? "" : ", ") << "\"" << admin::json_escape(d.text) << "\": {\"state\": \""
-            << (d.removing ? "removing" : shm::link_state_name(link)) << "\", \"queued\": " << d.queue->queued_lines()
-            << ", \"queued_bytes\": " << d.queue->queued_bytes() << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
-            << ", \"sent_bytes\": " << s.sent_bytes.load(std::memory_order_relaxed) << ", \"dropped\": " << d.queue->dropped_lines()
-            << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed)
-            << ", \"rerouted\": " << s.rerouted_lines.load(std::memory_order_relaxed)
-            << ", \"in_ring\": " << (s.in_ring.load(std::memory_order_relaxed) ? "true" : "false") << "}";
-        first = false;
-    }
-    out << "}}\n";
-    return out.str();
-}
+std::string Supervisor::stats() { return format_stats_json(status()); }
 
 void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
     auto* self = static_cast<Supervisor*>(self_ptr);
@@ -860,6 +902,7 @@ void Supervisor::on_rates(evutil_socket_t, short, void* self) { static_cast<Supe
 int Supervisor::run() {
     log::set_role("supervisor");
     log::capture_libevent();
+    send_config_messages_to_log();
     proctitle_set("polymur: supervisor");
     signal(SIGPIPE, SIG_IGN);
     if (!setup()) return kExitDoNotRestart;
@@ -873,23 +916,26 @@ int Supervisor::run() {
     admin_ = std::make_unique<admin::Server>(base_, *this);
     admin_->add_listener(admin_tcp_fd_.get());
     admin_->add_listener(admin_unix_fd_.get());
+    if (metrics_fd_) {
+        metrics_ = std::make_unique<MetricsHttpServer>(
+            base_, metrics_fd_.get(), MetricsHttpServer::Source {[this] { return status(); }, [this] { return health(); }});
+        if (!metrics_->ok()) return kExitDoNotRestart;
+        LOG_NOTICE("metrics: serving /metrics (Prometheus) and /health on %s", config_.metrics_addr.c_str());
+        if (!net::is_loopback(metrics_fd_.get()))
+            LOG_WARN("metrics %s: listening beyond loopback; anyone who can reach it can read the relay's counters",
+                     config_.metrics_addr.c_str());
+    }
 
     struct event* tick = event_new(base_, -1, EV_PERSIST, &Supervisor::on_housekeeping, this);
     struct timeval tick_interval {0, 100000};
     event_add(tick, &tick_interval);
     events_.push_back(tick);
-    struct event* rates = event_new(base_, -1, EV_PERSIST, &Supervisor::on_rates, this);
-    struct timeval rates_interval {static_cast<time_t>(config_.stats_interval_s), 0};
-    event_add(rates, &rates_interval);
-    events_.push_back(rates);
+    rates_event_ = event_new(base_, -1, EV_PERSIST, &Supervisor::on_rates, this);
+    events_.push_back(rates_event_);
+    self_metrics_event_ = event_new(base_, -1, EV_PERSIST, &Supervisor::on_self_metrics, this);
+    events_.push_back(self_metrics_event_);
+    arm_periodic_events();
     last_rates_ms_ = monotonic_ms();
-
-    if (config_.self_metrics_interval_s) {
-        struct event* self_metrics = event_new(base_, -1, EV_PERSIST, &Supervisor::on_self_metrics, this);
-        struct timeval interval {static_cast<time_t>(config_.self_metrics_interval_s), 0};
-        event_add(self_metrics, &interval);
-        events_.push_back(self_metrics);
-    }
 
     set_state(State::running);
     for (Child& c : outputs_)
@@ -900,9 +946,15 @@ int Supervisor::run() {
     std::string listening = config_.plaintext_listener ? "plaintext " + config_.listen_addr : "";
     if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
     if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
-    LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations",
+    // What runs now: the configured destinations and the replayed runtime changes, the console aside.
+    Config running = config_;
+    running.destinations.clear();
+    for (const Destination& d : destinations_)
+        if (d.in_use && !d.console) running.destinations.push_back(d.text);
+    LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations%s",
                config_.mode.c_str(), listening.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
-               config_.distribution.c_str(), config_.destinations.size() + (config_.console_out ? 1 : 0));
+               config_.distribution.c_str(), running.destinations.size(), config_.console_out ? " and the console" : "");
+    for (const std::string& warning : config_warnings(running)) LOG_WARN("%s", warning.c_str());
 
     event_base_dispatch(base_);
     reap_children();
