@@ -1,10 +1,13 @@
 """--tag-normalize through the real binary: tagged names reach the destinations (and are hashed)
 the way carbon-relay forwards them with TAG_RELAY_NORMALIZED = True."""
+import pickle
+import socket
+import struct
 import subprocess
 import time
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, send_lines, wait_until
+from harness import POLYMUR, Polymur, Sink, free_port, send_lines, wait_until
 
 # name as sent -> what carbon's TaggedSeries.parse(name).path makes of it (asked below)
 NAMES = [b"cpu;host=a;dc=x", b"cpu;dc=x;host=a", b"cpu;host=b;host=a;dc=x", b"~cpu;name=y;dc=x;host=a",
@@ -44,6 +47,20 @@ class TagNormalizeTest(unittest.TestCase):
         got = sorted(sink.data().split(b"\n")[:-1])
         self.assertEqual(got, sorted(self.expected[n] + b" 1.5 1700000000" for n in NAMES))
         self.assertEqual(relay.stats()["invalid"], 0)
+
+    def test_pickle_input_is_normalized_too(self):
+        sink = Sink().start()
+        self.addCleanup(sink.stop)
+        pickle_port = free_port()
+        relay = self.relay("--tag-normalize", "--pickle-listen-addr=127.0.0.1:%d" % pickle_port, sinks=[sink])
+        metrics = [(n.decode("utf-8"), (1700000000, 1.5)) for n in NAMES]
+        payload = pickle.dumps(metrics, protocol=2)
+        with socket.create_connection(("127.0.0.1", pickle_port)) as conn:
+            conn.sendall(struct.pack("!L", len(payload)) + payload)
+        wait_until(lambda: sink.line_count() >= len(NAMES), 10, message="every metric at the sink")
+        time.sleep(0.2)
+        names = sorted(line.rsplit(b" ", 2)[0] for line in sink.data().split(b"\n")[:-1])
+        self.assertEqual(names, sorted(self.expected[n] for n in NAMES))
 
     def test_without_the_option_names_are_forwarded_as_sent(self):
         sink = Sink().start()
