@@ -418,7 +418,8 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
                             : source.type == rules::ClusterType::fnv1a_ch ? HashType::fnv1a_ch
                                                                           : HashType::jump_fnv1a_ch;
             std::string ring_error;
-            cluster->ring = HashRing::build(hash, ring_members, ring_error);
+            // carbon-c-relay's own placement: what its users' files mean.
+            cluster->ring = HashRing::build(hash, ring_members, ring_error, HashCompat::carbon_c_relay);
             if (!cluster->ring) {
                 error = where_text(source.where) + "cluster " + source.name + ": " + ring_error;
                 return nullptr;
