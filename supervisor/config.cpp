@@ -141,6 +141,11 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("listen-addr", po::value(&config.listen_addr)->default_value(defaults.listen_addr), "plaintext metrics listen address")
         ("api-addr", po::value(&config.api_addr)->default_value(defaults.api_addr), "admin protocol TCP address (keep it on loopback)")
         ("admin-socket", po::value(&config.admin_socket), "admin protocol unix socket (default <state-dir>/polymur.sock)")
+        ("admin-users", po::value<std::string>()->default_value(""), "comma-separated users (names or uids) who may putdest/deldest besides root and the user polymur runs as")
+        ("admin-groups", po::value<std::string>()->default_value(""), "comma-separated groups whose members may putdest/deldest")
+        ("admin-token-file", po::value(&config.admin_token_file), "file (mode 0600) holding a secret; putdest/deldest with token=<secret> are allowed from any client")
+        ("admin-max-connections", unsigned_value(&config.admin_max_connections), "concurrent admin connections; beyond it the oldest is dropped")
+        ("max-destinations", unsigned_value(&config.max_destinations), "most destinations registered at once (configured plus putdest)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
@@ -238,6 +243,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         config.mode = program == "polymur-proxy" ? "proxy" : program == "polymur-gateway" ? "gateway" : "relay";
     }
     config.trusted_proxies = split_list(values["trusted-proxies"].as<std::string>());
+    config.admin_users = split_list(values["admin-users"].as<std::string>());
+    config.admin_groups = split_list(values["admin-groups"].as<std::string>());
     if (config.mode == "gateway") {
         // Polymur-gateway: -listen-addr is the bind address, -listen-port the HTTPS port.
         if (values.count("listen-port")) {
@@ -290,6 +297,12 @@ std::string validate_config(const Config& config) {
     if (config.queue_cap == 0) return "--queue-cap must be at least 1";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
+    if (config.max_destinations < 1 || config.max_destinations + 1 > shm::kMaxDestinations)
+        return "--max-destinations must be between 1 and " + std::to_string(shm::kMaxDestinations - 1);
+    if (config.destinations.size() > config.max_destinations)
+        return std::to_string(config.destinations.size()) + " destinations configured; --max-destinations is " +
+               std::to_string(config.max_destinations);
+    if (config.admin_max_connections < 1) return "--admin-max-connections must be at least 1";
     std::vector<route::Destination> ring_members;
     for (const std::string& text : config.destinations) {
         if (text.rfind("https://", 0) == 0) continue;  // checked below with the TLS options

@@ -12,6 +12,11 @@ struct Config {
     std::string listen_addr = "0.0.0.0:2003";
     std::string api_addr = "localhost:2030";
     std::string admin_socket;  // empty: <state-dir>/polymur.sock
+    std::vector<std::string> admin_users;   // besides root and the service's own user: may putdest/deldest
+    std::vector<std::string> admin_groups;  // members may putdest/deldest
+    std::string admin_token_file;           // a secret that allows changes from anywhere (token=<secret>)
+    uint32_t admin_max_connections = 64;    // concurrent admin connections; the oldest is dropped beyond
+    uint32_t max_destinations = 32;         // registered destinations, configured and added with putdest
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";

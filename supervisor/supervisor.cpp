@@ -25,6 +25,7 @@
 #include "common/net.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
+#include "supervisor/loop_guard.hpp"
 #include "supervisor/proctitle.hpp"
 
 extern char** environ;
@@ -108,6 +109,11 @@ bool Supervisor::setup() {
     if (!net::is_loopback(admin_tcp_fd_.get()))
         LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
                  config_.api_addr.c_str());
+    if (!admin::AdminPolicy::build(config_.admin_users, config_.admin_groups, admin_policy_, error) ||
+        (!config_.admin_token_file.empty() && !admin::read_admin_token(config_.admin_token_file, admin_policy_.token, error))) {
+        LOG_ERROR("admin: %s", error.c_str());
+        return false;
+    }
     admin_unix_fd_ = net::listen_unix(config_.admin_socket, 64, error);
     if (!admin_unix_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.admin_socket.c_str(), error.c_str());
@@ -487,7 +493,7 @@ bool Supervisor::lock_state_dir() {
 void Supervisor::record_runtime_change(const char* command, const std::string& destination) {
     std::string path = config_.state_dir + "/runtime-destinations";
     std::string line = std::string(command) + " " + destination + "\n";
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
     if (!fd || ::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()) || fsync(fd.get()) != 0)
         LOG_ERROR("%s: cannot record '%s %s': %s; it will not survive a restart", path.c_str(), command,
                   destination.c_str(), std::strerror(errno));
@@ -779,6 +785,20 @@ std::string Supervisor::getdest() {
 std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
     if (destination == "console") return "error: the console output is set with --console-out\n";
+    size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
+                                                          [](const Destination& d) { return d.in_use && !d.console; }));
+    if (registered >= config_.max_destinations)
+        return "error: " + std::to_string(registered) + " destinations are registered, the most --max-destinations allows; " +
+               "deldest one first\n";
+    route::Destination parsed;
+    std::string listener;
+    if (!is_https_destination(destination) && route::parse_destination(destination, parsed, error) &&
+        reaches_own_listener(parsed.host, parsed.port,
+                             {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get()}, listener)) {
+        LOG_WARN("destination %s: putdest refused: it reaches this relay's own listener %s", destination.c_str(), listener.c_str());
+        return "error: destination " + destination + " is this relay's own listener " + listener +
+               "; sending there would loop every metric back in\n";
+    }
     if (!add_destination(destination, false, error)) return "error: " + error + "\n";
     record_runtime_change("putdest", destination);
     return "Registered destination: " + destination + "\n";
@@ -858,6 +878,8 @@ int Supervisor::run() {
     log::capture_libevent();
     proctitle_set("polymur: supervisor");
     signal(SIGPIPE, SIG_IGN);
+    // State files hold where metrics go and the metrics themselves: never world-readable.
+    umask(umask(0) | 027);
     if (!setup()) return kExitDoNotRestart;
 
     base_ = event_base_new();
@@ -866,7 +888,7 @@ int Supervisor::run() {
         event_add(ev, nullptr);
         events_.push_back(ev);
     }
-    admin_ = std::make_unique<admin::Server>(base_, *this);
+    admin_ = std::make_unique<admin::Server>(base_, *this, admin_policy_, config_.admin_max_connections);
     admin_->add_listener(admin_tcp_fd_.get());
     admin_->add_listener(admin_unix_fd_.get());
 

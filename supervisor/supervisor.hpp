@@ -111,6 +111,7 @@ private:
     UniqueFd http_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;
+    admin::AdminPolicy admin_policy_;
     boost::interprocess::mapped_region control_region_;
     shm::ControlSegment* control_ = nullptr;
     std::vector<Child> listeners_;
