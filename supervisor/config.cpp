@@ -177,8 +177,11 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("key-prefix", po::value(&config.key_prefix)->default_value(false)->implicit_value(true), "prefix every metric with the client certificate's Common Name")
         ("trusted-proxies", po::value<std::string>()->default_value(""), "comma-separated CIDRs whose --namespace-header is trusted on the plain-HTTP listener")
         ("namespace-header", po::value(&config.namespace_header)->default_value(config.namespace_header), "header carrying the namespace on the plain-HTTP listener")
+        ("namespace-extra-chars", po::value(&config.namespace_extra_chars), "characters allowed in a namespace besides letters, digits, '_' and '-' (never '.', whitespace or a Graphite glob)")
+        ("max-bodies-in-flight", unsigned_value(&config.max_bodies_in_flight), "gateway: request body bytes a listener process receives at once; beyond it 503 with Retry-After")
         ("max-body-bytes", unsigned_value(&config.max_body_bytes), "largest decompressed request body; larger is refused with 413")
-        ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request")
+        ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request, from its first byte to its last (also the idle limit between requests)")
+        ("handshake-timeout", unsigned_value(&config.handshake_timeout_s), "seconds an HTTPS client may take for its TLS handshake, from accept")
         ("gateway", po::value(&config.gateway), "proxy: gateway URL (https://host:port); adds it as an HTTPS destination")
         ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
         ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
@@ -326,6 +329,10 @@ std::string validate_config(const Config& config) {
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";
     if (!config.https_listen_addr.empty() && (config.cert.empty() || config.key.empty() || config.ca_cert.empty()))
         return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
+    for (char c : config.namespace_extra_chars)
+        if (c == '.' || static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
+            std::string_view("*?[]{}/\\,;=").find(c) != std::string_view::npos)
+            return std::string("--namespace-extra-chars: '") + c + "' cannot be part of a namespace";
     std::vector<Cidr> ranges;
     std::string cidr_error;
     if (!parse_cidrs(config.trusted_proxies, ranges, cidr_error)) return "--trusted-proxies: " + cidr_error;

@@ -51,8 +51,11 @@ struct Config {
     bool key_prefix = false;             // prefix metric names with the client certificate's CN
     std::vector<std::string> trusted_proxies;  // CIDRs allowed to set the namespace header (plain HTTP)
     std::string namespace_header = "X-Polymur-Namespace";
+    std::string namespace_extra_chars;         // allowed in a namespace besides letters, digits, '_' and '-'
+    uint64_t max_bodies_in_flight = 128ull << 20;  // request body bytes being received at once, per process
     uint64_t max_body_bytes = 64ull << 20;     // decompressed request body limit
-    uint32_t request_timeout_s = 30;
+    uint32_t request_timeout_s = 30;         // from the first byte of a request to its last
+    uint32_t handshake_timeout_s = 10;       // from accept to the end of the TLS handshake
     std::string gateway;                 // proxy: https://host:port of the gateway
     std::string client_cert, client_key; // proxy: this site's certificate
     uint64_t batch_bytes = 1ull << 20;   // HTTPS output: uncompressed bytes per POST
