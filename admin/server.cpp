@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -163,6 +164,12 @@ void Server::on_accept(evutil_socket_t listen_fd, short, void* self_ptr) {
     auto* self = static_cast<Server*>(self_ptr);
     for (int i = 0; i < 16; ++i) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && !self->sessions_.empty()) {
+            // Out of descriptors: the oldest admin connection makes room rather than the new one waiting.
+            ++self->dropped_at_cap_;
+            close_session(self->sessions_.front());
+            continue;
+        }
         if (fd < 0) return;
         // Full: the oldest connection makes room, so a flood of slow clients cannot lock out a new one.
         if (self->sessions_.size() >= self->max_connections_) {

@@ -194,7 +194,10 @@ class AdminFloods(RelayTestCase):
         return clients
 
     def test_a_new_client_is_answered_while_slow_clients_flood_the_admin(self):
-        relay = self.relay()  # the default cap, 64
+        # The default cap (64), and an open-file limit a flood without a cap would run through.
+        relay = self.relay(start=False)
+        relay.args = ["prlimit", "--nofile=1024:1024"] + relay.args
+        relay.start()
         clients = self.trickle(relay.api_port, 1200, 0)
         try:
             start = time.monotonic()
