@@ -61,6 +61,18 @@ bool is_this_host(const Address& a) {
 }  // namespace
 
 bool reaches_own_listener(const std::string& host, uint16_t port, const std::vector<int>& listen_fds, std::string& matched) {
+    // Only a listener's port can loop; anything else needs no name resolution on the supervisor's loop.
+    bool port_in_use = false;
+    for (int fd : listen_fds) {
+        struct sockaddr_storage bound {};
+        socklen_t len = sizeof bound;
+        Address ignored;
+        uint16_t listener_port = 0;
+        if (fd >= 0 && getsockname(fd, reinterpret_cast<struct sockaddr*>(&bound), &len) == 0 &&
+            to_address(reinterpret_cast<struct sockaddr*>(&bound), ignored, &listener_port))
+            port_in_use |= listener_port == port;
+    }
+    if (!port_in_use) return false;
     struct addrinfo hints {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

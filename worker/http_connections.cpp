@@ -27,7 +27,7 @@ constexpr size_t kMaxHead = 16 * 1024;  // past this without an end of headers, 
 
 const char kBusyReply[] =
     "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    "Content-Length: 44\r\nConnection: close\r\n\r\ntoo many request bodies in flight; retry\r\n\r\n";
+    "Content-Length: 41\r\nConnection: close\r\n\r\ntoo many request bodies in flight; retry\n";
 
 }  // namespace
 

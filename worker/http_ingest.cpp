@@ -394,12 +394,13 @@ void Ingest::handle(struct evhttp_request* req) {
         if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     struct evkeyvalq* headers = evhttp_request_get_input_headers(req);
-    auto refuse = [&](int code, const char* reason, const std::string& why) {
+    // `kind`: refusals of one kind are logged at most once a second, each kind on its own.
+    auto refuse = [&](int code, const char* reason, const std::string& why, long kind = 0) {
         ++(code == 403 ? counts_.forbidden : counts_.bad);
         refused_log_.event([&](unsigned long long held) {
             LOG_WARN("%s client %s: request refused with %d: %s (%llu more refused since the last report)", scheme_,
                      peer.c_str(), code, why.c_str(), held);
-        });
+        }, kind);
         reply(req, code, reason, "%s\n", why.c_str());
     };
 
@@ -445,7 +446,7 @@ void Ingest::handle(struct evhttp_request* req) {
         } else if (config_.key_prefix) {
             // Without a namespace the batch would land unprefixed, among every tenant's metrics.
             refuse(403, "Forbidden", "with --key-prefix every request needs a namespace: " + config_.namespace_header +
-                                         " from an address inside --trusted-proxies");
+                                         " from an address inside --trusted-proxies", 1);
             return;
         }
     }
