@@ -62,6 +62,19 @@ class AdminPermissions(RelayTestCase):
         with open(runtime) as f:
             self.assertEqual(f.read(), "putdest 10.0.5.25:2003\n")
 
+    def test_the_service_user_and_root_may_change_when_polymur_runs_as_the_service_user(self):
+        relay = self.relay(start=False)
+        os.makedirs(relay.state_dir)
+        os.chown(relay.state_dir, self.test_uid, -1)
+        os.chmod(relay.tmp, 0o755)
+        relay.args = self.as_test_user() + relay.args
+        relay.start()
+        self.assertEqual(nc(relay.api_port, "putdest 10.0.5.31:2003", self.as_test_user()),
+                         "Registered destination: 10.0.5.31:2003\n")
+        self.assertEqual(nc(relay.api_port, "putdest 10.0.5.32:2003"), "Registered destination: 10.0.5.32:2003\n")
+        self.assertTrue(nc(relay.api_port, "deldest 10.0.5.31:2003", NOBODY).startswith("error: deldest refused: uid 65534"))
+        self.assertEqual(os.stat(os.path.join(relay.state_dir, "runtime-destinations")).st_uid, self.test_uid)
+
     def test_admin_users_option_allows_a_named_user(self):
         relay = self.relay("--admin-users=" + TEST_USER)
         self.assertEqual(nc(relay.api_port, "putdest 10.0.5.27:2003", self.as_test_user()),
