@@ -8,6 +8,7 @@
 // client's namespace (the metric prefix with --key-prefix).
 #include "worker/http_ingest.hpp"
 
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>

@@ -238,7 +238,6 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
         return;
     }
-    ++received_;
     std::string_view parts[6];
     size_t count, total;
     if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
@@ -254,7 +253,14 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         parts[5] = "\n";
         count = 6;
         total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
+        // A -1 stamped with the time grows the line: what is forwarded is held to the same bound
+        // (a carbon-cache drops the connection on a line over 16384 bytes, and what follows with it).
+        if (total - 1 > config_.max_line_length) {
+            ++too_long_;
+            return;
+        }
     }
+    ++received_;
     uint16_t chosen[shm::kMaxDestinations];
     size_t n = targets(parsed.name, chosen);
     for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, count, total);
@@ -308,6 +314,12 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
                 name[prefix.size()] = '.';
                 std::memcpy(name + prefix.size() + 1, parsed.name.data(), parsed.name.size());
                 full = std::string_view(name, prefix.size() + 1 + parsed.name.size());
+            }
+            // What is forwarded, with the prefix and the time for -1, is held to --max-line-length too.
+            if (full.size() + parsed.value.size() + (parsed.timestamp_is_now ? now_len_ : parsed.timestamp.size()) + 2 >
+                config_.max_line_length) {
+                visit(line, nullptr, std::string_view());
+                continue;
             }
             visit(line, &parsed, full);
         }

@@ -583,6 +583,11 @@ class PlainHttpTest(RelayTestCase):
         for bad in ("a b", "../etc", "site-b.web01", "*", "", "caf\u00e9"):
             self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": bad.encode("utf-8").decode("latin-1")})[0],
                              403, bad)
+        # So is anything outside the namespace characters: invalid UTF-8, Unicode spaces, C1 controls, and
+        # valid UTF-8 too (one namespace must not look like another).
+        for bad in (b"a\xffb", b"a\xc0\xafb", b"a\xc2\xa0b", b"a\xe2\x80\x83b", b"a\xc2\x85b", b"a\xc2\x9bb",
+                    "sit\xc3\xa9".encode("latin-1")):
+            self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": bad})[0], 403, bad)
         want = ["site-b." + line for line in numbered("lb", 0, 20)]
         wait_until(lambda: sink.line_count() >= len(want), 20, message="lines at the sink")
         self.assertEqual(sorted(sink.lines()), sorted(want))
