@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import RelayTestCase, connect_many, free_port, trickle, wait_until
+from harness import RelayTestCase, connect_many, free_port, numbered, send_lines, trickle, wait_until
 from test_https import Node, Pki, gzip_lines, proc_status
 
 
@@ -29,10 +29,10 @@ class GatewaySecurityTest(RelayTestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.root, ignore_errors=True)
 
-    def gateway(self, sink, *extra):
+    def gateway(self, sink, *extra, **kw):
         port = free_port()
         node = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:%d" % port, "--cert=" + self.server_cert,
-                    "--key=" + self.server_key, "--ca-cert=" + self.ca.cert, *extra, destinations=[sink.address])
+                    "--key=" + self.server_key, "--ca-cert=" + self.ca.cert, *extra, destinations=[sink.address], **kw)
         self.addCleanup(node.cleanup)
         node.start()
         node.https_port = port
@@ -103,6 +103,32 @@ class GatewaySecurityTest(RelayTestCase):
                 s.close()
         wait_until(lambda: "TLS handshakes cut at the --handshake-timeout deadline" in node.log(), 15,
                    message="the periodic count")
+
+    def test_proxies_retry_batches_refused_by_the_in_flight_bound_and_lose_nothing(self):
+        sink = self.sink()
+        # One byte: whenever two batches overlap, the second is answered 503 before its body is read.
+        node = self.gateway(sink, "--max-bodies-in-flight=1", workers=1)
+        proxies = []
+        for i in range(3):
+            proxy = Node("--mode=proxy", "--gateway=https://127.0.0.1:%d" % node.https_port, "--client-cert=" +
+                         self.certs["product-A"][0], "--client-key=" + self.certs["product-A"][1], "--ca-cert=" + self.ca.cert,
+                         "--batch-bytes=65536")
+            self.addCleanup(proxy.cleanup)
+            proxies.append(proxy.start())
+        expected = []
+        threads = []
+        for i, proxy in enumerate(proxies):
+            lines = numbered("p%d" % i, 0, 20000)
+            expected += lines
+            threads.append(threading.Thread(target=send_lines, args=(proxy.port, lines, 4)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        want = set(expected)
+        wait_until(lambda: want.issubset(set(sink.lines())), 120, message="every line at the sink")
+        self.assertEqual(set(sink.lines()) - want, set())
+        wait_until(lambda: "--max-bodies-in-flight reached" in node.log(), 15, message="some batches refused busy")
 
     def test_a_request_body_larger_than_the_bound_alone_still_gets_through(self):
         sink = self.sink()

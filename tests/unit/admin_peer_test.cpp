@@ -70,6 +70,31 @@ TEST(PeerUid, IdentifyPeerOfALoopbackConnection) {
     EXPECT_EQ(*peer.uid, geteuid());
 }
 
+// A dual-stack listener sees an IPv4 client as ::ffff:127.0.0.1; the client's socket is IPv4.
+TEST(PeerUid, IdentifyPeerThroughADualStackListener) {
+    UniqueFd listener(socket(AF_INET6, SOCK_STREAM, 0));
+    int off = 0;
+    setsockopt(listener.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    struct sockaddr_in6 any {};
+    any.sin6_family = AF_INET6;
+    any.sin6_addr = in6addr_any;
+    if (bind(listener.get(), reinterpret_cast<struct sockaddr*>(&any), sizeof any) != 0) GTEST_SKIP() << "no IPv6";
+    ASSERT_EQ(listen(listener.get(), 1), 0);
+    socklen_t len = sizeof any;
+    getsockname(listener.get(), reinterpret_cast<struct sockaddr*>(&any), &len);
+    UniqueFd client(socket(AF_INET, SOCK_STREAM, 0));
+    struct sockaddr_in to {};
+    to.sin_family = AF_INET;
+    to.sin_port = any.sin6_port;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(client.get(), reinterpret_cast<struct sockaddr*>(&to), sizeof to), 0);
+    UniqueFd server(accept(listener.get(), nullptr, nullptr));
+    Peer peer = identify_peer(server.get());
+    EXPECT_EQ(peer.kind, Peer::Kind::loopback);
+    ASSERT_TRUE(peer.uid.has_value());
+    EXPECT_EQ(*peer.uid, geteuid());
+}
+
 TEST(AdminPolicy, RootAndTheServiceUserOnlyByDefault) {
     AdminPolicy policy;
     std::string error;
