@@ -131,6 +131,9 @@ std::optional<uid_t> tcp_peer_uid_sock_diag(const struct sockaddr* peer_sa, cons
         auto* found = static_cast<struct inet_diag_msg*>(NLMSG_DATA(h));
         if (found->id.idiag_sport != message.request.id.idiag_sport || found->id.idiag_dport != message.request.id.idiag_dport)
             continue;
+        // A socket no process holds any more (closed, or a time-wait minisocket, which the kernel
+        // reports as uid 0) has no owner to believe.
+        if (found->idiag_inode == 0) return std::nullopt;
         return static_cast<uid_t>(found->idiag_uid);
     }
     return std::nullopt;
@@ -145,12 +148,15 @@ std::optional<uid_t> tcp_peer_uid_proc(const struct sockaddr* peer_sa, const str
     std::string line;
     std::getline(in, line);  // the header
     while (std::getline(in, line)) {
-        char slot[16], local_text[64], remote_text[64], state[8], queues[40], timer[40], retransmits[16];
+        char slot[16], local_text[64], remote_text[64], state[8], queues[40], timer[40], retransmits[16], timeout[16];
         unsigned uid = 0;
-        if (std::sscanf(line.c_str(), "%15s %63s %63s %7s %39s %39s %15s %u", slot, local_text, remote_text, state, queues, timer,
-                        retransmits, &uid) != 8)
+        unsigned long inode = 0;
+        if (std::sscanf(line.c_str(), "%15s %63s %63s %7s %39s %39s %15s %u %15s %lu", slot, local_text, remote_text, state,
+                        queues, timer, retransmits, &uid, timeout, &inode) != 10)
             continue;
-        if (want_local == local_text && want_remote == remote_text) return static_cast<uid_t>(uid);
+        if (want_local != local_text || want_remote != remote_text) continue;
+        if (inode == 0) return std::nullopt;  // as above: no process holds it, the uid means nothing
+        return static_cast<uid_t>(uid);
     }
     return std::nullopt;
 }

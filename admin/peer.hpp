@@ -25,7 +25,8 @@ struct Peer {
 Peer identify_peer(int fd);
 
 // The owner of the TCP socket on this host whose local end is `peer` and remote end is `local`
-// (both struct sockaddr_in or sockaddr_in6). Exposed for tests.
+// (both struct sockaddr_in or sockaddr_in6), while a process still holds it: a closed client's
+// socket (orphaned, or a time-wait minisocket that reads as uid 0) has no owner. Exposed for tests.
 std::optional<uid_t> tcp_peer_uid_sock_diag(const struct sockaddr* peer, const struct sockaddr* local);
 std::optional<uid_t> tcp_peer_uid_proc(const struct sockaddr* peer, const struct sockaddr* local);
 

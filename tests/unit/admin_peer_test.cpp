@@ -62,6 +62,19 @@ TEST(PeerUid, NoSuchConnectionIsUnknown) {
                                    reinterpret_cast<struct sockaddr*>(&p.server_addr)));
 }
 
+// A client that sent its command and closed: its socket is orphaned or a time-wait minisocket, which
+// sock_diag and /proc/net/tcp report as uid 0. That must not read as root.
+TEST(PeerUid, AClosedClientHasNoOwner) {
+    LoopbackPair p = connect_loopback();
+    p.client.reset();
+    usleep(50000);  // our ACK of its FIN turns it into a FIN_WAIT2 minisocket
+    EXPECT_FALSE(tcp_peer_uid_sock_diag(reinterpret_cast<struct sockaddr*>(&p.client_addr),
+                                        reinterpret_cast<struct sockaddr*>(&p.server_addr)));
+    EXPECT_FALSE(tcp_peer_uid_proc(reinterpret_cast<struct sockaddr*>(&p.client_addr),
+                                   reinterpret_cast<struct sockaddr*>(&p.server_addr)));
+    EXPECT_FALSE(identify_peer(p.server.get()).uid.has_value());
+}
+
 TEST(PeerUid, IdentifyPeerOfALoopbackConnection) {
     LoopbackPair p = connect_loopback();
     Peer peer = identify_peer(p.server.get());
