@@ -225,7 +225,7 @@ class AdminFloods(RelayTestCase):
                 t0 = time.monotonic()
                 reply = relay.admin("getdest")
                 self.assertIn('"registered"', reply)
-                self.assertLess(time.monotonic() - t0, 3.0)
+                self.assertLess(time.monotonic() - t0, 8.0)
                 answered += 1
                 reply = nc(0, "stats", unix=os.path.join(relay.state_dir, "polymur.sock"))
                 self.assertIn('"received"', reply)
