@@ -15,6 +15,7 @@
 #include <boost/program_options.hpp>
 
 #include "common/log.hpp"
+#include "common/man_options.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/self_metrics.hpp"
@@ -228,6 +229,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("admin-token-file", po::value(&config.admin_token_file), "file (mode 0600) holding a secret; putdest/deldest with token=<secret> are allowed from any client")
         ("admin-max-connections", unsigned_value(&config.admin_max_connections), "concurrent admin connections; beyond it the oldest is dropped")
         ("max-destinations", unsigned_value(&config.max_destinations), "most destinations registered at once (configured plus putdest)")
+        ("metrics-addr", po::value(&config.metrics_addr), "HTTP address serving /metrics (Prometheus) and /health (off unless set; keep it on loopback or a monitoring network)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
@@ -275,6 +277,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("metrics-flush", po::value<std::string>(), "Polymur's name for --self-metrics-interval");
     // clang-format on
 
+    // The build renders the man pages' option lists from this table (man/render.cmake).
+    if (write_man_options_if_asked(argc, argv, options, std::cout)) return ParseOutcome::exit_ok;
     po::variables_map values;
     try {
         // Go-style flags: -listen-addr=x is a long option. No abbreviations: Go's flags have none,

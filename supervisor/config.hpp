@@ -17,6 +17,7 @@ struct Config {
     std::string admin_token_file;           // a secret that allows changes from anywhere (token=<secret>)
     uint32_t admin_max_connections = 64;    // concurrent admin connections; the oldest is dropped beyond
     uint32_t max_destinations = 32;         // registered destinations, configured and added with putdest
+    std::string metrics_addr;  // HTTP /metrics and /health for Prometheus and probes; empty: off
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";

@@ -24,6 +24,7 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_RELOAD("admin-token-file", restart, admin_token_file),
         POLYMUR_RELOAD("admin-max-connections", restart, admin_max_connections),
         POLYMUR_RELOAD("max-destinations", applied, max_destinations),
+        POLYMUR_RELOAD("metrics-addr", restart, metrics_addr),
         // Applied by the supervisor as putdest/deldest (supervisor.cpp), not by copying.
         ReloadRule {"destinations", OnReload::applied, [](const Config& a, const Config& b) { return a.destinations != b.destinations; },
                     [](Config& to, const Config& from) { to.destinations = from.destinations; }},
