@@ -228,6 +228,11 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("udp-rcvbuf", unsigned_value(&config.udp_rcvbuf), "receive buffer of the UDP socket in bytes (what overflows it is dropped by the kernel and counted)")
         ("api-addr", po::value(&config.api_addr)->default_value(defaults.api_addr), "admin protocol TCP address (keep it on loopback)")
         ("admin-socket", po::value(&config.admin_socket), "admin protocol unix socket (default <state-dir>/polymur.sock)")
+        ("admin-users", po::value<std::string>()->default_value(""), "comma-separated users (names or uids) who may putdest/deldest besides root and the user polymur runs as")
+        ("admin-groups", po::value<std::string>()->default_value(""), "comma-separated groups whose members may putdest/deldest")
+        ("admin-token-file", po::value(&config.admin_token_file), "file (mode 0600) holding a secret; putdest/deldest with token=<secret> are allowed from any client")
+        ("admin-max-connections", unsigned_value(&config.admin_max_connections), "concurrent admin connections; beyond it the oldest is dropped")
+        ("max-destinations", unsigned_value(&config.max_destinations), "most destinations registered at once (configured plus putdest)")
         ("metrics-addr", po::value(&config.metrics_addr), "HTTP address serving /metrics (Prometheus) and /health (off unless set; keep it on loopback or a monitoring network)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
@@ -264,8 +269,11 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("key-prefix", po::value(&config.key_prefix)->default_value(false)->implicit_value(true), "prefix every metric with the client certificate's Common Name")
         ("trusted-proxies", po::value<std::string>()->default_value(""), "comma-separated CIDRs whose --namespace-header is trusted on the plain-HTTP listener")
         ("namespace-header", po::value(&config.namespace_header)->default_value(config.namespace_header), "header carrying the namespace on the plain-HTTP listener")
+        ("namespace-extra-chars", po::value(&config.namespace_extra_chars), "characters allowed in a namespace besides letters, digits, '_' and '-' (never '.', whitespace or a Graphite glob)")
+        ("max-bodies-in-flight", unsigned_value(&config.max_bodies_in_flight), "gateway: request body bytes a listener process receives at once; beyond it 503 with Retry-After")
         ("max-body-bytes", unsigned_value(&config.max_body_bytes), "largest decompressed request body; larger is refused with 413")
-        ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request")
+        ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request, from its first byte to its last (also the idle limit between requests)")
+        ("handshake-timeout", unsigned_value(&config.handshake_timeout_s), "seconds an HTTPS client may take for its TLS handshake, from accept")
         ("gateway", po::value(&config.gateway), "proxy: gateway URL (https://host:port); adds it as an HTTPS destination")
         ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
         ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
@@ -328,6 +336,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         config.mode = program == "polymur-proxy" ? "proxy" : program == "polymur-gateway" ? "gateway" : "relay";
     }
     config.trusted_proxies = split_list(values["trusted-proxies"].as<std::string>());
+    config.admin_users = split_list(values["admin-users"].as<std::string>());
+    config.admin_groups = split_list(values["admin-groups"].as<std::string>());
     if (config.mode == "gateway") {
         // Polymur-gateway: -listen-addr is the bind address, -listen-port the HTTPS port.
         if (values.count("listen-port")) {
@@ -390,6 +400,12 @@ std::string validate_config(const Config& config) {
         std::string error;
         if (!route::compile_rules_file(config.rules, error)) return "--rules: " + error;
     }
+    if (config.max_destinations < 1 || config.max_destinations + 1 > shm::kMaxDestinations)
+        return "--max-destinations must be between 1 and " + std::to_string(shm::kMaxDestinations - 1);
+    if (config.destinations.size() > config.max_destinations)
+        return std::to_string(config.destinations.size()) + " destinations configured; --max-destinations is " +
+               std::to_string(config.max_destinations);
+    if (config.admin_max_connections < 1) return "--admin-max-connections must be at least 1";
     std::vector<route::Destination> ring_members;
     for (const std::string& text : config.destinations) {
         if (text.rfind("https://", 0) == 0) continue;  // checked below with the TLS options
@@ -415,6 +431,10 @@ std::string validate_config(const Config& config) {
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";
     if (!config.https_listen_addr.empty() && (config.cert.empty() || config.key.empty() || config.ca_cert.empty()))
         return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
+    for (char c : config.namespace_extra_chars)
+        if (c == '.' || static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
+            std::string_view("*?[]{}/\\,;=").find(c) != std::string_view::npos)
+            return std::string("--namespace-extra-chars: '") + c + "' cannot be part of a namespace";
     std::string address_error = check_addresses_and_destinations(config);
     if (!address_error.empty()) return address_error;
     std::vector<Cidr> ranges;

@@ -27,6 +27,7 @@
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/leftovers.hpp"
+#include "supervisor/loop_guard.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/reload_policy.hpp"
 #include "supervisor/validate.hpp"
@@ -137,6 +138,11 @@ bool Supervisor::setup() {
     if (!net::is_loopback(admin_tcp_fd_.get()))
         LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
                  config_.api_addr.c_str());
+    if (!admin::AdminPolicy::build(config_.admin_users, config_.admin_groups, admin_policy_, error) ||
+        (!config_.admin_token_file.empty() && !admin::read_admin_token(config_.admin_token_file, admin_policy_.token, error))) {
+        LOG_ERROR("admin: %s", error.c_str());
+        return false;
+    }
     if (!config_.metrics_addr.empty()) {
         metrics_fd_ = net::listen_tcp(config_.metrics_addr, 64, error);
         if (!metrics_fd_) {
@@ -1014,6 +1020,20 @@ std::string Supervisor::getdest() {
 std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
     if (destination == "console") return "error: the console output is set with --console-out\n";
+    size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
+                                                          [](const Destination& d) { return d.in_use && !d.console; }));
+    if (registered >= config_.max_destinations)
+        return "error: " + std::to_string(registered) + " destinations are registered, the most --max-destinations allows; " +
+               "deldest one first\n";
+    route::Destination parsed;
+    std::string listener;
+    if (!is_https_destination(destination) && route::parse_destination(destination, parsed, error) &&
+        reaches_own_listener(parsed.host, parsed.port,
+                             {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get(), metrics_fd_.get()}, listener)) {
+        LOG_WARN("destination %s: putdest refused: it reaches this relay's own listener %s", destination.c_str(), listener.c_str());
+        return "error: destination " + destination + " is this relay's own listener " + listener +
+               "; sending there would loop every metric back in\n";
+    }
     if (!save_runtime_destinations(error, &destination, nullptr)) {
         LOG_ERROR("putdest %s refused: %s", destination.c_str(), error.c_str());
         return "error: " + error + "; not registered\n";
@@ -1082,6 +1102,8 @@ int Supervisor::run() {
     send_config_messages_to_log();
     proctitle_set("polymur: supervisor");
     signal(SIGPIPE, SIG_IGN);
+    // State files hold where metrics go and the metrics themselves: never world-readable.
+    umask(umask(0) | 027);
     if (!setup()) return kExitDoNotRestart;
 
     base_ = event_base_new();
@@ -1090,7 +1112,7 @@ int Supervisor::run() {
         event_add(ev, nullptr);
         events_.push_back(ev);
     }
-    admin_ = std::make_unique<admin::Server>(base_, *this);
+    admin_ = std::make_unique<admin::Server>(base_, *this, admin_policy_, config_.admin_max_connections);
     admin_->add_listener(admin_tcp_fd_.get());
     admin_->add_listener(admin_unix_fd_.get());
     if (metrics_fd_) {
