@@ -28,7 +28,10 @@ public:
 };
 
 // The full reply for one request line, ending in '\n'. Errors are one line starting "error: ".
+// Never throws: an exception from the backend is logged and answered with an error line.
 std::string execute(std::string_view line, Backend& backend);
+// The same, letting exceptions through (execute() is this inside guarded()).
+std::string execute_command(std::string_view line, Backend& backend);
 
 std::string help_text();
 

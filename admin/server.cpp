@@ -1,5 +1,7 @@
 #include "admin/server.hpp"
 
+#include "common/guard.hpp"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <sys/socket.h>
@@ -102,7 +104,11 @@ void Server::close_listeners() {
 }
 
 void Server::on_accept(evutil_socket_t listen_fd, short, void* self_ptr) {
-    auto* self = static_cast<Server*>(self_ptr);
+    guarded("admin: accept", [&] { static_cast<Server*>(self_ptr)->accept_ready(listen_fd); });
+}
+
+void Server::accept_ready(int listen_fd) {
+    Server* self = this;
     for (int i = 0; i < 16; ++i) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
@@ -112,7 +118,11 @@ void Server::on_accept(evutil_socket_t listen_fd, short, void* self_ptr) {
             continue;
         }
         auto* session = new Session {&self->backend_};
-        bufferevent_setcb(bev, on_read, on_write, on_event, session);
+        bufferevent_setcb(
+            bev, [](struct bufferevent* b, void* s) { guarded("admin: read", [&] { on_read(b, s); }); },
+            [](struct bufferevent* b, void* s) { guarded("admin: write", [&] { on_write(b, s); }); },
+            [](struct bufferevent* b, short events, void* s) { guarded("admin: event", [&] { on_event(b, events, s); }); },
+            session);
         struct timeval timeout {kRequestTimeoutS, 0};
         bufferevent_set_timeouts(bev, &timeout, &timeout);
         bufferevent_setwatermark(bev, EV_READ, 0, kMaxRequestBytes + 1);

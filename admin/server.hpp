@@ -26,6 +26,7 @@ public:
 
 private:
     static void on_accept(evutil_socket_t fd, short, void* self);
+    void accept_ready(int listen_fd);
 
     struct event_base* base_;
     Backend& backend_;

@@ -256,7 +256,7 @@ bool RingProducer::has_room_for(uint64_t bytes, uint64_t lines) {
 }
 
 bool RingProducer::append(const std::string_view* parts, size_t count, size_t total) {
-    if (!has_room(total)) {
+    if (total > kMaxQueuedLine || !has_room(total)) {
         ++unpublished_drops_;
         return false;
     }

@@ -13,10 +13,13 @@
 
 #include <boost/program_options.hpp>
 
+#include "common/net.hpp"
+#include "common/option_error.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/self_metrics.hpp"
 #include "worker/cidr.hpp"
 #include "shm/control.hpp"
+#include "shm/queue.hpp"
 
 namespace polymur {
 namespace po = boost::program_options;
@@ -114,8 +117,8 @@ bool store_config_file(const std::string& path, const po::options_description& o
             po::variables_map scratch;
             po::store(one, scratch);  // checks the value without touching the real map
             po::store(one, values);
-        } catch (const po::error& e) {
-            error = where + e.what();
+        } catch (po::error& e) {
+            error = where + option_error_text(e);
             return false;
         }
     }
@@ -227,8 +230,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
             }
         }
         po::notify(values);
-    } catch (const po::error& e) {
-        std::cerr << "polymur: " << e.what() << " (try --help)\n";
+    } catch (po::error& e) {
+        std::cerr << "polymur: " << option_error_text(e) << " (try --help)\n";
         return ParseOutcome::exit_error;
     }
     config.destinations = split_list(destinations);
@@ -286,13 +289,28 @@ std::string validate_config(const Config& config) {
     if (config.failover != "reroute" && config.failover != "hold") return "--failover " + config.failover + ": expected reroute or hold";
     if (config.failover_after < 1) return "--failover-after must be at least 1";
     if (config.workers > shm::kMaxWorkers) return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
-    if (config.max_line_length < 16 || config.max_line_length > (1u << 20)) return "--max-line-length must be between 16 and 1048576";
+    if (config.max_line_length < 16 || config.max_line_length > shm::kMaxLineLengthLimit)
+        return "--max-line-length must be between 16 and " + std::to_string(shm::kMaxLineLengthLimit);
     if (config.queue_cap == 0) return "--queue-cap must be at least 1";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
+    // The same checks as binding at start and on reload: --check-config refuses what start would.
+    for (const auto& [option, address] : {std::pair<const char*, const std::string&>("listen-addr", config.listen_addr),
+                                           {"api-addr", config.api_addr}, {"https-listen-addr", config.https_listen_addr},
+                                           {"http-listen-addr", config.http_listen_addr}}) {
+        if (address.empty() && std::string_view(option) != "listen-addr" && std::string_view(option) != "api-addr") continue;
+        if (std::string_view(option) == "listen-addr" && !config.plaintext_listener) continue;
+        std::string host, port, error;
+        if (!net::split_host_port(address, host, port, error)) return std::string("--") + option + ": " + error;
+    }
     std::vector<route::Destination> ring_members;
     for (const std::string& text : config.destinations) {
-        if (text.rfind("https://", 0) == 0) continue;  // checked below with the TLS options
+        if (text.rfind("https://", 0) == 0) {
+            net::HttpsUrl url;
+            std::string error;
+            if (!net::parse_https_url(text, url, error)) return error;
+            continue;  // the TLS options are checked below
+        }
         route::Destination parsed;
         std::string error;
         if (!route::parse_destination(text, parsed, error)) return error;

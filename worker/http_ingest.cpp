@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "worker/cidr.hpp"
@@ -138,7 +139,9 @@ private:
     bool make_tls_context(std::string& error);
     static struct bufferevent* on_new_connection(struct event_base* base, void* self);
     static void on_request(struct evhttp_request* req, void* self);
-    static void on_summary(evutil_socket_t, short, void* self) { static_cast<Ingest*>(self)->summary(); }
+    static void on_summary(evutil_socket_t, short, void* self) {
+        guarded("ingest: summary", [&] { static_cast<Ingest*>(self)->summary(); });
+    }
     static void on_tls_info(const SSL* ssl, int where, int value);
     void handle(struct evhttp_request* req);
     void ingest(struct evhttp_request* req, const std::string& client, const std::string& ns);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "protocol/line.hpp"
@@ -27,6 +28,8 @@ namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
 constexpr size_t kMaxPrefixedName = 20000;
+// A line grows by its namespace prefix (at most the whole prefixed name) and a written-out "-1".
+static_assert(kMaxPrefixedName + 32 <= shm::kMaxLineGrowth);
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
 
 struct Connection {
@@ -71,9 +74,13 @@ private:
         now_s_ = now;
         now_len_ = static_cast<size_t>(std::snprintf(now_text_, sizeof now_text_, "%lld", static_cast<long long>(now)));
     }
-    static void on_accept(evutil_socket_t fd, short, void* self) { static_cast<Listener*>(self)->accept_ready(fd); }
+    static void on_accept(evutil_socket_t fd, short, void* self) {
+        guarded("listener: accept", [&] { static_cast<Listener*>(self)->accept_ready(fd); });
+    }
     static void on_read(evutil_socket_t, short, void* conn_ptr);
-    static void on_tick(evutil_socket_t, short, void* self) { static_cast<Listener*>(self)->tick(); }
+    static void on_tick(evutil_socket_t, short, void* self) {
+        guarded("listener: tick", [&] { static_cast<Listener*>(self)->tick(); });
+    }
     static void on_stop(evutil_socket_t fd, short, void* self) {
         char drained[16];
         while (::read(fd, drained, sizeof drained) > 0) {}
@@ -176,7 +183,9 @@ void Listener::accept_ready(int listen_fd) {
 Listener* g_listener = nullptr;
 int g_stop_pipe = -1;
 
-void Listener::on_read(evutil_socket_t, short, void* conn_ptr) { g_listener->read_ready(*static_cast<Connection*>(conn_ptr)); }
+void Listener::on_read(evutil_socket_t, short, void* conn_ptr) {
+    guarded("listener: read", [&] { g_listener->read_ready(*static_cast<Connection*>(conn_ptr)); });
+}
 
 void Listener::read_ready(Connection& conn) {
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
@@ -502,8 +511,10 @@ int Listener::run() {
     g_stop_pipe = stop_pipe[1];
     struct sigaction sa {};
     sa.sa_handler = [](int) {
+        const int saved_errno = errno;  // the code it interrupts may be about to read errno
         ssize_t ignored = ::write(g_stop_pipe, "x", 1);
         (void)ignored;
+        errno = saved_errno;
     };
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
