@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace polymur::net {
@@ -27,6 +28,16 @@ std::string printable(std::string_view text, size_t max) {
         }
     }
     if (text.size() > max) out += "...";
+    return out;
+}
+
+// Built by appending: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "literal" + a
+// temporary std::string.
+std::string quoted(std::string_view prefix, std::string_view text) {
+    std::string out(prefix);
+    out += '\'';
+    out += printable(text);
+    out += '\'';
     return out;
 }
 
@@ -54,44 +65,44 @@ std::string host_problem(std::string_view host) {
 }
 
 bool split_host_port(std::string_view text, std::string& host, std::string& port, std::string& error, PortUse use) {
-    const std::string quoted = "address '" + printable(text) + "'";
+    const std::string where = quoted("address ", text);
     std::string_view host_text, port_text;
     if (!text.empty() && text.front() == '[') {
         size_t close = text.find(']');
         if (close == std::string_view::npos || close == 1 || close + 1 >= text.size() || text[close + 1] != ':') {
-            error = quoted + ": expected [ipv6-address]:port";
+            error = where + ": expected [ipv6-address]:port";
             return false;
         }
         host_text = text.substr(1, close - 1);
         port_text = text.substr(close + 2);
         if (host_text.find_first_of("[]") != std::string_view::npos) {
-            error = quoted + ": expected [ipv6-address]:port";
+            error = where + ": expected [ipv6-address]:port";
             return false;
         }
     } else {
         size_t colon = text.rfind(':');
         if (colon == std::string_view::npos) {
-            error = quoted + ": expected host:port";
+            error = where + ": expected host:port";
             return false;
         }
         host_text = text.substr(0, colon);
         port_text = text.substr(colon + 1);
         if (host_text.find_first_of("[]:") != std::string_view::npos) {
-            error = quoted + ": expected host:port, or [ipv6-address]:port with the brackets";
+            error = where + ": expected host:port, or [ipv6-address]:port with the brackets";
             return false;
         }
     }
     if (!parse_port(port_text, use)) {
-        error = quoted + ": bad port '" + printable(port_text, 32) + "' (expected " +
+        error = where + ": bad port '" + printable(port_text, 32) + "' (expected " +
                 (use == PortUse::listen ? "0-65535" : "1-65535") + ")";
         return false;
     }
     if (host_text.empty() && use == PortUse::connect) {
-        error = quoted + ": empty host";
+        error = where + ": empty host";
         return false;
     }
     if (std::string why = host_problem(host_text); !why.empty()) {
-        error = quoted + ": " + why;
+        error = where + ": " + why;
         return false;
     }
     host = std::string(host_text);
@@ -100,10 +111,10 @@ bool split_host_port(std::string_view text, std::string& host, std::string& port
 }
 
 bool parse_https_url(std::string_view text, HttpsUrl& url, std::string& error) {
-    const std::string quoted = "destination '" + printable(text) + "'";
+    const std::string where = quoted("destination ", text);
     constexpr std::string_view scheme = "https://";
     if (text.substr(0, scheme.size()) != scheme) {
-        error = quoted + ": expected https://host:port[/path]";
+        error = where + ": expected https://host:port[/path]";
         return false;
     }
     std::string_view rest = text.substr(scheme.size());
@@ -113,12 +124,12 @@ bool parse_https_url(std::string_view text, HttpsUrl& url, std::string& error) {
     while (!base.empty() && base.back() == '/') base.remove_suffix(1);
     for (unsigned char c : base)
         if (c <= 0x20 || c >= 0x7f) {
-            error = quoted + ": the URL path has a space, control or non-ASCII byte";
+            error = where + ": the URL path has a space, control or non-ASCII byte";
             return false;
         }
     std::string why;
     if (!split_host_port(authority, url.host, url.port, why, PortUse::connect)) {
-        error = quoted + ": expected https://host:port[/path]: " + why;
+        error = where + ": expected https://host:port[/path]: " + why;
         return false;
     }
     url.authority = std::string(authority);
@@ -199,15 +210,18 @@ std::string peer_name(int fd) {
     socklen_t len = sizeof ss;
     if (getpeername(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return "unknown";
     char host[INET6_ADDRSTRLEN] = "?";
+    char name[INET6_ADDRSTRLEN + 16];
     if (ss.ss_family == AF_INET) {
         auto* sin = reinterpret_cast<struct sockaddr_in*>(&ss);
         inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-        return std::string(host) + ":" + std::to_string(ntohs(sin->sin_port));
+        std::snprintf(name, sizeof name, "%s:%u", host, static_cast<unsigned>(ntohs(sin->sin_port)));
+        return name;
     }
     if (ss.ss_family == AF_INET6) {
         auto* sin6 = reinterpret_cast<struct sockaddr_in6*>(&ss);
         inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        return "[" + std::string(host) + "]:" + std::to_string(ntohs(sin6->sin6_port));
+        std::snprintf(name, sizeof name, "[%s]:%u", host, static_cast<unsigned>(ntohs(sin6->sin6_port)));
+        return name;
     }
     return "local";
 }

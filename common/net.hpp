@@ -42,6 +42,9 @@ bool parse_https_url(std::string_view text, HttpsUrl& url, std::string& error);
 // cut after `max` bytes ("..." follows).
 std::string printable(std::string_view text, size_t max = 256);
 
+// `prefix` followed by printable(text) in single quotes, for error messages.
+std::string quoted(std::string_view prefix, std::string_view text);
+
 // Binds and listens on a TCP address; the socket is non-blocking and close-on-exec.
 UniqueFd listen_tcp(std::string_view address, int backlog, std::string& error);
 

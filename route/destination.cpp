@@ -53,7 +53,7 @@ std::string Destination::address() const {
 
 bool parse_destination(std::string_view text, Destination& out, std::string& error) {
     const std::string_view s = strip(text);
-    const std::string quoted = "'" + net::printable(text) + "'";
+    const std::string quoted = net::quoted("", text);
     std::string_view host, rest;
     // carbon looks for the *last* "]:" when the entry starts with '[' and for the *first* ':'
     // otherwise. Where carbon's str.find()/rfind() would return -1 it silently produces

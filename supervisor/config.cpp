@@ -280,13 +280,13 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
 
 std::string validate_config(const Config& config) {
     if (config.distribution != "broadcast" && config.distribution != "hash-route")
-        return "--distribution " + config.distribution + ": expected broadcast or hash-route";
+        return "--distribution " + net::printable(config.distribution) + ": expected broadcast or hash-route";
     route::HashType hash_type;
     if (!route::parse_hash_type(config.hash_type, hash_type))
-        return "--hash-type " + config.hash_type + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
+        return "--hash-type " + net::printable(config.hash_type) + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
     if (config.replication_factor < 1 || config.replication_factor > route::kMaxReplication)
         return "--replication-factor must be between 1 and " + std::to_string(route::kMaxReplication);
-    if (config.failover != "reroute" && config.failover != "hold") return "--failover " + config.failover + ": expected reroute or hold";
+    if (config.failover != "reroute" && config.failover != "hold") return "--failover " + net::printable(config.failover) + ": expected reroute or hold";
     if (config.failover_after < 1) return "--failover-after must be at least 1";
     if (config.workers > shm::kMaxWorkers) return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
     if (config.max_line_length < 16 || config.max_line_length > shm::kMaxLineLengthLimit)
@@ -325,7 +325,7 @@ std::string validate_config(const Config& config) {
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";
     if (config.stall_timeout_s < 1) return "--stall-timeout must be at least 1";
     if (config.mode != "relay" && config.mode != "proxy" && config.mode != "gateway")
-        return "--mode " + config.mode + ": expected relay, proxy or gateway";
+        return "--mode " + net::printable(config.mode) + ": expected relay, proxy or gateway";
     if (config.mode == "proxy" && config.gateway.empty()) return "the proxy needs --gateway https://host:port";
     if (config.mode == "gateway" && config.https_listen_addr.empty() && config.http_listen_addr.empty())
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";

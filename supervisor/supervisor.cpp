@@ -802,7 +802,7 @@ std::string Supervisor::deldest(const std::string& destination) {
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }
-    return "error: destination " + destination + " is not registered\n";
+    return "error: destination " + net::printable(destination) + " is not registered\n";
 }
 
 std::string Supervisor::stats() {

@@ -143,6 +143,7 @@ private:
         guarded("ingest: summary", [&] { static_cast<Ingest*>(self)->summary(); });
     }
     static void on_tls_info(const SSL* ssl, int where, int value);
+    static void tls_info(const SSL* ssl, int where, int value);
     void handle(struct evhttp_request* req);
     void ingest(struct evhttp_request* req, const std::string& client, const std::string& ns);
     Inflate inflate_body(struct evbuffer* body);
@@ -217,6 +218,10 @@ bool Ingest::make_tls_context(std::string& error) {
 
 // A handshake that ends with an alert from us: no certificate, an unknown CA, expired, revoked...
 void Ingest::on_tls_info(const SSL* ssl, int where, int value) {
+    guarded("ingest: TLS", [&] { tls_info(ssl, where, value); });  // called from OpenSSL's C code
+}
+
+void Ingest::tls_info(const SSL* ssl, int where, int value) {
     if (where & SSL_CB_HANDSHAKE_DONE) {
         if (g_handshake_done_index >= 0) SSL_set_ex_data(const_cast<SSL*>(ssl), g_handshake_done_index, const_cast<char*>("done"));
         return;

@@ -96,7 +96,8 @@ TEST(ParseDestination, BadStringsGiveOneLineErrorNamingTheInput) {
         Destination d;
         std::string error;
         EXPECT_FALSE(parse_destination(bad, d, error)) << "'" << bad << "' was accepted";
-        EXPECT_NE(error.find("'" + std::string(bad) + "'"), std::string::npos) << error;
+        const std::string named = std::string("'").append(bad).append("'");
+        EXPECT_NE(error.find(named), std::string::npos) << error;
         EXPECT_EQ(error.find('\n'), std::string::npos) << error;
     }
 }
