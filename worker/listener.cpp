@@ -22,6 +22,7 @@
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
 #include "worker/http_ingest.hpp"
+#include "worker/stop_pipe.hpp"
 
 namespace polymur {
 namespace {
@@ -181,7 +182,6 @@ void Listener::accept_ready(int listen_fd) {
 
 // libevent hands us the connection; the listener is process-wide.
 Listener* g_listener = nullptr;
-int g_stop_pipe = -1;
 
 void Listener::on_read(evutil_socket_t, short, void* conn_ptr) {
     guarded("listener: read", [&] { g_listener->read_ready(*static_cast<Connection*>(conn_ptr)); });
@@ -508,16 +508,7 @@ int Listener::run() {
     // handling, so the child keeps its own self-pipe.
     int stop_pipe[2];
     if (pipe2(stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return kExitCrashed;
-    g_stop_pipe = stop_pipe[1];
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {
-        const int saved_errno = errno;  // the code it interrupts may be about to read errno
-        ssize_t ignored = ::write(g_stop_pipe, "x", 1);
-        (void)ignored;
-        errno = saved_errno;
-    };
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
+    install_stop_pipe(stop_pipe[1]);
     struct event* stop = event_new(base_, stop_pipe[0], EV_READ | EV_PERSIST, &Listener::on_stop, this);
     event_add(stop, nullptr);
     slot_.heartbeat_ms.store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
