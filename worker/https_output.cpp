@@ -474,7 +474,7 @@ int HttpsOutput::post(std::string& error, bool& got_nothing, Io& io) {
         got_nothing = false;
         // HTTP/1.1 200 OK
         if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || line[8] != ' ') {
-            error = "not an HTTP answer: '" + std::string(line.substr(0, 60)) + "'";
+            error = net::quoted("not an HTTP answer: ", line.substr(0, 60));
             io = Io::failed;
             return 0;
         }
@@ -482,7 +482,7 @@ int HttpsOutput::post(std::string& error, bool& got_nothing, Io& io) {
         status = 0;
         for (size_t k = 9; k < 12; ++k) {
             if (line[k] < '0' || line[k] > '9') {
-                error = "bad HTTP status line: '" + std::string(line.substr(0, 60)) + "'";
+                error = net::quoted("bad HTTP status line: ", line.substr(0, 60));
                 io = Io::failed;
                 return 0;
             }
