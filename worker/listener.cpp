@@ -247,7 +247,6 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
         return;
     }
-    ++received_;
     std::string_view parts[6];
     size_t count, total;
     if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
@@ -263,7 +262,14 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         parts[5] = "\n";
         count = 6;
         total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
+        // A -1 stamped with the time grows the line: what is forwarded is held to the same bound
+        // (a carbon-cache drops the connection on a line over 16384 bytes, and what follows with it).
+        if (total - 1 > config_.max_line_length) {
+            ++too_long_;
+            return;
+        }
     }
+    ++received_;
     uint16_t chosen[shm::kMaxDestinations];
     size_t n = targets(parsed.name, chosen);
     for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, count, total);
@@ -273,7 +279,8 @@ size_t Listener::targets(std::string_view name, uint16_t* out) {
     size_t n = 0;
     for (uint16_t m : mirrors_) out[n++] = m;
     if (!ring_) {
-        if (config_.hash_route()) ++unroutable_;
+        // No ring node, or broadcast to nobody: the line goes nowhere (a console mirror aside).
+        if (n == 0 || config_.hash_route()) ++unroutable_;
         return n;
     }
     uint16_t chosen[route::kMaxReplication];
@@ -317,6 +324,12 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
                 name[prefix.size()] = '.';
                 std::memcpy(name + prefix.size() + 1, parsed.name.data(), parsed.name.size());
                 full = std::string_view(name, prefix.size() + 1 + parsed.name.size());
+            }
+            // What is forwarded, with the prefix and the time for -1, is held to --max-line-length too.
+            if (full.size() + parsed.value.size() + (parsed.timestamp_is_now ? now_len_ : parsed.timestamp.size()) + 2 >
+                config_.max_line_length) {
+                visit(line, nullptr, std::string_view());
+                continue;
             }
             visit(line, &parsed, full);
         }
@@ -459,12 +472,13 @@ void Listener::tick() {
     int64_t now = monotonic_ms();
     slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
-    if (config_.idle_timeout_s) {
-        int64_t limit = static_cast<int64_t>(config_.idle_timeout_s) * 1000;
+    const uint32_t idle_timeout_s = heritage_.control->header.idle_timeout_s.load(std::memory_order_relaxed);
+    if (idle_timeout_s) {
+        int64_t limit = static_cast<int64_t>(idle_timeout_s) * 1000;
         for (size_t i = 0; i < connections_.size();) {
             Connection* conn = connections_[i];
             if (now - conn->last_active_ms > limit) {
-                LOG_INFO("client %s: closed after %u s idle", conn->peer, config_.idle_timeout_s);
+                LOG_INFO("client %s: closed after %u s idle", conn->peer, idle_timeout_s);
                 close_connection(*conn);  // moves the last connection into slot i
             } else {
                 ++i;
