@@ -176,17 +176,23 @@ TEST_F(QueueRepairTest, NoProducerAppendsALineLongerThanTheBound) {
 
 // Ping-pong between a producer and a consumer that sleeps whenever the ring is empty. A lost
 // wake-up (both sides missing the other's store) leaves the consumer asleep with data waiting
-// until its timeout; with a 2 s timeout and an immediate publish, any wait over 1 s is one.
+// until its 2 s timeout: a wait over 1 s whose line had been published (and recorded as such)
+// more than 500 ms before the consumer woke. A producer that was merely descheduled is not that.
 TEST_F(QueueRepairTest, NoWakeUpIsLostBetweenPublishAndSleep) {
     auto q = create({1, 1 << 20});
     ASSERT_TRUE(q);
     std::string error;
     auto producer_view = QueueFile::open(path_, error);
     ASSERT_TRUE(producer_view) << error;
-    constexpr uint64_t kRounds = 300000;
+    constexpr uint64_t kRounds = 400000;
     const auto budget = std::chrono::seconds(20);
     std::atomic<uint64_t> consumed {0};
+    std::atomic<uint64_t> published_round {0};
+    std::atomic<int64_t> published_at_ns {0};
     std::atomic<bool> stop {false};
+    auto now_ns = [] {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    };
     std::thread producer([&] {
         RingProducer p(*producer_view, 0, ~uint64_t(0));
         const std::string_view line = "w\n";
@@ -195,6 +201,8 @@ TEST_F(QueueRepairTest, NoWakeUpIsLostBetweenPublishAndSleep) {
             if (!p.has_room(line.size())) p.refresh();
             p.append(&line, 1, line.size());
             p.publish();
+            published_at_ns.store(now_ns(), std::memory_order_relaxed);
+            published_round.store(i + 1, std::memory_order_release);
         }
     });
     RingControl& ring = q->ring(0);
@@ -210,7 +218,9 @@ TEST_F(QueueRepairTest, NoWakeUpIsLostBetweenPublishAndSleep) {
         }
         const auto before = std::chrono::steady_clock::now();
         q->wait_for_data(2000, [&] { return ring.write_pos.load(std::memory_order_acquire) == pos; });
-        if (std::chrono::steady_clock::now() - before > std::chrono::seconds(1)) {
+        if (std::chrono::steady_clock::now() - before > std::chrono::seconds(1) &&
+            published_round.load(std::memory_order_acquire) == rounds + 1 &&
+            now_ns() - published_at_ns.load(std::memory_order_relaxed) > 500'000'000) {
             ++lost;
             break;
         }
