@@ -318,16 +318,9 @@ struct bufferevent* Ingest::on_new_connection(struct event_base* base, void* sel
 
 void Ingest::on_request(struct evhttp_request* req, void* self_ptr) {
     auto* self = static_cast<Ingest*>(self_ptr);
-    // Nothing may unwind through libevent.
-    try {
-        self->handle(req);
-    } catch (const std::bad_alloc&) {
+    // Nothing may unwind through libevent: a request that fails unexpectedly is answered 500.
+    if (!guarded(self->scheme_, [&] { self->handle(req); })) {
         ++self->counts_.failed;
-        LOG_ERROR("%s: out of memory while handling a request; answered 500", self->scheme_);
-        evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
-    } catch (...) {
-        ++self->counts_.failed;
-        LOG_ERROR("%s: unexpected error while handling a request; answered 500", self->scheme_);
         evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
     }
 }
