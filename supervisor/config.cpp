@@ -15,6 +15,7 @@
 #include <boost/program_options.hpp>
 
 #include "common/log.hpp"
+#include "common/man_options.hpp"
 #include "common/net.hpp"
 #include "common/option_error.hpp"
 #include "protocol/line.hpp"
@@ -226,6 +227,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("listen-addr", po::value(&config.listen_addr)->default_value(defaults.listen_addr), "plaintext metrics listen address")
         ("api-addr", po::value(&config.api_addr)->default_value(defaults.api_addr), "admin protocol TCP address (keep it on loopback)")
         ("admin-socket", po::value(&config.admin_socket), "admin protocol unix socket (default <state-dir>/polymur.sock)")
+        ("metrics-addr", po::value(&config.metrics_addr), "HTTP address serving /metrics (Prometheus) and /health (off unless set; keep it on loopback or a monitoring network)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
@@ -270,6 +272,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("metrics-flush", po::value<std::string>(), "Polymur's name for --self-metrics-interval");
     // clang-format on
 
+    // The build renders the man pages' option lists from this table (man/render.cmake).
+    if (write_man_options_if_asked(argc, argv, options, std::cout)) return ParseOutcome::exit_ok;
     po::variables_map values;
     try {
         // Go-style flags: -listen-addr=x is a long option. No abbreviations: Go's flags have none,

@@ -61,6 +61,7 @@ void raise_fd_limit() {
 
 Supervisor::~Supervisor() {
     admin_.reset();
+    metrics_.reset();
     for (struct event* ev : events_) event_free(ev);
     if (base_) event_base_free(base_);
 }
@@ -111,6 +112,13 @@ bool Supervisor::setup() {
     if (!net::is_loopback(admin_tcp_fd_.get()))
         LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
                  config_.api_addr.c_str());
+    if (!config_.metrics_addr.empty()) {
+        metrics_fd_ = net::listen_tcp(config_.metrics_addr, 64, error);
+        if (!metrics_fd_) {
+            LOG_ERROR("metrics %s: cannot listen: %s", config_.metrics_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
     admin_unix_fd_ = net::listen_unix(config_.admin_socket, 64, error);
     if (!admin_unix_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.admin_socket.c_str(), error.c_str());
@@ -627,26 +635,75 @@ void Supervisor::arm_periodic_events() {
 }
 
 RelayCounters Supervisor::counters() {
+    RelayStatus s = status();
     RelayCounters c;
+    c.received = s.received;
+    c.invalid = s.invalid + s.too_long;
+    c.unroutable = s.unroutable;
+    c.connections_total = s.connections_total;
+    c.connections_open = s.connections;
+    for (const DestinationStatus& d : s.destinations) {
+        if (d.console) continue;
+        c.sent += d.sent;
+        c.queued += d.queued;
+        c.dropped += d.dropped;
+        c.destinations.push_back({d.name, d.sent, d.queued, d.dropped});
+    }
+    return c;
+}
+
+// One reading of every counter in shared memory, for `stats`, /metrics and self-metrics.
+RelayStatus Supervisor::status() {
+    RelayStatus s;
+    s.workers = config_.workers;
+    s.distribution = config_.distribution;
+    s.start_unix_seconds = control_->header.start_unix_ns / 1000000000;
     for (uint32_t i = 0; i < config_.workers; ++i) {
         const shm::WorkerSlot& w = control_->workers[i];
-        c.received += w.received.load(std::memory_order_relaxed);
-        c.invalid += w.invalid.load(std::memory_order_relaxed) + w.too_long.load(std::memory_order_relaxed);
-        c.unroutable += w.unroutable.load(std::memory_order_relaxed);
-        c.connections_total += w.connections_total.load(std::memory_order_relaxed);
-        c.connections_open += w.connections.load(std::memory_order_relaxed);
+        s.received += w.received.load(std::memory_order_relaxed);
+        s.invalid += w.invalid.load(std::memory_order_relaxed);
+        s.too_long += w.too_long.load(std::memory_order_relaxed);
+        s.unroutable += w.unroutable.load(std::memory_order_relaxed);
+        s.connections += w.connections.load(std::memory_order_relaxed);
+        s.connections_total += w.connections_total.load(std::memory_order_relaxed);
     }
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         const Destination& d = destinations_[slot];
-        if (!d.in_use || !d.queue || d.console) continue;
-        RelayCounters::Destination out {d.text, control_->destinations[slot].sent_lines.load(std::memory_order_relaxed),
-                                        d.queue->queued_lines(), d.queue->dropped_lines()};
-        c.sent += out.sent;
-        c.queued += out.queued;
-        c.dropped += out.dropped;
-        c.destinations.push_back(out);
+        if (!d.in_use || !d.queue) continue;
+        const shm::DestinationSlot& c = control_->destinations[slot];
+        DestinationStatus out;
+        out.name = d.text;
+        out.console = d.console;
+        out.state = d.removing ? "removing" : shm::link_state_name(static_cast<shm::LinkState>(c.link_state.load(std::memory_order_relaxed)));
+        out.queued = d.queue->queued_lines();
+        out.queued_bytes = d.queue->queued_bytes();
+        out.sent = c.sent_lines.load(std::memory_order_relaxed);
+        out.sent_bytes = c.sent_bytes.load(std::memory_order_relaxed);
+        out.dropped = d.queue->dropped_lines();
+        out.reconnects = c.reconnects.load(std::memory_order_relaxed);
+        out.rerouted = c.rerouted_lines.load(std::memory_order_relaxed);
+        out.in_ring = c.in_ring.load(std::memory_order_relaxed) != 0;
+        s.destinations.push_back(std::move(out));
     }
-    return c;
+    return s;
+}
+
+// Ready: running, and every listener and every registered destination's output alive and reporting.
+Health Supervisor::health() {
+    std::vector<ChildView> children;
+    for (const Child& c : listeners_)
+        children.push_back({child_name(Role::listener, c.index, ""), c.pid, c.wanted, c.started_ms,
+                            static_cast<int64_t>(control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed)),
+                            health_stale_after_ms(false, config_.stall_timeout_s, config_.connect_timeout_ms)});
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        const Destination& d = destinations_[slot];
+        const Child& c = outputs_[slot];
+        if (!d.in_use || d.removing) continue;
+        children.push_back({child_name(Role::output, slot, d.text), c.pid, true, c.started_ms,
+                            static_cast<int64_t>(control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed)),
+                            health_stale_after_ms(true, config_.stall_timeout_s, config_.connect_timeout_ms)});
+    }
+    return evaluate_health(state_name(static_cast<int>(state_)), children, monotonic_ms());
 }
 
 // The supervisor reports as a client of its own plaintext listener, so its metrics take the same
@@ -829,42 +886,7 @@ std::string Supervisor::deldest(const std::string& destination) {
     return "error: destination " + net::printable(destination) + " is not registered\n";
 }
 
-std::string Supervisor::stats() {
-    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, accepted = 0;
-    for (uint32_t i = 0; i < config_.workers; ++i) {
-        const shm::WorkerSlot& w = control_->workers[i];
-        received += w.received.load(std::memory_order_relaxed);
-        invalid += w.invalid.load(std::memory_order_relaxed);
-        too_long += w.too_long.load(std::memory_order_relaxed);
-        unroutable += w.unroutable.load(std::memory_order_relaxed);
-        connections += w.connections.load(std::memory_order_relaxed);
-        accepted += w.connections_total.load(std::memory_order_relaxed);
-    }
-    std::ostringstream out;
-    out << "{\"received\": " << received << ", \"invalid\": " << invalid << ", \"too_long\": " << too_long
-        << ", \"unroutable\": " << unroutable << ", \"connections\": " << connections << ", \"connections_total\": " << accepted
-        << ", \"workers\": " << config_.workers << ", \"distribution\": \"" << config_.distribution
-        << "\", \"destinations\": {";
-    bool first = true;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
-        const Destination& d = destinations_[slot];
-        if (!d.in_use || !d.queue) continue;
-        const shm::DestinationSlot& s = control_->destinations[slot];
-        auto link = static_cast<shm::LinkState>(s.link_state.load(std::memory_order_relaxed));
-        out << (first ? "" : ", ") << "\"" << admin::json_escape(d.text) << "\": {\"state\": \""
-            << (d.removing ? "removing" : shm::link_state_name(link)) << "\", \"queued\": " << d.queue->queued_lines()
-            << ", \"queued_bytes\": " << d.queue->queued_bytes() << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
-            << ", \"sent_bytes\": " << s.sent_bytes.load(std::memory_order_relaxed) << ", \"dropped\": " << d.queue->dropped_lines()
-            << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed)
-            << ", \"rerouted\": " << s.rerouted_lines.load(std::memory_order_relaxed);
-        // Only hash-route has a ring; broadcast destinations are not in one.
-        if (config_.hash_route()) out << ", \"in_ring\": " << (s.in_ring.load(std::memory_order_relaxed) ? "true" : "false");
-        out << "}";
-        first = false;
-    }
-    out << "}}\n";
-    return out.str();
-}
+std::string Supervisor::stats() { return format_stats_json(status()); }
 
 void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
     auto* self = static_cast<Supervisor*>(self_ptr);
@@ -904,6 +926,15 @@ int Supervisor::run() {
     admin_ = std::make_unique<admin::Server>(base_, *this);
     admin_->add_listener(admin_tcp_fd_.get());
     admin_->add_listener(admin_unix_fd_.get());
+    if (metrics_fd_) {
+        metrics_ = std::make_unique<MetricsHttpServer>(
+            base_, metrics_fd_.get(), MetricsHttpServer::Source {[this] { return status(); }, [this] { return health(); }});
+        if (!metrics_->ok()) return kExitDoNotRestart;
+        LOG_NOTICE("metrics: serving /metrics (Prometheus) and /health on %s", config_.metrics_addr.c_str());
+        if (!net::is_loopback(metrics_fd_.get()))
+            LOG_WARN("metrics %s: listening beyond loopback; anyone who can reach it can read the relay's counters",
+                     config_.metrics_addr.c_str());
+    }
 
     struct event* tick = event_new(base_, -1, EV_PERSIST, &Supervisor::on_housekeeping, this);
     struct timeval tick_interval {0, 100000};

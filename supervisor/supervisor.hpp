@@ -20,6 +20,9 @@
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 #include "supervisor/config.hpp"
+#include "supervisor/health.hpp"
+#include "supervisor/metrics_http.hpp"
+#include "supervisor/relay_status.hpp"
 #include "supervisor/self_metrics.hpp"
 #include "supervisor/systemd_notify.hpp"
 #include "worker/heritage.hpp"
@@ -87,6 +90,8 @@ private:
     void publish_live_settings();
     void send_self_metrics();
     RelayCounters counters();
+    RelayStatus status();
+    Health health();
     static void on_self_metrics(evutil_socket_t, short, void* self);
     void log_rates();
     void set_state(State state);
@@ -109,12 +114,14 @@ private:
     struct event* rates_event_ = nullptr;         // every --stats-interval
     struct event* self_metrics_event_ = nullptr;  // every --self-metrics-interval (not armed when 0)
     std::unique_ptr<admin::Server> admin_;
+    std::unique_ptr<MetricsHttpServer> metrics_;
     UniqueFd state_lock_;
     UniqueFd listen_fd_;
     UniqueFd https_fd_;
     UniqueFd http_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;
+    UniqueFd metrics_fd_;
     boost::interprocess::mapped_region control_region_;
     shm::ControlSegment* control_ = nullptr;
     std::vector<Child> listeners_;
