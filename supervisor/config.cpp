@@ -245,6 +245,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("max-line-length", unsigned_value(&config.max_line_length), "longest accepted line in bytes; longer lines are dropped and counted")
         ("idle-timeout", unsigned_value(&config.idle_timeout_s), "seconds before an idle client connection is closed (0: never)")
         ("stats-interval", unsigned_value(&config.stats_interval_s), "seconds between the rate lines in the log")
+        ("sync-interval", unsigned_value(&config.sync_interval_s), "seconds between writing queue data back to disk (fdatasync), so a power loss loses at most about that much (0: off, the kernel writes back on its own)")
         ("drain-timeout", unsigned_value(&config.drain_timeout_s), "seconds an output may spend delivering its queue on shutdown")
         ("stall-timeout", unsigned_value(&config.stall_timeout_s), "seconds without a heartbeat (or, for an output, without the destination accepting data) before a child is restarted")
         ("mode", po::value(&config.mode), "relay, proxy or gateway (default from the program name: polymur-proxy, polymur-gateway)")

@@ -49,7 +49,9 @@ std::string format_stats_json(const RelayStatus& s) {
     bool first = true;
     for (const DestinationStatus& d : s.destinations) {
         out << (first ? "" : ", ") << "\"" << admin::json_escape(d.name) << "\": {\"state\": \"" << d.state
-            << "\", \"queued\": " << d.queued << ", \"queued_bytes\": " << d.queued_bytes << ", \"sent\": " << d.sent
+            << "\", \"queued\": " << d.queued << ", \"queued_bytes\": " << d.queued_bytes
+            << ", \"capacity_bytes\": " << d.capacity_bytes << ", \"space_reserved\": " << (d.space_reserved ? "true" : "false")
+            << ", \"sent\": " << d.sent
             << ", \"sent_bytes\": " << d.sent_bytes << ", \"dropped\": " << d.dropped << ", \"reconnects\": " << d.reconnects
             << ", \"rerouted\": " << d.rerouted;
         // Only hash-route has a ring; broadcast destinations are not in one.
@@ -96,6 +98,9 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
     per_destination("polymur_destination_queued", "gauge", "Lines waiting in the destination's queue.", &DestinationStatus::queued);
     per_destination("polymur_destination_queued_bytes", "gauge", "Bytes waiting in the destination's queue.",
                     &DestinationStatus::queued_bytes);
+    per_destination("polymur_destination_capacity_bytes", "gauge",
+                    "Bytes the destination's queue holds (less than --queue-bytes when the disk was short).",
+                    &DestinationStatus::capacity_bytes);
     per_destination("polymur_destination_sent_total", "counter", "Lines delivered to the destination.", &DestinationStatus::sent);
     per_destination("polymur_destination_sent_bytes_total", "counter", "Bytes delivered to the destination.",
                     &DestinationStatus::sent_bytes);

@@ -82,9 +82,14 @@ private:
     void update_ring_membership();
     void check_stalls(int64_t now);
     bool lock_state_dir();
+    static std::string state_dir_problem(const std::string& dir, int err, const char* what);
     void apply_runtime_changes();
-    void record_runtime_change(const char* command, const std::string& destination);
+    std::string runtime_destinations_text(const std::string* adding, const std::string* removing) const;
+    bool save_runtime_destinations(std::string& error, const std::string* adding = nullptr,
+                                   const std::string* removing = nullptr);
     void warn_about_orphan_queues();
+    void retry_space_reservations(int64_t now);
+    uint32_t count_new_queue_files() const;
     void reload();
     void arm_periodic_events();
     void publish_live_settings();
@@ -128,6 +133,8 @@ private:
     std::array<Child, shm::kMaxDestinations> outputs_ {};
     std::array<Destination, shm::kMaxDestinations> destinations_ {};
     uint64_t next_incarnation_ = 1;
+    uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
+    int64_t next_space_retry_ms_ = 0;
     int64_t shutdown_deadline_ms_ = 0;
     uint64_t last_received_ = 0;
     int64_t last_rates_ms_ = 0;

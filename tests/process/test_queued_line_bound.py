@@ -2,13 +2,26 @@
 (issue 10): hash-route failover moves its lines, including one that wraps around the ring end, to
 the other destination intact. The rerouter once copied such a line into a buffer sized by the new
 --max-line-length and wrote far past it."""
+import glob
+import os
+import struct
 import subprocess
 import unittest
 
 from harness import POLYMUR, RelayTestCase, send_lines, wait_until
 
-RING_BYTES = 2 << 20   # --workers 1 --queue-bytes 4 MiB: two rings of 2 MiB
+QUEUE_BYTES = 4 << 20  # --workers 1: two rings (listener, redistribution) of about 2 MiB
 LONG_NAME = 250000
+
+
+def ring_capacity(state_dir, destination):
+    """ring_capacity from the header of `destination`'s queue file (QueueHeader in shm/queue.hpp)."""
+    for path in glob.glob(os.path.join(state_dir, "*.queue")):
+        with open(path, "rb") as f:
+            header = f.read(48 + 256)
+        if header[48:].split(b"\0")[0].decode() == destination:
+            return struct.unpack_from("<Q", header, 24)[0]
+    raise AssertionError("no queue file for " + destination)
 
 
 def routed_to(destinations, names, target):
@@ -28,22 +41,23 @@ class QueuedLineBoundTest(RelayTestCase):
         a, b = self.sink(), self.sink()
         destinations = [a.address + ":a", b.address + ":b"]
         a_text = destinations[0]
-        common = ["--distribution=hash-route", "--queue-bytes=%d" % (2 * RING_BYTES), "--self-metrics-interval=0",
+        common = ["--distribution=hash-route", "--queue-bytes=%d" % QUEUE_BYTES, "--self-metrics-interval=0",
                   "--drain-timeout=1"]
         relay = self.relay(*common, "--max-line-length=300000", "--failover=hold", workers=1,
                            destinations=destinations)
         state_dir = relay.state_dir
+        ring_bytes = ring_capacity(state_dir, a_text)
 
         # Fill A's ring to about 125 KB before its end, and let A take all of it.
         filler_names = routed_to(destinations, ["filler.%06d.%s" % (i, "f" * 960) for i in range(6000)], a_text)
         filler, size = [], 0
         for name in filler_names:
             line = "%s 1 1700000000" % name
-            if size + len(line) + 1 > RING_BYTES - 125000:
+            if size + len(line) + 1 > ring_bytes - 125000:
                 break
             filler.append(line)
             size += len(line) + 1
-        self.assertGreater(size, RING_BYTES - 130000, "not enough names route to A")
+        self.assertGreater(size, ring_bytes - 130000, "not enough names route to A")
         send_lines(relay.port, filler)
         wait_until(lambda: a.line_count() == len(filler), 30, message="filler at A")
         wait_until(lambda: relay.stats()["destinations"][a_text]["queued"] == 0, 10, message="A committed")
