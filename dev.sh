@@ -32,7 +32,8 @@ install_missing() {
 }
 
 build() {
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    # -Werror for developers and CI only (a plain `cmake` build leaves it off).
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOLYMUR_WERROR=ON >/dev/null
     cmake --build build -j"$(nproc)"
 }
 

@@ -1,5 +1,7 @@
 #include "admin/command.hpp"
 
+#include "common/guard.hpp"
+
 #include <cstdio>
 #include <ctime>
 
@@ -54,6 +56,13 @@ std::string help_text() {
 }
 
 std::string execute(std::string_view line, Backend& backend, const Caller& caller, std::string* refused) {
+    // Whatever goes wrong inside a command is this client's answer, never the relay's end.
+    std::string reply;
+    if (guarded("admin: command", [&] { reply = execute_command(line, backend, caller, refused); })) return reply;
+    return "error: internal error while running the command (logged); polymur is still running\n";
+}
+
+std::string execute_command(std::string_view line, Backend& backend, const Caller& caller, std::string* refused) {
     Command command = parse_command(line);
     auto refuse = [&](const std::string& why) {
         if (refused) *refused = why;

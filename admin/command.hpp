@@ -39,7 +39,11 @@ struct Caller {
 
 // The full reply for one request line, ending in '\n'. Errors are one line starting "error: ".
 // A refused change sets `refused` (when given) to the reason, for the server's log line.
+// Never throws: an exception from the backend is logged and answered with an error line.
 std::string execute(std::string_view line, Backend& backend, const Caller& caller = {}, std::string* refused = nullptr);
+// The same, letting exceptions through (execute() is this inside guarded()).
+std::string execute_command(std::string_view line, Backend& backend, const Caller& caller = {},
+                            std::string* refused = nullptr);
 
 std::string help_text();
 

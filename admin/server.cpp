@@ -1,5 +1,7 @@
 #include "admin/server.hpp"
 
+#include "common/guard.hpp"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <sys/socket.h>
@@ -151,7 +153,11 @@ void Server::close_listeners() {
 }
 
 void Server::on_report(evutil_socket_t, short, void* self_ptr) {
-    auto* self = static_cast<Server*>(self_ptr);
+    guarded("admin: report", [&] { static_cast<Server*>(self_ptr)->report(); });
+}
+
+void Server::report() {
+    Server* self = this;
     if (self->cut_at_deadline_ || self->dropped_at_cap_)
         LOG_WARN("admin: last %d s: %llu connections cut at the %d s deadline, %llu oldest connections dropped at the cap of "
                  "%zu (%zu open)", kReportIntervalS, static_cast<unsigned long long>(self->cut_at_deadline_), kRequestTimeoutS,
@@ -161,7 +167,11 @@ void Server::on_report(evutil_socket_t, short, void* self_ptr) {
 }
 
 void Server::on_accept(evutil_socket_t listen_fd, short, void* self_ptr) {
-    auto* self = static_cast<Server*>(self_ptr);
+    guarded("admin: accept", [&] { static_cast<Server*>(self_ptr)->accept_ready(listen_fd); });
+}
+
+void Server::accept_ready(int listen_fd) {
+    Server* self = this;
     for (int i = 0; i < 16; ++i) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE) && !self->sessions_.empty()) {
@@ -199,10 +209,16 @@ void Server::on_accept(evutil_socket_t listen_fd, short, void* self_ptr) {
                                           "--admin-groups; or token=<secret>)";
         }
         // A timeout-only event that knows the socket, for the deadline's last words.
-        session->deadline = event_new(self->base_, fd, 0, &on_deadline, session);
+        session->deadline = event_new(
+            self->base_, fd, 0,
+            [](evutil_socket_t f, short w, void* s) { guarded("admin: deadline", [&] { on_deadline(f, w, s); }); }, session);
         struct timeval deadline {kRequestTimeoutS, 0};
         event_add(session->deadline, &deadline);
-        bufferevent_setcb(bev, on_read, on_write, on_event, session);
+        bufferevent_setcb(
+            bev, [](struct bufferevent* b, void* s) { guarded("admin: read", [&] { on_read(b, s); }); },
+            [](struct bufferevent* b, void* s) { guarded("admin: write", [&] { on_write(b, s); }); },
+            [](struct bufferevent* b, short events, void* s) { guarded("admin: event", [&] { on_event(b, events, s); }); },
+            session);
         bufferevent_setwatermark(bev, EV_READ, 0, kMaxRequestBytes + 1);
         bufferevent_enable(bev, EV_READ);
     }

@@ -41,6 +41,8 @@ public:
 private:
     static void on_accept(evutil_socket_t fd, short, void* self);
     static void on_report(evutil_socket_t, short, void* self);
+    void accept_ready(int listen_fd);
+    void report();
 
     struct event_base* base_;
     Backend& backend_;

@@ -16,6 +16,8 @@
 
 #include "common/log.hpp"
 #include "common/man_options.hpp"
+#include "common/net.hpp"
+#include "common/option_error.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "route/routing_table.hpp"
@@ -23,6 +25,7 @@
 #include "supervisor/validate.hpp"
 #include "worker/cidr.hpp"
 #include "shm/control.hpp"
+#include "shm/queue.hpp"
 
 namespace polymur {
 namespace po = boost::program_options;
@@ -84,8 +87,8 @@ std::string store_one(const po::options_description& options, po::variables_map&
         po::variables_map scratch;
         po::store(one, scratch);  // checks the value without touching the real map
         po::store(one, values);
-    } catch (const po::error& e) {
-        return e.what();
+    } catch (po::error& e) {
+        return option_error_text(e);
     }
     return "";
 }
@@ -325,8 +328,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
             }
         }
         po::notify(values);
-    } catch (const po::error& e) {
-        report(log::Level::error, std::string(e.what()) + " (try --help)");
+    } catch (po::error& e) {
+        report(log::Level::error, option_error_text(e) + " (try --help)");
         return ParseOutcome::exit_error;
     }
     config.destinations = split_list(destinations);
@@ -377,19 +380,20 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
 
 std::string validate_config(const Config& config) {
     if (config.distribution != "broadcast" && config.distribution != "hash-route")
-        return "--distribution " + config.distribution + ": expected broadcast or hash-route";
+        return "--distribution " + net::printable(config.distribution) + ": expected broadcast or hash-route";
     route::HashType hash_type;
     if (!route::parse_hash_type(config.hash_type, hash_type))
-        return "--hash-type " + config.hash_type + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
+        return "--hash-type " + net::printable(config.hash_type) + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
     route::HashCompat hash_compat;
     if (!route::parse_hash_compat(config.hash_compat, hash_compat))
-        return "--hash-compat " + config.hash_compat + ": expected graphite or carbon-c-relay";
+        return "--hash-compat " + net::printable(config.hash_compat) + ": expected graphite or carbon-c-relay";
     if (config.replication_factor < 1 || config.replication_factor > route::kMaxReplication)
         return "--replication-factor must be between 1 and " + std::to_string(route::kMaxReplication);
-    if (config.failover != "reroute" && config.failover != "hold") return "--failover " + config.failover + ": expected reroute or hold";
+    if (config.failover != "reroute" && config.failover != "hold") return "--failover " + net::printable(config.failover) + ": expected reroute or hold";
     if (config.failover_after < 1) return "--failover-after must be at least 1";
     if (config.workers > shm::kMaxWorkers) return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
-    if (config.max_line_length < 16 || config.max_line_length > (1u << 20)) return "--max-line-length must be between 16 and 1048576";
+    if (config.max_line_length < 16 || config.max_line_length > shm::kMaxLineLengthLimit)
+        return "--max-line-length must be between 16 and " + std::to_string(shm::kMaxLineLengthLimit);
     if (config.queue_cap == 0) return "--queue-cap must be at least 1";
     // polymur's own metrics go to the destinations too: their names follow the rule of every forwarded name.
     if (!config.self_metrics_prefix.empty() && protocol::check_name(config.self_metrics_prefix) != protocol::LineError::none)
@@ -425,7 +429,7 @@ std::string validate_config(const Config& config) {
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";
     if (config.stall_timeout_s < 1) return "--stall-timeout must be at least 1";
     if (config.mode != "relay" && config.mode != "proxy" && config.mode != "gateway")
-        return "--mode " + config.mode + ": expected relay, proxy or gateway";
+        return "--mode " + net::printable(config.mode) + ": expected relay, proxy or gateway";
     if (config.mode == "proxy" && config.gateway.empty()) return "the proxy needs --gateway https://host:port";
     if (config.mode == "gateway" && config.https_listen_addr.empty() && config.http_listen_addr.empty())
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";

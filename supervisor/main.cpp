@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "route/lookup_command.hpp"
 #include "route/routing_table.hpp"
@@ -53,6 +54,11 @@ int main(int argc, char** argv) {
     }
     std::vector<std::string> args(argv, argv + argc);  // kept for SIGHUP: the title overwrites argv
     polymur::proctitle_init(argc, argv);
-    polymur::Supervisor supervisor(std::move(config), std::move(args));
-    return supervisor.run();
+    int code = 70;  // EX_SOFTWARE
+    // Callbacks catch their own errors; this is for what escapes setup and shutdown.
+    polymur::guarded("supervisor: stopped", [&] {
+        polymur::Supervisor supervisor(std::move(config), std::move(args));
+        code = supervisor.run();
+    });
+    return code;
 }

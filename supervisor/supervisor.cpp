@@ -22,6 +22,7 @@
 
 #include "common/clock.hpp"
 #include "common/durable_file.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "route/destination.hpp"
@@ -886,6 +887,8 @@ void Supervisor::send_self_metrics() {
     if (!config_.plaintext_listener) return;
     std::string host, port, error;
     if (!net::split_host_port(config_.listen_addr, host, port, error)) return;
+    const std::optional<uint16_t> port_number = net::parse_port(port, net::PortUse::listen);
+    if (!port_number || *port_number == 0) return;
     if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
     if (host == "::") host = "::1";
     std::string lines = format_self_metrics(config_.self_metrics_prefix, counters(), realtime_ns() / 1000000000);
@@ -906,10 +909,12 @@ void Supervisor::send_self_metrics() {
     bufferevent_set_timeouts(bev, &timeout, &timeout);
     bufferevent_write(bev, lines.data(), lines.size());
     bufferevent_enable(bev, EV_WRITE);
-    if (bufferevent_socket_connect_hostname(bev, nullptr, AF_UNSPEC, host.c_str(), std::stoi(port)) != 0) bufferevent_free(bev);
+    if (bufferevent_socket_connect_hostname(bev, nullptr, AF_UNSPEC, host.c_str(), *port_number) != 0) bufferevent_free(bev);
 }
 
-void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->send_self_metrics(); }
+void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) {
+    guarded("supervisor: self-metrics", [&] { static_cast<Supervisor*>(self)->send_self_metrics(); });
+}
 
 // A removed destination's slot is freed once every worker routes by a table without it and its
 // output process has exited; only then is its queue file deleted.
@@ -1077,7 +1082,7 @@ std::string Supervisor::deldest(const std::string& destination) {
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }
-    return "error: destination " + destination + " is not registered\n";
+    return "error: destination " + net::printable(destination) + " is not registered\n";
 }
 
 std::string Supervisor::stats() { return format_stats_json(status()); }
@@ -1085,16 +1090,23 @@ std::string Supervisor::stats() { return format_stats_json(status()); }
 void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
     auto* self = static_cast<Supervisor*>(self_ptr);
     switch (signal) {
-        case SIGCHLD: self->reap_children(); self->housekeeping(); break;
-        case SIGTERM: self->begin_shutdown("SIGTERM received"); break;
-        case SIGINT: self->begin_shutdown("SIGINT received"); break;
-        case SIGHUP: self->reload(); break;
+        case SIGCHLD: guarded("supervisor: SIGCHLD", [&] { self->reap_children(); self->housekeeping(); }); break;
+        case SIGTERM: guarded("supervisor: SIGTERM", [&] { self->begin_shutdown("SIGTERM received"); }); break;
+        case SIGINT: guarded("supervisor: SIGINT", [&] { self->begin_shutdown("SIGINT received"); }); break;
+        case SIGHUP:
+            if (!guarded("supervisor: reload", [&] { self->reload(); }))
+                self->systemd_.notify("READY=1\nSTATUS=reload failed; see the log");
+            break;
         default: break;
     }
 }
 
-void Supervisor::on_housekeeping(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->housekeeping(); }
-void Supervisor::on_rates(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->log_rates(); }
+void Supervisor::on_housekeeping(evutil_socket_t, short, void* self) {
+    guarded("supervisor: housekeeping", [&] { static_cast<Supervisor*>(self)->housekeeping(); });
+}
+void Supervisor::on_rates(evutil_socket_t, short, void* self) {
+    guarded("supervisor: rates", [&] { static_cast<Supervisor*>(self)->log_rates(); });
+}
 
 int Supervisor::run() {
     log::set_role("supervisor");

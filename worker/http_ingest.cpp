@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "worker/cidr.hpp"
@@ -143,8 +144,11 @@ private:
     bool make_tls_context(std::string& error);
     static struct bufferevent* on_new_connection(struct event_base* base, void* self);
     static void on_request(struct evhttp_request* req, void* self);
-    static void on_summary(evutil_socket_t, short, void* self) { static_cast<Ingest*>(self)->summary(); }
+    static void on_summary(evutil_socket_t, short, void* self) {
+        guarded("ingest: summary", [&] { static_cast<Ingest*>(self)->summary(); });
+    }
     static void on_tls_info(const SSL* ssl, int where, int value);
+    static void tls_info(const SSL* ssl, int where, int value);
     void handle(struct evhttp_request* req);
     void ingest(struct evhttp_request* req, const std::string& client, const std::string& ns);
     Inflate inflate_body(struct evbuffer* body);
@@ -225,6 +229,10 @@ bool Ingest::make_tls_context(std::string& error) {
 
 // A handshake that ends with an alert from us: no certificate, an unknown CA, expired, revoked...
 void Ingest::on_tls_info(const SSL* ssl, int where, int value) {
+    guarded("ingest: TLS", [&] { tls_info(ssl, where, value); });  // called from OpenSSL's C code
+}
+
+void Ingest::tls_info(const SSL* ssl, int where, int value) {
     if (where & SSL_CB_HANDSHAKE_DONE) {
         if (g_handshake_done_index >= 0) SSL_set_ex_data(const_cast<SSL*>(ssl), g_handshake_done_index, const_cast<char*>("done"));
         return;
@@ -332,16 +340,9 @@ struct bufferevent* Ingest::on_new_connection(struct event_base* base, void* sel
 
 void Ingest::on_request(struct evhttp_request* req, void* self_ptr) {
     auto* self = static_cast<Ingest*>(self_ptr);
-    // Nothing may unwind through libevent.
-    try {
-        self->handle(req);
-    } catch (const std::bad_alloc&) {
+    // Nothing may unwind through libevent: a request that fails unexpectedly is answered 500.
+    if (!guarded(self->scheme_, [&] { self->handle(req); })) {
         ++self->counts_.failed;
-        LOG_ERROR("%s: out of memory while handling a request; answered 500", self->scheme_);
-        evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
-    } catch (...) {
-        ++self->counts_.failed;
-        LOG_ERROR("%s: unexpected error while handling a request; answered 500", self->scheme_);
         evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
     }
 }

@@ -198,7 +198,7 @@ bool Output::gather() {
         if (take < available) {
             // Cut at the last whole line inside the chunk.
             while (take && data[(next_pos_[i] + take - 1) % ring_size] != '\n') --take;
-            if (!take) take = available;  // cannot happen with lines <= max-line-length
+            if (!take) take = available;  // a line longer than a chunk: take all that is published (no copy)
         }
         uint64_t lines = 0;
         if (exact && take == available) {

@@ -12,9 +12,13 @@ constexpr uint64_t kBatchLines = 8192;
 }
 
 Rerouter::Rerouter(const Heritage& heritage, uint32_t own_slot)
-    : heritage_(heritage), own_slot_(own_slot), line_(new char[heritage.config->max_line_length + 64]) {
+    : heritage_(heritage), own_slot_(own_slot) {
     route::parse_hash_type(heritage.config->hash_type, hash_type_);
     route::parse_hash_compat(heritage.config->hash_compat, hash_compat_);
+    // Room for the longest line any producer writes (whatever --max-line-length wrote the queue),
+    // so the copy below never allocates; a longer line can only come from a damaged file, and
+    // then the string grows instead of overflowing.
+    wrapped_.reserve(shm::kMaxQueuedLine);
 }
 
 void Rerouter::refresh() {
@@ -83,9 +87,9 @@ uint64_t Rerouter::move_batch(shm::QueueFile& own) {
                 const char* wrapped = static_cast<const char*>(std::memchr(data, '\n', end - pos - first_span));
                 if (!wrapped) break;  // cannot happen: producers publish whole lines
                 size_t second = static_cast<size_t>(wrapped - data + 1);
-                std::memcpy(line_.get(), data + offset, first_span);
-                std::memcpy(line_.get() + first_span, data, second);
-                line = std::string_view(line_.get(), first_span + second);
+                wrapped_.assign(data + offset, first_span);
+                wrapped_.append(data, second);
+                line = wrapped_;
             }
             std::string_view name = line.substr(0, std::min(line.find(' '), line.size() - 1));
             uint16_t chosen[route::kMaxReplication];
