@@ -16,6 +16,7 @@
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
@@ -286,32 +287,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     std::vector<uint64_t> bytes(routes_.size()), counts(routes_.size());
     uint16_t chosen[shm::kMaxDestinations];
     char name[kMaxPrefixedName];
-    auto for_each_valid = [&](auto&& visit) {
-        size_t start = 0;
-        while (start < lines.size()) {
-            size_t end = lines.find('\n', start);
-            if (end == std::string_view::npos) end = lines.size();
-            std::string_view line = lines.substr(start, end - start);
-            start = end + 1;
-            protocol::ParsedLine parsed;
-            if (line.size() > config_.max_line_length || protocol::parse_line(line, parsed) != protocol::LineError::none) {
-                visit(line, nullptr, std::string_view());
-                continue;
-            }
-            std::string_view full = parsed.name;
-            if (!prefix.empty()) {
-                if (prefix.size() + 1 + parsed.name.size() > sizeof name) {
-                    visit(line, nullptr, std::string_view());
-                    continue;
-                }
-                std::memcpy(name, prefix.data(), prefix.size());
-                name[prefix.size()] = '.';
-                std::memcpy(name + prefix.size() + 1, parsed.name.data(), parsed.name.size());
-                full = std::string_view(name, prefix.size() + 1 + parsed.name.size());
-            }
-            visit(line, &parsed, full);
-        }
-    };
+    auto for_each_valid = [&](auto&& visit) { protocol::for_each_batch_line(lines, prefix, config_.max_line_length, name, visit); };
     // First pass: validate and add up what each destination queue must take.
     for_each_valid([&](std::string_view line, const protocol::ParsedLine* parsed, std::string_view full) {
         if (!parsed) {
