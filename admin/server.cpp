@@ -6,20 +6,28 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <iterator>
+#include <new>
 #include <string>
 
 namespace polymur::admin {
-namespace {
 
-struct Session {
+struct Server::Session {
     Backend* backend;
+    std::list<Session>* owner;
+    std::list<Session>::iterator self;  // its place in owner, to close in O(1)
+    struct bufferevent* bev = nullptr;
     bool answered = false;
     bool peer_eof = false;
 };
 
+namespace {
+
+using Session = Server::Session;
+
 void close_session(struct bufferevent* bev, Session* session) {
     bufferevent_free(bev);
-    delete session;
+    session->owner->erase(session->self);
 }
 
 // After the reply the session half-closes and reads (and discards) until the client closes, so a
@@ -88,7 +96,12 @@ void on_event(struct bufferevent* bev, short events, void* arg) {
 
 }  // namespace
 
-Server::~Server() { close_listeners(); }
+Server::Server(struct event_base* base, Backend& backend) : base_(base), backend_(backend) {}
+
+Server::~Server() {
+    close_listeners();
+    while (!sessions_.empty()) close_session(sessions_.front().bev, &sessions_.front());
+}
 
 void Server::add_listener(int fd) {
     struct event* ev = event_new(base_, fd, EV_READ | EV_PERSIST, &Server::on_accept, this);
@@ -111,7 +124,14 @@ void Server::on_accept(evutil_socket_t listen_fd, short, void* self_ptr) {
             ::close(fd);
             continue;
         }
-        auto* session = new Session {&self->backend_};
+        try {
+            self->sessions_.push_back(Session {&self->backend_, &self->sessions_, {}, bev});
+        } catch (const std::bad_alloc&) {  // nothing may unwind through libevent
+            bufferevent_free(bev);
+            continue;
+        }
+        Session* session = &self->sessions_.back();
+        session->self = std::prev(self->sessions_.end());
         bufferevent_setcb(bev, on_read, on_write, on_event, session);
         struct timeval timeout {kRequestTimeoutS, 0};
         bufferevent_set_timeouts(bev, &timeout, &timeout);

@@ -4,6 +4,7 @@
 
 #include <event2/event.h>
 
+#include <list>
 #include <vector>
 
 #include "admin/command.hpp"
@@ -15,7 +16,7 @@ inline constexpr int kRequestTimeoutS = 10;
 
 class Server {
 public:
-    Server(struct event_base* base, Backend& backend) : base_(base), backend_(backend) {}
+    Server(struct event_base* base, Backend& backend);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -24,12 +25,16 @@ public:
     void add_listener(int fd);
     void close_listeners();
 
+    struct Session;  // one client connection, owned by the server until it closes
+
 private:
     static void on_accept(evutil_socket_t fd, short, void* self);
 
     struct event_base* base_;
     Backend& backend_;
     std::vector<struct event*> listeners_;
+    // Every open session: closed by the server when it goes, so none outlives it (or leaks at exit).
+    std::list<Session> sessions_;
 };
 
 }  // namespace polymur::admin
