@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     char name[20000];
     const std::string_view prefix = checked.has_namespace ? std::string_view("tenant") : std::string_view();
     size_t valid = 0;
-    for_each_batch_line(body.text(), prefix, 16384, name, [&](std::string_view line, const ParsedLine* parsed, std::string_view full) {
+    for_each_batch_line(body.text(), prefix, 16384, 10, name, [&](std::string_view line, const ParsedLine* parsed, std::string_view full) {
         if (!parsed) return;
         ++valid;
         if (full.empty() || parsed->value.empty() || line.size() > 16384) std::abort();

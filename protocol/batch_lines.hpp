@@ -11,12 +11,13 @@
 namespace polymur::protocol {
 
 // Calls visit(line, parsed, name) for every line of `lines`: `parsed` is nullptr for a line that is
-// invalid, longer than `max_line_length`, or whose prefixed name does not fit `name_buffer`; `name` is
-// the metric name with "<prefix>." in front when `prefix` is not empty. An empty last line (after the
-// final '\n') is not a line.
+// invalid, longer than `max_line_length` as received or as it will be forwarded (with the prefix, and
+// with a timestamp of `now_length` characters for -1), or whose prefixed name does not fit
+// `name_buffer`; `name` is the metric name with "<prefix>." in front when `prefix` is not empty. An
+// empty last line (after the final '\n') is not a line.
 template <size_t N, typename Visit>
-void for_each_batch_line(std::string_view lines, std::string_view prefix, size_t max_line_length, char (&name_buffer)[N],
-                         Visit&& visit) {
+void for_each_batch_line(std::string_view lines, std::string_view prefix, size_t max_line_length, size_t now_length,
+                         char (&name_buffer)[N], Visit&& visit) {
     size_t start = 0;
     while (start < lines.size()) {
         size_t end = lines.find('\n', start);
@@ -38,6 +39,11 @@ void for_each_batch_line(std::string_view lines, std::string_view prefix, size_t
             name_buffer[prefix.size()] = '.';
             std::memcpy(name_buffer + prefix.size() + 1, parsed.name.data(), parsed.name.size());
             full = std::string_view(name_buffer, prefix.size() + 1 + parsed.name.size());
+        }
+        if (full.size() + parsed.value.size() + (parsed.timestamp_is_now ? now_length : parsed.timestamp.size()) + 2 >
+            max_line_length) {
+            visit(line, static_cast<const ParsedLine*>(nullptr), std::string_view());
+            continue;
         }
         visit(line, static_cast<const ParsedLine*>(&parsed), full);
     }

@@ -1,27 +1,130 @@
 #include "protocol/line.hpp"
 
 #include <charconv>
-#include <cmath>
+#include <cstdint>
 #include <cstring>
 
 namespace polymur::protocol {
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
 
-// Python's float() (what carbon uses) takes a leading '+'; from_chars does not.
-bool parse_number(std::string_view text, double& value) {
-    if (!text.empty() && text.front() == '+') {
-        text.remove_prefix(1);
-        if (!text.empty() && (text.front() == '-' || text.front() == '+')) return false;
+// Printable ASCII other than space: a byte that is a character of its own, never whitespace or control.
+bool is_plain(unsigned char c) { return static_cast<unsigned char>(c - '!') <= '~' - '!'; }
+
+enum class CharClass { other, space, control };
+
+// One character at `p` (p < end), read as carbon reads it: strict UTF-8 as Python's decoder
+// (RFC 3629: no overlong form, no surrogate, nothing past U+10FFFF), whitespace as Python's
+// str.isspace() (what str.split() splits on). Returns the character's length in bytes, or 0 when
+// the bytes there are not well-formed UTF-8.
+size_t classify(const unsigned char* p, const unsigned char* end, CharClass& kind) {
+    const unsigned char c = p[0];
+    if (c < 0x80) {
+        bool space = c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+        kind = space ? CharClass::space : (c < 0x20 || c == 0x7f) ? CharClass::control : CharClass::other;
+        return 1;
     }
-    if (text.empty()) return false;
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    return ec == std::errc() && ptr == end;
+    const size_t avail = static_cast<size_t>(end - p);
+    auto continuation = [&](size_t i) { return i < avail && (p[i] & 0xC0) == 0x80; };
+    char32_t cp;
+    size_t len;
+    if (c >= 0xC2 && c <= 0xDF) {
+        if (!continuation(1)) return 0;
+        cp = (char32_t(c & 0x1F) << 6) | (p[1] & 0x3F);
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        if (!continuation(1) || !continuation(2)) return 0;
+        cp = (char32_t(c & 0x0F) << 12) | (char32_t(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        if (!continuation(1) || !continuation(2) || !continuation(3)) return 0;
+        cp = (char32_t(c & 0x07) << 18) | (char32_t(p[1] & 0x3F) << 12) | (char32_t(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+        if (cp < 0x10000 || cp > 0x10FFFF) return 0;
+        len = 4;
+    } else {
+        return 0;  // a stray continuation byte, an overlong lead (C0, C1) or F5-FF
+    }
+    bool space = cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+                 cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+    kind = space ? CharClass::space : cp <= 0x9F ? CharClass::control : CharClass::other;  // C1 controls
+    return len;
 }
 
-bool is_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
+enum class NumberKind { invalid, finite, infinite, nan };
+
+// Python's float() grammar on ASCII, which is what carbon applies to values and timestamps, less
+// '_' digit grouping: [+-] then digits [. [digits]] or . digits, then [(e|E) [+-] digits]; or inf,
+// infinity, nan in any case. `magnitude` is the power of ten of the first significant digit
+// (clamped), so an out-of-range conversion can be told apart: overflow when it is >= 0.
+NumberKind scan_number(std::string_view text, int64_t& magnitude) {
+    const char* p = text.data();
+    const char* end = p + text.size();
+    if (p < end && (*p == '+' || *p == '-')) ++p;
+    auto word = [&](const char* w) {
+        size_t n = std::strlen(w);
+        if (static_cast<size_t>(end - p) != n) return false;
+        for (size_t i = 0; i < n; ++i)
+            if ((p[i] | 0x20) != w[i]) return false;
+        return true;
+    };
+    if (p < end && ((*p | 0x20) == 'i' || (*p | 0x20) == 'n'))
+        return word("inf") || word("infinity") ? NumberKind::infinite : word("nan") ? NumberKind::nan : NumberKind::invalid;
+    size_t digits = 0;
+    int64_t integer_significant = 0, fraction_zeros = 0;
+    bool significant = false;
+    for (; p < end && is_digit(*p); ++p, ++digits)
+        if (significant || *p != '0') significant = true, ++integer_significant;
+    if (p < end && *p == '.') {
+        for (++p; p < end && is_digit(*p); ++p, ++digits)
+            if (!significant && *p == '0')
+                ++fraction_zeros;
+            else
+                significant = true;
+    }
+    if (!digits) return NumberKind::invalid;
+    magnitude = integer_significant ? integer_significant - 1 : -(fraction_zeros + 1);
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        ++p;
+        bool negative = p < end && *p == '-';
+        if (p < end && (*p == '+' || *p == '-')) ++p;
+        int64_t exponent = 0;
+        size_t exponent_digits = 0;
+        for (; p < end && is_digit(*p); ++p, ++exponent_digits)
+            if (exponent < 1'000'000'000) exponent = exponent * 10 + (*p - '0');
+        if (!exponent_digits) return NumberKind::invalid;
+        magnitude += negative ? -exponent : exponent;
+    }
+    return p == end ? NumberKind::finite : NumberKind::invalid;
+}
+
+// A value is any number carbon reads, infinities and overflow (carbon reads 1e309 as inf)
+// included, but not NaN (carbon drops it).
+bool valid_value(std::string_view text) {
+    int64_t magnitude;
+    NumberKind kind = scan_number(text, magnitude);
+    return kind == NumberKind::finite || kind == NumberKind::infinite;
+}
+
+// carbon turns a timestamp with int(ts) == -1 into "now" and fails on int(inf), dropping the
+// connection: so finite only, -2 < ts <= -1 means now, other negative ones are refused.
+bool valid_timestamp(std::string_view text, bool& now) {
+    int64_t magnitude = 0;
+    if (scan_number(text, magnitude) != NumberKind::finite) return false;
+    if (text.front() == '+') text.remove_prefix(1);
+    double timestamp = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), timestamp);
+    if (ptr != text.data() + text.size()) return false;
+    if (ec == std::errc::result_out_of_range) {
+        if (magnitude >= 0) return false;  // overflows a double: carbon's int(ts) would raise
+        timestamp = 0;                     // underflows to (-)0
+    } else if (ec != std::errc()) {
+        return false;
+    }
+    now = timestamp > -2 && timestamp <= -1;
+    return now || timestamp >= 0;
+}
 
 // A plain decimal: -?digits[.digits][e[+-]digits], at least one digit before the exponent.
 bool is_plain_decimal(const char* p, const char* end) {
@@ -43,9 +146,11 @@ bool is_plain_decimal(const char* p, const char* end) {
     return p == end;
 }
 
-// The common case, `name value timestamp` with single spaces, a plain decimal value and an
-// unsigned integer timestamp, found with three memchr and no conversion. Anything else returns
-// false and goes through the general parser, which decides.
+// The common case, `name value timestamp` with single spaces, a valid name (checked byte by byte
+// only when it is not all printable ASCII), a plain decimal value and an unsigned integer timestamp, found with three memchr and no conversion.
+// It accepts only lines the general parser accepts with the same result (every other line
+// returns false and goes to the general parser, which decides); tests/unit/line_test.cpp runs
+// both on every case.
 bool parse_canonical(std::string_view line, ParsedLine& out) {
     const char* begin = line.data();
     const char* end = begin + line.size();
@@ -54,12 +159,12 @@ bool parse_canonical(std::string_view line, ParsedLine& out) {
     const char* second = static_cast<const char*>(std::memchr(first + 1, ' ', static_cast<size_t>(end - first - 1)));
     if (!second || second == first + 1 || second + 1 == end) return false;
     if (std::memchr(second + 1, ' ', static_cast<size_t>(end - second - 1))) return false;
-    unsigned char control = 0;  // no early exit, so the compiler can vectorise the scan
-    for (const char* p = begin; p < first; ++p) {
-        unsigned char c = static_cast<unsigned char>(*p);
-        control |= static_cast<unsigned char>((c < 0x20) | (c == 0x7f));
-    }
-    if (control) return false;
+    // Anything outside '!'..'~' (whitespace, control, UTF-8) is for the general parser. No early
+    // exit, so the compiler can vectorise the scan.
+    bool outside = false;
+    for (const char* p = begin; p < first; ++p) outside |= !is_plain(static_cast<unsigned char>(*p));
+    // A name with UTF-8 stays here when it is a valid name (so holds no whitespace to split on).
+    if (outside && check_name(std::string_view(begin, static_cast<size_t>(first - begin))) != LineError::none) return false;
     if (!is_plain_decimal(first + 1, second)) return false;
     if (end - second - 1 > 18) return false;
     for (const char* p = second + 1; p < end; ++p)
@@ -72,50 +177,90 @@ bool parse_canonical(std::string_view line, ParsedLine& out) {
     return true;
 }
 
-}  // namespace
-
-LineError parse_line(std::string_view line, ParsedLine& out) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (parse_canonical(line, out)) return LineError::none;
-    return parse_line_general(line, out);
+std::string_view span(const unsigned char* from, const unsigned char* to) {
+    return std::string_view(reinterpret_cast<const char*>(from), static_cast<size_t>(to - from));
 }
 
-LineError parse_line_general(std::string_view line, ParsedLine& out) {
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+// The general parser, on a line whose trailing '\r' (one) is already dropped.
+LineError parse_fields(std::string_view line, ParsedLine& out) {
+    const auto* p = reinterpret_cast<const unsigned char*>(line.data());
+    const auto* end = p + line.size();
     std::string_view fields[3];
     size_t count = 0;
-    size_t pos = 0;
-    size_t separators = 0;
-    const size_t size = line.size();
-    while (pos < size) {
-        while (pos < size && is_blank(line[pos])) ++pos, ++separators;
-        if (pos == size) break;
-        size_t start = pos;
-        while (pos < size && !is_blank(line[pos])) ++pos;
+    bool name_control = false;
+    CharClass kind;
+    for (;;) {
+        while (p < end && !is_plain(*p)) {  // separators
+            size_t len = classify(p, end, kind);
+            if (!len) return LineError::bad_utf8;
+            if (kind != CharClass::space) break;
+            p += len;
+        }
+        if (p == end) break;
         if (count == 3) return LineError::field_count;
-        fields[count++] = line.substr(start, pos - start);
+        const unsigned char* start = p;
+        while (p < end) {  // a field: printable ASCII in a tight loop, the rest one character at a time
+            if (is_plain(*p)) {
+                ++p;
+                continue;
+            }
+            size_t len = classify(p, end, kind);
+            if (!len) return LineError::bad_utf8;
+            if (kind == CharClass::space) break;
+            name_control |= count == 0 && kind == CharClass::control;
+            p += len;
+        }
+        fields[count++] = span(start, p);
     }
     if (count == 0) return LineError::empty;
     if (count != 3) return LineError::field_count;
-
-    for (unsigned char c : fields[0])
-        if (c < 0x20 || c == 0x7f) return LineError::bad_name;
-
-    double value = 0;
-    if (!parse_number(fields[1], value) || std::isnan(value)) return LineError::bad_value;
-
-    double timestamp = 0;
-    if (!parse_number(fields[2], timestamp) || !std::isfinite(timestamp)) return LineError::bad_timestamp;
-    bool now = timestamp == -1;
-    if (timestamp < 0 && !now) return LineError::bad_timestamp;
+    if (name_control) return LineError::bad_name;
+    if (!valid_value(fields[1])) return LineError::bad_value;
+    bool now = false;
+    if (!valid_timestamp(fields[2], now)) return LineError::bad_timestamp;
 
     out.name = fields[0];
     out.value = fields[1];
     out.timestamp = fields[2];
     out.timestamp_is_now = now;
-    out.canonical = !now && separators == 2 && fields[0].data() == line.data() &&
-                    fields[2].data() + fields[2].size() == line.data() + line.size() && line[fields[0].size()] == ' ' &&
-                    fields[1].data()[fields[1].size()] == ' ';
+    const char* name_end = fields[0].data() + fields[0].size();
+    const char* value_end = fields[1].data() + fields[1].size();
+    out.canonical = !now && fields[0].data() == line.data() && *name_end == ' ' && fields[1].data() == name_end + 1 &&
+                    *value_end == ' ' && fields[2].data() == value_end + 1 &&
+                    fields[2].data() + fields[2].size() == line.data() + line.size();
+    return LineError::none;
+}
+
+}  // namespace
+
+// '\r' is whitespace anyway; both parsers drop one trailing '\r' first so that "a 1 2\r\n", as
+// sent by many clients, is canonical on either.
+LineError parse_line(std::string_view line, ParsedLine& out) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (parse_canonical(line, out)) return LineError::none;
+    return parse_fields(line, out);
+}
+
+LineError parse_line_general(std::string_view line, ParsedLine& out) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return parse_fields(line, out);
+}
+
+LineError check_name(std::string_view name) {
+    if (name.empty()) return LineError::bad_name;
+    const auto* begin = reinterpret_cast<const unsigned char*>(name.data());
+    const auto* end = begin + name.size();
+    for (const unsigned char* p = begin; p < end;) {
+        if (is_plain(*p)) {
+            ++p;
+            continue;
+        }
+        CharClass kind;
+        size_t len = classify(p, end, kind);
+        if (!len) return LineError::bad_utf8;
+        if (kind != CharClass::other) return LineError::bad_name;
+        p += len;
+    }
     return LineError::none;
 }
 
@@ -124,6 +269,7 @@ const char* describe(LineError error) {
         case LineError::none: return "valid";
         case LineError::empty: return "empty line";
         case LineError::field_count: return "expected 3 fields: name value timestamp";
+        case LineError::bad_utf8: return "not valid UTF-8";
         case LineError::bad_name: return "control character in metric name";
         case LineError::bad_value: return "value is not a number";
         case LineError::bad_timestamp: return "timestamp is not a non-negative number or -1";

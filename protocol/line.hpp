@@ -1,27 +1,38 @@
 // Graphite plaintext: `name value timestamp`. Pure code, no I/O, no allocation.
+//
+// What is accepted is decided against carbon's own receiver (carbon/protocols.py, MetricLineReceiver):
+// the README's "Input" section has the table, tests/unit/line_test.cpp a test per row and
+// tests/process/test_carbon_differential.py the comparison with carbon itself.
 #pragma once
 
 #include <string_view>
 
 namespace polymur::protocol {
 
-enum class LineError { none, empty, field_count, bad_name, bad_value, bad_timestamp };
+enum class LineError { none, empty, field_count, bad_utf8, bad_name, bad_value, bad_timestamp };
 
 struct ParsedLine {
     std::string_view name;
     std::string_view value;
     std::string_view timestamp;
-    bool timestamp_is_now = false;  // "-1": the relay stamps the time it received the line
+    bool timestamp_is_now = false;  // -2 < timestamp <= -1: the relay stamps the time it received the line
     // True when the line is already `name value timestamp` with single spaces, so it can be
     // forwarded byte for byte.
     bool canonical = false;
 };
 
-// `line` is one line without its '\n'; a trailing '\r' is accepted and dropped.
+// `line` is one line without its '\n'. Fields are separated by any run of what carbon (Python's
+// str.split) calls whitespace: ASCII space, \t, \n, \v, \f, \r, \x1c-\x1f and the Unicode spaces
+// (U+0085, U+00A0, U+2003, ...). The whole line must be valid UTF-8.
 LineError parse_line(std::string_view line, ParsedLine& out);
 
 // The general parser, without parse_line's fast path for the common form (for tests).
 LineError parse_line_general(std::string_view line, ParsedLine& out);
+
+// What a forwarded metric name must be (also a namespace prefix): valid UTF-8 (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF), no whitespace, no control character
+// (U+0000-U+001F, U+007F-U+009F). Returns none, bad_utf8 or bad_name.
+LineError check_name(std::string_view name);
 
 const char* describe(LineError error);
 

@@ -13,6 +13,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/self_metrics.hpp"
 #include "worker/cidr.hpp"
@@ -288,6 +289,9 @@ std::string validate_config(const Config& config) {
     if (config.workers > shm::kMaxWorkers) return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
     if (config.max_line_length < 16 || config.max_line_length > (1u << 20)) return "--max-line-length must be between 16 and 1048576";
     if (config.queue_cap == 0) return "--queue-cap must be at least 1";
+    // polymur's own metrics go to the destinations too: their names follow the rule of every forwarded name.
+    if (!config.self_metrics_prefix.empty() && protocol::check_name(config.self_metrics_prefix) != protocol::LineError::none)
+        return "--self-metrics-prefix must be a metric name: UTF-8 without whitespace or control characters";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
     std::vector<route::Destination> ring_members;

@@ -8,6 +8,8 @@
 // client's namespace (the metric prefix with --key-prefix).
 #include "worker/http_ingest.hpp"
 
+#include "protocol/line.hpp"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -54,14 +56,13 @@ std::string shown(std::string_view text, size_t max = 80) {
     return out;
 }
 
-// A namespace becomes the first component of metric names: no whitespace, control characters or
-// '/', no empty components.
+// A namespace becomes the first component of metric names, so it must be a valid name itself (the
+// line parser's rule: UTF-8, no whitespace carbon would split on, no control character), without
+// '/' and empty components.
 bool valid_namespace(std::string_view ns) {
     if (ns.empty() || ns.size() > kNamespaceMax || ns.front() == '.' || ns.back() == '.') return false;
-    if (ns.find("..") != std::string_view::npos) return false;
-    for (unsigned char c : ns)
-        if (c <= 0x20 || c == 0x7f || c == '/') return false;
-    return true;
+    if (ns.find("..") != std::string_view::npos || ns.find('/') != std::string_view::npos) return false;
+    return protocol::check_name(ns) == protocol::LineError::none;
 }
 
 enum class CnResult { ok, missing, ambiguous, unreadable };
@@ -400,7 +401,7 @@ void Ingest::handle(struct evhttp_request* req) {
                    : got == CnResult::unreadable
                        ? "the client certificate's subject CN is not readable"
                        : "the client certificate's subject CN '" + shown(cn) + "' is not usable as a namespace "
-                         "(whitespace, control characters, '/' or empty components)");
+                         "(invalid UTF-8, whitespace, control characters, '/' or empty components)");
             return;
         }
     } else {

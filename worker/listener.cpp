@@ -239,7 +239,6 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
         return;
     }
-    ++received_;
     std::string_view parts[6];
     size_t count, total;
     if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
@@ -255,7 +254,14 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         parts[5] = "\n";
         count = 6;
         total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
+        // A -1 stamped with the time grows the line: what is forwarded is held to the same bound
+        // (a carbon-cache drops the connection on a line over 16384 bytes, and what follows with it).
+        if (total - 1 > config_.max_line_length) {
+            ++too_long_;
+            return;
+        }
     }
+    ++received_;
     uint16_t chosen[shm::kMaxDestinations];
     size_t n = targets(parsed.name, chosen);
     for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, count, total);
@@ -287,7 +293,9 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     std::vector<uint64_t> bytes(routes_.size()), counts(routes_.size());
     uint16_t chosen[shm::kMaxDestinations];
     char name[kMaxPrefixedName];
-    auto for_each_valid = [&](auto&& visit) { protocol::for_each_batch_line(lines, prefix, config_.max_line_length, name, visit); };
+    auto for_each_valid = [&](auto&& visit) {
+        protocol::for_each_batch_line(lines, prefix, config_.max_line_length, now_len_, name, visit);
+    };
     // First pass: validate and add up what each destination queue must take.
     for_each_valid([&](std::string_view line, const protocol::ParsedLine* parsed, std::string_view full) {
         if (!parsed) {

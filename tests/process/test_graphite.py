@@ -126,6 +126,40 @@ class GraphiteEndToEndTest(unittest.TestCase):
                                   path(ring.get_node(name)[1], name)], capture_output=True, text=True, check=True).stdout
             self.assertIn("%d\t%f" % (now, metrics[name]), out)
 
+    def test_a_line_carbon_cannot_decode_never_reaches_it(self):
+        # carbon-cache decodes every line as UTF-8; one it cannot decode drops the connection and what
+        # was behind it in its buffer. polymur must refuse such a line and deliver the rest.
+        relay = Polymur(destinations=["127.0.0.1:%d" % self.ports["a"]])
+        self.addCleanup(relay.cleanup)
+        relay.start()
+        wait_until(lambda: all(d["state"] == "connected" for d in relay.stats()["destinations"].values()), 10)
+
+        now = int(time.time()) // 60 * 60
+        points = {("poison.next.m%02d" % m, now - 60 * k): m * 1000 + k for m in range(30) for k in range(50)}
+        payload = b"poison.a\xffb 1 %d\n" % now
+        payload += "".join("%s %d %d\n" % (name, value, ts) for (name, ts), value in points.items()).encode()
+        subprocess.run(["nc", "-q", "1", "127.0.0.1", str(relay.port)], input=payload, check=True, timeout=30)
+        wait_until(lambda: relay.stats()["received"] + relay.stats()["invalid"] == len(points) + 1, 10,
+                   message="polymur read every line")
+
+        sys.path.insert(0, "/usr/lib/python3/dist-packages")
+        import whisper
+
+        def stored():
+            found = 0
+            for m in range(30):
+                path = os.path.join(self.root, "a", "whisper", "poison", "next", "m%02d.wsp" % m)
+                if os.path.exists(path):
+                    (start, _end, step), values = whisper.fetch(path, now - 60 * 50, now + 60)
+                    found += sum(1 for i, v in enumerate(values)
+                                 if points.get(("poison.next.m%02d" % m, start + i * step)) == v)
+            return found
+
+        wait_until(lambda: stored() == len(points), 120, interval=0.5,
+                   message="all %d lines after the invalid one in whisper" % len(points))
+        self.assertEqual(relay.stats()["invalid"], 1)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "a", "whisper", "poison", "a\ufffdb.wsp")))
+
 
 if __name__ == "__main__":
     unittest.main()

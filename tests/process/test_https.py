@@ -611,7 +611,12 @@ class PlainHttpTest(RelayTestCase):
         # A namespace that would break metric names is refused.
         self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": "a b"})[0], 403)
         self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": "../etc"})[0], 403)
-        want = ["site-b." + line for line in numbered("lb", 0, 20)] + numbered("bare", 0, 5)
+        # So is one carbon could not read as part of a name: invalid UTF-8, Unicode spaces it splits on,
+        # C1 controls. UTF-8 that is a valid name is taken.
+        for bad in (b"a\xffb", b"a\xc0\xafb", b"a\xc2\xa0b", b"a\xe2\x80\x83b", b"a\xc2\x85b", b"a\xc2\x9bb"):
+            self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": bad})[0], 403, bad)
+        self.assertEqual(self.post(port, ["utf 1 1"], {"X-Polymur-Namespace": "sit\xc3\xa9".encode("latin-1")})[0], 200)
+        want = ["site-b." + line for line in numbered("lb", 0, 20)] + numbered("bare", 0, 5) + ["sit\u00e9.utf 1 1"]
         wait_until(lambda: sink.line_count() >= len(want), 20, message="lines at the sink")
         self.assertEqual(sorted(sink.lines()), sorted(want))
         wait_until(lambda: "forwarded for 203.0.113.7" in node.log(), 5, message="X-Forwarded-For logged")

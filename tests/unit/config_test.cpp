@@ -290,6 +290,15 @@ TEST_F(ConfigTest, BadValueTypeIsAnError) {
     EXPECT_EQ(parse({"-metrics-flush=soon"}), ParseOutcome::exit_error);
 }
 
+TEST_F(ConfigTest, SelfMetricsPrefixMustBeAMetricName) {
+    EXPECT_EQ(parse({"--self-metrics-prefix=relays.m\xc3\xa9tro"}), ParseOutcome::run) << err();
+    for (const char* bad : {"--self-metrics-prefix=a b", "--self-metrics-prefix=a\xff", "--self-metrics-prefix=a\xc2\xa0" "b",
+                            "--self-metrics-prefix=a\x1b[31m"}) {
+        EXPECT_EQ(parse({bad}), ParseOutcome::exit_error) << bad;
+        EXPECT_NE(err().find("--self-metrics-prefix must be a metric name"), std::string::npos) << err();
+    }
+}
+
 TEST_F(ConfigTest, MissingValueIsAnError) {
     EXPECT_EQ(parse({"--listen-addr"}), ParseOutcome::exit_error);
     EXPECT_NE(err().find("(try --help)"), std::string::npos) << err();

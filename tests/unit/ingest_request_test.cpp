@@ -126,7 +126,7 @@ TEST(GzipBody, LyingTrailerIsOnlyAHint) {
 TEST(BatchLines, PrefixAndInvalidLines) {
     char name[32];
     std::vector<std::string> seen;
-    for_each_batch_line("a.b 1 2\nbad\n\nc 3 -1\nd 4 5", "tenant", 100, name,
+    for_each_batch_line("a.b 1 2\nbad\n\nc 3 -1\nd 4 5", "tenant", 100, 10, name,
                         [&](std::string_view line, const ParsedLine* parsed, std::string_view full) {
                             seen.push_back(parsed ? std::string(full) : "invalid:" + std::string(line));
                         });
@@ -137,9 +137,14 @@ TEST(BatchLines, BoundsHold) {
     char name[16];
     std::vector<bool> valid;
     auto visit = [&](std::string_view, const ParsedLine* parsed, std::string_view) { valid.push_back(parsed != nullptr); };
-    for_each_batch_line("abcdefghij 1 2\nshort 1 2\n", "tenant", 100, name, visit);  // 6 + 1 + 10 > 16
+    for_each_batch_line("abcdefghij 1 2\nshort 1 2\n", "tenant", 100, 10, name, visit);  // 6 + 1 + 10 > 16
     EXPECT_EQ(valid, (std::vector<bool> {false, true}));
     valid.clear();
-    for_each_batch_line("a 1 2\nabcdefgh 1 2\n", "", 10, name, visit);  // the second is longer than 10
+    for_each_batch_line("a 1 2\nabcdefgh 1 2\n", "", 10, 10, name, visit);  // the second is longer than 10
     EXPECT_EQ(valid, (std::vector<bool> {true, false}));
+    // As forwarded: "a 1 1700000000" (-1 stamped) and "tenant.ab 1 2" are longer than 12.
+    valid.clear();
+    for_each_batch_line("a 1 -1\na 1 2\n", "", 12, 10, name, visit);
+    for_each_batch_line("ab 1 2\n", "tenant", 12, 10, name, visit);
+    EXPECT_EQ(valid, (std::vector<bool> {false, true, false}));
 }

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 
 namespace polymur::protocol {
@@ -81,9 +85,17 @@ TEST(ParseLine, TrailingCarriageReturnIsDropped) {
     EXPECT_FALSE(p.line.timestamp_is_now);
 }
 
-TEST(ParseLine, CarriageReturnInsideIsNotDropped) {
-    // Only a trailing '\r' is a line ending; one before the timestamp makes the value invalid.
-    EXPECT_EQ(parse("a.b 1\r 2").error, LineError::bad_value);
+TEST(ParseLine, CarriageReturnInsideIsASeparator) {
+    // carbon splits on '\r' as on any whitespace, wherever it is.
+    for (const char* text : {"a.b 1\r 2", "a.b\r1\r2", "a.b 1 2\r\r", "\ra.b 1 2"}) {
+        auto p = parse(text);
+        ASSERT_EQ(p.error, LineError::none) << text;
+        EXPECT_EQ(p.line.name, "a.b");
+        EXPECT_EQ(p.line.value, "1");
+        EXPECT_EQ(p.line.timestamp, "2");
+        EXPECT_FALSE(p.line.canonical) << text;
+    }
+    EXPECT_EQ(parse("a.b 1\r2 3").error, LineError::field_count);
 }
 
 TEST(ParseLine, MinusOneTimestampMeansNow) {
@@ -132,6 +144,14 @@ TEST(ParseLine, ExponentValues) {
     EXPECT_EQ(parse("a.b 1 1.7e9").error, LineError::none);
     EXPECT_EQ(parse("a.b 1e 2").error, LineError::bad_value);
     EXPECT_EQ(parse("a.b 0x10 2").error, LineError::bad_value);
+    EXPECT_EQ(parse("a.b 0x1p3 2").error, LineError::bad_value);  // Python's float() has no hex either
+    EXPECT_EQ(parse("a.b 1.e5 2").error, LineError::none);
+    EXPECT_EQ(parse("a.b 007 017").error, LineError::none);  // leading zeros, as float("007")
+    EXPECT_EQ(parse("a.b --1 2").error, LineError::bad_value);
+    EXPECT_EQ(parse("a.b 1.5.2 2").error, LineError::bad_value);
+    EXPECT_EQ(parse("a.b .e5 2").error, LineError::bad_value);
+    EXPECT_EQ(parse("a.b nan(1) 2").error, LineError::bad_value);
+    EXPECT_EQ(parse("a.b infinit 2").error, LineError::bad_value);
     EXPECT_EQ(parse("a.b 1,5 2").error, LineError::bad_value);
     EXPECT_EQ(parse("a.b 12abc 2").error, LineError::bad_value);
 }
@@ -144,7 +164,7 @@ TEST(ParseLine, NanValueIsRejected) {
 }
 
 TEST(ParseLine, InfValueIsAccepted) {
-    for (const char* v : {"inf", "-inf", "+inf", "Infinity"}) {
+    for (const char* v : {"inf", "-inf", "+inf", "Infinity", "iNfInItY", "-INF"}) {
         auto p = parse(std::string("a.b ") + v + " 2");
         EXPECT_EQ(p.error, LineError::none) << v;
         EXPECT_EQ(p.line.value, v);
@@ -152,7 +172,11 @@ TEST(ParseLine, InfValueIsAccepted) {
 }
 
 TEST(ParseLine, NonFiniteTimestampIsRejected) {
+    // carbon's int(ts) raises on these and the exception drops the connection.
     EXPECT_EQ(parse("a.b 1 inf").error, LineError::bad_timestamp);
+    EXPECT_EQ(parse("a.b 1 Infinity").error, LineError::bad_timestamp);
+    EXPECT_EQ(parse("a.b 1 1e309").error, LineError::bad_timestamp);
+    EXPECT_EQ(parse("a.b 1 " + std::string(400, '9')).error, LineError::bad_timestamp);
     EXPECT_EQ(parse("a.b 1 nan").error, LineError::bad_timestamp);
     EXPECT_EQ(parse("a.b 1 -inf").error, LineError::bad_timestamp);
 }
@@ -160,6 +184,8 @@ TEST(ParseLine, NonFiniteTimestampIsRejected) {
 TEST(ParseLine, NegativeTimestampOtherThanMinusOneIsRejected) {
     EXPECT_EQ(parse("a.b 1 -2").error, LineError::bad_timestamp);
     EXPECT_EQ(parse("a.b 1 -0.5").error, LineError::bad_timestamp);
+    EXPECT_EQ(parse("a.b 1 -2.0").error, LineError::bad_timestamp);
+    EXPECT_EQ(parse("a.b 1 -1e400").error, LineError::bad_timestamp);
     EXPECT_EQ(parse("a.b 1 -1700000000").error, LineError::bad_timestamp);
     EXPECT_EQ(parse("a.b 1 abc").error, LineError::bad_timestamp);
     // 0 is a valid (if odd) timestamp.
@@ -220,6 +246,119 @@ TEST(ParseLine, LongName) {
     EXPECT_TRUE(p.line.canonical);
 }
 
+// carbon-cache decodes each line as UTF-8 and drops the connection, with everything behind the line
+// in its buffer, when it cannot: such a line must never be forwarded.
+TEST(ParseLine, InvalidUtf8IsRejected) {
+    const char* bad[] = {
+        "\xff", "\xfe", "\x80", "\xbf",                   // never valid / a stray continuation byte
+        "\xc0\x80", "\xc1\xbf", "\xe0\x80\xaf",           // overlong forms (of NUL, U+007F, '/')
+        "\xf0\x80\x80\xaf", "\xe0\x9f\xbf",               // overlong 4- and 3-byte forms
+        "\xed\xa0\x80", "\xed\xbf\xbf",                   // UTF-16 surrogates
+        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80",  // past U+10FFFF
+        "\xc3", "\xe6\xb8", "\xf0\x9f\x98",               // truncated sequences
+        "\xc3\x28", "\xe2\x28\xa1",                       // a lead byte without its continuation
+    };
+    for (const char* b : bad) {
+        EXPECT_EQ(parse(std::string("a") + b + "b 1 2").error, LineError::bad_utf8) << b;
+        EXPECT_EQ(parse(std::string("a.b") + b + " 1 2").error, LineError::bad_utf8) << b;  // before a separator
+        EXPECT_EQ(parse(std::string("a.b") + b).error, LineError::bad_utf8) << b;           // at the end of the line
+        EXPECT_EQ(parse(std::string("a.b 1") + b + " 2").error, LineError::bad_utf8) << b;
+        EXPECT_EQ(parse(std::string("a.b 1 2") + b).error, LineError::bad_utf8) << b;
+        EXPECT_EQ(parse(std::string("a.b 1 2 ") + b).error, LineError::bad_utf8) << b;
+        EXPECT_EQ(check_name(std::string("a") + b), LineError::bad_utf8) << b;
+    }
+}
+
+TEST(ParseLine, Utf8BoundariesAreAccepted) {
+    const char* good[] = {"\xc2\xa1", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf",
+                          "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",
+                          "\xe2\x80\x8b", "\xe1\xa0\x8e", "\xef\xbb\xbf"};  // U+200B, U+180E, U+FEFF are not whitespace
+    for (const char* g : good) {
+        const std::string name = std::string("a") + g + "b";
+        auto p = parse(name + " 1 2");
+        ASSERT_EQ(p.error, LineError::none) << g;
+        EXPECT_EQ(p.line.name, name);
+        EXPECT_TRUE(p.line.canonical);
+        EXPECT_EQ(check_name(name), LineError::none);
+    }
+}
+
+TEST(ParseLine, C1ControlInNameIsRejected) {
+    for (const char* c : {"\xc2\x80", "\xc2\x9b", "\xc2\x9f"})  // U+0080, CSI, U+009F
+        EXPECT_EQ(parse(std::string("a") + c + "b 1 2").error, LineError::bad_name) << c;
+}
+
+// carbon splits on what Python's str.isspace() calls whitespace; so does polymur, and it forwards
+// single spaces.
+const char* const kSpaces[] = {"\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f", "\xc2\x85", "\xc2\xa0",
+                               "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x83", "\xe2\x80\x8a", "\xe2\x80\xa8",
+                               "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+
+TEST(ParseLine, UnicodeWhitespaceSeparatesFields) {
+    for (const char* ws : kSpaces) {
+        const std::string w = ws;
+        for (const std::string& text : {"a.b" + w + "1" + w + "2", w + "a.b 1 2" + w, "a.b" + w + " 1 " + w + w + "2"}) {
+            auto p = parse(text);
+            ASSERT_EQ(p.error, LineError::none) << text;
+            EXPECT_EQ(p.line.name, "a.b");
+            EXPECT_EQ(p.line.value, "1");
+            EXPECT_EQ(p.line.timestamp, "2");
+            EXPECT_FALSE(p.line.canonical);
+        }
+        EXPECT_EQ(parse("a" + w + "b 1 2").error, LineError::field_count) << ws;
+        EXPECT_EQ(parse(w + w).error, LineError::empty) << ws;
+        EXPECT_EQ(check_name("a" + w + "b"), LineError::bad_name) << ws;
+    }
+}
+
+TEST(ParseLine, PythonOnlyNumberFormsAreRejected) {
+    // carbon's float() reads these; other Graphite destinations do not, and polymur forwards the
+    // text as written, so it refuses them.
+    for (const char* n : {"1_000", "1_0.5", "\xef\xbc\x91\xef\xbc\x92", "\xd9\xa1", "1\xef\xbc\x90"}) {
+        EXPECT_EQ(parse(std::string("a.b ") + n + " 2").error, LineError::bad_value) << n;
+        EXPECT_EQ(parse(std::string("a.b 1 ") + n).error, LineError::bad_timestamp) << n;
+    }
+}
+
+TEST(ParseLine, ValueOverflowIsAcceptedAsCarbonReadsIt) {
+    // carbon reads 1e309 as inf and 1e-400 as 0, and stores them; polymur forwards them as written.
+    for (const std::string& v : {std::string("1e309"), std::string("-1e309"), std::string("+1e400"), std::string("1e-400"),
+                                  std::string(400, '9'), "0." + std::string(400, '0') + "1"}) {
+        auto p = parse("a.b " + v + " 2");
+        ASSERT_EQ(p.error, LineError::none) << v;
+        EXPECT_EQ(p.line.value, v);
+        EXPECT_EQ(parse_line_general("a.b " + v + " 2", p.line), LineError::none) << v;
+    }
+}
+
+TEST(ParseLine, TimestampBetweenMinusTwoAndMinusOneMeansNow) {
+    // carbon: int(ts) == -1 means now.
+    for (const char* t : {"-1", "-1.0", "-1e0", "-1.5", "-1.999", "-0.1e1", "-10e-1"}) {
+        auto p = parse(std::string("a.b 1 ") + t);
+        ASSERT_EQ(p.error, LineError::none) << t;
+        EXPECT_TRUE(p.line.timestamp_is_now) << t;
+        EXPECT_FALSE(p.line.canonical);
+    }
+    for (const char* t : {"-2", "-0.999", "-3.5"}) EXPECT_EQ(parse(std::string("a.b 1 ") + t).error, LineError::bad_timestamp) << t;
+    for (const char* t : {"-0", "-0.0", "-1e-400", "1e-400", "1e300"}) {
+        auto p = parse(std::string("a.b 1 ") + t);
+        ASSERT_EQ(p.error, LineError::none) << t;
+        EXPECT_FALSE(p.line.timestamp_is_now) << t;
+        EXPECT_EQ(p.line.timestamp, t);
+    }
+}
+
+TEST(ParseLine, CheckName) {
+    EXPECT_EQ(check_name("a.b;tag=v"), LineError::none);
+    EXPECT_EQ(check_name("m\xc3\xa9trique"), LineError::none);
+    EXPECT_EQ(check_name(""), LineError::bad_name);
+    EXPECT_EQ(check_name("a b"), LineError::bad_name);
+    EXPECT_EQ(check_name("a\tb"), LineError::bad_name);
+    EXPECT_EQ(check_name("a\x01"), LineError::bad_name);
+    EXPECT_EQ(check_name(std::string("a\0", 2)), LineError::bad_name);
+    EXPECT_EQ(check_name("a\x7f"), LineError::bad_name);
+}
+
 TEST(ParseLine, OutputUntouchedOnError) {
     ParsedLine out;
     out.name = "keep";
@@ -233,6 +372,7 @@ TEST(ParseLine, Describe) {
     EXPECT_STREQ(describe(LineError::none), "valid");
     EXPECT_STREQ(describe(LineError::empty), "empty line");
     EXPECT_STREQ(describe(LineError::field_count), "expected 3 fields: name value timestamp");
+    EXPECT_STREQ(describe(LineError::bad_utf8), "not valid UTF-8");
     EXPECT_STREQ(describe(LineError::bad_name), "control character in metric name");
     EXPECT_STREQ(describe(LineError::bad_value), "value is not a number");
     EXPECT_STREQ(describe(LineError::bad_timestamp), "timestamp is not a non-negative number or -1");
@@ -244,35 +384,98 @@ TEST(ParseLine, Describe) {
 namespace polymur::protocol {
 namespace {
 
-// The fast path must agree with the general parser on every line, valid or not.
+// The fast path only takes lines the general parser takes the same way; every case here runs through
+// both.
+void expect_same(const std::string& line, size_t& accepted_fast) {
+    ParsedLine fast, general;
+    LineError a = parse_line(line, fast), b = parse_line_general(line, general);
+    ASSERT_EQ(a, b) << "'" << line << "'";
+    if (a != LineError::none) return;
+    EXPECT_EQ(fast.name, general.name) << line;
+    EXPECT_EQ(fast.value, general.value) << line;
+    EXPECT_EQ(fast.timestamp, general.timestamp) << line;
+    EXPECT_EQ(fast.timestamp_is_now, general.timestamp_is_now) << line;
+    EXPECT_EQ(fast.canonical, general.canonical) << line;
+    accepted_fast += fast.canonical;
+}
+
 TEST(ParseLine, FastPathAgreesWithTheGeneralParser) {
-    const char* names[] = {"a.b", "x", "tagged;a=b", "utf8.\xc3\xa9t\xc3\xa9", "tab\tname", "ctl\x01name", "del\x7f", ""};
+    const char* names[] = {"a.b", "x", "tagged;a=b", "utf8.\xc3\xa9t\xc3\xa9", "tab\tname", "ctl\x01name", "del\x7f",
+                           "", "bad\xffutf8", "c1\xc2\x9b", "nbsp\xc2\xa0", "~!", "sur\xed\xa0\x80"};
     const char* values[] = {"1", "-1", "1.5", ".5", "5.", "-0", "1e3", "1E-3", "2.5e+10", "+1", "nan", "inf", "-inf",
-                            "1e", "e3", "--1", "1..2", "0x10", "", "1_0", "-.5", "-", ".", "1.5e3.2"};
+                            "1e", "e3", "--1", "1..2", "0x10", "", "1_0", "-.5", "-", ".", "1.5e3.2", "1e309",
+                            "1e-400", "\xef\xbc\x91", "Infinity", "1.e5"};
     const char* stamps[] = {"1700000000", "-1", "0", "1.5", "1e9", "-2", "+5", "abc", "", "12345678901234567890",
-                            "123456789012345678", "-1.0", "017"};
-    const char* seps[] = {" ", "  ", "\t"};
-    size_t compared = 0;
+                            "123456789012345678", "1234567890123456789", "-1.0", "017", "-1.5", "1e309", "1_7"};
+    const char* seps[] = {" ", "  ", "\t", "\r", "\xc2\xa0", "\x0b"};
+    size_t compared = 0, fast = 0;
     for (const char* n : names)
         for (const char* v : values)
             for (const char* t : stamps)
                 for (const char* s1 : seps)
                     for (const char* s2 : seps)
-                        for (const char* tail : {"", "\r", " "}) {
-                            std::string line = std::string(n) + s1 + v + s2 + t + tail;
-                            ParsedLine fast, general;
-                            LineError a = parse_line(line, fast), b = parse_line_general(line, general);
-                            ASSERT_EQ(a, b) << "'" << line << "'";
-                            if (a == LineError::none) {
-                                EXPECT_EQ(fast.name, general.name) << line;
-                                EXPECT_EQ(fast.value, general.value) << line;
-                                EXPECT_EQ(fast.timestamp, general.timestamp) << line;
-                                EXPECT_EQ(fast.timestamp_is_now, general.timestamp_is_now) << line;
-                                EXPECT_EQ(fast.canonical, general.canonical) << line;
-                            }
+                        for (const char* tail : {"", "\r", " ", "\xe3\x80\x80"}) {
+                            expect_same(std::string(n) + s1 + v + s2 + t + tail, fast);
                             ++compared;
                         }
-    EXPECT_GT(compared, 50000u);
+    EXPECT_GT(compared, 500000u);
+    EXPECT_GT(fast, 1000u);   // the fast path was taken, not only the general parser
+}
+
+// Random lines from fragments that sit on the edges of both parsers.
+TEST(ParseLine, FastPathAgreesOnRandomLines) {
+    const char* fragments[] = {"a", "b.c", " ", " ", " ", "\t", "\r", "1", "0", "9", ".", "-", "+", "e", "E", "-1",
+                               "inf", "nan", "_", "\xc3\xa9", "\xc2\xa0", "\xc2\x85", "\xff", "\xc3", "\x01", "\x7f",
+                               "\xe3\x80\x80", "1700000000", "12345678901234567890", "\xef\xbc\x91", ";", "=", "x"};
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    auto next = [&] {  // splitmix64: the same lines on every run
+        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    size_t fast = 0;
+    for (int i = 0; i < 200000; ++i) {
+        std::string line;
+        for (uint64_t k = next() % 12; k > 0; --k) line += fragments[next() % std::size(fragments)];
+        expect_same(line, fast);
+    }
+    EXPECT_GT(fast, 5u);
+}
+
+// tests/data/lines: one file per row of the README's table (also the fuzz target's seeds). Every line
+// gets the row's decision, on both parsers.
+TEST(ParseLine, SeedFilesGetTheirRowsDecision) {
+    const std::map<std::string, LineError> rows = {
+        {"canonical", LineError::none},         {"crlf", LineError::none},
+        {"tabs-and-runs", LineError::none},     {"unicode-spaces", LineError::none},
+        {"ascii-separators", LineError::none},  {"cr-inside", LineError::none},
+        {"invalid-utf8", LineError::bad_utf8},  {"overlong-nul", LineError::bad_utf8},
+        {"surrogate", LineError::bad_utf8},     {"past-10ffff", LineError::bad_utf8},
+        {"truncated-utf8", LineError::bad_utf8}, {"utf8-name", LineError::none},
+        {"c0-control", LineError::bad_name},    {"c1-control", LineError::bad_name},
+        {"nul", LineError::bad_name},           {"value-forms", LineError::none},
+        {"value-invalid", LineError::bad_value}, {"timestamp-now", LineError::none},
+        {"timestamp-invalid", LineError::bad_timestamp}};
+    size_t files = 0, fast = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(POLYMUR_TEST_DATA_DIR "/lines")) {
+        if (entry.path().extension() != ".txt") continue;
+        std::ifstream in(entry.path(), std::ios::binary);
+        std::stringstream text;
+        text << in.rdbuf();
+        const std::string stem = entry.path().stem().string();
+        auto row = rows.find(stem);
+        std::string line;
+        for (std::istringstream lines(text.str()); std::getline(lines, line);) {
+            expect_same(line, fast);
+            ParsedLine parsed;
+            if (row != rows.end()) {
+                EXPECT_EQ(parse_line(line, parsed), row->second) << stem << ": " << line;
+            }
+        }
+        ++files;
+    }
+    EXPECT_GE(files, rows.size());
 }
 
 }  // namespace
