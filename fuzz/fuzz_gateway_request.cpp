@@ -54,7 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.empty()) break;
         size_t colon = line.find(':');
-        headers.push_back({line.substr(0, colon), colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1)});
+        headers.push_back(
+            {line.substr(0, colon), colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1)});
     }
     IngestHeaders checked = check_ingest_headers(headers.data(), headers.size(), "X-Polymur-Namespace");
     if (checked.status != 0 && (checked.status != 400 || !checked.why)) std::abort();
@@ -63,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string compressed = compress ? gzip(input) : std::string(input);
     std::vector<std::string_view> chunks;
     const size_t piece = compressed.size() / pieces + 1;
-    for (size_t at = 0; at < compressed.size(); at += piece) chunks.push_back(std::string_view(compressed).substr(at, piece));
+    for (size_t at = 0; at < compressed.size(); at += piece)
+        chunks.push_back(std::string_view(compressed).substr(at, piece));
     GzipBody::Result result = body.decode(chunks.data(), chunks.size(), kBodyLimit);
     if (compress && input.size() <= kBodyLimit && !input.empty() && result != GzipBody::Result::ok) std::abort();
     if (result != GzipBody::Result::ok) return 0;
@@ -73,12 +75,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     char name[20000];
     const std::string_view prefix = checked.has_namespace ? std::string_view("tenant") : std::string_view();
     size_t valid = 0;
-    for_each_batch_line(body.text(), prefix, 16384, 10, name, [&](std::string_view line, const ParsedLine* parsed, std::string_view full) {
-        if (!parsed) return;
-        ++valid;
-        if (full.empty() || parsed->value.empty() || line.size() > 16384) std::abort();
-        if (!prefix.empty() && full.substr(0, prefix.size() + 1) != "tenant.") std::abort();
-    });
+    for_each_batch_line(body.text(), prefix, 16384, 10, name,
+                        [&](std::string_view line, const ParsedLine* parsed, std::string_view full) {
+                            if (!parsed) return;
+                            ++valid;
+                            if (full.empty() || parsed->value.empty() || line.size() > 16384) std::abort();
+                            if (!prefix.empty() && full.substr(0, prefix.size() + 1) != "tenant.") std::abort();
+                        });
     body.shrink_to(4 << 20);
     return 0;
 }

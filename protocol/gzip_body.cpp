@@ -47,7 +47,8 @@ GzipBody::Result GzipBody::decode(const std::string_view* chunks, size_t count, 
         unsigned char trailer[4];
         size_t need = 4;
         for (size_t i = count; i-- > 0 && need > 0;) {
-            for (size_t k = chunks[i].size(); k-- > 0 && need > 0;) trailer[--need] = static_cast<unsigned char>(chunks[i][k]);
+            for (size_t k = chunks[i].size(); k-- > 0 && need > 0;)
+                trailer[--need] = static_cast<unsigned char>(chunks[i][k]);
         }
         size_t hint = static_cast<size_t>(trailer[0]) | static_cast<size_t>(trailer[1]) << 8 |
                       static_cast<size_t>(trailer[2]) << 16 | static_cast<size_t>(trailer[3]) << 24;

@@ -43,8 +43,8 @@ void HttpResponseReader::keep(std::string_view bytes) {
 
 // HTTP/1.1 200 OK
 HttpResponseReader::Result HttpResponseReader::status_line(std::string_view line) {
-    if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || !is_digit(line[5]) || line[6] != '.' || !is_digit(line[7]) ||
-        line[8] != ' ')
+    if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || !is_digit(line[5]) || line[6] != '.' ||
+        !is_digit(line[7]) || line[8] != ' ')
         return fail("not an HTTP answer:", line);
     if (line[5] != '1') return fail("not an HTTP/1 answer:", line);
     if (!is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11]) || (line.size() > 12 && line[12] != ' '))
@@ -77,8 +77,10 @@ HttpResponseReader::Result HttpResponseReader::header(std::string_view line) {
         chunked_ = list_ends_with(value, "chunked");
         other_coding_ = !chunked_;
     } else if (same_token(name, "Connection")) {
-        if (list_contains(value, "close")) close_after_ = true;
-        else if (list_contains(value, "keep-alive")) close_after_ = false;
+        if (list_contains(value, "close"))
+            close_after_ = true;
+        else if (list_contains(value, "keep-alive"))
+            close_after_ = false;
     }
     return Result::more;
 }
@@ -130,7 +132,8 @@ HttpResponseReader::Result HttpResponseReader::feed(std::string_view data, size_
         size_t nl = rest.find('\n');
         if (nl == std::string_view::npos) {
             if (state_ == State::status_line || state_ == State::headers) {
-                if (header_bytes_ + rest.size() > kMaxHeaderBytes) return fail("the answer's headers are longer than 64 KiB");
+                if (header_bytes_ + rest.size() > kMaxHeaderBytes)
+                    return fail("the answer's headers are longer than 64 KiB");
             }
             return Result::more;
         }
@@ -143,8 +146,10 @@ HttpResponseReader::Result HttpResponseReader::feed(std::string_view data, size_
             case State::headers:
                 header_bytes_ += nl + 1;
                 if (header_bytes_ > kMaxHeaderBytes) return fail("the answer's headers are longer than 64 KiB");
-                if (state_ == State::status_line) result = status_line(line);
-                else result = line.empty() ? headers_done() : header(line);
+                if (state_ == State::status_line)
+                    result = status_line(line);
+                else
+                    result = line.empty() ? headers_done() : header(line);
                 break;
             case State::chunk_size: {
                 uint64_t size = 0;
@@ -173,8 +178,9 @@ HttpResponseReader::Result HttpResponseReader::end_of_stream() {
     }
     if (state_ == State::done) return Result::done;
     if (state_ == State::failed) return Result::error;
-    return fail(state_ == State::status_line && header_bytes_ == 0 ? "the connection closed without an answer"
-                                                                    : "the connection closed in the middle of the answer");
+    return fail(state_ == State::status_line && header_bytes_ == 0
+                    ? "the connection closed without an answer"
+                    : "the connection closed in the middle of the answer");
 }
 
 }  // namespace polymur::protocol

@@ -15,7 +15,7 @@ namespace polymur::protocol {
 class HttpResponseReader {
 public:
     enum class Result { more, done, error };
-    static constexpr size_t kKeptBody = 160;          // of the body, for log lines
+    static constexpr size_t kKeptBody = 160;             // of the body, for log lines
     static constexpr size_t kMaxHeaderBytes = 64 << 10;  // status line and headers of one response
 
     // Prepares for the next response on the connection.
@@ -40,7 +40,18 @@ public:
     const std::string& error() const { return error_; }
 
 private:
-    enum class State { status_line, headers, body, chunk_size, chunk_data, chunk_end, trailers, until_close, done, failed };
+    enum class State {
+        status_line,
+        headers,
+        body,
+        chunk_size,
+        chunk_data,
+        chunk_end,
+        trailers,
+        until_close,
+        done,
+        failed
+    };
 
     Result fail(std::string why, std::string_view line = {});
     Result status_line(std::string_view line);

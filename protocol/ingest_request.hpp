@@ -13,10 +13,10 @@ struct HttpHeader {
 };
 
 struct IngestHeaders {
-    int status = 0;                       // 0: acceptable; otherwise the status to refuse with (400)
-    const char* why = nullptr;            // with a status: the reason, for the answer and the log
-    bool has_namespace = false;           // the namespace header is present (exactly once)
-    std::string_view namespace_value;     // its value
+    int status = 0;                    // 0: acceptable; otherwise the status to refuse with (400)
+    const char* why = nullptr;         // with a status: the reason, for the answer and the log
+    bool has_namespace = false;        // the namespace header is present (exactly once)
+    std::string_view namespace_value;  // its value
 };
 
 // Checks the request headers `headers[0..count)` in the order received. `namespace_header` is the

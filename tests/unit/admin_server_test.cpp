@@ -54,7 +54,7 @@ UniqueFd connect_loopback(uint16_t port) {
 bool readable_after_loop(struct event_base* base, int fd, int tries = 200) {
     for (int i = 0; i < tries; ++i) {
         if (base) event_base_loop(base, EVLOOP_NONBLOCK);
-        struct pollfd pfd {fd, POLLIN, 0};
+        struct pollfd pfd = {fd, POLLIN, 0};
         if (poll(&pfd, 1, 10) > 0) return true;
     }
     return false;
@@ -85,9 +85,10 @@ TEST(AdminServer, SessionsStillOpenAreClosedWithTheServer) {
     UniqueFd listener = listen_loopback(port);
     auto server = std::make_unique<Server>(base, backend);
     server->add_listener(listener.get());
-    UniqueFd client = connect_loopback(port);  // connected, no command yet
-    for (int i = 0; i < 20; ++i) event_base_loop(base, EVLOOP_NONBLOCK);  // accepted
-    EXPECT_FALSE(readable_after_loop(base, client.get(), 20));  // the session waits for a command
+    // Connected and accepted, no command yet: the session waits for one.
+    UniqueFd client = connect_loopback(port);
+    for (int i = 0; i < 20; ++i) event_base_loop(base, EVLOOP_NONBLOCK);
+    EXPECT_FALSE(readable_after_loop(base, client.get(), 20));
     server.reset();
     // The session's socket is closed (libevent finishes freeing a bufferevent in its loop): the
     // client reads end of file at once.

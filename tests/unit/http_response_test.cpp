@@ -68,8 +68,10 @@ TEST(HttpResponse, ContentLengthMustBeDigitsOnly) {
 
 TEST(HttpResponse, ContentLengthOverflowIsAnError) {
     HttpResponseReader reader;
-    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551617\r\n\r\n").result, Result::error);
-    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999999\r\n\r\n").result, Result::error);
+    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551617\r\n\r\n").result,
+              Result::error);
+    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999999\r\n\r\n").result,
+              Result::error);
     uint64_t value = 0;
     EXPECT_TRUE(polymur::protocol::parse_content_length("4611686018427387904", value));  // 2^62
     EXPECT_EQ(value, uint64_t {1} << 62);
@@ -80,8 +82,10 @@ TEST(HttpResponse, ContentLengthOverflowIsAnError) {
 
 TEST(HttpResponse, TwoDifferentContentLengthsAreAnError) {
     HttpResponseReader reader;
-    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc").result, Result::error);
-    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length:2\r\n\r\nab").result, Result::done);
+    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc").result,
+              Result::error);
+    EXPECT_EQ(read_all(reader, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length:2\r\n\r\nab").result,
+              Result::done);
 }
 
 TEST(HttpResponse, Chunked) {
@@ -99,7 +103,8 @@ TEST(HttpResponse, Chunked) {
 }
 
 TEST(HttpResponse, BadChunks) {
-    for (const char* bad : {"zz\r\n", "\r\n", "-1\r\n", "10000000000000000\r\nx", "5\r\nabcdefg\r\n", "5 x\r\nabcde\r\n"}) {
+    for (const char* bad :
+         {"zz\r\n", "\r\n", "-1\r\n", "10000000000000000\r\nx", "5\r\nabcdefg\r\n", "5 x\r\nabcde\r\n"}) {
         HttpResponseReader reader;
         std::string text = std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") + bad;
         EXPECT_EQ(read_all(reader, text).result, Result::error) << bad;
@@ -108,8 +113,9 @@ TEST(HttpResponse, BadChunks) {
 
 TEST(HttpResponse, InformationalAnswersAreSkipped) {
     HttpResponseReader reader;
-    Outcome out = read_all(reader, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\n"
-                                   "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    Outcome out = read_all(reader,
+                           "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\n"
+                           "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     EXPECT_EQ(out.result, Result::done);
     EXPECT_EQ(reader.status(), 200);
 }
@@ -170,8 +176,9 @@ TEST(HttpResponse, KeepsOnlyTheStartOfALongBody) {
 }
 
 TEST(HttpResponse, BadStatusLines) {
-    for (const char* bad : {"HTTP/1.1 20 OK", "HTTP/1.1 2000 OK", "HTTP/1.1 099 Odd", "HTTP/1.1 600 Odd", "HTTP/2.0 200 OK",
-                            "HTTP/1.1  200 OK", "http/1.1 200 OK", "HTTP/1.1 2x0 OK", "SSH-2.0-OpenSSH", ""}) {
+    for (const char* bad :
+         {"HTTP/1.1 20 OK", "HTTP/1.1 2000 OK", "HTTP/1.1 099 Odd", "HTTP/1.1 600 Odd", "HTTP/2.0 200 OK",
+          "HTTP/1.1  200 OK", "http/1.1 200 OK", "HTTP/1.1 2x0 OK", "SSH-2.0-OpenSSH", ""}) {
         HttpResponseReader reader;
         std::string text = std::string(bad) + "\r\nContent-Length: 0\r\n\r\n";
         EXPECT_EQ(read_all(reader, text).result, Result::error) << bad;

@@ -136,7 +136,9 @@ TEST(BatchLines, PrefixAndInvalidLines) {
 TEST(BatchLines, BoundsHold) {
     char name[16];
     std::vector<bool> valid;
-    auto visit = [&](std::string_view, const ParsedLine* parsed, std::string_view) { valid.push_back(parsed != nullptr); };
+    auto visit = [&](std::string_view, const ParsedLine* parsed, std::string_view) {
+        valid.push_back(parsed != nullptr);
+    };
     for_each_batch_line("abcdefghij 1 2\nshort 1 2\n", "tenant", 100, 10, name, visit);  // 6 + 1 + 10 > 16
     EXPECT_EQ(valid, (std::vector<bool> {false, true}));
     valid.clear();
