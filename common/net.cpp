@@ -32,7 +32,8 @@ bool split_host_port(std::string_view text, std::string& host, std::string& port
         host = std::string(text.substr(0, colon));
         port = std::string(text.substr(colon + 1));
     }
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
+    // At most five digits before stoul, which throws on 20; this runs in the supervisor on every reload.
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
         error = "address '" + std::string(text) + "': bad port '" + port + "'";
         return false;
     }

@@ -11,7 +11,7 @@
 namespace polymur::shm {
 
 inline constexpr uint64_t kControlMagic = 0x314c52544e434d50ULL;  // "PMCNTRL1"
-inline constexpr uint32_t kControlLayoutVersion = 1;
+inline constexpr uint32_t kControlLayoutVersion = 2;
 inline constexpr uint32_t kMaxDestinations = 128;
 inline constexpr uint32_t kMaxWorkers = 64;
 inline constexpr size_t kDestinationTextMax = 256;
@@ -71,6 +71,12 @@ struct ControlHeader {
     // The one destination slot whose output may write other queues' redistribution rings now
     // (kNoSlot: none). Granted by the supervisor, so each redistribution ring has one producer.
     std::atomic<uint32_t> reroute_slot;
+    // Options a reload (SIGHUP) changes under running children (supervisor/reload_policy.cpp); the
+    // supervisor writes them, children read them where they use them.
+    std::atomic<uint32_t> idle_timeout_s;
+    std::atomic<uint32_t> reconnect_interval_s;
+    std::atomic<uint32_t> connect_timeout_ms;
+    std::atomic<uint32_t> drain_timeout_s;
 };
 
 inline constexpr uint32_t kNoSlot = ~0u;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <iostream>
@@ -13,9 +14,11 @@
 
 #include <boost/program_options.hpp>
 
+#include "common/log.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/self_metrics.hpp"
+#include "supervisor/validate.hpp"
 #include "worker/cidr.hpp"
 #include "shm/control.hpp"
 
@@ -69,13 +72,34 @@ std::string environment_name(const std::string& variable) {
     return name;
 }
 
+// Stores one option from the environment or the file; returns Boost's complaint about its value, or "".
+std::string store_one(const po::options_description& options, po::variables_map& values, const std::string& name,
+                      const std::string& value, const std::string& token) {
+    po::parsed_options one(&options);
+    one.options.emplace_back(name, std::vector<std::string> {value});
+    one.options.back().original_tokens = {token};
+    try {
+        po::variables_map scratch;
+        po::store(one, scratch);  // checks the value without touching the real map
+        po::store(one, values);
+    } catch (const po::error& e) {
+        return e.what();
+    }
+    return "";
+}
+
 // Reads `name = value` lines ('#' starts a comment) so that every error names the file and line.
 // Values already set on the command line or in the environment win.
 bool store_config_file(const std::string& path, const po::options_description& options, po::variables_map& values,
                        std::string& error) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        error = "config file " + path + ": is a directory";
+        return false;
+    }
     std::ifstream in(path);
     if (!in) {
-        error = "config file " + path + ": cannot open";
+        error = "config file " + path + ": cannot open: " + std::strerror(errno);
         return false;
     }
     std::map<std::string, int> first_line;
@@ -99,6 +123,11 @@ bool store_config_file(const std::string& path, const po::options_description& o
         std::string name = trim(line.substr(0, eq));
         std::string value = trim(line.substr(eq + 1));
         if (name.rfind("--", 0) == 0) name = name.substr(2);
+        if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+            error = where + "'" + name + "': values are written without quotes (" + name + " = " +
+                    value.substr(1, value.size() - 2) + ")";
+            return false;
+        }
         if (!options.find_nothrow(name, false) || name == "config" || name == "help" || name == "version") {
             error = where + "unknown option '" + name + "'";
             return false;
@@ -108,22 +137,74 @@ bool store_config_file(const std::string& path, const po::options_description& o
             return false;
         }
         first_line[name] = number;
-        po::parsed_options one(&options);
-        one.options.emplace_back(name, std::vector<std::string> {value});
-        one.options.back().original_tokens = {line};
-        try {
-            po::variables_map scratch;
-            po::store(one, scratch);  // checks the value without touching the real map
-            po::store(one, values);
-        } catch (const po::error& e) {
-            error = where + e.what();
+        std::string problem = store_one(options, values, name, value, line);
+        if (!problem.empty()) {
+            error = where + problem;
             return false;
         }
     }
     return true;
 }
 
+bool g_messages_to_log = false;
+
+// An error before the relay runs is a command's message (`polymur: ...` on stderr); once it runs (a
+// reload reads the configuration again) it is a log line. A warning is always a log line: the relay
+// (or the check) goes on after it.
+void report(log::Level level, const std::string& text) {
+    if (g_messages_to_log || level != log::Level::error) log::write(level, "%s", text.c_str());
+    else std::cerr << "polymur: " << text << '\n';
+}
+
+// Variables the repository's own test and benchmark tools set; they are not options.
+constexpr const char* kToolVariables[] = {"POLYMUR_BIN", "POLYMUR_BENCH_DIR", "POLYMUR_IN_NETNS", "POLYMUR_TEST_INSTALL"};
+
+// POLYMUR_* variables, each stored on its own so an error names the variable. A variable that names
+// no option is an error, as an unknown name in the file is: a typo would otherwise drop a setting.
+std::string store_environment(const char* const* environment, const po::options_description& options,
+                              po::variables_map& values) {
+    for (const char* const* entry = environment; entry && *entry; ++entry) {
+        std::string text = *entry;
+        size_t eq = text.find('=');
+        if (eq == std::string::npos) continue;
+        const std::string variable = text.substr(0, eq);
+        std::string name = environment_name(variable);
+        if (name.empty()) continue;
+        if (std::find(std::begin(kToolVariables), std::end(kToolVariables), variable) != std::end(kToolVariables)) continue;
+        if (name == "help" || name == "version" || !options.find_nothrow(name, false))
+            return "environment variable " + variable + " names no option (POLYMUR_<OPTION>, e.g. POLYMUR_LISTEN_ADDR)";
+        std::string problem = store_one(options, values, name, text.substr(eq + 1), text);
+        if (!problem.empty()) return "environment variable " + variable + ": " + problem;
+    }
+    return "";
+}
+
+// A repeated option on the command line: the last one wins, as in most daemons, so a wrapper
+// (./dev.sh run) can set a default and the operator override it. A value that is itself an option
+// (`--listen-addr --check-config`) means the value was forgotten.
+std::string last_occurrence_wins(po::parsed_options& parsed, const po::options_description& options) {
+    for (const po::option& o : parsed.options) {
+        if (o.original_tokens.size() < 2 || o.value.size() != 1) continue;
+        const std::string& value = o.value.front();
+        if (value.size() < 2 || value[0] != '-' || value == o.original_tokens.front()) continue;
+        std::string name = value.substr(value.find_first_not_of('-'));
+        name = name.substr(0, name.find('='));
+        if (options.find_nothrow(name, false))
+            return "--" + o.string_key + " needs a value; the next word, " + value +
+                   ", is an option (write --" + o.string_key + "=VALUE)";
+    }
+    std::vector<po::option> kept;
+    for (auto it = parsed.options.rbegin(); it != parsed.options.rend(); ++it) {
+        bool later = std::any_of(kept.begin(), kept.end(), [&](const po::option& k) { return !it->unregistered && k.string_key == it->string_key; });
+        if (!later) kept.push_back(*it);
+    }
+    parsed.options.assign(kept.rbegin(), kept.rend());
+    return "";
+}
+
 }  // namespace
+
+void send_config_messages_to_log() { g_messages_to_log = true; }
 
 uint32_t default_worker_count() {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -193,7 +274,14 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         auto style = (po::command_line_style::default_style & ~po::command_line_style::allow_guessing) |
                      po::command_line_style::allow_long_disguise;
         po::positional_options_description no_positional;  // a stray word is an error, not ignored
-        po::store(po::command_line_parser(argc, argv).options(options).style(style).positional(no_positional).run(), values);
+        po::parsed_options command_line =
+            po::command_line_parser(argc, argv).options(options).style(style).positional(no_positional).run();
+        std::string error = last_occurrence_wins(command_line, options);
+        if (!error.empty()) {
+            report(log::Level::error, error);
+            return ParseOutcome::exit_error;
+        }
+        po::store(command_line, values);
         if (values.count("help")) {
             std::cout << "usage: polymur [options]\n       polymur lookup --help\n\n" << options << '\n';
             return ParseOutcome::exit_ok;
@@ -203,33 +291,22 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
             return ParseOutcome::exit_ok;
         }
         // Environment before the file: whatever is stored first wins.
-        po::parsed_options from_env(&options);
-        for (const char* const* entry = environment; entry && *entry; ++entry) {
-            std::string text = *entry;
-            size_t eq = text.find('=');
-            if (eq == std::string::npos) continue;
-            std::string name = environment_name(text.substr(0, eq));
-            if (name.empty()) continue;
-            if (name == "help" || name == "version" || name == "bin" || !options.find_nothrow(name, false)) {
-                if (name != "bin")
-                    std::cerr << "polymur: environment variable " << text.substr(0, eq) << " names no option; ignored\n";
-                continue;
-            }
-            from_env.options.emplace_back(name, std::vector<std::string>{text.substr(eq + 1)});
-            from_env.options.back().original_tokens = {text};
+        std::string env_error = store_environment(environment, options, values);
+        if (!env_error.empty()) {
+            report(log::Level::error, env_error);
+            return ParseOutcome::exit_error;
         }
-        po::store(from_env, values);
         std::string file = values.count("config") ? values["config"].as<std::string>() : "";
         if (!file.empty()) {
             std::string error;
             if (!store_config_file(file, options, values, error)) {
-                std::cerr << "polymur: " << error << '\n';
+                report(log::Level::error, error);
                 return ParseOutcome::exit_error;
             }
         }
         po::notify(values);
     } catch (const po::error& e) {
-        std::cerr << "polymur: " << e.what() << " (try --help)\n";
+        report(log::Level::error, std::string(e.what()) + " (try --help)");
         return ParseOutcome::exit_error;
     }
     config.destinations = split_list(destinations);
@@ -252,25 +329,25 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         config.plaintext_listener = values.count("listen-plaintext") != 0;
         if (config.plaintext_listener) config.listen_addr = values["listen-plaintext"].as<std::string>();
     } else if (values.count("listen-port")) {
-        std::cerr << "polymur: --listen-port is for the gateway (--mode gateway or polymur-gateway)\n";
+        report(log::Level::error, "--listen-port is for the gateway (--mode gateway or polymur-gateway)");
         return ParseOutcome::exit_error;
     }
     if (config.mode == "proxy" && !config.gateway.empty()) config.destinations.insert(config.destinations.begin(), config.gateway);
     if (config.workers == 0) config.workers = default_worker_count();
     if (config.admin_socket.empty()) config.admin_socket = config.state_dir + "/polymur.sock";
-    if (values.count("stat-addr")) std::cerr << "polymur: -stat-addr is accepted for compatibility and ignored\n";
+    if (values.count("stat-addr")) report(log::Level::warning, "-stat-addr is accepted for compatibility and ignored");
     if (values.count("metrics-flush") && values["self-metrics-interval"].defaulted()) {
         const std::string& text = values["metrics-flush"].as<std::string>();
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), config.self_metrics_interval_s);
         if (ec != std::errc() || end != text.data() + text.size()) {
-            std::cerr << "polymur: -metrics-flush " << text << ": expected seconds\n";
+            report(log::Level::error, "-metrics-flush " + text + ": expected seconds");
             return ParseOutcome::exit_error;
         }
     }
     if (config.self_metrics_prefix.empty()) config.self_metrics_prefix = default_metrics_prefix();
     std::string problem = validate_config(config);
     if (!problem.empty()) {
-        std::cerr << "polymur: " << problem << '\n';
+        report(log::Level::error, problem);
         return ParseOutcome::exit_error;
     }
     return ParseOutcome::run;
@@ -317,6 +394,8 @@ std::string validate_config(const Config& config) {
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";
     if (!config.https_listen_addr.empty() && (config.cert.empty() || config.key.empty() || config.ca_cert.empty()))
         return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
+    std::string address_error = check_addresses_and_destinations(config);
+    if (!address_error.empty()) return address_error;
     std::vector<Cidr> ranges;
     std::string cidr_error;
     if (!parse_cidrs(config.trusted_proxies, ranges, cidr_error)) return "--trusted-proxies: " + cidr_error;

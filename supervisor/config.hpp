@@ -66,6 +66,9 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
 // Checks values that parse but make no sense together; returns an empty string when fine.
 std::string validate_config(const Config& config);
 
+// From now on parse_config's messages are log lines (the running supervisor, on reload).
+void send_config_messages_to_log();
+
 // The default for --workers: one per CPU, at least one.
 uint32_t default_worker_count();
 

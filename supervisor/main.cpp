@@ -8,6 +8,7 @@
 #include "supervisor/config.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/supervisor.hpp"
+#include "supervisor/validate.hpp"
 
 extern char** environ;
 
@@ -21,6 +22,15 @@ int main(int argc, char** argv) {
         case polymur::ParseOutcome::run: break;
     }
     if (config.check_config) {
+        // parse_config ran the validation a start runs; the check adds a bind of every address.
+        std::vector<std::string> warnings = polymur::config_warnings(config);
+        std::string error = polymur::check_state_dir(config);
+        if (error.empty()) error = polymur::try_binding(config, warnings);
+        for (const std::string& warning : warnings) LOG_WARN("%s", warning.c_str());
+        if (!error.empty()) {
+            std::fprintf(stderr, "polymur: %s\n", error.c_str());
+            return 2;
+        }
         std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
         return 0;
     }

@@ -26,6 +26,8 @@
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/proctitle.hpp"
+#include "supervisor/reload_policy.hpp"
+#include "supervisor/validate.hpp"
 
 extern char** environ;
 
@@ -117,6 +119,7 @@ bool Supervisor::setup() {
     control_region_ = boost::interprocess::anonymous_shared_memory(sizeof(shm::ControlSegment));
     std::memset(control_region_.get_address(), 0, control_region_.get_size());
     control_ = shm::init_control(control_region_.get_address(), config_.workers);
+    publish_live_settings();
 
     if (config_.console_out && !add_destination("console", true, error)) {
         LOG_ERROR("%s", error.c_str());
@@ -137,35 +140,9 @@ bool Supervisor::setup() {
 
 // Registers a destination: its queue file, its slot in shared memory, its output process.
 bool Supervisor::add_destination(const std::string& text, bool console, std::string& error) {
-    if (text.size() >= shm::kDestinationTextMax) {
-        error = "destination " + text.substr(0, 64) + "...: longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
-        return false;
-    }
-    const bool https = !console && is_https_destination(text);
-    if (https) {
-        std::string host, port;
-        if (!net::split_host_port(text.substr(8, text.find('/', 8) == std::string::npos ? std::string::npos : text.find('/', 8) - 8),
-                                  host, port, error)) {
-            error = "destination " + text + ": expected https://host:port";
-            return false;
-        }
-    } else if (!console) {
-        route::Destination parsed;
-        if (!route::parse_destination(text, parsed, error)) return false;
-        if (config_.hash_route()) {
-            // Refuse what carbon refuses: two destinations that are the same ring node.
-            std::vector<route::Destination> members;
-            for (const Destination& d : destinations_) {
-                route::Destination other;
-                std::string ignored;
-                if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
-                    members.push_back(other);
-            }
-            members.push_back(parsed);
-            route::HashType type;
-            route::parse_hash_type(config_.hash_type, type);
-            if (!route::HashRing::build(type, members, error)) return false;
-        }
+    if (!console) {
+        error = check_destination_text(text);
+        if (!error.empty()) return false;
     }
     for (const Destination& d : destinations_) {
         if (d.in_use && !d.removing && d.text == text) {
@@ -176,6 +153,27 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
             error = "destination " + text + " is still being removed; try again in a moment";
             return false;
         }
+    }
+    const bool https = !console && is_https_destination(text);
+    if (https && (config_.client_cert.empty() || config_.client_key.empty() || config_.ca_cert.empty())) {
+        error = "destination " + text + ": HTTPS destinations need --client-cert, --client-key and --ca-cert, "
+                "and this polymur runs without them";
+        return false;
+    }
+    if (!https && !console && config_.hash_route()) {
+        // Refuse what carbon refuses: two destinations that are the same ring node.
+        std::vector<route::Destination> members;
+        for (const Destination& d : destinations_) {
+            route::Destination other;
+            std::string ignored;
+            if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
+                members.push_back(other);
+        }
+        members.emplace_back();
+        route::parse_destination(text, members.back(), error);  // check_destination_text accepted it
+        route::HashType type;
+        route::parse_hash_type(config_.hash_type, type);
+        if (!route::HashRing::build(type, members, error)) return false;
     }
     auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {
@@ -594,25 +592,37 @@ void Supervisor::reload() {
             LOG_ERROR("supervisor: reload: %s", error.c_str());
         }
     }
-    // What only a restart can change.
-    std::vector<std::string> later;
-    auto differs = [&](const char* name, bool changed) { if (changed) later.push_back(name); };
-    differs("listen-addr", next.listen_addr != config_.listen_addr);
-    differs("api-addr", next.api_addr != config_.api_addr);
-    differs("distribution", next.distribution != config_.distribution);
-    differs("hash-type", next.hash_type != config_.hash_type);
-    differs("replication-factor", next.replication_factor != config_.replication_factor);
-    differs("workers", next.workers != config_.workers);
-    differs("queue-cap", next.queue_cap != config_.queue_cap);
-    differs("queue-bytes", next.queue_bytes != config_.queue_bytes);
-    differs("state-dir", next.state_dir != config_.state_dir);
-    differs("max-line-length", next.max_line_length != config_.max_line_length);
-    differs("console-out", next.console_out != config_.console_out);
-    for (const std::string& name : later)
-        LOG_WARN("supervisor: reload: --%s changed; it takes effect at the next restart", name.c_str());
-    config_.destinations = next.destinations;
-    LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed", added, removed);
+    config_.destinations = next.destinations;  // applied above, as putdest/deldest
+    // Every other option: applied now, or named as needing a restart (reload_policy.cpp).
+    ReloadChanges changes = apply_reloadable(config_, next);
+    for (const std::string& name : changes.applied)
+        LOG_NOTICE("supervisor: reload: --%s changed; applied", name.c_str());
+    for (const std::string& name : changes.need_restart)
+        LOG_WARN("supervisor: reload: --%s changed; needs a restart to take effect (still running with the old value)", name.c_str());
+    arm_periodic_events();
+    publish_live_settings();
+    LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed; %zu other options applied, %zu need a restart",
+               added, removed, changes.applied.size(), changes.need_restart.size());
     systemd_.notify("READY=1\nSTATUS=running (configuration reloaded)");
+}
+
+// The options children read from the control segment, so a reload reaches them without a restart.
+void Supervisor::publish_live_settings() {
+    control_->header.idle_timeout_s.store(config_.idle_timeout_s, std::memory_order_relaxed);
+    control_->header.reconnect_interval_s.store(config_.reconnect_interval_s, std::memory_order_relaxed);
+    control_->header.connect_timeout_ms.store(config_.connect_timeout_ms, std::memory_order_relaxed);
+    control_->header.drain_timeout_s.store(config_.drain_timeout_s, std::memory_order_relaxed);
+}
+
+// (Re)arms the timers whose intervals are options, at start and after a reload.
+void Supervisor::arm_periodic_events() {
+    struct timeval rates_interval {static_cast<time_t>(config_.stats_interval_s), 0};
+    event_add(rates_event_, &rates_interval);
+    event_del(self_metrics_event_);
+    if (config_.self_metrics_interval_s) {
+        struct timeval interval {static_cast<time_t>(config_.self_metrics_interval_s), 0};
+        event_add(self_metrics_event_, &interval);
+    }
 }
 
 RelayCounters Supervisor::counters() {
@@ -733,8 +743,8 @@ void Supervisor::log_rates() {
     last_received_ = received;
     last_rates_ms_ = now;
     last_rate_ = seconds > 0 ? delta / seconds : 0.0;
-    if (delta > 0)
-        LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta), last_rate_);
+    // Every interval, as Polymur, so a quiet relay is visibly alive and quiet.
+    LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta), last_rate_);
     if (state_ == State::running) {
         char status[160];
         std::snprintf(status, sizeof status, "STATUS=%.0f metrics/s received; %zu destinations", last_rate_,
@@ -781,7 +791,13 @@ std::string Supervisor::putdest(const std::string& destination) {
     if (destination == "console") return "error: the console output is set with --console-out\n";
     if (!add_destination(destination, false, error)) return "error: " + error + "\n";
     record_runtime_change("putdest", destination);
-    return "Registered destination: " + destination + "\n";
+    std::string reply = "Registered destination: " + destination + "\n";
+    std::string warning = unresolvable_destination_warning(destination);
+    if (!warning.empty()) {
+        LOG_WARN("%s", warning.c_str());
+        reply += "warning: " + warning + "\n";
+    }
+    return reply;
 }
 
 std::string Supervisor::deldest(const std::string& destination) {
@@ -797,6 +813,10 @@ std::string Supervisor::deldest(const std::string& destination) {
         outputs_[slot].restart_at_ms = 0;
         LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
                    config_.hash_route() ? "; its queue moves to the remaining destinations" : "");
+        bool others = std::any_of(destinations_.begin(), destinations_.end(),
+                                  [](const Destination& o) { return o.in_use && !o.removing && !o.console; });
+        if (!others && !config_.hash_route())
+            LOG_WARN("broadcast: no destinations left; metrics received are discarded and counted as unroutable until putdest");
         record_runtime_change("deldest", destination);
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
@@ -831,8 +851,10 @@ std::string Supervisor::stats() {
             << ", \"queued_bytes\": " << d.queue->queued_bytes() << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
             << ", \"sent_bytes\": " << s.sent_bytes.load(std::memory_order_relaxed) << ", \"dropped\": " << d.queue->dropped_lines()
             << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed)
-            << ", \"rerouted\": " << s.rerouted_lines.load(std::memory_order_relaxed)
-            << ", \"in_ring\": " << (s.in_ring.load(std::memory_order_relaxed) ? "true" : "false") << "}";
+            << ", \"rerouted\": " << s.rerouted_lines.load(std::memory_order_relaxed);
+        // Only hash-route has a ring; broadcast destinations are not in one.
+        if (config_.hash_route()) out << ", \"in_ring\": " << (s.in_ring.load(std::memory_order_relaxed) ? "true" : "false");
+        out << "}";
         first = false;
     }
     out << "}}\n";
@@ -856,6 +878,7 @@ void Supervisor::on_rates(evutil_socket_t, short, void* self) { static_cast<Supe
 int Supervisor::run() {
     log::set_role("supervisor");
     log::capture_libevent();
+    send_config_messages_to_log();
     proctitle_set("polymur: supervisor");
     signal(SIGPIPE, SIG_IGN);
     if (!setup()) return kExitDoNotRestart;
@@ -874,18 +897,12 @@ int Supervisor::run() {
     struct timeval tick_interval {0, 100000};
     event_add(tick, &tick_interval);
     events_.push_back(tick);
-    struct event* rates = event_new(base_, -1, EV_PERSIST, &Supervisor::on_rates, this);
-    struct timeval rates_interval {static_cast<time_t>(config_.stats_interval_s), 0};
-    event_add(rates, &rates_interval);
-    events_.push_back(rates);
+    rates_event_ = event_new(base_, -1, EV_PERSIST, &Supervisor::on_rates, this);
+    events_.push_back(rates_event_);
+    self_metrics_event_ = event_new(base_, -1, EV_PERSIST, &Supervisor::on_self_metrics, this);
+    events_.push_back(self_metrics_event_);
+    arm_periodic_events();
     last_rates_ms_ = monotonic_ms();
-
-    if (config_.self_metrics_interval_s) {
-        struct event* self_metrics = event_new(base_, -1, EV_PERSIST, &Supervisor::on_self_metrics, this);
-        struct timeval interval {static_cast<time_t>(config_.self_metrics_interval_s), 0};
-        event_add(self_metrics, &interval);
-        events_.push_back(self_metrics);
-    }
 
     set_state(State::running);
     for (Child& c : outputs_)
@@ -896,9 +913,15 @@ int Supervisor::run() {
     std::string listening = config_.plaintext_listener ? "plaintext " + config_.listen_addr : "";
     if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
     if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
-    LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations",
+    // What runs now: the configured destinations and the replayed runtime changes, the console aside.
+    Config running = config_;
+    running.destinations.clear();
+    for (const Destination& d : destinations_)
+        if (d.in_use && !d.console) running.destinations.push_back(d.text);
+    LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations%s",
                config_.mode.c_str(), listening.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
-               config_.distribution.c_str(), config_.destinations.size() + (config_.console_out ? 1 : 0));
+               config_.distribution.c_str(), running.destinations.size(), config_.console_out ? " and the console" : "");
+    for (const std::string& warning : config_warnings(running)) LOG_WARN("%s", warning.c_str());
 
     event_base_dispatch(base_);
     reap_children();

@@ -83,6 +83,8 @@ private:
     void record_runtime_change(const char* command, const std::string& destination);
     void warn_about_orphan_queues();
     void reload();
+    void arm_periodic_events();
+    void publish_live_settings();
     void send_self_metrics();
     RelayCounters counters();
     static void on_self_metrics(evutil_socket_t, short, void* self);
@@ -104,6 +106,8 @@ private:
     State state_ = State::starting;
     struct event_base* base_ = nullptr;
     std::vector<struct event*> events_;
+    struct event* rates_event_ = nullptr;         // every --stats-interval
+    struct event* self_metrics_event_ = nullptr;  // every --self-metrics-interval (not armed when 0)
     std::unique_ptr<admin::Server> admin_;
     UniqueFd state_lock_;
     UniqueFd listen_fd_;

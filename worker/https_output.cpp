@@ -198,7 +198,8 @@ std::string HttpsOutput::tls_error(int rc, const char* what) {
 
 bool HttpsOutput::connect_gateway(std::string& error) {
     set_state(shm::LinkState::connecting);
-    socket_ = net::connect_tcp(host_, port_, static_cast<int>(config_.connect_timeout_ms), error);
+    const uint32_t connect_timeout_ms = heritage_.control->header.connect_timeout_ms.load(std::memory_order_relaxed);
+    socket_ = net::connect_tcp(host_, port_, static_cast<int>(connect_timeout_ms), error);
     if (!socket_) {
         error = "connect failed: " + error;
         return false;
@@ -220,7 +221,7 @@ bool HttpsOutput::connect_gateway(std::string& error) {
         disconnect(false);
         return false;
     }
-    const int64_t deadline = monotonic_ms() + config_.connect_timeout_ms;
+    const int64_t deadline = monotonic_ms() + connect_timeout_ms;
     for (;;) {
         ERR_clear_error();
         errno = 0;
@@ -545,7 +546,8 @@ int HttpsOutput::run() {
         // deldest: the other destinations have their own copies (an HTTPS destination is a mirror).
         if (removed()) break;
         if (g_stop) {
-            if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(config_.drain_timeout_s) * 1000;
+            if (!drain_deadline_ms_) drain_deadline_ms_ =
+                now + static_cast<int64_t>(heritage_.control->header.drain_timeout_s.load(std::memory_order_relaxed)) * 1000;
             // Deliver until the queue is empty or the deadline; a failing gateway keeps it all.
             if (now >= drain_deadline_ms_ || failures_ || (!has_batch_ && rings_empty())) break;
         }
@@ -566,6 +568,7 @@ int HttpsOutput::run() {
         if (ssl_ && idle_connection_closed()) disconnect(false);
         if (!ssl_ && !connect_gateway(error)) {
             if (must_abort(monotonic_ms())) continue;
+            slot_.reconnects.fetch_add(1, std::memory_order_relaxed);  // every failed attempt counts
             failure(error, true);
             continue;
         }

@@ -271,7 +271,8 @@ size_t Listener::targets(std::string_view name, uint16_t* out) {
     size_t n = 0;
     for (uint16_t m : mirrors_) out[n++] = m;
     if (!ring_) {
-        if (config_.hash_route()) ++unroutable_;
+        // No ring node, or broadcast to nobody: the line goes nowhere (a console mirror aside).
+        if (n == 0 || config_.hash_route()) ++unroutable_;
         return n;
     }
     uint16_t chosen[route::kMaxReplication];
@@ -434,12 +435,13 @@ void Listener::tick() {
     int64_t now = monotonic_ms();
     slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
-    if (config_.idle_timeout_s) {
-        int64_t limit = static_cast<int64_t>(config_.idle_timeout_s) * 1000;
+    const uint32_t idle_timeout_s = heritage_.control->header.idle_timeout_s.load(std::memory_order_relaxed);
+    if (idle_timeout_s) {
+        int64_t limit = static_cast<int64_t>(idle_timeout_s) * 1000;
         for (size_t i = 0; i < connections_.size();) {
             Connection* conn = connections_[i];
             if (now - conn->last_active_ms > limit) {
-                LOG_INFO("client %s: closed after %u s idle", conn->peer, config_.idle_timeout_s);
+                LOG_INFO("client %s: closed after %u s idle", conn->peer, idle_timeout_s);
                 close_connection(*conn);  // moves the last connection into slot i
             } else {
                 ++i;

@@ -87,6 +87,10 @@ private:
         nanosleep(&pause, nullptr);
     }
 
+    // Reloadable: read from the control segment at each use.
+    uint32_t reconnect_interval_s() const { return heritage_.control->header.reconnect_interval_s.load(std::memory_order_relaxed); }
+    uint32_t drain_timeout_s() const { return heritage_.control->header.drain_timeout_s.load(std::memory_order_relaxed); }
+    uint32_t connect_timeout_ms() const { return heritage_.control->header.connect_timeout_ms.load(std::memory_order_relaxed); }
     const Heritage& heritage_;
     const Config& config_;
     shm::DestinationSlot& slot_;
@@ -121,13 +125,14 @@ bool Output::connect_destination() {
         return true;
     }
     std::string error;
-    socket_ = net::connect_tcp(destination_.host, std::to_string(destination_.port), static_cast<int>(config_.connect_timeout_ms), error);
+    socket_ = net::connect_tcp(destination_.host, std::to_string(destination_.port), static_cast<int>(connect_timeout_ms()), error);
     if (!socket_) {
         ++consecutive_failures_;
         slot_.consecutive_failures.store(consecutive_failures_, std::memory_order_relaxed);
+        slot_.reconnects.fetch_add(1, std::memory_order_relaxed);  // every failed attempt counts
         set_state(shm::LinkState::down);
         LOG_WARN("destination %s: connect failed (%llu in a row): %s; retrying in %u s", text_.c_str(),
-                 static_cast<unsigned long long>(consecutive_failures_), error.c_str(), config_.reconnect_interval_s);
+                 static_cast<unsigned long long>(consecutive_failures_), error.c_str(), reconnect_interval_s());
         return false;
     }
     fd_ = socket_.get();
@@ -299,7 +304,7 @@ int Output::run() {
 
     int64_t next_connect_ms = 0;
     // After losing an established connection, try again soon; after a failed connect, wait.
-    const int64_t retry_lost_ms = std::min<int64_t>(1000, static_cast<int64_t>(config_.reconnect_interval_s) * 1000);
+    const int64_t retry_lost_ms = std::min<int64_t>(1000, static_cast<int64_t>(reconnect_interval_s()) * 1000);
     for (;;) {
         int64_t now = monotonic_ms();
         slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
@@ -324,7 +329,7 @@ int Output::run() {
             continue;
         }
         if (g_stop) {
-            if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(config_.drain_timeout_s) * 1000;
+            if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(drain_timeout_s()) * 1000;
             if (fd_ < 0 || now >= drain_deadline_ms_ || (pending_.empty() && rings_empty())) break;
         }
         if (fd_ < 0) {
@@ -335,7 +340,7 @@ int Output::run() {
                 continue;
             }
             if (!connect_destination()) {
-                next_connect_ms = now + static_cast<int64_t>(config_.reconnect_interval_s) * 1000;
+                next_connect_ms = now + static_cast<int64_t>(reconnect_interval_s()) * 1000;
                 continue;
             }
         }
