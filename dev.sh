@@ -11,7 +11,7 @@ BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-
 # The sanitizer and fuzz build: clang with its runtimes (libFuzzer, ASan, UBSan) and llvm-symbolizer for
 # readable reports.
 SANITIZE_PACKAGES=(clang libclang-rt-dev llvm)
-TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd)
+TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db)
 
 install_missing() {
     local missing=() package
@@ -28,6 +28,10 @@ install_missing() {
     # port 2003, which polymur's quick start uses.
     if [[ " ${missing[*]} " == *" graphite-carbon "* ]] && [ -d /run/systemd/system ]; then
         $sudo systemctl disable --now carbon-cache.service >/dev/null 2>&1 || true
+    fi
+    # The tests start a private prometheus of their own; the packaged service is not needed.
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true
     fi
 }
 
@@ -48,9 +52,10 @@ case "$command" in
         install_missing "${BUILD_PACKAGES[@]}"
         build build
         mkdir -p state
-        # Embedded defaults (metrics on :2003, admin on localhost:2030), plus console output and a
-        # state folder inside the checkout; any polymur option may follow.
-        exec build/polymur --console-out --state-dir="$PWD/state" "$@"
+        # Embedded defaults (metrics on :2003, admin on localhost:2030), plus console output, a
+        # state folder inside the checkout and Prometheus' /metrics as the shipped config has it;
+        # any polymur option may follow.
+        exec build/polymur --console-out --state-dir="$PWD/state" --metrics-addr=127.0.0.1:2040 "$@"
         ;;
     test)
         install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${SANITIZE_PACKAGES[@]}"

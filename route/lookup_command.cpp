@@ -11,6 +11,7 @@
 
 #include <boost/program_options.hpp>
 
+#include "common/man_options.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 
@@ -78,6 +79,7 @@ int run_lookup(int argc, char** argv) {
         ("diverse-replicas", po::value(&diverse)->default_value(true, "true"),
          "true/false: replicas on distinct hosts (DIVERSE_REPLICAS); not used by jump_fnv1a_ch");
 
+    if (write_man_options_if_asked(argc, argv, options, std::cout)) return 0;
     po::variables_map vm;
     try {
         const auto style = po::command_line_style::default_style | po::command_line_style::allow_long_disguise;

@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include <boost/interprocess/file_mapping.hpp>
@@ -49,57 +51,165 @@ bool read_header(const std::string& path, QueueHeader& header, off_t& size, std:
 QueueGeometry geometry_for(uint32_t producer_count, uint64_t queue_bytes) {
     QueueGeometry g;
     g.ring_count = producer_count;
-    uint64_t per_ring = std::max<uint64_t>(queue_bytes / producer_count, 1 << 20);
-    g.ring_capacity = uint64_t(1) << (63 - __builtin_clzll(per_ring));  // largest power of two <= per_ring
+    const uint64_t overhead = data_offset(producer_count);
+    const uint64_t data = queue_bytes > overhead ? queue_bytes - overhead : 0;
+    g.ring_capacity = std::max<uint64_t>(data / producer_count / kPage * kPage, 1 << 20);
     return g;
 }
 
+namespace {
+
+constexpr uint64_t kMinRingCapacity = 64 * 1024;
+
+uint64_t free_bytes_of(const std::string& path) { return filesystem_free_bytes(path); }
+
+// Allocates [0, size) of `fd` on disk. Returns 0 or an errno value.
+int allocate(int fd, uint64_t size) {
+    int rc = posix_fallocate(fd, 0, static_cast<off_t>(size));
+    return rc == EINTR ? posix_fallocate(fd, 0, static_cast<off_t>(size)) : rc;
+}
+
+std::string mib(uint64_t bytes) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f MiB", bytes / 1048576.0);
+    return text;
+}
+
+// Creates `path` with `geometry`, every byte allocated. Returns 0 or an errno value; the file is
+// gone again on failure.
+int create_allocated(const std::string& path, std::string_view destination, QueueGeometry geometry, std::string& error) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) {
+        int err = errno;
+        error = "queue file " + path + ": cannot create: " + std::strerror(err);
+        return err;
+    }
+    const uint64_t size = queue_file_size(geometry);
+    if (int err = allocate(fd.get(), size)) {
+        error = "queue file " + path + ": cannot allocate " + std::to_string(size) + " bytes: " + std::strerror(err);
+        unlink(path.c_str());
+        return err;
+    }
+    QueueHeader header {};
+    header.magic = kQueueMagic;
+    header.layout_version = kQueueLayoutVersion;
+    header.header_size = sizeof(QueueHeader);
+    header.ring_control_size = sizeof(RingControl);
+    header.ring_count = geometry.ring_count;
+    header.ring_capacity = geometry.ring_capacity;
+    header.file_size = size;
+    header.created_unix_ns = realtime_ns();
+    header.space_reserved.store(1, std::memory_order_relaxed);
+    std::memcpy(header.destination, destination.data(), std::min(destination.size(), kDestinationTextMax - 1));
+    if (pwrite(fd.get(), &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header) || fsync(fd.get()) != 0) {
+        int err = errno ? errno : EIO;
+        error = "queue file " + path + ": cannot write header: " + std::strerror(err);
+        unlink(path.c_str());
+        return err;
+    }
+    return 0;
+}
+
+}  // namespace
+
+uint64_t queue_file_size(QueueGeometry geometry) { return file_size_for(geometry); }
+
+uint64_t filesystem_free_bytes(const std::string& path) {
+    std::string at = path.empty() ? "." : path;
+    struct statvfs vfs {};
+    while (statvfs(at.c_str(), &vfs) != 0) {
+        size_t slash = at.find_last_of('/');
+        if (errno != ENOENT || at == "/" || at == ".") return 0;
+        at = slash == std::string::npos ? "." : slash == 0 ? "/" : at.substr(0, slash);
+    }
+    return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+}
+
 std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, std::string_view destination,
-                                                     QueueGeometry geometry, std::string& error) {
+                                                     QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
+                                                     std::string& error) {
+    space = QueueSpaceReport {};
+    space.wanted_bytes = file_size_for(geometry);
     if (access(path.c_str(), F_OK) == 0) {
         auto existing = open(path, error);
         if (!existing) return nullptr;
+        space.rolled_back_bytes = existing->roll_back_to_synced();
         const QueueHeader& h = existing->header();
-        if (h.ring_count == geometry.ring_count && h.ring_capacity == geometry.ring_capacity) return existing;
-        if (existing->queued_bytes() != 0) {
-            error = "queue file " + path + " holds " + std::to_string(existing->queued_lines()) +
-                    " queued lines in another geometry (" + std::to_string(h.ring_count) + " rings of " +
-                    std::to_string(h.ring_capacity) + " bytes); start with the --workers and --queue-bytes it "
-                    "was made with to deliver them, or move the file away";
-            return nullptr;
+        const bool same = h.ring_count == geometry.ring_count && h.ring_capacity == geometry.ring_capacity;
+        if (same || existing->queued_bytes() != 0) {
+            if (!same) return migrate(std::move(existing), destination, geometry, max_bytes, space, error);
+            // Kept as it is (it holds lines, or is what was asked for): make sure it is allocated.
+            std::string why;
+            if (!existing->reserve_space(why)) {
+                if (existing->queued_bytes() != 0) {
+                    space.free_bytes = free_bytes_of(path);
+                    space.problem = why;
+                    return existing;
+                }
+            } else {
+                return existing;
+            }
         }
+        // Empty and either another geometry or not allocatable as it is: start it again.
         existing.reset();
         unlink(path.c_str());
     }
-    {
-        UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-        if (!fd) {
-            error = "queue file " + path + ": cannot create: " + std::strerror(errno);
-            return nullptr;
-        }
-        size_t size = file_size_for(geometry);
-        if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-            error = "queue file " + path + ": cannot size to " + std::to_string(size) + ": " + std::strerror(errno);
-            unlink(path.c_str());
-            return nullptr;
-        }
-        QueueHeader header {};
-        header.magic = kQueueMagic;
-        header.layout_version = kQueueLayoutVersion;
-        header.header_size = sizeof(QueueHeader);
-        header.ring_control_size = sizeof(RingControl);
-        header.ring_count = geometry.ring_count;
-        header.ring_capacity = geometry.ring_capacity;
-        header.file_size = size;
-        header.created_unix_ns = realtime_ns();
-        std::memcpy(header.destination, destination.data(), std::min(destination.size(), kDestinationTextMax - 1));
-        if (pwrite(fd.get(), &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header) || fsync(fd.get()) != 0) {
-            error = "queue file " + path + ": cannot write header: " + std::strerror(errno);
-            unlink(path.c_str());
-            return nullptr;
-        }
+    return create(path, destination, geometry, max_bytes, space, error);
+}
+
+std::unique_ptr<QueueFile> QueueFile::create(const std::string& path, std::string_view destination, QueueGeometry geometry,
+                                             uint64_t max_bytes, QueueSpaceReport& space, std::string& error) {
+    space.wanted_bytes = file_size_for(geometry);
+    space.free_bytes = free_bytes_of(path);
+    // Leave a little for the small files of the state directory (runtime-destinations, locks).
+    constexpr uint64_t kReserveBytes = 1 << 20;
+    const uint64_t budget = std::min(max_bytes, space.free_bytes > kReserveBytes ? space.free_bytes - kReserveBytes : 0);
+    QueueGeometry g = geometry;
+    // Shrink to what the budget holds (whole pages per ring), then halve while allocation fails.
+    if (file_size_for(g) > budget) {
+        const uint64_t overhead = data_offset(g.ring_count);
+        const uint64_t fits = budget > overhead ? (budget - overhead) / g.ring_count / kPage * kPage : 0;
+        g.ring_capacity = std::max(fits, std::min(kMinRingCapacity, g.ring_capacity));
     }
+    for (;;) {
+        int err = create_allocated(path, destination, g, error);
+        if (err == 0) break;
+        if ((err != ENOSPC && err != EDQUOT && err != EFBIG) || g.ring_capacity / 2 < kMinRingCapacity) {
+            if (err == ENOSPC || err == EDQUOT)
+                error = "queue file " + path + ": no room for even the smallest queue (" + mib(file_size_for(g)) + "); " +
+                        mib(free_bytes_of(path)) + " free on the file system of the state directory";
+            return nullptr;
+        }
+        g.ring_capacity = g.ring_capacity / 2 / kPage * kPage;
+    }
+    space.allocated_bytes = file_size_for(g);
+    if (g.ring_capacity != geometry.ring_capacity)
+        space.problem = "needs " + std::to_string(space.wanted_bytes) + " bytes (" + mib(space.wanted_bytes) + ") but " +
+                        std::to_string(space.free_bytes) + " bytes (" + mib(space.free_bytes) + ") are free" +
+                        (max_bytes < space.free_bytes ? " to share with other destinations" : "") +
+                        "; running with a queue of " + std::to_string(space.allocated_bytes) + " bytes (" +
+                        mib(space.allocated_bytes) + ")";
+    error.clear();
     return open(path, error);
+}
+
+bool QueueFile::sync(std::string& error) {
+    if (region_.flush(0, 0, false)) return true;
+    error = "queue file " + path_ + ": cannot write back: " + std::strerror(errno);
+    return false;
+}
+
+bool QueueFile::reserve_space(std::string& error) {
+    UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CLOEXEC));
+    int err = fd ? allocate(fd.get(), header_->file_size) : errno;
+    if (err != 0) {
+        error = "cannot allocate its " + std::to_string(header_->file_size) + " bytes (" + mib(header_->file_size) +
+                "): " + std::strerror(err) + "; " + mib(free_bytes_of(path_)) + " free";
+        header_->space_reserved.store(0, std::memory_order_release);
+        return false;
+    }
+    header_->space_reserved.store(1, std::memory_order_release);
+    return true;
 }
 
 std::unique_ptr<QueueFile> QueueFile::open(const std::string& path, std::string& error) {
@@ -119,7 +229,7 @@ std::unique_ptr<QueueFile> QueueFile::open(const std::string& path, std::string&
     }
     QueueGeometry g {header.ring_count, header.ring_capacity};
     if (g.ring_count == 0 || g.ring_count > kMaxWorkers + 1 || g.ring_capacity == 0 ||
-        (g.ring_capacity & (g.ring_capacity - 1)) != 0 || header.file_size != file_size_for(g)) {
+        g.ring_capacity % kPage != 0 || header.file_size != file_size_for(g)) {
         error = "queue file " + path + " has a corrupt header (rings " + std::to_string(g.ring_count) +
                 ", capacity " + std::to_string(g.ring_capacity) + "); move it away";
         return nullptr;
@@ -198,14 +308,15 @@ RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_
       ring_index_(ring_index),
       control_(queue.ring(ring_index)),
       data_(queue.ring_data(ring_index)),
-      mask_(queue.ring_capacity() - 1),
       capacity_(queue.ring_capacity()),
       line_cap_(line_cap),
       write_pos_(control_.write_pos.load(std::memory_order_relaxed)),
+      write_offset_(write_pos_ % capacity_),
       lines_written_(control_.lines_written.load(std::memory_order_relaxed)),
       cached_read_pos_(control_.read_pos.load(std::memory_order_acquire)),
       cached_lines_read_(control_.lines_read.load(std::memory_order_relaxed)),
-      cached_other_lines_(lines_in_other_rings()) {
+      cached_other_lines_(lines_in_other_rings()),
+      space_reserved_(queue.space_reserved()) {
     // A predecessor that died in the middle of publishing left the sequence odd, and its line
     // count may not match its write position: count again from what the consumer committed.
     uint64_t seq = control_.publish_seq.load(std::memory_order_relaxed);
@@ -219,7 +330,7 @@ RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_
             if (!(before & 1) && control_.commit_seq.load(std::memory_order_relaxed) == before) break;
         }
         uint64_t lines = 0;
-        for (uint64_t pos = read_pos; pos < write_pos_; ++pos) lines += data_[pos & mask_] == '\n';
+        for (uint64_t pos = read_pos; pos < write_pos_; ++pos) lines += data_[pos % capacity_] == '\n';
         lines_written_ = lines_read + lines;
         control_.lines_written.store(lines_written_, std::memory_order_relaxed);
         control_.publish_seq.store(seq + 1, std::memory_order_release);
@@ -242,12 +353,13 @@ void RingProducer::refresh() {
     cached_read_pos_ = control_.read_pos.load(std::memory_order_acquire);
     cached_lines_read_ = control_.lines_read.load(std::memory_order_relaxed);
     cached_other_lines_ = lines_in_other_rings();
+    space_reserved_ = queue_.space_reserved();
 }
 
 bool RingProducer::has_room_for(uint64_t bytes, uint64_t lines) {
     const uint64_t queued_lines = lines_written_ + unpublished_lines_ + lines - 1;
     auto fits = [&] {
-        return write_pos_ + bytes - cached_read_pos_ <= capacity_ &&
+        return space_reserved_ && write_pos_ + bytes - cached_read_pos_ <= capacity_ &&
                queued_lines - cached_lines_read_ + cached_other_lines_ < line_cap_;
     };
     if (fits()) return true;
@@ -262,10 +374,15 @@ bool RingProducer::append(const std::string_view* parts, size_t count, size_t to
     }
     for (size_t i = 0; i < count; ++i) {
         const std::string_view part = parts[i];
-        size_t offset = write_pos_ & mask_;
-        size_t first = std::min<size_t>(part.size(), capacity_ - offset);
-        std::memcpy(data_ + offset, part.data(), first);
-        if (first < part.size()) std::memcpy(data_, part.data() + first, part.size() - first);
+        size_t first = std::min<size_t>(part.size(), capacity_ - write_offset_);
+        std::memcpy(data_ + write_offset_, part.data(), first);
+        if (first < part.size()) {
+            std::memcpy(data_, part.data() + first, part.size() - first);
+            write_offset_ = part.size() - first;
+        } else {
+            write_offset_ += first;
+            if (write_offset_ == capacity_) write_offset_ = 0;
+        }
         write_pos_ += part.size();
     }
     ++unpublished_lines_;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,13 +29,21 @@ struct QueueHeader {
     uint32_t header_size;
     uint32_t ring_control_size;
     uint32_t ring_count;
-    uint64_t ring_capacity;  // bytes, a power of two
+    uint64_t ring_capacity;  // bytes, a multiple of kPage (older files: a power of two)
     uint64_t file_size;
     int64_t created_unix_ns;
     char destination[kDestinationTextMax];
     // Futex word the consumer sleeps on when every ring is empty.
     alignas(64) std::atomic<uint32_t> wake_seq;
     std::atomic<uint32_t> consumer_waiting;
+    // 1 once every byte of the file is allocated on disk (fallocate), so a write into the ring can
+    // never fault for want of space. While 0 (a sparse file from an older polymur on a full disk),
+    // producers drop and count instead of writing. Lives in what was padding: old files read 0.
+    std::atomic<uint32_t> space_reserved;
+    // --sync-interval: the boot (/proc/sys/kernel/random/boot_id, hex without dashes) during which the
+    // ring controls' synced positions were last made durable. A start in another boot after no clean
+    // stop rolls each ring back to them (what was written after the last sync may be torn).
+    char synced_boot_id[32];
 };
 
 struct RingControl {
@@ -48,11 +57,17 @@ struct RingControl {
     alignas(64) Counter read_pos;
     Counter lines_read;
     Counter commit_seq;
+    // --sync-interval: a (write position, lines written) pair of the producer that was on disk,
+    // data included, when the output last synced the file. Written by the output's sync thread.
+    Counter synced_write_pos;
+    Counter synced_lines;
 };
 
 static_assert(std::is_standard_layout_v<QueueHeader>);
 static_assert(std::is_standard_layout_v<RingControl>);
 static_assert(sizeof(QueueHeader) <= kPage);
+static_assert(offsetof(QueueHeader, synced_boot_id) + 32 <= sizeof(QueueHeader) &&
+              sizeof(QueueHeader) == 384, "new fields must stay inside the layout-2 header");
 static_assert(sizeof(RingControl) == 128);
 
 struct QueueGeometry {
@@ -60,13 +75,51 @@ struct QueueGeometry {
     uint64_t ring_capacity = 0;
 };
 
+// Bytes free for an unprivileged writer on the file system holding `path` (a file or directory;
+// the nearest existing parent is asked). 0 when it cannot be asked.
+uint64_t filesystem_free_bytes(const std::string& path);
+
+// Bytes a queue file of this geometry takes (header, ring controls and data).
+uint64_t queue_file_size(QueueGeometry geometry);
+
+// What open_or_create found about disk space, for the supervisor's log and stats.
+struct QueueSpaceReport {
+    uint64_t wanted_bytes = 0;     // file size of the geometry asked for
+    uint64_t allocated_bytes = 0;  // file size actually created (0: an existing file kept as it was)
+    uint64_t free_bytes = 0;       // free on the state directory's file system before creating
+    std::string problem;           // why less than asked for was created, or why space is not reserved
+    uint64_t migrated_lines = 0;   // lines carried over from a file of another geometry
+    std::string migrated_from;     // that geometry, in words
+    uint64_t rolled_back_bytes = 0;  // given up after a machine crash: written after the last sync
+};
+
 class QueueFile {
 public:
     // Supervisor: opens the queue file for `destination`, creating it when missing. An existing file
     // is validated; one whose layout or geometry does not match is refused with `error` naming the
     // file and what to do, unless it holds nothing (then it is recreated).
+    // Space for a new file is allocated on disk (fallocate) before the file is used; when the file
+    // system cannot hold the geometry asked for (or more than `max_bytes`), the largest geometry
+    // that fits is created instead and `space` says so. A queue that cannot even get its smallest
+    // geometry is refused.
     static std::unique_ptr<QueueFile> open_or_create(const std::string& path, std::string_view destination,
-                                                     QueueGeometry geometry, std::string& error);
+                                                     QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
+                                                     std::string& error);
+    static std::unique_ptr<QueueFile> open_or_create(const std::string& path, std::string_view destination,
+                                                     QueueGeometry geometry, std::string& error) {
+        QueueSpaceReport ignored;
+        return open_or_create(path, destination, geometry, UINT64_MAX, ignored, error);
+    }
+    // Creates a new file (which must not exist) as open_or_create does.
+    static std::unique_ptr<QueueFile> create(const std::string& path, std::string_view destination, QueueGeometry geometry,
+                                             uint64_t max_bytes, QueueSpaceReport& space, std::string& error);
+    // Supervisor, at start: the lines queued in `old` (another geometry: other --workers or
+    // --queue-bytes) are copied into a new file of `geometry`, which then replaces it by rename, so
+    // a crash at any point leaves one complete copy: nothing lost, nothing duplicated. Refused when
+    // they do not fit; then the old file is kept as it is.
+    static std::unique_ptr<QueueFile> migrate(std::unique_ptr<QueueFile> old, std::string_view destination,
+                                              QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
+                                              std::string& error);
     // Children: maps an existing file and validates its header.
     static std::unique_ptr<QueueFile> open(const std::string& path, std::string& error);
 
@@ -77,6 +130,23 @@ public:
     RingControl& ring(uint32_t index) { return rings_[index]; }
     const RingControl& ring(uint32_t index) const { return rings_[index]; }
     char* ring_data(uint32_t index) { return data_ + static_cast<size_t>(index) * header_->ring_capacity; }
+
+    uint64_t capacity_bytes() const { return static_cast<uint64_t>(header_->ring_count) * header_->ring_capacity; }
+    bool space_reserved() const { return header_->space_reserved.load(std::memory_order_acquire) != 0; }
+    // Writes the whole mapping back to disk (msync) and waits for it.
+    bool sync(std::string& error);
+    // --sync-interval, output process: makes what the producers have published so far durable
+    // (fdatasync of `fd`, a descriptor of this file), then records it as the rings' synced
+    // positions and makes those durable too. False (errno set) when the disk refused.
+    bool sync_published(int fd);
+    // Supervisor, at start: when the file was synced during another boot, each ring is rolled back
+    // to its synced positions (lines written after the last sync may not have reached the disk
+    // before the machine went down). Returns the bytes given up.
+    uint64_t roll_back_to_synced();
+    // Supervisor, at start without --sync-interval: the synced positions are stale from now on.
+    void forget_sync();
+    // Allocates every byte of the file on disk; on success producers may write again.
+    bool reserve_space(std::string& error);
 
     uint64_t queued_lines() const;
     uint64_t queued_bytes() const;
@@ -114,7 +184,8 @@ void commit_read(RingControl& ring, uint64_t read_pos, uint64_t lines);
 // producer is in the middle of publishing (or died there); then count the lines yourself.
 bool read_published(const RingControl& ring, uint64_t& write_pos, uint64_t& lines_written);
 
-// Chooses ring count and capacity for a destination queue of about `queue_bytes` bytes.
+// Chooses ring count and capacity so the whole queue file takes at most `queue_bytes` bytes (each
+// ring gets an equal share of what the header leaves, in whole pages, and at least 1 MiB).
 QueueGeometry geometry_for(uint32_t producer_count, uint64_t queue_bytes);
 
 // Process-local producer handle on one ring (the shared part is RingControl).
@@ -148,16 +219,17 @@ private:
     uint32_t ring_index_;
     RingControl& control_;
     char* data_;
-    uint64_t mask_;
     uint64_t capacity_;
     uint64_t line_cap_;
     uint64_t write_pos_;
+    uint64_t write_offset_;  // write_pos_ % capacity_, kept without a division per line
     uint64_t lines_written_;
     uint64_t unpublished_lines_ = 0;
     uint64_t unpublished_drops_ = 0;
     uint64_t cached_read_pos_;
     uint64_t cached_lines_read_;
     uint64_t cached_other_lines_ = 0;
+    bool space_reserved_ = false;
 };
 
 }  // namespace polymur::shm

@@ -15,6 +15,7 @@
 #include <boost/program_options.hpp>
 
 #include "common/log.hpp"
+#include "common/man_options.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/self_metrics.hpp"
@@ -223,6 +224,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("listen-addr", po::value(&config.listen_addr)->default_value(defaults.listen_addr), "plaintext metrics listen address")
         ("api-addr", po::value(&config.api_addr)->default_value(defaults.api_addr), "admin protocol TCP address (keep it on loopback)")
         ("admin-socket", po::value(&config.admin_socket), "admin protocol unix socket (default <state-dir>/polymur.sock)")
+        ("metrics-addr", po::value(&config.metrics_addr), "HTTP address serving /metrics (Prometheus) and /health (off unless set; keep it on loopback or a monitoring network)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
@@ -240,6 +242,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("max-line-length", unsigned_value(&config.max_line_length), "longest accepted line in bytes; longer lines are dropped and counted")
         ("idle-timeout", unsigned_value(&config.idle_timeout_s), "seconds before an idle client connection is closed (0: never)")
         ("stats-interval", unsigned_value(&config.stats_interval_s), "seconds between the rate lines in the log")
+        ("sync-interval", unsigned_value(&config.sync_interval_s), "seconds between writing queue data back to disk (fdatasync), so a power loss loses at most about that much (0: off, the kernel writes back on its own)")
         ("drain-timeout", unsigned_value(&config.drain_timeout_s), "seconds an output may spend delivering its queue on shutdown")
         ("stall-timeout", unsigned_value(&config.stall_timeout_s), "seconds without a heartbeat (or, for an output, without the destination accepting data) before a child is restarted")
         ("mode", po::value(&config.mode), "relay, proxy or gateway (default from the program name: polymur-proxy, polymur-gateway)")
@@ -267,6 +270,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("metrics-flush", po::value<std::string>(), "Polymur's name for --self-metrics-interval");
     // clang-format on
 
+    // The build renders the man pages' option lists from this table (man/render.cmake).
+    if (write_man_options_if_asked(argc, argv, options, std::cout)) return ParseOutcome::exit_ok;
     po::variables_map values;
     try {
         // Go-style flags: -listen-addr=x is a long option. No abbreviations: Go's flags have none,

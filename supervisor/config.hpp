@@ -12,6 +12,7 @@ struct Config {
     std::string listen_addr = "0.0.0.0:2003";
     std::string api_addr = "localhost:2030";
     std::string admin_socket;  // empty: <state-dir>/polymur.sock
+    std::string metrics_addr;  // HTTP /metrics and /health for Prometheus and probes; empty: off
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";
@@ -30,6 +31,7 @@ struct Config {
     uint32_t idle_timeout_s = 600;
     uint32_t stats_interval_s = 5;
     uint32_t drain_timeout_s = 5;
+    uint32_t sync_interval_s = 0;   // 0: no fdatasync of queue data (the kernel writes back on its own)
     uint32_t stall_timeout_s = 30;  // a child without heartbeat or progress this long is restarted
     uint32_t self_metrics_interval_s = 60;  // 0: off
     std::string self_metrics_prefix;        // empty: carbon.relays.<short hostname>

@@ -7,6 +7,7 @@
 #include "route/lookup_command.hpp"
 #include "supervisor/config.hpp"
 #include "supervisor/proctitle.hpp"
+#include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
 #include "supervisor/validate.hpp"
 
@@ -24,6 +25,8 @@ int main(int argc, char** argv) {
     if (config.check_config) {
         // parse_config ran the validation a start runs; the check adds a bind of every address.
         std::vector<std::string> warnings = polymur::config_warnings(config);
+        // Not enough disk for the queues is a warning: polymur runs with smaller queues.
+        for (std::string& problem : polymur::check_queue_space(config)) warnings.push_back(std::move(problem));
         std::string error = polymur::check_state_dir(config);
         if (error.empty()) error = polymur::try_binding(config, warnings);
         for (const std::string& warning : warnings) LOG_WARN("%s", warning.c_str());

@@ -19,6 +19,7 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_RELOAD("listen-addr", restart, listen_addr),
         POLYMUR_RELOAD("api-addr", restart, api_addr),
         POLYMUR_RELOAD("admin-socket", restart, admin_socket),
+        POLYMUR_RELOAD("metrics-addr", restart, metrics_addr),
         // Applied by the supervisor as putdest/deldest (supervisor.cpp), not by copying.
         ReloadRule {"destinations", OnReload::applied, [](const Config& a, const Config& b) { return a.destinations != b.destinations; },
                     [](Config& to, const Config& from) { to.destinations = from.destinations; }},
@@ -38,6 +39,7 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_RELOAD("max-line-length", restart, max_line_length),
         POLYMUR_RELOAD("idle-timeout", applied, idle_timeout_s),
         POLYMUR_RELOAD("stats-interval", applied, stats_interval_s),
+        POLYMUR_RELOAD("sync-interval", restart, sync_interval_s),
         POLYMUR_RELOAD("drain-timeout", applied, drain_timeout_s),
         POLYMUR_RELOAD("stall-timeout", applied, stall_timeout_s),
         POLYMUR_RELOAD("mode", restart, mode),

@@ -21,10 +21,12 @@
 #include <boost/interprocess/anonymous_shared_memory.hpp>
 
 #include "common/clock.hpp"
+#include "common/durable_file.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
+#include "supervisor/leftovers.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/reload_policy.hpp"
 #include "supervisor/validate.hpp"
@@ -60,6 +62,7 @@ void raise_fd_limit() {
 
 Supervisor::~Supervisor() {
     admin_.reset();
+    metrics_.reset();
     for (struct event* ev : events_) event_free(ev);
     if (base_) event_base_free(base_);
 }
@@ -74,10 +77,12 @@ bool Supervisor::setup() {
     std::error_code ec;
     std::filesystem::create_directories(config_.state_dir, ec);
     if (ec) {
-        LOG_ERROR("state directory %s: cannot create: %s", config_.state_dir.c_str(), ec.message().c_str());
+        LOG_ERROR("%s", state_dir_problem(config_.state_dir, ec.value(), "cannot create it").c_str());
         return false;
     }
     if (!lock_state_dir()) return false;
+    // Before binding: a child of a previous generation may still hold the listen socket.
+    end_previous_generation(config_.state_dir, static_cast<int>(config_.drain_timeout_s + 2) * 1000);
     std::string error;
     if (config_.plaintext_listener) {
         listen_fd_ = net::listen_tcp(config_.listen_addr, 4096, error);
@@ -110,6 +115,13 @@ bool Supervisor::setup() {
     if (!net::is_loopback(admin_tcp_fd_.get()))
         LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
                  config_.api_addr.c_str());
+    if (!config_.metrics_addr.empty()) {
+        metrics_fd_ = net::listen_tcp(config_.metrics_addr, 64, error);
+        if (!metrics_fd_) {
+            LOG_ERROR("metrics %s: cannot listen: %s", config_.metrics_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
     admin_unix_fd_ = net::listen_unix(config_.admin_socket, 64, error);
     if (!admin_unix_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.admin_socket.c_str(), error.c_str());
@@ -121,6 +133,7 @@ bool Supervisor::setup() {
     control_ = shm::init_control(control_region_.get_address(), config_.workers);
     publish_live_settings();
 
+    queues_to_create_ = count_new_queue_files();
     if (config_.console_out && !add_destination("console", true, error)) {
         LOG_ERROR("%s", error.c_str());
         return false;
@@ -132,6 +145,7 @@ bool Supervisor::setup() {
         }
     }
     apply_runtime_changes();
+    queues_to_create_ = 0;
     warn_about_orphan_queues();
     listeners_.resize(config_.workers);
     for (uint32_t i = 0; i < config_.workers; ++i) listeners_[i] = Child {Role::listener, i, 0, 0, 0, 0, true};
@@ -181,10 +195,36 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         return false;
     }
     uint32_t slot = static_cast<uint32_t>(free_slot - destinations_.begin());
-    auto queue = shm::QueueFile::open_or_create(queue_path(config_.state_dir, text), text,
-                                                shm::geometry_for(config_.workers + 1, config_.queue_bytes), error);
-    if (!queue) return false;
+    const std::string path = queue_path(config_.state_dir, text);
+    // At start the new queue files share what is free; later a putdest may take all of it.
+    uint64_t budget = UINT64_MAX;
+    if (queues_to_create_ > 1 && access(path.c_str(), F_OK) != 0)
+        budget = shm::filesystem_free_bytes(config_.state_dir) / queues_to_create_;
+    if (queues_to_create_ && access(path.c_str(), F_OK) != 0) --queues_to_create_;
+    shm::QueueSpaceReport space;
+    auto queue = shm::QueueFile::open_or_create(path, text, shm::geometry_for(config_.workers + 1, config_.queue_bytes),
+                                                budget, space, error);
+    if (!queue) {
+        error = "destination " + text + ": " + error;
+        return false;
+    }
     uint64_t resumed = queue->queued_lines();
+    if (space.rolled_back_bytes)
+        LOG_WARN("destination %s: queue %s: the machine went down since it was last synced; %llu bytes written after the "
+                 "last sync (at most --sync-interval seconds of lines) were given up", text.c_str(), path.c_str(),
+                 static_cast<unsigned long long>(space.rolled_back_bytes));
+    if (!config_.sync_interval_s) queue->forget_sync();
+    if (space.migrated_lines || !space.migrated_from.empty())
+        LOG_NOTICE("destination %s: queue %s: moved %llu queued lines from its old geometry (%s) into %u rings of %llu bytes",
+                   text.c_str(), path.c_str(), static_cast<unsigned long long>(space.migrated_lines), space.migrated_from.c_str(),
+                   queue->ring_count(), static_cast<unsigned long long>(queue->ring_capacity()));
+    if (!space.problem.empty() && queue->space_reserved())
+        LOG_ERROR("destination %s: queue %s %s", text.c_str(), path.c_str(), space.problem.c_str());
+    else if (!space.problem.empty())
+        LOG_ERROR("destination %s: queue %s holds %llu lines but %s; its %llu queued lines are delivered, new lines for it "
+                  "are dropped and counted until the space is there (retried every 5 s)",
+                  text.c_str(), path.c_str(), static_cast<unsigned long long>(resumed), space.problem.c_str(),
+                  static_cast<unsigned long long>(resumed));
 
     Destination& d = *free_slot;
     d = Destination {};
@@ -274,6 +314,9 @@ void Supervisor::become_child(const Heritage& heritage) {
     std::string title = "polymur: " + name;
     proctitle_set(title.c_str());
     log::set_role(name.c_str());
+    // Nor are the supervisor's mappings of the queue files kept: a child maps the queues it uses itself,
+    // so the disk space of a destination removed later is freed when its last user unmaps it.
+    for (Destination& d : destinations_) d.queue.reset();
     int code = kExitCrashed;
     try {
         code = heritage.role == Role::listener ? run_listener(heritage) : run_output(heritage);
@@ -359,6 +402,7 @@ void Supervisor::housekeeping() {
         if (config_.hash_route()) update_ring_membership();
         check_stalls(now);
         finish_removals();
+        retry_space_reservations(now);
         return;
     }
     if (state_ == State::stopping_listeners && running_children(Role::listener) == 0) {
@@ -463,11 +507,55 @@ void Supervisor::check_stalls(int64_t now) {
     }
 }
 
+// What is wrong with a state directory polymur cannot use, in words an operator can act on.
+std::string Supervisor::state_dir_problem(const std::string& dir, int err, const char* what) {
+    std::string text = "state directory " + dir + ": " + what + ": " + std::strerror(err);
+    // The deepest part of the path that exists says which part is missing or whose it is.
+    std::filesystem::path existing(dir);
+    std::error_code ec;
+    while (!existing.empty() && !std::filesystem::exists(existing, ec) && existing.has_parent_path() &&
+           existing.parent_path() != existing)
+        existing = existing.parent_path();
+    struct stat st {};
+    const bool found = stat(existing.c_str(), &st) == 0;
+    switch (err) {
+        case EROFS:
+            text += " (" + existing.string() + " is on a read-only file system; give polymur a --state-dir on a writable one)";
+            break;
+        case EACCES:
+        case EPERM:
+            if (found)
+                text += " (" + existing.string() + " is owned by uid " + std::to_string(st.st_uid) + ", gid " +
+                        std::to_string(st.st_gid) + ", mode " + [&] { char m[8]; std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777); return std::string(m); }() +
+                        "; polymur runs as uid " + std::to_string(geteuid()) + ", gid " + std::to_string(getegid()) +
+                        ": make it writable for that user, e.g. chown it)";
+            break;
+        case ENOENT:
+        case ENOTDIR:
+            if (found && !S_ISDIR(st.st_mode))
+                text += " (" + existing.string() + " is not a directory)";
+            else if (found && existing.string() != dir)
+                text += " (" + existing.string() + " exists, but not the directories under it on the way to " + dir + ")";
+            break;
+        case ENOSPC:
+        case EDQUOT:
+            text += " (the file system is full)";
+            break;
+        default:
+            break;
+    }
+    return text;
+}
+
 // One supervisor per state directory: its queues have exactly one set of producers and consumers.
 bool Supervisor::lock_state_dir() {
     std::string path = config_.state_dir + "/polymur.lock";
     state_lock_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!state_lock_ || flock(state_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (!state_lock_) {
+        LOG_ERROR("%s", state_dir_problem(config_.state_dir, errno, "cannot create polymur.lock in it").c_str());
+        return false;
+    }
+    if (flock(state_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
         std::string holder;
         std::ifstream(path) >> holder;
         LOG_ERROR("state directory %s is in use by another polymur (pid %s); give each its own --state-dir",
@@ -480,15 +568,40 @@ bool Supervisor::lock_state_dir() {
     return true;
 }
 
-// putdest/deldest outlive a restart: each is appended to <state-dir>/runtime-destinations and
-// replayed over the configured destinations at start.
-void Supervisor::record_runtime_change(const char* command, const std::string& destination) {
+// putdest/deldest (and destinations changed by SIGHUP) outlive a restart: <state-dir>/runtime-destinations
+// holds the shortest list of changes that turns the configured destinations into the running ones,
+// replaced durably at every change. `adding`/`removing` describe a change about to be made, so the
+// file is written before the change takes effect and a failed write leaves both untouched.
+std::string Supervisor::runtime_destinations_text(const std::string* adding, const std::string* removing) const {
+    auto running = [&](const std::string& text) {
+        if (removing && text == *removing) return false;
+        if (adding && text == *adding) return true;
+        return std::any_of(destinations_.begin(), destinations_.end(),
+                           [&](const Destination& d) { return d.in_use && !d.removing && !d.console && d.text == text; });
+    };
+    auto configured = [&](const std::string& text) {
+        return std::find(config_.destinations.begin(), config_.destinations.end(), text) != config_.destinations.end();
+    };
+    std::string out;
+    for (const std::string& text : config_.destinations)
+        if (!running(text)) out += "deldest " + text + "\n";
+    std::vector<std::pair<uint64_t, std::string>> added;
+    for (const Destination& d : destinations_)
+        if (d.in_use && !d.removing && !d.console && !configured(d.text) && !(removing && d.text == *removing))
+            added.emplace_back(d.incarnation, d.text);
+    std::sort(added.begin(), added.end());
+    for (const auto& [incarnation, text] : added) out += "putdest " + text + "\n";
+    if (adding && !configured(*adding) &&
+        std::none_of(added.begin(), added.end(), [&](const auto& a) { return a.second == *adding; }))
+        out += "putdest " + *adding + "\n";
+    return out;
+}
+
+bool Supervisor::save_runtime_destinations(std::string& error, const std::string* adding, const std::string* removing) {
     std::string path = config_.state_dir + "/runtime-destinations";
-    std::string line = std::string(command) + " " + destination + "\n";
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd || ::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()) || fsync(fd.get()) != 0)
-        LOG_ERROR("%s: cannot record '%s %s': %s; it will not survive a restart", path.c_str(), command,
-                  destination.c_str(), std::strerror(errno));
+    std::string text = runtime_destinations_text(adding, removing);
+    if (text.empty() && access(path.c_str(), F_OK) != 0) return true;
+    return replace_file_durably(path, text, error);
 }
 
 void Supervisor::apply_runtime_changes() {
@@ -496,11 +609,23 @@ void Supervisor::apply_runtime_changes() {
     std::ifstream in(path);
     if (!in) return;
     std::string command, destination, error;
-    size_t applied = 0, skipped = 0;
+    size_t applied = 0, skipped = 0, failed = 0;
     while (in >> command >> destination) {
         bool ok = false;
         if (command == "putdest") {
-            ok = add_destination(destination, false, error);
+            bool present = std::any_of(destinations_.begin(), destinations_.end(),
+                                       [&](const Destination& d) { return d.in_use && d.text == destination; });
+            ok = !present && add_destination(destination, false, error);
+            if (!present && !ok) {
+                // A destination that parses failed for a reason that may pass (no disk for its
+                // queue, say): keep it for the next start. One that does not parse never will.
+                route::Destination parsed;
+                std::string ignored;
+                const bool may_pass = is_https_destination(destination) || route::parse_destination(destination, parsed, ignored);
+                LOG_ERROR("%s: putdest %s cannot be replayed%s: %s", path.c_str(), destination.c_str(), may_pass ? " now" : "",
+                          error.c_str());
+                failed += may_pass;
+            }
         } else if (command == "deldest") {
             for (uint32_t slot = 0; slot < shm::kMaxDestinations && !ok; ++slot) {
                 Destination& d = destinations_[slot];
@@ -518,23 +643,38 @@ void Supervisor::apply_runtime_changes() {
                "from the configured destinations alone", path.c_str(), applied, skipped);
     if (applied) publish_generation();
 
-    // Rewrite it as the shortest list that gives the same result, so it does not grow forever.
-    std::vector<std::pair<uint64_t, std::string>> added;
-    std::ostringstream compact;
-    for (const std::string& text : config_.destinations) {
-        bool present = std::any_of(destinations_.begin(), destinations_.end(),
-                                   [&](const Destination& d) { return d.in_use && !d.console && d.text == text; });
-        if (!present) compact << "deldest " << text << "\n";
+    // Rewritten as the shortest list that gives the same result, so it does not grow forever; a
+    // failed write keeps the old file, which replays to the same destinations. A putdest that
+    // could not be replayed (no disk for its queue, say) stays in the file for the next start.
+    if (failed) {
+        LOG_ERROR("%s: kept as it is, so the %zu destinations that could not be added now are added at the next start",
+                  path.c_str(), failed);
+    } else if (!save_runtime_destinations(error))
+        LOG_ERROR("%s; kept the previous file, which gives the same destinations", error.c_str());
+}
+
+// A queue file that could not be allocated (an old sparse file on a full disk) takes no new lines;
+// once the space is there again it does, without a restart.
+void Supervisor::retry_space_reservations(int64_t now) {
+    if (now < next_space_retry_ms_) return;
+    next_space_retry_ms_ = now + 5000;
+    for (Destination& d : destinations_) {
+        if (!d.in_use || !d.queue || d.queue->space_reserved()) continue;
+        std::string error;
+        if (d.queue->reserve_space(error))
+            LOG_NOTICE("destination %s: queue %s is allocated now; taking new lines again", d.text.c_str(),
+                       d.queue->path().c_str());
     }
-    for (const Destination& d : destinations_)
-        if (d.in_use && !d.console && std::find(config_.destinations.begin(), config_.destinations.end(), d.text) == config_.destinations.end())
-            added.emplace_back(d.incarnation, d.text);
-    std::sort(added.begin(), added.end());
-    for (const auto& [incarnation, text] : added) compact << "putdest " << text << "\n";
-    std::string tmp = path + ".tmp";
-    std::ofstream(tmp, std::ios::trunc) << compact.str();
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-        LOG_WARN("%s: cannot rewrite: %s", path.c_str(), std::strerror(errno));
+}
+
+uint32_t Supervisor::count_new_queue_files() const {
+    uint32_t count = config_.console_out && access(queue_path(config_.state_dir, "console").c_str(), F_OK) != 0;
+    for (const std::string& text : config_.destinations) count += access(queue_path(config_.state_dir, text).c_str(), F_OK) != 0;
+    std::ifstream in(config_.state_dir + "/runtime-destinations");
+    std::string command, destination;
+    while (in >> command >> destination)
+        count += command == "putdest" && access(queue_path(config_.state_dir, destination).c_str(), F_OK) != 0;
+    return count;
 }
 
 void Supervisor::warn_about_orphan_queues() {
@@ -593,6 +733,10 @@ void Supervisor::reload() {
         }
     }
     config_.destinations = next.destinations;  // applied above, as putdest/deldest
+    // The journal is relative to the configured destinations, which just changed.
+    std::string error;
+    if (!save_runtime_destinations(error))
+        LOG_ERROR("supervisor: reload: %s; the destinations changed now may differ after a restart", error.c_str());
     // Every other option: applied now, or named as needing a restart (reload_policy.cpp).
     ReloadChanges changes = apply_reloadable(config_, next);
     for (const std::string& name : changes.applied)
@@ -626,26 +770,77 @@ void Supervisor::arm_periodic_events() {
 }
 
 RelayCounters Supervisor::counters() {
+    RelayStatus s = status();
     RelayCounters c;
+    c.received = s.received;
+    c.invalid = s.invalid + s.too_long;
+    c.unroutable = s.unroutable;
+    c.connections_total = s.connections_total;
+    c.connections_open = s.connections;
+    for (const DestinationStatus& d : s.destinations) {
+        if (d.console) continue;
+        c.sent += d.sent;
+        c.queued += d.queued;
+        c.dropped += d.dropped;
+        c.destinations.push_back({d.name, d.sent, d.queued, d.dropped});
+    }
+    return c;
+}
+
+// One reading of every counter in shared memory, for `stats`, /metrics and self-metrics.
+RelayStatus Supervisor::status() {
+    RelayStatus s;
+    s.workers = config_.workers;
+    s.distribution = config_.distribution;
+    s.start_unix_seconds = control_->header.start_unix_ns / 1000000000;
     for (uint32_t i = 0; i < config_.workers; ++i) {
         const shm::WorkerSlot& w = control_->workers[i];
-        c.received += w.received.load(std::memory_order_relaxed);
-        c.invalid += w.invalid.load(std::memory_order_relaxed) + w.too_long.load(std::memory_order_relaxed);
-        c.unroutable += w.unroutable.load(std::memory_order_relaxed);
-        c.connections_total += w.connections_total.load(std::memory_order_relaxed);
-        c.connections_open += w.connections.load(std::memory_order_relaxed);
+        s.received += w.received.load(std::memory_order_relaxed);
+        s.invalid += w.invalid.load(std::memory_order_relaxed);
+        s.too_long += w.too_long.load(std::memory_order_relaxed);
+        s.unroutable += w.unroutable.load(std::memory_order_relaxed);
+        s.connections += w.connections.load(std::memory_order_relaxed);
+        s.connections_total += w.connections_total.load(std::memory_order_relaxed);
     }
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         const Destination& d = destinations_[slot];
-        if (!d.in_use || !d.queue || d.console) continue;
-        RelayCounters::Destination out {d.text, control_->destinations[slot].sent_lines.load(std::memory_order_relaxed),
-                                        d.queue->queued_lines(), d.queue->dropped_lines()};
-        c.sent += out.sent;
-        c.queued += out.queued;
-        c.dropped += out.dropped;
-        c.destinations.push_back(out);
+        if (!d.in_use || !d.queue) continue;
+        const shm::DestinationSlot& c = control_->destinations[slot];
+        DestinationStatus out;
+        out.name = d.text;
+        out.console = d.console;
+        out.state = d.removing ? "removing" : shm::link_state_name(static_cast<shm::LinkState>(c.link_state.load(std::memory_order_relaxed)));
+        out.queued = d.queue->queued_lines();
+        out.queued_bytes = d.queue->queued_bytes();
+        out.capacity_bytes = d.queue->capacity_bytes();
+        out.space_reserved = d.queue->space_reserved();
+        out.sent = c.sent_lines.load(std::memory_order_relaxed);
+        out.sent_bytes = c.sent_bytes.load(std::memory_order_relaxed);
+        out.dropped = d.queue->dropped_lines();
+        out.reconnects = c.reconnects.load(std::memory_order_relaxed);
+        out.rerouted = c.rerouted_lines.load(std::memory_order_relaxed);
+        out.in_ring = c.in_ring.load(std::memory_order_relaxed) != 0;
+        s.destinations.push_back(std::move(out));
     }
-    return c;
+    return s;
+}
+
+// Ready: running, and every listener and every registered destination's output alive and reporting.
+Health Supervisor::health() {
+    std::vector<ChildView> children;
+    for (const Child& c : listeners_)
+        children.push_back({child_name(Role::listener, c.index, ""), c.pid, c.wanted, c.started_ms,
+                            static_cast<int64_t>(control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed)),
+                            health_stale_after_ms(false, config_.stall_timeout_s, config_.connect_timeout_ms)});
+    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        const Destination& d = destinations_[slot];
+        const Child& c = outputs_[slot];
+        if (!d.in_use || d.removing) continue;
+        children.push_back({child_name(Role::output, slot, d.text), c.pid, true, c.started_ms,
+                            static_cast<int64_t>(control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed)),
+                            health_stale_after_ms(true, config_.stall_timeout_s, config_.connect_timeout_ms)});
+    }
+    return evaluate_health(state_name(static_cast<int>(state_)), children, monotonic_ms());
 }
 
 // The supervisor reports as a client of its own plaintext listener, so its metrics take the same
@@ -789,8 +984,15 @@ std::string Supervisor::getdest() {
 std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
     if (destination == "console") return "error: the console output is set with --console-out\n";
-    if (!add_destination(destination, false, error)) return "error: " + error + "\n";
-    record_runtime_change("putdest", destination);
+    if (!save_runtime_destinations(error, &destination, nullptr)) {
+        LOG_ERROR("putdest %s refused: %s", destination.c_str(), error.c_str());
+        return "error: " + error + "; not registered\n";
+    }
+    if (!add_destination(destination, false, error)) {
+        std::string ignored;
+        save_runtime_destinations(ignored);
+        return "error: " + error + "\n";
+    }
     std::string reply = "Registered destination: " + destination + "\n";
     std::string warning = unresolvable_destination_warning(destination);
     if (!warning.empty()) {
@@ -804,6 +1006,11 @@ std::string Supervisor::deldest(const std::string& destination) {
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console || d.text != destination) continue;
+        std::string error;
+        if (!save_runtime_destinations(error, nullptr, &destination)) {
+            LOG_ERROR("deldest %s refused: %s", destination.c_str(), error.c_str());
+            return "error: " + error + "; not unregistered\n";
+        }
         d.removing = true;
         control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing), std::memory_order_release);
         publish_generation();
@@ -817,49 +1024,13 @@ std::string Supervisor::deldest(const std::string& destination) {
                                   [](const Destination& o) { return o.in_use && !o.removing && !o.console; });
         if (!others && !config_.hash_route())
             LOG_WARN("broadcast: no destinations left; metrics received are discarded and counted as unroutable until putdest");
-        record_runtime_change("deldest", destination);
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }
     return "error: destination " + destination + " is not registered\n";
 }
 
-std::string Supervisor::stats() {
-    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, accepted = 0;
-    for (uint32_t i = 0; i < config_.workers; ++i) {
-        const shm::WorkerSlot& w = control_->workers[i];
-        received += w.received.load(std::memory_order_relaxed);
-        invalid += w.invalid.load(std::memory_order_relaxed);
-        too_long += w.too_long.load(std::memory_order_relaxed);
-        unroutable += w.unroutable.load(std::memory_order_relaxed);
-        connections += w.connections.load(std::memory_order_relaxed);
-        accepted += w.connections_total.load(std::memory_order_relaxed);
-    }
-    std::ostringstream out;
-    out << "{\"received\": " << received << ", \"invalid\": " << invalid << ", \"too_long\": " << too_long
-        << ", \"unroutable\": " << unroutable << ", \"connections\": " << connections << ", \"connections_total\": " << accepted
-        << ", \"workers\": " << config_.workers << ", \"distribution\": \"" << config_.distribution
-        << "\", \"destinations\": {";
-    bool first = true;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
-        const Destination& d = destinations_[slot];
-        if (!d.in_use || !d.queue) continue;
-        const shm::DestinationSlot& s = control_->destinations[slot];
-        auto link = static_cast<shm::LinkState>(s.link_state.load(std::memory_order_relaxed));
-        out << (first ? "" : ", ") << "\"" << admin::json_escape(d.text) << "\": {\"state\": \""
-            << (d.removing ? "removing" : shm::link_state_name(link)) << "\", \"queued\": " << d.queue->queued_lines()
-            << ", \"queued_bytes\": " << d.queue->queued_bytes() << ", \"sent\": " << s.sent_lines.load(std::memory_order_relaxed)
-            << ", \"sent_bytes\": " << s.sent_bytes.load(std::memory_order_relaxed) << ", \"dropped\": " << d.queue->dropped_lines()
-            << ", \"reconnects\": " << s.reconnects.load(std::memory_order_relaxed)
-            << ", \"rerouted\": " << s.rerouted_lines.load(std::memory_order_relaxed);
-        // Only hash-route has a ring; broadcast destinations are not in one.
-        if (config_.hash_route()) out << ", \"in_ring\": " << (s.in_ring.load(std::memory_order_relaxed) ? "true" : "false");
-        out << "}";
-        first = false;
-    }
-    out << "}}\n";
-    return out.str();
-}
+std::string Supervisor::stats() { return format_stats_json(status()); }
 
 void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
     auto* self = static_cast<Supervisor*>(self_ptr);
@@ -892,6 +1063,15 @@ int Supervisor::run() {
     admin_ = std::make_unique<admin::Server>(base_, *this);
     admin_->add_listener(admin_tcp_fd_.get());
     admin_->add_listener(admin_unix_fd_.get());
+    if (metrics_fd_) {
+        metrics_ = std::make_unique<MetricsHttpServer>(
+            base_, metrics_fd_.get(), MetricsHttpServer::Source {[this] { return status(); }, [this] { return health(); }});
+        if (!metrics_->ok()) return kExitDoNotRestart;
+        LOG_NOTICE("metrics: serving /metrics (Prometheus) and /health on %s", config_.metrics_addr.c_str());
+        if (!net::is_loopback(metrics_fd_.get()))
+            LOG_WARN("metrics %s: listening beyond loopback; anyone who can reach it can read the relay's counters",
+                     config_.metrics_addr.c_str());
+    }
 
     struct event* tick = event_new(base_, -1, EV_PERSIST, &Supervisor::on_housekeeping, this);
     struct timeval tick_interval {0, 100000};

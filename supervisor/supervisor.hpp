@@ -20,6 +20,9 @@
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 #include "supervisor/config.hpp"
+#include "supervisor/health.hpp"
+#include "supervisor/metrics_http.hpp"
+#include "supervisor/relay_status.hpp"
 #include "supervisor/self_metrics.hpp"
 #include "supervisor/systemd_notify.hpp"
 #include "worker/heritage.hpp"
@@ -79,14 +82,21 @@ private:
     void update_ring_membership();
     void check_stalls(int64_t now);
     bool lock_state_dir();
+    static std::string state_dir_problem(const std::string& dir, int err, const char* what);
     void apply_runtime_changes();
-    void record_runtime_change(const char* command, const std::string& destination);
+    std::string runtime_destinations_text(const std::string* adding, const std::string* removing) const;
+    bool save_runtime_destinations(std::string& error, const std::string* adding = nullptr,
+                                   const std::string* removing = nullptr);
     void warn_about_orphan_queues();
+    void retry_space_reservations(int64_t now);
+    uint32_t count_new_queue_files() const;
     void reload();
     void arm_periodic_events();
     void publish_live_settings();
     void send_self_metrics();
     RelayCounters counters();
+    RelayStatus status();
+    Health health();
     static void on_self_metrics(evutil_socket_t, short, void* self);
     void log_rates();
     void set_state(State state);
@@ -109,18 +119,22 @@ private:
     struct event* rates_event_ = nullptr;         // every --stats-interval
     struct event* self_metrics_event_ = nullptr;  // every --self-metrics-interval (not armed when 0)
     std::unique_ptr<admin::Server> admin_;
+    std::unique_ptr<MetricsHttpServer> metrics_;
     UniqueFd state_lock_;
     UniqueFd listen_fd_;
     UniqueFd https_fd_;
     UniqueFd http_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;
+    UniqueFd metrics_fd_;
     boost::interprocess::mapped_region control_region_;
     shm::ControlSegment* control_ = nullptr;
     std::vector<Child> listeners_;
     std::array<Child, shm::kMaxDestinations> outputs_ {};
     std::array<Destination, shm::kMaxDestinations> destinations_ {};
     uint64_t next_incarnation_ = 1;
+    uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
+    int64_t next_space_retry_ms_ = 0;
     int64_t shutdown_deadline_ms_ = 0;
     uint64_t last_received_ = 0;
     int64_t last_rates_ms_ = 0;

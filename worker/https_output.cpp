@@ -30,6 +30,7 @@
 #include "protocol/http_response.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
+#include "worker/queue_syncer.hpp"
 #include "worker/tls.hpp"
 
 namespace polymur {
@@ -361,7 +362,7 @@ bool HttpsOutput::gather() {
     zs_.next_out = reinterpret_cast<Bytef*>(out_.get() + kHeaderRoom);
     zs_.avail_out = static_cast<uInt>(out_cap_ - kHeaderRoom);
     const uint32_t rings = queue_->ring_count();
-    const uint64_t capacity = queue_->ring_capacity(), mask = capacity - 1;
+    const uint64_t capacity = queue_->ring_capacity();
     for (uint32_t k = 0; k < rings && batch_raw_bytes_ < batch_limit_; ++k) {
         uint32_t i = (first_ring_ + k) % rings;
         const uint64_t start = next_pos_[i];
@@ -370,17 +371,17 @@ bool HttpsOutput::gather() {
         const char* data = queue_->ring_data(i);
         uint64_t take = std::min(available, batch_limit_ - batch_raw_bytes_);
         if (take < available) {
-            while (take && data[(start + take - 1) & mask] != '\n') --take;
+            while (take && data[(start + take - 1) % capacity] != '\n') --take;
             if (!take) {
                 if (batch_raw_bytes_) continue;  // the next batch takes it
                 // A line longer than the whole batch limit goes alone.
                 take = 1;
-                while (take < available && data[(start + take - 1) & mask] != '\n') ++take;
+                while (take < available && data[(start + take - 1) % capacity] != '\n') ++take;
             }
         }
         uint64_t lines = 0;
         for (uint64_t pos = start, end = start + take; pos < end;) {
-            uint64_t offset = pos & mask;
+            uint64_t offset = pos % capacity;
             uint64_t span = std::min(end - pos, capacity - offset);
             const char* p = data + offset;
             lines += count_lines(p, static_cast<size_t>(span));
@@ -517,6 +518,7 @@ int HttpsOutput::run() {
     int exit_code = 0;
     queue_ = attach_output_queue(heritage_, text_, lock, exit_code);
     if (!queue_) return exit_code;
+    QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, nullptr);

@@ -21,6 +21,7 @@
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
+#include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
 
 namespace polymur {
@@ -171,10 +172,10 @@ bool Output::gather() {
         if (!available) continue;
         uint64_t take = std::min(available, kChunkMax);
         const char* data = queue_->ring_data(i);
-        const uint64_t mask = queue_->ring_capacity() - 1;
+        const uint64_t ring_size = queue_->ring_capacity();
         if (take < available) {
             // Cut at the last whole line inside the chunk.
-            while (take && data[(next_pos_[i] + take - 1) & mask] != '\n') --take;
+            while (take && data[(next_pos_[i] + take - 1) % ring_size] != '\n') --take;
             if (!take) take = available;  // cannot happen with lines <= max-line-length
         }
         uint64_t lines = 0;
@@ -183,8 +184,8 @@ bool Output::gather() {
         } else {
             uint64_t pos = next_pos_[i], end = next_pos_[i] + take;
             while (pos < end) {
-                uint64_t offset = pos & mask;
-                uint64_t span = std::min(end - pos, queue_->ring_capacity() - offset);
+                uint64_t offset = pos % ring_size;
+                uint64_t span = std::min(end - pos, ring_size - offset);
                 const char* p = data + offset;
                 const char* stop = p + span;
                 while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(stop - p))))) {
@@ -208,15 +209,15 @@ bool Output::write_pending() {
     while (stream_written_ < stream_queued_) {
         struct iovec iov[kMaxIov * 2];
         size_t count = 0;
-        const uint64_t mask = queue_->ring_capacity() - 1;
+        const uint64_t ring_size = queue_->ring_capacity();
         for (const Chunk& c : pending_) {
             if (c.stream_end <= stream_written_) continue;
             uint64_t skip = stream_written_ > c.stream_end - (c.end - c.start) ? stream_written_ - (c.stream_end - (c.end - c.start)) : 0;
             uint64_t pos = c.start + skip;
             char* data = queue_->ring_data(c.ring);
             while (pos < c.end && count < kMaxIov * 2) {
-                uint64_t offset = pos & mask;
-                uint64_t span = std::min(c.end - pos, queue_->ring_capacity() - offset);
+                uint64_t offset = pos % ring_size;
+                uint64_t span = std::min(c.end - pos, ring_size - offset);
                 iov[count++] = {data + offset, static_cast<size_t>(span)};
                 pos += span;
             }
@@ -294,6 +295,7 @@ int Output::run() {
     int exit_code = 0;
     queue_ = attach_output_queue(heritage_, text_, lock, exit_code);
     if (!queue_) return exit_code;
+    QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
     rewind_to_committed();
 
     struct sigaction sa {};

@@ -62,7 +62,6 @@ uint64_t Rerouter::move_batch(shm::QueueFile& own) {
     if (!ring_) return 0;
     const Config& config = *heritage_.config;
     const uint64_t capacity = own.ring_capacity();
-    const uint64_t mask = capacity - 1;
     uint64_t moved = 0;
     bool blocked = false;
     for (uint32_t i = 0; i < own.ring_count() && !blocked; ++i) {
@@ -73,7 +72,7 @@ uint64_t Rerouter::move_batch(shm::QueueFile& own) {
         uint64_t lines = 0;
         while (pos < end && lines < kBatchLines) {
             // The line from pos to the next '\n', which may wrap around the ring end.
-            uint64_t offset = pos & mask;
+            uint64_t offset = pos % capacity;
             uint64_t first_span = std::min(end - pos, capacity - offset);
             const char* nl = static_cast<const char*>(std::memchr(data + offset, '\n', first_span));
             std::string_view line;

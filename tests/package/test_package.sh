@@ -17,7 +17,7 @@ check() {  # check NAME COMMAND...
 }
 
 cd "$build"
-rm -f polymur_*_amd64.deb
+rm -f polymur_*_amd64.deb polymur-dbgsym_*_amd64.ddeb
 cpack -G DEB >/tmp/polymur-cpack.log 2>&1 || { cat /tmp/polymur-cpack.log; exit 1; }
 deb=$(ls polymur_*_amd64.deb)
 echo "built $deb"
@@ -31,6 +31,36 @@ check "polymur-proxy is a link to polymur" grep -q "./usr/bin/polymur-proxy -> p
 check "config files are conffiles" sh -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/polymur/polymur.conf"
 check "postinst creates the polymur user" sh -c "dpkg-deb -I '$deb' postinst | grep -q 'adduser --system'"
 check "package name and architecture" sh -c "dpkg-deb -f '$deb' Package Architecture | tr '\n' ' ' | grep -q 'Package: polymur Architecture: amd64'"
+for path in ./usr/share/doc/polymur/copyright ./usr/share/doc/polymur/changelog.gz ./usr/share/man/man8/polymur.8.gz \
+            ./usr/share/man/man8/polymur-proxy.8.gz ./usr/share/man/man8/polymur-gateway.8.gz ./usr/share/man/man5/polymur.conf.5.gz; do
+    check "package holds $path" grep -q " $path\$" <<<"$contents"
+done
+unpacked=$(mktemp -d)
+dpkg-deb -x "$deb" "$unpacked"
+check "copyright is DEP-5 with the repository's LICENSE" bash -c "
+    head -1 '$unpacked/usr/share/doc/polymur/copyright' | grep -qx 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' &&
+    awk '/^License: Expat\$/ { stanza++; next } stanza == 2' '$unpacked/usr/share/doc/polymur/copyright' | sed 's/^ //; s/^\.\$//' |
+        diff - <(tail -n +3 '$source/LICENSE')"
+check "changelog.gz is a Debian changelog for this version" sh -c "
+    zcat '$unpacked/usr/share/doc/polymur/changelog.gz' | head -1 | grep -q '^polymur ($(dpkg-deb -f "$deb" Version)) '"
+check "the extended description says what it is" sh -c "[ \$(dpkg-deb -f '$deb' Description | tail -n +2 | wc -l) -ge 5 ]"
+check "the packaged binary is stripped" sh -c "! readelf -S '$unpacked/usr/bin/polymur' | grep -qE '\.(debug_info|symtab)'"
+dbgsym=$(ls polymur-dbgsym_*_amd64.ddeb 2>/dev/null || true)
+build_id=$(readelf -n "$unpacked/usr/bin/polymur" | sed -n 's/.*Build ID: //p')
+check "the -dbgsym package holds the debug info for this build id" sh -c "
+    [ -n '$dbgsym' ] && [ -n '$build_id' ] && dpkg-deb -f '$dbgsym' Build-Ids | grep -qx '$build_id' &&
+    dpkg-deb -c '$dbgsym' | grep -q ' ./usr/lib/debug/.build-id/${build_id:0:2}/${build_id:2}.debug\$'"
+rm -rf "$unpacked"
+if command -v lintian >/dev/null; then
+    # Errors fail the test; warnings are shown so they are seen.
+    check "lintian: no errors in $deb" sh -c "lintian --fail-on error '$deb' 2>&1 | grep -v 'root privileges' | tee /dev/stderr | { ! grep -q '^E: '; }"
+    # lintian wants a .deb name for the .ddeb.
+    ddeb_copy=$(mktemp -d)/polymur-dbgsym.deb
+    check "lintian: no errors in $dbgsym" sh -c "cp '$dbgsym' '$ddeb_copy' && lintian --fail-on error '$ddeb_copy' 2>&1 | grep -v 'root privileges' | tee /dev/stderr | { ! grep -q '^E: '; }"
+    rm -rf "$(dirname "$ddeb_copy")"
+else
+    echo "skipped: lintian is not installed (./dev.sh test installs it)"
+fi
 
 # The units as shipped, pointing at this build's binary (verify wants the executables to exist).
 units=$(mktemp -d)
@@ -51,7 +81,8 @@ if [ "${CI:-}" = true ] || [ "${POLYMUR_TEST_INSTALL:-}" = 1 ]; then
     elif dpkg -s polymur >/dev/null 2>&1; then
         echo "skipped: a polymur package is already installed here; not touching it"
     else
-        check "apt install ./$deb" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb"
+        apt_get() { env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 "$@"; }
+        check "apt install ./$deb" apt_get install -y -qq "./$deb"
         check "installed polymur runs" sh -c "polymur --version | grep -q '^polymur '"
         check "installed polymur-gateway is the gateway" sh -c "polymur-gateway --check-config 2>&1 | grep -q 'the gateway needs'"
         check "the polymur system user exists" id polymur
@@ -65,8 +96,19 @@ if [ "${CI:-}" = true ] || [ "${POLYMUR_TEST_INSTALL:-}" = 1 ]; then
             pid=\$!; for i in \$(seq 50); do echo getdest | nc -q1 127.0.0.1 $api 2>/dev/null | grep -q registered && break; sleep 0.1; done
             echo getdest | nc -q1 127.0.0.1 $api | grep -q registered; rc=\$?; kill \$pid; wait \$pid; exit \$rc"
         rm -rf "$state"
-        check "apt purge polymur" env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq polymur
+        check "/etc/polymur/tls: root:polymur 0750" sh -c "[ \"\$(stat -c '%U:%G %a' /etc/polymur/tls)\" = 'root:polymur 750' ]"
+        check "the service user reads /etc/polymur/tls, others do not" sh -c "
+            runuser -u polymur -- ls /etc/polymur/tls >/dev/null && ! runuser -u nobody -- ls /etc/polymur/tls 2>/dev/null"
+        if grep -qs 'path-exclude.*/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+            echo "skipped: this system's dpkg excludes /usr/share/man"
+        else
+            check "man -w polymur finds the installed page" sh -c "man -w polymur | grep -qx /usr/share/man/man8/polymur.8.gz"
+        fi
+        check "apt purge polymur (without warnings)" sh -c "
+            out=\$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 purge -y -qq polymur 2>&1)
+            rc=\$?; echo \"\$out\"; [ \$rc = 0 ] && ! echo \"\$out\" | grep -iE 'crontab|warning'"
         check "purge removed the user" sh -c "! id polymur"
+        check "purge removed the group and the empty /etc/polymur" sh -c "! getent group polymur && [ ! -e /etc/polymur ]"
     fi
 else
     echo "skipped: apt install of the package (runs on CI, or with POLYMUR_TEST_INSTALL=1)"

@@ -16,9 +16,10 @@ Markers, on the line right before the opening fence:
   there may be at most MAX_NOT_RUN of them in all the docs.
 
 Where: in a private network namespace (in_netns.sh), so the documented addresses (10.0.0.0/8) are local
-and the documented fixed ports (2003, 2030, 443) are free. Blocks that talk to a relay talk to a "doc
-relay" started as the README's quick start starts it (`polymur --console-out --state-dir=state` on the
-default ports), fresh for each file and stopped while a server block runs. The absolute paths of a
+and the documented fixed ports (2003, 2030, 2040, 443) are free. Blocks that talk to a relay talk to a
+"doc relay" started as the README's quick start (`./dev.sh run`) starts it (`polymur --console-out
+--state-dir=state --metrics-addr=127.0.0.1:2040` on the default ports), fresh for each file and stopped
+while a server block runs. The absolute paths of a
 packaged host are mapped under a scratch directory (PATHS below); `polymur`, `polymur-proxy` and
 `polymur-gateway` are the built binary.
 """
@@ -154,7 +155,8 @@ class DocsTest(unittest.TestCase):
     def start_relay(self):
         shutil.rmtree(os.path.join(self.work, "state"), ignore_errors=True)
         os.makedirs(os.path.join(self.work, "state"))
-        self.relay = subprocess.Popen([POLYMUR, "--console-out", "--state-dir=" + os.path.join(self.work, "state")],
+        self.relay = subprocess.Popen([POLYMUR, "--console-out", "--state-dir=" + os.path.join(self.work, "state"),
+                                       "--metrics-addr=127.0.0.1:2040"],
                                       cwd=self.work, stdout=subprocess.DEVNULL, stderr=self.log, stdin=subprocess.DEVNULL)
         wait_until(lambda: self.relay.poll() is None and admin_answers(), 15, message="the doc relay")
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 
 namespace polymur::shm {
@@ -71,9 +72,8 @@ protected:
     // Reads `size` bytes at stream position `pos` of a ring, following the wrap like the consumer.
     static std::string read_ring(QueueFile& q, uint32_t ring, uint64_t pos, uint64_t size) {
         const char* data = q.ring_data(ring);
-        const uint64_t mask = q.ring_capacity() - 1;
         std::string out;
-        for (uint64_t i = 0; i < size; ++i) out += data[(pos + i) & mask];
+        for (uint64_t i = 0; i < size; ++i) out += data[(pos + i) % q.ring_capacity()];
         return out;
     }
 
@@ -94,13 +94,11 @@ TEST(QueueGeometryFor, RingCountIsProducerCount) {
     EXPECT_EQ(geometry_for(65, 256ull << 20).ring_count, 65u);
 }
 
-TEST(QueueGeometryFor, CapacityIsLargestPowerOfTwoNotAboveShare) {
-    EXPECT_EQ(geometry_for(4, 256ull << 20).ring_capacity, 64ull << 20);  // exact share
-    EXPECT_EQ(geometry_for(3, 256ull << 20).ring_capacity, 64ull << 20);  // 85.3 MiB -> 64 MiB
-    EXPECT_EQ(geometry_for(17, 256ull << 20).ring_capacity, 8ull << 20);  // 15.06 MiB -> 8 MiB
-    EXPECT_EQ(geometry_for(3, 10ull << 20).ring_capacity, 2ull << 20);    // 3.3 MiB -> 2 MiB
-    EXPECT_EQ(geometry_for(1, (1ull << 30) + 1).ring_capacity, 1ull << 30);
-    EXPECT_EQ(geometry_for(1, (1ull << 30) - 1).ring_capacity, 1ull << 29);
+TEST(QueueGeometryFor, WholeFileTakesQueueBytes) {
+    // 256 MiB with 3 rings (2 workers): header and ring controls take 2 pages, the rest is shared.
+    EXPECT_EQ(geometry_for(3, 256ull << 20).ring_capacity, ((256ull << 20) - 8192) / 3 / 4096 * 4096);
+    EXPECT_EQ(geometry_for(4, 256ull << 20).ring_capacity, ((256ull << 20) - 8192) / 4 / 4096 * 4096);
+    EXPECT_EQ(queue_file_size(geometry_for(1, 8ull << 30)), 8ull << 30);
 }
 
 TEST(QueueGeometryFor, CapacityIsAtLeastOneMebibyte) {
@@ -108,17 +106,15 @@ TEST(QueueGeometryFor, CapacityIsAtLeastOneMebibyte) {
     EXPECT_EQ(geometry_for(65, 4ull << 20).ring_capacity, 1ull << 20);
 }
 
-TEST(QueueGeometryFor, AlwaysPowerOfTwoAndNeverAboveShareUnlessMinimum) {
+TEST(QueueGeometryFor, WholePagesAndNeverAboveQueueBytesUnlessMinimum) {
     for (uint32_t producers : {1u, 2u, 3u, 7u, 16u, 33u, 65u}) {
         for (uint64_t bytes : {4ull << 20, 5000000ull, 256ull << 20, 1000000007ull}) {
             QueueGeometry g = geometry_for(producers, bytes);
             EXPECT_EQ(g.ring_count, producers);
-            EXPECT_NE(g.ring_capacity, 0u);
-            EXPECT_EQ(g.ring_capacity & (g.ring_capacity - 1), 0u) << producers << " " << bytes;
-            uint64_t share = bytes / producers;
-            if (share >= (1u << 20)) {
-                EXPECT_LE(g.ring_capacity, share);
-                EXPECT_GT(g.ring_capacity * 2, share);
+            EXPECT_EQ(g.ring_capacity % 4096, 0u) << producers << " " << bytes;
+            if (g.ring_capacity > (1u << 20)) {
+                EXPECT_LE(queue_file_size(g), bytes);
+                EXPECT_GT(queue_file_size(g) + producers * 4096, bytes);  // less than a page per ring unused
             } else {
                 EXPECT_EQ(g.ring_capacity, 1ull << 20);
             }
@@ -650,29 +646,66 @@ TEST_F(QueueTest, MoreQueuedThanCapacityIsRefused) {
     EXPECT_NE(error.find("corrupt"), std::string::npos) << error;
 }
 
-TEST_F(QueueTest, NonEmptyFileInAnotherGeometryIsRefusedAndKept) {
+TEST_F(QueueTest, NonEmptyFileInAnotherGeometryIsCarriedOverWholeAndInOrder) {
+    std::string expected0, expected1;
     {
-        auto q = create({2, kSmallRing});
+        auto q = create({2, 2 * kSmallRing});  // larger rings than the new ones: ring 0 spills into two
         ASSERT_TRUE(q);
-        RingProducer p(*q, 1, 100);
-        ASSERT_TRUE(append(p, "a 1 2\n"));
-        ASSERT_TRUE(append(p, "b 1 2\n"));
+        RingProducer p0(*q, 0, 1000), p1(*q, 1, 1000);
+        // Ring 0 wraps: fill, deliver most, fill again.
+        for (int i = 0; i < 150; ++i) ASSERT_TRUE(append(p0, "w." + std::to_string(100 + i) + " 1 2\n"));
+        p0.publish();
+        consume(*q, 0, 140 * 10, 140);  // lines of 10 bytes
+        for (int i = 0; i < 10; ++i) expected0 += "w." + std::to_string(240 + i) + " 1 2\n";
+        for (int i = 0; i < 500; ++i) {
+            std::string line = "x." + std::to_string(100 + i) + " 1 2\n";
+            ASSERT_TRUE(append(p0, line));
+            expected0 += line;
+        }
+        p0.publish();
+        for (int i = 0; i < 3; ++i) {
+            std::string line = "r." + std::to_string(i) + " 1 2\n";
+            ASSERT_TRUE(append(p1, line));
+            expected1 += line;
+        }
+        p1.publish();
+        ASSERT_EQ(q->queued_lines(), 513u);
+    }
+    std::string error;
+    QueueSpaceReport space;
+    auto q = QueueFile::open_or_create(path_, "carbon:2003", {3, kSmallRing}, UINT64_MAX, space, error);
+    ASSERT_TRUE(q) << error;
+    EXPECT_EQ(q->ring_count(), 3u);
+    EXPECT_EQ(q->ring_capacity(), kSmallRing);
+    EXPECT_GT(q->ring(1).write_pos.load(), 0u);
+    EXPECT_EQ(q->queued_lines(), 513u);
+    EXPECT_EQ(space.migrated_lines, 513u);
+    EXPECT_EQ(space.migrated_from, "2 rings of 8192 bytes");
+    std::string all;
+    for (uint32_t i = 0; i < 3; ++i)
+        all += read_ring(*q, i, q->ring(i).read_pos.load(), q->ring(i).write_pos.load() - q->ring(i).read_pos.load());
+    EXPECT_EQ(all, expected0 + expected1);
+    EXPECT_FALSE(std::filesystem::exists(path_ + ".migrating"));
+}
+
+TEST_F(QueueTest, NonEmptyFileThatDoesNotFitAnotherGeometryIsRefusedAndKept) {
+    {
+        auto q = create({2, 4 * kSmallRing});
+        ASSERT_TRUE(q);
+        RingProducer p(*q, 0, 10000);
+        for (int i = 0; i < 1000; ++i) ASSERT_TRUE(append(p, "a." + std::to_string(1000 + i) + " 1 2\n"));
         p.publish();
     }
     const std::string before = read_file(path_);
     std::string error;
-    EXPECT_FALSE(QueueFile::open_or_create(path_, "carbon:2003", {3, kSmallRing}, error));
+    EXPECT_FALSE(QueueFile::open_or_create(path_, "carbon:2003", {1, kSmallRing}, error));
     EXPECT_NE(error.find(path_), std::string::npos) << error;
-    EXPECT_NE(error.find("holds 2 queued lines in another geometry (2 rings of 4096 bytes)"), std::string::npos)
+    EXPECT_NE(error.find("holds 1000 queued lines in another geometry (2 rings of 16384 bytes) and they cannot be "
+                         "carried over: the new geometry (1 rings of 4096 bytes) holds less"),
+              std::string::npos)
         << error;
-    ASSERT_TRUE(std::filesystem::exists(path_));
     EXPECT_EQ(read_file(path_), before);
-
-    // Another capacity is "another geometry" too.
-    error.clear();
-    EXPECT_FALSE(QueueFile::open_or_create(path_, "carbon:2003", {2, 2 * kSmallRing}, error));
-    EXPECT_NE(error.find(path_), std::string::npos) << error;
-    EXPECT_EQ(read_file(path_), before);
+    EXPECT_FALSE(std::filesystem::exists(path_ + ".migrating"));
 }
 
 TEST_F(QueueTest, EmptyFileInAnotherGeometryIsRecreated) {
@@ -770,6 +803,70 @@ TEST_F(QueueTest, ProducerThatDiedMidPublishIsRepairedByItsSuccessor) {
     EXPECT_EQ(write_pos, 30u);
     EXPECT_EQ(lines, 5u) << "the count was rebuilt from the committed position and the ring's contents";
     EXPECT_EQ(q->queued_lines(), 4u);
+}
+
+
+// --sync-interval: a file last synced during another boot (the machine went down) is rolled back to
+// what its last sync made durable; in the same boot (a process crash) nothing is given up.
+TEST_F(QueueTest, FileSyncedInAnotherBootRollsBackToTheSyncedPoint) {
+    {
+        auto q = create({2, kSmallRing});
+        ASSERT_TRUE(q);
+        RingProducer p(*q, 0, 1000);
+        ASSERT_TRUE(append(p, "a 1 2\n"));
+        ASSERT_TRUE(append(p, "b 1 2\n"));
+        p.publish();
+        UniqueFd fd(::open(path_.c_str(), O_RDWR | O_CLOEXEC));
+        ASSERT_TRUE(q->sync_published(fd.get()));
+        EXPECT_EQ(q->ring(0).synced_write_pos.load(), 12u);
+        EXPECT_EQ(q->ring(0).synced_lines.load(), 2u);
+        ASSERT_TRUE(append(p, "c 1 2\n"));  // after the sync: may not have reached the disk
+        p.publish();
+    }
+    {
+        std::string error;
+        QueueSpaceReport space;
+        auto q = QueueFile::open_or_create(path_, "carbon:2003", {2, kSmallRing}, UINT64_MAX, space, error);
+        ASSERT_TRUE(q) << error;
+        EXPECT_EQ(space.rolled_back_bytes, 0u) << "same boot: a process crash keeps everything";
+        EXPECT_EQ(q->queued_lines(), 3u);
+        std::memset(q->header().synced_boot_id, '0', sizeof q->header().synced_boot_id);  // another boot
+    }
+    std::string error;
+    QueueSpaceReport space;
+    auto q = QueueFile::open_or_create(path_, "carbon:2003", {2, kSmallRing}, UINT64_MAX, space, error);
+    ASSERT_TRUE(q) << error;
+    EXPECT_EQ(space.rolled_back_bytes, 6u);
+    EXPECT_EQ(q->queued_lines(), 2u);
+    EXPECT_EQ(q->ring(0).write_pos.load(), 12u);
+    EXPECT_EQ(read_ring(*q, 0, 0, 12), "a 1 2\nb 1 2\n");
+    // Rolled back once: the next start (in this boot) keeps what is there.
+    q.reset();
+    q = QueueFile::open_or_create(path_, "carbon:2003", {2, kSmallRing}, UINT64_MAX, space, error);
+    EXPECT_EQ(space.rolled_back_bytes, 0u);
+}
+
+// A queue file not allocated on disk (an older polymur's sparse file on a full disk) takes no new
+// lines, counted as dropped, until its space is reserved; then it takes them again.
+TEST_F(QueueTest, UnreservedQueueDropsAndCountsUntilItsSpaceIsReserved) {
+    auto q = create({2, kSmallRing});
+    ASSERT_TRUE(q);
+    EXPECT_TRUE(q->space_reserved()) << "a new file is allocated in full";
+    struct stat st {};
+    ASSERT_EQ(stat(path_.c_str(), &st), 0);
+    EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, q->header().file_size);
+    q->header().space_reserved.store(0);
+    RingProducer p(*q, 0, 1000);
+    EXPECT_FALSE(append(p, "a 1 2\n"));
+    p.publish();
+    EXPECT_EQ(q->dropped_lines(), 1u);
+    EXPECT_EQ(q->queued_lines(), 0u);
+    std::string error;
+    ASSERT_TRUE(q->reserve_space(error)) << error;
+    p.refresh();
+    EXPECT_TRUE(append(p, "b 1 2\n"));
+    p.publish();
+    EXPECT_EQ(q->queued_lines(), 1u);
 }
 
 }  // namespace

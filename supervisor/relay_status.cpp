@@ -1,0 +1,125 @@
+#include "supervisor/relay_status.hpp"
+
+#include <sstream>
+
+#include "admin/command.hpp"
+
+namespace polymur {
+namespace {
+
+// Every state a destination can be in, so the one-hot state gauge always has the same series.
+constexpr const char* kDestinationStates[] = {"starting", "connecting", "connected", "down", "stopped", "removing"};
+
+class Exposition {
+public:
+    explicit Exposition(std::ostringstream& out) : out_(out) {}
+
+    void family(const char* name, const char* type, const char* help) {
+        out_ << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    }
+    void sample(const char* name, uint64_t value) { out_ << name << ' ' << value << '\n'; }
+    void sample(const char* name, const std::string& labels, uint64_t value) {
+        out_ << name << '{' << labels << "} " << value << '\n';
+    }
+
+private:
+    std::ostringstream& out_;
+};
+
+}  // namespace
+
+std::string prometheus_label_value(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+std::string format_stats_json(const RelayStatus& s) {
+    std::ostringstream out;
+    out << "{\"received\": " << s.received << ", \"invalid\": " << s.invalid << ", \"too_long\": " << s.too_long
+        << ", \"unroutable\": " << s.unroutable << ", \"connections\": " << s.connections << ", \"connections_total\": "
+        << s.connections_total << ", \"workers\": " << s.workers << ", \"distribution\": \"" << s.distribution
+        << "\", \"destinations\": {";
+    bool first = true;
+    for (const DestinationStatus& d : s.destinations) {
+        out << (first ? "" : ", ") << "\"" << admin::json_escape(d.name) << "\": {\"state\": \"" << d.state
+            << "\", \"queued\": " << d.queued << ", \"queued_bytes\": " << d.queued_bytes
+            << ", \"capacity_bytes\": " << d.capacity_bytes << ", \"space_reserved\": " << (d.space_reserved ? "true" : "false")
+            << ", \"sent\": " << d.sent
+            << ", \"sent_bytes\": " << d.sent_bytes << ", \"dropped\": " << d.dropped << ", \"reconnects\": " << d.reconnects
+            << ", \"rerouted\": " << d.rerouted;
+        // Only hash-route has a ring; broadcast destinations are not in one.
+        if (s.distribution == "hash-route") out << ", \"in_ring\": " << (d.in_ring ? "true" : "false");
+        out << "}";
+        first = false;
+    }
+    out << "}}\n";
+    return out.str();
+}
+
+std::string format_prometheus(const RelayStatus& s, const Health& health) {
+    std::ostringstream out;
+    Exposition e(out);
+    const struct {
+        const char* name;
+        const char* type;
+        const char* help;
+        uint64_t value;
+    } relay[] = {
+        {"polymur_ready", "gauge", "1 when the relay is running and every child process is alive and reporting (as /health).",
+         health.ready ? 1u : 0u},
+        {"polymur_start_time_seconds", "gauge", "Start time of the supervisor in seconds since the epoch.",
+         static_cast<uint64_t>(s.start_unix_seconds)},
+        {"polymur_workers", "gauge", "Listener worker processes.", s.workers},
+        {"polymur_received_total", "counter", "Metric lines received from clients.", s.received},
+        {"polymur_invalid_total", "counter", "Lines dropped because they did not parse.", s.invalid},
+        {"polymur_too_long_total", "counter", "Lines dropped because they were longer than --max-line-length.", s.too_long},
+        {"polymur_unroutable_total", "counter", "Lines dropped because no destination could take them.", s.unroutable},
+        {"polymur_connections", "gauge", "Client connections open now.", s.connections},
+        {"polymur_connections_total", "counter", "Client connections accepted.", s.connections_total},
+    };
+    for (const auto& m : relay) {
+        e.family(m.name, m.type, m.help);
+        e.sample(m.name, m.value);
+    }
+
+    std::vector<std::string> labels;
+    for (const DestinationStatus& d : s.destinations) labels.push_back("destination=\"" + prometheus_label_value(d.name) + "\"");
+    auto per_destination = [&](const char* name, const char* type, const char* help, uint64_t DestinationStatus::*field) {
+        e.family(name, type, help);
+        for (size_t i = 0; i < s.destinations.size(); ++i) e.sample(name, labels[i], s.destinations[i].*field);
+    };
+    per_destination("polymur_destination_queued", "gauge", "Lines waiting in the destination's queue.", &DestinationStatus::queued);
+    per_destination("polymur_destination_queued_bytes", "gauge", "Bytes waiting in the destination's queue.",
+                    &DestinationStatus::queued_bytes);
+    per_destination("polymur_destination_capacity_bytes", "gauge",
+                    "Bytes the destination's queue holds (less than --queue-bytes when the disk was short).",
+                    &DestinationStatus::capacity_bytes);
+    per_destination("polymur_destination_sent_total", "counter", "Lines delivered to the destination.", &DestinationStatus::sent);
+    per_destination("polymur_destination_sent_bytes_total", "counter", "Bytes delivered to the destination.",
+                    &DestinationStatus::sent_bytes);
+    per_destination("polymur_destination_dropped_total", "counter", "Lines dropped because the destination's queue was full.",
+                    &DestinationStatus::dropped);
+    per_destination("polymur_destination_reconnects_total", "counter", "Reconnect attempts to the destination.",
+                    &DestinationStatus::reconnects);
+    per_destination("polymur_destination_rerouted_total", "counter",
+                    "Lines moved from the destination's queue to other destinations (hash-route failover).",
+                    &DestinationStatus::rerouted);
+    if (s.distribution == "hash-route") {
+        e.family("polymur_destination_in_ring", "gauge", "1 when hash-route places new metrics on the destination.");
+        for (size_t i = 0; i < s.destinations.size(); ++i) e.sample("polymur_destination_in_ring", labels[i], s.destinations[i].in_ring);
+    }
+    e.family("polymur_destination_state", "gauge", "1 for the destination's current state, 0 for the others.");
+    for (size_t i = 0; i < s.destinations.size(); ++i)
+        for (const char* state : kDestinationStates)
+            e.sample("polymur_destination_state", labels[i] + ",state=\"" + state + "\"", s.destinations[i].state == state);
+    return out.str();
+}
+
+}  // namespace polymur

@@ -1,0 +1,45 @@
+// One consistent reading of the relay's counters, taken by the supervisor from shared memory and
+// rendered for the admin protocol's `stats` (JSON) and for Prometheus (/metrics).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace polymur {
+
+struct DestinationStatus {
+    std::string name;   // as the operator wrote it
+    std::string state;  // starting, connecting, connected, down, stopped, removing
+    uint64_t queued = 0, queued_bytes = 0, sent = 0, sent_bytes = 0, dropped = 0, reconnects = 0, rerouted = 0;
+    uint64_t capacity_bytes = 0;  // the queue's real size: less than --queue-bytes when the disk was short
+    bool space_reserved = true;   // false: its file could not be allocated, new lines are dropped
+    bool in_ring = false;
+    bool console = false;
+};
+
+struct RelayStatus {
+    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, connections_total = 0;
+    uint32_t workers = 0;
+    std::string distribution;
+    int64_t start_unix_seconds = 0;
+    std::vector<DestinationStatus> destinations;
+};
+
+// Whether the relay can take traffic now: running, and every child it needs alive and reporting.
+struct Health {
+    bool ready = false;
+    std::string reason;  // "ok", or what is wrong, for the /health body and logs
+};
+
+// The admin protocol's `stats` reply: one line of JSON.
+std::string format_stats_json(const RelayStatus& status);
+
+// The Prometheus text exposition format (version 0.0.4): HELP and TYPE lines, counters named
+// *_total, per-destination series labelled destination="...".
+std::string format_prometheus(const RelayStatus& status, const Health& health);
+
+// A label value with \, " and newline escaped as the exposition format wants.
+std::string prometheus_label_value(const std::string& text);
+
+}  // namespace polymur
