@@ -11,7 +11,7 @@ BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-
 # The sanitizer and fuzz build: clang with its runtimes (libFuzzer, ASan, UBSan) and llvm-symbolizer for
 # readable reports.
 SANITIZE_PACKAGES=(clang libclang-rt-dev llvm)
-TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db)
+TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db collectd-core)
 
 install_missing() {
     local missing=() package

@@ -17,6 +17,9 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_FIXED("version"),
         POLYMUR_FIXED("config"),  // the path comes from the command line; the file itself is read again
         POLYMUR_RELOAD("listen-addr", restart, listen_addr),
+        POLYMUR_RELOAD("pickle-listen-addr", restart, pickle_listen_addr),
+        POLYMUR_RELOAD("udp-listen-addr", restart, udp_listen_addr),
+        POLYMUR_RELOAD("udp-rcvbuf", restart, udp_rcvbuf),
         POLYMUR_RELOAD("api-addr", restart, api_addr),
         POLYMUR_RELOAD("admin-socket", restart, admin_socket),
         POLYMUR_RELOAD("metrics-addr", restart, metrics_addr),
