@@ -14,10 +14,14 @@ namespace polymur::protocol {
 // invalid, longer than `max_line_length` as received or as it will be forwarded (with the prefix, and
 // with a timestamp of `now_length` characters for -1), or whose prefixed name does not fit
 // `name_buffer`; `name` is the metric name with "<prefix>." in front when `prefix` is not empty. An
-// empty last line (after the final '\n') is not a line.
-template <size_t N, typename Visit>
+// empty last line (after the final '\n') is not a line. `map_name` may rewrite the (prefixed) name
+// before the forwarded length is checked (tag normalization); by default it keeps it.
+struct KeepName {
+    std::string_view operator()(std::string_view name) const { return name; }
+};
+template <size_t N, typename Visit, typename MapName = KeepName>
 void for_each_batch_line(std::string_view lines, std::string_view prefix, size_t max_line_length, size_t now_length,
-                         char (&name_buffer)[N], Visit&& visit) {
+                         char (&name_buffer)[N], Visit&& visit, MapName&& map_name = MapName()) {
     size_t start = 0;
     while (start < lines.size()) {
         size_t end = lines.find('\n', start);
@@ -40,6 +44,7 @@ void for_each_batch_line(std::string_view lines, std::string_view prefix, size_t
             std::memcpy(name_buffer + prefix.size() + 1, parsed.name.data(), parsed.name.size());
             full = std::string_view(name_buffer, prefix.size() + 1 + parsed.name.size());
         }
+        full = map_name(full);
         if (full.size() + parsed.value.size() + (parsed.timestamp_is_now ? now_length : parsed.timestamp.size()) + 2 >
             max_line_length) {
             visit(line, static_cast<const ParsedLine*>(nullptr), std::string_view());

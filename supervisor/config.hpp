@@ -19,6 +19,8 @@ struct Config {
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";
+    std::string hash_compat = "graphite";  // or "carbon-c-relay"
+    bool tag_normalize = false;            // carbon's TAG_RELAY_NORMALIZED
     uint32_t replication_factor = 1;
     bool diverse_replicas = true;
     std::string failover = "reroute";  // or "hold"

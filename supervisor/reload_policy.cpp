@@ -28,6 +28,8 @@ const std::vector<ReloadRule>& reload_rules() {
                     [](Config& to, const Config& from) { to.destinations = from.destinations; }},
         POLYMUR_RELOAD("distribution", restart, distribution),
         POLYMUR_RELOAD("hash-type", restart, hash_type),
+        POLYMUR_RELOAD("hash-compat", restart, hash_compat),
+        POLYMUR_RELOAD("tag-normalize", restart, tag_normalize),
         POLYMUR_RELOAD("replication-factor", restart, replication_factor),
         POLYMUR_RELOAD("diverse-replicas", restart, diverse_replicas),
         POLYMUR_RELOAD("failover", applied, failover),

@@ -208,8 +208,10 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         members.emplace_back();
         route::parse_destination(text, members.back(), error);  // check_destination_text accepted it
         route::HashType type;
+        route::HashCompat compat;
         route::parse_hash_type(config_.hash_type, type);
-        if (!route::HashRing::build(type, members, error)) return false;
+        route::parse_hash_compat(config_.hash_compat, compat);
+        if (!route::HashRing::build(type, members, error, compat)) return false;
     }
     auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {

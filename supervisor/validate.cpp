@@ -175,6 +175,8 @@ std::vector<std::string> config_warnings(const Config& config) {
             route::Destination parsed;
             std::string error;
             if (is_https_destination(d) || !route::parse_destination(d, parsed, error)) continue;
+            // carbon-c-relay keys a destination without instance on its host and port
+            if (!parsed.instance && config.hash_compat == "carbon-c-relay") continue;
             std::string instance = parsed.instance.value_or("None");
             auto other = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == instance; });
             if (other != seen.end()) {

@@ -20,6 +20,7 @@
 #include "common/net.hpp"
 #include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
+#include "protocol/tag_normalize.hpp"
 #include "protocol/pickle.hpp"
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
@@ -133,6 +134,8 @@ private:
     std::unique_ptr<route::HashRing> ring_;
     std::vector<uint16_t> ring_routes_;  // ring destination index -> index into routes_
     route::HashType hash_type_ = route::HashType::carbon_ch;
+    route::HashCompat hash_compat_ = route::HashCompat::graphite;
+    protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
     uint64_t generation_ = ~uint64_t(0);
 
     // Counted locally, flushed to shared memory once per read.
@@ -293,6 +296,10 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
     if (error != protocol::LineError::none) {
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
         return;
+    }
+    if (config_.tag_normalize) {  // never longer than the name it replaces
+        const std::string_view normalized = tag_normalizer_.normalize(parsed.name);
+        if (normalized != parsed.name) parsed.name = normalized, parsed.canonical = false;
     }
     std::string_view parts[6];
     size_t count, total;
@@ -542,7 +549,10 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     uint16_t chosen[shm::kMaxDestinations];
     char name[kMaxPrefixedName];
     auto for_each_valid = [&](auto&& visit) {
-        protocol::for_each_batch_line(lines, prefix, config_.max_line_length, now_len_, name, visit);
+        protocol::for_each_batch_line(lines, prefix, config_.max_line_length, now_len_, name, visit,
+                                      [&](std::string_view full) {
+                                          return config_.tag_normalize ? tag_normalizer_.normalize(full) : full;
+                                      });
     };
     // First pass: validate and add up what each destination queue must take.
     for_each_valid([&](std::string_view line, const protocol::ParsedLine* parsed, std::string_view full) {
@@ -661,7 +671,7 @@ void Listener::refresh_routes() {
     ring_.reset();
     if (!members.empty()) {
         std::string error;
-        ring_ = route::HashRing::build(hash_type_, members, error);
+        ring_ = route::HashRing::build(hash_type_, members, error, hash_compat_);
         if (!ring_) LOG_ERROR("listener %u: cannot build the hash ring: %s", heritage_.index, error.c_str());
     }
     generation_ = generation;
@@ -705,6 +715,7 @@ void Listener::tick() {
 int Listener::run() {
     g_listener = this;
     route::parse_hash_type(config_.hash_type, hash_type_);
+    route::parse_hash_compat(config_.hash_compat, hash_compat_);
     // One producer per ring, even while a listener of a previous polymur is still exiting.
     UniqueFd lock = lock_file(config_.state_dir + "/listener-" + std::to_string(heritage_.index) + ".lock",
                               "listener " + std::to_string(heritage_.index));
