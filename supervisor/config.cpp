@@ -18,6 +18,7 @@
 #include "common/man_options.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
+#include "route/routing_table.hpp"
 #include "supervisor/self_metrics.hpp"
 #include "supervisor/validate.hpp"
 #include "worker/cidr.hpp"
@@ -233,6 +234,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
         ("hash-compat", po::value(&config.hash_compat)->default_value(defaults.hash_compat), "hash-route: whose placement carbon_ch and fnv1a_ch follow: graphite (carbon, graphite-web) or carbon-c-relay")
         ("tag-normalize", po::value(&config.tag_normalize)->default_value(false)->implicit_value(true), "normalize tagged names (sorted tags) before routing and forwarding, as carbon's TAG_RELAY_NORMALIZED")
+        ("rules", po::value(&config.rules), "carbon-c-relay rules file (docs/ROUTING.md); checked by --check-config and 'polymur test -f', not yet run by the relay")
         ("replication-factor", unsigned_value(&config.replication_factor), "hash-route: destinations per metric")
         ("diverse-replicas", po::value(&config.diverse_replicas)->default_value(true)->implicit_value(true), "hash-route: replicas on distinct hosts (carbon's DIVERSE_REPLICAS)")
         ("failover", po::value(&config.failover)->default_value(defaults.failover), "hash-route: reroute (a failed destination leaves the ring and its queue moves to the others) or hold (keep its queue until it returns)")
@@ -384,6 +386,10 @@ std::string validate_config(const Config& config) {
         return "--self-metrics-prefix must be a metric name: UTF-8 without whitespace or control characters";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
+    if (!config.rules.empty()) {
+        std::string error;
+        if (!route::compile_rules_file(config.rules, error)) return "--rules: " + error;
+    }
     std::vector<route::Destination> ring_members;
     for (const std::string& text : config.destinations) {
         if (text.rfind("https://", 0) == 0) continue;  // checked below with the TLS options

@@ -21,6 +21,7 @@ struct Config {
     std::string hash_type = "carbon_ch";
     std::string hash_compat = "graphite";  // or "carbon-c-relay"
     bool tag_normalize = false;            // carbon's TAG_RELAY_NORMALIZED
+    std::string rules;  // carbon-c-relay rules file (docs/ROUTING.md); empty: --distribution/--destinations
     uint32_t replication_factor = 1;
     bool diverse_replicas = true;
     std::string failover = "reroute";  // or "hold"

@@ -30,6 +30,7 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_RELOAD("hash-type", restart, hash_type),
         POLYMUR_RELOAD("hash-compat", restart, hash_compat),
         POLYMUR_RELOAD("tag-normalize", restart, tag_normalize),
+        POLYMUR_RELOAD("rules", restart, rules),
         POLYMUR_RELOAD("replication-factor", restart, replication_factor),
         POLYMUR_RELOAD("diverse-replicas", restart, diverse_replicas),
         POLYMUR_RELOAD("failover", applied, failover),
