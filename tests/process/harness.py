@@ -19,6 +19,9 @@ POLYMUR = os.environ.get("POLYMUR_BIN", os.path.join(os.path.dirname(__file__), 
 # multiplied by it. 1 normally; a sanitizer build sets TEST_TIME_FACTOR (tests/process/CMakeLists.txt,
 # README Tests), because sanitized code is several times slower but must still be correct.
 TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR", "1"))
+# In a sanitizer build, peak memory figures measure ASan's shadow memory and quarantine, not polymur:
+# memory bounds are asserted in the normal build only (README Tests).
+SANITIZED = bool(os.environ.get("TEST_SANITIZER_REPORTS"))
 
 # Where a sanitized process writes its report (set per test by run_tests.py); passed on even when a test
 # gives a process its own environment.
