@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-dev libevent-dev libssl-dev
                 zlib1g-dev libgtest-dev)
-TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db)
+TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db collectd-core)
 
 install_missing() {
     local missing=() package

@@ -40,12 +40,17 @@ bool split_host_port(std::string_view text, std::string& host, std::string& port
     return true;
 }
 
-UniqueFd listen_tcp(std::string_view address, int backlog, std::string& error) {
+namespace {
+
+// Binds the first address `address` resolves to that takes it; `ready` finishes the socket
+// (listen, options) and says whether it worked.
+template <typename Ready>
+UniqueFd bind_address(std::string_view address, int socktype, std::string& error, Ready&& ready) {
     std::string host, port;
     if (!split_host_port(address, host, port, error)) return UniqueFd();
     struct addrinfo hints {};
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_socktype = socktype;
     hints.ai_flags = AI_PASSIVE;
     struct addrinfo* found = nullptr;
     int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
@@ -59,7 +64,7 @@ UniqueFd listen_tcp(std::string_view address, int backlog, std::string& error) {
         if (!fd) continue;
         int one = 1;
         setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd.get(), backlog) == 0) {
+        if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0 && ready(fd.get())) {
             result = std::move(fd);
             break;
         }
@@ -67,6 +72,25 @@ UniqueFd listen_tcp(std::string_view address, int backlog, std::string& error) {
     }
     freeaddrinfo(found);
     return result;
+}
+
+}  // namespace
+
+UniqueFd listen_tcp(std::string_view address, int backlog, std::string& error) {
+    return bind_address(address, SOCK_STREAM, error, [&](int fd) { return listen(fd, backlog) == 0; });
+}
+
+UniqueFd bind_udp(std::string_view address, int receive_buffer, int& effective_buffer, std::string& error) {
+    return bind_address(address, SOCK_DGRAM, error, [&](int fd) {
+        // SO_RCVBUFFORCE passes net.core.rmem_max when we may (CAP_NET_ADMIN); SO_RCVBUF is capped by it.
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receive_buffer, sizeof receive_buffer) != 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+        socklen_t len = sizeof effective_buffer;
+        effective_buffer = 0;
+        getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &effective_buffer, &len);
+        int one = 1;  // every datagram carries the socket's count of datagrams the kernel dropped
+        return setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one) == 0;
+    });
 }
 
 UniqueFd listen_unix(const std::string& path, int backlog, std::string& error) {
@@ -96,11 +120,11 @@ bool is_loopback(int fd) {
     socklen_t len = sizeof ss;
     if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return false;
     if (ss.ss_family == AF_INET) {
-        auto* sin = reinterpret_cast<struct sockaddr_in*>(&ss);
+        auto* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
         return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
     }
     if (ss.ss_family == AF_INET6) {
-        auto* sin6 = reinterpret_cast<struct sockaddr_in6*>(&ss);
+        auto* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
         if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) return true;
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) return sin6->sin6_addr.s6_addr[12] == 127;
         return false;
@@ -112,14 +136,18 @@ std::string peer_name(int fd) {
     struct sockaddr_storage ss {};
     socklen_t len = sizeof ss;
     if (getpeername(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return "unknown";
+    return address_name(ss);
+}
+
+std::string address_name(const struct sockaddr_storage& ss) {
     char host[INET6_ADDRSTRLEN] = "?";
     if (ss.ss_family == AF_INET) {
-        auto* sin = reinterpret_cast<struct sockaddr_in*>(&ss);
+        auto* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
         inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
         return std::string(host) + ":" + std::to_string(ntohs(sin->sin_port));
     }
     if (ss.ss_family == AF_INET6) {
-        auto* sin6 = reinterpret_cast<struct sockaddr_in6*>(&ss);
+        auto* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
         inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
         return "[" + std::string(host) + "]:" + std::to_string(ntohs(sin6->sin6_port));
     }

@@ -10,14 +10,27 @@
 
 namespace polymur::route {
 
-bool parse_hash_type(std::string_view text, HashType& out) {
-    for (HashType type : {HashType::carbon_ch, HashType::fnv1a_ch, HashType::jump_fnv1a_ch}) {
-        if (text == hash_type_name(type)) {
-            out = type;
+namespace {
+
+// Finds the value among `values` whose name is `text`.
+template <typename Enum, size_t N>
+bool parse_by_name(std::string_view text, const Enum (&values)[N], const char* (*name)(Enum), Enum& out) {
+    for (Enum value : values) {
+        if (text == name(value)) {
+            out = value;
             return true;
         }
     }
     return false;
+}
+
+constexpr HashType kHashTypes[] = {HashType::carbon_ch, HashType::fnv1a_ch, HashType::jump_fnv1a_ch};
+constexpr HashCompat kHashCompats[] = {HashCompat::graphite, HashCompat::carbon_c_relay};
+
+}  // namespace
+
+bool parse_hash_type(std::string_view text, HashType& out) {
+    return parse_by_name(text, kHashTypes, hash_type_name, out);
 }
 
 const char* hash_type_name(HashType type) {
@@ -25,6 +38,18 @@ const char* hash_type_name(HashType type) {
         case HashType::carbon_ch: return "carbon_ch";
         case HashType::fnv1a_ch: return "fnv1a_ch";
         case HashType::jump_fnv1a_ch: return "jump_fnv1a_ch";
+    }
+    return "?";
+}
+
+bool parse_hash_compat(std::string_view text, HashCompat& out) {
+    return parse_by_name(text, kHashCompats, hash_compat_name, out);
+}
+
+const char* hash_compat_name(HashCompat compat) {
+    switch (compat) {
+        case HashCompat::graphite: return "graphite";
+        case HashCompat::carbon_c_relay: return "carbon-c-relay";
     }
     return "?";
 }
@@ -326,6 +351,15 @@ uint32_t fnv1a_ch_position(std::string_view key) {
     return (hash >> 16) ^ (hash & 0xffff);
 }
 
+uint32_t fnv1a_ch_position_signed_chars(std::string_view key) {
+    uint32_t hash = 0x811c9dc5;
+    for (char c : key) {
+        hash ^= static_cast<uint32_t>(static_cast<int32_t>(static_cast<signed char>(c)));
+        hash *= 0x01000193;
+    }
+    return (hash >> 16) ^ (hash & 0xffff);
+}
+
 // ---------------------------------------------------------------------------------------------
 // carbon_ch / fnv1a_ch: carbon's ConsistentHashRing plus ConsistentHashingRouter.getDestinations
 
@@ -427,6 +461,106 @@ private:
     std::vector<uint16_t> server_of_;  // per destination: index of the first destination on its host
 };
 
+
+// ---------------------------------------------------------------------------------------------
+// carbon_ch / fnv1a_ch as carbon-c-relay 3.7.3 places them (learned by running `carbon-c-relay
+// -d -t`, which prints its ring, and `-t`, which prints each metric's destinations):
+// - 100 replicas per member. carbon_ch keys are carbon's "('host', 'instance'):i" (None without
+//   an instance); fnv1a_ch keys are "i-instance", or "i-host:port" without an instance.
+// - fnv1a_ch hashes bytes as signed chars (metric names and keys alike).
+// - A taken position is not bumped: every replica stays where it hashed, and all entries at one
+//   position route to a single member: for carbon_ch the least (host, instance) with no instance
+//   after any instance; for fnv1a_ch the least (host, port); then the member listed first.
+// - Lookup: the first entry at or after the metric's position, wrapping; replicas are the next
+//   distinct members along the ring (no diverse-replicas rule).
+
+class RelayRing final : public HashRing {
+public:
+    RelayRing(HashType type, const std::vector<Destination>& destinations) : type_(type) {
+        constexpr int kReplicas = 100;
+        struct Candidate {
+            uint32_t position;
+            uint16_t destination;
+        };
+        std::vector<Candidate> ring;
+        ring.reserve(destinations.size() * kReplicas);
+        for (size_t d = 0; d < destinations.size(); ++d) {
+            const Destination& dest = destinations[d];
+            for (int i = 0; i < kReplicas; ++i) {
+                uint32_t position;
+                if (type == HashType::carbon_ch) {
+                    position = carbon_ch_position("('" + dest.host + "', " +
+                                                  (dest.instance ? "'" + *dest.instance + "'" : "None") +
+                                                  "):" + std::to_string(i));
+                } else {
+                    position = fnv1a_ch_position_signed_chars(
+                        std::to_string(i) + "-" +
+                        (dest.instance ? *dest.instance : dest.host + ":" + std::to_string(dest.port)));
+                }
+                ring.push_back({position, static_cast<uint16_t>(d)});
+            }
+        }
+        const auto wins = [&](uint16_t a, uint16_t b) {  // does member a take a shared position from b?
+            const Destination& x = destinations[a];
+            const Destination& y = destinations[b];
+            if (const int c = x.host.compare(y.host); c != 0) return c < 0;
+            if (type_ == HashType::carbon_ch) {
+                if (x.instance.has_value() != y.instance.has_value()) return x.instance.has_value();
+                if (x.instance && *x.instance != *y.instance) return *x.instance < *y.instance;
+            } else if (x.port != y.port) {
+                return x.port < y.port;
+            }
+            return a < b;
+        };
+        std::sort(ring.begin(), ring.end(), [&](const Candidate& a, const Candidate& b) {
+            return a.position != b.position ? a.position < b.position : wins(a.destination, b.destination);
+        });
+        positions_.reserve(ring.size());
+        nodes_.reserve(ring.size());
+        for (const Candidate& c : ring) {
+            const bool shared = !positions_.empty() && positions_.back() == c.position;
+            positions_.push_back(c.position);
+            nodes_.push_back(shared ? nodes_.back() : c.destination);  // the winner sorted first
+        }
+        members_ = destinations.size();
+    }
+
+    size_t lookup(std::string_view metric, size_t replication, bool /*diverse: carbon-c-relay has none*/,
+                  uint16_t* out) const override {
+        replication = std::min({replication, kMaxReplication, members_});
+        if (replication == 0 || positions_.empty()) return 0;
+        const uint32_t position = type_ == HashType::carbon_ch ? carbon_ch_position(metric)
+                                                               : fnv1a_ch_position_signed_chars(metric);
+        const size_t ring_len = positions_.size();
+        size_t index = std::lower_bound(positions_.begin(), positions_.end(), position) - positions_.begin();
+        uint64_t seen[kMaxDestinations / 64];
+        std::fill_n(seen, (members_ + 63) / 64, 0);
+        size_t written = 0;
+        for (size_t step = 0; step < ring_len && written < replication; ++step, ++index) {
+            if (index == ring_len) index = 0;
+            const uint16_t node = nodes_[index];
+            if (seen[node / 64] >> (node % 64) & 1) continue;
+            seen[node / 64] |= uint64_t(1) << (node % 64);
+            out[written++] = node;
+        }
+        return written;
+    }
+
+    size_t size() const override { return members_; }
+
+    std::vector<Entry> entries() const override {
+        std::vector<Entry> result;
+        for (size_t i = 0; i < positions_.size(); ++i) result.push_back({positions_[i], nodes_[i]});
+        return result;
+    }
+
+private:
+    HashType type_;
+    std::vector<uint32_t> positions_;  // sorted, repeated where replicas collide
+    std::vector<uint16_t> nodes_;      // the member each entry routes to
+    size_t members_ = 0;
+};
+
 // ---------------------------------------------------------------------------------------------
 // jump_fnv1a_ch: carbon-c-relay's cluster of that type
 
@@ -517,7 +651,7 @@ private:
 }  // namespace
 
 std::unique_ptr<HashRing> HashRing::build(HashType type, const std::vector<Destination>& destinations,
-                                          std::string& error) {
+                                          std::string& error, HashCompat compat) {
     if (destinations.empty()) {
         error = "no destinations to hash over";
         return nullptr;
@@ -528,9 +662,10 @@ std::unique_ptr<HashRing> HashRing::build(HashType type, const std::vector<Desti
         return nullptr;
     }
     // carbon keys its ring on (server, instance) and refuses a second destination with the same
-    // pair. A jump ring has no such key, but listing one server twice (same host and port)
-    // would only send replicas to the same place.
-    const bool jump = type == HashType::jump_fnv1a_ch;
+    // pair. A jump ring has no such key, nor has carbon-c-relay's ring (it keeps colliding
+    // positions), but listing one server twice (same host and port) would only send replicas
+    // to the same place.
+    const bool jump = type == HashType::jump_fnv1a_ch || compat == HashCompat::carbon_c_relay;
     std::map<std::tuple<std::string, uint16_t, std::optional<std::string>>, size_t> first_with_key;
     for (size_t d = 0; d < destinations.size(); ++d) {
         const Destination& dest = destinations[d];
@@ -547,7 +682,8 @@ std::unique_ptr<HashRing> HashRing::build(HashType type, const std::vector<Desti
             return nullptr;
         }
     }
-    if (jump) return std::make_unique<JumpRing>(destinations);
+    if (type == HashType::jump_fnv1a_ch) return std::make_unique<JumpRing>(destinations);
+    if (compat == HashCompat::carbon_c_relay) return std::make_unique<RelayRing>(type, destinations);
     return std::make_unique<CarbonRing>(type, destinations);
 }
 

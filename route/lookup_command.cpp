@@ -62,7 +62,7 @@ private:
 
 int run_lookup(int argc, char** argv) {
     namespace po = boost::program_options;
-    std::string distribution, hash_type_text, destinations_text;
+    std::string distribution, hash_type_text, hash_compat_text, destinations_text;
     long replication = 1;
     bool diverse = true;
 
@@ -74,6 +74,8 @@ int run_lookup(int argc, char** argv) {
         ("help", "show this help")
         ("distribution", po::value(&distribution)->default_value("hash-route"), "hash-route or broadcast")
         ("hash-type", po::value(&hash_type_text)->default_value("carbon_ch"), "carbon_ch, fnv1a_ch or jump_fnv1a_ch")
+        ("hash-compat", po::value(&hash_compat_text)->default_value("graphite"),
+         "graphite or carbon-c-relay: whose placement carbon_ch and fnv1a_ch follow")
         ("destinations", po::value(&destinations_text), "comma-separated host:port[:instance] or [v6]:port[:instance]")
         ("replication-factor", po::value(&replication)->default_value(1), "copies per metric (REPLICATION_FACTOR)")
         ("diverse-replicas", po::value(&diverse)->default_value(true, "true"),
@@ -99,6 +101,9 @@ int run_lookup(int argc, char** argv) {
     HashType hash_type;
     if (!parse_hash_type(hash_type_text, hash_type))
         return fail("unknown hash type '" + hash_type_text + "' (expected carbon_ch, fnv1a_ch or jump_fnv1a_ch)");
+    HashCompat hash_compat;
+    if (!parse_hash_compat(hash_compat_text, hash_compat))
+        return fail("unknown hash compatibility '" + hash_compat_text + "' (expected graphite or carbon-c-relay)");
     if (replication < 1 || replication > static_cast<long>(kMaxReplication))
         return fail("--replication-factor must be between 1 and " + std::to_string(kMaxReplication));
     if (!vm.count("destinations") || destinations_text.empty()) return fail("--destinations is required");
@@ -122,7 +127,7 @@ int run_lookup(int argc, char** argv) {
         for (const Destination& d : destinations) all_destinations += (all_destinations.empty() ? "" : "|") + d.text;
     } else {
         std::string error;
-        ring = HashRing::build(hash_type, destinations, error);
+        ring = HashRing::build(hash_type, destinations, error, hash_compat);
         if (!ring) return fail(error);
     }
 

@@ -57,6 +57,9 @@ struct WorkerSlot {
     Counter connections_total;  // accepted since start
     Counter seen_generation;    // the destination table generation this worker routes by
     Counter heartbeat_ms;
+    Counter pickle_invalid;     // pickle frames refused (bad or forbidden opcode, truncated, too long)
+    Counter udp_datagrams;      // datagrams read from the UDP socket
+    Counter udp_dropped_seen;   // the UDP socket's kernel drop count as this worker last saw it (cumulative)
 };
 
 struct ControlHeader {

@@ -222,12 +222,17 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("version", "print the version and exit")
         ("config", po::value(&config.config_file), "config file of `name = value` lines (every option below)")
         ("listen-addr", po::value(&config.listen_addr)->default_value(defaults.listen_addr), "plaintext metrics listen address")
+        ("pickle-listen-addr", po::value(&config.pickle_listen_addr), "carbon pickle protocol listener host:port (carbon's port is 2004; off by default)")
+        ("udp-listen-addr", po::value(&config.udp_listen_addr), "plaintext lines over UDP, host:port (off by default)")
+        ("udp-rcvbuf", unsigned_value(&config.udp_rcvbuf), "receive buffer of the UDP socket in bytes (what overflows it is dropped by the kernel and counted)")
         ("api-addr", po::value(&config.api_addr)->default_value(defaults.api_addr), "admin protocol TCP address (keep it on loopback)")
         ("admin-socket", po::value(&config.admin_socket), "admin protocol unix socket (default <state-dir>/polymur.sock)")
         ("metrics-addr", po::value(&config.metrics_addr), "HTTP address serving /metrics (Prometheus) and /health (off unless set; keep it on loopback or a monitoring network)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
+        ("hash-compat", po::value(&config.hash_compat)->default_value(defaults.hash_compat), "hash-route: whose placement carbon_ch and fnv1a_ch follow: graphite (carbon, graphite-web) or carbon-c-relay")
+        ("tag-normalize", po::value(&config.tag_normalize)->default_value(false)->implicit_value(true), "normalize tagged names (sorted tags) before routing and forwarding, as carbon's TAG_RELAY_NORMALIZED")
         ("replication-factor", unsigned_value(&config.replication_factor), "hash-route: destinations per metric")
         ("diverse-replicas", po::value(&config.diverse_replicas)->default_value(true)->implicit_value(true), "hash-route: replicas on distinct hosts (carbon's DIVERSE_REPLICAS)")
         ("failover", po::value(&config.failover)->default_value(defaults.failover), "hash-route: reroute (a failed destination leaves the ring and its queue moves to the others) or hold (keep its queue until it returns)")
@@ -364,6 +369,9 @@ std::string validate_config(const Config& config) {
     route::HashType hash_type;
     if (!route::parse_hash_type(config.hash_type, hash_type))
         return "--hash-type " + config.hash_type + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
+    route::HashCompat hash_compat;
+    if (!route::parse_hash_compat(config.hash_compat, hash_compat))
+        return "--hash-compat " + config.hash_compat + ": expected graphite or carbon-c-relay";
     if (config.replication_factor < 1 || config.replication_factor > route::kMaxReplication)
         return "--replication-factor must be between 1 and " + std::to_string(route::kMaxReplication);
     if (config.failover != "reroute" && config.failover != "hold") return "--failover " + config.failover + ": expected reroute or hold";
@@ -387,7 +395,9 @@ std::string validate_config(const Config& config) {
     if (config.distribution == "hash-route" && !ring_members.empty()) {
         route::HashType type;
         std::string error;
-        if (route::parse_hash_type(config.hash_type, type) && !route::HashRing::build(type, ring_members, error)) return error;
+        if (route::parse_hash_type(config.hash_type, type) &&
+            !route::HashRing::build(type, ring_members, error, hash_compat))
+            return error;
     }
     if (config.reconnect_interval_s == 0) return "--reconnect-interval must be at least 1";
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";

@@ -10,12 +10,17 @@ namespace polymur {
 
 struct Config {
     std::string listen_addr = "0.0.0.0:2003";
+    std::string pickle_listen_addr;           // carbon's pickle protocol (carbon uses 2004); empty: off
+    std::string udp_listen_addr;              // plaintext lines in UDP datagrams; empty: off
+    uint32_t udp_rcvbuf = 16u << 20;          // receive buffer of the UDP socket in bytes
     std::string api_addr = "localhost:2030";
     std::string admin_socket;  // empty: <state-dir>/polymur.sock
     std::string metrics_addr;  // HTTP /metrics and /health for Prometheus and probes; empty: off
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";
+    std::string hash_compat = "graphite";  // or "carbon-c-relay"
+    bool tag_normalize = false;            // carbon's TAG_RELAY_NORMALIZED
     uint32_t replication_factor = 1;
     bool diverse_replicas = true;
     std::string failover = "reroute";  // or "hold"

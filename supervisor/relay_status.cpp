@@ -44,7 +44,8 @@ std::string format_stats_json(const RelayStatus& s) {
     std::ostringstream out;
     out << "{\"received\": " << s.received << ", \"invalid\": " << s.invalid << ", \"too_long\": " << s.too_long
         << ", \"unroutable\": " << s.unroutable << ", \"connections\": " << s.connections << ", \"connections_total\": "
-        << s.connections_total << ", \"workers\": " << s.workers << ", \"distribution\": \"" << s.distribution
+        << s.connections_total << ", \"pickle_invalid\": " << s.pickle_invalid << ", \"udp_datagrams\": " << s.udp_datagrams
+        << ", \"udp_dropped\": " << s.udp_dropped << ", \"workers\": " << s.workers << ", \"distribution\": \"" << s.distribution
         << "\", \"destinations\": {";
     bool first = true;
     for (const DestinationStatus& d : s.destinations) {
@@ -83,6 +84,11 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
         {"polymur_unroutable_total", "counter", "Lines dropped because no destination could take them.", s.unroutable},
         {"polymur_connections", "gauge", "Client connections open now.", s.connections},
         {"polymur_connections_total", "counter", "Client connections accepted.", s.connections_total},
+        {"polymur_pickle_invalid_total", "counter", "Pickle frames refused (forbidden or unknown opcode, cut short, too long); each closed its connection.",
+         s.pickle_invalid},
+        {"polymur_udp_datagrams_total", "counter", "Datagrams read from the UDP listener.", s.udp_datagrams},
+        {"polymur_udp_dropped_total", "counter", "Datagrams the kernel dropped because the UDP receive buffer was full.",
+         s.udp_dropped},
     };
     for (const auto& m : relay) {
         e.family(m.name, m.type, m.help);

@@ -17,6 +17,9 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_FIXED("version"),
         POLYMUR_FIXED("config"),  // the path comes from the command line; the file itself is read again
         POLYMUR_RELOAD("listen-addr", restart, listen_addr),
+        POLYMUR_RELOAD("pickle-listen-addr", restart, pickle_listen_addr),
+        POLYMUR_RELOAD("udp-listen-addr", restart, udp_listen_addr),
+        POLYMUR_RELOAD("udp-rcvbuf", restart, udp_rcvbuf),
         POLYMUR_RELOAD("api-addr", restart, api_addr),
         POLYMUR_RELOAD("admin-socket", restart, admin_socket),
         POLYMUR_RELOAD("metrics-addr", restart, metrics_addr),
@@ -25,6 +28,8 @@ const std::vector<ReloadRule>& reload_rules() {
                     [](Config& to, const Config& from) { to.destinations = from.destinations; }},
         POLYMUR_RELOAD("distribution", restart, distribution),
         POLYMUR_RELOAD("hash-type", restart, hash_type),
+        POLYMUR_RELOAD("hash-compat", restart, hash_compat),
+        POLYMUR_RELOAD("tag-normalize", restart, tag_normalize),
         POLYMUR_RELOAD("replication-factor", restart, replication_factor),
         POLYMUR_RELOAD("diverse-replicas", restart, diverse_replicas),
         POLYMUR_RELOAD("failover", applied, failover),

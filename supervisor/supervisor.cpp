@@ -107,6 +107,28 @@ bool Supervisor::setup() {
         LOG_WARN("HTTP listener %s: plain HTTP without client certificates; only for a TLS-terminating load balancer "
                  "in front of it", config_.http_listen_addr.c_str());
     }
+    if (!config_.pickle_listen_addr.empty()) {
+        pickle_fd_ = net::listen_tcp(config_.pickle_listen_addr, 4096, error);
+        if (!pickle_fd_) {
+            LOG_ERROR("pickle listener %s: cannot listen: %s", config_.pickle_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
+    if (!config_.udp_listen_addr.empty()) {
+        // One socket, bound here and inherited by every worker: whichever worker is free reads the
+        // next datagrams, a restarted worker finds the same socket (and nothing queued in it is lost),
+        // and the kernel's drop count is one number for the whole socket.
+        int granted = 0;
+        udp_fd_ = net::bind_udp(config_.udp_listen_addr, static_cast<int>(std::min<uint32_t>(config_.udp_rcvbuf, INT32_MAX / 2)),
+                                granted, error);
+        if (!udp_fd_) {
+            LOG_ERROR("UDP listener %s: cannot bind: %s", config_.udp_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+        if (static_cast<uint64_t>(granted) < config_.udp_rcvbuf)
+            LOG_WARN("UDP listener %s: receive buffer is %d bytes, not the %u asked for (net.core.rmem_max; run as root or "
+                     "raise it)", config_.udp_listen_addr.c_str(), granted / 2, config_.udp_rcvbuf);
+    }
     admin_tcp_fd_ = net::listen_tcp(config_.api_addr, 64, error);
     if (!admin_tcp_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.api_addr.c_str(), error.c_str());
@@ -186,8 +208,10 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         members.emplace_back();
         route::parse_destination(text, members.back(), error);  // check_destination_text accepted it
         route::HashType type;
+        route::HashCompat compat;
         route::parse_hash_type(config_.hash_type, type);
-        if (!route::HashRing::build(type, members, error)) return false;
+        route::parse_hash_compat(config_.hash_compat, compat);
+        if (!route::HashRing::build(type, members, error, compat)) return false;
     }
     auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {
@@ -271,6 +295,8 @@ void Supervisor::spawn(Child& child) {
     heritage.listen_fd = child.role == Role::listener ? listen_fd_.get() : -1;
     heritage.https_fd = child.role == Role::listener ? https_fd_.get() : -1;
     heritage.http_fd = child.role == Role::listener ? http_fd_.get() : -1;
+    heritage.pickle_fd = child.role == Role::listener ? pickle_fd_.get() : -1;
+    heritage.udp_fd = child.role == Role::listener ? udp_fd_.get() : -1;
     heritage.control = control_;
     heritage.config = &config_;
     heritage.supervisor_pid = getpid();
@@ -297,7 +323,7 @@ void Supervisor::become_child(const Heritage& heritage) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != heritage.supervisor_pid) _exit(0);
     // Close every descriptor but the standard ones and those in the heritage.
-    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd};
+    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd, heritage.pickle_fd, heritage.udp_fd};
     std::sort(std::begin(keep), std::end(keep));
     unsigned next = 3;
     for (int fd : keep) {
@@ -801,6 +827,10 @@ RelayStatus Supervisor::status() {
         s.unroutable += w.unroutable.load(std::memory_order_relaxed);
         s.connections += w.connections.load(std::memory_order_relaxed);
         s.connections_total += w.connections_total.load(std::memory_order_relaxed);
+        s.pickle_invalid += w.pickle_invalid.load(std::memory_order_relaxed);
+        s.udp_datagrams += w.udp_datagrams.load(std::memory_order_relaxed);
+        // The workers share one socket and each saw its cumulative count at some moment: the largest is the latest.
+        s.udp_dropped = std::max<uint64_t>(s.udp_dropped, w.udp_dropped_seen.load(std::memory_order_relaxed));
     }
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         const Destination& d = destinations_[slot];
@@ -1093,6 +1123,8 @@ int Supervisor::run() {
     std::string listening = config_.plaintext_listener ? "plaintext " + config_.listen_addr : "";
     if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
     if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
+    if (!config_.pickle_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("pickle " + config_.pickle_listen_addr);
+    if (!config_.udp_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("UDP " + config_.udp_listen_addr);
     // What runs now: the configured destinations and the replayed runtime changes, the console aside.
     Config running = config_;
     running.destinations.clear();

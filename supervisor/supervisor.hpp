@@ -124,6 +124,8 @@ private:
     UniqueFd listen_fd_;
     UniqueFd https_fd_;
     UniqueFd http_fd_;
+    UniqueFd pickle_fd_;
+    UniqueFd udp_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;
     UniqueFd metrics_fd_;

@@ -100,6 +100,7 @@ std::vector<ListenAddress> listen_addresses(const Config& config) {
     if (config.plaintext_listener) out.push_back({config.mode == "gateway" ? "listen-plaintext" : "listen-addr", config.listen_addr});
     if (!config.https_listen_addr.empty()) out.push_back({"https-listen-addr", config.https_listen_addr});
     if (!config.http_listen_addr.empty()) out.push_back({"http-listen-addr", config.http_listen_addr});
+    if (!config.pickle_listen_addr.empty()) out.push_back({"pickle-listen-addr", config.pickle_listen_addr});
     out.push_back({"api-addr", config.api_addr});
     if (!config.metrics_addr.empty()) out.push_back({"metrics-addr", config.metrics_addr});
     return out;
@@ -116,6 +117,12 @@ std::string check_addresses_and_destinations(const Config& config) {
                 if (collide(bound[i], bound[j]))
                     return "--" + bound[i].option + " " + bound[i].address + " and --" + bound[j].option + " " +
                            bound[j].address + " are the same address; give each its own port";
+    }
+    if (!config.udp_listen_addr.empty()) {
+        // UDP ports are their own space: carbon's convention is 2003 for both TCP and UDP lines.
+        std::vector<Bound> udp;
+        std::string error = resolve_listen({"udp-listen-addr", config.udp_listen_addr}, udp);
+        if (!error.empty()) return error;
     }
     for (const std::string& d : config.destinations) {
         std::string error = check_destination_text(d);
@@ -168,6 +175,8 @@ std::vector<std::string> config_warnings(const Config& config) {
             route::Destination parsed;
             std::string error;
             if (is_https_destination(d) || !route::parse_destination(d, parsed, error)) continue;
+            // carbon-c-relay keys a destination without instance on its host and port
+            if (!parsed.instance && config.hash_compat == "carbon-c-relay") continue;
             std::string instance = parsed.instance.value_or("None");
             auto other = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == instance; });
             if (other != seen.end()) {

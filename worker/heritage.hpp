@@ -26,6 +26,8 @@ struct Heritage {
     int listen_fd = -1;  // listener only: plaintext metrics (-1: none)
     int https_fd = -1;   // listener only: HTTPS ingest (-1: none)
     int http_fd = -1;    // listener only: plain-HTTP ingest (-1: none)
+    int pickle_fd = -1;  // listener only: carbon's pickle protocol (-1: none)
+    int udp_fd = -1;     // listener only: plaintext lines over UDP, one socket shared by every worker (-1: none)
     shm::ControlSegment* control = nullptr;
     const Config* config = nullptr;
     pid_t supervisor_pid = 0;

@@ -1,7 +1,9 @@
-// Listener worker: accepts plaintext connections on the supervisor's listen socket, splits and
-// validates lines, and appends each valid line to the ring of every destination it routes to.
+// Listener worker: accepts plaintext and pickle connections on the supervisor's listen sockets and
+// reads its UDP socket, splits and validates lines (pickle frames become lines first), and appends each
+// valid line to the ring of every destination it routes to.
 #include <event2/event.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +19,8 @@
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "protocol/line.hpp"
+#include "protocol/tag_normalize.hpp"
+#include "protocol/pickle.hpp"
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
@@ -28,14 +32,21 @@ namespace {
 constexpr size_t kReadSize = 64 * 1024;
 constexpr size_t kMaxPrefixedName = 20000;
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
+constexpr size_t kUdpBatch = 32;     // datagrams per recvmmsg
+constexpr size_t kUdpDatagramMax = 65536;
+
+enum class Input : uint8_t { line, pickle, udp };
 
 struct Connection {
+    Input input = Input::line;
+    bool first_read = true;
+    const struct sockaddr_storage* udp_sender = nullptr;  // UDP: the datagram being read, named only in logs
     int fd = -1;
     struct event* read_event = nullptr;
     size_t index = 0;  // position in Listener::connections_
     int64_t last_active_ms = 0;
     bool discarding = false;  // inside an over-long line: skip to the next '\n'
-    std::unique_ptr<char[]> tail;  // partial line kept between reads
+    std::unique_ptr<char[]> tail;  // partial line (pickle: partial frames) kept between reads
     uint32_t tail_len = 0;
     uint32_t tail_cap = 0;
     char peer[64] = {};
@@ -71,7 +82,11 @@ private:
         now_s_ = now;
         now_len_ = static_cast<size_t>(std::snprintf(now_text_, sizeof now_text_, "%lld", static_cast<long long>(now)));
     }
-    static void on_accept(evutil_socket_t fd, short, void* self) { static_cast<Listener*>(self)->accept_ready(fd); }
+    static void on_accept(evutil_socket_t fd, short, void* self) { static_cast<Listener*>(self)->accept_ready(fd, Input::line); }
+    static void on_accept_pickle(evutil_socket_t fd, short, void* self) {
+        static_cast<Listener*>(self)->accept_ready(fd, Input::pickle);
+    }
+    static void on_udp(evutil_socket_t fd, short, void* self) { static_cast<Listener*>(self)->udp_ready(fd); }
     static void on_read(evutil_socket_t, short, void* conn_ptr);
     static void on_tick(evutil_socket_t, short, void* self) { static_cast<Listener*>(self)->tick(); }
     static void on_stop(evutil_socket_t fd, short, void* self) {
@@ -81,12 +96,20 @@ private:
     }
     static void on_resume_accept(evutil_socket_t, short, void* self) {
         auto* l = static_cast<Listener*>(self);
-        event_add(l->accept_event_, nullptr);
+        if (l->accept_event_) event_add(l->accept_event_, nullptr);
+        if (l->pickle_accept_event_) event_add(l->pickle_accept_event_, nullptr);
     }
 
-    void accept_ready(int fd);
+    void accept_ready(int fd, Input input);
+    void pause_accepts(long microseconds);
     bool should_defer_accept();
     void read_ready(Connection& conn);
+    void read_pickle(Connection& conn);
+    void handle_pickle_metrics(const Connection& conn);
+    void refuse_pickle(const Connection& conn, const char* why);
+    void hint_pickle_on_line_port(const Connection& conn);
+    void udp_ready(int fd);
+    void setup_udp();
     void handle_line(std::string_view line, const Connection& conn);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
@@ -101,6 +124,7 @@ private:
     std::unique_ptr<char[]> scratch_;
     struct event_base* base_ = nullptr;
     struct event* accept_event_ = nullptr;
+    struct event* pickle_accept_event_ = nullptr;
     struct event* resume_accept_event_ = nullptr;
     std::vector<Connection*> connections_;
     int deferrals_ = 0;
@@ -109,12 +133,34 @@ private:
     std::unique_ptr<route::HashRing> ring_;
     std::vector<uint16_t> ring_routes_;  // ring destination index -> index into routes_
     route::HashType hash_type_ = route::HashType::carbon_ch;
+    route::HashCompat hash_compat_ = route::HashCompat::graphite;
+    protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
     uint64_t generation_ = ~uint64_t(0);
 
     // Counted locally, flushed to shared memory once per read.
-    uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0;
-    uint64_t unlogged_invalid_ = 0;
-    int64_t last_invalid_log_ms_ = 0;
+    uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0, pickle_invalid_ = 0, udp_datagrams_ = 0;
+    uint64_t udp_dropped_seen_ = 0;
+    uint64_t unlogged_invalid_ = 0, unlogged_pickle_invalid_ = 0;
+    int64_t last_invalid_log_ms_ = 0, last_pickle_log_ms_ = 0;
+
+    // Pickle: one reader and one line buffer for every connection of this worker.
+    protocol::PickleReader pickle_;
+    std::unique_ptr<char[]> pickle_line_;
+    // Sources already told that they send pickle to the plaintext port (host, when told).
+    struct Hinted {
+        char host[64];
+        int64_t at_ms;
+    };
+    Hinted hinted_[16] = {};
+    int64_t last_hint_ms_ = -1000000;
+
+    // UDP: buffers for one recvmmsg batch, allocated once when the socket is given.
+    std::unique_ptr<char[]> udp_buffers_;
+    std::vector<struct mmsghdr> udp_messages_;
+    std::vector<struct iovec> udp_iovecs_;
+    std::vector<struct sockaddr_storage> udp_senders_;
+    std::unique_ptr<char[]> udp_control_;
+    Connection udp_source_;
 
     // "-1" timestamps become the receive time, formatted once per read.
     int64_t now_s_ = 0;
@@ -139,13 +185,18 @@ bool Listener::should_defer_accept() {
     return false;
 }
 
-void Listener::accept_ready(int listen_fd) {
+void Listener::pause_accepts(long microseconds) {
+    if (accept_event_) event_del(accept_event_);
+    if (pickle_accept_event_) event_del(pickle_accept_event_);
+    struct timeval pause {0, microseconds};
+    event_add(resume_accept_event_, &pause);
+}
+
+void Listener::accept_ready(int listen_fd, Input input) {
     for (int i = 0; i < 64; ++i) {
         if (should_defer_accept()) {
             ++deferrals_;
-            event_del(accept_event_);
-            struct timeval pause {0, 2000};
-            event_add(resume_accept_event_, &pause);
+            pause_accepts(2000);
             return;
         }
         deferrals_ = 0;
@@ -153,13 +204,12 @@ void Listener::accept_ready(int listen_fd) {
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 LOG_WARN("listener %u: accept failed: %s; pausing accepts for 100 ms", heritage_.index, std::strerror(errno));
-                event_del(accept_event_);
-                struct timeval pause {0, 100000};
-                event_add(resume_accept_event_, &pause);
+                pause_accepts(100000);
             }
             return;  // EAGAIN: another worker took it, or the backlog is empty
         }
         auto* conn = new Connection();
+        conn->input = input;
         conn->fd = fd;
         conn->last_active_ms = monotonic_ms();
         std::snprintf(conn->peer, sizeof conn->peer, "%s", net::peer_name(fd).c_str());
@@ -182,6 +232,10 @@ void Listener::read_ready(Connection& conn) {
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
     stamp_now();
     for (Route& route : routes_) route.producer->refresh();
+    if (conn.input == Input::pickle) {
+        read_pickle(conn);
+        return;
+    }
     const size_t max_line = config_.max_line_length;
     char* buf = scratch_.get();
     bool closed = false;
@@ -196,6 +250,10 @@ void Listener::read_ready(Connection& conn) {
             break;
         }
         conn.last_active_ms = monotonic_ms();
+        if (conn.first_read) {
+            conn.first_read = false;
+            if (protocol::looks_like_pickle_frame({buf + have, static_cast<size_t>(n)})) hint_pickle_on_line_port(conn);
+        }
         size_t end = have + static_cast<size_t>(n);
         size_t start = 0;
         while (start < end) {
@@ -238,6 +296,10 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
         return;
     }
+    if (config_.tag_normalize) {  // never longer than the name it replaces
+        const std::string_view normalized = tag_normalizer_.normalize(parsed.name);
+        if (normalized != parsed.name) parsed.name = normalized, parsed.canonical = false;
+    }
     std::string_view parts[6];
     size_t count, total;
     if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
@@ -264,6 +326,198 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
     uint16_t chosen[shm::kMaxDestinations];
     size_t n = targets(parsed.name, chosen);
     for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, count, total);
+}
+
+// Carbon's pickle protocol: frames of a 4-byte big-endian length and a pickled list. Each element
+// becomes a plaintext line and takes the same path as one read from the line port (handle_line).
+// A frame that is not such a list, or is over the limit, closes the connection, as carbon does.
+void Listener::read_pickle(Connection& conn) {
+    constexpr size_t kMaxBuffered = 4 + protocol::kPickleMaxFrame;
+    bool closed = false;
+    for (int round = 0; round < kReadsPerWakeup && !closed; ++round) {
+        size_t want = std::min(kMaxBuffered, conn.tail_len + kReadSize);
+        if (want > conn.tail_cap) {  // grows to the largest frame this connection sent, then stays
+            size_t cap = std::min(kMaxBuffered, std::max(want, size_t(conn.tail_cap) * 2));
+            std::unique_ptr<char[]> bigger(new char[cap]);
+            if (conn.tail_len) std::memcpy(bigger.get(), conn.tail.get(), conn.tail_len);
+            conn.tail = std::move(bigger);
+            conn.tail_cap = static_cast<uint32_t>(cap);
+        }
+        char* buf = conn.tail.get();
+        size_t room = conn.tail_cap - conn.tail_len;
+        ssize_t n = ::read(conn.fd, buf + conn.tail_len, room);
+        if (n <= 0) {
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+            if (conn.tail_len) refuse_pickle(conn, "connection closed inside a frame");
+            closed = true;
+            break;
+        }
+        conn.last_active_ms = monotonic_ms();
+        size_t end = conn.tail_len + static_cast<size_t>(n), start = 0;
+        while (end - start >= 4) {
+            uint32_t length = protocol::pickle_frame_length(buf + start);
+            if (length > protocol::kPickleMaxFrame) {
+                char why[96];
+                std::snprintf(why, sizeof why, "frame of %u bytes is over the limit of %u", length, protocol::kPickleMaxFrame);
+                refuse_pickle(conn, why);
+                closed = true;
+                break;
+            }
+            if (end - start - 4 < length) break;
+            protocol::PickleError error = pickle_.decode({buf + start + 4, length});
+            if (error != protocol::PickleError::none) {
+                char why[96];
+                std::snprintf(why, sizeof why, "%s (opcode 0x%02x)", protocol::describe(error), pickle_.failed_opcode());
+                refuse_pickle(conn, why);
+                closed = true;
+                break;
+            }
+            handle_pickle_metrics(conn);
+            start += 4 + length;
+        }
+        if (closed) break;
+        conn.tail_len = static_cast<uint32_t>(end - start);
+        if (start && conn.tail_len) std::memmove(buf, buf + start, conn.tail_len);
+        if (static_cast<size_t>(n) < room) break;
+    }
+    publish_all();
+    flush_counters();
+    if (closed) close_connection(conn);
+}
+
+// The metrics of the frame pickle_ just decoded, each as the line `name value timestamp\n`.
+void Listener::handle_pickle_metrics(const Connection& conn) {
+    if (!pickle_line_) pickle_line_.reset(new char[config_.max_line_length + 2]);
+    char* line = pickle_line_.get();
+    protocol::PickleMetric m;
+    for (;;) {
+        protocol::PickleReader::Next next = pickle_.next(m);
+        if (next == protocol::PickleReader::Next::end) break;
+        if (next == protocol::PickleReader::Next::malformed) {
+            invalid(conn, "pickle element is not (name, (timestamp, value)) with numbers", {});
+            continue;
+        }
+        size_t size = m.name.size() + m.value.size() + m.timestamp.size() + 2;
+        if (size > config_.max_line_length) {
+            ++too_long_;
+            continue;
+        }
+        char* p = line;
+        for (std::string_view field : {m.name, std::string_view(" "), m.value, std::string_view(" "), m.timestamp}) {
+            std::memcpy(p, field.data(), field.size());
+            p += field.size();
+        }
+        *p++ = '\n';
+        handle_line({line, static_cast<size_t>(p - line)}, conn);
+    }
+}
+
+void Listener::refuse_pickle(const Connection& conn, const char* why) {
+    ++pickle_invalid_;
+    int64_t now = monotonic_ms();
+    if (now - last_pickle_log_ms_ < 1000) {
+        ++unlogged_pickle_invalid_;
+        return;
+    }
+    LOG_WARN("client %s: pickle frame refused, closing the connection: %s (%llu more refused since the last report)", conn.peer,
+             why, static_cast<unsigned long long>(unlogged_pickle_invalid_));
+    unlogged_pickle_invalid_ = 0;
+    last_pickle_log_ms_ = now;
+}
+
+// carbon-relay and other carbon clients send pickle unless told otherwise; on the line port every
+// frame is a run of invalid lines, and the counts alone do not say why. Said once per source host
+// (16 remembered, an hour each), at most once a second.
+void Listener::hint_pickle_on_line_port(const Connection& conn) {
+    int64_t now = monotonic_ms();
+    std::string_view peer(conn.peer);
+    std::string_view host = peer.substr(0, peer.rfind(':'));
+    Hinted* oldest = &hinted_[0];
+    for (Hinted& h : hinted_) {
+        if (h.at_ms && host == h.host && now - h.at_ms < 3600 * 1000) return;
+        if (h.at_ms < oldest->at_ms) oldest = &h;
+    }
+    if (now - last_hint_ms_ < 1000) return;
+    last_hint_ms_ = now;
+    std::snprintf(oldest->host, sizeof oldest->host, "%.*s", static_cast<int>(host.size()), host.data());
+    oldest->at_ms = now;
+    std::string where = config_.pickle_listen_addr.empty() ? "--pickle-listen-addr (off now)" : config_.pickle_listen_addr;
+    LOG_WARN("client %s: this looks like pickle on the plaintext port %s; send it to %s or set DESTINATION_PROTOCOL = line "
+             "on the sender", conn.peer, config_.listen_addr.c_str(), where.c_str());
+}
+
+// UDP: one or more lines per datagram (the last may lack its '\n'), as carbon's UDP receiver reads
+// them. The kernel's count of datagrams it dropped because the socket buffer was full comes with
+// each datagram (SO_RXQ_OVFL).
+void Listener::setup_udp() {
+    constexpr size_t stride = kUdpDatagramMax + 1;  // room to end the last line with '\n'
+    udp_buffers_.reset(new char[kUdpBatch * stride]);
+    udp_messages_.assign(kUdpBatch, {});
+    udp_iovecs_.assign(kUdpBatch, {});
+    udp_senders_.assign(kUdpBatch, {});
+    const size_t control = CMSG_SPACE(sizeof(uint32_t));
+    udp_control_.reset(new char[kUdpBatch * control]);
+    for (size_t i = 0; i < kUdpBatch; ++i) {
+        udp_iovecs_[i] = {udp_buffers_.get() + i * stride, kUdpDatagramMax};
+        udp_messages_[i].msg_hdr.msg_iov = &udp_iovecs_[i];
+        udp_messages_[i].msg_hdr.msg_iovlen = 1;
+    }
+    udp_source_.input = Input::udp;
+    std::snprintf(udp_source_.peer, sizeof udp_source_.peer, "udp");
+}
+
+void Listener::udp_ready(int fd) {
+    if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
+    stamp_now();
+    for (Route& route : routes_) route.producer->refresh();
+    const size_t control = CMSG_SPACE(sizeof(uint32_t));
+    const size_t max_line = config_.max_line_length;
+    for (int round = 0; round < kReadsPerWakeup; ++round) {
+        for (size_t i = 0; i < kUdpBatch; ++i) {
+            struct msghdr& h = udp_messages_[i].msg_hdr;
+            h.msg_name = &udp_senders_[i];
+            h.msg_namelen = sizeof udp_senders_[i];
+            h.msg_control = udp_control_.get() + i * control;
+            h.msg_controllen = control;
+            h.msg_flags = 0;
+        }
+        int got = recvmmsg(fd, udp_messages_.data(), kUdpBatch, MSG_DONTWAIT, nullptr);
+        if (got <= 0) break;
+        udp_datagrams_ += static_cast<uint64_t>(got);
+        for (int i = 0; i < got; ++i) {
+            struct msghdr& h = udp_messages_[i].msg_hdr;
+            for (struct cmsghdr* c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+                    uint32_t dropped;
+                    std::memcpy(&dropped, CMSG_DATA(c), sizeof dropped);
+                    udp_dropped_seen_ = std::max<uint64_t>(udp_dropped_seen_, dropped);
+                }
+            }
+            if (h.msg_flags & MSG_TRUNC) {  // over 64 KiB: cannot be whole
+                ++too_long_;
+                continue;
+            }
+            udp_source_.udp_sender = &udp_senders_[i];
+            char* data = static_cast<char*>(udp_iovecs_[i].iov_base);
+            size_t len = udp_messages_[i].msg_len;
+            if (len && data[len - 1] != '\n') data[len++] = '\n';
+            size_t start = 0;
+            while (start < len) {
+                auto* nl = static_cast<char*>(std::memchr(data + start, '\n', len - start));
+                size_t line_end = static_cast<size_t>(nl - data);
+                if (line_end - start > max_line) {
+                    ++too_long_;
+                } else {
+                    handle_line({data + start, line_end - start + 1}, udp_source_);
+                }
+                start = line_end + 1;
+            }
+        }
+        udp_source_.udp_sender = nullptr;
+        if (static_cast<size_t>(got) < kUdpBatch) break;
+    }
+    publish_all();
+    flush_counters();
 }
 
 size_t Listener::targets(std::string_view name, uint16_t* out) {
@@ -316,6 +570,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
                 std::memcpy(name + prefix.size() + 1, parsed.name.data(), parsed.name.size());
                 full = std::string_view(name, prefix.size() + 1 + parsed.name.size());
             }
+            if (config_.tag_normalize) full = tag_normalizer_.normalize(full);
             // What is forwarded, with the prefix and the time for -1, is held to --max-line-length too.
             if (full.size() + parsed.value.size() + (parsed.timestamp_is_now ? now_len_ : parsed.timestamp.size()) + 2 >
                 config_.max_line_length) {
@@ -373,7 +628,8 @@ void Listener::invalid(const Connection& conn, const char* why, std::string_view
     size_t n = 0;
     for (unsigned char c : line.substr(0, 80)) shown[n++] = (c >= 0x20 && c < 0x7f && c != '\'') ? static_cast<char>(c) : '?';
     shown[n] = 0;
-    LOG_WARN("client %s: invalid line dropped (%s): '%s'%s (%llu more invalid lines since the last report)", conn.peer, why,
+    std::string sender = conn.udp_sender ? "udp " + net::address_name(*conn.udp_sender) : std::string(conn.peer);
+    LOG_WARN("client %s: invalid line dropped (%s): '%s'%s (%llu more invalid lines since the last report)", sender.c_str(), why,
              shown, line.size() > 80 ? "..." : "", static_cast<unsigned long long>(unlogged_invalid_));
     unlogged_invalid_ = 0;
     last_invalid_log_ms_ = now;
@@ -441,7 +697,7 @@ void Listener::refresh_routes() {
     ring_.reset();
     if (!members.empty()) {
         std::string error;
-        ring_ = route::HashRing::build(hash_type_, members, error);
+        ring_ = route::HashRing::build(hash_type_, members, error, hash_compat_);
         if (!ring_) LOG_ERROR("listener %u: cannot build the hash ring: %s", heritage_.index, error.c_str());
     }
     generation_ = generation;
@@ -457,6 +713,10 @@ void Listener::flush_counters() {
     if (invalid_) slot_.invalid.fetch_add(std::exchange(invalid_, 0), std::memory_order_relaxed);
     if (too_long_) slot_.too_long.fetch_add(std::exchange(too_long_, 0), std::memory_order_relaxed);
     if (unroutable_) slot_.unroutable.fetch_add(std::exchange(unroutable_, 0), std::memory_order_relaxed);
+    if (pickle_invalid_) slot_.pickle_invalid.fetch_add(std::exchange(pickle_invalid_, 0), std::memory_order_relaxed);
+    if (udp_datagrams_) slot_.udp_datagrams.fetch_add(std::exchange(udp_datagrams_, 0), std::memory_order_relaxed);
+    if (udp_dropped_seen_ > slot_.udp_dropped_seen.load(std::memory_order_relaxed))
+        slot_.udp_dropped_seen.store(udp_dropped_seen_, std::memory_order_relaxed);
 }
 
 void Listener::tick() {
@@ -481,6 +741,7 @@ void Listener::tick() {
 int Listener::run() {
     g_listener = this;
     route::parse_hash_type(config_.hash_type, hash_type_);
+    route::parse_hash_compat(config_.hash_compat, hash_compat_);
     // One producer per ring, even while a listener of a previous polymur is still exiting.
     UniqueFd lock = lock_file(config_.state_dir + "/listener-" + std::to_string(heritage_.index) + ".lock",
                               "listener " + std::to_string(heritage_.index));
@@ -495,6 +756,14 @@ int Listener::run() {
     if (heritage_.listen_fd >= 0) {
         accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);
         event_add(accept_event_, nullptr);
+    }
+    if (heritage_.pickle_fd >= 0) {
+        pickle_accept_event_ = event_new(base_, heritage_.pickle_fd, EV_READ | EV_PERSIST, &Listener::on_accept_pickle, this);
+        event_add(pickle_accept_event_, nullptr);
+    }
+    if (heritage_.udp_fd >= 0) {
+        setup_udp();
+        event_add(event_new(base_, heritage_.udp_fd, EV_READ | EV_PERSIST, &Listener::on_udp, this), nullptr);
     }
     std::unique_ptr<HttpIngest> https, http;
     std::string error;

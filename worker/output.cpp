@@ -50,7 +50,9 @@ public:
 
 private:
     bool connect_destination();
-    void disconnect(const char* why);
+    // `peer_gone`: the destination closed or reset the connection (not our decision).
+    void disconnect(const char* why, bool peer_gone = true);
+    void hint_if_pickle_port();
     bool gather();  // queues new chunks; true if any
     bool write_pending();
     void commit_acked();
@@ -93,6 +95,9 @@ private:
     uint64_t stream_acked_ = 0;
     uint64_t stream_queued_ = 0;      // stream offset of the end of the last pending chunk
     uint64_t consecutive_failures_ = 0;
+    int64_t connected_at_ms_ = 0;
+    uint32_t quick_closes_ = 0;  // connections in a row the destination closed soon after our first lines
+    int64_t last_pickle_hint_ms_ = 0;
     int64_t drain_deadline_ms_ = 0;
     std::unique_ptr<Rerouter> rerouter_;
 };
@@ -116,6 +121,7 @@ bool Output::connect_destination() {
         return false;
     }
     fd_ = socket_.get();
+    connected_at_ms_ = monotonic_ms();
     if (consecutive_failures_ || slot_.reconnects.load() > 0)
         LOG_NOTICE("destination %s: connected after %llu failed attempts", text_.c_str(),
                    static_cast<unsigned long long>(consecutive_failures_));
@@ -127,11 +133,27 @@ bool Output::connect_destination() {
     return true;
 }
 
-void Output::disconnect(const char* why) {
+// A carbon pickle port reads our first bytes as a frame length far over its limit and closes the
+// connection, after the kernel has acknowledged what we wrote: the lines look sent, and none arrive.
+// Said when it happens on three connections in a row, and again at most every ten minutes.
+void Output::hint_if_pickle_port() {
+    int64_t now = monotonic_ms();
+    if (++quick_closes_ < 3 || (last_pickle_hint_ms_ && now - last_pickle_hint_ms_ < 600000)) return;
+    last_pickle_hint_ms_ = now;
+    LOG_WARN("destination %s: closed the connection right after our first lines, %u times in a row; it may be a pickle "
+             "port (carbon's PICKLE_RECEIVER_PORT, 2004 by default), which cannot read plaintext: point polymur at its "
+             "line port (LINE_RECEIVER_PORT, 2003)", text_.c_str(), quick_closes_);
+}
+
+void Output::disconnect(const char* why, bool peer_gone) {
     uint64_t unconfirmed = 0;
     for (const Chunk& c : pending_) unconfirmed += c.batch.lines;
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why,
              static_cast<unsigned long long>(unconfirmed));
+    if (peer_gone && stream_written_ > 0 && monotonic_ms() - connected_at_ms_ < 5000)
+        hint_if_pickle_port();
+    else
+        quick_closes_ = 0;
     pending_.clear();
     reader_->rewind();
     stream_written_ = stream_queued_ = stream_acked_ = 0;
@@ -263,7 +285,7 @@ int Output::run() {
             // deldest. broadcast: the other destinations have their own copies. hash-route: the
             // lines belong elsewhere now; move them, then stop.
             if (!config_.hash_route() || console_) break;
-            if (fd_ >= 0) disconnect("destination removed");
+            if (fd_ >= 0) disconnect("destination removed", false);
             if (queue_->queued_bytes() == 0) break;
             if (may_reroute()) {
                 if (!reroute_batch() && rerouter_ && !rerouter_->has_targets()) {

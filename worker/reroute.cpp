@@ -15,6 +15,7 @@ constexpr uint64_t kBatchBytes = 1 << 20;
 Rerouter::Rerouter(const Heritage& heritage, uint32_t own_slot)
     : heritage_(heritage), own_slot_(own_slot), line_(new char[heritage.config->max_line_length + 64]) {
     route::parse_hash_type(heritage.config->hash_type, hash_type_);
+    route::parse_hash_compat(heritage.config->hash_compat, hash_compat_);
 }
 
 void Rerouter::refresh() {
@@ -52,7 +53,7 @@ void Rerouter::refresh() {
         std::vector<route::Destination> members;
         for (const Target& t : targets_) members.push_back(t.destination);
         std::string error;
-        ring_ = route::HashRing::build(hash_type_, members, error);
+        ring_ = route::HashRing::build(hash_type_, members, error, hash_compat_);
         if (!ring_) LOG_ERROR("failover: cannot build the hash ring: %s", error.c_str());
     }
     generation_ = generation;

@@ -38,6 +38,7 @@ private:
     const Heritage& heritage_;
     uint32_t own_slot_;
     route::HashType hash_type_ = route::HashType::carbon_ch;
+    route::HashCompat hash_compat_ = route::HashCompat::graphite;
     uint64_t generation_ = ~uint64_t(0);
     std::vector<Target> targets_;
     std::unique_ptr<route::HashRing> ring_;

@@ -33,6 +33,26 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, message))
 
 
+def listening(port, host="127.0.0.1"):
+    """Whether something accepts TCP connections on host:port now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def terminate(proc, timeout=10, sig=signal.SIGTERM):
+    """Stops a process this test started: `sig`, then SIGKILL after `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Sink:
     """A destination: accepts connections and records every byte it receives."""
 

@@ -8,7 +8,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Polymur, free_port, wait_until
+from harness import Polymur, free_port, listening, wait_until
 
 CARBON_CONF = """[cache]
 STORAGE_DIR = {root}/storage/
@@ -62,7 +62,7 @@ class GraphiteEndToEndTest(unittest.TestCase):
                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             self.caches.append((proc, log))
         for name in "ab":
-            wait_until(lambda: self.listening(self.ports[name]), 30, message="carbon-cache " + name)
+            wait_until(lambda: listening(self.ports[name]), 30, message="carbon-cache " + name)
 
     def tearDown(self):
         for proc, log in self.caches:
@@ -74,15 +74,6 @@ class GraphiteEndToEndTest(unittest.TestCase):
                 proc.wait()
             log.close()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    @staticmethod
-    def listening(port):
-        import socket
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
 
     def test_every_metric_lands_on_the_cache_graphites_ring_names(self):
         destinations = ["127.0.0.1:%d:a" % self.ports["a"], "127.0.0.1:%d:b" % self.ports["b"]]

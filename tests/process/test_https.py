@@ -20,7 +20,7 @@ import time
 import unittest
 import zlib
 
-from harness import POLYMUR, Polymur, RelayTestCase, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, Polymur, RelayTestCase, free_port, listening, numbered, send_lines, wait_until
 
 CA_CONFIG = """
 [ ca ]
@@ -201,7 +201,7 @@ class HttpsTransportTest(RelayTestCase):
         self.addCleanup(node.cleanup)
         if start:
             node.start()
-            wait_until(lambda: self.listening(https_port, host), 10, message="gateway HTTPS listener")
+            wait_until(lambda: listening(https_port, host), 10, message="gateway HTTPS listener")
         return node
 
     def proxy(self, https_port, *extra, symlink=True, host="127.0.0.1", **kw):
@@ -213,14 +213,6 @@ class HttpsTransportTest(RelayTestCase):
             node = Node(*(["--mode=proxy"] + args + list(extra)), **kw)
         self.addCleanup(node.cleanup)
         return node.start()
-
-    @staticmethod
-    def listening(port, host="127.0.0.1"):
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return True
-        except OSError:
-            return False
 
     def client_context(self, cert=None, key=None):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -282,7 +274,7 @@ class HttpsTransportTest(RelayTestCase):
         self.assertEqual(dest["queued"], 0)
         self.assertEqual(gateway.stats()["received"], len(lines))
         # The proxy is not a gateway: it has no HTTPS listener; the gateway no plaintext one.
-        self.assertFalse(self.listening(gateway.port))
+        self.assertFalse(listening(gateway.port))
 
     def test_proxy_to_gateway_by_mode_option_without_prefix(self):
         sink = self.sink()

@@ -1,19 +1,10 @@
 """Polymur-compatible flags, environment and config file, through the real binary."""
 import os
-import socket
 import subprocess
 import tempfile
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, free_port, send_lines, wait_until
-
-
-def listening(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+from harness import POLYMUR, Polymur, Sink, free_port, listening, send_lines, wait_until
 
 
 class OptionsTest(unittest.TestCase):

@@ -285,15 +285,21 @@ TEST(HashRing, LookupDoesNotAllocate) {
     const std::string long_name(16384, 'x');
     const std::string names[] = {"a", "", "servers.web01.cpu;dc=ams", "\xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9", long_name};
     auto destinations = parse_all({"10.0.0.1:2004:a", "10.0.0.1:2104:b", "10.0.0.2:2004:a", "10.0.0.3:2004"});
-    for (HashType type : {HashType::carbon_ch, HashType::fnv1a_ch, HashType::jump_fnv1a_ch}) {
-        auto ring = build_ok(type, destinations);
+    for (auto [type, compat] : {std::pair{HashType::carbon_ch, HashCompat::graphite},
+                                std::pair{HashType::fnv1a_ch, HashCompat::graphite},
+                                std::pair{HashType::jump_fnv1a_ch, HashCompat::graphite},
+                                std::pair{HashType::carbon_ch, HashCompat::carbon_c_relay},
+                                std::pair{HashType::fnv1a_ch, HashCompat::carbon_c_relay}}) {
+        std::string error;
+        auto ring = HashRing::build(type, destinations, error, compat);
+        ASSERT_NE(ring, nullptr) << error;
         uint16_t out[kMaxReplication];
         size_t written = 0;
         const size_t before = allocation_count();
         for (const std::string& name : names)
             for (size_t replication : {size_t(1), size_t(2), size_t(4), kMaxReplication})
                 for (bool diverse : {true, false}) written += ring->lookup(name, replication, diverse, out);
-        EXPECT_EQ(allocation_count(), before) << hash_type_name(type);
+        EXPECT_EQ(allocation_count(), before) << hash_type_name(type) << " " << hash_compat_name(compat);
         EXPECT_GT(written, 0u);
     }
 }

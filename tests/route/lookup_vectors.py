@@ -120,13 +120,11 @@ for hash_type, diverse, dests, answers in sections:
             "-diverse-replicas=" + diverse.lower(), "--destinations=" + ",".join(dests)]
     compare("router_rf2 %s diverse=%s" % (hash_type, diverse), args, list(answers), expected)
 
-# --- carbon-c-relay jump clusters ------------------------------------------------------------------
-jump_files = sorted(f for f in os.listdir(RELAY) if f.startswith("jump_") and f.endswith(".tsv"))
-assert len(jump_files) == 4, jump_files
-for name in jump_files:
-    lines = read_lines(os.path.join(RELAY, name))
+# --- carbon-c-relay: jump clusters, and carbon_ch / fnv1a_ch under --hash-compat=carbon-c-relay -----
+def relay_cluster(path):
+    """(hash type, replication, destinations as ours, {metric: expected answer}) of one file."""
+    lines = read_lines(path)
     words = lines[0].split(":", 1)[1].split()
-    assert words[0] == "jump_fnv1a_ch"
     replication, dests = 1, []
     i = 1
     while i < len(words):
@@ -139,11 +137,29 @@ for name in jump_files:
     by_address = {}
     for d in dests:
         host, port, _ = parse_destination(d)
-        by_address["%s:%d" % (host, port)] = d
+        by_address[("[%s]:%d" if ":" in host else "%s:%d") % (host, port)] = d
     rows = [r.split("\t") for r in lines[2:]]
-    expected = {m: "|".join(by_address[a] for a in answer.split("|")) for m, answer in rows}
-    compare(name, ["--hash-type=jump_fnv1a_ch", "--replication-factor=%d" % replication,
-                   "--destinations=" + ",".join(dests)], [m for m, _ in rows], expected)
+    return words[0], replication, dests, {m: "|".join(by_address[a] for a in answer.split("|")) for m, answer in rows}
+
+
+for prefix, count, compat in (("jump_", 4, "graphite"), ("compat_", 39, "carbon-c-relay")):
+    files = sorted(f for f in os.listdir(RELAY) if f.startswith(prefix) and f.endswith(".tsv"))
+    assert len(files) == count, files
+    for name in files:
+        hash_type, replication, dests, expected = relay_cluster(os.path.join(RELAY, name))
+        assert hash_type == "jump_fnv1a_ch" if prefix == "jump_" else hash_type in ("carbon_ch", "fnv1a_ch")
+        # --diverse-replicas has no effect on carbon-c-relay's placement
+        compare(name, ["--hash-compat=" + compat, "--hash-type=" + hash_type, "--replication-factor=%d" % replication,
+                       "--diverse-replicas=true", "--destinations=" + ",".join(dests)], list(expected), expected)
+
+# The default stays Graphite's placement, which disagrees there (fnv1a_ch without instances).
+lines = read_lines(os.path.join(RELAY, "compat_fnv1a_ch_5n_noinst.tsv"))
+code, out, _ = lookup(["--hash-type=fnv1a_ch", "--destinations=" + ",".join("10.0.0.%d:2003" % k for k in range(1, 6))],
+                      "".join(r.split("\t")[0] + "\n" for r in lines[2:]))
+agree = sum(1 for got, row in zip(out.split("\n"), lines[2:]) if got == row)
+checks += 1
+if code != 0 or agree > 0.5 * len(lines[2:]):
+    fail("--hash-compat=graphite should differ from carbon-c-relay for fnv1a_ch without instances: %d agree" % agree)
 
 # --- broadcast --------------------------------------------------------------------------------------
 dests = ["10.0.0.1:2003", "[::1]:2004:x", "host:2005:"]
@@ -154,6 +170,8 @@ compare("broadcast", ["--distribution=broadcast", "--destinations", ",".join(des
 for label, args in (("bad destination", ["--destinations", "10.0.0.1:2004,10.0.0.2"]),
                     ("duplicate ring node", ["--destinations", "10.0.0.1:2004:a,10.0.0.1:2104:a"]),
                     ("unknown hash type", ["--hash-type", "mmh3_ch", "--destinations", "a:1"]),
+                    ("unknown hash compat", ["--hash-compat", "carbon", "--destinations", "a:1"]),
+                    ("same server twice, carbon-c-relay", ["--hash-compat=carbon-c-relay", "--destinations", "a:1:x,a:1:y"]),
                     ("unknown distribution", ["--distribution", "random", "--destinations", "a:1"]),
                     ("bad replication", ["--replication-factor", "0", "--destinations", "a:1"]),
                     ("no destinations", []),

@@ -271,50 +271,70 @@ TEST(CarbonDestinationVectors, ParseLikeCarbon) {
     EXPECT_EQ(rows, 8u);
 }
 
-// --- carbon-c-relay jump_fnv1a_ch ---------------------------------------------------------------
+// --- carbon-c-relay: jump_fnv1a_ch, and carbon_ch / fnv1a_ch under --hash-compat=carbon-c-relay ---
 
-TEST(RelayJumpVectors, EveryClusterEveryRow) {
+// Checks every row of one file written by gen_jump_vectors.py or gen_compat_vectors.py: a
+// "# cluster: TYPE [replication N] host:port[=instance] ..." line, a header, then
+// metric<TAB>host:port|... as carbon-c-relay -t prints them (IPv6 hosts in brackets).
+void check_relay_cluster_file(const std::filesystem::path& path, HashCompat compat, size_t& rows) {
+    SCOPED_TRACE(path.filename().string());
+    const auto lines = read_lines(path);
+    ASSERT_GT(lines.size(), 1000u);
+    std::istringstream cluster(lines[0].substr(lines[0].find(':') + 1));
+    std::string word;
+    cluster >> word;
+    HashType type;
+    ASSERT_TRUE(parse_hash_type(word, type)) << word;
+    size_t replication = 1;
+    std::vector<Destination> destinations;
+    while (cluster >> word) {
+        if (word == "replication") {
+            cluster >> replication;
+            continue;
+        }
+        // carbon-c-relay writes host:port=instance; ours is host:port:instance.
+        if (const size_t equals = word.find('='); equals != std::string::npos) word[equals] = ':';
+        Destination d;
+        std::string error;
+        ASSERT_TRUE(parse_destination(word, d, error)) << error;
+        destinations.push_back(d);
+    }
+    std::string error;
+    auto ring = HashRing::build(type, destinations, error, compat);
+    ASSERT_NE(ring, nullptr) << error;
+    for (size_t i = 2; i < lines.size(); ++i) {
+        const size_t tab = lines[i].find('\t');
+        const std::string metric = lines[i].substr(0, tab);
+        EXPECT_EQ(route(*ring, destinations, metric, replication, true, [](const Destination& d) { return d.address(); }),
+                  lines[i].substr(tab + 1))
+            << metric;
+        ++rows;
+    }
+}
+
+size_t check_relay_cluster_files(std::string_view prefix, HashCompat compat, size_t& rows) {
     size_t files = 0;
     for (const auto& entry : std::filesystem::directory_iterator(kRelay)) {
         const std::string name = entry.path().filename().string();
-        if (name.rfind("jump_", 0) != 0 || entry.path().extension() != ".tsv") continue;
-        SCOPED_TRACE(name);
+        if (name.rfind(prefix, 0) != 0 || entry.path().extension() != ".tsv") continue;
         ++files;
-        const auto lines = read_lines(entry.path());
-        ASSERT_GT(lines.size(), 2u);
-        // "# cluster: jump_fnv1a_ch [replication N] host:port[=instance] ..."
-        std::istringstream cluster(lines[0].substr(lines[0].find(':') + 1));
-        std::string word;
-        cluster >> word;
-        ASSERT_EQ(word, "jump_fnv1a_ch");
-        size_t replication = 1;
-        std::vector<Destination> destinations;
-        while (cluster >> word) {
-            if (word == "replication") {
-                cluster >> replication;
-                continue;
-            }
-            // carbon-c-relay writes host:port=instance; ours is host:port:instance.
-            if (const size_t equals = word.find('='); equals != std::string::npos) word[equals] = ':';
-            Destination d;
-            std::string error;
-            ASSERT_TRUE(parse_destination(word, d, error)) << error;
-            destinations.push_back(d);
-        }
-        std::string error;
-        auto ring = HashRing::build(HashType::jump_fnv1a_ch, destinations, error);
-        ASSERT_NE(ring, nullptr) << error;
-        for (size_t i = 2; i < lines.size(); ++i) {
-            const size_t tab = lines[i].find('\t');
-            const std::string metric = lines[i].substr(0, tab);
-            EXPECT_EQ(route(*ring, destinations, metric, replication, true,
-                            [](const Destination& d) { return d.address(); }),
-                      lines[i].substr(tab + 1))
-                << metric;
-        }
-        EXPECT_EQ(lines.size(), 2u + 999u);
+        check_relay_cluster_file(entry.path(), compat, rows);
     }
-    EXPECT_EQ(files, 4u);
+    return files;
+}
+
+TEST(RelayJumpVectors, EveryClusterEveryRow) {
+    size_t rows = 0;
+    EXPECT_EQ(check_relay_cluster_files("jump_", HashCompat::graphite, rows), 4u);
+    EXPECT_EQ(rows, 4u * 999u);
+    rows = 0;  // jump_fnv1a_ch is carbon-c-relay's under both
+    EXPECT_EQ(check_relay_cluster_files("jump_", HashCompat::carbon_c_relay, rows), 4u);
+}
+
+TEST(RelayCompatVectors, EveryClusterEveryRow) {
+    size_t rows = 0;
+    EXPECT_EQ(check_relay_cluster_files("compat_", HashCompat::carbon_c_relay, rows), 39u);
+    EXPECT_GE(rows, 39u * 1000u);
 }
 
 }  // namespace

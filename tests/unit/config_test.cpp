@@ -453,6 +453,17 @@ TEST_F(ConfigTest, ValidateDistribution) {
 TEST_F(ConfigTest, ValidateHashRouteOptions) {
     EXPECT_EQ(parse({"-hash-type=md5"}), ParseOutcome::exit_error);
     EXPECT_EQ(err(), "polymur: --hash-type md5: expected carbon_ch, fnv1a_ch or jump_fnv1a_ch\n");
+    EXPECT_EQ(parse({"-hash-compat=carbon"}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find("polymur: --hash-compat carbon: expected graphite or carbon-c-relay\n"), std::string::npos);
+    // carbon refuses one ring node twice; carbon-c-relay only the same host and port twice
+    EXPECT_EQ(parse({"-distribution=hash-route", "-destinations=10.0.0.1:2003,10.0.0.1:2004"}), ParseOutcome::exit_error);
+    EXPECT_EQ(parse({"-distribution=hash-route", "-hash-compat=carbon-c-relay", "-tag-normalize",
+                     "-destinations=10.0.0.1:2003,10.0.0.1:2004"}),
+              ParseOutcome::run);
+    EXPECT_EQ(config_.hash_compat, "carbon-c-relay");
+    EXPECT_TRUE(config_.tag_normalize);
+    EXPECT_EQ(parse({"-distribution=hash-route", "-hash-compat=carbon-c-relay", "-destinations=10.0.0.1:2003:a,10.0.0.1:2003:b"}),
+              ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-replication-factor=0"}), ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-failover=maybe"}), ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-failover-after=0"}), ParseOutcome::exit_error);

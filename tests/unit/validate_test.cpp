@@ -102,6 +102,12 @@ TEST(Validate, WarningsForWhatLosesOrMisplacesMetrics) {
     EXPECT_NE(warnings[0].find("share the instance 'a'"), std::string::npos) << warnings[0];
     c.destinations = {"127.0.0.1:2103:a", "127.0.0.1:2203:b"};
     EXPECT_TRUE(config_warnings(c).empty());
+    // carbon-c-relay's fnv1a_ch keys a destination without instance on host:port: no pile-up
+    c.hash_compat = "carbon-c-relay";
+    c.destinations = {"127.0.0.1:2103", "127.0.0.2:2103"};
+    EXPECT_TRUE(config_warnings(c).empty());
+    c.destinations = {"127.0.0.1:2103:a", "127.0.0.2:2103:a"};
+    EXPECT_EQ(config_warnings(c).size(), 1u);
 
     c = Config {};
     warnings = config_warnings(c);
