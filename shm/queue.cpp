@@ -293,6 +293,8 @@ uint64_t QueueFile::dropped_lines() const {
 }
 
 void QueueFile::wake_consumer() {
+    // Orders the caller's store of write_pos before this load (see wait_for_data).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (header_->consumer_waiting.load(std::memory_order_seq_cst) == 0) return;
     header_->wake_seq.fetch_add(1, std::memory_order_seq_cst);
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&header_->wake_seq), FUTEX_WAKE, 1, nullptr, nullptr, 0);

@@ -155,10 +155,18 @@ public:
     // Producer: wakes the consumer if it is asleep on the futex.
     void wake_consumer();
     // Consumer: sleeps until woken or `timeout_ms`, unless `still_empty` says data arrived meanwhile.
+    //
+    // Dekker's pattern: the consumer stores consumer_waiting then loads the write positions; the
+    // producer stores its write position then loads consumer_waiting. Without a full fence on
+    // each side either store may still sit in a store buffer when the other side loads (a release
+    // store followed by a load is not ordered, not even on x86), so both could read the old value:
+    // the consumer sleeps with data waiting and the producer skips the wake. The two seq_cst
+    // fences (here, and in wake_consumer) make at least one side see the other's store.
     template <typename StillEmpty>
     void wait_for_data(int timeout_ms, StillEmpty still_empty) {
         uint32_t seq = header_->wake_seq.load(std::memory_order_seq_cst);
         header_->consumer_waiting.store(1, std::memory_order_seq_cst);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
         if (still_empty()) futex_wait(seq, timeout_ms);
         header_->consumer_waiting.store(0, std::memory_order_relaxed);
     }
