@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-dev libevent-dev libssl-dev
-                zlib1g-dev libgtest-dev)
-TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db collectd-core)
+                zlib1g-dev libgtest-dev libre2-dev)
+TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db collectd-core
+               carbon-c-relay strace)
 
 install_missing() {
     local missing=() package
@@ -31,7 +32,8 @@ install_missing() {
 }
 
 build() {
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    # -Werror for developers and CI only (a plain `cmake` build leaves it off).
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOLYMUR_WERROR=ON >/dev/null
     cmake --build build -j"$(nproc)"
 }
 

@@ -1,5 +1,7 @@
 #include "admin/command.hpp"
 
+#include "common/guard.hpp"
+
 #include <cstdio>
 #include <ctime>
 
@@ -33,8 +35,12 @@ Command parse_command(std::string_view line) {
     std::string_view word = next_word(rest);
     if (word.empty()) return command;
     command.name = std::string(word);
-    command.argument = std::string(next_word(rest));
-    command.extra_arguments = !next_word(rest).empty();
+    // A "token=<secret>" word may stand anywhere after the command; it is not an argument.
+    for (std::string_view next = next_word(rest); !next.empty(); next = next_word(rest)) {
+        if (next.substr(0, 6) == "token=") command.token = std::string(next.substr(6));
+        else if (command.argument.empty()) command.argument = std::string(next);
+        else command.extra_arguments = true;
+    }
     if (word == "getdest") command.kind = CommandKind::getdest;
     else if (word == "putdest") command.kind = CommandKind::putdest;
     else if (word == "deldest") command.kind = CommandKind::deldest;
@@ -45,12 +51,23 @@ Command parse_command(std::string_view line) {
 }
 
 std::string help_text() {
-    return "commands: getdest | putdest <host:port[:instance]> | deldest <host:port[:instance]> | stats | help "
-           "(one command per connection, e.g. echo getdest | nc localhost 2030)\n";
+    return "commands: getdest | putdest <host:port[:instance]> [token=<secret>] | deldest <host:port[:instance]> "
+           "[token=<secret>] | stats | help (one command per connection, e.g. echo getdest | nc localhost 2030)\n";
 }
 
-std::string execute(std::string_view line, Backend& backend) {
+std::string execute(std::string_view line, Backend& backend, const Caller& caller, std::string* refused) {
+    // Whatever goes wrong inside a command is this client's answer, never the relay's end.
+    std::string reply;
+    if (guarded("admin: command", [&] { reply = execute_command(line, backend, caller, refused); })) return reply;
+    return "error: internal error while running the command (logged); polymur is still running\n";
+}
+
+std::string execute_command(std::string_view line, Backend& backend, const Caller& caller, std::string* refused) {
     Command command = parse_command(line);
+    auto refuse = [&](const std::string& why) {
+        if (refused) *refused = why;
+        return "error: " + command.name + " refused: " + why + "\n";
+    };
     switch (command.kind) {
         case CommandKind::empty: return "error: empty command; try 'help'\n";
         case CommandKind::unknown: return "error: not a command: " + printable(command.name) + "; try 'help'\n";
@@ -61,6 +78,12 @@ std::string execute(std::string_view line, Backend& backend) {
         case CommandKind::deldest:
             if (command.argument.empty()) return "error: " + command.name + " needs a destination (host:port[:instance])\n";
             if (command.extra_arguments) return "error: " + command.name + " takes one destination\n";
+            if (!command.token.empty()) {
+                if (!caller.policy || caller.policy->token.empty()) return refuse("no --admin-token-file is configured");
+                if (!caller.policy->token_matches(command.token)) return refuse("wrong token");
+            } else if (!caller.may_change) {
+                return refuse(caller.why_not);
+            }
             return command.kind == CommandKind::putdest ? backend.putdest(command.argument) : backend.deldest(command.argument);
     }
     return "error: internal\n";

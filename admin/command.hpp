@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "admin/peer.hpp"
+
 namespace polymur::admin {
 
 enum class CommandKind { getdest, putdest, deldest, stats, help, empty, unknown };
@@ -13,6 +15,7 @@ struct Command {
     std::string name;      // the command word as sent
     std::string argument;  // the first argument, if any
     bool extra_arguments = false;
+    std::string token;     // from a "token=<secret>" word after the command, if any
 };
 
 Command parse_command(std::string_view line);
@@ -27,8 +30,20 @@ public:
     virtual std::string stats() = 0;
 };
 
+// What the connection may do, decided by the server from the kernel's word on who the peer is.
+struct Caller {
+    bool may_change = true;    // putdest/deldest without a token
+    std::string why_not;       // when not: the reason given in the reply and the log
+    const AdminPolicy* policy = nullptr;  // checks a token=<secret>; nullptr: none accepted
+};
+
 // The full reply for one request line, ending in '\n'. Errors are one line starting "error: ".
-std::string execute(std::string_view line, Backend& backend);
+// A refused change sets `refused` (when given) to the reason, for the server's log line.
+// Never throws: an exception from the backend is logged and answered with an error line.
+std::string execute(std::string_view line, Backend& backend, const Caller& caller = {}, std::string* refused = nullptr);
+// The same, letting exceptions through (execute() is this inside guarded()).
+std::string execute_command(std::string_view line, Backend& backend, const Caller& caller = {},
+                            std::string* refused = nullptr);
 
 std::string help_text();
 

@@ -1,21 +1,29 @@
 // Serves the admin protocol on the supervisor's event loop: TCP and unix listeners, one command
-// per connection, bounded request size and time.
+// per connection, bounded request size, an absolute deadline per connection and a cap on
+// concurrent connections (the oldest is dropped first). Who may change the configuration comes
+// from the kernel (admin/peer.hpp) or a token.
 #pragma once
 
 #include <event2/event.h>
 
+#include <cstdint>
+#include <list>
 #include <vector>
 
 #include "admin/command.hpp"
+#include "admin/peer.hpp"
 
 namespace polymur::admin {
 
 inline constexpr size_t kMaxRequestBytes = 4096;
-inline constexpr int kRequestTimeoutS = 10;
+inline constexpr int kRequestTimeoutS = 10;  // from accept to the end of the connection, whatever arrives
+inline constexpr int kReportIntervalS = 10;  // how often cut and dropped connections are logged
+
+struct Session;
 
 class Server {
 public:
-    Server(struct event_base* base, Backend& backend) : base_(base), backend_(backend) {}
+    Server(struct event_base* base, Backend& backend, AdminPolicy policy, size_t max_connections);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
@@ -24,12 +32,27 @@ public:
     void add_listener(int fd);
     void close_listeners();
 
+    // Called by a session as it ends.
+    void forget(Session* session);
+    void count_deadline() { ++cut_at_deadline_; }
+    Backend& backend() { return backend_; }
+    const AdminPolicy& policy() const { return policy_; }
+
 private:
     static void on_accept(evutil_socket_t fd, short, void* self);
+    static void on_report(evutil_socket_t, short, void* self);
+    void accept_ready(int listen_fd);
+    void report();
 
     struct event_base* base_;
     Backend& backend_;
+    AdminPolicy policy_;
+    size_t max_connections_;
     std::vector<struct event*> listeners_;
+    std::list<Session*> sessions_;  // oldest first
+    struct event* report_ = nullptr;
+    uint64_t cut_at_deadline_ = 0;
+    uint64_t dropped_at_cap_ = 0;
 };
 
 }  // namespace polymur::admin

@@ -24,7 +24,7 @@ bool replace_file_durably(const std::string& path, std::string_view content, std
         unlink(tmp.c_str());
         return false;
     };
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));  // state: the service's own
     if (!fd) return fail("create the temporary file");
     for (size_t done = 0; done < content.size();) {
         ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);

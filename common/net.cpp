@@ -10,33 +10,130 @@
 #include <sys/un.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace polymur::net {
 
-bool split_host_port(std::string_view text, std::string& host, std::string& port, std::string& error) {
+std::string printable(std::string_view text, size_t max) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : text.substr(0, max)) {
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    if (text.size() > max) out += "...";
+    return out;
+}
+
+// Built by appending: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "literal" + a
+// temporary std::string.
+std::string quoted(std::string_view prefix, std::string_view text) {
+    std::string out(prefix);
+    out += '\'';
+    out += printable(text);
+    out += '\'';
+    return out;
+}
+
+std::optional<uint16_t> parse_port(std::string_view text, PortUse use) {
+    if (text.empty() || text.size() > 5) return std::nullopt;
+    uint32_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (value > 65535 || (value == 0 && use == PortUse::connect)) return std::nullopt;
+    return static_cast<uint16_t>(value);
+}
+
+std::string host_problem(std::string_view host) {
+    for (unsigned char c : host)
+        if (c <= 0x20 || c >= 0x7f) return "the host has a space, control or non-ASCII byte";
+    if (host.size() > 253) return "the host is longer than 253 characters";
+    size_t label = 0;
+    for (char c : host) {
+        label = c == '.' ? 0 : label + 1;
+        if (label > 63) return "a label of the host (between dots) is longer than 63 characters";
+    }
+    return "";
+}
+
+bool split_host_port(std::string_view text, std::string& host, std::string& port, std::string& error, PortUse use) {
+    const std::string where = quoted("address ", text);
+    std::string_view host_text, port_text;
     if (!text.empty() && text.front() == '[') {
         size_t close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-            error = "address '" + std::string(text) + "': expected [ipv6]:port";
+        if (close == std::string_view::npos || close == 1 || close + 1 >= text.size() || text[close + 1] != ':') {
+            error = where + ": expected [ipv6-address]:port";
             return false;
         }
-        host = std::string(text.substr(1, close - 1));
-        port = std::string(text.substr(close + 2));
+        host_text = text.substr(1, close - 1);
+        port_text = text.substr(close + 2);
+        if (host_text.find_first_of("[]") != std::string_view::npos) {
+            error = where + ": expected [ipv6-address]:port";
+            return false;
+        }
     } else {
         size_t colon = text.rfind(':');
         if (colon == std::string_view::npos) {
-            error = "address '" + std::string(text) + "': expected host:port";
+            error = where + ": expected host:port";
             return false;
         }
-        host = std::string(text.substr(0, colon));
-        port = std::string(text.substr(colon + 1));
+        host_text = text.substr(0, colon);
+        port_text = text.substr(colon + 1);
+        if (host_text.find_first_of("[]:") != std::string_view::npos) {
+            error = where + ": expected host:port, or [ipv6-address]:port with the brackets";
+            return false;
+        }
     }
-    // At most five digits before stoul, which throws on 20; this runs in the supervisor on every reload.
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
-        error = "address '" + std::string(text) + "': bad port '" + port + "'";
+    if (!parse_port(port_text, use)) {
+        error = where + ": bad port '" + printable(port_text, 32) + "' (expected " +
+                (use == PortUse::listen ? "0-65535" : "1-65535") + ")";
         return false;
     }
+    if (host_text.empty() && use == PortUse::connect) {
+        error = where + ": empty host";
+        return false;
+    }
+    if (std::string why = host_problem(host_text); !why.empty()) {
+        error = where + ": " + why;
+        return false;
+    }
+    host = std::string(host_text);
+    port = std::string(port_text);
+    return true;
+}
+
+bool parse_https_url(std::string_view text, HttpsUrl& url, std::string& error) {
+    const std::string where = quoted("destination ", text);
+    constexpr std::string_view scheme = "https://";
+    if (text.substr(0, scheme.size()) != scheme) {
+        error = where + ": expected https://host:port[/path]";
+        return false;
+    }
+    std::string_view rest = text.substr(scheme.size());
+    size_t slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    std::string_view base = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+    while (!base.empty() && base.back() == '/') base.remove_suffix(1);
+    for (unsigned char c : base)
+        if (c <= 0x20 || c >= 0x7f) {
+            error = where + ": the URL path has a space, control or non-ASCII byte";
+            return false;
+        }
+    std::string why;
+    if (!split_host_port(authority, url.host, url.port, why, PortUse::connect)) {
+        error = where + ": expected https://host:port[/path]: " + why;
+        return false;
+    }
+    url.authority = std::string(authority);
+    url.path = std::string(base) + "/ingest";
     return true;
 }
 
@@ -141,15 +238,18 @@ std::string peer_name(int fd) {
 
 std::string address_name(const struct sockaddr_storage& ss) {
     char host[INET6_ADDRSTRLEN] = "?";
+    char name[INET6_ADDRSTRLEN + 16];
     if (ss.ss_family == AF_INET) {
         auto* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
         inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-        return std::string(host) + ":" + std::to_string(ntohs(sin->sin_port));
+        std::snprintf(name, sizeof name, "%s:%u", host, static_cast<unsigned>(ntohs(sin->sin_port)));
+        return name;
     }
     if (ss.ss_family == AF_INET6) {
         auto* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
         inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        return "[" + std::string(host) + "]:" + std::to_string(ntohs(sin6->sin6_port));
+        std::snprintf(name, sizeof name, "[%s]:%u", host, static_cast<unsigned>(ntohs(sin6->sin6_port)));
+        return name;
     }
     return "local";
 }

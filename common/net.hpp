@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -10,8 +12,38 @@
 
 namespace polymur::net {
 
-// Splits "host:port", "[v6]:port" or ":port" (any address). Returns false with `error` set.
-bool split_host_port(std::string_view text, std::string& host, std::string& port, std::string& error);
+// Whether a port may be 0: a listen address may ask the kernel for any port, a destination may not.
+enum class PortUse { listen, connect };
+
+// A TCP port written in decimal (ASCII digits only, no sign, no spaces): 1-65535, or 0 for a
+// listen address. Bounded: "99999999999999999999" is refused, not converted.
+std::optional<uint16_t> parse_port(std::string_view text, PortUse use);
+
+// Why `host` cannot be a host name or address, or "" when it can: printable ASCII only (no
+// control bytes, escape sequences or spaces; they would reach logs, files and process titles),
+// at most 253 characters and 63 per dot-separated label (DNS limits).
+std::string host_problem(std::string_view host);
+
+// Splits "host:port", "[v6]:port" or ":port" (any address; a listen address only). The port is
+// checked with parse_port and the host with host_problem; an IPv6 address needs its brackets.
+// Returns false with a one-line `error` that quotes the input with non-printables escaped.
+bool split_host_port(std::string_view text, std::string& host, std::string& port, std::string& error,
+                     PortUse use = PortUse::listen);
+
+// An https:// destination: https://host:port[/path]; requests go to <path>/ingest.
+struct HttpsUrl {
+    std::string host, port;
+    std::string authority;  // host:port as written, for the Host header
+    std::string path;       // "<path>/ingest"
+};
+bool parse_https_url(std::string_view text, HttpsUrl& url, std::string& error);
+
+// `text` for a log line or an error message: printable ASCII as is, every other byte as \xNN,
+// cut after `max` bytes ("..." follows).
+std::string printable(std::string_view text, size_t max = 256);
+
+// `prefix` followed by printable(text) in single quotes, for error messages.
+std::string quoted(std::string_view prefix, std::string_view text);
 
 // Binds and listens on a TCP address; the socket is non-blocking and close-on-exec.
 UniqueFd listen_tcp(std::string_view address, int backlog, std::string& error);

@@ -1,5 +1,7 @@
 #include "route/destination.hpp"
 
+#include "common/net.hpp"
+
 namespace polymur::route {
 
 namespace {
@@ -51,7 +53,7 @@ std::string Destination::address() const {
 
 bool parse_destination(std::string_view text, Destination& out, std::string& error) {
     const std::string_view s = strip(text);
-    const std::string quoted = "'" + std::string(text) + "'";
+    const std::string quoted = net::quoted("", text);
     std::string_view host, rest;
     // carbon looks for the *last* "]:" when the entry starts with '[' and for the *first* ':'
     // otherwise. Where carbon's str.find()/rfind() would return -1 it silently produces
@@ -83,7 +85,7 @@ bool parse_destination(std::string_view text, Destination& out, std::string& err
 
     long port = 0;
     if (!parse_python_int(port_text, port)) {
-        error = "invalid destination " + quoted + ": port '" + std::string(port_text) + "' is not a number";
+        error = "invalid destination " + quoted + ": port '" + net::printable(port_text, 32) + "' is not a number";
         return false;
     }
     if (port < 1 || port > 65535) {
@@ -92,6 +94,18 @@ bool parse_destination(std::string_view text, Destination& out, std::string& err
     }
     if (host.empty()) {
         error = "invalid destination " + quoted + ": empty host";
+        return false;
+    }
+
+    // The text goes into logs, the runtime-destinations file and process titles: printable ASCII
+    // only, and a host DNS could resolve.
+    for (unsigned char c : s)
+        if (c <= 0x20 || c >= 0x7f) {
+            error = "invalid destination " + quoted + ": a space, control or non-ASCII byte inside";
+            return false;
+        }
+    if (std::string why = net::host_problem(host); !why.empty()) {
+        error = "invalid destination " + quoted + ": " + why;
         return false;
     }
 

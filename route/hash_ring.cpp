@@ -381,9 +381,14 @@ public:
                 uint32_t position;
                 if (type == HashType::carbon_ch) {
                     // Python: "%s:%d" % ((server, instance), i)
-                    position = carbon_ch_position("(" + python_repr(dest.host) + ", " +
-                                                  (dest.instance ? python_repr(*dest.instance) : "None") +
-                                                  "):" + std::to_string(i));
+                    // Appended, not "literal" + temporary: GCC 12 -Wrestrict false positive.
+                    std::string key = "(";
+                    key += python_repr(dest.host);
+                    key += ", ";
+                    key += dest.instance ? python_repr(*dest.instance) : "None";
+                    key += "):";
+                    key += std::to_string(i);
+                    position = carbon_ch_position(key);
                 } else {
                     // Python: "%d-%s" % (i, instance) -- the host is not part of the key
                     position = fnv1a_ch_position(std::to_string(i) + "-" + dest.instance.value_or("None"));

@@ -12,6 +12,7 @@
 #include <boost/program_options.hpp>
 
 #include "common/man_options.hpp"
+#include "common/option_error.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 
@@ -87,8 +88,8 @@ int run_lookup(int argc, char** argv) {
         const auto style = po::command_line_style::default_style | po::command_line_style::allow_long_disguise;
         po::store(po::command_line_parser(argc, argv).options(options).style(style).run(), vm);
         po::notify(vm);
-    } catch (const po::error& e) {
-        return fail(std::string(e.what()) + " (see --help)");
+    } catch (po::error& e) {
+        return fail(option_error_text(e) + " (see --help)");
     }
     if (vm.count("help")) {
         std::cout << options << "\n";

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include <boost/interprocess/file_mapping.hpp>
 
@@ -27,6 +29,19 @@ size_t round_up(size_t value, size_t unit) { return (value + unit - 1) / unit * 
 size_t rings_offset() { return round_up(sizeof(QueueHeader), kPage); }
 size_t data_offset(uint32_t ring_count) { return rings_offset() + round_up(ring_count * sizeof(RingControl), kPage); }
 size_t file_size_for(QueueGeometry g) { return data_offset(g.ring_count) + g.ring_count * g.ring_capacity; }
+
+// file_size_for() of a geometry read from a file, whose numbers may be anything: false when the
+// size does not fit in 64 bits (2 rings of 2^63 bytes once wrapped to a size a tiny file passed).
+bool checked_file_size(QueueGeometry g, uint64_t& size) {
+    uint64_t controls = 0, rings = 0, offset = 0;
+    if (__builtin_mul_overflow(uint64_t(g.ring_count), uint64_t(sizeof(RingControl)), &controls) ||
+        __builtin_add_overflow(controls, uint64_t(kPage - 1), &offset))
+        return false;
+    offset = rings_offset() + offset / kPage * kPage;
+    if (__builtin_mul_overflow(uint64_t(g.ring_count), g.ring_capacity, &rings) || __builtin_add_overflow(offset, rings, &size))
+        return false;
+    return size <= uint64_t(std::numeric_limits<off_t>::max());
+}
 
 bool read_header(const std::string& path, QueueHeader& header, off_t& size, std::string& error) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -228,8 +243,9 @@ std::unique_ptr<QueueFile> QueueFile::open(const std::string& path, std::string&
         return nullptr;
     }
     QueueGeometry g {header.ring_count, header.ring_capacity};
+    uint64_t expected_size = 0;
     if (g.ring_count == 0 || g.ring_count > kMaxWorkers + 1 || g.ring_capacity == 0 ||
-        g.ring_capacity % kPage != 0 || header.file_size != file_size_for(g)) {
+        g.ring_capacity % kPage != 0 || !checked_file_size(g, expected_size) || header.file_size != expected_size) {
         error = "queue file " + path + " has a corrupt header (rings " + std::to_string(g.ring_count) +
                 ", capacity " + std::to_string(g.ring_capacity) + "); move it away";
         return nullptr;
@@ -305,6 +321,67 @@ void QueueFile::futex_wait(uint32_t seq, int timeout_ms) {
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&header_->wake_seq), FUTEX_WAIT, seq, &timeout, nullptr, 0);
 }
 
+namespace {
+
+// How long a repair waits for the other side of a ring to leave its sequence lock. A live process
+// is inside for nanoseconds; one that died there never leaves, and its successor repairs it.
+constexpr int64_t kSequenceWaitMs = 500;
+
+uint64_t count_lines(const char* data, uint64_t capacity, uint64_t from, uint64_t to) {
+    uint64_t lines = 0;
+    for (uint64_t pos = from; pos < to; ++pos) lines += data[pos % capacity] == '\n';
+    return lines;
+}
+
+// A consistent (read_pos, lines_read) pair. False if commit_seq stayed odd for kSequenceWaitMs
+// (the consumer died inside commit_read); the values are then the latest seen.
+bool read_committed(const RingControl& ring, uint64_t& read_pos, uint64_t& lines_read) {
+    const int64_t deadline = monotonic_ms() + kSequenceWaitMs;
+    for (uint32_t spins = 0;; ++spins) {
+        const uint64_t before = ring.commit_seq.load(std::memory_order_acquire);
+        read_pos = ring.read_pos.load(std::memory_order_acquire);
+        lines_read = ring.lines_read.load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (!(before & 1) && ring.commit_seq.load(std::memory_order_relaxed) == before) return true;
+        if (spins % 64 == 63 && monotonic_ms() >= deadline) return false;
+        sched_yield();
+    }
+}
+
+// A consistent (write_pos, lines_written) pair, with the same bound as read_committed.
+bool read_published_waiting(const RingControl& ring, uint64_t& write_pos, uint64_t& lines_written) {
+    const int64_t deadline = monotonic_ms() + kSequenceWaitMs;
+    for (uint32_t spins = 0;; ++spins) {
+        if (read_published(ring, write_pos, lines_written)) return true;
+        if (spins % 64 == 63 && monotonic_ms() >= deadline) return false;
+        sched_yield();
+    }
+}
+
+}  // namespace
+
+// Line counts are only ever used as differences (lines queued = written - read), and the positions
+// are the truth. So whichever side repairs its sequence lock recomputes its own count from the
+// positions and the other side's count: the difference is then right whatever state the dead
+// process left. If the other side's pair is not consistent either (both died inside their locks),
+// the repair still completes with the values seen, and the other side's successor, repairing in
+// turn, makes the difference right again. No repair waits more than kSequenceWaitMs.
+void repair_commit(QueueFile& queue) {
+    for (uint32_t i = 0; i < queue.ring_count(); ++i) {
+        RingControl& ring = queue.ring(i);
+        const uint64_t seq = ring.commit_seq.load(std::memory_order_relaxed);
+        if (!(seq & 1)) continue;
+        uint64_t write_pos = 0, lines_written = 0;
+        if (read_published_waiting(ring, write_pos, lines_written)) {
+            const uint64_t read_pos = ring.read_pos.load(std::memory_order_relaxed);
+            const uint64_t pending =
+                read_pos <= write_pos ? count_lines(queue.ring_data(i), queue.ring_capacity(), read_pos, write_pos) : 0;
+            ring.lines_read.store(lines_written - std::min(pending, lines_written), std::memory_order_relaxed);
+        }
+        ring.commit_seq.store(seq + 1, std::memory_order_release);
+    }
+}
+
 RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_cap)
     : queue_(queue),
       ring_index_(ring_index),
@@ -321,19 +398,12 @@ RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_
       space_reserved_(queue.space_reserved()) {
     // A predecessor that died in the middle of publishing left the sequence odd, and its line
     // count may not match its write position: count again from what the consumer committed.
+    // (repair_commit explains why this is right even when the consumer died inside its lock too.)
     uint64_t seq = control_.publish_seq.load(std::memory_order_relaxed);
     if (seq & 1) {
         uint64_t read_pos = 0, lines_read = 0;
-        for (;;) {
-            const uint64_t before = control_.commit_seq.load(std::memory_order_acquire);
-            read_pos = control_.read_pos.load(std::memory_order_acquire);
-            lines_read = control_.lines_read.load(std::memory_order_relaxed);
-            std::atomic_thread_fence(std::memory_order_acquire);
-            if (!(before & 1) && control_.commit_seq.load(std::memory_order_relaxed) == before) break;
-        }
-        uint64_t lines = 0;
-        for (uint64_t pos = read_pos; pos < write_pos_; ++pos) lines += data_[pos % capacity_] == '\n';
-        lines_written_ = lines_read + lines;
+        read_committed(control_, read_pos, lines_read);
+        lines_written_ = lines_read + (read_pos <= write_pos_ ? count_lines(data_, capacity_, read_pos, write_pos_) : 0);
         control_.lines_written.store(lines_written_, std::memory_order_relaxed);
         control_.publish_seq.store(seq + 1, std::memory_order_release);
     }
@@ -370,7 +440,7 @@ bool RingProducer::has_room_for(uint64_t bytes, uint64_t lines) {
 }
 
 bool RingProducer::append(const std::string_view* parts, size_t count, size_t total) {
-    if (!has_room(total)) {
+    if (total > kMaxQueuedLine || !has_room(total)) {
         ++unpublished_drops_;
         return false;
     }

@@ -23,6 +23,14 @@ inline constexpr uint64_t kQueueMagic = 0x3145554555514d50ULL;  // "PMQUEUE1"
 inline constexpr uint32_t kQueueLayoutVersion = 2;
 inline constexpr size_t kPage = 4096;
 
+// The longest line any producer appends to a ring, with its '\n': the highest --max-line-length
+// plus what producers add to an accepted line (a gateway's namespace prefix, a "-1" timestamp
+// written out). RingProducer::append refuses longer lines, so a reader sizes its buffers by this
+// constant, never by a configuration value that may differ from the one that wrote the queue.
+inline constexpr size_t kMaxLineLengthLimit = size_t(1) << 20;  // the highest --max-line-length
+inline constexpr size_t kMaxLineGrowth = 32 * 1024;             // prefix, '.', timestamp digits
+inline constexpr size_t kMaxQueuedLine = kMaxLineLengthLimit + kMaxLineGrowth;
+
 struct QueueHeader {
     uint64_t magic;
     uint32_t layout_version;
@@ -188,6 +196,10 @@ private:
 // Consumer: `lines` more lines, up to `read_pos`, were delivered (or moved elsewhere).
 void commit_read(RingControl& ring, uint64_t read_pos, uint64_t lines);
 
+// Consumer, once it holds the queue's lock: repairs rings whose commit_seq a predecessor left odd
+// (it died between the stores of commit_read). Waits at most a moment for a producer.
+void repair_commit(QueueFile& queue);
+
 // Consumer: a consistent (write position, lines written) pair of one ring. False when the
 // producer is in the middle of publishing (or died there); then count the lines yourself.
 bool read_published(const RingControl& ring, uint64_t& write_pos, uint64_t& lines_written);
@@ -204,7 +216,8 @@ public:
     RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_cap);
 
     // Appends one line made of `parts` (the last part ends with '\n'). Returns false when the ring
-    // has no room (bytes or the line cap); the drop is counted.
+    // has no room (bytes or the line cap) or the line is longer than kMaxQueuedLine; the drop is
+    // counted.
     bool append(const std::string_view* parts, size_t count, size_t total);
     // Whether a line of `total` bytes would fit now (nothing is counted).
     bool has_room(size_t total) { return has_room_for(total, 1); }

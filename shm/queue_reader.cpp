@@ -1,18 +1,10 @@
 #include "shm/queue_reader.hpp"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <cstring>
 
-#include "common/clock.hpp"
-
 namespace polymur::shm {
 namespace {
-
-// How long the repair waits for a producer to leave its own sequence lock. A live producer is
-// inside for nanoseconds; one that died there never leaves (its successor repairs it).
-constexpr int64_t kSequenceWaitMs = 500;
 
 uint64_t count_lines(std::string_view span) {
     uint64_t lines = 0;
@@ -33,34 +25,10 @@ void spans_of(const char* data, uint64_t capacity, uint64_t start, uint64_t end,
     spans[1] = std::string_view(data, static_cast<size_t>(end - start - first));
 }
 
-// The previous consumer died between the stores of commit_read: lines_read may have moved without
-// read_pos. Positions are the truth and counts are only used as differences, so lines_read is
-// rebuilt from the producer's published pair and the lines between the two positions.
-void repair_commit_lock(QueueFile& queue, uint32_t index) {
-    RingControl& ring = queue.ring(index);
-    const uint64_t seq = ring.commit_seq.load(std::memory_order_relaxed);
-    if (!(seq & 1)) return;
-    uint64_t write_pos = 0, lines_written = 0;
-    const int64_t deadline = monotonic_ms() + kSequenceWaitMs;
-    bool consistent = false;
-    for (uint32_t spins = 0; !(consistent = read_published(ring, write_pos, lines_written)); ++spins) {
-        if (spins % 64 == 63 && monotonic_ms() >= deadline) break;
-        sched_yield();
-    }
-    const uint64_t read_pos = ring.read_pos.load(std::memory_order_relaxed);
-    if (consistent && read_pos <= write_pos && write_pos - read_pos <= queue.ring_capacity()) {
-        std::string_view spans[2];
-        spans_of(queue.ring_data(index), queue.ring_capacity(), read_pos, write_pos, spans);
-        const uint64_t pending = count_lines(spans[0]) + count_lines(spans[1]);
-        ring.lines_read.store(lines_written - std::min(pending, lines_written), std::memory_order_relaxed);
-    }
-    ring.commit_seq.store(seq + 1, std::memory_order_release);
-}
-
 }  // namespace
 
 QueueReader::QueueReader(QueueFile& queue) : queue_(queue), capacity_(queue.ring_capacity()) {
-    for (uint32_t i = 0; i < queue.ring_count(); ++i) repair_commit_lock(queue, i);
+    repair_commit(queue);  // the only consumer now: a predecessor may have died mid-commit
     next_pos_.resize(queue.ring_count());
     next_lines_.resize(queue.ring_count());
     rewind();

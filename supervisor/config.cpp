@@ -16,12 +16,16 @@
 
 #include "common/log.hpp"
 #include "common/man_options.hpp"
+#include "common/net.hpp"
+#include "common/option_error.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
+#include "route/routing_table.hpp"
 #include "supervisor/self_metrics.hpp"
 #include "supervisor/validate.hpp"
 #include "worker/cidr.hpp"
 #include "shm/control.hpp"
+#include "shm/queue.hpp"
 
 namespace polymur {
 namespace po = boost::program_options;
@@ -83,8 +87,8 @@ std::string store_one(const po::options_description& options, po::variables_map&
         po::variables_map scratch;
         po::store(one, scratch);  // checks the value without touching the real map
         po::store(one, values);
-    } catch (const po::error& e) {
-        return e.what();
+    } catch (po::error& e) {
+        return option_error_text(e);
     }
     return "";
 }
@@ -227,12 +231,18 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("udp-rcvbuf", unsigned_value(&config.udp_rcvbuf), "receive buffer of the UDP socket in bytes (what overflows it is dropped by the kernel and counted)")
         ("api-addr", po::value(&config.api_addr)->default_value(defaults.api_addr), "admin protocol TCP address (keep it on loopback)")
         ("admin-socket", po::value(&config.admin_socket), "admin protocol unix socket (default <state-dir>/polymur.sock)")
+        ("admin-users", po::value<std::string>()->default_value(""), "comma-separated users (names or uids) who may putdest/deldest besides root and the user polymur runs as")
+        ("admin-groups", po::value<std::string>()->default_value(""), "comma-separated groups whose members may putdest/deldest")
+        ("admin-token-file", po::value(&config.admin_token_file), "file (mode 0600) holding a secret; putdest/deldest with token=<secret> are allowed from any client")
+        ("admin-max-connections", unsigned_value(&config.admin_max_connections), "concurrent admin connections; beyond it the oldest is dropped")
+        ("max-destinations", unsigned_value(&config.max_destinations), "most destinations registered at once (configured plus putdest)")
         ("metrics-addr", po::value(&config.metrics_addr), "HTTP address serving /metrics (Prometheus) and /health (off unless set; keep it on loopback or a monitoring network)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
         ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
         ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
         ("hash-compat", po::value(&config.hash_compat)->default_value(defaults.hash_compat), "hash-route: whose placement carbon_ch and fnv1a_ch follow: graphite (carbon, graphite-web) or carbon-c-relay")
         ("tag-normalize", po::value(&config.tag_normalize)->default_value(false)->implicit_value(true), "normalize tagged names (sorted tags) before routing and forwarding, as carbon's TAG_RELAY_NORMALIZED")
+        ("rules", po::value(&config.rules), "carbon-c-relay rules file (docs/ROUTING.md); checked by --check-config and 'polymur test -f', not yet run by the relay")
         ("replication-factor", unsigned_value(&config.replication_factor), "hash-route: destinations per metric")
         ("diverse-replicas", po::value(&config.diverse_replicas)->default_value(true)->implicit_value(true), "hash-route: replicas on distinct hosts (carbon's DIVERSE_REPLICAS)")
         ("failover", po::value(&config.failover)->default_value(defaults.failover), "hash-route: reroute (a failed destination leaves the ring and its queue moves to the others) or hold (keep its queue until it returns)")
@@ -262,8 +272,11 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("key-prefix", po::value(&config.key_prefix)->default_value(false)->implicit_value(true), "prefix every metric with the client certificate's Common Name")
         ("trusted-proxies", po::value<std::string>()->default_value(""), "comma-separated CIDRs whose --namespace-header is trusted on the plain-HTTP listener")
         ("namespace-header", po::value(&config.namespace_header)->default_value(config.namespace_header), "header carrying the namespace on the plain-HTTP listener")
+        ("namespace-extra-chars", po::value(&config.namespace_extra_chars), "characters allowed in a namespace besides letters, digits, '_' and '-' (never '.', whitespace or a Graphite glob)")
+        ("max-bodies-in-flight", unsigned_value(&config.max_bodies_in_flight), "gateway: request body bytes a listener process receives at once; beyond it 503 with Retry-After")
         ("max-body-bytes", unsigned_value(&config.max_body_bytes), "largest decompressed request body; larger is refused with 413")
-        ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request")
+        ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request, from its first byte to its last (also the idle limit between requests)")
+        ("handshake-timeout", unsigned_value(&config.handshake_timeout_s), "seconds an HTTPS client may take for its TLS handshake, from accept")
         ("gateway", po::value(&config.gateway), "proxy: gateway URL (https://host:port); adds it as an HTTPS destination")
         ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
         ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
@@ -315,8 +328,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
             }
         }
         po::notify(values);
-    } catch (const po::error& e) {
-        report(log::Level::error, std::string(e.what()) + " (try --help)");
+    } catch (po::error& e) {
+        report(log::Level::error, option_error_text(e) + " (try --help)");
         return ParseOutcome::exit_error;
     }
     config.destinations = split_list(destinations);
@@ -326,6 +339,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         config.mode = program == "polymur-proxy" ? "proxy" : program == "polymur-gateway" ? "gateway" : "relay";
     }
     config.trusted_proxies = split_list(values["trusted-proxies"].as<std::string>());
+    config.admin_users = split_list(values["admin-users"].as<std::string>());
+    config.admin_groups = split_list(values["admin-groups"].as<std::string>());
     if (config.mode == "gateway") {
         // Polymur-gateway: -listen-addr is the bind address, -listen-port the HTTPS port.
         if (values.count("listen-port")) {
@@ -365,25 +380,36 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
 
 std::string validate_config(const Config& config) {
     if (config.distribution != "broadcast" && config.distribution != "hash-route")
-        return "--distribution " + config.distribution + ": expected broadcast or hash-route";
+        return "--distribution " + net::printable(config.distribution) + ": expected broadcast or hash-route";
     route::HashType hash_type;
     if (!route::parse_hash_type(config.hash_type, hash_type))
-        return "--hash-type " + config.hash_type + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
+        return "--hash-type " + net::printable(config.hash_type) + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
     route::HashCompat hash_compat;
     if (!route::parse_hash_compat(config.hash_compat, hash_compat))
-        return "--hash-compat " + config.hash_compat + ": expected graphite or carbon-c-relay";
+        return "--hash-compat " + net::printable(config.hash_compat) + ": expected graphite or carbon-c-relay";
     if (config.replication_factor < 1 || config.replication_factor > route::kMaxReplication)
         return "--replication-factor must be between 1 and " + std::to_string(route::kMaxReplication);
-    if (config.failover != "reroute" && config.failover != "hold") return "--failover " + config.failover + ": expected reroute or hold";
+    if (config.failover != "reroute" && config.failover != "hold") return "--failover " + net::printable(config.failover) + ": expected reroute or hold";
     if (config.failover_after < 1) return "--failover-after must be at least 1";
     if (config.workers > shm::kMaxWorkers) return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
-    if (config.max_line_length < 16 || config.max_line_length > (1u << 20)) return "--max-line-length must be between 16 and 1048576";
+    if (config.max_line_length < 16 || config.max_line_length > shm::kMaxLineLengthLimit)
+        return "--max-line-length must be between 16 and " + std::to_string(shm::kMaxLineLengthLimit);
     if (config.queue_cap == 0) return "--queue-cap must be at least 1";
     // polymur's own metrics go to the destinations too: their names follow the rule of every forwarded name.
     if (!config.self_metrics_prefix.empty() && protocol::check_name(config.self_metrics_prefix) != protocol::LineError::none)
         return "--self-metrics-prefix must be a metric name: UTF-8 without whitespace or control characters";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
+    if (!config.rules.empty()) {
+        std::string error;
+        if (!route::compile_rules_file(config.rules, error)) return "--rules: " + error;
+    }
+    if (config.max_destinations < 1 || config.max_destinations + 1 > shm::kMaxDestinations)
+        return "--max-destinations must be between 1 and " + std::to_string(shm::kMaxDestinations - 1);
+    if (config.destinations.size() > config.max_destinations)
+        return std::to_string(config.destinations.size()) + " destinations configured; --max-destinations is " +
+               std::to_string(config.max_destinations);
+    if (config.admin_max_connections < 1) return "--admin-max-connections must be at least 1";
     std::vector<route::Destination> ring_members;
     for (const std::string& text : config.destinations) {
         if (text.rfind("https://", 0) == 0) continue;  // checked below with the TLS options
@@ -403,12 +429,16 @@ std::string validate_config(const Config& config) {
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";
     if (config.stall_timeout_s < 1) return "--stall-timeout must be at least 1";
     if (config.mode != "relay" && config.mode != "proxy" && config.mode != "gateway")
-        return "--mode " + config.mode + ": expected relay, proxy or gateway";
+        return "--mode " + net::printable(config.mode) + ": expected relay, proxy or gateway";
     if (config.mode == "proxy" && config.gateway.empty()) return "the proxy needs --gateway https://host:port";
     if (config.mode == "gateway" && config.https_listen_addr.empty() && config.http_listen_addr.empty())
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";
     if (!config.https_listen_addr.empty() && (config.cert.empty() || config.key.empty() || config.ca_cert.empty()))
         return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
+    for (char c : config.namespace_extra_chars)
+        if (c == '.' || static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
+            std::string_view("*?[]{}/\\,;=").find(c) != std::string_view::npos)
+            return std::string("--namespace-extra-chars: '") + c + "' cannot be part of a namespace";
     std::string address_error = check_addresses_and_destinations(config);
     if (!address_error.empty()) return address_error;
     std::vector<Cidr> ranges;

@@ -15,12 +15,18 @@ struct Config {
     uint32_t udp_rcvbuf = 16u << 20;          // receive buffer of the UDP socket in bytes
     std::string api_addr = "localhost:2030";
     std::string admin_socket;  // empty: <state-dir>/polymur.sock
+    std::vector<std::string> admin_users;   // besides root and the service's own user: may putdest/deldest
+    std::vector<std::string> admin_groups;  // members may putdest/deldest
+    std::string admin_token_file;           // a secret that allows changes from anywhere (token=<secret>)
+    uint32_t admin_max_connections = 64;    // concurrent admin connections; the oldest is dropped beyond
+    uint32_t max_destinations = 32;         // registered destinations, configured and added with putdest
     std::string metrics_addr;  // HTTP /metrics and /health for Prometheus and probes; empty: off
     std::vector<std::string> destinations;
     std::string distribution = "broadcast";  // or "hash-route"
     std::string hash_type = "carbon_ch";
     std::string hash_compat = "graphite";  // or "carbon-c-relay"
     bool tag_normalize = false;            // carbon's TAG_RELAY_NORMALIZED
+    std::string rules;  // carbon-c-relay rules file (docs/ROUTING.md); empty: --distribution/--destinations
     uint32_t replication_factor = 1;
     bool diverse_replicas = true;
     std::string failover = "reroute";  // or "hold"
@@ -53,8 +59,11 @@ struct Config {
     bool key_prefix = false;             // prefix metric names with the client certificate's CN
     std::vector<std::string> trusted_proxies;  // CIDRs allowed to set the namespace header (plain HTTP)
     std::string namespace_header = "X-Polymur-Namespace";
+    std::string namespace_extra_chars;         // allowed in a namespace besides letters, digits, '_' and '-'
+    uint64_t max_bodies_in_flight = 128ull << 20;  // request body bytes being received at once, per process
     uint64_t max_body_bytes = 64ull << 20;     // decompressed request body limit
-    uint32_t request_timeout_s = 30;
+    uint32_t request_timeout_s = 30;         // from the first byte of a request to its last
+    uint32_t handshake_timeout_s = 10;       // from accept to the end of the TLS handshake
     std::string gateway;                 // proxy: https://host:port of the gateway
     std::string client_cert, client_key; // proxy: this site's certificate
     uint64_t batch_bytes = 1ull << 20;   // HTTPS output: uncompressed bytes per POST

@@ -3,8 +3,11 @@
 #include <string>
 #include <vector>
 
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "route/lookup_command.hpp"
+#include "route/routing_table.hpp"
+#include "route/test_command.hpp"
 #include "supervisor/config.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/queue_space.hpp"
@@ -15,6 +18,7 @@ extern char** environ;
 
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "lookup") == 0) return polymur::route::run_lookup(argc - 1, argv + 1);
+    if (argc > 1 && std::strcmp(argv[1], "test") == 0) return polymur::route::run_test(argc - 1, argv + 1);
 
     polymur::Config config;
     switch (polymur::parse_config(argc, argv, environ, config)) {
@@ -25,6 +29,10 @@ int main(int argc, char** argv) {
     if (config.check_config) {
         // parse_config ran the validation a start runs; the check adds a bind of every address.
         std::vector<std::string> warnings = polymur::config_warnings(config);
+        if (!config.rules.empty()) {
+            std::string ignored;  // validated already by parse_config; this collects the rules' warnings
+            polymur::route::compile_rules_file(config.rules, ignored, &warnings);
+        }
         // Not enough disk for the queues is a warning: polymur runs with smaller queues.
         for (std::string& problem : polymur::check_queue_space(config)) warnings.push_back(std::move(problem));
         std::string error = polymur::check_state_dir(config);
@@ -37,8 +45,20 @@ int main(int argc, char** argv) {
         std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
         return 0;
     }
+    if (!config.rules.empty()) {
+        // The routing table is built and checked, but the listener workers do not route through it yet.
+        std::fprintf(stderr, "polymur: --rules %s: rules files are not yet wired into the relay; check them with "
+                             "--check-config and 'polymur test -f %s' (docs/ROUTING.md)\n",
+                     config.rules.c_str(), config.rules.c_str());
+        return 2;
+    }
     std::vector<std::string> args(argv, argv + argc);  // kept for SIGHUP: the title overwrites argv
     polymur::proctitle_init(argc, argv);
-    polymur::Supervisor supervisor(std::move(config), std::move(args));
-    return supervisor.run();
+    int code = 70;  // EX_SOFTWARE
+    // Callbacks catch their own errors; this is for what escapes setup and shutdown.
+    polymur::guarded("supervisor: stopped", [&] {
+        polymur::Supervisor supervisor(std::move(config), std::move(args));
+        code = supervisor.run();
+    });
+    return code;
 }

@@ -11,6 +11,7 @@
 #include <exception>
 
 #include "common/clock.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 
 namespace polymur {
@@ -94,12 +95,8 @@ void MetricsHttpServer::track(struct evhttp_connection* connection) {
 }
 
 void MetricsHttpServer::on_request(struct evhttp_request* request, void* self) {
-    try {
-        static_cast<MetricsHttpServer*>(self)->handle(request);
-    } catch (const std::exception& e) {
-        LOG_ERROR("metrics: request failed: %s", e.what());
+    if (!guarded("metrics: request", [&] { static_cast<MetricsHttpServer*>(self)->handle(request); }))
         evhttp_send_error(request, HTTP_INTERNAL, nullptr);
-    }
 }
 
 void MetricsHttpServer::handle(struct evhttp_request* request) {

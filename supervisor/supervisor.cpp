@@ -22,11 +22,13 @@
 
 #include "common/clock.hpp"
 #include "common/durable_file.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/leftovers.hpp"
+#include "supervisor/loop_guard.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/reload_policy.hpp"
 #include "supervisor/validate.hpp"
@@ -137,6 +139,11 @@ bool Supervisor::setup() {
     if (!net::is_loopback(admin_tcp_fd_.get()))
         LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
                  config_.api_addr.c_str());
+    if (!admin::AdminPolicy::build(config_.admin_users, config_.admin_groups, admin_policy_, error) ||
+        (!config_.admin_token_file.empty() && !admin::read_admin_token(config_.admin_token_file, admin_policy_.token, error))) {
+        LOG_ERROR("admin: %s", error.c_str());
+        return false;
+    }
     if (!config_.metrics_addr.empty()) {
         metrics_fd_ = net::listen_tcp(config_.metrics_addr, 64, error);
         if (!metrics_fd_) {
@@ -880,6 +887,8 @@ void Supervisor::send_self_metrics() {
     if (!config_.plaintext_listener) return;
     std::string host, port, error;
     if (!net::split_host_port(config_.listen_addr, host, port, error)) return;
+    const std::optional<uint16_t> port_number = net::parse_port(port, net::PortUse::listen);
+    if (!port_number || *port_number == 0) return;
     if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
     if (host == "::") host = "::1";
     std::string lines = format_self_metrics(config_.self_metrics_prefix, counters(), realtime_ns() / 1000000000);
@@ -900,10 +909,12 @@ void Supervisor::send_self_metrics() {
     bufferevent_set_timeouts(bev, &timeout, &timeout);
     bufferevent_write(bev, lines.data(), lines.size());
     bufferevent_enable(bev, EV_WRITE);
-    if (bufferevent_socket_connect_hostname(bev, nullptr, AF_UNSPEC, host.c_str(), std::stoi(port)) != 0) bufferevent_free(bev);
+    if (bufferevent_socket_connect_hostname(bev, nullptr, AF_UNSPEC, host.c_str(), *port_number) != 0) bufferevent_free(bev);
 }
 
-void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->send_self_metrics(); }
+void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) {
+    guarded("supervisor: self-metrics", [&] { static_cast<Supervisor*>(self)->send_self_metrics(); });
+}
 
 // A removed destination's slot is freed once every worker routes by a table without it and its
 // output process has exited; only then is its queue file deleted.
@@ -1014,6 +1025,20 @@ std::string Supervisor::getdest() {
 std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
     if (destination == "console") return "error: the console output is set with --console-out\n";
+    size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
+                                                          [](const Destination& d) { return d.in_use && !d.console; }));
+    if (registered >= config_.max_destinations)
+        return "error: " + std::to_string(registered) + " destinations are registered, the most --max-destinations allows; " +
+               "deldest one first\n";
+    route::Destination parsed;
+    std::string listener;
+    if (!is_https_destination(destination) && route::parse_destination(destination, parsed, error) &&
+        reaches_own_listener(parsed.host, parsed.port,
+                             {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get(), metrics_fd_.get()}, listener)) {
+        LOG_WARN("destination %s: putdest refused: it reaches this relay's own listener %s", destination.c_str(), listener.c_str());
+        return "error: destination " + destination + " is this relay's own listener " + listener +
+               "; sending there would loop every metric back in\n";
+    }
     if (!save_runtime_destinations(error, &destination, nullptr)) {
         LOG_ERROR("putdest %s refused: %s", destination.c_str(), error.c_str());
         return "error: " + error + "; not registered\n";
@@ -1057,7 +1082,7 @@ std::string Supervisor::deldest(const std::string& destination) {
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }
-    return "error: destination " + destination + " is not registered\n";
+    return "error: destination " + net::printable(destination) + " is not registered\n";
 }
 
 std::string Supervisor::stats() { return format_stats_json(status()); }
@@ -1065,16 +1090,23 @@ std::string Supervisor::stats() { return format_stats_json(status()); }
 void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
     auto* self = static_cast<Supervisor*>(self_ptr);
     switch (signal) {
-        case SIGCHLD: self->reap_children(); self->housekeeping(); break;
-        case SIGTERM: self->begin_shutdown("SIGTERM received"); break;
-        case SIGINT: self->begin_shutdown("SIGINT received"); break;
-        case SIGHUP: self->reload(); break;
+        case SIGCHLD: guarded("supervisor: SIGCHLD", [&] { self->reap_children(); self->housekeeping(); }); break;
+        case SIGTERM: guarded("supervisor: SIGTERM", [&] { self->begin_shutdown("SIGTERM received"); }); break;
+        case SIGINT: guarded("supervisor: SIGINT", [&] { self->begin_shutdown("SIGINT received"); }); break;
+        case SIGHUP:
+            if (!guarded("supervisor: reload", [&] { self->reload(); }))
+                self->systemd_.notify("READY=1\nSTATUS=reload failed; see the log");
+            break;
         default: break;
     }
 }
 
-void Supervisor::on_housekeeping(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->housekeeping(); }
-void Supervisor::on_rates(evutil_socket_t, short, void* self) { static_cast<Supervisor*>(self)->log_rates(); }
+void Supervisor::on_housekeeping(evutil_socket_t, short, void* self) {
+    guarded("supervisor: housekeeping", [&] { static_cast<Supervisor*>(self)->housekeeping(); });
+}
+void Supervisor::on_rates(evutil_socket_t, short, void* self) {
+    guarded("supervisor: rates", [&] { static_cast<Supervisor*>(self)->log_rates(); });
+}
 
 int Supervisor::run() {
     log::set_role("supervisor");
@@ -1082,6 +1114,8 @@ int Supervisor::run() {
     send_config_messages_to_log();
     proctitle_set("polymur: supervisor");
     signal(SIGPIPE, SIG_IGN);
+    // State files hold where metrics go and the metrics themselves: never world-readable.
+    umask(umask(0) | 027);
     if (!setup()) return kExitDoNotRestart;
 
     base_ = event_base_new();
@@ -1090,7 +1124,7 @@ int Supervisor::run() {
         event_add(ev, nullptr);
         events_.push_back(ev);
     }
-    admin_ = std::make_unique<admin::Server>(base_, *this);
+    admin_ = std::make_unique<admin::Server>(base_, *this, admin_policy_, config_.admin_max_connections);
     admin_->add_listener(admin_tcp_fd_.get());
     admin_->add_listener(admin_unix_fd_.get());
     if (metrics_fd_) {

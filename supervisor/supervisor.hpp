@@ -128,6 +128,7 @@ private:
     UniqueFd udp_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;
+    admin::AdminPolicy admin_policy_;
     UniqueFd metrics_fd_;
     boost::interprocess::mapped_region control_region_;
     shm::ControlSegment* control_ = nullptr;

@@ -82,14 +82,11 @@ bool collide(const Bound& a, const Bound& b) {
 
 std::string check_destination_text(const std::string& text) {
     if (text.size() >= shm::kDestinationTextMax)
-        return "destination " + text.substr(0, 64) + "...: longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
+        return "destination " + net::printable(text, 64) + ": longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
     std::string error;
     if (is_https_destination(text)) {
-        std::string host, port;
-        size_t slash = text.find('/', 8);
-        if (!net::split_host_port(text.substr(8, slash == std::string::npos ? std::string::npos : slash - 8), host, port, error))
-            return "destination " + text + ": expected https://host:port";
-        return "";
+        net::HttpsUrl url;
+        return net::parse_https_url(text, url, error) ? "" : error;
     }
     route::Destination parsed;
     return route::parse_destination(text, parsed, error) ? "" : error;

@@ -6,11 +6,13 @@
 #include <charconv>
 #include <cstring>
 
+#include "common/net.hpp"
+
 namespace polymur {
 
 bool parse_cidr(std::string_view text, Cidr& out, std::string& error) {
     auto fail = [&](const char* why) {
-        error = "'" + std::string(text) + "': " + why;
+        error = net::quoted("", text) + ": " + why;
         return false;
     };
     size_t slash = text.find('/');

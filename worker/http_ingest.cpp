@@ -8,7 +8,6 @@
 // client's namespace (the metric prefix with --key-prefix).
 #include "worker/http_ingest.hpp"
 
-#include "protocol/line.hpp"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -38,15 +37,17 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "worker/cidr.hpp"
+#include "worker/http_connections.hpp"
 #include "worker/tls.hpp"
 
 namespace polymur {
 namespace {
 
-constexpr size_t kNamespaceMax = 255;
+constexpr size_t kNamespaceMax = 128;
 constexpr size_t kKeepBodyBuffer = 4u << 20;  // a larger decompression buffer is released after use
 
 // For log lines: printable ASCII, at most `max` characters.
@@ -57,13 +58,17 @@ std::string shown(std::string_view text, size_t max = 80) {
     return out;
 }
 
-// A namespace becomes the first component of metric names, so it must be a valid name itself (the
-// line parser's rule: UTF-8, no whitespace carbon would split on, no control character), without
-// '/' and empty components.
-bool valid_namespace(std::string_view ns) {
-    if (ns.empty() || ns.size() > kNamespaceMax || ns.front() == '.' || ns.back() == '.') return false;
-    if (ns.find("..") != std::string_view::npos || ns.find('/') != std::string_view::npos) return false;
-    return protocol::check_name(ns) == protocol::LineError::none;
+// A namespace becomes the first component of metric names, and exactly one: letters, digits, '_',
+// '-' and --namespace-extra-chars, never '.', so no tenant's metrics can land inside another's
+// namespace ("a.b" + "c" would be "a" + "b.c"), and never a Graphite glob or anything outside ASCII.
+bool valid_namespace(std::string_view ns, std::string_view extra) {
+    if (ns.empty() || ns.size() > kNamespaceMax) return false;
+    for (unsigned char c : ns) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+                  (c > 0x20 && c < 0x7f && extra.find(static_cast<char>(c)) != std::string_view::npos);
+        if (!ok) return false;
+    }
+    return true;
 }
 
 enum class CnResult { ok, missing, ambiguous, unreadable };
@@ -139,14 +144,20 @@ private:
     bool make_tls_context(std::string& error);
     static struct bufferevent* on_new_connection(struct event_base* base, void* self);
     static void on_request(struct evhttp_request* req, void* self);
-    static void on_summary(evutil_socket_t, short, void* self) { static_cast<Ingest*>(self)->summary(); }
+    static void on_summary(evutil_socket_t, short, void* self) {
+        guarded("ingest: summary", [&] { static_cast<Ingest*>(self)->summary(); });
+    }
     static void on_tls_info(const SSL* ssl, int where, int value);
+    static void tls_info(const SSL* ssl, int where, int value);
     void handle(struct evhttp_request* req);
     void ingest(struct evhttp_request* req, const std::string& client, const std::string& ns);
     Inflate inflate_body(struct evbuffer* body);
     void reply(struct evhttp_request* req, int code, const char* reason, const char* format, ...)
         __attribute__((format(printf, 5, 6)));
     void note_forwarded(const std::string& peer, const char* xff);
+    std::string extra_chars_note() const {
+        return config_.namespace_extra_chars.empty() ? "" : " or any of '" + config_.namespace_extra_chars + "'";
+    }
     void summary();
 
     struct event_base* base_;
@@ -167,6 +178,8 @@ private:
     Counts counts_, reported_;
     int64_t last_summary_ms_ = 0;
     RateLimitedLog refused_log_, tls_log_, invalid_log_;
+    std::unique_ptr<HttpConnectionGuard> guard_;
+    HttpConnectionGuard::Counts guard_reported_;
     uint64_t forwarded_unlogged_ = 0;
     int64_t forwarded_logged_ms_ = 0;
 };
@@ -177,6 +190,7 @@ int g_handshake_done_index = -1;  // SSL ex_data: set once the handshake complet
 Ingest::~Ingest() {
     if (summary_event_) event_free(summary_event_);
     if (http_) evhttp_free(http_);
+    guard_.reset();
     if (ctx_) SSL_CTX_free(ctx_);
     if (zs_ready_) inflateEnd(&zs_);
     if (g_tls_ingest == this) g_tls_ingest = nullptr;
@@ -215,6 +229,10 @@ bool Ingest::make_tls_context(std::string& error) {
 
 // A handshake that ends with an alert from us: no certificate, an unknown CA, expired, revoked...
 void Ingest::on_tls_info(const SSL* ssl, int where, int value) {
+    guarded("ingest: TLS", [&] { tls_info(ssl, where, value); });  // called from OpenSSL's C code
+}
+
+void Ingest::tls_info(const SSL* ssl, int where, int value) {
     if (where & SSL_CB_HANDSHAKE_DONE) {
         if (g_handshake_done_index >= 0) SSL_set_ex_data(const_cast<SSL*>(ssl), g_handshake_done_index, const_cast<char*>("done"));
         return;
@@ -278,7 +296,13 @@ bool Ingest::start(int fd, std::string& error) {
                                           EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(http_, "text/plain; charset=utf-8");
     evhttp_set_gencb(http_, &Ingest::on_request, this);
-    if (tls_) evhttp_set_bevcb(http_, &Ingest::on_new_connection, this);
+    HttpConnectionGuard::Limits limits;
+    limits.request_ms = static_cast<int64_t>(config_.request_timeout_s ? config_.request_timeout_s : 1) * 1000;
+    limits.handshake_ms = static_cast<int64_t>(config_.handshake_timeout_s ? config_.handshake_timeout_s : 1) * 1000;
+    limits.bodies_in_flight = config_.max_bodies_in_flight;
+    limits.max_request_bytes = compressed_max;
+    guard_ = std::make_unique<HttpConnectionGuard>(base_, limits, tls_);
+    evhttp_set_bevcb(http_, &Ingest::on_new_connection, this);
     if (!evhttp_accept_socket_with_handle(http_, fd)) {
         error = "cannot accept on the listening socket";
         return false;
@@ -291,6 +315,11 @@ bool Ingest::start(int fd, std::string& error) {
 
 struct bufferevent* Ingest::on_new_connection(struct event_base* base, void* self_ptr) {
     auto* self = static_cast<Ingest*>(self_ptr);
+    if (!self->tls_) {
+        struct bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (bev) self->guard_->track(bev);
+        return bev;
+    }
     SSL* ssl = SSL_new(self->ctx_);
     if (!ssl) {
         // evhttp falls back to a plain bufferevent; handle() refuses every request on it.
@@ -305,21 +334,15 @@ struct bufferevent* Ingest::on_new_connection(struct event_base* base, void* sel
         return nullptr;
     }
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    self->guard_->track(bev);
     return bev;
 }
 
 void Ingest::on_request(struct evhttp_request* req, void* self_ptr) {
     auto* self = static_cast<Ingest*>(self_ptr);
-    // Nothing may unwind through libevent.
-    try {
-        self->handle(req);
-    } catch (const std::bad_alloc&) {
+    // Nothing may unwind through libevent: a request that fails unexpectedly is answered 500.
+    if (!guarded(self->scheme_, [&] { self->handle(req); })) {
         ++self->counts_.failed;
-        LOG_ERROR("%s: out of memory while handling a request; answered 500", self->scheme_);
-        evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
-    } catch (...) {
-        ++self->counts_.failed;
-        LOG_ERROR("%s: unexpected error while handling a request; answered 500", self->scheme_);
         evhttp_send_error(req, HTTP_INTERNAL, "Internal Server Error");
     }
 }
@@ -355,6 +378,8 @@ void Ingest::note_forwarded(const std::string& peer, const char* xff) {
 void Ingest::handle(struct evhttp_request* req) {
     ++counts_.requests;
     struct evhttp_connection* conn = evhttp_request_get_connection(req);
+    // The whole request is here: from now on its deadline and its share of the in-flight bound end.
+    if (struct bufferevent* bev = conn ? evhttp_connection_get_bufferevent(conn) : nullptr) guard_->request_done(bev);
     const struct sockaddr* peer_addr = conn ? evhttp_connection_get_addr(conn) : nullptr;
     std::string peer = "unknown";
     if (conn) {
@@ -371,12 +396,13 @@ void Ingest::handle(struct evhttp_request* req) {
         if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     struct evkeyvalq* headers = evhttp_request_get_input_headers(req);
-    auto refuse = [&](int code, const char* reason, const std::string& why) {
+    // `kind`: refusals of one kind are logged at most once a second, each kind on its own.
+    auto refuse = [&](int code, const char* reason, const std::string& why, long kind = 0) {
         ++(code == 403 ? counts_.forbidden : counts_.bad);
         refused_log_.event([&](unsigned long long held) {
             LOG_WARN("%s client %s: request refused with %d: %s (%llu more refused since the last report)", scheme_,
                      peer.c_str(), code, why.c_str(), held);
-        });
+        }, kind);
         reply(req, code, reason, "%s\n", why.c_str());
     };
 
@@ -392,7 +418,7 @@ void Ingest::handle(struct evhttp_request* req) {
         }
         std::string cn;
         CnResult got = subject_cn(cert, cn);
-        if (got == CnResult::ok && valid_namespace(cn)) {
+        if (got == CnResult::ok && valid_namespace(cn, config_.namespace_extra_chars)) {
             ns = std::move(cn);
         } else if (config_.key_prefix) {
             refuse(403, "Forbidden",
@@ -401,7 +427,8 @@ void Ingest::handle(struct evhttp_request* req) {
                    : got == CnResult::unreadable
                        ? "the client certificate's subject CN is not readable"
                        : "the client certificate's subject CN '" + shown(cn) + "' is not usable as a namespace "
-                         "(invalid UTF-8, whitespace, control characters, '/' or empty components)");
+                         "(one name component: letters, digits, '_', '-'" + extra_chars_note() + ", at most " +
+                             std::to_string(kNamespaceMax) + ")");
             return;
         }
     } else {
@@ -411,11 +438,18 @@ void Ingest::handle(struct evhttp_request* req) {
                 refuse(403, "Forbidden", config_.namespace_header + " from an address outside --trusted-proxies");
                 return;
             }
-            if (!valid_namespace(header)) {
-                refuse(403, "Forbidden", config_.namespace_header + " '" + shown(header) + "' is not usable as a namespace");
+            if (!valid_namespace(header, config_.namespace_extra_chars)) {
+                refuse(403, "Forbidden", config_.namespace_header + " '" + shown(header) + "' is not usable as a namespace "
+                       "(one name component: letters, digits, '_', '-'" + extra_chars_note() + ", at most " +
+                       std::to_string(kNamespaceMax) + ")");
                 return;
             }
             ns = header;
+        } else if (config_.key_prefix) {
+            // Without a namespace the batch would land unprefixed, among every tenant's metrics.
+            refuse(403, "Forbidden", "with --key-prefix every request needs a namespace: " + config_.namespace_header +
+                                         " from an address inside --trusted-proxies", 1);
+            return;
         }
     }
     if (const char* xff = evhttp_find_header(headers, "X-Forwarded-For")) note_forwarded(peer, xff);
@@ -588,7 +622,8 @@ Inflate Ingest::inflate_body(struct evbuffer* body) {
 }
 
 void Ingest::summary() {
-    if (counts_ == reported_) return;
+    const HttpConnectionGuard::Counts& guarded = guard_->counts();
+    if (counts_ == reported_ && guarded == guard_reported_) return;
     const Counts& now = counts_;
     std::string text;
     auto part = [&](uint64_t value, uint64_t before, const char* what) {
@@ -611,6 +646,10 @@ void Ingest::summary() {
     part(now.pings, reported_.pings, "pings");
     part(now.tls_refused, reported_.tls_refused, "TLS handshakes refused");
     part(now.forwarded, reported_.forwarded, "with X-Forwarded-For");
+    part(guarded.cut_request, guard_reported_.cut_request, "requests cut at the --request-timeout deadline");
+    part(guarded.cut_handshake, guard_reported_.cut_handshake, "TLS handshakes cut at the --handshake-timeout deadline");
+    part(guarded.busy, guard_reported_.busy, "refused busy (503) with --max-bodies-in-flight reached");
+    guard_reported_ = guarded;
     LOG_INFO("%s ingest: last %u s: %s", scheme_, config_.stats_interval_s, text.c_str());
     reported_ = now;
 }

@@ -135,25 +135,12 @@ HttpsOutput::~HttpsOutput() {
 
 // https://host:port[/path]: POST to <path>/ingest (Polymur's proxy appends /ingest to -gateway).
 bool HttpsOutput::parse_url(std::string& error) {
-    if (!is_https_destination(text_)) {
-        error = "not an https:// destination";
-        return false;
-    }
-    std::string rest = text_.substr(8);
-    size_t slash = rest.find('/');
-    authority_ = rest.substr(0, slash);
-    std::string base = slash == std::string::npos ? "" : rest.substr(slash);
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    path_ = base + "/ingest";
-    if (!net::split_host_port(authority_, host_, port_, error) || host_.empty()) {
-        if (error.empty()) error = "expected https://host:port";
-        return false;
-    }
-    for (char c : path_)
-        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-            error = "the URL path has whitespace or control characters";
-            return false;
-        }
+    net::HttpsUrl url;
+    if (!net::parse_https_url(text_, url, error)) return false;
+    host_ = std::move(url.host);
+    port_ = std::move(url.port);
+    authority_ = std::move(url.authority);
+    path_ = std::move(url.path);
     return true;
 }
 
@@ -449,7 +436,7 @@ int HttpsOutput::post(std::string& error, bool& got_nothing, Io& io) {
         got_nothing = false;
         // HTTP/1.1 200 OK
         if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || line[8] != ' ') {
-            error = "not an HTTP answer: '" + std::string(line.substr(0, 60)) + "'";
+            error = net::quoted("not an HTTP answer: ", line.substr(0, 60));
             io = Io::failed;
             return 0;
         }
@@ -457,7 +444,7 @@ int HttpsOutput::post(std::string& error, bool& got_nothing, Io& io) {
         status = 0;
         for (size_t k = 9; k < 12; ++k) {
             if (line[k] < '0' || line[k] > '9') {
-                error = "bad HTTP status line: '" + std::string(line.substr(0, 60)) + "'";
+                error = net::quoted("bad HTTP status line: ", line.substr(0, 60));
                 io = Io::failed;
                 return 0;
             }
@@ -604,8 +591,9 @@ int HttpsOutput::run() {
     }
     zs_ready_ = true;
     batch_limit_ = std::max<uint64_t>(config_.batch_bytes, 1);
-    // The largest batch: the limit, or one line longer than it.
-    uint64_t largest = std::max<uint64_t>(batch_limit_, config_.max_line_length + 1ull);
+    // The largest batch: the limit, or one line longer than it. Lines are bounded by what any
+    // producer may write, not by this run's --max-line-length: the queue may be older.
+    uint64_t largest = std::max<uint64_t>(batch_limit_, shm::kMaxQueuedLine);
     out_cap_ = kHeaderRoom + deflateBound(&zs_, static_cast<uLong>(largest)) + 64;
     out_.reset(new char[out_cap_]);
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "protocol/line.hpp"
@@ -25,12 +26,15 @@
 #include "shm/queue.hpp"
 #include "worker/heritage.hpp"
 #include "worker/http_ingest.hpp"
+#include "worker/stop_pipe.hpp"
 
 namespace polymur {
 namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
 constexpr size_t kMaxPrefixedName = 20000;
+// A line grows by its namespace prefix (at most the whole prefixed name) and a written-out "-1".
+static_assert(kMaxPrefixedName + 32 <= shm::kMaxLineGrowth);
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
 constexpr size_t kUdpBatch = 32;     // datagrams per recvmmsg
 constexpr size_t kUdpDatagramMax = 65536;
@@ -82,13 +86,19 @@ private:
         now_s_ = now;
         now_len_ = static_cast<size_t>(std::snprintf(now_text_, sizeof now_text_, "%lld", static_cast<long long>(now)));
     }
-    static void on_accept(evutil_socket_t fd, short, void* self) { static_cast<Listener*>(self)->accept_ready(fd, Input::line); }
-    static void on_accept_pickle(evutil_socket_t fd, short, void* self) {
-        static_cast<Listener*>(self)->accept_ready(fd, Input::pickle);
+    static void on_accept(evutil_socket_t fd, short, void* self) {
+        guarded("listener: accept", [&] { static_cast<Listener*>(self)->accept_ready(fd, Input::line); });
     }
-    static void on_udp(evutil_socket_t fd, short, void* self) { static_cast<Listener*>(self)->udp_ready(fd); }
+    static void on_accept_pickle(evutil_socket_t fd, short, void* self) {
+        guarded("listener: accept", [&] { static_cast<Listener*>(self)->accept_ready(fd, Input::pickle); });
+    }
+    static void on_udp(evutil_socket_t fd, short, void* self) {
+        guarded("listener: udp", [&] { static_cast<Listener*>(self)->udp_ready(fd); });
+    }
     static void on_read(evutil_socket_t, short, void* conn_ptr);
-    static void on_tick(evutil_socket_t, short, void* self) { static_cast<Listener*>(self)->tick(); }
+    static void on_tick(evutil_socket_t, short, void* self) {
+        guarded("listener: tick", [&] { static_cast<Listener*>(self)->tick(); });
+    }
     static void on_stop(evutil_socket_t fd, short, void* self) {
         char drained[16];
         while (::read(fd, drained, sizeof drained) > 0) {}
@@ -224,9 +234,10 @@ void Listener::accept_ready(int listen_fd, Input input) {
 
 // libevent hands us the connection; the listener is process-wide.
 Listener* g_listener = nullptr;
-int g_stop_pipe = -1;
 
-void Listener::on_read(evutil_socket_t, short, void* conn_ptr) { g_listener->read_ready(*static_cast<Connection*>(conn_ptr)); }
+void Listener::on_read(evutil_socket_t, short, void* conn_ptr) {
+    guarded("listener: read", [&] { g_listener->read_ready(*static_cast<Connection*>(conn_ptr)); });
+}
 
 void Listener::read_ready(Connection& conn) {
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
@@ -782,14 +793,7 @@ int Listener::run() {
     // handling, so the child keeps its own self-pipe.
     int stop_pipe[2];
     if (pipe2(stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return kExitCrashed;
-    g_stop_pipe = stop_pipe[1];
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {
-        ssize_t ignored = ::write(g_stop_pipe, "x", 1);
-        (void)ignored;
-    };
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
+    install_stop_pipe(stop_pipe[1]);
     struct event* stop = event_new(base_, stop_pipe[0], EV_READ | EV_PERSIST, &Listener::on_stop, this);
     event_add(stop, nullptr);
     slot_.heartbeat_ms.store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);

@@ -13,9 +13,13 @@ constexpr uint64_t kBatchBytes = 1 << 20;
 }
 
 Rerouter::Rerouter(const Heritage& heritage, uint32_t own_slot)
-    : heritage_(heritage), own_slot_(own_slot), line_(new char[heritage.config->max_line_length + 64]) {
+    : heritage_(heritage), own_slot_(own_slot) {
     route::parse_hash_type(heritage.config->hash_type, hash_type_);
     route::parse_hash_compat(heritage.config->hash_compat, hash_compat_);
+    // Room for the longest line any producer writes (whatever --max-line-length wrote the queue),
+    // so the copy below never allocates; a longer line can only come from a damaged file, and
+    // then the string grows instead of overflowing.
+    wrapped_.reserve(shm::kMaxQueuedLine);
 }
 
 void Rerouter::refresh() {
@@ -82,10 +86,9 @@ uint64_t Rerouter::move_batch(shm::QueueReader& own) {
                 line = rest.substr(0, nl + 1);
             } else {
                 // Only the first span ends without a newline (the batch ends on a whole line).
-                const size_t tail = second.find('\n') + 1;
-                std::memcpy(line_.get(), rest.data(), rest.size());
-                std::memcpy(line_.get() + rest.size(), second.data(), tail);
-                line = std::string_view(line_.get(), rest.size() + tail);
+                wrapped_.assign(rest.data(), rest.size());
+                wrapped_.append(second.data(), second.find('\n') + 1);
+                line = wrapped_;
             }
             std::string_view name = line.substr(0, std::min(line.find(' '), line.size() - 1));
             uint16_t chosen[route::kMaxReplication];

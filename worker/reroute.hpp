@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "route/hash_ring.hpp"
@@ -42,7 +43,7 @@ private:
     uint64_t generation_ = ~uint64_t(0);
     std::vector<Target> targets_;
     std::unique_ptr<route::HashRing> ring_;
-    std::unique_ptr<char[]> line_;  // a line that wraps around the ring end is copied here
+    std::string wrapped_;  // a line that wraps around the ring end is copied here
 };
 
 }  // namespace polymur

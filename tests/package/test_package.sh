@@ -69,6 +69,26 @@ for unit in "$source"/systemd/*.service; do
         "$unit" >"$units/$(basename "$unit")"
 done
 check "systemd-analyze verify (all units)" sh -c "systemd-analyze verify $units/*.service 2>&1 | { ! grep -i polymur; }"
+# systemd-analyze security: each unit's exposure at 2.0 or lower (offline: the units need not be installed).
+exposure_at_most() {  # exposure_at_most UNIT MAX
+    local score
+    score=$(systemd-analyze security --offline=yes "$1" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\) .*/\1/p')
+    echo "$(basename "$1"): exposure ${score:-unknown} (at most $2)"
+    awk -v s="$score" -v max="$2" 'BEGIN { exit !(s != "" && s + 0 <= max + 0) }'
+}
+for unit in "$units"/*.service; do
+    check "$(basename "$unit") exposure 2.0 or lower" exposure_at_most "$unit" 2.0
+    # sock_diag (the admin's peer lookup) and getifaddrs (the putdest loop check) use netlink.
+    check "$(basename "$unit") allows AF_NETLINK" grep -q '^RestrictAddressFamilies=.*AF_NETLINK' "$unit"
+done
+check "relay and proxy have an empty capability bounding set" sh -c "grep -qx 'CapabilityBoundingSet=' '$source/systemd/polymur.service' && grep -qx 'CapabilityBoundingSet=' '$source/systemd/polymur-proxy.service'"
+check "the gateway keeps CAP_NET_BIND_SERVICE only" grep -qx 'CapabilityBoundingSet=CAP_NET_BIND_SERVICE' "$source/systemd/polymur-gateway.service"
+if command -v strace >/dev/null; then
+    check "every system call of a relay run passes the unit's SystemCallFilter" \
+        python3 "$source/tests/package/syscall_filter_check.py" "$build/polymur" "$source/systemd/polymur.service"
+else
+    echo "skipped: system call filter check (needs strace)"
+fi
 check "units are Type=notify with a watchdog" sh -c "grep -q '^Type=notify' '$source/systemd/polymur.service' && grep -q '^WatchdogSec=' '$source/systemd/polymur.service'"
 check "shipped config passes --check-config" "$build/polymur" --check-config --config="$source/systemd/polymur.conf"
 check "shipped proxy config passes --check-config" "$build/polymur" --mode=proxy --check-config --config="$source/systemd/polymur-proxy.conf" --client-cert=/dev/null --client-key=/dev/null --ca-cert=/dev/null

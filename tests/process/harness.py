@@ -251,6 +251,37 @@ def send_lines(port, lines, connections=1):
         t.join()
 
 
+def trickle(sockets, seconds, payload_for):
+    """Sends one byte a second on each socket for up to `seconds`; returns how many are still open at the end."""
+    open_ = set(range(len(sockets)))
+    sent = [0] * len(sockets)
+    start = time.monotonic()
+    while time.monotonic() - start < seconds and open_:
+        for i in list(open_):
+            payload = payload_for(i)
+            try:
+                if sent[i] < len(payload):
+                    sockets[i].send(payload[sent[i]:sent[i] + 1])
+                    sent[i] += 1
+                if sockets[i].recv(65536) == b"":
+                    open_.discard(i)
+            except BlockingIOError:
+                pass
+            except OSError:
+                open_.discard(i)
+        time.sleep(1)
+    return len(open_)
+
+
+def connect_many(port, count):
+    out = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setblocking(False)
+        out.append(s)
+    return out
+
+
 def numbered(prefix, start, count, timestamp=1700000000):
     return ["%s.%d %d %d" % (prefix, i, i, timestamp) for i in range(start, start + count)]
 

@@ -98,7 +98,7 @@ class Pki:
     def issue(self, name, cn, kind="client_ext", start=None, end=None):
         key, csr, cert = self.path(name + ".key"), self.path(name + ".csr"), self.path(name + ".pem")
         openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                "-out", csr, "-subj", "/CN=%s" % cn, "-config", self.config)
+                "-out", csr, "-utf8", "-subj", "/CN=%s" % cn, "-config", self.config)
         args = ["ca", "-batch", "-config", self.config, "-in", csr, "-out", cert, "-extensions", kind, "-notext"]
         if start:
             args += ["-startdate", start, "-enddate", end]
@@ -569,29 +569,32 @@ class PlainHttpTest(RelayTestCase):
         status, body = self.post(port, numbered("lb", 0, 20), {"X-Polymur-Namespace": "site-b",
                                                                "X-Forwarded-For": "203.0.113.7"})
         self.assertEqual((status, body.strip()), (200, "accepted 20, invalid 0"))
-        # Without the header: no namespace.
-        self.assertEqual(self.post(port, numbered("bare", 0, 5))[0], 200)
-        # A namespace that would break metric names is refused.
-        self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": "a b"})[0], 403)
-        self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": "../etc"})[0], 403)
-        # So is one carbon could not read as part of a name: invalid UTF-8, Unicode spaces it splits on,
-        # C1 controls. UTF-8 that is a valid name is taken.
-        for bad in (b"a\xffb", b"a\xc0\xafb", b"a\xc2\xa0b", b"a\xe2\x80\x83b", b"a\xc2\x85b", b"a\xc2\x9bb"):
+        # With --key-prefix, a request without the header would land unprefixed: refused.
+        self.assertEqual(self.post(port, numbered("bare", 0, 5))[0], 403)
+        # A namespace that would break metric names, or reach into another tenant's, is refused.
+        for bad in ("a b", "../etc", "site-b.web01", "*", "", "caf\u00e9"):
+            self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": bad.encode("utf-8").decode("latin-1")})[0],
+                             403, bad)
+        # So is anything outside the namespace characters: invalid UTF-8, Unicode spaces, C1 controls, and
+        # valid UTF-8 too (one namespace must not look like another).
+        for bad in (b"a\xffb", b"a\xc0\xafb", b"a\xc2\xa0b", b"a\xe2\x80\x83b", b"a\xc2\x85b", b"a\xc2\x9bb",
+                    "sit\xc3\xa9".encode("latin-1")):
             self.assertEqual(self.post(port, ["x 1 1"], {"X-Polymur-Namespace": bad})[0], 403, bad)
-        self.assertEqual(self.post(port, ["utf 1 1"], {"X-Polymur-Namespace": "sit\xc3\xa9".encode("latin-1")})[0], 200)
-        want = ["site-b." + line for line in numbered("lb", 0, 20)] + numbered("bare", 0, 5) + ["sit\u00e9.utf 1 1"]
+        want = ["site-b." + line for line in numbered("lb", 0, 20)]
         wait_until(lambda: sink.line_count() >= len(want), 20, message="lines at the sink")
         self.assertEqual(sorted(sink.lines()), sorted(want))
         wait_until(lambda: "forwarded for 203.0.113.7" in node.log(), 5, message="X-Forwarded-For logged")
 
-    def test_namespace_header_from_an_untrusted_address_is_403(self):
+    def test_namespace_header_from_an_untrusted_address_is_403_and_so_is_no_header(self):
         sink, node, port = self.start("10.0.0.0/8,192.168.0.0/16,::1/128")
         status, body = self.post(port, numbered("spoof", 0, 5), {"X-Polymur-Namespace": "someone-else"})
         self.assertEqual(status, 403, body)
-        self.assertEqual(self.post(port, numbered("anon", 0, 5))[0], 200)
-        wait_until(lambda: sink.line_count() >= 5, 20, message="lines at the sink")
-        time.sleep(0.3)
-        self.assertEqual(sorted(sink.lines()), sorted(numbered("anon", 0, 5)))
+        status, body = self.post(port, numbered("anon", 0, 5))
+        self.assertEqual(status, 403, body)
+        self.assertIn("with --key-prefix every request needs a namespace", body)
+        time.sleep(1)
+        self.assertEqual(sink.lines(), [])
+        wait_until(lambda: "every request needs a namespace" in node.log(), 5, message="the refusal logged")
 
     def test_ipv6_trusted_range(self):
         if not socket.has_ipv6:
@@ -612,7 +615,8 @@ class PlainHttpTest(RelayTestCase):
         sink, node, port = self.start("127.0.0.0/8")
         started = time.monotonic()
         for i in range(40):
-            self.assertEqual(self.post(port, ["xff.%d 1 1700000000" % i], {"X-Forwarded-For": "198.51.100.%d" % i})[0], 200)
+            self.assertEqual(self.post(port, ["xff.%d 1 1700000000" % i], {"X-Forwarded-For": "198.51.100.%d" % i,
+                                                                          "X-Polymur-Namespace": "lb"})[0], 200)
         elapsed = time.monotonic() - started
         time.sleep(0.2)
         # Each listener worker logs at once, then at most once a second.

@@ -141,8 +141,8 @@ TEST(Execute, PutdestAndDeldestDelegate) {
 TEST(Execute, Help) {
     FakeBackend backend;
     const std::string expected =
-        "commands: getdest | putdest <host:port[:instance]> | deldest <host:port[:instance]> | stats | help "
-        "(one command per connection, e.g. echo getdest | nc localhost 2030)\n";
+        "commands: getdest | putdest <host:port[:instance]> [token=<secret>] | deldest <host:port[:instance]> "
+        "[token=<secret>] | stats | help (one command per connection, e.g. echo getdest | nc localhost 2030)\n";
     EXPECT_EQ(help_text(), expected);
     EXPECT_EQ(execute("help", backend), expected);
     EXPECT_EQ(execute("help me", backend), expected);

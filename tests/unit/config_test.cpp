@@ -478,10 +478,21 @@ TEST_F(ConfigTest, NoAbbreviations) {
 
 TEST_F(ConfigTest, ValidateDestinationCount) {
     Config c;
+    c.max_destinations = 127;
     for (int i = 0; i < 127; ++i) c.destinations.push_back("a:" + std::to_string(i + 1));  // plus the console: all 128 slots
     EXPECT_EQ(validate_config(c), "");
     c.destinations.push_back("a:1000");
     EXPECT_EQ(validate_config(c), "too many destinations");
+}
+
+TEST_F(ConfigTest, ValidateMaxDestinations) {
+    Config c;
+    for (int i = 0; i < 32; ++i) c.destinations.push_back("a:" + std::to_string(i + 1));
+    EXPECT_EQ(validate_config(c), "");  // the default, 32
+    c.destinations.push_back("a:1000");
+    EXPECT_EQ(validate_config(c), "33 destinations configured; --max-destinations is 32");
+    c.max_destinations = 128;
+    EXPECT_EQ(validate_config(c), "--max-destinations must be between 1 and 127");
 }
 
 TEST_F(ConfigTest, ValidateIntervals) {

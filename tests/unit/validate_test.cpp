@@ -58,7 +58,7 @@ TEST(Validate, DuplicateDestinationIsRefused) {
 
 TEST(Validate, DestinationsStartRefusesAreRefused) {
     EXPECT_NE(refusal({"--destinations=" + std::string(300, 'h') + ":2003"}).find("longer than"), std::string::npos);
-    EXPECT_NE(refusal({"--destinations=https://gateway"}).find("destination https://gateway: expected https://host:port"),
+    EXPECT_NE(refusal({"--destinations=https://gateway"}).find("destination 'https://gateway': expected https://host:port"),
               std::string::npos);
     EXPECT_EQ(check_destination_text("https://gateway.example.net:443/ingest"), "");
     EXPECT_EQ(check_destination_text("10.0.0.1:2003:a"), "");

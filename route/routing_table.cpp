@@ -1,0 +1,625 @@
+#include "route/routing_table.hpp"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace polymur::route {
+
+namespace {
+
+uint32_t fnv1a_32(std::string_view text) {
+    uint32_t hash = 2166136261u;
+    for (unsigned char c : text) hash = (hash ^ c) * 16777619u;
+    return hash;
+}
+
+constexpr size_t kMaxGroups = 16;  // capture groups a rewrite can refer to (\0 .. \15)
+
+// How one expression is tested: carbon-c-relay's own shortcuts (a `^literal` prefix, a plain literal)
+// give the same answers as the regular expression, without running it.
+class Expression {
+public:
+    bool compile(const std::string& text, bool need_groups, std::string& error) {
+        text_ = text;
+        if (text == "*") {
+            kind_ = Kind::all;
+            return true;
+        }
+        if (!need_groups) {
+            std::string_view body = text;
+            bool anchored = !body.empty() && body[0] == '^';
+            if (anchored) body.remove_prefix(1);
+            std::string literal;
+            if (plain_literal(body, literal)) {
+                literal_ = literal;
+                kind_ = anchored ? Kind::prefix : Kind::contains;
+                return true;
+            }
+        }
+        std::string translated;
+        if (!posix_ere_to_re2(text, translated, error)) return false;
+        RE2::Options options;
+        options.set_posix_syntax(true);
+        options.set_longest_match(true);  // POSIX: leftmost-longest
+        options.set_perl_classes(true);   // glibc's \w \W \s \S
+        options.set_word_boundary(true);  // glibc's \b \B
+        options.set_log_errors(false);
+        options.set_max_mem(64 << 20);
+        regex_ = std::make_unique<RE2>(translated, options);
+        if (!regex_->ok()) {
+            error = "bad regular expression '" + text + "': " + regex_->error();
+            return false;
+        }
+        kind_ = Kind::regex;
+        std::string_view body = text;
+        anchored_ = !body.empty() && body[0] == '^';
+        if (anchored_) body.remove_prefix(1);
+        required_ = required_literal(body);
+        return true;
+    }
+
+    bool matches(std::string_view name) const {
+        switch (kind_) {
+            case Kind::all: return true;
+            case Kind::prefix: return name.size() >= literal_.size() && std::memcmp(name.data(), literal_.data(), literal_.size()) == 0;
+            case Kind::contains: return literal_.empty() || name.find(literal_) != std::string_view::npos;
+            case Kind::regex:
+                if (!passes_prefilter(name)) return false;
+                return regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, nullptr, 0);
+        }
+        return false;
+    }
+
+    // groups[0..count) = whole match and captures; unmatched groups are empty. Returns false on no match.
+    bool match_groups(std::string_view name, std::string_view* groups, size_t& count) const {
+        if (!passes_prefilter(name)) return false;
+        re2::StringPiece pieces[kMaxGroups];
+        int n = std::min<int>(int(kMaxGroups), regex_->NumberOfCapturingGroups() + 1);
+        if (!regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, pieces, n)) return false;
+        for (int i = 0; i < n; ++i)
+            groups[i] = pieces[i].data() ? std::string_view(pieces[i].data(), pieces[i].size()) : std::string_view();
+        count = size_t(n);
+        return true;
+    }
+
+    const std::string& text() const { return text_; }
+
+private:
+    enum class Kind { all, prefix, contains, regex } kind_ = Kind::all;
+    std::string text_;
+    std::string literal_;
+    std::unique_ptr<RE2> regex_;
+    bool anchored_ = false;
+    std::string required_;  // a literal every match starts with (at the start of the name when anchored_)
+
+    bool passes_prefilter(std::string_view name) const {
+        if (required_.empty()) return true;
+        if (anchored_)
+            return name.size() >= required_.size() && std::memcmp(name.data(), required_.data(), required_.size()) == 0;
+        return name.find(required_) != std::string_view::npos;
+    }
+
+    // The literal characters a pattern begins with that every match must contain, in order: "" when there is a
+    // top-level alternation or the pattern starts with an operator.
+    static std::string required_literal(std::string_view body) {
+        int depth = 0;
+        bool bracket = false;
+        for (size_t i = 0; i < body.size(); ++i) {
+            char c = body[i];
+            if (bracket) {
+                if (c == ']' && i > 0 && body[i - 1] != '[') bracket = false;
+                continue;
+            }
+            if (c == '\\') {
+                ++i;
+            } else if (c == '[') {
+                bracket = true;
+                if (i + 1 < body.size() && body[i + 1] == '^') ++i;
+                if (i + 1 < body.size() && body[i + 1] == ']') ++i;
+            } else if (c == '(') {
+                ++depth;
+            } else if (c == ')') {
+                --depth;
+            } else if (c == '|' && depth == 0) {
+                return "";
+            }
+        }
+        std::string literal;
+        for (size_t i = 0; i < body.size(); ++i) {
+            char c = body[i];
+            char lit;
+            size_t width = 1;
+            if (c == '\\') {
+                if (i + 1 >= body.size()) break;
+                char next = body[i + 1];
+                if (!std::strchr(".[]()*+?{}|^$\\", next)) break;  // \w, \b ...: a class, not a literal
+                lit = next;
+                width = 2;
+            } else if (std::strchr(".[]()*+?{}|^$", c)) {
+                break;
+            } else {
+                lit = c;
+            }
+            char after = i + width < body.size() ? body[i + width] : '\0';
+            if (after == '*' || after == '?' || after == '{') break;  // this character is optional
+            literal.push_back(lit);
+            if (after == '+') break;
+            i += width - 1;
+        }
+        return literal;
+    }
+
+    // A body with no ERE operators (an escaped character counts as itself).
+    static bool plain_literal(std::string_view body, std::string& literal) {
+        for (size_t i = 0; i < body.size(); ++i) {
+            char c = body[i];
+            if (c == '\\') {
+                if (i + 1 >= body.size()) return false;
+                char next = body[i + 1];
+                if (!std::strchr(".[]()*+?{}|^$\\", next)) return false;  // \w, \b, \1 ...: not literal
+                literal.push_back(next);
+                ++i;
+            } else if (std::strchr(".[]()*+?{}|^$", c)) {
+                return false;
+            } else {
+                literal.push_back(c);
+            }
+        }
+        return true;
+    }
+};
+
+}  // namespace
+
+bool posix_ere_to_re2(std::string_view ere, std::string& out, std::string& error) {
+    out.clear();
+    for (size_t i = 0; i < ere.size(); ++i) {
+        char c = ere[i];
+        if (c == '[') {
+            // A bracket expression: a backslash in it is an ordinary character in POSIX.
+            size_t j = i + 1;
+            out.push_back('[');
+            if (j < ere.size() && ere[j] == '^') out.push_back(ere[j++]);
+            if (j < ere.size() && ere[j] == ']') {
+                out += "\\]";
+                ++j;
+            }
+            bool closed = false;
+            while (j < ere.size()) {
+                char b = ere[j];
+                if (b == ']') {
+                    closed = true;
+                    break;
+                }
+                if (b == '[' && j + 1 < ere.size() && (ere[j + 1] == ':' || ere[j + 1] == '.' || ere[j + 1] == '=')) {
+                    char kind = ere[j + 1];
+                    size_t end = ere.find(std::string{kind, ']'}, j + 2);
+                    if (end == std::string_view::npos) break;
+                    out.append(ere.substr(j, end + 2 - j));
+                    j = end + 2;
+                    continue;
+                }
+                if (b == '\\') out += "\\\\";
+                else out.push_back(b);
+                ++j;
+            }
+            if (!closed) {
+                error = "bad regular expression '" + std::string(ere) + "': unmatched [";
+                return false;
+            }
+            out.push_back(']');
+            i = j;
+        } else if (c == '\\') {
+            if (i + 1 >= ere.size()) {
+                error = "bad regular expression '" + std::string(ere) + "': trailing backslash";
+                return false;
+            }
+            char next = ere[++i];
+            if (next >= '1' && next <= '9') {
+                error = "regular expression '" + std::string(ere) +
+                        "': back-references inside a pattern are not supported by polymur (RE2)";
+                return false;
+            }
+            if (next == '<' || next == '>' || next == '`' || next == '\'') {
+                error = "regular expression '" + std::string(ere) + "': \\" + next + " is not supported by polymur (RE2)";
+                return false;
+            }
+            if (std::strchr("wWsSbB", next)) {
+                out.push_back('\\');
+                out.push_back(next);
+            } else if ((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9') || next == '_') {
+                out.push_back(next);  // glibc: an escaped ordinary character is that character
+            } else {
+                out.push_back('\\');
+                out.push_back(next);
+            }
+        } else {
+            out.push_back(c);
+        }
+    }
+    return true;
+}
+
+bool expand_replacement(std::string_view replacement, const std::string_view* groups, size_t group_count, char* out,
+                        size_t cap, size_t& used) {
+    auto put = [&](char c) {
+        if (used >= cap) return false;
+        out[used++] = c;
+        return true;
+    };
+    size_t i = 0;
+    while (i < replacement.size()) {
+        char c = replacement[i++];
+        if (c != '\\') {
+            if (!put(c)) return false;
+            continue;
+        }
+        // After a backslash: more backslashes are skipped; then an optional case mark (_ lower, ^ upper) right
+        // after them, then any number of '.' (dots become underscores), then a group number. Anything else
+        // is written as itself and ends the escape (carbon-c-relay 3.7.3's behaviour, as run).
+        while (i < replacement.size() && replacement[i] == '\\') ++i;
+        int change_case = 0;
+        bool dots = false;
+        if (i < replacement.size() && (replacement[i] == '_' || replacement[i] == '^')) change_case = replacement[i++] == '_' ? -1 : 1;
+        while (i < replacement.size() && replacement[i] == '.') {
+            dots = true;
+            ++i;
+        }
+        if (i >= replacement.size()) break;
+        char d = replacement[i];
+        if (d < '0' || d > '9') {
+            if (!put(d)) return false;
+            ++i;
+            continue;
+        }
+        size_t group = 0;
+        while (i < replacement.size() && replacement[i] >= '0' && replacement[i] <= '9') {
+            group = std::min<size_t>(group * 10 + size_t(replacement[i] - '0'), 1000);
+            ++i;
+        }
+        if (group == 0 || group >= group_count) continue;  // \0 and groups the expression lacks are empty
+        for (char g : groups[group]) {
+            if (dots && g == '.') g = '_';
+            if (change_case < 0 && g >= 'A' && g <= 'Z') g = char(g - 'A' + 'a');
+            if (change_case > 0 && g >= 'a' && g <= 'z') g = char(g - 'a' + 'A');
+            if (!put(g)) return false;
+        }
+    }
+    return true;
+}
+
+class CompiledCluster {
+public:
+    std::string name;
+    rules::ClusterType type = rules::ClusterType::forward;
+    size_t replication = 1;
+    bool dynamic = false;
+    bool diverse = false;  // Graphite's DIVERSE_REPLICAS (implicit cluster only; carbon-c-relay has none)
+    std::vector<uint16_t> member_slots;  // in file order
+    std::unique_ptr<HashRing> ring;      // hash clusters; indices into member_slots
+
+    // Appends this cluster's slots for `name` to out[count..); returns the new count.
+    size_t select(std::string_view name, const bool* up, uint16_t* out, size_t count, size_t cap) const {
+        auto is_up = [&](uint16_t slot) { return up == nullptr || up[slot]; };
+        auto push = [&](uint16_t slot) {
+            if (count < cap) out[count++] = slot;
+        };
+        const size_t n = member_slots.size();
+        switch (type) {
+            case rules::ClusterType::forward:
+                for (uint16_t slot : member_slots) push(slot);
+                break;
+            case rules::ClusterType::any_of: {
+                size_t first = fnv1a_32(name) % n;
+                size_t pick = first;
+                for (size_t k = 0; k < n; ++k) {
+                    if (is_up(member_slots[(first + k) % n])) {
+                        pick = (first + k) % n;
+                        break;
+                    }
+                }
+                push(member_slots[pick]);
+                break;
+            }
+            case rules::ClusterType::failover: {
+                size_t pick = 0;
+                for (size_t k = 0; k < n; ++k) {
+                    if (is_up(member_slots[k])) {
+                        pick = k;
+                        break;
+                    }
+                }
+                push(member_slots[pick]);
+                break;
+            }
+            default: {
+                uint16_t found[kMaxReplication];
+                if (!dynamic || up == nullptr) {
+                    size_t got = ring->lookup(name, std::min(replication, kMaxReplication), diverse, found);
+                    for (size_t k = 0; k < got; ++k) push(member_slots[found[k]]);
+                    break;
+                }
+                // dynamic: the first `replication` members in ring order that are up (all of them when none is).
+                size_t want = std::min({replication, kMaxReplication, n});
+                size_t got = ring->lookup(name, std::min(n, kMaxReplication), false, found);
+                size_t taken = 0;
+                for (size_t k = 0; k < got && taken < want; ++k)
+                    if (is_up(member_slots[found[k]])) {
+                        push(member_slots[found[k]]);
+                        ++taken;
+                    }
+                for (size_t k = 0; k < got && taken < want; ++k)
+                    if (!is_up(member_slots[found[k]])) {
+                        push(member_slots[found[k]]);
+                        ++taken;
+                    }
+            }
+        }
+        return count;
+    }
+};
+
+class CompiledRule {
+public:
+    rules::Rule::Kind kind = rules::Rule::Kind::match;
+    std::vector<Expression> expressions;  // match: any of them; rewrite: one
+    std::unique_ptr<Expression> validate;
+    rules::ValidateAction validate_action = rules::ValidateAction::drop;
+    std::vector<const CompiledCluster*> clusters;
+    bool blackhole = false;
+    bool stop = false;
+    std::string replacement;
+};
+
+RoutingTable::RoutingTable() = default;
+RoutingTable::~RoutingTable() = default;
+
+size_t RoutingTable::slot_for(const std::string& address, const std::optional<std::string>& instance) {
+    for (size_t i = 0; i < slots_.size(); ++i)
+        if (slots_[i].address == address) return i;
+    slots_.push_back({address, instance});
+    return slots_.size() - 1;
+}
+
+namespace {
+
+std::string where_text(const rules::Where& where) { return where.file + ":" + std::to_string(where.line) + ": "; }
+
+}  // namespace
+
+std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& config, std::string& error) {
+    std::unique_ptr<RoutingTable> table(new RoutingTable());
+    for (const rules::Cluster& source : config.clusters) {
+        auto cluster = std::make_unique<CompiledCluster>();
+        cluster->name = source.name;
+        cluster->type = source.type;
+        cluster->replication = size_t(source.replication);
+        cluster->dynamic = source.dynamic;
+        std::vector<Destination> ring_members;
+        for (const rules::Member& member : source.members) {
+            size_t slot = table->slot_for(member.address(), member.instance);
+            if (slot >= kMaxDestinations) {
+                error = where_text(member.where) + "more than " + std::to_string(kMaxDestinations) + " destinations";
+                return nullptr;
+            }
+            cluster->member_slots.push_back(uint16_t(slot));
+            Destination destination;
+            destination.host = member.host;
+            destination.port = member.port;
+            destination.instance = member.instance;
+            destination.text = member.address() + (member.instance ? ":" + *member.instance : "");
+            ring_members.push_back(std::move(destination));
+        }
+        if (source.type == rules::ClusterType::carbon_ch || source.type == rules::ClusterType::fnv1a_ch ||
+            source.type == rules::ClusterType::jump_fnv1a_ch) {
+            HashType hash = source.type == rules::ClusterType::carbon_ch  ? HashType::carbon_ch
+                            : source.type == rules::ClusterType::fnv1a_ch ? HashType::fnv1a_ch
+                                                                          : HashType::jump_fnv1a_ch;
+            std::string ring_error;
+            // carbon-c-relay's own placement: what its users' files mean.
+            cluster->ring = HashRing::build(hash, ring_members, ring_error, HashCompat::carbon_c_relay);
+            if (!cluster->ring) {
+                error = where_text(source.where) + "cluster " + source.name + ": " + ring_error;
+                return nullptr;
+            }
+        }
+        table->clusters_.push_back(std::move(cluster));
+    }
+    auto find = [&](const std::string& name) -> const CompiledCluster* {
+        for (const auto& cluster : table->clusters_)
+            if (cluster->name == name) return cluster.get();
+        return nullptr;
+    };
+    for (const rules::Rule& rule : config.rules) {
+        auto compiled = std::make_unique<CompiledRule>();
+        compiled->kind = rule.kind;
+        std::string regex_error;
+        if (rule.kind == rules::Rule::Kind::match) {
+            const rules::Match& match = config.matches[rule.index];
+            for (const std::string& text : match.expressions) {
+                Expression expression;
+                if (!expression.compile(text, false, regex_error)) {
+                    error = where_text(match.where) + regex_error;
+                    return nullptr;
+                }
+                compiled->expressions.push_back(std::move(expression));
+            }
+            if (match.validate) {
+                compiled->validate = std::make_unique<Expression>();
+                if (!compiled->validate->compile(*match.validate, false, regex_error)) {
+                    error = where_text(match.where) + regex_error;
+                    return nullptr;
+                }
+                compiled->validate_action = match.validate_action;
+            }
+            for (const std::string& name : match.clusters) {
+                const CompiledCluster* cluster = find(name);
+                if (!cluster) {
+                    error = where_text(match.where) + "unknown cluster '" + name + "'";
+                    return nullptr;
+                }
+                compiled->clusters.push_back(cluster);
+            }
+            compiled->blackhole = match.blackhole;
+            compiled->stop = match.stop || match.blackhole;
+        } else if (rule.kind == rules::Rule::Kind::rewrite) {
+            const rules::Rewrite& rewrite = config.rewrites[rule.index];
+            Expression expression;
+            if (!expression.compile(rewrite.expression, true, regex_error)) {
+                error = where_text(rewrite.where) + regex_error;
+                return nullptr;
+            }
+            compiled->expressions.push_back(std::move(expression));
+            compiled->replacement = rewrite.replacement;
+        } else {
+            continue;  // aggregate: recognised, not carried out
+        }
+        table->rules_.push_back(std::move(compiled));
+    }
+    return table;
+}
+
+std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashType type,
+                                                           const std::vector<Destination>& destinations,
+                                                           size_t replication, bool diverse, std::string& error) {
+    std::unique_ptr<RoutingTable> table(new RoutingTable());
+    auto cluster = std::make_unique<CompiledCluster>();
+    cluster->name = "default";
+    cluster->type = broadcast                         ? rules::ClusterType::forward
+                    : type == HashType::carbon_ch     ? rules::ClusterType::carbon_ch
+                    : type == HashType::fnv1a_ch      ? rules::ClusterType::fnv1a_ch
+                                                      : rules::ClusterType::jump_fnv1a_ch;
+    cluster->replication = replication;
+    for (const Destination& destination : destinations) {
+        if (table->slots_.size() >= kMaxDestinations) {
+            error = "more than " + std::to_string(kMaxDestinations) + " destinations";
+            return nullptr;
+        }
+        // Each destination as written is its own slot, as today (two instances on one port stay two).
+        table->slots_.push_back({destination.text, destination.instance});
+        cluster->member_slots.push_back(uint16_t(table->slots_.size() - 1));
+    }
+    if (!broadcast && !destinations.empty()) {
+        cluster->ring = HashRing::build(type, destinations, error);
+        if (!cluster->ring) return nullptr;
+    }
+    cluster->diverse = diverse;
+    auto rule = std::make_unique<CompiledRule>();
+    Expression all;
+    std::string unused;
+    all.compile("*", false, unused);
+    rule->expressions.push_back(std::move(all));
+    if (!destinations.empty()) rule->clusters.push_back(cluster.get());
+    table->clusters_.push_back(std::move(cluster));
+    table->rules_.push_back(std::move(rule));
+    return table;
+}
+
+std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::string& error,
+                                                 std::vector<std::string>* warnings) {
+    rules::RulesConfig config;
+    if (!rules::parse_rules_file(path, config, error)) return nullptr;
+    if (warnings) warnings->insert(warnings->end(), config.warnings.begin(), config.warnings.end());
+    return RoutingTable::build(config, error);
+}
+
+bool RoutingTable::rule_validate_drops(size_t rule) const {
+    return rules_[rule]->validate_action == rules::ValidateAction::drop;
+}
+
+void RoutingTable::route(std::string_view name, std::string_view data, const bool* up, RouteResult& result,
+                         RouteTrace* trace) const {
+    result.name_count = 1;
+    result.names[0] = name;
+    result.send_count = 0;
+    result.bytes_used = 0;
+    result.blackholed = result.dropped = result.logged = result.overflow = result.matched = false;
+    uint8_t current = 0;
+    uint16_t slots[RouteResult::kMaxSends];
+    for (size_t r = 0; r < rules_.size(); ++r) {
+        const CompiledRule& rule = *rules_[r];
+        std::string_view now = result.names[current];
+        if (rule.kind == rules::Rule::Kind::rewrite) {
+            const Expression& expression = rule.expressions[0];
+            std::string_view groups[kMaxGroups];
+            size_t count = 0;
+            if (!expression.match_groups(now, groups, count)) continue;
+            if (result.name_count >= RouteResult::kMaxNames) {
+                result.overflow = true;
+                return;
+            }
+            char* out = result.bytes.data() + result.bytes_used;
+            size_t cap = result.bytes.size() - result.bytes_used, used = 0;
+            size_t before = size_t(groups[0].data() - now.data());
+            bool fits = before <= cap;
+            if (fits) {
+                std::memcpy(out, now.data(), before);
+                used = before;
+                fits = expand_replacement(rule.replacement, groups, count, out, cap, used);
+            }
+            size_t tail = now.size() - before - groups[0].size();
+            if (fits && cap - used >= tail) {
+                std::memcpy(out + used, groups[0].data() + groups[0].size(), tail);
+                used += tail;
+            } else {
+                result.overflow = true;
+                return;
+            }
+            result.bytes_used += used;
+            result.names[result.name_count] = std::string_view(out, used);
+            current = uint8_t(result.name_count++);
+            if (trace) trace->rewrote(r, expression.text(), now, rule.replacement, result.names[current]);
+            continue;
+        }
+        const Expression* hit = nullptr;
+        for (const Expression& expression : rule.expressions)
+            if (expression.matches(now)) {
+                hit = &expression;
+                break;
+            }
+        if (!hit) continue;
+        result.matched = true;
+        if (trace) trace->matched(r, hit->text(), now);
+        if (rule.validate) {
+            bool passed = rule.validate->matches(data);
+            if (trace) trace->validated(r, rule.validate->text(), data, passed);
+            if (!passed) {
+                if (rule.validate_action == rules::ValidateAction::drop) {
+                    result.dropped = true;
+                    if (trace) trace->stopped(r);
+                    return;
+                }
+                result.logged = true;
+                continue;
+            }
+        }
+        if (rule.blackhole) {
+            result.blackholed = true;
+            if (trace) {
+                trace->blackholed(r);
+                trace->stopped(r);
+            }
+            return;
+        }
+        for (const CompiledCluster* cluster : rule.clusters) {
+            size_t count = cluster->select(now, up, slots, 0, RouteResult::kMaxSends);
+            for (size_t k = 0; k < count; ++k) {
+                if (result.send_count >= RouteResult::kMaxSends) {
+                    result.overflow = true;
+                    return;
+                }
+                result.sends[result.send_count++] = {slots[k], current};
+            }
+            if (trace) trace->cluster(r, rules::cluster_type_name(cluster->type), cluster->name, slots, count);
+        }
+        if (rule.stop) {
+            if (trace) trace->stopped(r);
+            return;
+        }
+    }
+    if (!result.matched && trace) trace->nothing_matched(result.names[current]);
+}
+
+}  // namespace polymur::route

@@ -1,0 +1,118 @@
+// One compiled routing table: for a metric name (and the data after it), which rewritten name goes to which
+// destination slots. Built from a carbon-c-relay rules file, or from --distribution/--destinations (one implicit
+// cluster and one `match *`). Lookups do no I/O and no heap allocation: results go into caller-owned buffers.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "route/destination.hpp"
+#include "route/hash_ring.hpp"
+#include "route/rules_parser.hpp"
+
+namespace polymur::route {
+
+class CompiledRule;
+class CompiledCluster;
+
+// Receives the steps of one lookup, for `polymur test`; the data path passes none.
+class RouteTrace {
+public:
+    virtual ~RouteTrace() = default;
+    virtual void rewrote(size_t rule, std::string_view expression, std::string_view before, std::string_view replacement,
+                         std::string_view after) = 0;
+    virtual void matched(size_t rule, std::string_view expression, std::string_view name) = 0;
+    // passed: validate expression matched `data`; otherwise the rule's log/drop action applies.
+    virtual void validated(size_t rule, std::string_view expression, std::string_view data, bool passed) = 0;
+    virtual void cluster(size_t rule, std::string_view type, std::string_view name, const uint16_t* slots,
+                         size_t count) = 0;
+    virtual void blackholed(size_t rule) = 0;
+    virtual void stopped(size_t rule) = 0;
+    virtual void nothing_matched(std::string_view name) = 0;  // no match rule applied to the name
+};
+
+// Caller-owned buffers for one lookup, reused line after line (allocate once per thread).
+struct RouteResult {
+    static constexpr size_t kMaxNames = 64;         // the input name plus up to 63 rewritten versions
+    static constexpr size_t kNameBytes = 64 * 1024;  // room for all the versions of one line
+    static constexpr size_t kMaxSends = 1024;
+
+    struct Send {
+        uint16_t slot;  // destination slot
+        uint8_t name;   // index into names
+    };
+
+    std::array<std::string_view, kMaxNames> names;  // names[0] is the input; views into `bytes` after that
+    size_t name_count = 0;
+    std::array<Send, kMaxSends> sends;
+    size_t send_count = 0;
+    bool blackholed = false;   // a blackhole rule ended the lookup
+    bool dropped = false;      // a validate ... else drop rule ended the lookup
+    bool logged = false;       // a validate ... else log rule failed (the caller logs, rate-limited)
+    bool overflow = false;     // a limit above was reached; the sends so far are kept
+    bool matched = false;      // some match rule applied (false: the name goes nowhere, unmatched)
+    std::array<char, kNameBytes> bytes;
+    size_t bytes_used = 0;
+
+    std::string_view name_of(const Send& send) const { return names[send.name]; }
+};
+
+class RoutingTable {
+public:
+    ~RoutingTable();
+    RoutingTable(const RoutingTable&) = delete;
+    RoutingTable& operator=(const RoutingTable&) = delete;
+
+    // Compiles parsed rules. Fails (naming file:line) on a regular expression polymur cannot run as written.
+    static std::unique_ptr<RoutingTable> build(const rules::RulesConfig& config, std::string& error);
+
+    // The implicit table of --distribution/--destinations: one cluster (broadcast = forward over all
+    // destinations; hash-route = `type` with `replication`, Graphite carbon's placement) and `match *`.
+    static std::unique_ptr<RoutingTable> build_implicit(bool broadcast, HashType type,
+                                                        const std::vector<Destination>& destinations,
+                                                        size_t replication, bool diverse, std::string& error);
+
+    // Routes `name`; `data` is what follows the name on the line (for validate). `up[slot]` says which
+    // destinations are up (nullptr: all are); failover, any_of and dynamic clusters route around the others.
+    void route(std::string_view name, std::string_view data, const bool* up, RouteResult& result,
+               RouteTrace* trace = nullptr) const;
+
+    size_t slot_count() const { return slots_.size(); }
+    const std::string& slot_address(size_t slot) const { return slots_[slot].address; }
+    const std::optional<std::string>& slot_instance(size_t slot) const { return slots_[slot].instance; }
+    size_t rule_count() const { return rules_.size(); }
+    bool rule_validate_drops(size_t rule) const;  // validate ... else drop (else log)
+
+private:
+    RoutingTable();
+    struct Slot {
+        std::string address;  // host:port, the identity of a destination
+        std::optional<std::string> instance;
+    };
+    std::vector<Slot> slots_;
+    std::vector<std::unique_ptr<CompiledCluster>> clusters_;
+    std::vector<std::unique_ptr<CompiledRule>> rules_;
+
+    size_t slot_for(const std::string& address, const std::optional<std::string>& instance);
+};
+
+// Reads, parses and compiles a rules file (and its includes): what --check-config and a start do with --rules.
+// Returns nullptr with `error` = "file:line: reason"; appends the parser's warnings to `warnings` if given.
+std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::string& error,
+                                                 std::vector<std::string>* warnings = nullptr);
+
+// Translates a POSIX extended regular expression (as regcomp(REG_EXTENDED) reads it) into RE2 syntax.
+// Fails with a reason on what RE2 cannot run (back-references inside a pattern).
+bool posix_ere_to_re2(std::string_view ere, std::string& re2, std::string& error);
+
+// Expands a carbon-c-relay replacement (\N, \_N lower, \^N upper, \.N dots to underscores) with `groups`
+// (groups[0] is the whole match); appends to out[used..cap). Returns false when it does not fit.
+bool expand_replacement(std::string_view replacement, const std::string_view* groups, size_t group_count, char* out,
+                        size_t cap, size_t& used);
+
+}  // namespace polymur::route

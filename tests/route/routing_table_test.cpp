@@ -1,0 +1,237 @@
+// The compiled routing table: rule order, rewrites feeding later rules, stop, blackhole, validate, cluster
+// member selection with members down, one slot per host:port, the implicit table, and no allocation per lookup.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <set>
+
+#include "route/routing_table.hpp"
+
+using namespace polymur::route;
+
+size_t allocation_count();  // allocation_counter.cpp
+
+namespace {
+
+std::unique_ptr<RoutingTable> table_of(const std::string& text) {
+    rules::RulesConfig config;
+    std::string error;
+    EXPECT_TRUE(rules::parse_rules_text(text, "t.conf", config, error)) << error;
+    auto table = RoutingTable::build(config, error);
+    EXPECT_TRUE(table) << error;
+    return table;
+}
+
+// "name>address" for every send, in order.
+std::vector<std::string> sends(const RoutingTable& table, std::string_view name, std::string_view data = "",
+                               const bool* up = nullptr) {
+    auto result = std::make_unique<RouteResult>();
+    table.route(name, data, up, *result);
+    std::vector<std::string> out;
+    for (size_t i = 0; i < result->send_count; ++i)
+        out.push_back(std::string(result->name_of(result->sends[i])) + ">" + table.slot_address(result->sends[i].slot));
+    return out;
+}
+
+using V = std::vector<std::string>;
+
+}  // namespace
+
+TEST(RoutingTable, RulesApplyInFileOrderWithRewritesStopAndCopies) {
+    auto t = table_of(
+        "cluster a forward 10.0.0.1;\ncluster b forward 10.0.0.2;\n"
+        "match ^x send to a;\n"
+        "rewrite ^x\\.(.*)$ into y.\\1;\n"
+        "match ^y send to a b;\n"
+        "match ^y\\.stop send to b stop;\n"
+        "match * send to a;\n"
+        "match ^z send to blackhole;\n"
+        "match * send to b;\n");
+    EXPECT_EQ(sends(*t, "x.1"), (V{"x.1>10.0.0.1:2003", "y.1>10.0.0.1:2003", "y.1>10.0.0.2:2003",
+                                   "y.1>10.0.0.1:2003", "y.1>10.0.0.2:2003"}));
+    EXPECT_EQ(sends(*t, "x.stop"), (V{"x.stop>10.0.0.1:2003", "y.stop>10.0.0.1:2003", "y.stop>10.0.0.2:2003",
+                                      "y.stop>10.0.0.2:2003"}));
+    EXPECT_EQ(sends(*t, "z.1"), (V{"z.1>10.0.0.1:2003"}));
+    auto result = std::make_unique<RouteResult>();
+    t->route("z.1", "", nullptr, *result);
+    EXPECT_TRUE(result->blackholed);
+    EXPECT_EQ(sends(*t, "q"), (V{"q>10.0.0.1:2003", "q>10.0.0.2:2003"}));
+}
+
+TEST(RoutingTable, OneSlotPerHostAndPort) {
+    auto t = table_of(
+        "cluster a forward 10.0.0.1 10.0.0.2:2004;\ncluster b carbon_ch 10.0.0.1:2003 10.0.0.3;\n"
+        "match * send to a b;\n");
+    EXPECT_EQ(t->slot_count(), 3u);
+    auto result = std::make_unique<RouteResult>();
+    t->route("m", "", nullptr, *result);
+    ASSERT_EQ(result->send_count, 3u);
+    EXPECT_EQ(result->sends[0].slot, 0);
+}
+
+TEST(RoutingTable, ValidateLogsOrDrops) {
+    auto t = table_of(
+        "cluster a forward 10.0.0.1;\n"
+        "match ^l validate \"^[0-9]+ \" else log send to a;\n"
+        "match ^d validate \"^[0-9]+ \" else drop;\n"
+        "match * send to a;\n");
+    EXPECT_EQ(sends(*t, "l", "12 1700000000"), (V{"l>10.0.0.1:2003", "l>10.0.0.1:2003"}));
+    auto result = std::make_unique<RouteResult>();
+    t->route("l", "x 1700000000", nullptr, *result);
+    EXPECT_TRUE(result->logged);
+    EXPECT_EQ(result->send_count, 1u) << "log skips the rule's own clusters, later rules still apply";
+    t->route("d", "x 1700000000", nullptr, *result);
+    EXPECT_TRUE(result->dropped);
+    EXPECT_EQ(result->send_count, 0u);
+    EXPECT_EQ(sends(*t, "d", "1 1700000000"), (V{"d>10.0.0.1:2003"}));
+}
+
+TEST(RoutingTable, FailoverAnyOfAndDynamicRouteAroundDownMembers) {
+    auto t = table_of(
+        "cluster f failover 10.0.0.1 10.0.0.2 10.0.0.3;\n"
+        "cluster y any_of 10.1.0.1 10.1.0.2 10.1.0.3;\n"
+        "cluster d carbon_ch replication 2 dynamic 10.2.0.1 10.2.0.2 10.2.0.3;\n"
+        "cluster s carbon_ch replication 2 10.3.0.1 10.3.0.2 10.3.0.3;\n"
+        "match ^f send to f; match ^y send to y; match ^d send to d; match ^s send to s;\n");
+    bool up[12];
+    std::fill(std::begin(up), std::end(up), true);
+    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.1:2003"}));
+    up[0] = false;
+    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.2:2003"}));
+    up[1] = false;
+    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.3:2003"}));
+    up[2] = false;
+    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.1:2003"})) << "none up: the first member keeps it queued";
+
+    // any_of: each name to one member (FNV-1a modulo the member count); a down member's names go elsewhere.
+    std::set<std::string> used;
+    for (int i = 0; i < 100; ++i) {
+        V v = sends(*t, "y" + std::to_string(i), "", up);
+        ASSERT_EQ(v.size(), 1u);
+        used.insert(v[0].substr(v[0].find('>')));
+        up[3] = false;
+        V w = sends(*t, "y" + std::to_string(i), "", up);
+        up[3] = true;
+        EXPECT_NE(w[0].substr(w[0].find('>')), ">10.1.0.1:2003");
+        if (v[0].find(">10.1.0.1:2003") == std::string::npos) {
+            EXPECT_EQ(v, w) << "names of members that are up stay where they are";
+        }
+    }
+    EXPECT_EQ(used.size(), 3u);
+
+    // dynamic hash cluster: a down member is replaced by the next one on the ring; a static one keeps it.
+    for (int i = 0; i < 50; ++i) {
+        std::string name = "d" + std::to_string(i);
+        V all = sends(*t, name, "", up);
+        ASSERT_EQ(all.size(), 2u);
+        size_t down_slot = 0;
+        for (size_t s = 0; s < t->slot_count(); ++s)
+            if (all[0].substr(all[0].find('>') + 1) == t->slot_address(s)) down_slot = s;
+        up[down_slot] = false;
+        V moved = sends(*t, name, "", up);
+        up[down_slot] = true;
+        ASSERT_EQ(moved.size(), 2u);
+        EXPECT_EQ(moved[0], all[1]);
+        EXPECT_NE(moved[1], all[0]);
+        std::string sname = "s" + std::to_string(i);
+        V fixed = sends(*t, sname, "", up);
+        for (size_t s = 0; s < t->slot_count(); ++s)
+            if (fixed[0].substr(fixed[0].find('>') + 1) == t->slot_address(s)) down_slot = s;
+        up[down_slot] = false;
+        EXPECT_EQ(sends(*t, sname, "", up), fixed);
+        up[down_slot] = true;
+    }
+}
+
+TEST(RoutingTable, ImplicitTableIsTodaysRouting) {
+    std::vector<Destination> destinations(3);
+    std::string error;
+    const char* texts[] = {"10.0.0.1:2003:a", "10.0.0.2:2003:b", "10.0.0.3:2003"};
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(parse_destination(texts[i], destinations[i], error)) << error;
+    auto ring = HashRing::build(HashType::carbon_ch, destinations, error);
+    auto hashed = RoutingTable::build_implicit(false, HashType::carbon_ch, destinations, 2, true, error);
+    ASSERT_TRUE(hashed) << error;
+    auto result = std::make_unique<RouteResult>();
+    for (int i = 0; i < 200; ++i) {
+        std::string name = "metric." + std::to_string(i);
+        uint16_t want[2];
+        size_t n = ring->lookup(name, 2, true, want);
+        hashed->route(name, "", nullptr, *result);
+        ASSERT_EQ(result->send_count, n);
+        for (size_t k = 0; k < n; ++k) EXPECT_EQ(hashed->slot_address(result->sends[k].slot), texts[want[k]]);
+    }
+    auto broadcast = RoutingTable::build_implicit(true, HashType::carbon_ch, destinations, 1, true, error);
+    broadcast->route("x", "", nullptr, *result);
+    EXPECT_EQ(result->send_count, 3u);
+    auto none = RoutingTable::build_implicit(true, HashType::carbon_ch, {}, 1, true, error);
+    none->route("x", "", nullptr, *result);
+    EXPECT_EQ(result->send_count, 0u);
+}
+
+TEST(RoutingTable, ReplacementTransforms) {
+    std::string_view groups[] = {"whole", "Ab.Cd", "", "x"};
+    char out[256];
+    auto expand = [&](std::string_view r) {
+        size_t used = 0;
+        EXPECT_TRUE(expand_replacement(r, groups, 4, out, sizeof out, used));
+        return std::string(out, used);
+    };
+    EXPECT_EQ(expand("<\\1>"), "<Ab.Cd>");
+    EXPECT_EQ(expand("\\_1"), "ab.cd");
+    EXPECT_EQ(expand("\\^1"), "AB.CD");
+    EXPECT_EQ(expand("\\.1"), "Ab_Cd");
+    EXPECT_EQ(expand("\\_.1"), "ab_cd");
+    EXPECT_EQ(expand("\\^.1"), "AB_CD");
+    EXPECT_EQ(expand("\\..1"), "Ab_Cd");
+    EXPECT_EQ(expand("\\0|\\2|\\9|\\10"), "|||");
+    EXPECT_EQ(expand("\\\\1 \\x \\_x \\._1 \\^_1 \\"), "Ab.Cd x x _1 _1 ");
+    size_t used = 0;
+    EXPECT_FALSE(expand_replacement("\\1\\1", groups, 4, out, 7, used)) << "a replacement that does not fit";
+}
+
+TEST(RoutingTable, PosixBracketsAndRefusedSyntax) {
+    std::string re2, error;
+    ASSERT_TRUE(posix_ere_to_re2("[\\.]x", re2, error));
+    EXPECT_EQ(re2, "[\\\\.]x");
+    ASSERT_TRUE(posix_ere_to_re2("[]a][^]b][[:digit:]]\\d", re2, error));
+    EXPECT_EQ(re2, "[\\]a][^\\]b][[:digit:]]d");
+    EXPECT_FALSE(posix_ere_to_re2("(a)\\1", re2, error));
+    EXPECT_NE(error.find("back-references"), std::string::npos);
+    EXPECT_FALSE(posix_ere_to_re2("\\<word", re2, error));
+    EXPECT_FALSE(posix_ere_to_re2("[abc", re2, error));
+
+    rules::RulesConfig config;
+    ASSERT_TRUE(rules::parse_rules_text("cluster a forward h;\n\nmatch (a send to a;", "t.conf", config, error));
+    EXPECT_FALSE(RoutingTable::build(config, error));
+    EXPECT_EQ(error.rfind("t.conf:3: bad regular expression '(a': ", 0), 0u) << error;
+}
+
+TEST(RoutingTable, LookupsDoNotAllocate) {
+    auto t = table_of(
+        "cluster a carbon_ch replication 2 10.0.0.1 10.0.0.2 10.0.0.3;\n"
+        "cluster b fnv1a_ch 10.1.0.1 10.1.0.2;\ncluster j jump_fnv1a_ch 10.2.0.1 10.2.0.2;\n"
+        "cluster y any_of 10.3.0.1 10.3.0.2;\ncluster f failover 10.4.0.1 10.4.0.2;\n"
+        "rewrite ^legacy\\.([a-z]+)\\.(.*)$ into apps.\\_1.\\2;\n"
+        "match ^servers\\. send to a;\n"
+        "match ^apps\\.[a-z]+\\.(requests|errors)$ send to b;\n"
+        "match \\.latency\\. send to j;\n"
+        "match ^tmp send to blackhole;\n"
+        "match * validate \"^[0-9.]+ [0-9]+$\" else log send to y f;\n");
+    auto result = std::make_unique<RouteResult>();
+    const char* names[] = {"servers.web1.cpu", "apps.web.requests", "x.latency.p99", "tmp.x", "other.name",
+                           "apps.web.other", "legacy.web.requests", "legacy.mail.x.errors"};
+    bool up[16] = {true, false, true, true, true, true, true, true, true, false, true, true, true, true, true, true};
+    // RE2's DFA allocates the first time it meets a state; warm it with the same inputs.
+    for (int warm = 0; warm < 2; ++warm)
+        for (const char* name : names) {
+            t->route(name, "1 1700000000", up, *result);
+            t->route(name, "x y", up, *result);
+        }
+    const size_t probe = allocation_count();
+    auto counted = std::make_unique<int>(1);
+    ASSERT_GT(allocation_count(), probe) << "the allocation counter is not in effect";
+    const size_t before = allocation_count();
+    for (int i = 0; i < 1000; ++i)
+        for (const char* name : names) t->route(name, i % 2 ? "1 1700000000" : "x y", up, *result);
+    EXPECT_EQ(allocation_count(), before);
+}

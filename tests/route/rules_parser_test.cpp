@@ -1,0 +1,238 @@
+// The carbon-c-relay rules parser: every statement, and every error names file, line and what was expected.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "route/rules_parser.hpp"
+
+using namespace polymur::route::rules;
+
+namespace {
+
+RulesConfig parse_ok(const std::string& text) {
+    RulesConfig config;
+    std::string error;
+    EXPECT_TRUE(parse_rules_text(text, "t.conf", config, error)) << error;
+    return config;
+}
+
+std::string parse_error(const std::string& text) {
+    RulesConfig config;
+    std::string error;
+    EXPECT_FALSE(parse_rules_text(text, "t.conf", config, error)) << text;
+    return error;
+}
+
+}  // namespace
+
+TEST(RulesParser, ClustersOfEveryType) {
+    RulesConfig c = parse_ok(
+        "cluster f forward 10.0.0.1 10.0.0.2:2004 [::1]:2005 [fe80::1] ::2:2006;\n"
+        "cluster a any_of useall h1:1 h2:2;\n"
+        "cluster o failover h3 h4 proto tcp type linemode transport plain;\n"
+        "cluster c\n  carbon_ch replication 2 dynamic\n    127.0.0.1:2006=a\n    127.0.0.1:2007=b\n;\n"
+        "cluster n fnv1a_ch 10.0.0.5=4d79d1 10.0.0.6;\n"
+        "cluster j jump_fnv1a_ch replication 1 10.0.0.7 10.0.0.8;\n");
+    ASSERT_EQ(c.clusters.size(), 6u);
+    EXPECT_EQ(c.clusters[0].type, ClusterType::forward);
+    ASSERT_EQ(c.clusters[0].members.size(), 5u);
+    EXPECT_EQ(c.clusters[0].members[0].address(), "10.0.0.1:2003");
+    EXPECT_EQ(c.clusters[0].members[1].address(), "10.0.0.2:2004");
+    EXPECT_EQ(c.clusters[0].members[2].address(), "[::1]:2005");
+    EXPECT_EQ(c.clusters[0].members[3].address(), "[fe80::1]:2003");
+    EXPECT_EQ(c.clusters[0].members[4].address(), "[::2]:2006");
+    EXPECT_EQ(c.clusters[1].type, ClusterType::any_of);
+    EXPECT_TRUE(c.clusters[1].useall);
+    EXPECT_EQ(c.clusters[2].type, ClusterType::failover);
+    EXPECT_EQ(c.clusters[3].type, ClusterType::carbon_ch);
+    EXPECT_EQ(c.clusters[3].replication, 2);
+    EXPECT_TRUE(c.clusters[3].dynamic);
+    EXPECT_EQ(c.clusters[3].where.line, 4);
+    EXPECT_EQ(*c.clusters[3].members[1].instance, "b");
+    EXPECT_EQ(c.clusters[3].members[1].where.line, 7);
+    EXPECT_EQ(c.clusters[4].type, ClusterType::fnv1a_ch);
+    EXPECT_FALSE(c.clusters[4].members[1].instance.has_value());
+    EXPECT_EQ(c.clusters[5].type, ClusterType::jump_fnv1a_ch);
+    EXPECT_EQ(c.warnings.size(), 1u) << "useall is accepted with a warning";
+}
+
+TEST(RulesParser, MatchRewriteAggregateInFileOrder) {
+    RulesConfig c = parse_ok(
+        "cluster x forward h; # a comment; match nothing\n"
+        "match ^a\\. \"b c\" send to x stop;\n"
+        "rewrite ^(a)\\.(.*) into \\_1.\\^2;\n"
+        "match * validate ^[0-9]+ else log send to blackhole;\n"
+        "match * validate \"^1 \" else drop;\n"
+        "aggregate ^sys\\.(.*)\\.cpu every 10 seconds expire after 30 seconds compute sum write to sys.\\1.cpu;\n"
+        "match\n  ^b\n  ^c\nsend to\n  x\n  x\n;\n");
+    ASSERT_EQ(c.rules.size(), 6u);
+    EXPECT_EQ(c.rules[0].kind, Rule::Kind::match);
+    EXPECT_EQ(c.rules[1].kind, Rule::Kind::rewrite);
+    EXPECT_EQ(c.rules[4].kind, Rule::Kind::aggregate);
+    const Match& m0 = c.matches[0];
+    EXPECT_EQ(m0.expressions, (std::vector<std::string>{"^a\\.", "b c"}));
+    EXPECT_EQ(m0.clusters, std::vector<std::string>{"x"});
+    EXPECT_TRUE(m0.stop);
+    EXPECT_EQ(c.rewrites[0].expression, "^(a)\\.(.*)");
+    EXPECT_EQ(c.rewrites[0].replacement, "\\_1.\\^2");
+    EXPECT_TRUE(c.matches[1].blackhole);
+    EXPECT_EQ(*c.matches[1].validate, "^[0-9]+");
+    EXPECT_EQ(c.matches[1].validate_action, ValidateAction::log);
+    EXPECT_EQ(*c.matches[2].validate, "^1 ");
+    EXPECT_TRUE(c.matches[2].clusters.empty());
+    EXPECT_EQ(c.aggregates[0].expressions, std::vector<std::string>{"^sys\\.(.*)\\.cpu"});
+    EXPECT_EQ(c.aggregates[0].words.front(), "every");
+    EXPECT_EQ(c.matches[3].where.line, 7);
+    EXPECT_EQ(c.matches[3].clusters.size(), 2u);
+}
+
+TEST(RulesParser, ListenAndStatistics) {
+    RulesConfig c = parse_ok(
+        "cluster graphite forward 10.0.0.1;\n"
+        "listen type linemode 2003 proto tcp 127.0.0.1:2004 proto udp /tmp/s.sock proto unix;\n"
+        "listen type linemode transport gzip ssl /etc/cert.pem 2005 proto tcp;\n"
+        "statistics submit every 30 seconds reset counters after interval prefix with carbon.relays.\\_2 "
+        "send to graphite stop;\n");
+    ASSERT_EQ(c.listens.size(), 2u);
+    ASSERT_EQ(c.listens[0].addresses.size(), 3u);
+    EXPECT_EQ(c.listens[0].addresses[1].address, "127.0.0.1:2004");
+    EXPECT_EQ(c.listens[0].addresses[1].proto, "udp");
+    EXPECT_EQ(c.listens[0].addresses[2].proto, "unix");
+    EXPECT_EQ(c.listens[1].transport, "gzip");
+    EXPECT_TRUE(c.listens[1].ssl);
+    EXPECT_EQ(c.listens[1].pemcert, "/etc/cert.pem");
+    ASSERT_TRUE(c.statistics.has_value());
+    EXPECT_EQ(c.statistics->submit_every, 30);
+    EXPECT_TRUE(c.statistics->reset_counters);
+    EXPECT_EQ(*c.statistics->prefix, "carbon.relays.\\_2");
+    EXPECT_EQ(c.statistics->send_to, std::vector<std::string>{"graphite"});
+    EXPECT_TRUE(c.statistics->stop);
+
+    RulesConfig d = parse_ok("cluster g forward h; send statistics to g stop;");
+    EXPECT_TRUE(d.statistics->deprecated_form);
+    EXPECT_TRUE(d.statistics->stop);
+}
+
+TEST(RulesParser, IncludeReadsFilesInPlace) {
+    std::map<std::string, std::string> files = {{"a.conf", "cluster y forward h2;\nmatch ^a send to y;\n"},
+                                                {"b.conf", "match ^b send to y;\n"}};
+    IncludeResolver resolve = [](const std::string& pattern, std::vector<std::string>& out, std::string& error) {
+        if (pattern == "*.conf") {
+            out = {"a.conf", "b.conf"};
+            return true;
+        }
+        error = "include '" + pattern + "' matches no file";
+        return false;
+    };
+    FileReader read = [&](const std::string& path, std::string& text, std::string&) {
+        text = files[path];
+        return true;
+    };
+    RulesConfig c;
+    std::string error;
+    ASSERT_TRUE(parse_rules_text("match * send to blackhole;\ninclude *.conf;\nmatch ^c send to y;\n", "main.conf", c,
+                                 error, resolve, read))
+        << error;
+    ASSERT_EQ(c.matches.size(), 4u);
+    EXPECT_EQ(c.matches[1].where.file, "a.conf");
+    EXPECT_EQ(c.matches[2].where.file, "b.conf");
+    EXPECT_EQ(c.matches[3].where.file, "main.conf");
+    EXPECT_EQ(c.matches[3].where.line, 3);
+
+    RulesConfig d;
+    EXPECT_FALSE(parse_rules_text("\ninclude nothing*;", "main.conf", d, error, resolve, read));
+    EXPECT_EQ(error, "main.conf:2: include 'nothing*' matches no file");
+    files["loop.conf"] = "include loop.conf;";
+    IncludeResolver self = [](const std::string& p, std::vector<std::string>& out, std::string&) {
+        out = {p};
+        return true;
+    };
+    RulesConfig e;
+    EXPECT_FALSE(parse_rules_text("include loop.conf;", "main.conf", e, error, self, read));
+    EXPECT_NE(error.find("include loop"), std::string::npos) << error;
+    files["bad.conf"] = "\n\nmatch ^x send to;";
+    RulesConfig f;
+    IncludeResolver bad = [](const std::string&, std::vector<std::string>& out, std::string&) {
+        out = {"bad.conf"};
+        return true;
+    };
+    EXPECT_FALSE(parse_rules_text("include bad.conf;", "main.conf", f, error, bad, read));
+    EXPECT_EQ(error, "bad.conf:3: expected a cluster name, found ';'");
+}
+
+TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"bogus;", "t.conf:1: expected 'cluster', 'match', 'rewrite', 'aggregate', 'statistics', 'send statistics', "
+                   "'listen' or 'include', found 'bogus'"},
+        {"cluster x forward h", "t.conf:1: expected ';', found end of file"},
+        {"cluster x forward;", "t.conf:1: expected a member host[:port][=instance], found ';'"},
+        {"cluster x\n roundrobin h;", "t.conf:2: expected a cluster type (forward, any_of, failover, carbon_ch, "
+                                      "fnv1a_ch, jump_fnv1a_ch or file), found 'roundrobin'"},
+        {"cluster x forward h;\ncluster x forward h;", "t.conf:2: cluster 'x' is defined twice"},
+        {"cluster blackhole forward h;", "t.conf:1: 'blackhole' is reserved and cannot name a cluster"},
+        {"cluster x forward h:99999;", "t.conf:1: bad member 'h:99999': bad port '99999'"},
+        {"cluster x forward h:;", "t.conf:1: bad member 'h:': empty port"},
+        {"cluster x forward [::1;", "t.conf:1: bad member '[::1': missing ']'"},
+        {"cluster x forward :2003;", "t.conf:1: bad member ':2003': empty host"},
+        {"cluster x carbon_ch replication 3 a b;", "t.conf:1: cluster x: replication 3 is larger than its 2 members"},
+        {"cluster x carbon_ch replication z a;", "t.conf:1: expected a replication count, found 'z'"},
+        {"cluster x carbon_ch replication 0 a;", "t.conf:1: a replication count must be between 1 and 255, found 0"},
+        {"cluster x forward h proto udp;", "t.conf:1: member h:2003: proto udp is not supported by polymur (its "
+                                           "outputs are durable TCP streams)"},
+        {"cluster x forward h proto sctp;", "t.conf:1: expected 'tcp' or 'udp', found 'sctp'"},
+        {"cluster x forward h transport gzip;", "t.conf:1: member h:2003: transport gzip is not supported by polymur yet"},
+        {"cluster x forward h transport lz4;", "t.conf:1: member h:2003: transport lz4 is not supported by polymur yet"},
+        {"cluster x forward h transport snappy;", "t.conf:1: member h:2003: transport snappy is not supported by polymur yet"},
+        {"cluster x forward h transport plain ssl;", "t.conf:1: member h:2003: transport ssl is not supported by polymur yet"},
+        {"cluster x forward h type pickle;", "t.conf:1: expected 'linemode', found 'pickle'"},
+        {"cluster x file /tmp/out;", "t.conf:1: cluster x: file clusters are not supported by polymur (it relays to "
+                                     "network destinations only)"},
+        {"cluster x forward h=1;\ncluster y forward h;", "t.conf:2: cannot define server h:2003 without instance: "
+                                                          "server was previously defined with instance '1'"},
+        {"cluster x forward h;\ncluster y forward h=2;", "t.conf:2: cannot set instance '2' for server h:2003: server "
+                                                          "was previously defined without instance"},
+        {"cluster x forward h=1;\ncluster y forward h=2;", "t.conf:2: cannot set instance '2' for server h:2003: "
+                                                            "server was previously defined with instance '1'"},
+        {"cluster x forward h;\ncluster y any_of h i;", "t.conf:2: cannot share server h:2003 with any_of/failover "
+                                                         "cluster 'y'"},
+        {"match ^a send to nowhere;", "t.conf:1: unknown cluster 'nowhere'"},
+        {"match send to x;", "t.conf:1: expected '*' or an expression, found 'send'"},
+        {"match ^a;", "t.conf:1: expected 'send to', found ';'"},
+        {"cluster x forward h; match ^a send x;", "t.conf:1: expected 'to', found 'x'"},
+        {"cluster x forward h; match ^a send to x blackhole;", "t.conf:1: blackhole cannot be combined with other "
+                                                               "clusters"},
+        {"cluster x forward h; match ^a send to x stop stop;", "t.conf:1: expected ';', found 'stop'"},
+        {"match ^a validate ^1 send to blackhole;", "t.conf:1: expected 'else', found 'send'"},
+        {"match ^a validate ^1 else ignore;", "t.conf:1: expected 'log' or 'drop', found 'ignore'"},
+        {"match ^a route using x send to blackhole;", "t.conf:1: 'route using' is not supported by polymur"},
+        {"rewrite ^a;", "t.conf:1: expected 'into', found ';'"},
+        {"rewrite ^a into;", "t.conf:1: expected a replacement, found ';'"},
+        {"aggregate ^a;", "t.conf:1: expected 'every', found ';'"},
+        {"statistics submit every 0 seconds;", "t.conf:1: an interval in seconds must be between 1 and 86400, found 0"},
+        {"statistics prefix carbon;", "t.conf:1: expected 'with', found 'carbon'"},
+        {"statistics send to blackhole;", "t.conf:1: 'blackhole' cannot be used here"},
+        {"statistics;\nstatistics;", "t.conf:2: statistics is configured twice"},
+        {"send statistics x;", "t.conf:1: expected 'to', found 'x'"},
+        {"listen type pickle 2003 proto tcp;", "t.conf:1: expected 'linemode', found 'pickle'"},
+        {"listen type linemode 2003;", "t.conf:1: expected 'proto', found ';'"},
+        {"listen type linemode 2003 proto sctp;", "t.conf:1: expected 'tcp', 'udp' or 'unix', found 'sctp'"},
+        {"listen type linemode;", "t.conf:1: expected an address with 'proto', found ';'"},
+        {"listen type linemode transport zstd 2003 proto tcp;", "t.conf:1: expected 'plain', 'gzip', 'lz4' or "
+                                                                 "'snappy', found 'zstd'"},
+        {"include;", "t.conf:1: expected a file or glob, found ';'"},
+        {"include a.conf;", "t.conf:1: include is not available here"},
+        {"match \"^a send to x;", "t.conf:1: unterminated quoted string"},
+        {"\n\n# comment\nmatch ^a # comment\n send to\n\n nowhere;", "t.conf:7: unknown cluster 'nowhere'"},
+    };
+    for (const auto& [text, expected] : cases) EXPECT_EQ(parse_error(text), expected) << text;
+}
+
+TEST(RulesParser, RealFileAndMissingFile) {
+    RulesConfig c;
+    std::string error;
+    ASSERT_TRUE(parse_rules_file(std::string(POLYMUR_TEST_DATA) + "/rules/regex.conf", c, error)) << error;
+    EXPECT_GE(c.matches.size(), 17u);
+    RulesConfig d;
+    EXPECT_FALSE(parse_rules_file("/nonexistent/rules.conf", d, error));
+    EXPECT_EQ(error, "cannot read '/nonexistent/rules.conf': No such file or directory");
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""--rules on the command line: --check-config accepts a good file, refuses a bad one naming file:line, the relay
+refuses to start with it (not yet wired), and `polymur test` reports the same errors.
+
+usage: test_rules_command_line.py POLYMUR DATA_DIR
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+POLYMUR = DATA = None
+
+
+def run(*args, stdin=b""):
+    done = subprocess.run([POLYMUR, *args], input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+class RulesCommandLine(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.common = ["--state-dir", os.path.join(self.dir.name, "state"), "--listen-addr", "127.0.0.1:0",
+                       "--api-addr", "127.0.0.1:0"]
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def write(self, name, text):
+        path = os.path.join(self.dir.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_check_config_accepts_a_good_file_and_shows_its_warnings(self):
+        path = self.write("good.conf", "cluster x forward useall 127.0.0.1:2003;\nmatch * send to x;\n"
+                                       "aggregate ^a every 10 seconds expire after 20 seconds compute sum write to b;\n")
+        rc, out, err = run("--check-config", "--rules", path, *self.common)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("configuration OK", out)
+        self.assertIn("good.conf:1: cluster x: useall is accepted", err)
+        self.assertIn("good.conf:3: aggregate is recognised but not carried out", err)
+
+    def test_check_config_refuses_a_bad_file_naming_file_and_line(self):
+        path = self.write("bad.conf", "cluster x forward 127.0.0.1:2003;\n\nmatch ^a send to y;\n")
+        rc, out, err = run("--check-config", "--rules", path, *self.common)
+        self.assertEqual(rc, 2)
+        self.assertIn("--rules: " + path + ":3: unknown cluster 'y'", err)
+        path = self.write("regex.conf", "cluster x forward 127.0.0.1:2003;\nmatch (a send to x;\n")
+        rc, out, err = run("--check-config", "--rules", path, *self.common)
+        self.assertEqual(rc, 2)
+        self.assertIn(path + ":2: bad regular expression '(a'", err)
+        rc, out, err = run("test", "-f", path)
+        self.assertEqual(rc, 1)
+        self.assertIn(path + ":2: bad regular expression '(a'", err)
+
+    def test_rules_in_the_config_file(self):
+        rules = self.write("r.conf", "cluster x forward 127.0.0.1:2003;\nmatch * send to y;\n")
+        config = self.write("polymur.conf", "rules = " + rules + "\n")
+        rc, out, err = run("--check-config", "--config", config, *self.common)
+        self.assertEqual(rc, 2)
+        self.assertIn(rules + ":2: unknown cluster 'y'", err)
+
+    def test_the_relay_refuses_to_start_with_rules_for_now(self):
+        rc, out, err = run("--rules", os.path.join(DATA, "basic.conf"), *self.common)
+        self.assertEqual(rc, 2)
+        self.assertIn("not yet wired into the relay", err)
+
+    def test_polymur_test_routes_names(self):
+        path = self.write("t.conf", "cluster x forward 127.0.0.1:2003;\nrewrite ^a\\.(.*) into b.\\^1;\n"
+                                    "match ^b send to x stop;\n")
+        rc, out, err = run("test", "-f", path, stdin=b"a.x 1 2\nzzz\n")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "rewrite\n    ^a\\.(.*) -> a.x\n    into(b.\\^1) -> b.X\nmatch\n    ^b -> b.X\n"
+                              "    forward(x)\n        127.0.0.1:2003\n    stop\nnothing matched zzz\n")
+        rc, out, err = run("test")
+        self.assertEqual(rc, 2)
+        self.assertIn("usage: polymur test -f RULES-FILE", err)
+
+
+if __name__ == "__main__":
+    POLYMUR, DATA = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    unittest.main(argv=sys.argv[:1], verbosity=2)
