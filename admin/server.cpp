@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <iterator>
+#include <new>
 #include <string>
 
 #include "common/log.hpp"

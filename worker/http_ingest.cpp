@@ -23,9 +23,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
-#include <zlib.h>
-
-#include <strings.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -40,6 +37,8 @@
 #include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "protocol/gzip_body.hpp"
+#include "protocol/ingest_request.hpp"
 #include "worker/cidr.hpp"
 #include "worker/http_connections.hpp"
 #include "worker/tls.hpp"
@@ -130,8 +129,6 @@ struct Counts {
     bool operator==(const Counts&) const = default;
 };
 
-enum class Inflate { ok, not_gzip, too_large, no_memory };
-
 class Ingest final : public HttpIngest {
 public:
     Ingest(struct event_base* base, bool tls, const Config& config, LineSink& sink)
@@ -151,7 +148,7 @@ private:
     static void tls_info(const SSL* ssl, int where, int value);
     void handle(struct evhttp_request* req);
     void ingest(struct evhttp_request* req, const std::string& client, const std::string& ns);
-    Inflate inflate_body(struct evbuffer* body);
+    protocol::GzipBody::Result inflate_body(struct evbuffer* body);
     void reply(struct evhttp_request* req, int code, const char* reason, const char* format, ...)
         __attribute__((format(printf, 5, 6)));
     void note_forwarded(const std::string& peer, const char* xff);
@@ -169,14 +166,11 @@ private:
     SSL_CTX* ctx_ = nullptr;
     struct event* summary_event_ = nullptr;
     std::vector<Cidr> trusted_;
-    z_stream zs_ {};
-    bool zs_ready_ = false;
-    std::unique_ptr<char[]> body_;  // decompressed request body, at most --max-body-bytes (+1 to detect more)
-    size_t body_cap_ = 0;
-    size_t body_len_ = 0;
-    std::vector<struct evbuffer_iovec> chunks_;
+    protocol::GzipBody body_;  // the decompressed request body, at most --max-body-bytes
+    std::vector<struct evbuffer_iovec> iovecs_;
+    std::vector<std::string_view> chunks_;
+    std::vector<protocol::HttpHeader> header_list_;
     Counts counts_, reported_;
-    int64_t last_summary_ms_ = 0;
     RateLimitedLog refused_log_, tls_log_, invalid_log_;
     std::unique_ptr<HttpConnectionGuard> guard_;
     HttpConnectionGuard::Counts guard_reported_;
@@ -192,7 +186,6 @@ Ingest::~Ingest() {
     if (http_) evhttp_free(http_);
     guard_.reset();
     if (ctx_) SSL_CTX_free(ctx_);
-    if (zs_ready_) inflateEnd(&zs_);
     if (g_tls_ingest == this) g_tls_ingest = nullptr;
 }
 
@@ -274,11 +267,10 @@ bool Ingest::start(int fd, std::string& error) {
         return false;
     }
     if (tls_ && !make_tls_context(error)) return false;
-    if (inflateInit2(&zs_, 15 + 16) != Z_OK) {  // gzip wrapper only
+    if (!body_.init()) {
         error = "cannot initialise zlib";
         return false;
     }
-    zs_ready_ = true;
     http_ = evhttp_new(base_);
     if (!http_) {
         error = "cannot create the HTTP server";
@@ -405,6 +397,14 @@ void Ingest::handle(struct evhttp_request* req) {
         }, kind);
         reply(req, code, reason, "%s\n", why.c_str());
     };
+    header_list_.clear();
+    for (struct evkeyval* h = headers->tqh_first; h; h = h->next.tqe_next) header_list_.push_back({h->key, h->value});
+    const protocol::IngestHeaders checked =
+        protocol::check_ingest_headers(header_list_.data(), header_list_.size(), config_.namespace_header);
+    if (checked.status) {
+        refuse(checked.status, "Bad Request", checked.why);
+        return;
+    }
 
     // Who is asking: the verified certificate (TLS) or a trusted proxy's header (plain HTTP).
     std::string ns;
@@ -432,8 +432,8 @@ void Ingest::handle(struct evhttp_request* req) {
             return;
         }
     } else {
-        const char* header = evhttp_find_header(headers, config_.namespace_header.c_str());
-        if (header) {
+        if (checked.has_namespace) {
+            const std::string header(checked.namespace_value);
             if (!any_cidr_contains(trusted_, peer_addr)) {
                 refuse(403, "Forbidden", config_.namespace_header + " from an address outside --trusted-proxies");
                 return;
@@ -484,8 +484,6 @@ void Ingest::handle(struct evhttp_request* req) {
 }
 
 void Ingest::ingest(struct evhttp_request* req, const std::string& client, const std::string& ns) {
-    struct evkeyvalq* headers = evhttp_request_get_input_headers(req);
-    const char* encoding = evhttp_find_header(headers, "Content-Encoding");
     auto refuse = [&](int code, const char* reason, const char* why) {
         ++(code == 413 ? counts_.too_large : counts_.bad);
         refused_log_.event([&](unsigned long long held) {
@@ -494,33 +492,26 @@ void Ingest::ingest(struct evhttp_request* req, const std::string& client, const
         });
         reply(req, code, reason, "%s\n", why);
     };
-    if (encoding && strcasecmp(encoding, "gzip") != 0 && strcasecmp(encoding, "x-gzip") != 0) {
-        refuse(400, "Bad Request", "the body must be gzip (Content-Encoding: gzip, or none)");
-        return;
-    }
-    Inflate result = inflate_body(evhttp_request_get_input_buffer(req));
-    if (result == Inflate::not_gzip) {
+    protocol::GzipBody::Result result = inflate_body(evhttp_request_get_input_buffer(req));
+    if (result == protocol::GzipBody::Result::not_gzip) {
         refuse(400, "Bad Request", "the body is not a complete gzip stream");
         return;
     }
-    if (result == Inflate::too_large) {
+    if (result == protocol::GzipBody::Result::too_large) {
         char why[96];
         std::snprintf(why, sizeof why, "the batch is larger than %llu bytes decompressed",
                       static_cast<unsigned long long>(config_.max_body_bytes));
         refuse(413, "Payload Too Large", why);
         return;
     }
-    if (result == Inflate::no_memory) {
+    if (result == protocol::GzipBody::Result::no_memory) {
         ++counts_.busy;
         LOG_ERROR("%s client %s: no memory to decompress a batch; answered 503", scheme_, client.c_str());
         reply(req, 503, "Service Unavailable", "no memory now; retry\n");
         return;
     }
-    IngestOutcome outcome = sink_.ingest(std::string_view(body_.get(), body_len_), config_.key_prefix ? ns : std::string_view());
-    if (body_cap_ > kKeepBodyBuffer) {
-        body_.reset();
-        body_cap_ = 0;
-    }
+    IngestOutcome outcome = sink_.ingest(body_.text(), config_.key_prefix ? ns : std::string_view());
+    body_.shrink_to(kKeepBodyBuffer);
     if (!outcome.accepted && outcome.never_fits) {
         ++counts_.too_large;
         LOG_WARN("%s client %s: batch of %llu lines is larger than a destination queue can ever hold; answered 413",
@@ -551,74 +542,15 @@ void Ingest::ingest(struct evhttp_request* req, const std::string& client, const
           static_cast<unsigned long long>(outcome.invalid));
 }
 
-// Decompresses the gzip member(s) of `body` into body_, never holding more than
-// --max-body-bytes + 1 bytes of output: a gzip bomb stops at the limit.
-Inflate Ingest::inflate_body(struct evbuffer* body) {
-    body_len_ = 0;
-    const size_t limit = static_cast<size_t>(config_.max_body_bytes) + 1;  // one more byte: "too large"
+// The request body as it lies in libevent's buffer, decompressed into body_ (protocol/gzip_body).
+protocol::GzipBody::Result Ingest::inflate_body(struct evbuffer* body) {
     int n = evbuffer_peek(body, -1, nullptr, nullptr, 0);
-    if (n <= 0) return Inflate::not_gzip;
-    chunks_.resize(static_cast<size_t>(n));
-    evbuffer_peek(body, -1, nullptr, chunks_.data(), n);
-    if (inflateReset(&zs_) != Z_OK) return Inflate::not_gzip;
-    // gzip's trailer holds the (last member's) size mod 2^32: a hint to allocate once, never
-    // trusted beyond the limit.
-    size_t total = evbuffer_get_length(body);
-    if (total >= 18) {
-        struct evbuffer_ptr at;
-        unsigned char trailer[4];
-        if (evbuffer_ptr_set(body, &at, total - 4, EVBUFFER_PTR_SET) == 0 && evbuffer_copyout_from(body, &at, trailer, 4) == 4) {
-            size_t hint = static_cast<size_t>(trailer[0]) | static_cast<size_t>(trailer[1]) << 8 |
-                          static_cast<size_t>(trailer[2]) << 16 | static_cast<size_t>(trailer[3]) << 24;
-            size_t want = std::min(limit, hint + 1);
-            if (want > body_cap_) {
-                body_.reset();  // nothing in it yet: no copy, no two buffers at once
-                body_cap_ = 0;
-                body_.reset(new (std::nothrow) char[want]);
-                if (!body_) return Inflate::no_memory;
-                body_cap_ = want;
-            }
-        }
-    }
-    bool in_member = false;  // inside a gzip member (a stream may hold several, as gzip(1) makes them)
-    bool full = false;       // the last inflate filled the buffer: it may hold more output
-    for (const struct evbuffer_iovec& chunk : chunks_) {
-        zs_.next_in = static_cast<Bytef*>(chunk.iov_base);
-        zs_.avail_in = static_cast<uInt>(chunk.iov_len);
-        while (zs_.avail_in > 0 || full) {
-            if (body_len_ == body_cap_) {
-                if (body_cap_ >= limit) return Inflate::too_large;
-                size_t grown = std::min(limit, std::max<size_t>(body_cap_ * 2, 256 * 1024));
-                std::unique_ptr<char[]> bigger(new (std::nothrow) char[grown]);
-                if (!bigger) return Inflate::no_memory;
-                if (body_len_) std::memcpy(bigger.get(), body_.get(), body_len_);
-                body_ = std::move(bigger);
-                body_cap_ = grown;
-            }
-            zs_.next_out = reinterpret_cast<Bytef*>(body_.get() + body_len_);
-            zs_.avail_out = static_cast<uInt>(std::min<size_t>(body_cap_ - body_len_, 1u << 30));
-            uInt before = zs_.avail_out;
-            if (zs_.avail_in > 0) in_member = true;
-            int rc = ::inflate(&zs_, Z_NO_FLUSH);
-            body_len_ += before - zs_.avail_out;
-            full = zs_.avail_out == 0;
-            if (body_len_ >= limit) return Inflate::too_large;
-            if (rc == Z_STREAM_END) {
-                in_member = false;
-                full = false;
-                if (inflateReset(&zs_) != Z_OK) return Inflate::not_gzip;
-                continue;
-            }
-            if (rc == Z_BUF_ERROR) {
-                if (full) continue;             // needs more room
-                if (zs_.avail_in == 0) break;   // needs more input
-                return Inflate::not_gzip;
-            }
-            if (rc != Z_OK) return Inflate::not_gzip;
-        }
-    }
-    if (in_member) return Inflate::not_gzip;  // truncated
-    return Inflate::ok;
+    if (n <= 0) return protocol::GzipBody::Result::not_gzip;
+    iovecs_.resize(static_cast<size_t>(n));
+    evbuffer_peek(body, -1, nullptr, iovecs_.data(), n);
+    chunks_.clear();
+    for (const struct evbuffer_iovec& v : iovecs_) chunks_.emplace_back(static_cast<const char*>(v.iov_base), v.iov_len);
+    return body_.decode(chunks_.data(), chunks_.size(), static_cast<size_t>(config_.max_body_bytes));
 }
 
 void Ingest::summary() {

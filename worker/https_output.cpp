@@ -27,6 +27,7 @@
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "protocol/http_response.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
 #include "worker/heritage.hpp"
@@ -47,7 +48,6 @@ constexpr int64_t kBackoffCapMs = 10000;
 constexpr int64_t kStillFailingLogMs = 60000;
 constexpr size_t kHeaderRoom = 1024;       // request line and headers go right before the gzip body
 constexpr size_t kReadBuffer = 16 * 1024;  // response status line, headers and (discarded) body
-constexpr size_t kKeptBody = 160;          // of a refusal's body, for the log
 
 enum class Io { ok, failed, aborted };  // aborted: deldest, or the drain deadline passed
 
@@ -72,8 +72,6 @@ private:
     Io wait_io(short events, int64_t deadline, std::string& error);
     Io write_all(const char* data, size_t len, int64_t deadline, std::string& error);
     Io fill(int64_t deadline, std::string& error);  // reads more into rbuf_; EOF is a failure
-    Io read_line(int64_t deadline, std::string_view& line, std::string& error);
-    Io skip_body(uint64_t len, int64_t deadline, std::string& error);
     std::string tls_error(int rc, const char* what);
     void failure(const std::string& what, bool link_down);
     void success();
@@ -117,7 +115,7 @@ private:
     bool ever_connected_ = false;
     char rbuf_[kReadBuffer];
     size_t rstart_ = 0, rend_ = 0;
-    std::string refusal_body_;
+    protocol::HttpResponseReader response_;
 
     uint64_t failures_ = 0;
     int64_t backoff_ms_ = 0;
@@ -321,39 +319,6 @@ Io HttpsOutput::fill(int64_t deadline, std::string& error) {
     }
 }
 
-Io HttpsOutput::read_line(int64_t deadline, std::string_view& line, std::string& error) {
-    size_t scanned = rstart_;
-    for (;;) {
-        const char* nl = static_cast<const char*>(std::memchr(rbuf_ + scanned, '\n', rend_ - scanned));
-        if (nl) {
-            size_t end = static_cast<size_t>(nl - rbuf_);
-            line = std::string_view(rbuf_ + rstart_, end - rstart_);
-            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-            rstart_ = end + 1;
-            return Io::ok;
-        }
-        size_t offset = rend_ - rstart_;
-        Io io = fill(deadline, error);  // moves the unread bytes to the front
-        if (io != Io::ok) return io;
-        scanned = offset;
-    }
-}
-
-Io HttpsOutput::skip_body(uint64_t len, int64_t deadline, std::string& error) {
-    while (len > 0) {
-        if (rstart_ == rend_) {
-            Io io = fill(deadline, error);
-            if (io != Io::ok) return io;
-        }
-        size_t take = static_cast<size_t>(std::min<uint64_t>(len, rend_ - rstart_));
-        if (refusal_body_.size() < kKeptBody)
-            refusal_body_.append(rbuf_ + rstart_, std::min(take, kKeptBody - refusal_body_.size()));
-        rstart_ += take;
-        len -= take;
-    }
-    return Io::ok;
-}
-
 // Whole lines from the rings, at most batch_limit_ bytes (one longer line goes alone), gzipped
 // straight from the ring memory into out_ after the header room.
 bool HttpsOutput::gather() {
@@ -409,7 +374,6 @@ void HttpsOutput::commit() {
 
 int HttpsOutput::post(std::string& error, bool& got_nothing, Io& io) {
     got_nothing = true;
-    refusal_body_.clear();
     char header[kHeaderRoom];
     int hlen = std::snprintf(header, sizeof header,
                              "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: polymur/%s\r\nContent-Type: text/plain\r\n"
@@ -427,102 +391,31 @@ int HttpsOutput::post(std::string& error, bool& got_nothing, Io& io) {
     io = write_all(request, static_cast<size_t>(hlen) + body_len_, deadline, error);
     if (io != Io::ok) return 0;
 
-    bool close_after = false;
-    int status = 0;
-    for (;;) {  // skips 1xx answers
-        std::string_view line;
-        io = read_line(deadline, line, error);
-        if (io != Io::ok) return 0;
-        got_nothing = false;
-        // HTTP/1.1 200 OK
-        if (line.size() < 12 || line.substr(0, 5) != "HTTP/" || line[8] != ' ') {
-            error = net::quoted("not an HTTP answer: ", line.substr(0, 60));
+    response_.start();
+    for (;;) {
+        size_t used = 0;
+        protocol::HttpResponseReader::Result result = response_.feed(std::string_view(rbuf_ + rstart_, rend_ - rstart_), used);
+        rstart_ += used;
+        if (result == protocol::HttpResponseReader::Result::done) break;
+        if (result == protocol::HttpResponseReader::Result::error) {
+            error = response_.error();
             io = Io::failed;
             return 0;
         }
-        bool http10 = line.substr(5, 3) == "1.0";
-        status = 0;
-        for (size_t k = 9; k < 12; ++k) {
-            if (line[k] < '0' || line[k] > '9') {
-                error = net::quoted("bad HTTP status line: ", line.substr(0, 60));
-                io = Io::failed;
-                return 0;
-            }
-            status = status * 10 + (line[k] - '0');
+        std::string fill_error;
+        io = fill(deadline, fill_error);
+        if (io != Io::ok) {
+            // A body without a length ends when the gateway closes the connection.
+            if (response_.reads_until_close() && response_.end_of_stream() == protocol::HttpResponseReader::Result::done) break;
+            error = std::move(fill_error);
+            return 0;
         }
-        close_after = http10;
-        bool chunked = false, have_length = false;
-        uint64_t length = 0;
-        for (;;) {
-            io = read_line(deadline, line, error);
-            if (io != Io::ok) return 0;
-            if (line.empty()) break;
-            size_t colon = line.find(':');
-            if (colon == std::string_view::npos) continue;
-            std::string_view name = line.substr(0, colon), value = line.substr(colon + 1);
-            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-            while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-            auto is = [](std::string_view a, const char* b) { return a.size() == std::strlen(b) && strncasecmp(a.data(), b, a.size()) == 0; };
-            if (is(name, "Content-Length")) {
-                length = 0;
-                for (char c : value) length = length * 10 + static_cast<uint64_t>(c >= '0' && c <= '9' ? c - '0' : 0);
-                have_length = true;
-            } else if (is(name, "Transfer-Encoding")) {
-                chunked = value.find("chunked") != std::string_view::npos;
-            } else if (is(name, "Connection")) {
-                if (is(value, "close")) close_after = true;
-                if (is(value, "keep-alive")) close_after = false;
-            }
-        }
-        if (status >= 100 && status < 200) continue;
-        if (chunked) {
-            for (;;) {
-                io = read_line(deadline, line, error);
-                if (io != Io::ok) return 0;
-                uint64_t size = 0;
-                size_t k = 0;
-                for (; k < line.size(); ++k) {
-                    char c = line[k];
-                    int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-                    if (digit < 0) break;
-                    size = size * 16 + static_cast<uint64_t>(digit);
-                }
-                if (k == 0) {
-                    error = "bad chunked answer";
-                    io = Io::failed;
-                    return 0;
-                }
-                if (size == 0) {
-                    do {  // trailers up to the empty line
-                        io = read_line(deadline, line, error);
-                        if (io != Io::ok) return 0;
-                    } while (!line.empty());
-                    break;
-                }
-                io = skip_body(size, deadline, error);
-                if (io == Io::ok) io = read_line(deadline, line, error);
-                if (io != Io::ok) return 0;
-            }
-        } else if (have_length) {
-            io = skip_body(length, deadline, error);
-            if (io != Io::ok) return 0;
-        } else if (status != 204 && status != 304) {
-            // No length: the body ends when the gateway closes the connection.
-            for (;;) {
-                size_t have = rend_ - rstart_;
-                if (refusal_body_.size() < kKeptBody) refusal_body_.append(rbuf_ + rstart_, std::min(have, kKeptBody - refusal_body_.size()));
-                rstart_ = rend_;
-                std::string ignored;
-                if (fill(deadline, ignored) != Io::ok) break;
-            }
-            close_after = true;
-        }
-        break;
+        got_nothing = false;
     }
     ++requests_on_connection_;
-    if (close_after) disconnect(false);
+    if (response_.close_after()) disconnect(false);
     io = Io::ok;
-    return status;
+    return response_.status();
 }
 
 void HttpsOutput::failure(const std::string& what, bool link_down) {
@@ -662,7 +555,7 @@ int HttpsOutput::run() {
             continue;
         }
         std::string body;
-        for (char c : refusal_body_) body += (c >= 0x20 && c < 0x7f) ? c : ' ';
+        for (char c : response_.body()) body += (c >= 0x20 && c < 0x7f) ? c : ' ';
         while (!body.empty() && body.back() == ' ') body.pop_back();
         failure("the gateway answered " + std::to_string(status) + (body.empty() ? "" : " (" + body + ")"), false);
     }

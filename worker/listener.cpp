@@ -19,6 +19,7 @@
 #include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
 #include "protocol/tag_normalize.hpp"
 #include "protocol/pickle.hpp"
@@ -559,37 +560,10 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     uint16_t chosen[shm::kMaxDestinations];
     char name[kMaxPrefixedName];
     auto for_each_valid = [&](auto&& visit) {
-        size_t start = 0;
-        while (start < lines.size()) {
-            size_t end = lines.find('\n', start);
-            if (end == std::string_view::npos) end = lines.size();
-            std::string_view line = lines.substr(start, end - start);
-            start = end + 1;
-            protocol::ParsedLine parsed;
-            if (line.size() > config_.max_line_length || protocol::parse_line(line, parsed) != protocol::LineError::none) {
-                visit(line, nullptr, std::string_view());
-                continue;
-            }
-            std::string_view full = parsed.name;
-            if (!prefix.empty()) {
-                if (prefix.size() + 1 + parsed.name.size() > sizeof name) {
-                    visit(line, nullptr, std::string_view());
-                    continue;
-                }
-                std::memcpy(name, prefix.data(), prefix.size());
-                name[prefix.size()] = '.';
-                std::memcpy(name + prefix.size() + 1, parsed.name.data(), parsed.name.size());
-                full = std::string_view(name, prefix.size() + 1 + parsed.name.size());
-            }
-            if (config_.tag_normalize) full = tag_normalizer_.normalize(full);
-            // What is forwarded, with the prefix and the time for -1, is held to --max-line-length too.
-            if (full.size() + parsed.value.size() + (parsed.timestamp_is_now ? now_len_ : parsed.timestamp.size()) + 2 >
-                config_.max_line_length) {
-                visit(line, nullptr, std::string_view());
-                continue;
-            }
-            visit(line, &parsed, full);
-        }
+        protocol::for_each_batch_line(lines, prefix, config_.max_line_length, now_len_, name, visit,
+                                      [&](std::string_view full) {
+                                          return config_.tag_normalize ? tag_normalizer_.normalize(full) : full;
+                                      });
     };
     // First pass: validate and add up what each destination queue must take.
     for_each_valid([&](std::string_view line, const protocol::ParsedLine* parsed, std::string_view full) {

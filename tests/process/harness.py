@@ -15,6 +15,15 @@ import unittest
 
 POLYMUR = os.environ.get("POLYMUR_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "polymur"))
 
+# The one switch that relaxes timing: every wait and every time or throughput bound a test asserts is
+# multiplied by it. 1 normally; a sanitizer build sets TEST_TIME_FACTOR (tests/process/CMakeLists.txt,
+# README Tests), because sanitized code is several times slower but must still be correct.
+TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR", "1"))
+
+# Where a sanitized process writes its report (set per test by run_tests.py); passed on even when a test
+# gives a process its own environment.
+SANITIZER_VARIABLES = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+
 
 def free_port():
     """An ephemeral port that was free a moment ago (the kernel picks it)."""
@@ -24,13 +33,13 @@ def free_port():
 
 
 def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIME_FACTOR
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, message))
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * TIME_FACTOR, message))
 
 
 def listening(port, host="127.0.0.1"):
@@ -146,6 +155,7 @@ class Polymur:
         self.args += list(args)
         self.env = dict(env if env is not None else os.environ)
         self.env.update(extra_env or {})
+        self.env.update({name: os.environ[name] for name in SANITIZER_VARIABLES if name in os.environ})
         self.proc = None
 
     def start(self, wait=True):

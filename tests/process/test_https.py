@@ -118,6 +118,20 @@ def gzip_lines(lines):
     return gzip.compress(("".join(line + "\n" for line in lines)).encode())
 
 
+def raw_post(conn, headers, body):
+    """POST /ingest on `conn` with `headers` as (name, value) pairs sent exactly as given, duplicates
+    included; returns (status, body)."""
+    try:
+        conn.putrequest("POST", "/ingest", skip_accept_encoding=True)
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
 def proc_status(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -380,6 +394,21 @@ class HttpsTransportTest(RelayTestCase):
         self.assertEqual(self.request(port, "POST", "/ingest", two), (200, "accepted 10, invalid 0\n"))
         self.assert_delivered_once(sink, numbered("two", 0, 10))
 
+    def test_two_different_content_lengths_are_400_over_https(self):
+        sink = self.sink()
+        gateway = self.gateway([sink.address])
+        body = gzip_lines(["tls.dup 1 1700000000"])
+        conn = http.client.HTTPSConnection("127.0.0.1", gateway.https_port, timeout=10,
+                                           context=self.client_context(self.client_cert, self.client_key))
+        status, text = raw_post(conn, [("Content-Length", str(len(body))), ("Content-Length", str(len(body) + 5))],
+                                body + b"xxxxx")
+        self.assertEqual(status, 400, text)
+        self.assertIn("two Content-Length headers that differ", text)
+        conn = http.client.HTTPSConnection("127.0.0.1", gateway.https_port, timeout=10,
+                                           context=self.client_context(self.client_cert, self.client_key))
+        self.assertEqual(raw_post(conn, [("Content-Length", str(len(body)))] * 2, body)[0], 200)
+        self.assert_delivered_once(sink, ["tls.dup 1 1700000000"])
+
     def test_gzip_bomb_is_413_and_memory_stays_bounded(self):
         sink = self.sink()
         limit = 8 << 20
@@ -480,7 +509,8 @@ class HttpsTransportTest(RelayTestCase):
         lines = numbered("full", 0, 10000)
         send_lines(proxy.port, lines)
         dest = "https://127.0.0.1:%d" % gateway.https_port
-        wait_until(lambda: "503" in proxy.log(), 15, message="the proxy sees 503")
+        # The log line, not any "503" (a port number may hold one).
+        wait_until(lambda: "gateway answered 503" in proxy.log(), 15, message="the proxy sees 503")
         stats = proxy.stats()["destinations"][dest]
         self.assertGreater(stats["queued"], 0)
         self.assertEqual(stats["state"], "connected")
@@ -595,6 +625,26 @@ class PlainHttpTest(RelayTestCase):
         time.sleep(1)
         self.assertEqual(sink.lines(), [])
         wait_until(lambda: "every request needs a namespace" in node.log(), 5, message="the refusal logged")
+
+    def test_duplicate_namespace_or_content_length_headers_are_400(self):
+        sink, node, port = self.start("127.0.0.0/8")
+        body = gzip_lines(["dup 1 1700000000"])
+        length = ("Content-Length", str(len(body)))
+        conn = lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        # A balancer that appends its header after the client's must not let the client choose.
+        status, text = raw_post(conn(), [("X-Polymur-Namespace", "site-b"), ("X-Polymur-Namespace", "victim"), length], body)
+        self.assertEqual(status, 400, text)
+        self.assertIn("namespace header appears more than once", text)
+        # Two Content-Length headers that differ: request smuggling behind a proxy that reads the other.
+        status, text = raw_post(conn(), [length, ("Content-Length", str(len(body) + 5))], body + b"xxxxx")
+        self.assertEqual(status, 400, text)
+        self.assertIn("two Content-Length headers that differ", text)
+        # The same length twice is one length.
+        self.assertEqual(raw_post(conn(), [("X-Polymur-Namespace", "site-b"), length, length], body)[0], 200)
+        wait_until(lambda: sink.line_count() >= 1, 20, message="line at the sink")
+        time.sleep(0.3)
+        self.assertEqual(sink.lines(), ["site-b.dup 1 1700000000"])
+        self.assertIn("request refused with 400", node.log())
 
     def test_ipv6_trusted_range(self):
         if not socket.has_ipv6:

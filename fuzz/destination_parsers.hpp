@@ -1,0 +1,36 @@
+// Every way polymur reads a destination or an address an operator or admin client gives it: host:port
+// (common/net), host:port[:instance] (route/destination) and https://host:port[/path] (the proxy's
+// gateway), as the supervisor does for putdest, --destinations and --listen-addr.
+#pragma once
+
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "common/net.hpp"
+#include "route/destination.hpp"
+
+namespace polymur::fuzz {
+
+inline void parse_destination_every_way(std::string_view text) {
+    std::string host, port, error;
+    if (net::split_host_port(text, host, port, error)) {
+        if (port.empty()) std::abort();
+    } else if (error.empty()) {
+        std::abort();  // a refusal always says why
+    }
+    route::Destination destination;
+    error.clear();
+    if (route::parse_destination(text, destination, error)) {
+        destination.address();
+    } else if (error.empty()) {
+        std::abort();
+    }
+    if (text.rfind("https://", 0) == 0) {
+        std::string_view rest = text.substr(8);
+        error.clear();
+        net::split_host_port(rest.substr(0, rest.find('/')), host, port, error);
+    }
+}
+
+}  // namespace polymur::fuzz
