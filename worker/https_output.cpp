@@ -29,6 +29,7 @@
 #include "common/net.hpp"
 #include "protocol/http_response.hpp"
 #include "shm/queue.hpp"
+#include "shm/queue_reader.hpp"
 #include "worker/heritage.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/tls.hpp"
@@ -48,24 +49,7 @@ constexpr int64_t kStillFailingLogMs = 60000;
 constexpr size_t kHeaderRoom = 1024;       // request line and headers go right before the gzip body
 constexpr size_t kReadBuffer = 16 * 1024;  // response status line, headers and (discarded) body
 
-struct Span {
-    uint32_t ring;
-    uint64_t start;
-    uint64_t end;
-    uint64_t lines;
-};
-
 enum class Io { ok, failed, aborted };  // aborted: deldest, or the drain deadline passed
-
-uint64_t count_lines(const char* p, size_t n) {
-    uint64_t lines = 0;
-    const char* stop = p + n;
-    while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(stop - p))))) {
-        ++lines;
-        ++p;
-    }
-    return lines;
-}
 
 class HttpsOutput {
 public:
@@ -91,11 +75,6 @@ private:
     std::string tls_error(int rc, const char* what);
     void failure(const std::string& what, bool link_down);
     void success();
-    bool rings_empty() const {
-        for (uint32_t i = 0; i < queue_->ring_count(); ++i)
-            if (queue_->ring(i).write_pos.load(std::memory_order_acquire) != next_pos_[i]) return false;
-        return true;
-    }
     bool removed() const {
         return slot_.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active);
     }
@@ -114,12 +93,12 @@ private:
     std::string text_;
     std::string host_, port_, authority_, path_;
     std::unique_ptr<shm::QueueFile> queue_;
-    std::vector<uint64_t> next_pos_;  // per ring: the committed read position
+    std::unique_ptr<shm::QueueReader> reader_;
     uint32_t first_ring_ = 0;         // rotates, so no ring waits behind the others
 
     // The batch in flight: kept (compressed) until the gateway answers 200.
     bool has_batch_ = false;
-    std::vector<Span> spans_;
+    std::vector<shm::ReadBatch> spans_;
     uint64_t batch_lines_ = 0;
     uint64_t batch_raw_bytes_ = 0;
     size_t body_len_ = 0;
@@ -348,43 +327,27 @@ bool HttpsOutput::gather() {
     deflateReset(&zs_);
     zs_.next_out = reinterpret_cast<Bytef*>(out_.get() + kHeaderRoom);
     zs_.avail_out = static_cast<uInt>(out_cap_ - kHeaderRoom);
-    const uint32_t rings = queue_->ring_count();
-    const uint64_t capacity = queue_->ring_capacity();
+    const uint32_t rings = reader_->ring_count();
+    shm::ReadBatch batch;
     for (uint32_t k = 0; k < rings && batch_raw_bytes_ < batch_limit_; ++k) {
         uint32_t i = (first_ring_ + k) % rings;
-        const uint64_t start = next_pos_[i];
-        const uint64_t available = queue_->ring(i).write_pos.load(std::memory_order_acquire) - start;
-        if (!available) continue;
-        const char* data = queue_->ring_data(i);
-        uint64_t take = std::min(available, batch_limit_ - batch_raw_bytes_);
-        if (take < available) {
-            while (take && data[(start + take - 1) % capacity] != '\n') --take;
-            if (!take) {
-                if (batch_raw_bytes_) continue;  // the next batch takes it
-                // A line longer than the whole batch limit goes alone.
-                take = 1;
-                while (take < available && data[(start + take - 1) % capacity] != '\n') ++take;
-            }
-        }
-        uint64_t lines = 0;
-        for (uint64_t pos = start, end = start + take; pos < end;) {
-            uint64_t offset = pos % capacity;
-            uint64_t span = std::min(end - pos, capacity - offset);
-            const char* p = data + offset;
-            lines += count_lines(p, static_cast<size_t>(span));
-            zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(p));
-            zs_.avail_in = static_cast<uInt>(span);
+        // A line longer than the whole batch limit goes alone; after other lines, the next batch takes it.
+        if (!reader_->read(i, batch_limit_ - batch_raw_bytes_, batch, batch_raw_bytes_ == 0)) continue;
+        for (std::string_view span : batch.spans) {
+            if (span.empty()) continue;  // deflate cannot progress on no input (Z_BUF_ERROR)
+            zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(span.data()));
+            zs_.avail_in = static_cast<uInt>(span.size());
             if (deflate(&zs_, Z_NO_FLUSH) != Z_OK || zs_.avail_in != 0) {
                 // Cannot happen: out_ holds deflateBound() of the largest batch.
                 LOG_ERROR("destination %s: compressing a batch failed", text_.c_str());
                 spans_.clear();
+                reader_->rewind();
                 return false;
             }
-            pos += span;
         }
-        spans_.push_back(Span {i, start, start + take, lines});
-        batch_lines_ += lines;
-        batch_raw_bytes_ += take;
+        spans_.push_back(batch);
+        batch_lines_ += batch.lines;
+        batch_raw_bytes_ += batch.bytes();
     }
     first_ring_ = (first_ring_ + 1) % rings;
     if (spans_.empty()) return false;
@@ -393,6 +356,7 @@ bool HttpsOutput::gather() {
         // Cannot happen: out_ holds deflateBound() of the largest batch.
         LOG_ERROR("destination %s: compressing a batch failed (zlib %d)", text_.c_str(), rc);
         spans_.clear();
+        reader_->rewind();
         return false;
     }
     body_len_ = zs_.total_out;
@@ -401,11 +365,7 @@ bool HttpsOutput::gather() {
 }
 
 void HttpsOutput::commit() {
-    for (const Span& s : spans_) {
-        shm::RingControl& ring = queue_->ring(s.ring);
-        shm::commit_read(ring, s.end, s.lines);
-        next_pos_[s.ring] = s.end;
-    }
+    for (const shm::ReadBatch& s : spans_) reader_->commit(s);
     slot_.sent_lines.fetch_add(batch_lines_, std::memory_order_relaxed);
     slot_.sent_bytes.fetch_add(batch_raw_bytes_, std::memory_order_relaxed);
     spans_.clear();
@@ -511,7 +471,7 @@ int HttpsOutput::run() {
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
-    for (uint32_t i = 0; i < queue_->ring_count(); ++i) next_pos_.push_back(queue_->ring(i).read_pos.load(std::memory_order_acquire));
+    reader_ = std::make_unique<shm::QueueReader>(*queue_);
     spans_.reserve(queue_->ring_count());
 
     if (!setup_tls(error)) {
@@ -539,14 +499,14 @@ int HttpsOutput::run() {
             if (!drain_deadline_ms_) drain_deadline_ms_ =
                 now + static_cast<int64_t>(heritage_.control->header.drain_timeout_s.load(std::memory_order_relaxed)) * 1000;
             // Deliver until the queue is empty or the deadline; a failing gateway keeps it all.
-            if (now >= drain_deadline_ms_ || failures_ || (!has_batch_ && rings_empty())) break;
+            if (now >= drain_deadline_ms_ || failures_ || (!has_batch_ && reader_->caught_up())) break;
         }
         if (!has_batch_) gather();
         // Connect at start even with nothing to send, so a certificate or network problem shows at
         // once; later, only to send (the gateway closes idle connections).
         if (!has_batch_ && (ever_connected_ || g_stop)) {
             progressed(now);
-            queue_->wait_for_data(kIdleWaitMs, [&] { return !g_stop && !removed() && rings_empty(); });
+            reader_->wait(kIdleWaitMs, [&] { return !g_stop && !removed(); });
             continue;
         }
         if (now < retry_at_ms_) {
@@ -588,6 +548,7 @@ int HttpsOutput::run() {
             // The gateway's --max-body-bytes is below our --batch-bytes: gather smaller batches.
             batch_limit_ = std::max<uint64_t>(batch_limit_ / 2, 1);
             has_batch_ = false;
+            reader_->rewind();
             LOG_WARN("destination %s: the gateway refused a batch of %llu bytes as too large (413); sending batches of at most "
                      "%llu bytes from now on (check --batch-bytes against the gateway's --max-body-bytes)", text_.c_str(),
                      static_cast<unsigned long long>(batch_raw_bytes_), static_cast<unsigned long long>(batch_limit_));

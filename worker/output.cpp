@@ -20,6 +20,7 @@
 #include "common/net.hpp"
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
+#include "shm/queue_reader.hpp"
 #include "worker/heritage.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
@@ -36,10 +37,7 @@ constexpr int kIdleWaitMs = 100;
 constexpr int kAckPollMs = 2;
 
 struct Chunk {
-    uint32_t ring;
-    uint64_t start;
-    uint64_t end;
-    uint64_t lines;
+    shm::ReadBatch batch;
     uint64_t stream_end;  // offset in this connection's byte stream just past the chunk
 };
 
@@ -58,7 +56,6 @@ private:
     bool gather();  // queues new chunks; true if any
     bool write_pending();
     void commit_acked();
-    bool rings_empty() const;
     bool peer_closed();
     void set_state(shm::LinkState state) { slot_.link_state.store(static_cast<uint32_t>(state), std::memory_order_relaxed); }
     bool removed() const {
@@ -72,18 +69,7 @@ private:
     // Moves a batch elsewhere; false when nothing moved.
     bool reroute_batch() {
         if (!rerouter_) rerouter_ = std::make_unique<Rerouter>(heritage_, heritage_.index);
-        uint64_t moved = rerouter_->move_batch(*queue_);
-        rewind_to_committed();
-        return moved > 0;
-    }
-    // Everything after the last committed line is to be sent again.
-    void rewind_to_committed() {
-        next_pos_.resize(queue_->ring_count());
-        next_lines_.resize(queue_->ring_count());
-        for (uint32_t i = 0; i < queue_->ring_count(); ++i) {
-            next_pos_[i] = queue_->ring(i).read_pos.load(std::memory_order_acquire);
-            next_lines_[i] = queue_->ring(i).lines_read.load(std::memory_order_relaxed);
-        }
+        return rerouter_->move_batch(*reader_) > 0;
     }
     void nap(int ms) {
         struct timespec pause {0, ms * 1000000L};
@@ -101,10 +87,9 @@ private:
     bool console_ = false;
     route::Destination destination_;
     std::unique_ptr<shm::QueueFile> queue_;
+    std::unique_ptr<shm::QueueReader> reader_;
     UniqueFd socket_;
     int fd_ = -1;
-    std::vector<uint64_t> next_pos_;    // per ring: first byte not yet handed to the socket
-    std::vector<uint64_t> next_lines_;  // per ring: lines before next_pos_ since the ring began
     std::deque<Chunk> pending_;       // written or to be written, not yet acknowledged
     uint64_t stream_written_ = 0;
     uint64_t stream_acked_ = 0;
@@ -116,12 +101,6 @@ private:
     int64_t drain_deadline_ms_ = 0;
     std::unique_ptr<Rerouter> rerouter_;
 };
-
-bool Output::rings_empty() const {
-    for (uint32_t i = 0; i < queue_->ring_count(); ++i)
-        if (queue_->ring(i).write_pos.load(std::memory_order_acquire) != next_pos_[i]) return false;
-    return true;
-}
 
 bool Output::connect_destination() {
     set_state(shm::LinkState::connecting);
@@ -168,7 +147,7 @@ void Output::hint_if_pickle_port() {
 
 void Output::disconnect(const char* why, bool peer_gone) {
     uint64_t unconfirmed = 0;
-    for (const Chunk& c : pending_) unconfirmed += c.lines;
+    for (const Chunk& c : pending_) unconfirmed += c.batch.lines;
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why,
              static_cast<unsigned long long>(unconfirmed));
     if (peer_gone && stream_written_ > 0 && monotonic_ms() - connected_at_ms_ < 5000)
@@ -176,7 +155,7 @@ void Output::disconnect(const char* why, bool peer_gone) {
     else
         quick_closes_ = 0;
     pending_.clear();
-    rewind_to_committed();
+    reader_->rewind();
     stream_written_ = stream_queued_ = stream_acked_ = 0;
     socket_.reset();
     fd_ = -1;
@@ -186,41 +165,11 @@ void Output::disconnect(const char* why, bool peer_gone) {
 
 bool Output::gather() {
     bool any = false;
-    for (uint32_t i = 0; i < queue_->ring_count() && pending_.size() < kMaxIov; ++i) {
-        uint64_t write_pos = 0, published_lines = 0;
-        const bool exact = shm::read_published(queue_->ring(i), write_pos, published_lines);
-        if (!exact) write_pos = queue_->ring(i).write_pos.load(std::memory_order_acquire);
-        uint64_t available = write_pos - next_pos_[i];
-        if (!available) continue;
-        uint64_t take = std::min(available, kChunkMax);
-        const char* data = queue_->ring_data(i);
-        const uint64_t ring_size = queue_->ring_capacity();
-        if (take < available) {
-            // Cut at the last whole line inside the chunk.
-            while (take && data[(next_pos_[i] + take - 1) % ring_size] != '\n') --take;
-            if (!take) take = available;  // a line longer than a chunk: take all that is published (no copy)
-        }
-        uint64_t lines = 0;
-        if (exact && take == available) {
-            lines = published_lines - next_lines_[i];  // the producer counted them already
-        } else {
-            uint64_t pos = next_pos_[i], end = next_pos_[i] + take;
-            while (pos < end) {
-                uint64_t offset = pos % ring_size;
-                uint64_t span = std::min(end - pos, ring_size - offset);
-                const char* p = data + offset;
-                const char* stop = p + span;
-                while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(stop - p))))) {
-                    ++lines;
-                    ++p;
-                }
-                pos += span;
-            }
-        }
-        stream_queued_ += take;
-        pending_.push_back(Chunk {i, next_pos_[i], next_pos_[i] + take, lines, stream_queued_});
-        next_pos_[i] += take;
-        next_lines_[i] += lines;
+    shm::ReadBatch batch;
+    for (uint32_t i = 0; i < reader_->ring_count() && pending_.size() < kMaxIov; ++i) {
+        if (!reader_->read(i, kChunkMax, batch)) continue;
+        stream_queued_ += batch.bytes();
+        pending_.push_back(Chunk {batch, stream_queued_});
         any = true;
     }
     return any;
@@ -231,17 +180,17 @@ bool Output::write_pending() {
     while (stream_written_ < stream_queued_) {
         struct iovec iov[kMaxIov * 2];
         size_t count = 0;
-        const uint64_t ring_size = queue_->ring_capacity();
         for (const Chunk& c : pending_) {
             if (c.stream_end <= stream_written_) continue;
-            uint64_t skip = stream_written_ > c.stream_end - (c.end - c.start) ? stream_written_ - (c.stream_end - (c.end - c.start)) : 0;
-            uint64_t pos = c.start + skip;
-            char* data = queue_->ring_data(c.ring);
-            while (pos < c.end && count < kMaxIov * 2) {
-                uint64_t offset = pos % ring_size;
-                uint64_t span = std::min(c.end - pos, ring_size - offset);
-                iov[count++] = {data + offset, static_cast<size_t>(span)};
-                pos += span;
+            const uint64_t stream_start = c.stream_end - c.batch.bytes();
+            uint64_t skip = stream_written_ > stream_start ? stream_written_ - stream_start : 0;
+            for (std::string_view span : c.batch.spans) {
+                if (skip >= span.size()) {
+                    skip -= span.size();
+                    continue;
+                }
+                iov[count++] = {const_cast<char*>(span.data() + skip), span.size() - skip};
+                skip = 0;
             }
             if (count >= kMaxIov * 2 - 1) break;
         }
@@ -282,11 +231,10 @@ void Output::commit_acked() {
     }
     uint64_t lines = 0, bytes = 0;
     while (!pending_.empty() && pending_.front().stream_end <= acked) {
-        const Chunk& c = pending_.front();
-        shm::RingControl& ring = queue_->ring(c.ring);
-        shm::commit_read(ring, c.end, c.lines);
+        const shm::ReadBatch& c = pending_.front().batch;
+        reader_->commit(c);
         lines += c.lines;
-        bytes += c.end - c.start;
+        bytes += c.bytes();
         pending_.pop_front();
     }
     if (lines) {
@@ -318,7 +266,7 @@ int Output::run() {
     queue_ = attach_output_queue(heritage_, text_, lock, exit_code);
     if (!queue_) return exit_code;
     QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
-    rewind_to_committed();
+    reader_ = std::make_unique<shm::QueueReader>(*queue_);
 
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
@@ -354,7 +302,7 @@ int Output::run() {
         }
         if (g_stop) {
             if (!drain_deadline_ms_) drain_deadline_ms_ = now + static_cast<int64_t>(drain_timeout_s()) * 1000;
-            if (fd_ < 0 || now >= drain_deadline_ms_ || (pending_.empty() && rings_empty())) break;
+            if (fd_ < 0 || now >= drain_deadline_ms_ || (pending_.empty() && reader_->caught_up())) break;
         }
         if (fd_ < 0) {
             if (now < next_connect_ms) {
@@ -391,7 +339,7 @@ int Output::run() {
             next_connect_ms = monotonic_ms() + retry_lost_ms;
             continue;
         }
-        queue_->wait_for_data(kIdleWaitMs, [&] { return !g_stop && rings_empty(); });
+        reader_->wait(kIdleWaitMs, [] { return !g_stop; });
     }
     set_state(shm::LinkState::stopped);
     uint64_t left = queue_->queued_lines();

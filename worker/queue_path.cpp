@@ -60,7 +60,6 @@ std::unique_ptr<shm::QueueFile> attach_output_queue(const Heritage& heritage, co
         exit_code = kExitCrashed;
         return nullptr;
     }
-    shm::repair_commit(*queue);  // the only consumer now: a predecessor may have died mid-commit
     return queue;
 }
 

@@ -9,6 +9,7 @@ namespace polymur {
 
 namespace {
 constexpr uint64_t kBatchLines = 8192;
+constexpr uint64_t kBatchBytes = 1 << 20;
 }
 
 Rerouter::Rerouter(const Heritage& heritage, uint32_t own_slot)
@@ -62,33 +63,31 @@ void Rerouter::refresh() {
     generation_ = generation;
 }
 
-uint64_t Rerouter::move_batch(shm::QueueFile& own) {
+uint64_t Rerouter::move_batch(shm::QueueReader& own) {
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh();
     if (!ring_) return 0;
     const Config& config = *heritage_.config;
-    const uint64_t capacity = own.ring_capacity();
     uint64_t moved = 0;
     bool blocked = false;
+    own.rewind();
+    shm::ReadBatch batch;
     for (uint32_t i = 0; i < own.ring_count() && !blocked; ++i) {
-        shm::RingControl& ring = own.ring(i);
-        const char* data = own.ring_data(i);
-        uint64_t pos = ring.read_pos.load(std::memory_order_relaxed);
-        const uint64_t end = ring.write_pos.load(std::memory_order_acquire);
+        if (!own.read(i, kBatchBytes, batch)) continue;
+        uint64_t pos = batch.start;
         uint64_t lines = 0;
-        while (pos < end && lines < kBatchLines) {
-            // The line from pos to the next '\n', which may wrap around the ring end.
-            uint64_t offset = pos % capacity;
-            uint64_t first_span = std::min(end - pos, capacity - offset);
-            const char* nl = static_cast<const char*>(std::memchr(data + offset, '\n', first_span));
+        const std::string_view first = batch.spans[0], second = batch.spans[1];
+        while (pos < batch.end && lines < kBatchLines) {
+            // The line at pos, which may run from the end of the first span into the second.
+            const uint64_t at = pos - batch.start;
+            std::string_view rest = at < first.size() ? first.substr(at) : second.substr(at - first.size());
+            const size_t nl = rest.find('\n');
             std::string_view line;
-            if (nl) {
-                line = std::string_view(data + offset, static_cast<size_t>(nl - (data + offset) + 1));
+            if (nl != std::string_view::npos) {
+                line = rest.substr(0, nl + 1);
             } else {
-                const char* wrapped = static_cast<const char*>(std::memchr(data, '\n', end - pos - first_span));
-                if (!wrapped) break;  // cannot happen: producers publish whole lines
-                size_t second = static_cast<size_t>(wrapped - data + 1);
-                wrapped_.assign(data + offset, first_span);
-                wrapped_.append(data, second);
+                // Only the first span ends without a newline (the batch ends on a whole line).
+                wrapped_.assign(rest.data(), rest.size());
+                wrapped_.append(second.data(), second.find('\n') + 1);
                 line = wrapped_;
             }
             std::string_view name = line.substr(0, std::min(line.find(' '), line.size() - 1));
@@ -111,9 +110,10 @@ uint64_t Rerouter::move_batch(shm::QueueFile& own) {
         if (!lines) continue;
         // Published to the targets before it leaves here: a crash in between duplicates, never loses.
         for (Target& t : targets_) t.producer->publish();
-        shm::commit_read(ring, pos, lines);
+        own.commit(i, pos, lines);
         moved += lines;
     }
+    own.rewind();
     if (moved) heritage_.control->destinations[own_slot_].rerouted_lines.fetch_add(moved, std::memory_order_relaxed);
     return moved;
 }

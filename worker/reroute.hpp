@@ -10,6 +10,7 @@
 
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
+#include "shm/queue_reader.hpp"
 #include "worker/heritage.hpp"
 
 namespace polymur {
@@ -18,9 +19,10 @@ class Rerouter {
 public:
     Rerouter(const Heritage& heritage, uint32_t own_slot);
 
-    // Moves up to a batch of lines out of `own`, advancing its read positions. Returns the lines
-    // moved; 0 with lines still queued means there is nowhere (or no room) to put them now.
-    uint64_t move_batch(shm::QueueFile& own);
+    // Moves up to a batch of lines out of the queue `own` reads, committing them there. Starts
+    // from, and leaves `own` rewound to, its committed positions. Returns the lines moved; 0 with
+    // lines still queued means there is nowhere (or no room) to put them now.
+    uint64_t move_batch(shm::QueueReader& own);
     bool has_targets() const { return ring_ != nullptr; }
 
 private:

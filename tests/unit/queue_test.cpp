@@ -19,6 +19,7 @@
 #include "common/clock.hpp"
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
+#include "shm/queue_reader.hpp"
 
 namespace polymur::shm {
 namespace {
@@ -62,11 +63,15 @@ protected:
         out << content;
     }
 
-    // What worker/output.cpp does once the destination accepted `bytes` bytes holding `lines` lines.
+    // What an output does once the destination accepted `bytes` bytes holding `lines` lines: the
+    // consumer reads them through a QueueReader and commits them.
     static void consume(QueueFile& q, uint32_t ring, uint64_t bytes, uint64_t lines) {
-        RingControl& r = q.ring(ring);
-        r.lines_read.store(r.lines_read.load(std::memory_order_relaxed) + lines, std::memory_order_relaxed);
-        r.read_pos.store(r.read_pos.load(std::memory_order_relaxed) + bytes, std::memory_order_release);
+        QueueReader reader(q);
+        ReadBatch batch;
+        ASSERT_TRUE(reader.read(ring, bytes, batch));
+        ASSERT_EQ(batch.bytes(), bytes);
+        ASSERT_EQ(batch.lines, lines);
+        reader.commit(batch);
     }
 
     // Reads `size` bytes at stream position `pos` of a ring, following the wrap like the consumer.
