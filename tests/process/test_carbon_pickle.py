@@ -3,37 +3,15 @@ listener -> a real carbon-cache: every metric sent to carbon-relay lands in whis
 import os
 import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-from harness import Polymur, free_port, listening, terminate, wait_until
+from harness import CarbonSandbox, Polymur, free_port, listening, wait_until
 
-CONF = """[cache]
-STORAGE_DIR = {root}/storage/
-LOCAL_DATA_DIR = {root}/storage/whisper/
-WHITELISTS_DIR = {root}/storage/lists/
-CONF_DIR = {root}/conf/
-LOG_DIR = {root}/log/
-PID_DIR = {root}/run/
-ENABLE_LOGROTATION = False
-USER =
-MAX_CACHE_SIZE = inf
-MAX_UPDATES_PER_SECOND = inf
-MAX_CREATES_PER_MINUTE = inf
-LINE_RECEIVER_INTERFACE = 127.0.0.1
-LINE_RECEIVER_PORT = {cache_line}
-PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+CONF = """LINE_RECEIVER_PORT = {cache_line}
 PICKLE_RECEIVER_PORT = {cache_pickle}
-CACHE_QUERY_INTERFACE = 127.0.0.1
 CACHE_QUERY_PORT = {cache_query}
-ENABLE_UDP_LISTENER = False
-ENABLE_TAGS = False
-LOG_UPDATES = False
-LOG_CREATES = False
-ENABLE_MANHOLE = False
 
 [relay]
 STORAGE_DIR = {root}/storage/
@@ -57,31 +35,14 @@ LOG_LISTENER_CONN_SUCCESS = False
                      "needs graphite-carbon (./dev.sh test installs it)")
 class CarbonRelayPickleTest(unittest.TestCase):
     def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="polymur-carbon-pickle-")
-        os.makedirs(os.path.join(self.root, "conf"))
         self.ports = {k: free_port() for k in ("cache_line", "cache_pickle", "cache_query", "relay_line", "relay_pickle",
                                                  "polymur_pickle")}
-        self.conf = os.path.join(self.root, "conf", "carbon.conf")
-        with open(self.conf, "w") as f:
-            f.write(CONF.format(root=self.root, **self.ports))
-        with open(os.path.join(self.root, "conf", "storage-schemas.conf"), "w") as f:
-            f.write("[default]\npattern = .*\nretentions = 60s:1d\n")
-        self.procs = []
+        self.carbon = CarbonSandbox("polymur-carbon-pickle-", CONF, **self.ports)
+        self.addCleanup(self.carbon.cleanup)
+        self.root = self.carbon.root
+        self.daemon = self.carbon.daemon
         self.daemon("carbon-cache")
         wait_until(lambda: listening(self.ports["cache_line"]), 30, message="carbon-cache")
-
-    def daemon(self, program):
-        log = open(os.path.join(self.root, program + ".log"), "wb")
-        proc = subprocess.Popen([program, "--config=" + self.conf, "--nodaemon", "start"], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.procs.append((proc, log))
-        return proc
-
-    def tearDown(self):
-        for proc, log in reversed(self.procs):
-            terminate(proc)
-            log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def test_carbon_relay_pickle_through_polymur_into_whisper(self):
         relay = Polymur("--pickle-listen-addr=127.0.0.1:%d" % self.ports["polymur_pickle"],

@@ -4,33 +4,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
-from harness import Polymur, free_port, listening, wait_until
+from harness import CarbonSandbox, Polymur, free_port, listening, wait_until
 
-CARBON_CONF = """[cache]
-STORAGE_DIR = {root}/storage/
-LOCAL_DATA_DIR = {root}/storage/whisper/
-WHITELISTS_DIR = {root}/storage/lists/
-CONF_DIR = {root}/conf/
-LOG_DIR = {root}/log/
-PID_DIR = {root}/run/
-ENABLE_LOGROTATION = False
-USER =
-MAX_CACHE_SIZE = inf
-MAX_UPDATES_PER_SECOND = inf
-MAX_CREATES_PER_MINUTE = inf
-LINE_RECEIVER_INTERFACE = 127.0.0.1
-PICKLE_RECEIVER_INTERFACE = 127.0.0.1
-CACHE_QUERY_INTERFACE = 127.0.0.1
-ENABLE_UDP_LISTENER = False
-ENABLE_TAGS = False
-LOG_UPDATES = False
-LOG_CREATES = False
-ENABLE_MANHOLE = False
-"""
 INSTANCE = """
 [cache:{name}]
 LINE_RECEIVER_PORT = {line}
@@ -44,36 +22,16 @@ LOCAL_DATA_DIR = {root}/{name}/whisper/
                      "needs graphite-carbon and python3-whisper (./dev.sh test installs them)")
 class GraphiteEndToEndTest(unittest.TestCase):
     def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="polymur-graphite-")
-        os.makedirs(os.path.join(self.root, "conf"))
         self.ports = {name: free_port() for name in "ab"}
-        conf = CARBON_CONF.format(root=self.root)
+        instances = "".join(INSTANCE.format(name=name, line=self.ports[name], pickle=free_port(), query=free_port(),
+                                            root="{root}") for name in "ab")
+        self.carbon = CarbonSandbox("polymur-graphite-", instances)
+        self.addCleanup(self.carbon.cleanup)
+        self.root = self.carbon.root
         for name in "ab":
-            conf += INSTANCE.format(name=name, line=self.ports[name], pickle=free_port(), query=free_port(), root=self.root)
-        self.conf = os.path.join(self.root, "conf", "carbon.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf)
-        with open(os.path.join(self.root, "conf", "storage-schemas.conf"), "w") as f:
-            f.write("[default]\npattern = .*\nretentions = 60s:1d\n")
-        self.caches = []
-        for name in "ab":
-            log = open(os.path.join(self.root, "carbon-%s.log" % name), "wb")
-            proc = subprocess.Popen(["carbon-cache", "--config=" + self.conf, "--instance=" + name, "--nodaemon", "start"],
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            self.caches.append((proc, log))
+            self.carbon.daemon("carbon-cache", "--instance=" + name)
         for name in "ab":
             wait_until(lambda: listening(self.ports[name]), 30, message="carbon-cache " + name)
-
-    def tearDown(self):
-        for proc, log in self.caches:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def test_every_metric_lands_on_the_cache_graphites_ring_names(self):
         destinations = ["127.0.0.1:%d:a" % self.ports["a"], "127.0.0.1:%d:b" % self.ports["b"]]
