@@ -35,6 +35,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def temp_dir(test, prefix):
+    """A fresh directory under /tmp that is removed when `test` (a unittest.TestCase) ends."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    test.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
 def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
     deadline = time.monotonic() + timeout * TIME_FACTOR
     while time.monotonic() < deadline:

@@ -5,10 +5,8 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
-import time
 
-from harness import POLYMUR, RelayTestCase, free_port, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, free_port, send_lines, temp_dir, wait_until
 
 TIMESTAMPED = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3} \[")
 
@@ -20,7 +18,7 @@ def run(args, env=None, timeout=15):
 
 class CheckAgreesWithStartTest(RelayTestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="polymur-check-")
+        self.tmp = temp_dir(self, "polymur-check-")
         # Ports of their own, so a case that is not refused could start without disturbing anyone.
         self.base = ["--state-dir=" + os.path.join(self.tmp, "state"), "--api-addr=127.0.0.1:%d" % free_port(),
                      "--listen-addr=127.0.0.1:%d" % free_port(), "--workers=1"]
@@ -122,7 +120,7 @@ class CheckAgreesWithStartTest(RelayTestCase):
 
 class ReloadTest(RelayTestCase):
     def config_relay(self, text, *args):
-        self.conf = os.path.join(tempfile.mkdtemp(prefix="polymur-reload-"), "polymur.conf")
+        self.conf = os.path.join(temp_dir(self, "polymur-reload-"), "polymur.conf")
         with open(self.conf, "w") as f:
             f.write(text)
         return self.relay("--config=" + self.conf, *args)

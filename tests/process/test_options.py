@@ -1,10 +1,9 @@
 """Polymur-compatible flags, environment and config file, through the real binary."""
 import os
 import subprocess
-import tempfile
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, free_port, listening, send_lines, wait_until
+from harness import POLYMUR, Polymur, Sink, free_port, listening, send_lines, temp_dir, wait_until
 
 
 class OptionsTest(unittest.TestCase):
@@ -33,7 +32,7 @@ class OptionsTest(unittest.TestCase):
     def test_polymur_single_dash_flags_work(self):
         sink = Sink().start()
         port, api = free_port(), free_port()
-        state = tempfile.mkdtemp(prefix="polymur-opt-")
+        state = temp_dir(self, "polymur-opt-")
         proc = subprocess.Popen([POLYMUR, "-listen-addr=127.0.0.1:%d" % port, "-api-addr=127.0.0.1:%d" % api,
                                  "-destinations=%s" % sink.address, "-distribution=broadcast", "-queue-cap=5000",
                                  "-state-dir=" + state, "-workers=1"],
@@ -49,7 +48,7 @@ class OptionsTest(unittest.TestCase):
 
     def test_command_line_beats_environment_beats_file(self):
         ports = {name: free_port() for name in ("file", "env", "cli", "api_file", "api_env")}
-        tmp = tempfile.mkdtemp(prefix="polymur-opt-")
+        tmp = temp_dir(self, "polymur-opt-")
         config = os.path.join(tmp, "polymur.conf")
         with open(config, "w") as f:
             f.write("# comment\nlisten-addr = 127.0.0.1:%d\napi-addr = 127.0.0.1:%d\nworkers = 1\n"

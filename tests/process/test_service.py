@@ -2,6 +2,7 @@
 self-metrics and journal log lines, all through the real binary."""
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -9,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import POLYMUR, RelayTestCase, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, numbered, send_lines, temp_dir, wait_until
 
 
 class NotifySocket:
@@ -39,6 +40,7 @@ class NotifySocket:
         self._stop.set()
         self._thread.join()
         self.sock.close()
+        shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
 
 class ServiceTest(RelayTestCase):
@@ -76,7 +78,7 @@ class ServiceTest(RelayTestCase):
         self.assertNotIn("WATCHDOG=1", notify.states())
 
     def test_check_config_names_file_line_and_reason(self):
-        tmp = tempfile.mkdtemp(prefix="polymur-check-")
+        tmp = temp_dir(self, "polymur-check-")
         good = os.path.join(tmp, "good.conf")
         with open(good, "w") as f:
             f.write("# polymur\nlisten-addr = 127.0.0.1:2003\ndestinations = 10.0.0.1:2003, 10.0.0.2:2003\n"
@@ -105,7 +107,7 @@ class ServiceTest(RelayTestCase):
 
     def test_sighup_applies_destination_changes_without_loss_and_refuses_a_bad_file(self):
         a, b = self.sink(), self.sink()
-        conf = os.path.join(tempfile.mkdtemp(prefix="polymur-reload-"), "polymur.conf")
+        conf = os.path.join(temp_dir(self, "polymur-reload-"), "polymur.conf")
         with open(conf, "w") as f:
             f.write("destinations = %s\n" % a.address)
         relay = self.relay("--config=" + conf)
