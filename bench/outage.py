@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from compare import descendants  # the supervisor and every process below it
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -55,30 +57,10 @@ def admin(port, command):
             chunks.append(chunk)
 
 
-def relay_pids(root):
-    """The supervisor and every descendant."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
 def memory(root):
     """(PSS, PSS without file-backed pages) in bytes, summed over the relay's processes."""
     pss = pss_file = 0
-    for pid in relay_pids(root):
+    for pid in descendants(root):
         try:
             with open("/proc/%d/smaps_rollup" % pid) as f:
                 for line in f:
@@ -95,7 +77,7 @@ def memory(root):
 def cpu_seconds(root):
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pid in relay_pids(root):
+    for pid in descendants(root):
         try:
             with open("/proc/%d/stat" % pid) as f:
                 fields = f.read().rsplit(")", 1)[1].split()
