@@ -183,8 +183,9 @@ bool Supervisor::setup() {
 
 // Registers a destination: its queue file, its slot in shared memory, its output process.
 bool Supervisor::add_destination(const std::string& text, bool console, std::string& error) {
+    DestinationSpec spec;  // the console has none: it is no transport
     if (!console) {
-        error = check_destination_text(text);
+        error = check_destination_text(text, &spec);
         if (!error.empty()) return false;
     }
     for (const Destination& d : destinations_) {
@@ -197,28 +198,19 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
             return false;
         }
     }
-    const bool https = !console && is_https_destination(text);
+    const bool https = !console && spec.transport == Transport::https;
     if (https && (config_.client_cert.empty() || config_.client_key.empty() || config_.ca_cert.empty())) {
         error = "destination " + text + ": HTTPS destinations need --client-cert, --client-key and --ca-cert, "
                 "and this polymur runs without them";
         return false;
     }
-    if (!https && !console && config_.hash_route()) {
+    if (!console && spec.ring_member() && config_.hash_route()) {
         // Refuse what carbon refuses: two destinations that are the same ring node.
         std::vector<route::Destination> members;
-        for (const Destination& d : destinations_) {
-            route::Destination other;
-            std::string ignored;
-            if (d.in_use && !d.removing && !d.console && !d.https && route::parse_destination(d.text, other, ignored))
-                members.push_back(other);
-        }
-        members.emplace_back();
-        route::parse_destination(text, members.back(), error);  // check_destination_text accepted it
-        route::HashType type;
-        route::HashCompat compat;
-        route::parse_hash_type(config_.hash_type, type);
-        route::parse_hash_compat(config_.hash_compat, compat);
-        if (!route::HashRing::build(type, members, error, compat)) return false;
+        for (const Destination& d : destinations_)
+            if (d.in_use && !d.removing && d.ring_member()) members.push_back(d.spec.endpoint);
+        members.push_back(spec.endpoint);
+        if (!route::HashRing::build(config_.hash_type, members, error, config_.hash_compat)) return false;
     }
     auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {
@@ -262,7 +254,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     d.in_use = true;
     d.text = text;
     d.console = console;
-    d.https = https;
+    d.spec = std::move(spec);
     d.registered_unix_ns = realtime_ns();
     d.incarnation = next_incarnation_++;
     d.queue = std::move(queue);
@@ -280,7 +272,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     s.link_state = static_cast<uint32_t>(shm::LinkState::starting);
     s.consecutive_failures = 0;
     s.rerouted_lines = 0;
-    s.in_ring.store(console || https ? 0 : 1, std::memory_order_relaxed);
+    s.in_ring.store(d.ring_member() ? 1 : 0, std::memory_order_relaxed);
     s.state.store(static_cast<uint32_t>(shm::SlotState::active), std::memory_order_release);
     publish_generation();
 
@@ -466,12 +458,12 @@ void Supervisor::update_ring_membership() {
     bool changed = false;
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         Destination& d = destinations_[slot];
-        if (!d.in_use || d.console || d.https || d.removing) continue;  // mirrors are not ring nodes
+        if (!d.in_use || !d.ring_member() || d.removing) continue;  // mirrors are not ring nodes
         shm::DestinationSlot& s = control_->destinations[slot];
         bool in_ring = s.in_ring.load(std::memory_order_relaxed) != 0;
         uint64_t failures = s.consecutive_failures.load(std::memory_order_relaxed);
         auto link = static_cast<shm::LinkState>(s.link_state.load(std::memory_order_relaxed));
-        if (in_ring && config_.failover == "reroute" && failures >= config_.failover_after) {
+        if (in_ring && config_.failover == Failover::reroute && failures >= config_.failover_after) {
             s.in_ring.store(0, std::memory_order_release);
             changed = true;
             LOG_WARN("destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
@@ -486,7 +478,7 @@ void Supervisor::update_ring_membership() {
 
     auto needs_reroute = [&](uint32_t slot) {
         const Destination& d = destinations_[slot];
-        if (!d.in_use || d.console || d.https || !d.queue || d.queue->queued_bytes() == 0) return false;
+        if (!d.in_use || !d.ring_member() || !d.queue || d.queue->queued_bytes() == 0) return false;
         return d.removing || control_->destinations[slot].in_ring.load(std::memory_order_relaxed) == 0;
     };
     uint32_t holder = control_->header.reroute_slot.load(std::memory_order_acquire);
@@ -652,9 +644,9 @@ void Supervisor::apply_runtime_changes() {
             if (!present && !ok) {
                 // A destination that parses failed for a reason that may pass (no disk for its
                 // queue, say): keep it for the next start. One that does not parse never will.
-                route::Destination parsed;
+                DestinationSpec parsed;
                 std::string ignored;
-                const bool may_pass = is_https_destination(destination) || route::parse_destination(destination, parsed, ignored);
+                const bool may_pass = parse_destination_spec(destination, parsed, ignored);
                 LOG_ERROR("%s: putdest %s cannot be replayed%s: %s", path.c_str(), destination.c_str(), may_pass ? " now" : "",
                           error.c_str());
                 failed += may_pass;
@@ -824,7 +816,7 @@ RelayCounters Supervisor::counters() {
 RelayStatus Supervisor::status() {
     RelayStatus s;
     s.workers = config_.workers;
-    s.distribution = config_.distribution;
+    s.distribution = distribution_name(config_.distribution);
     s.start_unix_seconds = control_->header.start_unix_ns / 1000000000;
     for (uint32_t i = 0; i < config_.workers; ++i) {
         const shm::WorkerSlot& w = control_->workers[i];
@@ -1030,10 +1022,10 @@ std::string Supervisor::putdest(const std::string& destination) {
     if (registered >= config_.max_destinations)
         return "error: " + std::to_string(registered) + " destinations are registered, the most --max-destinations allows; " +
                "deldest one first\n";
-    route::Destination parsed;
+    DestinationSpec parsed;
     std::string listener;
-    if (!is_https_destination(destination) && route::parse_destination(destination, parsed, error) &&
-        reaches_own_listener(parsed.host, parsed.port,
+    if (parse_destination_spec(destination, parsed, error) && parsed.transport == Transport::tcp &&
+        reaches_own_listener(parsed.endpoint.host, parsed.endpoint.port,
                              {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get(), metrics_fd_.get()}, listener)) {
         LOG_WARN("destination %s: putdest refused: it reaches this relay's own listener %s", destination.c_str(), listener.c_str());
         return "error: destination " + destination + " is this relay's own listener " + listener +
@@ -1165,8 +1157,8 @@ int Supervisor::run() {
     for (const Destination& d : destinations_)
         if (d.in_use && !d.console) running.destinations.push_back(d.text);
     LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations%s",
-               config_.mode.c_str(), listening.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
-               config_.distribution.c_str(), running.destinations.size(), config_.console_out ? " and the console" : "");
+               mode_name(config_.mode), listening.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
+               distribution_name(config_.distribution), running.destinations.size(), config_.console_out ? " and the console" : "");
     for (const std::string& warning : config_warnings(running)) LOG_WARN("%s", warning.c_str());
 
     event_base_dispatch(base_);

@@ -20,6 +20,7 @@
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 #include "common/config.hpp"
+#include "common/destination_spec.hpp"
 #include "supervisor/health.hpp"
 #include "supervisor/metrics_http.hpp"
 #include "supervisor/relay_status.hpp"
@@ -62,7 +63,10 @@ private:
         bool in_use = false;
         std::string text;
         bool console = false;
-        bool https = false;
+        DestinationSpec spec;  // parsed once when registered; empty for the console
+
+        // A node of the hash ring: the console and the https mirrors are not.
+        bool ring_member() const { return !console && spec.ring_member(); }
         int64_t registered_unix_ns = 0;
         uint64_t incarnation = 0;
         std::unique_ptr<shm::QueueFile> queue;
