@@ -14,6 +14,11 @@ prints per relay:
   peak PSS      summed over the relay's processes from /proc/PID/smaps_rollup, sampled every 100 ms
   p50/p99/max   end-to-end latency (send time in the value field, CLOCK_MONOTONIC) at a fixed rate
 
+With --relays forwarder,polymur the reference is polymur-forwarder (bench/forwarder.cpp): a relay that does
+no work at all, splicing each connection's bytes through a kernel pipe to the destinations (mirrored for
+broadcast, connection by connection for hash routing). Its rate is the machine's limit for this load, and
+polymur's rate is printed as a share of it.
+
 --smoke runs tiny counts and exits non-zero unless every metric sent was delivered (CI). No timing
 is asserted anywhere; the targets are printed as met / not met.
 """
@@ -37,7 +42,9 @@ ROOT = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-TARGETS = {"throughput_ratio": 3.0, "cpu_ratio": 1 / 3, "idle_pss_mib": 64.0, "p99_ms": 10.0}
+TARGETS = {"throughput_ratio": 3.0, "cpu_ratio": 1 / 3, "idle_pss_mib": 64.0, "p99_ms": 10.0,
+           # polymur's delivered rate as a share of the do-nothing forwarder's (docs/PERFORMANCE.md)
+           "forwarder_share": {"broadcast": 0.90, "hash": 0.80}}
 
 
 def log(*args):
@@ -405,6 +412,16 @@ class CarbonCRelay(Relay):
         self._spawn([binary, "-f", conf] + settings)
 
 
+class Forwarder(Relay):
+    """polymur-forwarder: splice(2) through a pipe, no parsing, no queue; the machine's reference."""
+    name = "forwarder"
+
+    def __init__(self, binary, workdir, tag, sink_ports, distribution):
+        super().__init__(workdir, "forwarder-" + tag)
+        mode = "spread" if distribution == "hash" else "mirror"
+        self._spawn([binary, str(self.port), mode] + [str(p) for p in sink_ports])
+
+
 def carbon_settings(args):
     return ["-w", str(args.ccr_workers), "-b", str(args.ccr_batch), "-q", str(args.ccr_queue), "-B", "4096", "-s"]
 
@@ -435,6 +452,9 @@ class Bench:
         tag = str(self.serial)
         if relay == "polymur":
             return Polymur(self.args.polymur_bin, self.workdir, tag, sink_ports, distribution)
+        if relay == "forwarder":
+            return Forwarder(os.path.join(self.args.bench_dir, "polymur-forwarder"), self.workdir, tag, sink_ports,
+                             distribution)
         return CarbonCRelay(self.args.carbon_bin, self.workdir, tag, sink_ports, distribution, carbon_settings(self.args))
 
     def run_flow(self, relay_name, wl):
@@ -672,7 +692,7 @@ def median_result(results):
 
 
 def print_workload(wl, by_relay):
-    p, c = by_relay.get("polymur"), by_relay.get("carbon-c-relay")
+    p, c, f = by_relay.get("polymur"), by_relay.get("carbon-c-relay"), by_relay.get("forwarder")
     if wl["kind"] == "idle":
         log("  %-15s %10s %10s %12s %12s %14s" % ("relay", "opened", "accepted", "base PSS MiB", "peak PSS MiB", "KiB/connection"))
         for name, r in by_relay.items():
@@ -704,15 +724,23 @@ def print_workload(wl, by_relay):
         if wl["kind"] == "latency":
             line += " %9s %8.2fx" % ("", ratio(p["p99_us"], c["p99_us"]))
         log(line)
+    if p and f:
+        log("  %-15s %10.0f%% %11.0f%%" % ("polymur/fwd", 100 * ratio(p["accepted_per_s"], f["accepted_per_s"]),
+                                          100 * ratio(p["delivered_per_s"], f["delivered_per_s"])))
 
 
 def print_targets(workloads, table):
     log("\n== targets (polymur) ==")
     for wl in workloads:
         res = table.get(wl["name"], {})
-        p, c = res.get("polymur"), res.get("carbon-c-relay")
+        p, c, f = res.get("polymur"), res.get("carbon-c-relay"), res.get("forwarder")
         if not p:
             continue
+        if wl["kind"] == "throughput" and f:
+            want = TARGETS["forwarder_share"][wl["distribution"]]
+            share = ratio(p["delivered_per_s"], f["delivered_per_s"])
+            log("  %-16s delivered >= %.0f%% of the forwarder: %5.1f%%  %s" % (
+                wl["name"], 100 * want, 100 * share, "MET" if share >= want else "not met"))
         if wl["kind"] == "throughput" and c:
             r = ratio(p["delivered_per_s"], c["delivered_per_s"])
             acc = ratio(p["accepted_per_s"], c["accepted_per_s"])
@@ -779,18 +807,22 @@ def main():
     args.bench_dir = args.bench_dir or os.path.dirname(os.path.abspath(args.polymur_bin))
     relays = [r for r in args.relays.split(",") if r]
     for r in relays:
-        if r not in ("polymur", "carbon-c-relay"):
+        if r not in ("polymur", "carbon-c-relay", "forwarder"):
             ap.error("unknown relay " + r)
     needed = [os.path.join(args.bench_dir, "polymur-loadgen"), os.path.join(args.bench_dir, "polymur-sink")]
     if "polymur" in relays:
         needed.append(args.polymur_bin)
     if "carbon-c-relay" in relays:
         needed.append(args.carbon_bin)
+    if "forwarder" in relays:
+        needed.append(os.path.join(args.bench_dir, "polymur-forwarder"))
     for path in needed:
         if not os.access(path, os.X_OK):
             sys.exit("compare.py: %s is missing (bench/run.sh builds and installs everything)" % path)
 
     workloads = [
+        {"name": "broadcast1-4", "kind": "throughput", "distribution": "broadcast", "destinations": 1, "connections": 4,
+         "count": args.count},
         {"name": "broadcast-4", "kind": "throughput", "distribution": "broadcast", "destinations": 2, "connections": 4,
          "count": args.count},
         {"name": "broadcast-%d" % args.many_connections, "kind": "throughput", "distribution": "broadcast", "destinations": 2,
@@ -842,6 +874,8 @@ def main():
             runs = {r: [] for r in relays}
             for rep in range(args.repeat):
                 for relay in relays:
+                    if relay == "forwarder" and wl["kind"] == "idle":
+                        continue  # a thread per connection is no reference for idle memory
                     try:
                         r = bench.run_idle(relay, wl) if wl["kind"] == "idle" else bench.run_flow(relay, wl)
                     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
