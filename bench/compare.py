@@ -348,7 +348,7 @@ class Relay:
 class Polymur(Relay):
     name = "polymur"
 
-    def __init__(self, binary, workdir, tag, sink_ports, distribution):
+    def __init__(self, binary, workdir, tag, sink_ports, distribution, extra=()):
         super().__init__(workdir, "polymur-" + tag)
         self.api_port = free_port()
         state = os.path.join(workdir, "state-" + tag)
@@ -359,7 +359,7 @@ class Polymur(Relay):
             dests = ["127.0.0.1:%d" % p for p in sink_ports]
             dist = ["--distribution=broadcast"]
         self._spawn([binary, "--listen-addr=127.0.0.1:%d" % self.port, "--api-addr=127.0.0.1:%d" % self.api_port,
-                     "--state-dir=" + state, "--destinations=" + ",".join(dests)] + dist)
+                     "--state-dir=" + state, "--destinations=" + ",".join(dests)] + dist + list(extra))
 
     def admin(self, command):
         with socket.create_connection(("127.0.0.1", self.api_port), timeout=5) as s:
@@ -451,11 +451,28 @@ class Bench:
         self.serial += 1
         tag = str(self.serial)
         if relay == "polymur":
-            return Polymur(self.args.polymur_bin, self.workdir, tag, sink_ports, distribution)
+            return Polymur(self.args.polymur_bin, self.workdir, tag, sink_ports, distribution, self.args.polymur_arg)
         if relay == "forwarder":
             return Forwarder(os.path.join(self.args.bench_dir, "polymur-forwarder"), self.workdir, tag, sink_ports,
                              distribution)
         return CarbonCRelay(self.args.carbon_bin, self.workdir, tag, sink_ports, distribution, carbon_settings(self.args))
+
+    def warm_up(self, relay, sinks, wl, copies):
+        """Sends --warmup metrics through the relay and waits until the sinks have them all: the queue files'
+        pages are then touched once, as in a relay that has been running a while (the first pass over a
+        new queue file pays a page fault per page). Returns the copies the sinks counted, which the
+        measured run leaves out."""
+        a = self.args
+        cmd = [self.loadgen, "--port", str(relay.port), "--connections", str(wl["connections"]), "--series",
+               str(a.series), "--max-seconds", str(a.run_timeout), "--count", str(a.warmup)]
+        lg = subprocess.run(cmd, capture_output=True, timeout=a.run_timeout + 60)
+        if lg.returncode != 0:
+            raise RuntimeError("warm-up loadgen failed (%d): %s" % (lg.returncode, lg.stderr.decode()))
+        want = a.warmup * copies
+        if not wait_until(lambda: sum(s.count() for s in sinks) >= want, a.run_timeout):
+            raise RuntimeError("warm-up: %d of %d copies delivered" % (sum(s.count() for s in sinks), want))
+        time.sleep(0.5)
+        return want
 
     def run_flow(self, relay_name, wl):
         """A throughput or latency run: sinks, relay, load, wait for delivery, measure."""
@@ -472,6 +489,8 @@ class Bench:
             time.sleep(0.3)
             sampler = PssSampler(relay.pids)
             sampler.start()
+            copies = wl["destinations"] if wl["distribution"] == "broadcast" else 1
+            warm = self.warm_up(relay, sinks, wl, copies) if a.warmup and not latency else 0
             if a.profile and relay_name == "polymur" and wl["name"] == a.profile_workload:
                 perf = self.start_perf(relay)
             load0, busy0, runner0 = loadavg(), cpu_busy(), sum(os.times()[:2])
@@ -503,8 +522,7 @@ class Bench:
                     break
                 last_busy = time.monotonic_ns()
                 time.sleep(0.01)
-            copies = wl["destinations"] if wl["distribution"] == "broadcast" else 1
-            expected = sent["sent"] * copies
+            expected = sent["sent"] * copies + warm
             # Wait for delivery: all of it, or no progress for --stall-timeout seconds.
             last_total, last_change = -1, time.monotonic()
             deadline = time.monotonic() + a.run_timeout
@@ -535,7 +553,7 @@ class Bench:
         cpu_s = sum(cpu1.get(p, 0) - cpu0.get(p, 0) for p in processes) / CLK_TCK
         result["cpu_by_process"] = {"%s (%d)" % (titles.get(p, "?"), p): (cpu1.get(p, 0) - cpu0.get(p, 0)) / CLK_TCK
                                     for p in processes}
-        delivered = sum(s.get("count", 0) for s in sink_stats)
+        delivered = sum(s.get("count", 0) for s in sink_stats) - warm
         last_arrival = max((s.get("last_ns", 0) for s in sink_stats), default=0)
         span = (last_arrival - sent["start_ns"]) / 1e9 if last_arrival > sent["start_ns"] else 0
         per_copy = delivered / copies
@@ -549,8 +567,8 @@ class Bench:
             "accepted_per_s": sent["sent"] / accept_seconds if accept_seconds > 0 else 0,
             "machine_cpu_s": busy_s, "loadgen_cpu_s": sent.get("cpu_s", 0), "sinks_cpu_s": sinks_s, "runner_cpu_s": runner_s,
             "other_cpu_s": busy_s - cpu_s - sent.get("cpu_s", 0) - sinks_s - runner_s,
-            "expected": expected, "delivered": delivered, "per_sink": [s.get("count", 0) for s in sink_stats],
-            "lost": expected - delivered, "delivered_per_s": per_copy / span if span else 0,
+            "expected": expected - warm, "delivered": delivered, "warmup_copies": warm, "per_sink": [s.get("count", 0) for s in sink_stats],
+            "lost": expected - warm - delivered, "delivered_per_s": per_copy / span if span else 0,
             "deliver_seconds": span, "cpu_s": cpu_s, "cpu_s_per_m": cpu_s / (sent["sent"] / 1e6) if sent["sent"] else 0,
             "peak_pss_mib": peak / 1024.0, "machine_busy": busy, "loadavg": [load0, load1],
         })
@@ -562,9 +580,9 @@ class Bench:
             result.update(percentiles(hist))
             result["latency_max_us"] = max((s.get("max_us", 0) for s in sink_stats), default=0)
             result["target_rate"] = wl["rate"]
-        if delivered != expected:
-            self.failures.append("%s on %s: sent %d metrics x %d copies = %d, delivered %d (per sink %s)" % (
-                relay_name, wl["name"], sent["sent"], copies, expected, delivered, result["per_sink"]))
+        if delivered != expected - warm:
+            self.failures.append("%s on %s: sent %d metrics x %d copies = %d, delivered %d (per sink %s, warm-up %d)" % (
+                relay_name, wl["name"], sent["sent"], copies, expected - warm, delivered, result["per_sink"], warm))
         if wl.get("count") and sent["sent"] != wl["count"]:
             self.failures.append("%s on %s: loadgen sent %d of %d" % (relay_name, wl["name"], sent["sent"], wl["count"]))
         return result
@@ -777,11 +795,16 @@ def main():
     ap.add_argument("--bench-dir", default=os.environ.get("POLYMUR_BENCH_DIR"),
                     help="directory holding polymur-loadgen and polymur-sink (default: next to --polymur-bin)")
     ap.add_argument("--carbon-bin", default=shutil.which("carbon-c-relay") or "/usr/bin/carbon-c-relay")
+    ap.add_argument("--polymur-arg", action="append", default=[], metavar="ARG",
+                    help="one more polymur option (repeatable), e.g. --polymur-arg=--queue-bytes=16777216")
     ap.add_argument("--relays", default="polymur,carbon-c-relay", help="comma-separated subset, in running order")
     ap.add_argument("--only", default="", help="comma-separated workload names (default: all)")
     ap.add_argument("--smoke", action="store_true", help="tiny counts; exit 1 unless every metric was delivered")
     ap.add_argument("--check", action="store_true", help="exit 1 on any undelivered metric (implied by --smoke)")
     ap.add_argument("--count", type=int, default=5_000_000, help="metrics per throughput run")
+    ap.add_argument("--warmup", type=int, default=0, metavar="N",
+                    help="metrics sent before each throughput run and left out of its figures (touches the queue "
+                         "files' pages once, as in a relay that has been running; about queue-bytes / 45 per listener)")
     ap.add_argument("--many-connections", type=int, default=200)
     ap.add_argument("--rate", type=int, default=100_000, help="latency workload: metrics/s")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
