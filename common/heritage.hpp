@@ -34,9 +34,8 @@ struct Heritage {
 };
 
 int run_listener(const Heritage& heritage);
+// The output process of a destination, whatever its kind (worker/output_loop.cpp).
 int run_output(const Heritage& heritage);
-// The output loop for an https:// destination (worker/https_output.cpp).
-int run_https_output(const Heritage& heritage);
 
 // The queue file of a destination, named after it so a restart finds it again.
 std::string queue_path(const std::string& state_dir, const std::string& destination);
