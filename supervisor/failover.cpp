@@ -36,7 +36,8 @@ void Supervisor::update_ring_membership() {
         if (!d.in_use || !d.ring_member() || !d.queue || d.queue->queued_bytes() == 0) return false;
         return d.removing || control_->destinations[slot].in_ring.load(std::memory_order_relaxed) == 0;
     };
-    uint32_t holder = control_->header.reroute_slot.load(std::memory_order_acquire);
+    // The holder is the supervisor's own record; shared memory only tells the outputs.
+    uint32_t& holder = reroute_holder_;
     if (holder != shm::kNoSlot && !needs_reroute(holder)) {
         const Destination& d = destinations_[holder];
         LOG_INFO("destination %s: %llu lines moved to other destinations so far", d.text.c_str(),
@@ -48,6 +49,7 @@ void Supervisor::update_ring_membership() {
         for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
             if (needs_reroute(slot)) {
                 control_->header.reroute_slot.store(slot, std::memory_order_release);
+                holder = slot;
                 break;
             }
         }

@@ -161,6 +161,7 @@ private:
     std::array<Child, shm::kDestinationSlots> outputs_ {};
     std::array<Destination, shm::kDestinationSlots> destinations_ {};
     uint64_t next_incarnation_ = 1;
+    uint32_t reroute_holder_ = shm::kNoSlot;  // the output granted control_->header.reroute_slot
     uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
     int64_t next_space_retry_ms_ = 0;
     int64_t shutdown_deadline_ms_ = 0;

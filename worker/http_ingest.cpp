@@ -178,7 +178,6 @@ private:
     int64_t forwarded_logged_ms_ = 0;
 };
 
-Ingest* g_tls_ingest = nullptr;  // for the OpenSSL info callback (one TLS endpoint per process)
 int g_handshake_done_index = -1;  // SSL ex_data: set once the handshake completed
 
 Ingest::~Ingest() {
@@ -186,7 +185,6 @@ Ingest::~Ingest() {
     if (http_) evhttp_free(http_);
     guard_.reset();
     if (ctx_) SSL_CTX_free(ctx_);
-    if (g_tls_ingest == this) g_tls_ingest = nullptr;
 }
 
 bool Ingest::make_tls_context(std::string& error) {
@@ -216,7 +214,7 @@ bool Ingest::make_tls_context(std::string& error) {
     SSL_CTX_set_verify_depth(ctx_, 8);
     if (g_handshake_done_index < 0) g_handshake_done_index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
     SSL_CTX_set_info_callback(ctx_, &Ingest::on_tls_info);
-    g_tls_ingest = this;
+    SSL_CTX_set_app_data(ctx_, this);  // the info callback finds its endpoint through the context it belongs to
     return true;
 }
 
@@ -230,7 +228,8 @@ void Ingest::tls_info(const SSL* ssl, int where, int value) {
         if (g_handshake_done_index >= 0) SSL_set_ex_data(const_cast<SSL*>(ssl), g_handshake_done_index, const_cast<char*>("done"));
         return;
     }
-    if (!(where & SSL_CB_ALERT) || !g_tls_ingest) return;
+    auto* ingest = static_cast<Ingest*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    if (!(where & SSL_CB_ALERT) || !ingest) return;
     if (SSL_alert_type_string(value)[0] != 'F') return;  // warnings (close_notify) are not refusals
     // A connection closed before it sent anything (a TCP health check) is not a refused client.
     BIO* rbio = SSL_get_rbio(ssl);
@@ -238,7 +237,7 @@ void Ingest::tls_info(const SSL* ssl, int where, int value) {
     // After the handshake, an alert is about the connection (a client that left without
     // close_notify), not about who it is.
     if (g_handshake_done_index >= 0 && SSL_get_ex_data(ssl, g_handshake_done_index)) return;
-    Ingest& self = *g_tls_ingest;
+    Ingest& self = *ingest;
     const bool ours = where & SSL_CB_WRITE;
     ++self.counts_.tls_refused;
     long verify = ours ? SSL_get_verify_result(ssl) : X509_V_OK;

@@ -42,7 +42,12 @@ constexpr size_t kUdpDatagramMax = 65536;
 
 enum class Input : uint8_t { line, pickle, udp };
 
+class Listener;
+
+// One client connection, owned by Listener::connections_; libevent's read callback gets it and finds
+// its listener through `owner` (no process-wide pointer).
 struct Connection {
+    Listener* owner = nullptr;
     Input input = Input::line;
     bool first_read = true;
     const struct sockaddr_storage* udp_sender = nullptr;  // UDP: the datagram being read, named only in logs
@@ -137,7 +142,7 @@ private:
     struct event* accept_event_ = nullptr;
     struct event* pickle_accept_event_ = nullptr;
     struct event* resume_accept_event_ = nullptr;
-    std::vector<Connection*> connections_;
+    std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
     std::vector<Route> routes_;
     std::vector<uint16_t> mirrors_;      // indices into routes_
@@ -219,25 +224,25 @@ void Listener::accept_ready(int listen_fd, Input input) {
             }
             return;  // EAGAIN: another worker took it, or the backlog is empty
         }
-        auto* conn = new Connection();
+        auto owned = std::make_unique<Connection>();
+        Connection* conn = owned.get();
+        conn->owner = this;
         conn->input = input;
         conn->fd = fd;
         conn->last_active_ms = monotonic_ms();
         std::snprintf(conn->peer, sizeof conn->peer, "%s", net::peer_name(fd).c_str());
         conn->read_event = event_new(base_, fd, EV_READ | EV_PERSIST, &Listener::on_read, conn);
         conn->index = connections_.size();
-        connections_.push_back(conn);
+        connections_.push_back(std::move(owned));
         event_add(conn->read_event, nullptr);
         slot_.connections.store(connections_.size(), std::memory_order_relaxed);
         slot_.connections_total.fetch_add(1, std::memory_order_relaxed);
     }
 }
 
-// libevent hands us the connection; the listener is process-wide.
-Listener* g_listener = nullptr;
-
 void Listener::on_read(evutil_socket_t, short, void* conn_ptr) {
-    guarded("listener: read", [&] { g_listener->read_ready(*static_cast<Connection*>(conn_ptr)); });
+    auto* conn = static_cast<Connection*>(conn_ptr);
+    guarded("listener: read", [&] { conn->owner->read_ready(*conn); });
 }
 
 void Listener::read_ready(Connection& conn) {
@@ -623,12 +628,15 @@ void Listener::invalid(const Connection& conn, const char* why, std::string_view
 void Listener::close_connection(Connection& conn) {
     event_free(conn.read_event);
     ::close(conn.fd);
-    Connection* last = connections_.back();
-    connections_[conn.index] = last;
-    last->index = conn.index;
+    // The last connection takes this one's place; this one is freed when `closing` goes.
+    const size_t index = conn.index;
+    std::unique_ptr<Connection> closing = std::move(connections_[index]);
+    if (index + 1 != connections_.size()) {
+        connections_[index] = std::move(connections_.back());
+        connections_[index]->index = index;
+    }
     connections_.pop_back();
     slot_.connections.store(connections_.size(), std::memory_order_relaxed);
-    delete &conn;
 }
 
 void Listener::refresh_routes() {
@@ -712,7 +720,7 @@ void Listener::tick() {
     if (idle_timeout_s) {
         int64_t limit = static_cast<int64_t>(idle_timeout_s) * 1000;
         for (size_t i = 0; i < connections_.size();) {
-            Connection* conn = connections_[i];
+            Connection* conn = connections_[i].get();
             if (now - conn->last_active_ms > limit) {
                 LOG_INFO("client %s: closed after %u s idle", conn->peer, idle_timeout_s);
                 close_connection(*conn);  // moves the last connection into slot i
@@ -724,7 +732,6 @@ void Listener::tick() {
 }
 
 int Listener::run() {
-    g_listener = this;
     hash_type_ = config_.hash_type;
     hash_compat_ = config_.hash_compat;
     // One producer per ring, even while a listener of a previous polymur is still exiting.
