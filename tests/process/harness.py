@@ -131,11 +131,29 @@ class CarbonSandbox:
             log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
+def tcp_queued_bytes(port):
+    """Bytes in the kernel's queues of every IPv4 TCP connection to or from `port` on this machine: sent and
+    not yet acknowledged, or received and not yet read (/proc/net/tcp tx_queue and rx_queue)."""
+    total = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for row in f:
+            fields = row.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            if state == "0A":  # LISTEN: rx_queue is the accept backlog
+                continue
+            if int(local.split(":")[1], 16) == port or int(remote.split(":")[1], 16) == port:
+                tx, rx = fields[4].split(":")
+                total += int(tx, 16) + int(rx, 16)
+    return total
+
+
 class Sink:
-    """A destination: accepts connections and records every byte it receives."""
+    """A destination: accepts connections and records every byte it receives. It listens on `port`, or on
+    a port the kernel picks (then `port` is that port, kept for a restart)."""
 
     def __init__(self, port=None, read_delay=0.0, recv_size=1 << 20):
-        self.port = port or free_port()
+        self.port = port or 0
         self.read_delay = read_delay
         self.recv_size = recv_size
         self._lock = threading.Lock()
@@ -144,12 +162,14 @@ class Sink:
         self._server = None
         self._thread = None
         self.connections = 0
+        self._last_count = None
 
     def start(self):
         self._stop.clear()
         self._server = socket.socket()
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._server.bind(("127.0.0.1", self.port))
+        self.port = self._server.getsockname()[1]
         self._server.listen(64)
         self._server.settimeout(0.1)
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -201,6 +221,14 @@ class Sink:
     def line_count(self):
         with self._lock:
             return self._data.count(b"\n")
+
+    def quiescent(self):
+        """True when nothing is on its way to this sink (the kernel holds no byte for or from its port) and
+        its line count did not change since the previous call: for wait_until."""
+        count = self.line_count()
+        quiet = tcp_queued_bytes(self.port) == 0 and count == self._last_count
+        self._last_count = count
+        return quiet
 
     @property
     def address(self):
@@ -372,6 +400,14 @@ class RelayTestCase(unittest.TestCase):
         s = Sink(**kw).start()
         self.addCleanup(s.stop)
         return s
+
+    def refused_port(self):
+        """A port where nothing listens and nothing can start listening during the test: a socket holds it,
+        bound and not listening, so a connect to it is refused (unlike free_port(), which anyone may take)."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.addCleanup(s.close)
+        return s.getsockname()[1]
 
     def relay(self, *args, start=True, **kw):
         r = Polymur(*args, **kw)
