@@ -131,21 +131,25 @@ class CarbonSandbox:
             log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-def tcp_queued_bytes(port):
-    """Bytes in the kernel's queues of every IPv4 TCP connection to or from `port` on this machine: sent and
-    not yet acknowledged, or received and not yet read (/proc/net/tcp tx_queue and rx_queue)."""
-    total = 0
+def tcp_sockets(port):
+    """(state, tx_queue, rx_queue) of every IPv4 TCP socket on this machine with `port` at either end, from
+    /proc/net/tcp: state "01" is ESTABLISHED, "0A" LISTEN; tx_queue is sent and not yet acknowledged,
+    rx_queue received and not yet read (for a listening socket: the accept backlog)."""
+    out = []
     with open("/proc/net/tcp") as f:
         next(f)
         for row in f:
             fields = row.split()
-            local, remote, state = fields[1], fields[2], fields[3]
-            if state == "0A":  # LISTEN: rx_queue is the accept backlog
-                continue
-            if int(local.split(":")[1], 16) == port or int(remote.split(":")[1], 16) == port:
+            local, remote = (int(end.split(":")[1], 16) for end in fields[1:3])
+            if port in (local, remote):
                 tx, rx = fields[4].split(":")
-                total += int(tx, 16) + int(rx, 16)
-    return total
+                out.append((fields[3], int(tx, 16), int(rx, 16)))
+    return out
+
+
+def tcp_queued_bytes(port):
+    """Bytes in the kernel's queues of every connection to or from `port`."""
+    return sum(tx + rx for state, tx, rx in tcp_sockets(port) if state != "0A")
 
 
 class Sink:
