@@ -13,7 +13,7 @@ from harness import Polymur, RelayTestCase, free_port, numbered, send_lines, wai
 
 # What one kill of an output can duplicate: the lines it wrote but had not committed, which are the
 # bytes the kernel had not acknowledged when it last committed (at most the socket send buffer,
-# net.ipv4.tcp_wmem's maximum) plus the chunk it was committing in (worker/output.cpp kChunkMax).
+# net.ipv4.tcp_wmem's maximum) plus the chunk it was committing in (worker/stream_transport.hpp kChunkMax).
 with open("/proc/sys/net/ipv4/tcp_wmem") as f:
     SEND_BUFFER_MAX = int(f.read().split()[2])
 CHUNK = 256 * 1024
