@@ -21,6 +21,7 @@
 #include "common/net.hpp"
 #include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
+#include "protocol/newlines.hpp"
 #include "protocol/tag_normalize.hpp"
 #include "protocol/pickle.hpp"
 #include "route/hash_ring.hpp"
@@ -268,10 +269,7 @@ void Listener::read_ready(Connection& conn) {
         }
         size_t end = have + static_cast<size_t>(n);
         size_t start = 0;
-        while (start < end) {
-            char* nl = static_cast<char*>(std::memchr(buf + start, '\n', end - start));
-            if (!nl) break;
-            size_t line_end = static_cast<size_t>(nl - buf);
+        protocol::for_each_newline(buf, end, [&](size_t line_end) {
             if (conn.discarding) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
@@ -280,7 +278,7 @@ void Listener::read_ready(Connection& conn) {
                 handle_line({buf + start, line_end - start + 1}, conn);
             }
             start = line_end + 1;
-        }
+        });
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
             if (!conn.discarding) ++too_long_;
