@@ -144,6 +144,7 @@ private:
     std::vector<uint16_t> mirrors_;      // indices into routes_
     std::unique_ptr<route::HashRing> ring_;
     std::vector<uint16_t> ring_routes_;  // ring destination index -> index into routes_
+    const bool hash_route_ = config_.hash_route();  // read per line: a string compare once, not per line (--distribution restarts)
     route::HashType hash_type_ = route::HashType::carbon_ch;
     route::HashCompat hash_compat_ = route::HashCompat::graphite;
     protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
@@ -535,7 +536,7 @@ size_t Listener::targets(std::string_view name, uint16_t* out) {
     for (uint16_t m : mirrors_) out[n++] = m;
     if (!ring_) {
         // No ring node, or broadcast to nobody: the line goes nowhere (a console mirror aside).
-        if (n == 0 || config_.hash_route()) ++unroutable_;
+        if (n == 0 || hash_route_) ++unroutable_;
         return n;
     }
     uint16_t chosen[route::kMaxReplication];
