@@ -152,18 +152,19 @@ bool is_plain_decimal(const char* p, const char* end) {
 
 // The fields of a canonical line once its two single spaces are found: a valid name (checked byte
 // by byte only when `name_outside` says it holds a byte outside '!'..'~'), a plain decimal value and
-// an unsigned integer timestamp of at most 18 digits (`stamp_digits`: all of them are digits, when
-// the caller knows it already).
+// an unsigned integer timestamp of at most 18 digits (`stamp_digits`: the caller found all of its
+// bytes are digits already).
 bool canonical_fields(const char* begin, const char* first, const char* second, const char* end, bool name_outside,
-                      ParsedLine& out) {
+                      bool stamp_digits, ParsedLine& out) {
     if (first == begin || second == first + 1 || second + 1 == end) return false;
     // A name with UTF-8 stays here when it is a valid name (so holds no whitespace to split on).
     if (name_outside && check_name(std::string_view(begin, static_cast<size_t>(first - begin))) != LineError::none)
         return false;
     if (!is_plain_decimal(first + 1, second)) return false;
     if (end - second - 1 > 18) return false;
-    for (const char* p = second + 1; p < end; ++p)
-        if (!is_digit(*p)) return false;
+    if (!stamp_digits)
+        for (const char* p = second + 1; p < end; ++p)
+            if (!is_digit(*p)) return false;
     out.name = std::string_view(begin, static_cast<size_t>(first - begin));
     out.value = std::string_view(first + 1, static_cast<size_t>(second - first - 1));
     out.timestamp = std::string_view(second + 1, static_cast<size_t>(end - second - 1));
@@ -173,37 +174,44 @@ bool canonical_fields(const char* begin, const char* first, const char* second, 
 }
 
 #if defined(__SSE2__)
-// Bit i set where byte i of the 16 at `p` is a space / outside '!'..'~'.
-void classify16(const char* p, uint32_t& spaces, uint32_t& outside) {
+// Bit i set where byte i of the 16 at `p` is a space / outside '!'..'~' / a digit.
+void classify16(const char* p, uint32_t& spaces, uint32_t& outside, uint32_t& digits) {
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     const __m128i at_least = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('!')), bytes);
     const __m128i at_most = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('~')), bytes);
     spaces = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(' '))));
     outside = ~static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(at_least, at_most))) & 0xFFFF;
+    const __m128i from_0 = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('0')), bytes);
+    const __m128i to_9 = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('9')), bytes);
+    digits = static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(from_0, to_9)));
 }
 
 // A line of 16 to 64 bytes in one pass of 16-byte loads (the last one ending at the line's end,
 // overlapping the one before): masks of its spaces and of its bytes outside '!'..'~', so the two
-// spaces are found, their number checked and the name classified without a memchr call.
+// spaces are found, their number checked, the name classified and the timestamp's digits checked
+// without a memchr call or a byte loop.
 bool parse_canonical_short(const char* begin, size_t size, ParsedLine& out) {
-    uint64_t spaces = 0, outside = 0;
-    uint32_t s, o;
+    uint64_t spaces = 0, outside = 0, digits = 0;
+    uint32_t s, o, d;
     size_t at = 0;
     for (; at + 16 < size; at += 16) {
-        classify16(begin + at, s, o);
+        classify16(begin + at, s, o, d);
         spaces |= uint64_t(s) << at;
         outside |= uint64_t(o) << at;
+        digits |= uint64_t(d) << at;
     }
-    classify16(begin + size - 16, s, o);
+    classify16(begin + size - 16, s, o, d);
     spaces |= uint64_t(s) << (size - 16);
     outside |= uint64_t(o) << (size - 16);
+    digits |= uint64_t(d) << (size - 16);
     if (!spaces) return false;
     const unsigned first = static_cast<unsigned>(__builtin_ctzll(spaces));
     const uint64_t rest = spaces & (spaces - 1);
     if (!rest || (rest & (rest - 1))) return false;  // not exactly two spaces
     const unsigned second = static_cast<unsigned>(__builtin_ctzll(rest));
     const bool name_outside = outside & ((uint64_t(1) << first) - 1);
-    return canonical_fields(begin, begin + first, begin + second, begin + size, name_outside, out);
+    const uint64_t stamp = (size == 64 ? ~uint64_t(0) : (uint64_t(1) << size) - 1) & ~((uint64_t(2) << second) - 1);
+    return canonical_fields(begin, begin + first, begin + second, begin + size, name_outside, (digits & stamp) == stamp, out);
 }
 #endif
 
@@ -228,7 +236,7 @@ bool parse_canonical(std::string_view line, ParsedLine& out) {
     // exit, so the compiler can vectorise the scan.
     bool outside = false;
     for (const char* p = begin; p < first; ++p) outside |= !is_plain(static_cast<unsigned char>(*p));
-    return canonical_fields(begin, first, second, end, outside, out);
+    return canonical_fields(begin, first, second, end, outside, false, out);
 }
 
 std::string_view span(const unsigned char* from, const unsigned char* to) {
