@@ -66,13 +66,14 @@ void Engine::add(size_t aggregate, std::string_view name, double value, int64_t 
     const rules::Aggregate& rule = table_.aggregate(aggregate);
     const int64_t interval = rule.interval;
     const size_t nbuckets = size_t((rule.expire + rule.interval - 1) / rule.interval) + 2;
-    for (size_t c = 0; c < rule.computes.size(); ++c) {
-        size_t used = 0;
-        if (!table_.aggregate_output_name(aggregate, c, name, name_, sizeof name_, used)) {
-            ++counters_.name_too_long;
-            continue;
-        }
-        std::string_view written(name_, used);
+    std::string_view names[kMaxComputes];
+    const size_t computes = std::min(rule.computes.size(), kMaxComputes);
+    if (!table_.aggregate_output_names(aggregate, name, name_, sizeof name_, names)) {
+        counters_.name_too_long += computes;
+        return;
+    }
+    for (size_t c = 0; c < computes; ++c) {
+        std::string_view written = names[c];
         auto& map = *series_[aggregate][c];
         auto found = map.find(written);
         Series* series;

@@ -42,7 +42,8 @@ struct Result {
 
 class Engine {
 public:
-    static constexpr size_t kMaxName = 4096;
+    static constexpr size_t kMaxName = 64 * 1024;  // all the names one point writes, together
+    static constexpr size_t kMaxComputes = route::rules::kMaxAggregateComputes;
 
     Engine(const route::RoutingTable& table, Limits limits = {});
     ~Engine();

@@ -678,8 +678,29 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
     if (!result.matched && result.feed_count == 0 && trace) trace->nothing_matched(result.names[current]);
 }
 
-bool RoutingTable::aggregate_output_name(size_t index, size_t compute, std::string_view name, char* out, size_t cap,
-                                         size_t& used) const {
+namespace {
+
+// Writes `metric` for `name` into out[used..cap): a regular expression's match is replaced in place, as a rewrite
+// does (carbon-c-relay 3.7.3, as run: ^c\.(w)\. writing C.\1 turns c.w.89 into C.w89); a plain string's metric
+// is written as it is.
+bool write_aggregate_name(std::string_view metric, std::string_view name, bool literal, const std::string_view* groups,
+                          size_t count, char* out, size_t cap, size_t& used) {
+    if (literal || groups[0].size() == name.size()) return expand_replacement(metric, groups, count, out, cap, used);
+    size_t before = size_t(groups[0].data() - name.data());
+    size_t after = name.size() - before - groups[0].size();
+    if (cap - used < before) return false;
+    std::memcpy(out + used, name.data(), before);
+    used += before;
+    if (!expand_replacement(metric, groups, count, out, cap, used) || cap - used < after) return false;
+    std::memcpy(out + used, groups[0].data() + groups[0].size(), after);
+    used += after;
+    return true;
+}
+
+}  // namespace
+
+bool RoutingTable::aggregate_output_names(size_t index, std::string_view name, char* out, size_t cap,
+                                          std::string_view* names) const {
     const CompiledRule& rule = *aggregate_rules_[index];
     std::string_view groups[kMaxGroups];
     size_t count = 0;
@@ -690,21 +711,28 @@ bool RoutingTable::aggregate_output_name(size_t index, size_t compute, std::stri
             break;
         }
     if (!hit) return false;
-    used = 0;
-    const std::string& metric = aggregates_[index].computes[compute].metric;
-    if (hit->literal() || groups[0].size() == name.size())
-        return expand_replacement(metric, groups, count, out, cap, used);
-    // A regular expression's match is replaced in place, as a rewrite does (carbon-c-relay 3.7.3, as run:
-    // ^c\.(w)\. writing C.\1 turns c.w.89 into C.w89).
-    size_t before = size_t(groups[0].data() - name.data());
-    size_t after = name.size() - before - groups[0].size();
-    if (before > cap) return false;
-    std::memcpy(out, name.data(), before);
-    used = before;
-    if (!expand_replacement(metric, groups, count, out, cap, used) || cap - used < after) return false;
-    std::memcpy(out + used, groups[0].data() + groups[0].size(), after);
-    used += after;
+    size_t used = 0;
+    const auto& computes = aggregates_[index].computes;
+    for (size_t c = 0; c < computes.size(); ++c) {
+        size_t begin = used;
+        if (!write_aggregate_name(computes[c].metric, name, hit->literal(), groups, count, out, cap, used)) return false;
+        names[c] = std::string_view(out + begin, used - begin);
+    }
     return true;
+}
+
+bool RoutingTable::aggregate_output_name(size_t index, size_t compute, std::string_view name, char* out, size_t cap,
+                                         size_t& used) const {
+    const CompiledRule& rule = *aggregate_rules_[index];
+    std::string_view groups[kMaxGroups];
+    size_t count = 0;
+    for (const Expression& expression : rule.expressions)
+        if (expression.match_groups(name, groups, count)) {
+            used = 0;
+            return write_aggregate_name(aggregates_[index].computes[compute].metric, name, expression.literal(), groups,
+                                        count, out, cap, used);
+        }
+    return false;
 }
 
 void RoutingTable::route_aggregate_result(size_t index, std::string_view name, const bool* up,

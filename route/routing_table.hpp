@@ -107,6 +107,9 @@ public:
     // groups fill the back-references) into out[0..cap); false when `name` does not match or it does not fit.
     bool aggregate_output_name(size_t index, size_t compute, std::string_view name, char* out, size_t cap,
                                size_t& used) const;
+    // The same for every compute of the rule at once (one match of the expression): names[c] views into
+    // out[0..cap). False when `name` does not match or the names do not fit.
+    bool aggregate_output_names(size_t index, std::string_view name, char* out, size_t cap, std::string_view* names) const;
     // Where an aggregate's result goes: with `send to`, that rule's clusters' slots for `name` (sends only,
     // names[0] = name); without, the whole table as for a metric from outside (route()).
     void route_aggregate_result(size_t index, std::string_view name, const bool* up, RouteResult& result) const;

@@ -460,7 +460,10 @@ private:
             if (!require("of") || !require("bucket")) return false;
         }
         if (!at_keyword("compute")) return expected("'compute'");
-        while (accept("compute")) {
+        while (at_keyword("compute")) {
+            if (a.computes.size() >= kMaxAggregateComputes)
+                return fail("at most " + std::to_string(kMaxAggregateComputes) + " compute clauses per aggregate");
+            ++pos_;
             Compute c;
             c.where = {file_, line()};
             if (!compute_function(c)) return false;

@@ -69,6 +69,8 @@ struct Compute {
     std::string label() const;  // "sum", "percentile95": carbon-c-relay's name for it
 };
 
+inline constexpr size_t kMaxAggregateComputes = 64;
+
 struct Aggregate {
     std::vector<std::string> expressions;
     int interval = 0;  // every N seconds, > 0

@@ -276,6 +276,12 @@ TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
          "t.conf:1: percentile<N>: N must be a whole number between 1 and 99, found 'percentile'"},
         {"aggregate ^a every 10 seconds expire after 15 seconds compute percentile9.5 write to x;",
          "t.conf:1: percentile<N>: N must be a whole number between 1 and 99, found 'percentile9.5'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds" + [] {
+             std::string many;
+             for (int i = 0; i < 65; ++i) many += "\n compute sum write to x";
+             return many;
+         }() + ";",
+         "t.conf:66: at most 64 compute clauses per aggregate"},
         {"aggregate ^a every 10 seconds expire after 15 seconds compute sum to x;",
          "t.conf:1: expected 'write', found 'to'"},
         {"aggregate ^a every 10 seconds expire after 15 seconds compute sum write to;",
