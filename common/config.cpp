@@ -123,7 +123,7 @@ bool store_config_file(const std::string& path, const po::options_description& o
             error = where + "expected name = value";
             return false;
         }
-        auto trim = [](std::string text) {
+        auto trim = [](const std::string& text) {
             size_t first = text.find_first_not_of(" \t"), last = text.find_last_not_of(" \t");
             return first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
         };
