@@ -724,8 +724,8 @@ void Listener::tick() {
 
 int Listener::run() {
     g_listener = this;
-    route::parse_hash_type(config_.hash_type, hash_type_);
-    route::parse_hash_compat(config_.hash_compat, hash_compat_);
+    hash_type_ = config_.hash_type;
+    hash_compat_ = config_.hash_compat;
     // One producer per ring, even while a listener of a previous polymur is still exiting.
     UniqueFd lock = lock_file(config_.state_dir + "/listener-" + std::to_string(heritage_.index) + ".lock",
                               "listener " + std::to_string(heritage_.index));
