@@ -89,12 +89,13 @@ TEST_F(QueueReaderTest, ABatchIsCutAfterItsLastWholeLineAndALongLineGoesAlone) {
 }
 
 // A batch cut short is counted by the reader itself (16 bytes a step, summed every 255 steps):
-// lines of every length from 1 to 40 bytes, over more than 255 steps, each count checked.
+// 4500 empty lines in a row (more newlines per byte lane than a byte counter holds), then lines of
+// every length from 1 to 40 bytes, each count checked.
 TEST_F(QueueReaderTest, TheReaderCountsTheLinesOfABatchItCutsAtEveryLength) {
     RingProducer producer(*queue_, 0, 1u << 30);
     std::vector<uint64_t> ends;  // the end of each line
     uint64_t pos = 0;
-    for (size_t len = 1; pos + len <= kRing - 64; len = len % 40 + 1) {
+    for (size_t len = 1, n = 0; pos + len <= kRing - 64; len = ++n < 4500 ? 1 : len % 40 + 1) {
         const std::string line = std::string(len - 1, 'x') + "\n";
         std::string_view part = line;
         ASSERT_TRUE(producer.append(&part, 1, part.size()));
@@ -102,7 +103,7 @@ TEST_F(QueueReaderTest, TheReaderCountsTheLinesOfABatchItCutsAtEveryLength) {
     }
     producer.publish();
     ASSERT_GT(pos, 255u * 16 + 16);
-    for (uint64_t max_bytes : {uint64_t(15), uint64_t(16), uint64_t(17), uint64_t(4079), uint64_t(4080), uint64_t(4097), pos - 1}) {
+    for (uint64_t max_bytes : {uint64_t(15), uint64_t(16), uint64_t(17), uint64_t(4079), uint64_t(4080), uint64_t(4097), uint64_t(4499), uint64_t(4600), pos - 1}) {
         QueueReader reader(*queue_);
         ReadBatch batch;
         ASSERT_TRUE(reader.read(0, max_bytes, batch));
