@@ -60,6 +60,9 @@ struct WorkerSlot {
     Counter pickle_invalid;     // pickle frames refused (bad or forbidden opcode, truncated, too long)
     Counter udp_datagrams;      // datagrams read from the UDP socket
     Counter udp_dropped_seen;   // the UDP socket's kernel drop count as this worker last saw it (cumulative)
+    Counter tls_handshakes;     // TLS listener: handshakes completed
+    Counter tls_refused;        // TLS listener: handshakes that failed (certificate refused, not TLS, ...)
+    Counter tls_cut;            // TLS listener: handshakes cut at --handshake-timeout or over the cap in progress
 };
 
 struct ControlHeader {

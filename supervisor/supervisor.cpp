@@ -116,6 +116,13 @@ bool Supervisor::setup() {
             return false;
         }
     }
+    if (!config_.tls_listen_addr.empty()) {
+        tls_fd_ = net::listen_tcp(config_.tls_listen_addr, 4096, error);
+        if (!tls_fd_) {
+            LOG_ERROR("TLS listener %s: cannot listen: %s", config_.tls_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
     if (!config_.udp_listen_addr.empty()) {
         // One socket, bound here and inherited by every worker: whichever worker is free reads the
         // next datagrams, a restarted worker finds the same socket (and nothing queued in it is lost),
@@ -303,6 +310,7 @@ void Supervisor::spawn(Child& child) {
     heritage.https_fd = child.role == Role::listener ? https_fd_.get() : -1;
     heritage.http_fd = child.role == Role::listener ? http_fd_.get() : -1;
     heritage.pickle_fd = child.role == Role::listener ? pickle_fd_.get() : -1;
+    heritage.tls_fd = child.role == Role::listener ? tls_fd_.get() : -1;
     heritage.udp_fd = child.role == Role::listener ? udp_fd_.get() : -1;
     heritage.control = control_;
     heritage.config = &config_;
@@ -330,7 +338,7 @@ void Supervisor::become_child(const Heritage& heritage) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != heritage.supervisor_pid) _exit(0);
     // Close every descriptor but the standard ones and those in the heritage.
-    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd, heritage.pickle_fd, heritage.udp_fd};
+    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd, heritage.pickle_fd, heritage.udp_fd, heritage.tls_fd};
     std::sort(std::begin(keep), std::end(keep));
     unsigned next = 3;
     for (int fd : keep) {
@@ -836,6 +844,9 @@ RelayStatus Supervisor::status() {
         s.connections_total += w.connections_total.load(std::memory_order_relaxed);
         s.pickle_invalid += w.pickle_invalid.load(std::memory_order_relaxed);
         s.udp_datagrams += w.udp_datagrams.load(std::memory_order_relaxed);
+        s.tls_handshakes += w.tls_handshakes.load(std::memory_order_relaxed);
+        s.tls_refused += w.tls_refused.load(std::memory_order_relaxed);
+        s.tls_cut += w.tls_cut.load(std::memory_order_relaxed);
         // The workers share one socket and each saw its cumulative count at some moment: the largest is the latest.
         s.udp_dropped = std::max<uint64_t>(s.udp_dropped, w.udp_dropped_seen.load(std::memory_order_relaxed));
     }
@@ -1158,6 +1169,7 @@ int Supervisor::run() {
     if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
     if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
     if (!config_.pickle_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("pickle " + config_.pickle_listen_addr);
+    if (!config_.tls_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("TLS " + config_.tls_listen_addr);
     if (!config_.udp_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("UDP " + config_.udp_listen_addr);
     // What runs now: the configured destinations and the replayed runtime changes, the console aside.
     Config running = config_;
