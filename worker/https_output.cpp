@@ -30,7 +30,7 @@
 #include "protocol/http_response.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/tls.hpp"
 

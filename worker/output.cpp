@@ -21,7 +21,7 @@
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
 
