@@ -65,6 +65,8 @@ struct WorkerSlot {
     Counter tls_handshakes;     // TLS listener: handshakes completed
     Counter tls_refused;        // TLS listener: handshakes that failed (certificate refused, not TLS, ...)
     Counter tls_cut;            // TLS listener: handshakes cut at --handshake-timeout or over the cap in progress
+    Counter compressed_streams; // line connections that turned out to be gzip or LZ4 streams
+    Counter compressed_invalid; // of those, closed because their bytes did not decode (or were cut short)
 };
 
 struct ControlHeader {

@@ -1,13 +1,18 @@
 // What a listener connection reads its lines through, when it is more than the socket itself: a TLS
-// session (--tls-listen-addr). The listener splits, validates and routes what comes out exactly as it
-// does for bytes read straight from a plaintext socket.
+// session (--tls-listen-addr) and/or a gzip or LZ4 stream (recognised by its first bytes). The listener
+// splits, validates and routes what comes out exactly as it does for bytes read straight from a
+// plaintext socket.
 #pragma once
 
 #include <openssl/ssl.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
+
+#include "protocol/stream_codec.hpp"
 
 namespace polymur {
 
@@ -28,6 +33,12 @@ public:
     // Starts a server-side TLS session on `fd` (a just-accepted socket). False: out of memory.
     bool start_tls(SSL_CTX* context, int fd);
 
+    // From now on the stream is compressed; `first` are its first bytes, already read.
+    void start_decoding(protocol::Compression compression, std::string_view first);
+    bool decoding() const { return decoder_ != nullptr; }
+    // The stream failed because its compressed bytes are not what they claim (not a TLS problem).
+    bool failed_in_decoding() const { return failed_in_decoding_; }
+
     // Reads up to `cap` decoded bytes into `buf`, as many as there are without waiting.
     Status read(int fd, char* buf, size_t cap, size_t& got);
 
@@ -46,10 +57,17 @@ public:
 
 private:
     Status fail(std::string why);
+    // The bytes as they come off the socket (through TLS when there is a session).
+    Status read_source(int fd, char* buf, size_t cap, size_t& got);
+    Status read_decoded(int fd, char* buf, size_t cap, size_t& got);
 
     SSL* ssl_ = nullptr;
     bool handshake_counted_ = false;
     bool failed_in_handshake_ = false;
+    bool failed_in_decoding_ = false;
+    std::unique_ptr<protocol::StreamDecoder> decoder_;
+    std::unique_ptr<char[]> raw_;  // compressed bytes read, not yet decoded: raw_[raw_begin_, raw_end_)
+    size_t raw_begin_ = 0, raw_end_ = 0;
     bool wants_write_ = false;
     Status deferred_ = Status::data;  // a status met after some data was returned (data: none)
     std::string failure_;

@@ -170,7 +170,7 @@ private:
     // Counted locally, flushed to shared memory once per read.
     uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0, pickle_invalid_ = 0, udp_datagrams_ = 0;
     uint64_t udp_dropped_seen_ = 0;
-    uint64_t tls_handshakes_ = 0, tls_refused_ = 0, tls_cut_ = 0;
+    uint64_t tls_handshakes_ = 0, tls_refused_ = 0, tls_cut_ = 0, compressed_streams_ = 0, compressed_invalid_ = 0;
     uint64_t unlogged_tls_failures_ = 0;
     int64_t last_tls_log_ms_ = 0;
     uint64_t unlogged_invalid_ = 0, unlogged_pickle_invalid_ = 0;
@@ -317,7 +317,20 @@ void Listener::read_ready(Connection& conn) {
         }
         conn.last_active_ms = monotonic_ms();
         if (conn.first_read) {
-            conn.first_read = false;
+            // A gzip or LZ4 stream (carbon-c-relay's transport gzip|lz4) is known by its first bytes, which
+            // cannot begin a valid line; from then on the lines come out of its decoder.
+            const std::string_view first(buf, have + static_cast<size_t>(n));
+            const protocol::Sniffed sniffed = protocol::sniff_compression(first);
+            if (sniffed == protocol::Sniffed::gzip || sniffed == protocol::Sniffed::lz4) {
+                conn.first_read = false;
+                if (!conn.stream) conn.stream = std::make_unique<InputStream>();
+                conn.stream->start_decoding(sniffed == protocol::Sniffed::gzip ? protocol::Compression::gzip : protocol::Compression::lz4,
+                                            first);
+                conn.tail_len = 0;
+                ++compressed_streams_;
+                continue;
+            }
+            if (sniffed != protocol::Sniffed::need_more) conn.first_read = false;
             if (protocol::looks_like_pickle_frame({buf + have, static_cast<size_t>(n)})) hint_pickle_on_line_port(conn);
         }
         size_t end = have + static_cast<size_t>(n);
@@ -366,12 +379,13 @@ void Listener::read_ready(Connection& conn) {
 // all) or a broken stream. Counted; logged at most once a second.
 void Listener::stream_failed(const Connection& conn, const InputStream& stream) {
     if (stream.failed_in_handshake()) ++tls_refused_;
+    if (stream.failed_in_decoding()) ++compressed_invalid_;
     int64_t now = monotonic_ms();
     if (now - last_tls_log_ms_ < 1000) {
         ++unlogged_tls_failures_;
         return;
     }
-    LOG_WARN("TLS client %s: %s; connection closed (%llu more TLS failures since the last report)", conn.peer,
+    LOG_WARN("client %s: %s; connection closed (%llu more TLS or compressed stream failures since the last report)", conn.peer,
              stream.failure().c_str(), static_cast<unsigned long long>(unlogged_tls_failures_));
     unlogged_tls_failures_ = 0;
     last_tls_log_ms_ = now;
@@ -821,6 +835,8 @@ void Listener::flush_counters() {
     if (tls_handshakes_) slot_.tls_handshakes.fetch_add(std::exchange(tls_handshakes_, 0), std::memory_order_relaxed);
     if (tls_refused_) slot_.tls_refused.fetch_add(std::exchange(tls_refused_, 0), std::memory_order_relaxed);
     if (tls_cut_) slot_.tls_cut.fetch_add(std::exchange(tls_cut_, 0), std::memory_order_relaxed);
+    if (compressed_streams_) slot_.compressed_streams.fetch_add(std::exchange(compressed_streams_, 0), std::memory_order_relaxed);
+    if (compressed_invalid_) slot_.compressed_invalid.fetch_add(std::exchange(compressed_invalid_, 0), std::memory_order_relaxed);
     if (udp_dropped_seen_ > slot_.udp_dropped_seen.load(std::memory_order_relaxed))
         slot_.udp_dropped_seen.store(udp_dropped_seen_, std::memory_order_relaxed);
 }
