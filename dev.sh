@@ -7,12 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-dev libevent-dev libssl-dev
-                zlib1g-dev libgtest-dev libre2-dev)
+                zlib1g-dev liblz4-dev libgtest-dev libre2-dev)
 # The sanitizer and fuzz build: clang with its runtimes (libFuzzer, ASan, UBSan) and llvm-symbolizer for
 # readable reports.
 SANITIZE_PACKAGES=(clang libclang-rt-dev llvm)
 TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db collectd-core
-               carbon-c-relay strace dpkg-dev clang-format clang-tidy)
+               carbon-c-relay strace dpkg-dev clang-format clang-tidy lz4)
 
 install_missing() {
     local missing=() package

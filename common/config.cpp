@@ -273,6 +273,10 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("pickle-listen-addr", po::value(&config.pickle_listen_addr), "carbon pickle protocol listener host:port (carbon's port is 2004; off by default)")
         ("udp-listen-addr", po::value(&config.udp_listen_addr), "plaintext lines over UDP, host:port (off by default)")
         ("udp-rcvbuf", unsigned_value(&config.udp_rcvbuf), "receive buffer of the UDP socket in bytes (what overflows it is dropped by the kernel and counted)")
+        ("tls-listen-addr", po::value(&config.tls_listen_addr), "plaintext metrics over TLS, host:port (off by default; needs --tls-cert and --tls-key)")
+        ("tls-cert", po::value(&config.tls_cert), "server certificate chain (PEM) of the TLS listener")
+        ("tls-key", po::value(&config.tls_key), "server private key (PEM) of the TLS listener")
+        ("tls-client-ca", po::value(&config.tls_client_ca), "CA certificate(s) (PEM): the TLS listener then requires a client certificate they sign (mutual TLS)")
         ("api-addr", po::value(&config.api_addr)->default_value(defaults.api_addr), "admin protocol TCP address (keep it on loopback)")
         ("admin-socket", po::value(&config.admin_socket), "admin protocol unix socket (default <state-dir>/polymur.sock)")
         ("admin-users", po::value<std::string>()->default_value(""), "comma-separated users (names or uids) who may putdest/deldest besides root and the user polymur runs as")
@@ -320,7 +324,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("max-bodies-in-flight", unsigned_value(&config.max_bodies_in_flight), "gateway: request body bytes a listener process receives at once; beyond it 503 with Retry-After")
         ("max-body-bytes", unsigned_value(&config.max_body_bytes), "largest decompressed request body; larger is refused with 413")
         ("request-timeout", unsigned_value(&config.request_timeout_s), "seconds an HTTP(S) client may take to send a request, from its first byte to its last (also the idle limit between requests)")
-        ("handshake-timeout", unsigned_value(&config.handshake_timeout_s), "seconds an HTTPS client may take for its TLS handshake, from accept")
+        ("handshake-timeout", unsigned_value(&config.handshake_timeout_s), "seconds a client of the HTTPS or TLS listener may take for its TLS handshake, from accept")
         ("gateway", po::value(&config.gateway), "proxy: gateway URL (https://host:port); adds it as an HTTPS destination")
         ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
         ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
@@ -484,6 +488,10 @@ std::string validate_config(const Config& config) {
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";
     if (!config.https_listen_addr.empty() && (config.cert.empty() || config.key.empty() || config.ca_cert.empty()))
         return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
+    if (!config.tls_listen_addr.empty() && (config.tls_cert.empty() || config.tls_key.empty()))
+        return "the TLS listener (--tls-listen-addr) needs --tls-cert and --tls-key";
+    if (config.tls_listen_addr.empty() && !(config.tls_cert.empty() && config.tls_key.empty() && config.tls_client_ca.empty()))
+        return "--tls-cert, --tls-key and --tls-client-ca are for the TLS listener; set --tls-listen-addr too";
     for (char c : config.namespace_extra_chars)
         if (c == '.' || static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
             std::string_view("*?[]{}/\\,;=").find(c) != std::string_view::npos)
@@ -496,7 +504,9 @@ std::string validate_config(const Config& config) {
     // Certificate files are read by the children; a missing one is found here, before they start.
     for (const auto& [option, path] : {std::pair<const char*, const std::string&>("cert", config.cert), {"key", config.key},
                                         {"ca-cert", config.ca_cert}, {"crl", config.crl},
-                                        {"client-cert", config.client_cert}, {"client-key", config.client_key}}) {
+                                        {"client-cert", config.client_cert}, {"client-key", config.client_key},
+                                        {"tls-cert", config.tls_cert}, {"tls-key", config.tls_key},
+                                        {"tls-client-ca", config.tls_client_ca}}) {
         if (!path.empty() && access(path.c_str(), R_OK) != 0)
             return std::string("--") + option + " " + path + ": " + std::strerror(errno);
     }

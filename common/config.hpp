@@ -29,6 +29,9 @@ struct Config {
     std::string pickle_listen_addr;           // carbon's pickle protocol (carbon uses 2004); empty: off
     std::string udp_listen_addr;              // plaintext lines in UDP datagrams; empty: off
     uint32_t udp_rcvbuf = 16u << 20;          // receive buffer of the UDP socket in bytes
+    std::string tls_listen_addr;              // plaintext lines over TLS; empty: off
+    std::string tls_cert, tls_key;            // its server certificate chain and key
+    std::string tls_client_ca;                // set: clients must present a certificate signed by it
     std::string api_addr = "localhost:2030";
     std::string admin_socket;  // empty: <state-dir>/polymur.sock
     std::vector<std::string> admin_users;   // besides root and the service's own user: may putdest/deldest

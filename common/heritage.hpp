@@ -27,6 +27,7 @@ struct Heritage {
     int https_fd = -1;   // listener only: HTTPS ingest (-1: none)
     int http_fd = -1;    // listener only: plain-HTTP ingest (-1: none)
     int pickle_fd = -1;  // listener only: carbon's pickle protocol (-1: none)
+    int tls_fd = -1;     // listener only: plaintext lines over TLS (-1: none)
     int udp_fd = -1;     // listener only: plaintext lines over UDP, one socket shared by every worker (-1: none)
     shm::ControlSegment* control = nullptr;
     const Config* config = nullptr;

@@ -96,6 +96,7 @@ std::vector<ListenAddress> listen_addresses(const Config& config) {
     if (!config.https_listen_addr.empty()) out.push_back({"https-listen-addr", config.https_listen_addr});
     if (!config.http_listen_addr.empty()) out.push_back({"http-listen-addr", config.http_listen_addr});
     if (!config.pickle_listen_addr.empty()) out.push_back({"pickle-listen-addr", config.pickle_listen_addr});
+    if (!config.tls_listen_addr.empty()) out.push_back({"tls-listen-addr", config.tls_listen_addr});
     out.push_back({"api-addr", config.api_addr});
     if (!config.metrics_addr.empty()) out.push_back({"metrics-addr", config.metrics_addr});
     return out;

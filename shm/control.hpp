@@ -62,6 +62,11 @@ struct WorkerSlot {
     Counter pickle_invalid;     // pickle frames refused (bad or forbidden opcode, truncated, too long)
     Counter udp_datagrams;      // datagrams read from the UDP socket
     Counter udp_dropped_seen;   // the UDP socket's kernel drop count as this worker last saw it (cumulative)
+    Counter tls_handshakes;     // TLS listener: handshakes completed
+    Counter tls_refused;        // TLS listener: handshakes that failed (certificate refused, not TLS, ...)
+    Counter tls_cut;            // TLS listener: handshakes cut at --handshake-timeout or over the cap in progress
+    Counter compressed_streams; // line connections that turned out to be gzip or LZ4 streams
+    Counter compressed_invalid; // of those, closed because their bytes did not decode (or were cut short)
 };
 
 struct ControlHeader {

@@ -12,6 +12,7 @@
 #include "common/proctitle.hpp"
 #include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
+#include "worker/tls.hpp"
 #include "common/validate.hpp"
 
 extern char** environ;
@@ -25,6 +26,15 @@ int main(int argc, char** argv) {
         case polymur::ParseOutcome::exit_ok: return 0;
         case polymur::ParseOutcome::exit_error: return 2;
         case polymur::ParseOutcome::run: break;
+    }
+    if (!config.tls_listen_addr.empty()) {  // a key that does not match, a CA file without a CA: refused before a child starts
+        std::string error;
+        SSL_CTX* context = polymur::new_line_listener_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca, error);
+        if (!context) {
+            std::fprintf(stderr, "polymur: TLS listener: %s\n", error.c_str());
+            return 2;
+        }
+        SSL_CTX_free(context);
     }
     if (config.check_config) {
         // parse_config ran the validation a start runs; the check adds a bind of every address.

@@ -48,6 +48,7 @@ void Supervisor::spawn(Child& child) {
     heritage.https_fd = child.role == Role::listener ? https_fd_.get() : -1;
     heritage.http_fd = child.role == Role::listener ? http_fd_.get() : -1;
     heritage.pickle_fd = child.role == Role::listener ? pickle_fd_.get() : -1;
+    heritage.tls_fd = child.role == Role::listener ? tls_fd_.get() : -1;
     heritage.udp_fd = child.role == Role::listener ? udp_fd_.get() : -1;
     heritage.control = control_;
     heritage.config = &config_;

@@ -45,7 +45,9 @@ std::string format_stats_json(const RelayStatus& s) {
     out << "{\"received\": " << s.received << ", \"invalid\": " << s.invalid << ", \"too_long\": " << s.too_long
         << ", \"unroutable\": " << s.unroutable << ", \"connections\": " << s.connections << ", \"connections_total\": "
         << s.connections_total << ", \"pickle_invalid\": " << s.pickle_invalid << ", \"udp_datagrams\": " << s.udp_datagrams
-        << ", \"udp_dropped\": " << s.udp_dropped << ", \"workers\": " << s.workers << ", \"distribution\": \"" << s.distribution
+        << ", \"udp_dropped\": " << s.udp_dropped << ", \"tls_handshakes\": " << s.tls_handshakes
+        << ", \"tls_refused\": " << s.tls_refused << ", \"tls_cut\": " << s.tls_cut
+        << ", \"compressed_streams\": " << s.compressed_streams << ", \"compressed_invalid\": " << s.compressed_invalid << ", \"workers\": " << s.workers << ", \"distribution\": \"" << s.distribution
         << "\", \"destinations\": {";
     bool first = true;
     for (const DestinationStatus& d : s.destinations) {
@@ -92,6 +94,14 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
         {"polymur_udp_datagrams_total", "counter", "Datagrams read from the UDP listener.", s.udp_datagrams},
         {"polymur_udp_dropped_total", "counter", "Datagrams the kernel dropped because the UDP receive buffer was full.",
          s.udp_dropped},
+        {"polymur_tls_handshakes_total", "counter", "TLS handshakes completed on the TLS listener.", s.tls_handshakes},
+        {"polymur_tls_refused_total", "counter", "TLS handshakes that failed on the TLS listener (a refused or missing client certificate, not TLS); each closed its connection.",
+         s.tls_refused},
+        {"polymur_tls_cut_total", "counter", "TLS handshakes cut at --handshake-timeout, or closed as the oldest beyond 256 in progress per worker.",
+         s.tls_cut},
+        {"polymur_compressed_streams_total", "counter", "Line connections that were gzip or LZ4 streams.", s.compressed_streams},
+        {"polymur_compressed_invalid_total", "counter", "gzip or LZ4 streams closed because they did not decode or were cut short.",
+         s.compressed_invalid},
     };
     for (const auto& m : relay) {
         e.family(m.name, m.type, m.help);

@@ -28,6 +28,8 @@ struct RelayStatus {
     uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, connections_total = 0;
     uint64_t pickle_invalid = 0;                 // pickle frames refused
     uint64_t udp_datagrams = 0, udp_dropped = 0;  // read from the UDP socket; dropped by the kernel
+    uint64_t tls_handshakes = 0, tls_refused = 0, tls_cut = 0;  // TLS listener: completed, failed, cut
+    uint64_t compressed_streams = 0, compressed_invalid = 0;    // gzip/LZ4 connections; refused ones
     uint32_t workers = 0;
     std::string distribution;
     int64_t start_unix_seconds = 0;

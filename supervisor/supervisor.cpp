@@ -111,6 +111,13 @@ bool Supervisor::setup() {
             return false;
         }
     }
+    if (!config_.tls_listen_addr.empty()) {
+        tls_fd_ = net::listen_tcp(config_.tls_listen_addr, 4096, error);
+        if (!tls_fd_) {
+            LOG_ERROR("TLS listener %s: cannot listen: %s", config_.tls_listen_addr.c_str(), error.c_str());
+            return false;
+        }
+    }
     if (!config_.udp_listen_addr.empty()) {
         // One socket, bound here and inherited by every worker: whichever worker is free reads the
         // next datagrams, a restarted worker finds the same socket (and nothing queued in it is lost),
@@ -528,6 +535,7 @@ int Supervisor::run() {
     if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
     if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
     if (!config_.pickle_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("pickle " + config_.pickle_listen_addr);
+    if (!config_.tls_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("TLS " + config_.tls_listen_addr);
     if (!config_.udp_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("UDP " + config_.udp_listen_addr);
     // What runs now: the configured destinations and the replayed runtime changes, the console aside.
     Config running = config_;

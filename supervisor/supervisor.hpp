@@ -150,6 +150,7 @@ private:
     UniqueFd https_fd_;
     UniqueFd http_fd_;
     UniqueFd pickle_fd_;
+    UniqueFd tls_fd_;
     UniqueFd udp_fd_;
     UniqueFd admin_tcp_fd_;
     UniqueFd admin_unix_fd_;

@@ -15,6 +15,11 @@ void add_worker_counters(const shm::ControlSegment& control, uint32_t workers, R
         s.connections_total += w.connections_total.load(std::memory_order_relaxed);
         s.pickle_invalid += w.pickle_invalid.load(std::memory_order_relaxed);
         s.udp_datagrams += w.udp_datagrams.load(std::memory_order_relaxed);
+        s.tls_handshakes += w.tls_handshakes.load(std::memory_order_relaxed);
+        s.tls_refused += w.tls_refused.load(std::memory_order_relaxed);
+        s.tls_cut += w.tls_cut.load(std::memory_order_relaxed);
+        s.compressed_streams += w.compressed_streams.load(std::memory_order_relaxed);
+        s.compressed_invalid += w.compressed_invalid.load(std::memory_order_relaxed);
         // The workers share one socket and each saw its cumulative count at some moment: the largest is the latest.
         s.udp_dropped = std::max<uint64_t>(s.udp_dropped, w.udp_dropped_seen.load(std::memory_order_relaxed));
     }

@@ -118,7 +118,7 @@ bool HttpsTransport::parse_url(std::string& error) {
 bool HttpsTransport::start(std::string& error) {
     if (!parse_url(error)) return false;
     // Only the private CA: the gateway's certificate must chain to --ca-cert.
-    ctx_ = new_tls_context(false, "client-cert", config_.client_cert, "client-key", config_.client_key, config_.ca_cert, error);
+    ctx_ = new_tls_context(false, "client-cert", config_.client_cert, "client-key", config_.client_key, "ca-cert", config_.ca_cert, error);
     if (!ctx_) return false;
     SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);

@@ -1,6 +1,6 @@
-// Listener worker: accepts plaintext and pickle connections on the supervisor's listen sockets and
-// reads its UDP socket, splits and validates lines (pickle frames become lines first), and appends each
-// valid line to the ring of every destination it routes to.
+// Listener worker: accepts plaintext, TLS and pickle connections on the supervisor's listen sockets and
+// reads its UDP socket, splits and validates lines (pickle frames become lines first, TLS records are
+// decrypted first), and appends each valid line to the ring of every destination it routes to.
 #include <event2/event.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,7 +28,9 @@
 #include "shm/queue.hpp"
 #include "common/heritage.hpp"
 #include "worker/http_ingest.hpp"
+#include "worker/input_stream.hpp"
 #include "worker/stop_pipe.hpp"
+#include "worker/tls.hpp"
 
 namespace polymur {
 namespace {
@@ -40,6 +42,9 @@ static_assert(kMaxPrefixedName + 32 <= shm::kMaxLineGrowth);
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
 constexpr size_t kUdpBatch = 32;     // datagrams per recvmmsg
 constexpr size_t kUdpDatagramMax = 65536;
+// TLS handshakes in progress at once in one worker; a new connection beyond it closes the oldest
+// (a flood of clients that never finish their handshake cannot lock the others out).
+constexpr size_t kMaxHandshakes = 256;
 
 enum class Input : uint8_t { line, pickle, udp };
 
@@ -52,9 +57,13 @@ struct Connection {
     Input input = Input::line;
     bool first_read = true;
     const struct sockaddr_storage* udp_sender = nullptr;  // UDP: the datagram being read, named only in logs
+    bool in_handshake = false;  // TLS: accepted, handshake not yet complete
     int fd = -1;
     struct event* read_event = nullptr;
+    struct event* write_event = nullptr;  // TLS: wakes the reader when the handshake must write first
+    std::unique_ptr<InputStream> stream;  // TLS (--tls-listen-addr); null: read the socket directly
     size_t index = 0;  // position in Listener::connections_
+    int64_t accepted_ms = 0;
     int64_t last_active_ms = 0;
     bool discarding = false;  // inside an over-long line: skip to the next '\n'
     std::unique_ptr<char[]> tail;  // partial line (pickle: partial frames) kept between reads
@@ -99,6 +108,9 @@ private:
     static void on_accept_pickle(evutil_socket_t fd, short, void* self) {
         guarded("listener: accept", [&] { static_cast<Listener*>(self)->accept_ready(fd, Input::pickle); });
     }
+    static void on_accept_tls(evutil_socket_t fd, short, void* self) {
+        guarded("listener: accept", [&] { static_cast<Listener*>(self)->accept_ready(fd, Input::line, true); });
+    }
     static void on_udp(evutil_socket_t fd, short, void* self) {
         guarded("listener: udp", [&] { static_cast<Listener*>(self)->udp_ready(fd); });
     }
@@ -115,9 +127,10 @@ private:
         auto* l = static_cast<Listener*>(self);
         if (l->accept_event_) event_add(l->accept_event_, nullptr);
         if (l->pickle_accept_event_) event_add(l->pickle_accept_event_, nullptr);
+        if (l->tls_accept_event_) event_add(l->tls_accept_event_, nullptr);
     }
 
-    void accept_ready(int fd, Input input);
+    void accept_ready(int fd, Input input, bool tls = false);
     void pause_accepts(long microseconds);
     bool should_defer_accept();
     void read_ready(Connection& conn);
@@ -130,6 +143,9 @@ private:
     void handle_line(std::string_view line, const Connection& conn);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
+    void stream_failed(const Connection& conn, const InputStream& stream);
+    void close_oldest_handshake();
+    void cut_slow_handshakes(int64_t now);
     void refresh_routes();
     void publish_all();
     void flush_counters();
@@ -142,6 +158,9 @@ private:
     struct event_base* base_ = nullptr;
     struct event* accept_event_ = nullptr;
     struct event* pickle_accept_event_ = nullptr;
+    struct event* tls_accept_event_ = nullptr;
+    SSL_CTX* tls_context_ = nullptr;  // --tls-listen-addr
+    size_t handshaking_ = 0;          // TLS connections still in their handshake
     struct event* resume_accept_event_ = nullptr;
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
@@ -158,6 +177,9 @@ private:
     // Counted locally, flushed to shared memory once per read.
     uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0, pickle_invalid_ = 0, udp_datagrams_ = 0;
     uint64_t udp_dropped_seen_ = 0;
+    uint64_t tls_handshakes_ = 0, tls_refused_ = 0, tls_cut_ = 0, compressed_streams_ = 0, compressed_invalid_ = 0;
+    uint64_t unlogged_tls_failures_ = 0;
+    int64_t last_tls_log_ms_ = 0;
     uint64_t unlogged_invalid_ = 0, unlogged_pickle_invalid_ = 0;
     int64_t last_invalid_log_ms_ = 0, last_pickle_log_ms_ = 0;
 
@@ -206,11 +228,12 @@ bool Listener::should_defer_accept() {
 void Listener::pause_accepts(long microseconds) {
     if (accept_event_) event_del(accept_event_);
     if (pickle_accept_event_) event_del(pickle_accept_event_);
+    if (tls_accept_event_) event_del(tls_accept_event_);
     struct timeval pause {0, microseconds};
     event_add(resume_accept_event_, &pause);
 }
 
-void Listener::accept_ready(int listen_fd, Input input) {
+void Listener::accept_ready(int listen_fd, Input input, bool tls) {
     for (int i = 0; i < 64; ++i) {
         if (should_defer_accept()) {
             ++deferrals_;
@@ -231,8 +254,22 @@ void Listener::accept_ready(int listen_fd, Input input) {
         conn->owner = this;
         conn->input = input;
         conn->fd = fd;
-        conn->last_active_ms = monotonic_ms();
+        conn->accepted_ms = conn->last_active_ms = monotonic_ms();
         std::snprintf(conn->peer, sizeof conn->peer, "%s", net::peer_name(fd).c_str());
+        if (tls) {
+            if (handshaking_ >= kMaxHandshakes) close_oldest_handshake();
+            conn->stream = std::make_unique<InputStream>();
+            if (!conn->stream->start_tls(tls_context_, fd)) {
+                LOG_ERROR("listener %u: cannot create a TLS session: %s; closing client %s", heritage_.index,
+                          openssl_errors().c_str(), conn->peer);
+                ::close(fd);
+                delete conn;
+                continue;
+            }
+            conn->in_handshake = true;
+            ++handshaking_;
+            conn->write_event = event_new(base_, fd, EV_WRITE, &Listener::on_read, conn);
+        }
         conn->read_event = event_new(base_, fd, EV_READ | EV_PERSIST, &Listener::on_read, conn);
         conn->index = connections_.size();
         connections_.push_back(std::move(owned));
@@ -261,16 +298,46 @@ void Listener::read_ready(Connection& conn) {
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         size_t have = conn.tail_len;
         if (have) std::memcpy(buf, conn.tail.get(), have);
-        ssize_t n = ::read(conn.fd, buf + have, kReadSize);
-        if (n <= 0) {
+        ssize_t n;
+        if (conn.stream) {
+            size_t got = 0;
+            InputStream::Status status = conn.stream->read(conn.fd, buf + have, kReadSize, got);
+            if (conn.in_handshake && !conn.stream->handshaking()) {
+                conn.in_handshake = false;
+                --handshaking_;
+                ++tls_handshakes_;
+            }
+            if (status == InputStream::Status::again) break;
+            if (status == InputStream::Status::failed) {
+                stream_failed(conn, *conn.stream);
+                conn.discarding = true;  // a broken stream's partial line is not the client's doing
+            }
+            n = status == InputStream::Status::data ? static_cast<ssize_t>(got) : 0;
+        } else {
+            n = ::read(conn.fd, buf + have, kReadSize);
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+        }
+        if (n <= 0) {
             if (conn.tail_len && !conn.discarding) invalid(conn, "unterminated line at connection close", {buf, have});
             closed = true;
             break;
         }
         conn.last_active_ms = monotonic_ms();
         if (conn.first_read) {
-            conn.first_read = false;
+            // A gzip or LZ4 stream (carbon-c-relay's transport gzip|lz4) is known by its first bytes, which
+            // cannot begin a valid line; from then on the lines come out of its decoder.
+            const std::string_view first(buf, have + static_cast<size_t>(n));
+            const protocol::Sniffed sniffed = protocol::sniff_compression(first);
+            if (sniffed == protocol::Sniffed::gzip || sniffed == protocol::Sniffed::lz4) {
+                conn.first_read = false;
+                if (!conn.stream) conn.stream = std::make_unique<InputStream>();
+                conn.stream->start_decoding(sniffed == protocol::Sniffed::gzip ? protocol::Compression::gzip : protocol::Compression::lz4,
+                                            first);
+                conn.tail_len = 0;
+                ++compressed_streams_;
+                continue;
+            }
+            if (sniffed != protocol::Sniffed::need_more) conn.first_read = false;
             if (protocol::looks_like_pickle_frame({buf + have, static_cast<size_t>(n)})) hint_pickle_on_line_port(conn);
         }
         size_t end = have + static_cast<size_t>(n);
@@ -301,7 +368,69 @@ void Listener::read_ready(Connection& conn) {
     }
     publish_all();
     flush_counters();
-    if (closed) close_connection(conn);
+    if (closed) {
+        close_connection(conn);
+        return;
+    }
+    if (conn.stream) {
+        if (conn.stream->wants_write()) event_add(conn.write_event, nullptr);
+        // Decrypted bytes held inside TLS do not make the socket readable: come back for them.
+        if (conn.stream->has_buffered()) event_active(conn.read_event, EV_READ, 0);
+    }
+}
+
+// A TLS connection that failed: a refused handshake (no or a wrong client certificate, not TLS at
+// all) or a broken stream. Counted; logged at most once a second.
+void Listener::stream_failed(const Connection& conn, const InputStream& stream) {
+    if (stream.failed_in_handshake()) ++tls_refused_;
+    if (stream.failed_in_decoding()) ++compressed_invalid_;
+    int64_t now = monotonic_ms();
+    if (now - last_tls_log_ms_ < 1000) {
+        ++unlogged_tls_failures_;
+        return;
+    }
+    LOG_WARN("client %s: %s; connection closed (%llu more TLS or compressed stream failures since the last report)", conn.peer,
+             stream.failure().c_str(), static_cast<unsigned long long>(unlogged_tls_failures_));
+    unlogged_tls_failures_ = 0;
+    last_tls_log_ms_ = now;
+}
+
+void Listener::close_oldest_handshake() {
+    Connection* oldest = nullptr;
+    for (Connection* c : connections_)
+        if (c->in_handshake && (!oldest || c->accepted_ms < oldest->accepted_ms)) oldest = c;
+    if (!oldest) return;
+    ++tls_cut_;
+    close_connection(*oldest);
+    flush_counters();
+}
+
+// --handshake-timeout: an absolute deadline from accept, however slowly the handshake's bytes arrive.
+void Listener::cut_slow_handshakes(int64_t now) {
+    if (!handshaking_) return;
+    const int64_t limit = static_cast<int64_t>(config_.handshake_timeout_s ? config_.handshake_timeout_s : 1) * 1000;
+    uint64_t cut = 0;
+    for (size_t i = 0; i < connections_.size();) {
+        Connection* conn = connections_[i];
+        if (conn->in_handshake && now - conn->accepted_ms > limit) {
+            ++cut;
+            close_connection(*conn);  // moves the last connection into slot i
+        } else {
+            ++i;
+        }
+    }
+    if (!cut) return;
+    tls_cut_ += cut;
+    flush_counters();
+    if (now - last_tls_log_ms_ < 1000) {
+        unlogged_tls_failures_ += cut;
+        return;
+    }
+    LOG_WARN("listener %u: %llu TLS handshakes cut at the --handshake-timeout deadline of %u s (%llu more TLS failures since "
+             "the last report)", heritage_.index, static_cast<unsigned long long>(cut), config_.handshake_timeout_s,
+             static_cast<unsigned long long>(unlogged_tls_failures_));
+    unlogged_tls_failures_ = 0;
+    last_tls_log_ms_ = now;
 }
 
 // `line` ends with its '\n'.
@@ -626,6 +755,9 @@ void Listener::invalid(const Connection& conn, const char* why, std::string_view
 
 void Listener::close_connection(Connection& conn) {
     event_free(conn.read_event);
+    if (conn.write_event) event_free(conn.write_event);
+    if (conn.in_handshake) --handshaking_;
+    conn.stream.reset();  // before the fd it reads is closed
     ::close(conn.fd);
     // The last connection takes this one's place; this one is freed when `closing` goes.
     const size_t index = conn.index;
@@ -707,6 +839,11 @@ void Listener::flush_counters() {
     if (unroutable_) slot_.unroutable.fetch_add(std::exchange(unroutable_, 0), std::memory_order_relaxed);
     if (pickle_invalid_) slot_.pickle_invalid.fetch_add(std::exchange(pickle_invalid_, 0), std::memory_order_relaxed);
     if (udp_datagrams_) slot_.udp_datagrams.fetch_add(std::exchange(udp_datagrams_, 0), std::memory_order_relaxed);
+    if (tls_handshakes_) slot_.tls_handshakes.fetch_add(std::exchange(tls_handshakes_, 0), std::memory_order_relaxed);
+    if (tls_refused_) slot_.tls_refused.fetch_add(std::exchange(tls_refused_, 0), std::memory_order_relaxed);
+    if (tls_cut_) slot_.tls_cut.fetch_add(std::exchange(tls_cut_, 0), std::memory_order_relaxed);
+    if (compressed_streams_) slot_.compressed_streams.fetch_add(std::exchange(compressed_streams_, 0), std::memory_order_relaxed);
+    if (compressed_invalid_) slot_.compressed_invalid.fetch_add(std::exchange(compressed_invalid_, 0), std::memory_order_relaxed);
     if (udp_dropped_seen_ > slot_.udp_dropped_seen.load(std::memory_order_relaxed))
         slot_.udp_dropped_seen.store(udp_dropped_seen_, std::memory_order_relaxed);
 }
@@ -715,6 +852,7 @@ void Listener::tick() {
     int64_t now = monotonic_ms();
     slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
     if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
+    cut_slow_handshakes(now);
     const uint32_t idle_timeout_s = heritage_.control->header.idle_timeout_s.load(std::memory_order_relaxed);
     if (idle_timeout_s) {
         int64_t limit = static_cast<int64_t>(idle_timeout_s) * 1000;
@@ -752,6 +890,16 @@ int Listener::run() {
         pickle_accept_event_ = event_new(base_, heritage_.pickle_fd, EV_READ | EV_PERSIST, &Listener::on_accept_pickle, this);
         event_add(pickle_accept_event_, nullptr);
     }
+    if (heritage_.tls_fd >= 0) {
+        std::string error;
+        tls_context_ = new_line_listener_tls_context(config_.tls_cert, config_.tls_key, config_.tls_client_ca, error);
+        if (!tls_context_) {
+            LOG_ERROR("listener %u: TLS listener %s: %s", heritage_.index, config_.tls_listen_addr.c_str(), error.c_str());
+            return kExitDoNotRestart;
+        }
+        tls_accept_event_ = event_new(base_, heritage_.tls_fd, EV_READ | EV_PERSIST, &Listener::on_accept_tls, this);
+        event_add(tls_accept_event_, nullptr);
+    }
     if (heritage_.udp_fd >= 0) {
         setup_udp();
         event_add(event_new(base_, heritage_.udp_fd, EV_READ | EV_PERSIST, &Listener::on_udp, this), nullptr);
@@ -785,6 +933,7 @@ int Listener::run() {
     flush_counters();
     while (!connections_.empty()) close_connection(*connections_.back());
     slot_.connections.store(0, std::memory_order_relaxed);
+    if (tls_context_) SSL_CTX_free(tls_context_);
     return 0;
 }
 

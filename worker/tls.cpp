@@ -30,8 +30,8 @@ std::string openssl_errors() {
 }
 
 SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std::string& cert,
-                         const std::string& key_option, const std::string& key, const std::string& ca_file,
-                         std::string& error) {
+                         const std::string& key_option, const std::string& key, const std::string& ca_option,
+                         const std::string& ca_file, std::string& error) {
     SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (!ctx) {
         error = "cannot create the TLS context: " + reason();
@@ -50,7 +50,32 @@ SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std:
         return fail("--" + key_option + " " + key + ": " + reason());
     if (SSL_CTX_check_private_key(ctx) != 1)
         return fail("--" + key_option + " " + key + " does not match --" + cert_option + " " + cert + ": " + reason());
-    if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) return fail("--ca-cert " + ca_file + ": " + reason());
+    if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1)
+        return fail("--" + ca_option + " " + ca_file + ": " + reason());
+    return ctx;
+}
+
+SSL_CTX* new_line_listener_tls_context(const std::string& cert, const std::string& key, const std::string& client_ca,
+                                       std::string& error) {
+    SSL_CTX* ctx = new_tls_context(true, "tls-cert", cert, "tls-key", key, "tls-client-ca", client_ca, error);
+    if (!ctx) return nullptr;
+    // Clients close without close_notify (carbon-c-relay among them): that is the end of the stream.
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    // Thousands of mostly idle connections: no read and write buffers held between records.
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (!client_ca.empty()) {
+        STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(client_ca.c_str());
+        if (!names) {
+            error = "--tls-client-ca " + client_ca + ": no CA certificate in it";
+            SSL_CTX_free(ctx);
+            return nullptr;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+        SSL_CTX_set_verify_depth(ctx, 8);
+    }
     return ctx;
 }
 

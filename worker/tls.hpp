@@ -1,4 +1,4 @@
-// TLS contexts for the HTTPS transport: what the gateway (server) and the proxy (client) share.
+// TLS contexts: what the gateway (server), the proxy (client) and the TLS line listener share.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -11,10 +11,15 @@ namespace polymur {
 std::string openssl_errors();
 
 // A context for TLS 1.2 and later with forward-secret AEAD suites only, presenting `cert`/`key`
-// (named `cert_option`/`key_option` in errors) and trusting only the private CA in `ca_file`.
-// nullptr with `error` naming the option and OpenSSL's reason.
+// (named `cert_option`/`key_option` in errors) and trusting only the private CA in `ca_file` (none
+// when empty). nullptr with `error` naming the option and OpenSSL's reason.
 SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std::string& cert,
-                         const std::string& key_option, const std::string& key, const std::string& ca_file,
-                         std::string& error);
+                         const std::string& key_option, const std::string& key, const std::string& ca_option,
+                         const std::string& ca_file, std::string& error);
+
+// The server context of the TLS line listener (--tls-listen-addr): --tls-cert and --tls-key, and with
+// a --tls-client-ca a client certificate it signs is required. No session resumption.
+SSL_CTX* new_line_listener_tls_context(const std::string& cert, const std::string& key, const std::string& client_ca,
+                                       std::string& error);
 
 }  // namespace polymur

@@ -9,6 +9,8 @@ import gzip
 import os
 import shutil
 import struct
+import subprocess
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -283,3 +285,36 @@ write("fuzz_config", CONFIG)
 write("fuzz_queue_file", QUEUES)
 write("fuzz_http_response", RESPONSES)
 write("fuzz_gateway_request", REQUESTS)
+
+# Compressed streams (fuzz_gzip_stream, fuzz_lz4_stream): the first byte picks read and buffer sizes.
+STREAM_TEXT = b"".join(b"servers.web%02d.cpu %d 1700000000\n" % (i % 7, i) for i in range(300))
+GZIP_STREAMS = {
+    "one_member": b"\x00" + gzip.compress(STREAM_TEXT, mtime=0),
+    "small_pieces": b"\x11" + gzip.compress(STREAM_TEXT, mtime=0),
+    "two_members": b"\x35" + gzip.compress(STREAM_TEXT[:500], mtime=0) + gzip.compress(STREAM_TEXT[500:], 9, mtime=0),
+    "sync_flushed": b"\x07" + (lambda c: c.compress(STREAM_TEXT[:900]) + c.flush(zlib.Z_SYNC_FLUSH) +
+                               c.compress(STREAM_TEXT[900:]) + c.flush())(zlib.compressobj(6, zlib.DEFLATED, 31)),
+    "truncated": b"\x00" + gzip.compress(STREAM_TEXT, mtime=0)[:-9],
+    "bomb": b"\xf0" + gzip.compress(b"0" * (4 << 20), 9, mtime=0),
+    "plain_lines": b"\x00" + STREAM_TEXT[:200],
+}
+write("fuzz_gzip_stream", GZIP_STREAMS)
+
+
+def lz4_frame(data, *args):
+    return subprocess.run(["lz4", "-c"] + list(args), input=data, stdout=subprocess.PIPE, check=True).stdout
+
+
+if shutil.which("lz4"):
+    LZ4_STREAMS = {
+        "default": b"\x00" + lz4_frame(STREAM_TEXT),
+        "small_linked_blocks": b"\x22" + lz4_frame(STREAM_TEXT * 40, "-B4", "-BD"),
+        "block_checksums": b"\x13" + lz4_frame(STREAM_TEXT, "-B4", "-BX"),
+        "no_content_checksum": b"\x00" + lz4_frame(STREAM_TEXT, "--no-frame-crc"),
+        "two_frames": b"\x41" + lz4_frame(STREAM_TEXT[:500]) + lz4_frame(STREAM_TEXT[500:], "-9"),
+        "truncated": b"\x00" + lz4_frame(STREAM_TEXT)[:-7],
+        "legacy": b"\x00" + lz4_frame(STREAM_TEXT, "-l"),
+        "bomb": b"\xf0" + lz4_frame(b"0" * (4 << 20), "-B4"),
+        "skippable": b"\x00" + b"\x50\x2a\x4d\x18\x04\x00\x00\x00abcd" + lz4_frame(STREAM_TEXT[:100]),
+    }
+    write("fuzz_lz4_stream", LZ4_STREAMS)
