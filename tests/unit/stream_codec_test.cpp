@@ -32,7 +32,9 @@ std::string encode(Compression c, const std::string& text, size_t batch, bool fi
         out += encoder.pending();
         encoder.consume(encoder.pending().size());
     }
-    if (finish) EXPECT_TRUE(encoder.finish());
+    if (finish) {
+        EXPECT_TRUE(encoder.finish());
+    }
     out += encoder.pending();
     return out;
 }
@@ -182,7 +184,9 @@ TEST_P(StreamCodecTest, EncoderBufferIsReused) {
         ASSERT_TRUE(encoder.write(text));
         ASSERT_TRUE(encoder.flush());
         if (batch == 1) first = encoder.pending().data();
-        if (batch > 1) EXPECT_EQ(encoder.pending().data(), first);
+        if (batch > 1) {
+            EXPECT_EQ(encoder.pending().data(), first);
+        }
         encoder.consume(encoder.pending().size());
     }
 }
