@@ -236,6 +236,13 @@ std::string peer_name(int fd) {
     return address_name(ss);
 }
 
+std::string local_name(int fd) {
+    struct sockaddr_storage ss {};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return "unknown";
+    return address_name(ss);
+}
+
 std::string address_name(const struct sockaddr_storage& ss) {
     char host[INET6_ADDRSTRLEN] = "?";
     char name[INET6_ADDRSTRLEN + 16];

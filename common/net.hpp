@@ -61,6 +61,8 @@ bool is_loopback(int fd);
 
 // "ip:port" of a connected peer, for log lines.
 std::string peer_name(int fd);
+// "ip:port" a socket is bound to (the port the kernel chose for port 0); "unknown" on error.
+std::string local_name(int fd);
 // host:port or [v6]:port of an address.
 std::string address_name(const struct sockaddr_storage& address);
 

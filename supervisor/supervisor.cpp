@@ -367,7 +367,9 @@ void Supervisor::send_self_metrics() {
     if (state_ != State::running) return;
     if (!config_.plaintext_listener) return;
     std::string host, port, error;
-    if (!net::split_host_port(config_.listen_addr, host, port, error)) return;
+    // The address as bound: with port 0 configured, the port the kernel chose.
+    const std::string bound = listen_fd_ ? net::local_name(listen_fd_.get()) : config_.listen_addr;
+    if (!net::split_host_port(bound, host, port, error)) return;
     const std::optional<uint16_t> port_number = net::parse_port(port, net::PortUse::listen);
     if (!port_number || *port_number == 0) return;
     if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
@@ -531,19 +533,25 @@ int Supervisor::run() {
     // Every socket was bound in setup() and every child has been forked; READY=1 follows once each has
     // reported its first heartbeat (housekeeping), at most --stall-timeout from now.
     ready_deadline_ms_ = monotonic_ms() + static_cast<int64_t>(config_.stall_timeout_s) * 1000;
-    std::string listening = config_.plaintext_listener ? "plaintext " + config_.listen_addr : "";
-    if (!config_.https_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTPS " + config_.https_listen_addr);
-    if (!config_.http_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("HTTP " + config_.http_listen_addr);
-    if (!config_.pickle_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("pickle " + config_.pickle_listen_addr);
-    if (!config_.tls_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("TLS " + config_.tls_listen_addr);
-    if (!config_.udp_listen_addr.empty()) listening += (listening.empty() ? "" : ", ") + ("UDP " + config_.udp_listen_addr);
+    // The addresses as bound: with port 0 in an address, the port the kernel chose (README, Addresses).
+    std::string listening;
+    auto add_listening = [&](const UniqueFd& fd, const char* what) {
+        if (fd) listening += (listening.empty() ? "" : ", ") + (what + (" " + net::local_name(fd.get())));
+    };
+    if (config_.plaintext_listener) add_listening(listen_fd_, "plaintext");
+    add_listening(https_fd_, "HTTPS");
+    add_listening(http_fd_, "HTTP");
+    add_listening(pickle_fd_, "pickle");
+    add_listening(tls_fd_, "TLS");
+    add_listening(udp_fd_, "UDP");
     // What runs now: the configured destinations and the replayed runtime changes, the console aside.
     Config running = config_;
     running.destinations.clear();
     for (const Destination& d : destinations_)
         if (d.in_use && !d.console) running.destinations.push_back(d.text);
     LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations%s",
-               mode_name(config_.mode), listening.c_str(), config_.workers, config_.api_addr.c_str(), config_.admin_socket.c_str(),
+               mode_name(config_.mode), listening.c_str(), config_.workers,
+               admin_tcp_fd_ ? net::local_name(admin_tcp_fd_.get()).c_str() : config_.api_addr.c_str(), config_.admin_socket.c_str(),
                distribution_name(config_.distribution), running.destinations.size(), config_.console_out ? " and the console" : "");
     for (const std::string& warning : config_warnings(running)) LOG_WARN("%s", warning.c_str());
 

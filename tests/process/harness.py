@@ -4,6 +4,7 @@ Standard library only, so the tests run from a plain clone with Debian's python3
 """
 import json
 import os
+import re
 import random
 import shutil
 import signal
@@ -299,13 +300,14 @@ class Polymur:
     """One polymur supervisor (and its children) started from the built binary."""
 
     def __init__(self, *args, workers=2, destinations=(), env=None, state_dir=None, extra_env=None):
-        self.port = free_port()
-        self.api_port = free_port()
+        # Port 0: the kernel picks free ports at bind time, and the supervisor's start line names them
+        # ("listening on plaintext 127.0.0.1:N ...; admin on 127.0.0.1:M"); `port` and `api_port` read them.
+        self._port = self._api_port = 0
         self.tmp = tempfile.mkdtemp(prefix="polymur-test-")
         self.state_dir = state_dir or os.path.join(self.tmp, "state")
         self.log_path = os.path.join(self.tmp, "polymur.log")
         self.out_path = os.path.join(self.tmp, "stdout.txt")
-        self.args = [POLYMUR, "--listen-addr=127.0.0.1:%d" % self.port, "--api-addr=127.0.0.1:%d" % self.api_port,
+        self.args = [POLYMUR, "--listen-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0",
                      "--state-dir=" + self.state_dir, "--workers=%d" % workers, "--reconnect-interval=1"]
         if destinations:
             self.args.append("--destinations=" + ",".join(destinations))
@@ -323,6 +325,30 @@ class Polymur:
             wait_until(self._admin_ready, 10, message="polymur admin socket")
             wait_until(lambda: self.stats()["connections_total"] >= 0, 5, message="stats")
         return self
+
+    def _bound(self, name):
+        """A port as configured, or once started the one the kernel chose for port 0 (from the log)."""
+        if not getattr(self, name) and self.proc:
+            self._learn_ports()
+        return getattr(self, name)
+
+    port = property(lambda self: self._bound("_port"), lambda self, value: setattr(self, "_port", value))
+    api_port = property(lambda self: self._bound("_api_port"), lambda self, value: setattr(self, "_api_port", value))
+
+    def _learn_ports(self):
+        """Reads the bound ports from the supervisor's start line and writes them into the arguments, so that
+        a restart of this relay listens where it did."""
+        def started():
+            if self.proc.poll() is not None:
+                raise AssertionError("polymur exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            return re.findall(r"listening on (?:plaintext \S+:(\d+))?.*; admin on \S+:(\d+) and", self.log())
+        plaintext, admin = wait_until(started, 10, message="polymur's start line (the bound ports)")[-1]
+        self._port, self._api_port = int(plaintext or 0), int(admin)
+        for i, arg in enumerate(self.args):
+            if arg.startswith("--listen-addr=") and arg.endswith(":0") and self._port:
+                self.args[i] = arg[:-1] + str(self._port)
+            elif arg.startswith("--api-addr=") and arg.endswith(":0"):
+                self.args[i] = arg[:-1] + str(self._api_port)
 
     def _admin_ready(self):
         if self.proc.poll() is not None:

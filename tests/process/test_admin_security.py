@@ -118,13 +118,13 @@ class AdminToken(RelayTestCase):
             f.write("s3cret-token-0123456789\n")
         os.chmod(token_file, 0o600)
         relay = self.relay("--admin-token-file=" + token_file, *args, start=False)
-        port = relay.api_port
+        port = relay.api_port  # 0: the kernel picks one inside the namespace
         relay.args = ["unshare", "--net", "sh", "-c",
                       "ip link set lo up && ip addr add %s/32 dev lo && exec \"$@\"" % self.ADDRESS, "sh"] + \
                      [a if not a.startswith("--api-addr=") else "--api-addr=0.0.0.0:%d" % port for a in relay.args]
         relay.start(wait=False)
         self.inside = ["nsenter", "--net=/proc/%d/ns/net" % relay.proc.pid]
-        wait_until(lambda: '"registered"' in nc(port, "getdest", self.inside, host="127.0.0.1", timeout=5), 20,
+        wait_until(lambda: '"registered"' in nc(relay.api_port, "getdest", self.inside, host="127.0.0.1", timeout=5), 20,
                    message="admin inside the namespace")
         return relay
 
