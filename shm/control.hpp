@@ -11,7 +11,7 @@
 namespace polymur::shm {
 
 inline constexpr uint64_t kControlMagic = 0x314c52544e434d50ULL;  // "PMCNTRL1"
-inline constexpr uint32_t kControlLayoutVersion = 2;
+inline constexpr uint32_t kControlLayoutVersion = 3;
 inline constexpr uint32_t kMaxDestinations = 128;
 inline constexpr uint32_t kMaxWorkers = 64;
 inline constexpr size_t kDestinationTextMax = 256;
@@ -52,7 +52,7 @@ struct WorkerSlot {
     alignas(64) Counter received;
     Counter invalid;
     Counter too_long;
-    Counter unroutable;         // hash-route with no destination in the ring
+    Counter unroutable;         // no destination took the line (hash-route with an empty ring, no rule matched)
     Counter connections;        // open now
     Counter connections_total;  // accepted since start
     Counter seen_generation;    // the destination table generation this worker routes by
@@ -60,6 +60,7 @@ struct WorkerSlot {
     Counter pickle_invalid;     // pickle frames refused (bad or forbidden opcode, truncated, too long)
     Counter udp_datagrams;      // datagrams read from the UDP socket
     Counter udp_dropped_seen;   // the UDP socket's kernel drop count as this worker last saw it (cumulative)
+    Counter blackholed;         // --rules: ended by a blackhole rule or a failed `validate ... else drop`
 };
 
 struct ControlHeader {

@@ -173,7 +173,8 @@ bool Supervisor::setup() {
             return false;
         }
     }
-    apply_runtime_changes();
+    if (!config_.rules.empty() && !setup_rules()) return false;
+    if (!rules_table_) apply_runtime_changes();
     queues_to_create_ = 0;
     warn_about_orphan_queues();
     listeners_.resize(config_.workers);
@@ -306,6 +307,7 @@ void Supervisor::spawn(Child& child) {
     heritage.udp_fd = child.role == Role::listener ? udp_fd_.get() : -1;
     heritage.control = control_;
     heritage.config = &config_;
+    heritage.rules = rules_table_.get();
     heritage.supervisor_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -392,7 +394,7 @@ void Supervisor::child_exited(Child& child, int status) {
     else
         how << "exited with code " << WEXITSTATUS(status);
 
-    if (child.role == Role::output && destinations_[child.index].removing && (clean || !config_.hash_route())) {
+    if (child.role == Role::output && destinations_[child.index].removing && (clean || !queue_moves(destinations_[child.index]))) {
         LOG_INFO("%s (pid %d): %s after its destination was removed", name.c_str(), pid, how.str().c_str());
         child.wanted = false;
         finish_removals();
@@ -432,7 +434,7 @@ void Supervisor::housekeeping() {
             if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
         for (Child& c : outputs_)
             if (c.wanted && !c.pid && c.restart_at_ms && now >= c.restart_at_ms) spawn(c);
-        if (config_.hash_route()) update_ring_membership();
+        if (queues_move()) update_ring_membership();
         check_stalls(now);
         finish_removals();
         retry_space_reservations(now);
@@ -474,19 +476,28 @@ void Supervisor::update_ring_membership() {
         if (in_ring && config_.failover == "reroute" && failures >= config_.failover_after) {
             s.in_ring.store(0, std::memory_order_release);
             changed = true;
-            LOG_WARN("destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
-                     d.text.c_str(), static_cast<unsigned long long>(failures), static_cast<unsigned long long>(d.queue->queued_lines()));
+            if (!rules_table_)
+                LOG_WARN("destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
+                         d.text.c_str(), static_cast<unsigned long long>(failures), static_cast<unsigned long long>(d.queue->queued_lines()));
+            else if (queue_moves(d))
+                LOG_WARN("destination %s: down after %llu failed connects; its %llu queued lines move to the other members of its "
+                         "any_of, failover or dynamic clusters", d.text.c_str(), static_cast<unsigned long long>(failures),
+                         static_cast<unsigned long long>(d.queue->queued_lines()));
+            else
+                LOG_WARN("destination %s: down after %llu failed connects; its %llu queued lines wait for it (its clusters are "
+                         "forward or hash clusters without dynamic)", d.text.c_str(), static_cast<unsigned long long>(failures),
+                         static_cast<unsigned long long>(d.queue->queued_lines()));
         } else if (!in_ring && link == shm::LinkState::connected) {
             s.in_ring.store(1, std::memory_order_release);
             changed = true;
-            LOG_NOTICE("destination %s: connected again; rejoined the ring", d.text.c_str());
+            LOG_NOTICE("destination %s: connected again; %s", d.text.c_str(), rules_table_ ? "up" : "rejoined the ring");
         }
     }
     if (changed) publish_generation();
 
     auto needs_reroute = [&](uint32_t slot) {
         const Destination& d = destinations_[slot];
-        if (!d.in_use || d.console || d.https || !d.queue || d.queue->queued_bytes() == 0) return false;
+        if (!d.in_use || d.console || d.https || !d.queue || d.queue->queued_bytes() == 0 || !queue_moves(d)) return false;
         return d.removing || control_->destinations[slot].in_ring.load(std::memory_order_relaxed) == 0;
     };
     uint32_t holder = control_->header.reroute_slot.load(std::memory_order_acquire);
@@ -824,7 +835,7 @@ RelayCounters Supervisor::counters() {
 RelayStatus Supervisor::status() {
     RelayStatus s;
     s.workers = config_.workers;
-    s.distribution = config_.distribution;
+    s.distribution = rules_table_ ? "rules" : config_.distribution;
     s.start_unix_seconds = control_->header.start_unix_ns / 1000000000;
     for (uint32_t i = 0; i < config_.workers; ++i) {
         const shm::WorkerSlot& w = control_->workers[i];
@@ -832,6 +843,7 @@ RelayStatus Supervisor::status() {
         s.invalid += w.invalid.load(std::memory_order_relaxed);
         s.too_long += w.too_long.load(std::memory_order_relaxed);
         s.unroutable += w.unroutable.load(std::memory_order_relaxed);
+        s.blackholed += w.blackholed.load(std::memory_order_relaxed);
         s.connections += w.connections.load(std::memory_order_relaxed);
         s.connections_total += w.connections_total.load(std::memory_order_relaxed);
         s.pickle_invalid += w.pickle_invalid.load(std::memory_order_relaxed);
@@ -928,7 +940,7 @@ void Supervisor::finish_removals() {
                 workers_moved_on = false;
         if (!workers_moved_on) continue;
         Child& out = outputs_[slot];
-        if (out.pid && config_.hash_route()) continue;  // it moves its queue to the others, then exits
+        if (out.pid && queue_moves(d)) continue;  // it moves its queue to the others, then exits
         if (out.pid) {
             if (!out.stop_requested) {
                 kill(out.pid, SIGTERM);
@@ -1009,7 +1021,7 @@ std::string Supervisor::getdest() {
         registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \"" << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
         first_registered = false;
         auto link = static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
-        if (link == shm::LinkState::connected && (!config_.hash_route() || control_->destinations[slot].in_ring.load())) {
+        if (link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load())) {
             active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
             first_active = false;
         }
@@ -1024,6 +1036,7 @@ std::string Supervisor::getdest() {
 
 std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
+    if (rules_table_) return "error: with --rules the destinations are the members of the rules file's clusters\n";
     if (destination == "console") return "error: the console output is set with --console-out\n";
     size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
                                                           [](const Destination& d) { return d.in_use && !d.console; }));
@@ -1058,6 +1071,7 @@ std::string Supervisor::putdest(const std::string& destination) {
 }
 
 std::string Supervisor::deldest(const std::string& destination) {
+    if (rules_table_) return "error: with --rules the destinations are the members of the rules file's clusters\n";
     for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console || d.text != destination) continue;
@@ -1071,10 +1085,10 @@ std::string Supervisor::deldest(const std::string& destination) {
         publish_generation();
         d.removal_generation = control_->header.generation.load(std::memory_order_acquire);
         // hash-route keeps the output until it has moved the queue to the remaining destinations.
-        outputs_[slot].wanted = config_.hash_route();
+        outputs_[slot].wanted = queue_moves(d);
         outputs_[slot].restart_at_ms = 0;
         LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
-                   config_.hash_route() ? "; its queue moves to the remaining destinations" : "");
+                   queue_moves(d) ? "; its queue moves to the remaining destinations" : "");
         bool others = std::any_of(destinations_.begin(), destinations_.end(),
                                   [](const Destination& o) { return o.in_use && !o.removing && !o.console; });
         if (!others && !config_.hash_route())

@@ -61,9 +61,9 @@ private:
     bool removed() const {
         return slot_.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active);
     }
-    // hash-route failover: this output may move its queue to other destinations now.
+    // Failover (hash-route, --rules): this output may move its queue to other destinations now.
     bool may_reroute() const {
-        return config_.hash_route() && !console_ &&
+        return queues_move(heritage_) && !console_ &&
                heritage_.control->header.reroute_slot.load(std::memory_order_acquire) == heritage_.index;
     }
     // Moves a batch elsewhere; false when nothing moved.
@@ -284,7 +284,7 @@ int Output::run() {
         if (removed()) {
             // deldest. broadcast: the other destinations have their own copies. hash-route: the
             // lines belong elsewhere now; move them, then stop.
-            if (!config_.hash_route() || console_) break;
+            if (!queues_move(heritage_) || console_) break;
             if (fd_ >= 0) disconnect("destination removed", false);
             if (queue_->queued_bytes() == 0) break;
             if (may_reroute()) {
