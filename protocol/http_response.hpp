@@ -1,5 +1,5 @@
 // Reads one HTTP/1.x response as it arrives: the gateway's answer to the proxy's POST
-// (worker/https_output.cpp). Pure code: the caller owns the socket and the receive buffer, and feeds
+// (worker/https_transport.cpp). Pure code: the caller owns the socket and the receive buffer, and feeds
 // what has arrived; the reader takes whole lines and body bytes and says what it needs next.
 // 1xx answers are skipped; the body is framed by chunked encoding, Content-Length or the end of the
 // connection, and only its first bytes are kept (for the log of a refusal).

@@ -420,8 +420,8 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
         std::vector<Destination> ring_members;
         for (const rules::Member& member : source.members) {
             size_t slot = table->slot_for(member.address(), member.instance);
-            if (slot >= kMaxDestinations) {
-                error = where_text(member.where) + "more than " + std::to_string(kMaxDestinations) + " destinations";
+            if (slot >= kMaxRouteDestinations) {
+                error = where_text(member.where) + "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
                 return nullptr;
             }
             cluster->member_slots.push_back(uint16_t(slot));
@@ -514,8 +514,8 @@ std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashT
                                                       : rules::ClusterType::jump_fnv1a_ch;
     cluster->replication = replication;
     for (const Destination& destination : destinations) {
-        if (table->slots_.size() >= kMaxDestinations) {
-            error = "more than " + std::to_string(kMaxDestinations) + " destinations";
+        if (table->slots_.size() >= kMaxRouteDestinations) {
+            error = "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
             return nullptr;
         }
         // Each destination as written is its own slot, as today (two instances on one port stay two).
@@ -547,7 +547,7 @@ std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::s
 }
 
 size_t RoutingTable::failover(std::string_view name, size_t own, const bool* up, uint16_t* out, size_t cap) const {
-    bool placed_up[kMaxDestinations];  // `up` as it was when the line was queued for `own`
+    bool placed_up[kMaxRouteDestinations];  // `up` as it was when the line was queued for `own`
     for (size_t s = 0; s < slots_.size(); ++s) placed_up[s] = up == nullptr || up[s];
     placed_up[own] = true;
     auto is_up = [&](uint16_t slot) { return up == nullptr || up[slot]; };

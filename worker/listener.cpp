@@ -25,7 +25,7 @@
 #include "protocol/pickle.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 #include "worker/http_ingest.hpp"
 #include "worker/live_routes.hpp"
 #include "worker/stop_pipe.hpp"

@@ -28,7 +28,7 @@ void LiveRoutes::refresh() {
     uint64_t generation = heritage_.control->header.generation.load(std::memory_order_acquire);
     std::vector<Target> next;
     std::vector<bool> in_ring;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const shm::DestinationSlot& d = heritage_.control->destinations[slot];
         if (slot == own_slot_ || d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active))
             continue;

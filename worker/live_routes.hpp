@@ -11,7 +11,7 @@
 
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 
 namespace polymur {
 

@@ -12,7 +12,7 @@
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 #include "worker/live_routes.hpp"
 
 namespace polymur {

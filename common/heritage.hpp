@@ -10,7 +10,7 @@
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 namespace polymur {
 
@@ -43,9 +43,8 @@ struct Heritage {
 inline bool queues_move(const Heritage& heritage) { return heritage.config->hash_route() || heritage.rules != nullptr; }
 
 int run_listener(const Heritage& heritage);
+// The output process of a destination, whatever its kind (worker/output_loop.cpp).
 int run_output(const Heritage& heritage);
-// The output loop for an https:// destination (worker/https_output.cpp).
-int run_https_output(const Heritage& heritage);
 
 // An https:// destination ("https://host:port"); everything else is host:port[:instance].
 inline bool is_https_destination(const std::string& text) { return text.rfind("https://", 0) == 0; }
