@@ -661,12 +661,14 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
             bool passed = rule.validate->matches(data);
             if (trace) trace->validated(r, rule.validate->text(), data, passed);
             if (!passed) {
-                if (rule.validate_action == rules::ValidateAction::drop) {
+                // The rule sends nothing. carbon-c-relay (as run) then ends the lookup when the rule has no
+                // destinations (a global validation) or says stop, and goes on to the next rule otherwise.
+                if (rule.validate_action == rules::ValidateAction::log) result.logged = true;
+                if ((rule.clusters.empty() && !rule.blackhole) || rule.stop) {
                     result.dropped = true;
                     if (trace) trace->stopped(r);
                     return;
                 }
-                result.logged = true;
                 continue;
             }
         }

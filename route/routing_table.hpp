@@ -52,7 +52,7 @@ struct RouteResult {
     std::array<Send, kMaxSends> sends;
     size_t send_count = 0;
     bool blackholed = false;   // a blackhole rule ended the lookup
-    bool dropped = false;      // a validate ... else drop rule ended the lookup
+    bool dropped = false;      // a failed validate ended the lookup (a rule without destinations, or with stop)
     bool logged = false;       // a validate ... else log rule failed (the caller logs, rate-limited)
     bool overflow = false;     // a limit above was reached; the sends so far are kept
     bool matched = false;      // some match rule applied (false: the name goes nowhere, unmatched)
