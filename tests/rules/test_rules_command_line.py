@@ -72,6 +72,19 @@ class RulesCommandLine(unittest.TestCase):
         self.assertEqual(rc, 2)
         self.assertIn("--rules and --distribution hash-route", err)
 
+    def test_listen_and_statistics_are_named_as_not_applied(self):
+        path = self.write("ls.conf", "cluster x forward 127.0.0.1:2003;\n"
+                                     "listen type linemode 2003 proto tcp /tmp/s proto unix;\n"
+                                     "statistics submit every 10 seconds reset counters after interval send to x stop;\n"
+                                     "match * send to x;\n")
+        rc, out, err = run("--check-config", "--rules", path, *self.common)
+        self.assertEqual(rc, 0, err)
+        self.assertIn(path + ":2: listen is not applied: polymur listens where --listen-addr", err)
+        self.assertIn("unix sockets are not implemented", err)
+        self.assertIn(path + ":3: statistics is not applied: polymur's statistics are its self-metrics", err)
+        self.assertIn("its counters are never reset", err)
+        self.assertNotIn("broadcast with no destinations", err)
+
     def test_lookup_with_rules(self):
         path = self.write("l.conf", "cluster x forward 127.0.0.1:2003 127.0.0.1:2004=i;\n"
                                     "cluster y failover 127.0.0.1:2005 127.0.0.1:2006;\n"
