@@ -29,7 +29,7 @@ bool Supervisor::setup_rules() {
 }
 
 bool Supervisor::queue_moves(const Destination& d) const {
-    if (d.console || d.https) return false;
+    if (!d.ring_member()) return false;
     if (config_.hash_route()) return true;
     if (!rules_table_) return false;
     const long slot = rules_table_->find_slot(d.text);

@@ -21,6 +21,7 @@
 #include "common/net.hpp"
 #include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
+#include "protocol/newlines.hpp"
 #include "protocol/tag_normalize.hpp"
 #include "protocol/pickle.hpp"
 #include "route/routing_table.hpp"
@@ -148,6 +149,7 @@ private:
     int deferrals_ = 0;
     LiveRoutes routes_;
     std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
+    const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
     protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
 
     // Counted locally, flushed to shared memory once per read.
@@ -270,10 +272,7 @@ void Listener::read_ready(Connection& conn) {
         }
         size_t end = have + static_cast<size_t>(n);
         size_t start = 0;
-        while (start < end) {
-            char* nl = static_cast<char*>(std::memchr(buf + start, '\n', end - start));
-            if (!nl) break;
-            size_t line_end = static_cast<size_t>(nl - buf);
+        protocol::for_each_newline(buf, end, [&](size_t line_end) {
             if (conn.discarding) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
@@ -282,7 +281,7 @@ void Listener::read_ready(Connection& conn) {
                 handle_line({buf + start, line_end - start + 1}, conn);
             }
             start = line_end + 1;
-        }
+        });
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
             if (!conn.discarding) ++too_long_;
@@ -554,7 +553,7 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
     const route::RoutingTable* table = routes_.table();
     if (!table) {
         // No destination in the implicit cluster: the line goes nowhere (a console mirror aside).
-        if (count && (routes_.mirrors().empty() || config_.hash_route() || routes_.rules())) ++unroutable_;
+        if (count && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
         return;
     }
     route::RouteResult& result = *result_;
@@ -568,7 +567,7 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
     }
     if (!count) return;
     if (result.blackholed || result.dropped) ++blackholed_;
-    else if (queued == 0 && (routes_.mirrors().empty() || config_.hash_route() || routes_.rules())) ++unroutable_;
+    else if (queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
 }
 
 // A batch from the HTTP(S) endpoint: all of it is queued, or none of it.

@@ -9,8 +9,8 @@ namespace polymur {
 
 LiveRoutes::LiveRoutes(const Heritage& heritage, Writer writer, uint32_t own_slot)
     : heritage_(heritage), writer_(writer), own_slot_(own_slot) {
-    route::parse_hash_type(heritage.config->hash_type, hash_type_);
-    route::parse_hash_compat(heritage.config->hash_compat, hash_compat_);
+    hash_type_ = heritage.config->hash_type;
+    hash_compat_ = heritage.config->hash_compat;
 }
 
 bool LiveRoutes::stale() const {
