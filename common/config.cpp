@@ -290,7 +290,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("hash-type", po::value(&hash_type)->default_value(route::hash_type_name(defaults.hash_type)), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
         ("hash-compat", po::value(&hash_compat)->default_value(route::hash_compat_name(defaults.hash_compat)), "hash-route: whose placement carbon_ch and fnv1a_ch follow: graphite (carbon, graphite-web) or carbon-c-relay")
         ("tag-normalize", po::value(&config.tag_normalize)->default_value(false)->implicit_value(true), "normalize tagged names (sorted tags) before routing and forwarding, as carbon's TAG_RELAY_NORMALIZED")
-        ("rules", po::value(&config.rules), "carbon-c-relay rules file (docs/ROUTING.md); checked by --check-config and 'polymur test -f', not yet run by the relay")
+        ("rules", po::value(&config.rules), "carbon-c-relay rules file: clusters, match, rewrite (docs/ROUTING.md); replaces --distribution and --destinations")
         ("replication-factor", unsigned_value(&config.replication_factor), "hash-route: destinations per metric")
         ("diverse-replicas", po::value(&config.diverse_replicas)->default_value(true)->implicit_value(true), "hash-route: replicas on distinct hosts (carbon's DIVERSE_REPLICAS)")
         ("failover", po::value(&failover)->default_value(failover_name(defaults.failover)), "hash-route: reroute (a failed destination leaves the ring and its queue moves to the others) or hold (keep its queue until it returns)")
@@ -455,8 +455,16 @@ std::string validate_config(const Config& config) {
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kDestinationSlots) return "too many destinations";
     if (!config.rules.empty()) {
+        if (!config.destinations.empty())
+            return "--rules and --destinations: with --rules the destinations are the members of the rules file's clusters";
+        if (config.hash_route())
+            return "--rules and --distribution hash-route: with --rules each cluster says how it distributes";
         std::string error;
-        if (!route::compile_rules_file(config.rules, error)) return "--rules: " + error;
+        auto table = route::compile_rules_file(config.rules, error);
+        if (!table) return "--rules: " + error;
+        if (table->slot_count() + 1 > shm::kDestinationSlots)
+            return "--rules: " + std::to_string(table->slot_count()) + " destinations; polymur runs at most " +
+                   std::to_string(shm::kDestinationSlots - 1);
     }
     if (config.max_destinations < 1 || config.max_destinations + 1 > shm::kDestinationSlots)
         return "--max-destinations must be between 1 and " + std::to_string(shm::kDestinationSlots - 1);

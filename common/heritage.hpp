@@ -14,6 +14,10 @@
 
 namespace polymur {
 
+namespace route {
+class RoutingTable;
+}
+
 enum class Role { listener, output };
 
 // A child that exits with this code has a problem restarting cannot fix (sysexits EX_CONFIG).
@@ -31,8 +35,13 @@ struct Heritage {
     int udp_fd = -1;     // listener only: plaintext lines over UDP, one socket shared by every worker (-1: none)
     shm::ControlSegment* control = nullptr;
     const Config* config = nullptr;
+    const route::RoutingTable* rules = nullptr;  // --rules: the table (built by the supervisor); nullptr: implicit
     pid_t supervisor_pid = 0;
 };
+
+// Whether a destination's queue can move to others (failover, deldest): hash-route, and --rules (for the
+// members of any_of, failover and dynamic clusters). Broadcast's destinations each have their own copy.
+inline bool queues_move(const Heritage& heritage) { return heritage.config->hash_route() || heritage.rules != nullptr; }
 
 int run_listener(const Heritage& heritage);
 // The output process of a destination, whatever its kind (worker/output_loop.cpp).

@@ -180,7 +180,7 @@ std::vector<std::string> config_warnings(const Config& config) {
             seen.emplace_back(instance, d);
         }
     }
-    if (!config.hash_route() && config.destinations.empty() && !config.console_out)
+    if (!config.hash_route() && config.destinations.empty() && !config.console_out && config.rules.empty())
         warnings.push_back("broadcast with no destinations: every metric received is discarded and counted as "
                            "unroutable until one is added (putdest)");
     return warnings;

@@ -15,6 +15,7 @@
 #include "common/option_error.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
+#include "route/routing_table.hpp"
 
 namespace polymur::route {
 
@@ -63,12 +64,13 @@ private:
 
 int run_lookup(int argc, char** argv) {
     namespace po = boost::program_options;
-    std::string distribution, hash_type_text, hash_compat_text, destinations_text;
+    std::string distribution, hash_type_text, hash_compat_text, destinations_text, rules_file;
     long replication = 1;
     bool diverse = true;
 
     po::options_description options(
         "Usage: polymur lookup --destinations HOST:PORT[:INSTANCE],... [options] < names\n"
+        "       polymur lookup --rules FILE < names\n"
         "Prints name<TAB>destination[|destination...] for every metric name (or plaintext line) on stdin.\n"
         "Options");
     options.add_options()
@@ -78,6 +80,8 @@ int run_lookup(int argc, char** argv) {
         ("hash-compat", po::value(&hash_compat_text)->default_value("graphite"),
          "graphite or carbon-c-relay: whose placement carbon_ch and fnv1a_ch follow")
         ("destinations", po::value(&destinations_text), "comma-separated host:port[:instance] or [v6]:port[:instance]")
+        ("rules", po::value(&rules_file), "a carbon-c-relay rules file, as the relay's --rules: every copy's destination "
+         "(the rewritten name is not shown; 'polymur test -f FILE' traces the rules)")
         ("replication-factor", po::value(&replication)->default_value(1), "copies per metric (REPLICATION_FACTOR)")
         ("diverse-replicas", po::value(&diverse)->default_value(true, "true"),
          "true/false: replicas on distinct hosts (DIVERSE_REPLICAS); not used by jump_fnv1a_ch");
@@ -107,10 +111,17 @@ int run_lookup(int argc, char** argv) {
         return fail("unknown hash compatibility '" + hash_compat_text + "' (expected graphite or carbon-c-relay)");
     if (replication < 1 || replication > static_cast<long>(kMaxReplication))
         return fail("--replication-factor must be between 1 and " + std::to_string(kMaxReplication));
-    if (!vm.count("destinations") || destinations_text.empty()) return fail("--destinations is required");
+    std::unique_ptr<RoutingTable> table;
+    if (!rules_file.empty()) {
+        if (vm.count("destinations")) return fail("--rules and --destinations: the rules file names the destinations");
+        std::string error;
+        table = compile_rules_file(rules_file, error);
+        if (!table) return fail(error);
+    }
+    if (!table && (!vm.count("destinations") || destinations_text.empty())) return fail("--destinations is required");
 
     std::vector<Destination> destinations;
-    for (size_t begin = 0;;) {
+    for (size_t begin = 0; !table;) {
         const size_t comma = std::min(destinations_text.find(',', begin), destinations_text.size());
         Destination destination;
         std::string error;
@@ -122,31 +133,26 @@ int run_lookup(int argc, char** argv) {
         begin = comma + 1;
     }
 
-    std::unique_ptr<HashRing> ring;
-    std::string all_destinations;  // the broadcast answer
-    if (broadcast) {
-        for (const Destination& d : destinations) all_destinations += (all_destinations.empty() ? "" : "|") + d.text;
-    } else {
+    if (!table) {
+        // The relay's implicit table: one cluster over the destinations and `match *`.
         std::string error;
-        ring = HashRing::build(hash_type, destinations, error, hash_compat);
-        if (!ring) return fail(error);
+        table = RoutingTable::build_implicit(broadcast, hash_type, destinations, static_cast<size_t>(replication), diverse,
+                                             error, hash_compat);
+        if (!table) return fail(error);
+        table->keep_ring_repeats();
     }
 
     OutputBuffer output;
-    uint16_t chosen[kMaxReplication];
+    auto result = std::make_unique<RouteResult>();
     const auto answer = [&](std::string_view line) {
         const std::string_view name = metric_name(line);
         if (name.empty()) return;
         output.append(name);
         output.append('\t');
-        if (broadcast) {
-            output.append(all_destinations);
-        } else {
-            const size_t count = ring->lookup(name, static_cast<size_t>(replication), diverse, chosen);
-            for (size_t k = 0; k < count; ++k) {
-                if (k > 0) output.append('|');
-                output.append(destinations[chosen[k]].text);
-            }
+        table->route(name, {}, nullptr, *result);
+        for (size_t k = 0; k < result->send_count; ++k) {
+            if (k > 0) output.append('|');
+            output.append(table->slot_text(result->sends[k].slot));
         }
         output.append('\n');
     };

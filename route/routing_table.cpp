@@ -305,6 +305,7 @@ public:
     size_t replication = 1;
     bool dynamic = false;
     bool diverse = false;  // Graphite's DIVERSE_REPLICAS (implicit cluster only; carbon-c-relay has none)
+    bool keep_repeats = false;  // report a node the ring names twice twice (polymur lookup shows carbon's answer)
     std::vector<uint16_t> member_slots;  // in file order
     std::unique_ptr<HashRing> ring;      // hash clusters; indices into member_slots
 
@@ -320,12 +321,20 @@ public:
                 for (uint16_t slot : member_slots) push(slot);
                 break;
             case rules::ClusterType::any_of: {
-                size_t first = fnv1a_32(name) % n;
-                size_t pick = first;
-                for (size_t k = 0; k < n; ++k) {
-                    if (is_up(member_slots[(first + k) % n])) {
-                        pick = (first + k) % n;
-                        break;
+                const uint32_t hash = fnv1a_32(name);
+                size_t pick = hash % n;
+                if (!is_up(member_slots[pick])) {
+                    // Its share spreads over the members that are up (each takes about the same part),
+                    // the same members for the same name while the set of members up stays the same.
+                    size_t up_count = 0;
+                    for (uint16_t slot : member_slots) up_count += is_up(slot);
+                    if (up_count) {
+                        size_t nth = (hash / n) % up_count;
+                        for (size_t k = 0; k < n; ++k)
+                            if (is_up(member_slots[k]) && nth-- == 0) {
+                                pick = k;
+                                break;
+                            }
                     }
                 }
                 push(member_slots[pick]);
@@ -346,7 +355,12 @@ public:
                 uint16_t found[kMaxReplication];
                 if (!dynamic || up == nullptr) {
                     size_t got = ring->lookup(name, std::min(replication, kMaxReplication), diverse, found);
-                    for (size_t k = 0; k < got; ++k) push(member_slots[found[k]]);
+                    for (size_t k = 0; k < got; ++k) {
+                        // carbon can name one node twice (a one-node ring without diverse replicas): one copy.
+                        bool repeat = false;
+                        for (size_t j = 0; j < k && !keep_repeats; ++j) repeat |= found[j] == found[k];
+                        if (!repeat) push(member_slots[found[k]]);
+                    }
                     break;
                 }
                 // dynamic: the first `replication` members in ring order that are up (all of them when none is).
@@ -366,6 +380,12 @@ public:
             }
         }
         return count;
+    }
+    bool fails_over() const {
+        return type == rules::ClusterType::any_of || type == rules::ClusterType::failover || dynamic;
+    }
+    bool has_member(size_t slot) const {
+        return std::find(member_slots.begin(), member_slots.end(), slot) != member_slots.end();
     }
 };
 
@@ -388,7 +408,7 @@ RoutingTable::~RoutingTable() = default;
 size_t RoutingTable::slot_for(const std::string& address, const std::optional<std::string>& instance) {
     for (size_t i = 0; i < slots_.size(); ++i)
         if (slots_[i].address == address) return i;
-    slots_.push_back({address, instance});
+    slots_.push_back({address, instance, instance ? address + ":" + *instance : address});
     return slots_.size() - 1;
 }
 
@@ -504,7 +524,8 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
 
 std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashType type,
                                                            const std::vector<Destination>& destinations,
-                                                           size_t replication, bool diverse, std::string& error) {
+                                                           size_t replication, bool diverse, std::string& error,
+                                                           HashCompat compat) {
     std::unique_ptr<RoutingTable> table(new RoutingTable());
     auto cluster = std::make_unique<CompiledCluster>();
     cluster->name = "default";
@@ -519,11 +540,11 @@ std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashT
             return nullptr;
         }
         // Each destination as written is its own slot, as today (two instances on one port stay two).
-        table->slots_.push_back({destination.text, destination.instance});
+        table->slots_.push_back({destination.text, destination.instance, destination.text});
         cluster->member_slots.push_back(uint16_t(table->slots_.size() - 1));
     }
     if (!broadcast && !destinations.empty()) {
-        cluster->ring = HashRing::build(type, destinations, error);
+        cluster->ring = HashRing::build(type, destinations, error, compat);
         if (!cluster->ring) return nullptr;
     }
     cluster->diverse = diverse;
@@ -545,6 +566,60 @@ std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::s
     if (warnings) warnings->insert(warnings->end(), config.warnings.begin(), config.warnings.end());
     return RoutingTable::build(config, error);
 }
+
+size_t RoutingTable::failover(std::string_view name, size_t own, const bool* up, uint16_t* out, size_t cap) const {
+    bool placed_up[kMaxRouteDestinations];  // `up` as it was when the line was queued for `own`
+    for (size_t s = 0; s < slots_.size(); ++s) placed_up[s] = up == nullptr || up[s];
+    placed_up[own] = true;
+    auto is_up = [&](uint16_t slot) { return up == nullptr || up[slot]; };
+    size_t count = 0;
+    auto add = [&](uint16_t slot) {
+        if (slot == own || !is_up(slot) || count >= cap) return;
+        for (size_t k = 0; k < count; ++k)
+            if (out[k] == slot) return;
+        out[count++] = slot;
+    };
+    const CompiledCluster* first = nullptr;
+    bool claimed = false;
+    uint16_t before[kMaxReplication], now[kMaxReplication];
+    for (const auto& cluster : clusters_) {
+        if (!cluster->fails_over() || !cluster->has_member(own)) continue;
+        if (!first) first = cluster.get();
+        size_t had = cluster->select(name, placed_up, before, 0, kMaxReplication);
+        if (std::find(before, before + had, own) == before + had) continue;  // not this cluster's line
+        claimed = true;
+        size_t got = cluster->select(name, up, now, 0, kMaxReplication);
+        for (size_t k = 0; k < got; ++k)
+            if (std::find(before, before + had, now[k]) == before + had) add(now[k]);
+    }
+    if (!claimed && first) {
+        // No cluster would have placed it here as things are now (members came back since): it goes where
+        // the first such cluster places it now.
+        size_t got = first->select(name, up, now, 0, kMaxReplication);
+        for (size_t k = 0; k < got; ++k) add(now[k]);
+    }
+    return count;
+}
+
+void RoutingTable::keep_ring_repeats() {
+    for (auto& cluster : clusters_) cluster->keep_repeats = true;
+}
+
+bool RoutingTable::slot_fails_over(size_t slot) const {
+    for (const auto& cluster : clusters_)
+        if (cluster->fails_over() && cluster->has_member(slot)) return true;
+    return false;
+}
+
+long RoutingTable::find_slot(std::string_view text) const {
+    for (size_t s = 0; s < slots_.size(); ++s)
+        if (slots_[s].address == text || slots_[s].text == text) return long(s);
+    return -1;
+}
+
+const std::string& RoutingTable::cluster_name(size_t cluster) const { return clusters_[cluster]->name; }
+const char* RoutingTable::cluster_type(size_t cluster) const { return rules::cluster_type_name(clusters_[cluster]->type); }
+const std::vector<uint16_t>& RoutingTable::cluster_members(size_t cluster) const { return clusters_[cluster]->member_slots; }
 
 bool RoutingTable::rule_validate_drops(size_t rule) const {
     return rules_[rule]->validate_action == rules::ValidateAction::drop;
@@ -648,12 +723,14 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
             bool passed = rule.validate->matches(data);
             if (trace) trace->validated(r, rule.validate->text(), data, passed);
             if (!passed) {
-                if (rule.validate_action == rules::ValidateAction::drop) {
+                // The rule sends nothing. carbon-c-relay (as run) then ends the lookup when the rule has no
+                // destinations (a global validation) or says stop, and goes on to the next rule otherwise.
+                if (rule.validate_action == rules::ValidateAction::log) result.logged = true;
+                if ((rule.clusters.empty() && !rule.blackhole) || rule.stop) {
                     result.dropped = true;
                     if (trace) trace->stopped(r);
                     return;
                 }
-                result.logged = true;
                 continue;
             }
         }

@@ -64,7 +64,7 @@ struct RouteResult {
     std::array<Feed, kMaxFeeds> feeds;  // aggregate rules the metric feeds, in rule order
     size_t feed_count = 0;
     bool blackholed = false;   // a blackhole rule ended the lookup
-    bool dropped = false;      // a validate ... else drop rule ended the lookup
+    bool dropped = false;      // a failed validate ended the lookup (a rule without destinations, or with stop)
     bool logged = false;       // a validate ... else log rule failed (the caller logs, rate-limited)
     bool overflow = false;     // a limit above was reached; the sends so far are kept
     bool matched = false;      // some match rule applied (false: the name goes nowhere, unmatched)
@@ -88,16 +88,37 @@ public:
     // destinations; hash-route = `type` with `replication`, Graphite carbon's placement) and `match *`.
     static std::unique_ptr<RoutingTable> build_implicit(bool broadcast, HashType type,
                                                         const std::vector<Destination>& destinations,
-                                                        size_t replication, bool diverse, std::string& error);
+                                                        size_t replication, bool diverse, std::string& error,
+                                                        HashCompat compat = HashCompat::graphite);
 
     // Routes `name`; `data` is what follows the name on the line (for validate). `up[slot]` says which
     // destinations are up (nullptr: all are); failover, any_of and dynamic clusters route around the others.
     void route(std::string_view name, std::string_view data, const bool* up, RouteResult& result,
                RouteTrace* trace = nullptr) const;
 
+    // Where a line queued for destination `own` goes when `own` is down (up[own] false): within each
+    // any_of, failover or dynamic hash cluster `own` belongs to that would place `name` on it, the members
+    // that cluster names now and did not already name (they have their copy). Writes up to `cap` slots;
+    // returns how many. 0: no such cluster (forward and plain hash clusters keep the line queued for `own`).
+    size_t failover(std::string_view name, size_t own, const bool* up, uint16_t* out, size_t cap) const;
+    // A ring that names one node twice (a one-node ring without diverse replicas) sends one copy; after this,
+    // route() reports it twice, as carbon's getDestinations does (for `polymur lookup`).
+    void keep_ring_repeats();
+    // Whether `slot` is in some cluster whose lines move to other members when it is down.
+    bool slot_fails_over(size_t slot) const;
+
     size_t slot_count() const { return slots_.size(); }
     const std::string& slot_address(size_t slot) const { return slots_[slot].address; }
     const std::optional<std::string>& slot_instance(size_t slot) const { return slots_[slot].instance; }
+    // The destination as polymur writes it (host:port[:instance]): its queue's and output's name.
+    const std::string& slot_text(size_t slot) const { return slots_[slot].text; }
+    // The slot a destination text names (host:port identity, instance ignored), or -1.
+    long find_slot(std::string_view text) const;
+    // The clusters and their members, for getdest: (name, type, member slots).
+    size_t cluster_count() const { return clusters_.size(); }
+    const std::string& cluster_name(size_t cluster) const;
+    const char* cluster_type(size_t cluster) const;
+    const std::vector<uint16_t>& cluster_members(size_t cluster) const;
     size_t rule_count() const { return rules_.size(); }
 
     // The aggregate rules, in file order, as parsed (index = RouteResult::Feed::aggregate).
@@ -120,6 +141,7 @@ private:
     struct Slot {
         std::string address;  // host:port, the identity of a destination
         std::optional<std::string> instance;
+        std::string text;  // host:port[:instance]
     };
     std::vector<Slot> slots_;
     std::vector<std::unique_ptr<CompiledCluster>> clusters_;

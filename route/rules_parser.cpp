@@ -549,6 +549,14 @@ private:
         }
         if (accept("stop")) s.stop = true;
         if (!end_statement()) return false;
+        // polymur's own statistics are its self-metrics: sent every --self-metrics-interval, named after
+        // --self-metrics-prefix, into its own listener, so the rules route them like any metric (as carbon-c-relay
+        // routes its statistics without `send to`).
+        warn(std::string(deprecated ? "send statistics" : "statistics") +
+             " is not applied: polymur's statistics are its self-metrics (--self-metrics-interval, "
+             "--self-metrics-prefix), routed by these rules like any metric" +
+             (s.send_to.empty() ? "" : "; for 'send to', put 'match ^PREFIX\\. send to CLUSTER stop;' first") +
+             (s.reset_counters ? "; its counters are never reset" : ""));
         out_.statistics = std::move(s);
         return true;
     }
@@ -578,6 +586,13 @@ private:
         }
         if (l.addresses.empty()) return expected("an address with 'proto'");
         if (!end_statement()) return false;
+        // Listen sockets are polymur's options: the supervisor opens them before the rules apply, a reload keeps them.
+        warn("listen is not applied: polymur listens where --listen-addr (plaintext TCP), --udp-listen-addr, --pickle-listen-addr, "
+             "--http-listen-addr and --https-listen-addr say" +
+             std::string(l.transport != "plain" || l.ssl ? "; compressed and TLS line listeners are not implemented" : "") +
+             std::string(std::any_of(l.addresses.begin(), l.addresses.end(),
+                                     [](const ListenAddress& a) { return a.proto == "unix"; })
+                             ? "; unix sockets are not implemented" : ""));
         out_.listens.push_back(std::move(l));
         return true;
     }

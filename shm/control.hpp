@@ -11,7 +11,7 @@
 namespace polymur::shm {
 
 inline constexpr uint64_t kControlMagic = 0x314c52544e434d50ULL;  // "PMCNTRL1"
-inline constexpr uint32_t kControlLayoutVersion = 2;
+inline constexpr uint32_t kControlLayoutVersion = 3;
 // Destination slots of the control segment, one output process each (configured, added with putdest,
 // the console); --max-destinations stays below it. Not route::kMaxRouteDestinations (a ring's limit).
 inline constexpr uint32_t kDestinationSlots = 128;
@@ -54,7 +54,7 @@ struct WorkerSlot {
     alignas(64) Counter received;
     Counter invalid;
     Counter too_long;
-    Counter unroutable;         // hash-route with no destination in the ring
+    Counter unroutable;         // no destination took the line (hash-route with an empty ring, no rule matched)
     Counter connections;        // open now
     Counter connections_total;  // accepted since start
     Counter seen_generation;    // the destination table generation this worker routes by
@@ -67,6 +67,7 @@ struct WorkerSlot {
     Counter tls_cut;            // TLS listener: handshakes cut at --handshake-timeout or over the cap in progress
     Counter compressed_streams; // line connections that turned out to be gzip or LZ4 streams
     Counter compressed_invalid; // of those, closed because their bytes did not decode (or were cut short)
+    Counter blackholed;         // --rules: ended by a blackhole rule or a failed `validate ... else drop`
 };
 
 struct ControlHeader {

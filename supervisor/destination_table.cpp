@@ -144,7 +144,7 @@ void Supervisor::finish_removals() {
                 workers_moved_on = false;
         if (!workers_moved_on) continue;
         Child& out = outputs_[slot];
-        if (out.pid && config_.hash_route()) continue;  // it moves its queue to the others, then exits
+        if (out.pid && queue_moves(d)) continue;  // it moves its queue to the others, then exits
         if (out.pid) {
             if (out.state == ChildState::running) {
                 kill(out.pid, SIGTERM);
@@ -303,7 +303,7 @@ std::string Supervisor::getdest() {
         registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \"" << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
         first_registered = false;
         auto link = static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
-        if (link == shm::LinkState::connected && (!config_.hash_route() || control_->destinations[slot].in_ring.load())) {
+        if (link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load())) {
             active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
             first_active = false;
         }
@@ -318,6 +318,7 @@ std::string Supervisor::getdest() {
 
 std::string Supervisor::putdest(const std::string& destination) {
     std::string error;
+    if (rules_table_) return "error: with --rules the destinations are the members of the rules file's clusters\n";
     if (destination == "console") return "error: the console output is set with --console-out\n";
     size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
                                                           [](const Destination& d) { return d.in_use && !d.console; }));
@@ -352,6 +353,7 @@ std::string Supervisor::putdest(const std::string& destination) {
 }
 
 std::string Supervisor::deldest(const std::string& destination) {
+    if (rules_table_) return "error: with --rules the destinations are the members of the rules file's clusters\n";
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console || d.text != destination) continue;
@@ -369,7 +371,7 @@ std::string Supervisor::deldest(const std::string& destination) {
         if (outputs_[slot].state == ChildState::backing_off || outputs_[slot].state == ChildState::pending)
             outputs_[slot].state = ChildState::absent;
         LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
-                   config_.hash_route() ? "; its queue moves to the remaining destinations" : "");
+                   queue_moves(d) ? "; its queue moves to the remaining destinations" : "");
         bool others = std::any_of(destinations_.begin(), destinations_.end(),
                                   [](const Destination& o) { return o.in_use && !o.removing && !o.console; });
         if (!others && !config_.hash_route())

@@ -21,19 +21,28 @@ void Supervisor::update_ring_membership() {
         if (in_ring && config_.failover == Failover::reroute && failures >= config_.failover_after) {
             s.in_ring.store(0, std::memory_order_release);
             changed = true;
-            LOG_WARN("destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
-                     d.text.c_str(), static_cast<unsigned long long>(failures), static_cast<unsigned long long>(d.queue->queued_lines()));
+            if (!rules_table_)
+                LOG_WARN("destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
+                         d.text.c_str(), static_cast<unsigned long long>(failures), static_cast<unsigned long long>(d.queue->queued_lines()));
+            else if (queue_moves(d))
+                LOG_WARN("destination %s: down after %llu failed connects; its %llu queued lines move to the other members of its "
+                         "any_of, failover or dynamic clusters", d.text.c_str(), static_cast<unsigned long long>(failures),
+                         static_cast<unsigned long long>(d.queue->queued_lines()));
+            else
+                LOG_WARN("destination %s: down after %llu failed connects; its %llu queued lines wait for it (its clusters are "
+                         "forward or hash clusters without dynamic)", d.text.c_str(), static_cast<unsigned long long>(failures),
+                         static_cast<unsigned long long>(d.queue->queued_lines()));
         } else if (!in_ring && link == shm::LinkState::connected) {
             s.in_ring.store(1, std::memory_order_release);
             changed = true;
-            LOG_NOTICE("destination %s: connected again; rejoined the ring", d.text.c_str());
+            LOG_NOTICE("destination %s: connected again; %s", d.text.c_str(), rules_table_ ? "up" : "rejoined the ring");
         }
     }
     if (changed) publish_generation();
 
     auto needs_reroute = [&](uint32_t slot) {
         const Destination& d = destinations_[slot];
-        if (!d.in_use || !d.ring_member() || !d.queue || d.queue->queued_bytes() == 0) return false;
+        if (!d.in_use || !d.ring_member() || !d.queue || d.queue->queued_bytes() == 0 || !queue_moves(d)) return false;
         return d.removing || control_->destinations[slot].in_ring.load(std::memory_order_relaxed) == 0;
     };
     // The holder is the supervisor's own record; shared memory only tells the outputs.

@@ -55,13 +55,6 @@ int main(int argc, char** argv) {
         std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
         return 0;
     }
-    if (!config.rules.empty()) {
-        // The routing table is built and checked, but the listener workers do not route through it yet.
-        std::fprintf(stderr, "polymur: --rules %s: rules files are not yet wired into the relay; check them with "
-                             "--check-config and 'polymur test -f %s' (docs/ROUTING.md)\n",
-                     config.rules.c_str(), config.rules.c_str());
-        return 2;
-    }
     std::vector<std::string> args(argv, argv + argc);  // kept for SIGHUP: the title overwrites argv
     polymur::proctitle_init(argc, argv);
     int code = 70;  // EX_SOFTWARE

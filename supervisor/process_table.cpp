@@ -52,6 +52,7 @@ void Supervisor::spawn(Child& child) {
     heritage.udp_fd = child.role == Role::listener ? udp_fd_.get() : -1;
     heritage.control = control_;
     heritage.config = &config_;
+    heritage.rules = rules_table_.get();
     heritage.supervisor_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -108,7 +109,7 @@ void Supervisor::child_exited(Child& child, int status) {
     else
         how << "exited with code " << WEXITSTATUS(status);
 
-    if (child.role == Role::output && destinations_[child.index].removing && (clean || !config_.hash_route())) {
+    if (child.role == Role::output && destinations_[child.index].removing && (clean || !queue_moves(destinations_[child.index]))) {
         LOG_INFO("%s (pid %d): %s after its destination was removed", name.c_str(), pid, how.str().c_str());
         child.state = ChildState::absent;
         finish_removals();

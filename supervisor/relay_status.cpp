@@ -43,7 +43,7 @@ std::string prometheus_label_value(const std::string& text) {
 std::string format_stats_json(const RelayStatus& s) {
     std::ostringstream out;
     out << "{\"received\": " << s.received << ", \"invalid\": " << s.invalid << ", \"too_long\": " << s.too_long
-        << ", \"unroutable\": " << s.unroutable << ", \"connections\": " << s.connections << ", \"connections_total\": "
+        << ", \"unroutable\": " << s.unroutable << ", \"blackholed\": " << s.blackholed << ", \"connections\": " << s.connections << ", \"connections_total\": "
         << s.connections_total << ", \"pickle_invalid\": " << s.pickle_invalid << ", \"udp_datagrams\": " << s.udp_datagrams
         << ", \"udp_dropped\": " << s.udp_dropped << ", \"tls_handshakes\": " << s.tls_handshakes
         << ", \"tls_refused\": " << s.tls_refused << ", \"tls_cut\": " << s.tls_cut
@@ -58,7 +58,7 @@ std::string format_stats_json(const RelayStatus& s) {
             << ", \"sent_bytes\": " << d.sent_bytes << ", \"dropped\": " << d.dropped << ", \"reconnects\": " << d.reconnects
             << ", \"rerouted\": " << d.rerouted << ", \"deaths\": " << d.deaths << ", \"restarts\": " << d.restarts;
         // Only hash-route has a ring; broadcast destinations are not in one.
-        if (s.distribution == "hash-route") out << ", \"in_ring\": " << (d.in_ring ? "true" : "false");
+        if (s.distribution != "broadcast") out << ", \"in_ring\": " << (d.in_ring ? "true" : "false");
         out << "}";
         first = false;
     }
@@ -87,6 +87,7 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
         {"polymur_invalid_total", "counter", "Lines dropped because they did not parse.", s.invalid},
         {"polymur_too_long_total", "counter", "Lines dropped because they were longer than --max-line-length.", s.too_long},
         {"polymur_unroutable_total", "counter", "Lines dropped because no destination could take them.", s.unroutable},
+        {"polymur_blackholed_total", "counter", "Lines dropped by a rules file's blackhole or validate ... else drop.", s.blackholed},
         {"polymur_connections", "gauge", "Client connections open now.", s.connections},
         {"polymur_connections_total", "counter", "Client connections accepted.", s.connections_total},
         {"polymur_pickle_invalid_total", "counter", "Pickle frames refused (forbidden or unknown opcode, cut short, too long); each closed its connection.",

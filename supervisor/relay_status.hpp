@@ -25,7 +25,7 @@ struct ListenerStatus {
 };
 
 struct RelayStatus {
-    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, connections = 0, connections_total = 0;
+    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, blackholed = 0, connections = 0, connections_total = 0;
     uint64_t pickle_invalid = 0;                 // pickle frames refused
     uint64_t udp_datagrams = 0, udp_dropped = 0;  // read from the UDP socket; dropped by the kernel
     uint64_t tls_handshakes = 0, tls_refused = 0, tls_cut = 0;  // TLS listener: completed, failed, cut

@@ -175,7 +175,8 @@ bool Supervisor::setup() {
             return false;
         }
     }
-    apply_runtime_changes();
+    if (!config_.rules.empty() && !setup_rules()) return false;
+    if (!rules_table_) apply_runtime_changes();
     queues_to_create_ = 0;
     warn_about_orphan_queues();
     listeners_.resize(config_.workers);
@@ -203,7 +204,7 @@ void Supervisor::housekeeping() {
             if (c.state == ChildState::backing_off && now >= c.restart_at_ms) spawn(c);
         for (Child& c : outputs_)
             if (c.state == ChildState::backing_off && now >= c.restart_at_ms) spawn(c);
-        if (config_.hash_route()) update_ring_membership();
+        if (queues_move()) update_ring_membership();
         if (!ready_sent_) notify_ready_once_reporting(now);
         check_stalls(now);
         finish_removals();
@@ -314,7 +315,7 @@ RelayCounters Supervisor::counters() {
 RelayStatus Supervisor::status() {
     RelayStatus s;
     s.workers = config_.workers;
-    s.distribution = distribution_name(config_.distribution);
+    s.distribution = rules_table_ ? "rules" : distribution_name(config_.distribution);
     s.start_unix_seconds = control_->header.start_unix_ns / 1000000000;
     add_worker_counters(*control_, config_.workers, s);
     for (const Child& c : listeners_) s.listeners.push_back({c.deaths, c.restarts});

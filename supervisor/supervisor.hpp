@@ -17,6 +17,7 @@
 #include "admin/command.hpp"
 #include "admin/server.hpp"
 #include "common/unique_fd.hpp"
+#include "route/routing_table.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 #include "common/config.hpp"
@@ -93,6 +94,11 @@ private:
     };
 
     bool setup();
+    // --rules (supervisor/clusters.cpp): builds the table and registers every destination it names.
+    bool setup_rules();
+    // Whether a destination's queue moves to others when it is down or removed (failover).
+    bool queue_moves(const Destination& d) const;
+    bool queues_move() const { return config_.hash_route() || rules_table_ != nullptr; }
     bool add_destination(const std::string& text, bool console, std::string& error);
     void publish_generation();
     void spawn(Child& child);
@@ -163,6 +169,7 @@ private:
     std::array<Destination, shm::kDestinationSlots> destinations_ {};
     uint64_t next_incarnation_ = 1;
     uint32_t reroute_holder_ = shm::kNoSlot;  // the output granted control_->header.reroute_slot
+    std::unique_ptr<route::RoutingTable> rules_table_;  // --rules; children inherit it (Heritage::rules)
     uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
     int64_t next_space_retry_ms_ = 0;
     int64_t shutdown_deadline_ms_ = 0;

@@ -11,6 +11,7 @@ void add_worker_counters(const shm::ControlSegment& control, uint32_t workers, R
         s.invalid += w.invalid.load(std::memory_order_relaxed);
         s.too_long += w.too_long.load(std::memory_order_relaxed);
         s.unroutable += w.unroutable.load(std::memory_order_relaxed);
+        s.blackholed += w.blackholed.load(std::memory_order_relaxed);
         s.connections += w.connections.load(std::memory_order_relaxed);
         s.connections_total += w.connections_total.load(std::memory_order_relaxed);
         s.pickle_invalid += w.pickle_invalid.load(std::memory_order_relaxed);

@@ -24,11 +24,12 @@
 #include "protocol/newlines.hpp"
 #include "protocol/tag_normalize.hpp"
 #include "protocol/pickle.hpp"
-#include "route/hash_ring.hpp"
+#include "route/routing_table.hpp"
 #include "shm/queue.hpp"
 #include "common/heritage.hpp"
 #include "worker/http_ingest.hpp"
 #include "worker/input_stream.hpp"
+#include "worker/live_routes.hpp"
 #include "worker/stop_pipe.hpp"
 #include "worker/tls.hpp"
 
@@ -47,6 +48,12 @@ constexpr size_t kUdpDatagramMax = 65536;
 constexpr size_t kMaxHandshakes = 256;
 
 enum class Input : uint8_t { line, pickle, udp };
+
+// What follows the name (the value and the timestamp as received): what a rule's validate clause tests.
+std::string_view line_data(const protocol::ParsedLine& parsed) {
+    if (parsed.timestamp.empty() || parsed.timestamp.data() < parsed.value.data()) return parsed.value;
+    return {parsed.value.data(), static_cast<size_t>(parsed.timestamp.data() + parsed.timestamp.size() - parsed.value.data())};
+}
 
 class Listener;
 
@@ -72,30 +79,31 @@ struct Connection {
     char peer[64] = {};
 };
 
-struct Route {
-    uint32_t slot;
-    uint64_t incarnation;
-    bool mirror;  // gets every line: broadcast destinations, and the console in hash-route
-    bool in_ring;
-    route::Destination destination;
-    std::unique_ptr<shm::QueueFile> queue;
-    std::unique_ptr<shm::RingProducer> producer;
-};
-
 class Listener final : public LineSink {
 public:
     explicit Listener(const Heritage& heritage)
         : heritage_(heritage),
           config_(*heritage.config),
           slot_(heritage.control->workers[heritage.index]),
-          scratch_(new char[kReadSize + config_.max_line_length + 1]) {}
+          scratch_(new char[kReadSize + config_.max_line_length + 1]),
+          routes_(heritage, LiveRoutes::Writer::listener),
+          result_(std::make_unique<route::RouteResult>()) {}
 
     int run();
     IngestOutcome ingest(std::string_view lines, std::string_view prefix) override;
 
 private:
-    // The routes (indices into routes_) a metric goes to: mirrors, then the ring's choice.
-    size_t targets(std::string_view name, uint16_t* out);
+    // Routes a line: visit(target index, name to write) for every copy, the mirrors' (the name as received)
+    // first, then the table's (the name its rewrites made). `count` counts what the table did with it
+    // (once per line: the HTTP path routes each line twice).
+    template <class Visit>
+    void copies(std::string_view name, std::string_view data, bool count, Visit&& visit);
+    void follow_routes() {
+        if (routes_.stale()) {
+            routes_.refresh();
+            slot_.seen_generation.store(routes_.generation(), std::memory_order_release);
+        }
+    }
     void stamp_now() {
         int64_t now = realtime_ns() / 1000000000;
         if (now == now_s_) return;
@@ -146,7 +154,6 @@ private:
     void stream_failed(const Connection& conn, const InputStream& stream);
     void close_oldest_handshake();
     void cut_slow_handshakes(int64_t now);
-    void refresh_routes();
     void publish_all();
     void flush_counters();
     void tick();
@@ -164,18 +171,13 @@ private:
     struct event* resume_accept_event_ = nullptr;
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
-    std::vector<Route> routes_;
-    std::vector<uint16_t> mirrors_;      // indices into routes_
-    std::unique_ptr<route::HashRing> ring_;
-    std::vector<uint16_t> ring_routes_;  // ring destination index -> index into routes_
-    const bool hash_route_ = config_.hash_route();  // read per line: a string compare once, not per line (--distribution restarts)
-    route::HashType hash_type_ = route::HashType::carbon_ch;
-    route::HashCompat hash_compat_ = route::HashCompat::graphite;
+    LiveRoutes routes_;
+    std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
+    const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
     protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
-    uint64_t generation_ = ~uint64_t(0);
 
     // Counted locally, flushed to shared memory once per read.
-    uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0, pickle_invalid_ = 0, udp_datagrams_ = 0;
+    uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0, blackholed_ = 0, pickle_invalid_ = 0, udp_datagrams_ = 0;
     uint64_t udp_dropped_seen_ = 0;
     uint64_t tls_handshakes_ = 0, tls_refused_ = 0, tls_cut_ = 0, compressed_streams_ = 0, compressed_invalid_ = 0;
     uint64_t unlogged_tls_failures_ = 0;
@@ -284,9 +286,9 @@ void Listener::on_read(evutil_socket_t, short, void* conn_ptr) {
 }
 
 void Listener::read_ready(Connection& conn) {
-    if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
+    follow_routes();
     stamp_now();
-    for (Route& route : routes_) route.producer->refresh();
+    for (LiveRoutes::Target& target : routes_.targets()) target.producer->refresh();
     if (conn.input == Input::pickle) {
         read_pickle(conn);
         return;
@@ -467,9 +469,23 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         }
     }
     ++received_;
-    uint16_t chosen[shm::kDestinationSlots];
-    size_t n = targets(parsed.name, chosen);
-    for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, count, total);
+    const std::string_view data = line_data(parsed);
+    copies(parsed.name, data, true, [&](size_t target, std::string_view name) {
+        shm::RingProducer& producer = *routes_.targets()[target].producer;
+        if (name.data() == parsed.name.data()) {
+            producer.append(parts, count, total);
+            return;
+        }
+        // A rewritten name: the line is written out again around it, held to the same bound.
+        const std::string_view timestamp = parsed.timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed.timestamp;
+        const std::string_view rewritten[6] = {name, " ", parsed.value, " ", timestamp, "\n"};
+        const size_t size = name.size() + parsed.value.size() + timestamp.size() + 3;
+        if (size - 1 > config_.max_line_length) {
+            ++too_long_;
+            return;
+        }
+        producer.append(rewritten, 6, size);
+    });
 }
 
 // Carbon's pickle protocol: frames of a 4-byte big-endian length and a pickled list. Each element
@@ -611,9 +627,9 @@ void Listener::setup_udp() {
 }
 
 void Listener::udp_ready(int fd) {
-    if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
+    follow_routes();
     stamp_now();
-    for (Route& route : routes_) route.producer->refresh();
+    for (LiveRoutes::Target& target : routes_.targets()) target.producer->refresh();
     const size_t control = CMSG_SPACE(sizeof(uint32_t));
     const size_t max_line = config_.max_line_length;
     for (int round = 0; round < kReadsPerWakeup; ++round) {
@@ -664,32 +680,36 @@ void Listener::udp_ready(int fd) {
     flush_counters();
 }
 
-size_t Listener::targets(std::string_view name, uint16_t* out) {
-    size_t n = 0;
-    for (uint16_t m : mirrors_) out[n++] = m;
-    if (!ring_) {
-        // No ring node, or broadcast to nobody: the line goes nowhere (a console mirror aside).
-        if (n == 0 || hash_route_) ++unroutable_;
-        return n;
+template <class Visit>
+void Listener::copies(std::string_view name, std::string_view data, bool count, Visit&& visit) {
+    for (uint16_t m : routes_.mirrors()) visit(m, name);
+    const route::RoutingTable* table = routes_.table();
+    if (!table) {
+        // No destination in the implicit cluster: the line goes nowhere (a console mirror aside).
+        if (count && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+        return;
     }
-    uint16_t chosen[route::kMaxReplication];
-    size_t picked = ring_->lookup(name, config_.replication_factor, config_.diverse_replicas, chosen);
-    for (size_t k = 0; k < picked; ++k) {
-        // carbon can name one node twice (a one-node ring without diverse replicas); send it once.
-        bool repeat = false;
-        for (size_t j = 0; j < k; ++j) repeat |= chosen[j] == chosen[k];
-        if (!repeat) out[n++] = ring_routes_[chosen[k]];
+    route::RouteResult& result = *result_;
+    table->route(name, data, routes_.up(), result);
+    size_t queued = 0;
+    for (size_t k = 0; k < result.send_count; ++k) {
+        const int target = routes_.target_of(result.sends[k].slot);
+        if (target < 0) continue;  // a rules destination no longer registered (deldest)
+        visit(size_t(target), result.name_of(result.sends[k]));
+        ++queued;
     }
-    return n;
+    if (!count) return;
+    if (result.blackholed || result.dropped) ++blackholed_;
+    else if (queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
 }
 
 // A batch from the HTTP(S) endpoint: all of it is queued, or none of it.
 IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) {
-    if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
+    follow_routes();
     stamp_now();
     IngestOutcome outcome;
-    std::vector<uint64_t> bytes(routes_.size()), counts(routes_.size());
-    uint16_t chosen[shm::kDestinationSlots];
+    std::vector<LiveRoutes::Target>& targets = routes_.targets();
+    std::vector<uint64_t> bytes(targets.size()), counts(targets.size());
     char name[kMaxPrefixedName];
     auto for_each_valid = [&](auto&& visit) {
         protocol::for_each_batch_line(lines, prefix, config_.max_line_length, now_len_, name, visit,
@@ -705,26 +725,29 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
         }
         (void)line;
         ++outcome.valid;
-        size_t size = full.size() + parsed->value.size() + (parsed->timestamp_is_now ? now_len_ : parsed->timestamp.size()) + 3;
-        size_t n = targets(full, chosen);
-        for (size_t k = 0; k < n; ++k) bytes[chosen[k]] += size, ++counts[chosen[k]];
+        const size_t rest = parsed->value.size() + (parsed->timestamp_is_now ? now_len_ : parsed->timestamp.size()) + 3;
+        copies(full, line_data(*parsed), false, [&](size_t target, std::string_view name) {
+            bytes[target] += name.size() + rest;
+            ++counts[target];
+        });
     });
-    for (size_t r = 0; r < routes_.size(); ++r) {
-        if (counts[r]) routes_[r].producer->refresh();
-        if (counts[r] && !routes_[r].producer->has_room_for(bytes[r], counts[r])) {
+    for (size_t r = 0; r < targets.size(); ++r) {
+        if (counts[r]) targets[r].producer->refresh();
+        if (counts[r] && !targets[r].producer->has_room_for(bytes[r], counts[r])) {
             outcome.accepted = false;
-            outcome.never_fits = !routes_[r].producer->could_ever_fit(bytes[r], counts[r]);
+            outcome.never_fits = !targets[r].producer->could_ever_fit(bytes[r], counts[r]);
             return outcome;
         }
     }
     // Second pass: queue them.
     for_each_valid([&](std::string_view, const protocol::ParsedLine* parsed, std::string_view full) {
         if (!parsed) return;
-        std::string_view parts[6] = {full, " ", parsed->value, " ",
-                                     parsed->timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed->timestamp, "\n"};
-        size_t total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
-        size_t n = targets(full, chosen);
-        for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, 6, total);
+        copies(full, line_data(*parsed), true, [&](size_t target, std::string_view name) {
+            std::string_view parts[6] = {name, " ", parsed->value, " ",
+                                         parsed->timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed->timestamp, "\n"};
+            size_t total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
+            targets[target].producer->append(parts, 6, total);
+        });
     });
     publish_all();
     received_ += outcome.valid;
@@ -769,73 +792,14 @@ void Listener::close_connection(Connection& conn) {
     slot_.connections.store(connections_.size(), std::memory_order_relaxed);
 }
 
-void Listener::refresh_routes() {
-    publish_all();  // lines already appended belong to the table they were routed by
-    uint64_t generation = heritage_.control->header.generation.load(std::memory_order_acquire);
-    std::vector<Route> next;
-    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
-        const shm::DestinationSlot& d = heritage_.control->destinations[slot];
-        if (d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active)) continue;
-        // The console and HTTPS gateways have no ring node: they get every line.
-        bool console = d.type != static_cast<uint32_t>(shm::DestinationType::tcp);
-        bool in_ring = !console && d.in_ring.load(std::memory_order_acquire) != 0;
-        auto same = std::find_if(routes_.begin(), routes_.end(),
-                                 [&](const Route& r) { return r.slot == slot && r.incarnation == d.incarnation; });
-        if (same != routes_.end()) {
-            same->in_ring = in_ring;
-            next.push_back(std::move(*same));
-            continue;
-        }
-        std::string text(d.text, strnlen(d.text, sizeof d.text));
-        std::string error;
-        route::Destination destination;
-        if (!console && !route::parse_destination(text, destination, error)) {
-            LOG_ERROR("listener %u: %s; not routing to it", heritage_.index, error.c_str());
-            continue;
-        }
-        auto queue = shm::QueueFile::open(queue_path(config_.state_dir, text), error);
-        if (!queue) {
-            LOG_ERROR("listener %u: destination %s: %s; not routing to it", heritage_.index, text.c_str(), error.c_str());
-            continue;
-        }
-        Route route {slot, d.incarnation, console || !config_.hash_route(), in_ring, std::move(destination), std::move(queue), nullptr};
-        route.producer = std::make_unique<shm::RingProducer>(*route.queue, heritage_.index, config_.queue_cap);
-        next.push_back(std::move(route));
-    }
-    // carbon adds ring nodes in configuration order, and collisions depend on it: registration
-    // order (the incarnation) reproduces that order.
-    std::sort(next.begin(), next.end(), [](const Route& a, const Route& b) { return a.incarnation < b.incarnation; });
-    routes_ = std::move(next);
-    mirrors_.clear();
-    ring_routes_.clear();
-    std::vector<route::Destination> members;
-    for (size_t i = 0; i < routes_.size(); ++i) {
-        if (routes_[i].mirror) {
-            mirrors_.push_back(static_cast<uint16_t>(i));
-        } else if (routes_[i].in_ring) {
-            ring_routes_.push_back(static_cast<uint16_t>(i));
-            members.push_back(routes_[i].destination);
-        }
-    }
-    ring_.reset();
-    if (!members.empty()) {
-        std::string error;
-        ring_ = route::HashRing::build(hash_type_, members, error, hash_compat_);
-        if (!ring_) LOG_ERROR("listener %u: cannot build the hash ring: %s", heritage_.index, error.c_str());
-    }
-    generation_ = generation;
-    slot_.seen_generation.store(generation, std::memory_order_release);
-}
-
-void Listener::publish_all() {
-    for (Route& route : routes_) route.producer->publish();
-}
+void Listener::publish_all() { routes_.publish_all(); }
 
 void Listener::flush_counters() {
     if (received_) slot_.received.fetch_add(std::exchange(received_, 0), std::memory_order_relaxed);
     if (invalid_) slot_.invalid.fetch_add(std::exchange(invalid_, 0), std::memory_order_relaxed);
     if (too_long_) slot_.too_long.fetch_add(std::exchange(too_long_, 0), std::memory_order_relaxed);
     if (unroutable_) slot_.unroutable.fetch_add(std::exchange(unroutable_, 0), std::memory_order_relaxed);
+    if (blackholed_) slot_.blackholed.fetch_add(std::exchange(blackholed_, 0), std::memory_order_relaxed);
     if (pickle_invalid_) slot_.pickle_invalid.fetch_add(std::exchange(pickle_invalid_, 0), std::memory_order_relaxed);
     if (udp_datagrams_) slot_.udp_datagrams.fetch_add(std::exchange(udp_datagrams_, 0), std::memory_order_relaxed);
     if (tls_handshakes_) slot_.tls_handshakes.fetch_add(std::exchange(tls_handshakes_, 0), std::memory_order_relaxed);
@@ -850,8 +814,8 @@ void Listener::flush_counters() {
 void Listener::tick() {
     int64_t now = monotonic_ms();
     slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
-    if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh_routes();
     cut_slow_handshakes(now);
+    follow_routes();
     const uint32_t idle_timeout_s = heritage_.control->header.idle_timeout_s.load(std::memory_order_relaxed);
     if (idle_timeout_s) {
         int64_t limit = static_cast<int64_t>(idle_timeout_s) * 1000;
@@ -868,8 +832,6 @@ void Listener::tick() {
 }
 
 int Listener::run() {
-    hash_type_ = config_.hash_type;
-    hash_compat_ = config_.hash_compat;
     // One producer per ring, even while a listener of a previous polymur is still exiting.
     UniqueFd lock = lock_file(config_.state_dir + "/listener-" + std::to_string(heritage_.index) + ".lock",
                               "listener " + std::to_string(heritage_.index));
@@ -879,7 +841,8 @@ int Listener::run() {
         LOG_ERROR("listener %u: cannot create event base", heritage_.index);
         return kExitCrashed;
     }
-    refresh_routes();
+    routes_.refresh();
+    slot_.seen_generation.store(routes_.generation(), std::memory_order_release);
     resume_accept_event_ = evtimer_new(base_, &Listener::on_resume_accept, this);
     if (heritage_.listen_fd >= 0) {
         accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);

@@ -84,7 +84,7 @@ private:
     }
     // hash-route failover: this output may move its queue to other destinations now.
     bool may_reroute() const {
-        return config_.hash_route() && routable_ &&
+        return queues_move(heritage_) && routable_ &&
                heritage_.control->header.reroute_slot.load(std::memory_order_acquire) == heritage_.index;
     }
     // Moves a batch elsewhere; false when nothing moved.
@@ -297,7 +297,7 @@ void OutputLoop::commit_confirmed() {
 // deldest. broadcast: the other destinations have their own copies. hash-route: the lines belong
 // elsewhere now; move them, then stop. Returns true when the loop ends.
 bool OutputLoop::on_removed() {
-    if (!config_.hash_route() || !routable_) return true;
+    if (!queues_move(heritage_) || !routable_) return true;
     if (transport_->is_open()) lost("destination removed", false);
     if (queue_->queued_bytes() == 0) return true;
     if (may_reroute()) {

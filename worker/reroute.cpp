@@ -13,60 +13,47 @@ constexpr uint64_t kBatchBytes = 1 << 20;
 }
 
 Rerouter::Rerouter(const Heritage& heritage, uint32_t own_slot)
-    : heritage_(heritage), own_slot_(own_slot) {
-    hash_type_ = heritage.config->hash_type;
-    hash_compat_ = heritage.config->hash_compat;
+    : heritage_(heritage),
+      own_slot_(own_slot),
+      routes_(heritage, LiveRoutes::Writer::failover, own_slot),
+      result_(std::make_unique<route::RouteResult>()) {
     // Room for the longest line any producer writes (whatever --max-line-length wrote the queue),
     // so the copy below never allocates; a longer line can only come from a damaged file, and
     // then the string grows instead of overflowing.
     wrapped_.reserve(shm::kMaxQueuedLine);
 }
 
-void Rerouter::refresh() {
-    for (Target& t : targets_) t.producer->publish();
-    uint64_t generation = heritage_.control->header.generation.load(std::memory_order_acquire);
-    std::vector<Target> next;
-    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
-        const shm::DestinationSlot& d = heritage_.control->destinations[slot];
-        if (slot == own_slot_ || d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active) ||
-            d.type != static_cast<uint32_t>(shm::DestinationType::tcp) || d.in_ring.load(std::memory_order_acquire) == 0)
-            continue;
-        auto same = std::find_if(targets_.begin(), targets_.end(),
-                                 [&](const Target& t) { return t.slot == slot && t.incarnation == d.incarnation; });
-        if (same != targets_.end()) {
-            next.push_back(std::move(*same));
-            continue;
-        }
-        std::string text(d.text, strnlen(d.text, sizeof d.text));
-        std::string error;
-        Target target {slot, d.incarnation, {}, nullptr, nullptr};
-        if (!route::parse_destination(text, target.destination, error)) continue;
-        target.queue = shm::QueueFile::open(queue_path(heritage_.config->state_dir, text), error);
-        if (!target.queue) {
-            LOG_ERROR("failover: destination %s: %s", text.c_str(), error.c_str());
-            continue;
-        }
-        target.producer = std::make_unique<shm::RingProducer>(*target.queue, target.queue->ring_count() - 1,
-                                                              heritage_.config->queue_cap);
-        next.push_back(std::move(target));
+bool Rerouter::has_targets() {
+    if (routes_.stale()) routes_.refresh();
+    const route::RoutingTable* table = routes_.table();
+    if (!table) return false;
+    if (!routes_.rules()) return true;
+    return routes_.own_table_slot() >= 0 && table->slot_fails_over(size_t(routes_.own_table_slot()));
+}
+
+size_t Rerouter::place(std::string_view name, uint16_t* out, size_t cap) {
+    const route::RoutingTable* table = routes_.table();
+    size_t count = 0;
+    if (routes_.rules()) {
+        if (routes_.own_table_slot() < 0) return 0;
+        uint16_t slots[route::kMaxReplication];
+        size_t got = table->failover(name, size_t(routes_.own_table_slot()), routes_.up(), slots, route::kMaxReplication);
+        for (size_t k = 0; k < got && count < cap; ++k)
+            if (int target = routes_.target_of(slots[k]); target >= 0) out[count++] = uint16_t(target);
+        return count;
     }
-    std::sort(next.begin(), next.end(), [](const Target& a, const Target& b) { return a.incarnation < b.incarnation; });
-    targets_ = std::move(next);
-    ring_.reset();
-    if (!targets_.empty()) {
-        std::vector<route::Destination> members;
-        for (const Target& t : targets_) members.push_back(t.destination);
-        std::string error;
-        ring_ = route::HashRing::build(hash_type_, members, error, hash_compat_);
-        if (!ring_) LOG_ERROR("failover: cannot build the hash ring: %s", error.c_str());
-    }
-    generation_ = generation;
+    // The implicit cluster, built over the destinations in the ring (this one is not).
+    route::RouteResult& result = *result_;
+    table->route(name, {}, routes_.up(), result);
+    for (size_t k = 0; k < result.send_count && count < cap; ++k)
+        if (int target = routes_.target_of(result.sends[k].slot); target >= 0) out[count++] = uint16_t(target);
+    return count;
 }
 
 uint64_t Rerouter::move_batch(shm::QueueReader& own) {
-    if (heritage_.control->header.generation.load(std::memory_order_acquire) != generation_) refresh();
-    if (!ring_) return 0;
-    const Config& config = *heritage_.config;
+    if (routes_.stale()) routes_.refresh();
+    if (!routes_.table()) return 0;
+    std::vector<LiveRoutes::Target>& targets = routes_.targets();
     uint64_t moved = 0;
     bool blocked = false;
     own.rewind();
@@ -92,24 +79,20 @@ uint64_t Rerouter::move_batch(shm::QueueReader& own) {
             }
             std::string_view name = line.substr(0, std::min(line.find(' '), line.size() - 1));
             uint16_t chosen[route::kMaxReplication];
-            size_t n = ring_->lookup(name, config.replication_factor, config.diverse_replicas, chosen);
-            bool room = true;
-            for (size_t k = 0; k < n; ++k) room &= targets_[chosen[k]].producer->has_room(line.size());
+            size_t n = place(name, chosen, route::kMaxReplication);
+            bool room = n > 0;  // none: every other member is down too; the line waits here
+            for (size_t k = 0; k < n; ++k) room &= targets[chosen[k]].producer->has_room(line.size());
             if (!room) {
                 blocked = true;  // the targets are full: leave the rest queued here for now
                 break;
             }
-            for (size_t k = 0; k < n; ++k) {
-                bool repeat = false;
-                for (size_t j = 0; j < k; ++j) repeat |= chosen[j] == chosen[k];
-                if (!repeat) targets_[chosen[k]].producer->append(&line, 1, line.size());
-            }
+            for (size_t k = 0; k < n; ++k) targets[chosen[k]].producer->append(&line, 1, line.size());
             pos += line.size();
             ++lines;
         }
         if (!lines) continue;
         // Published to the targets before it leaves here: a crash in between duplicates, never loses.
-        for (Target& t : targets_) t.producer->publish();
+        routes_.publish_all();
         own.commit(i, pos, lines);
         moved += lines;
     }

@@ -1,6 +1,7 @@
-// Failover for hash-route: moves the lines queued for a destination that left the ring (or was
-// removed) to the destinations the ring names for them now, through each target queue's
-// redistribution ring (the last ring; the supervisor lets one output at a time write them).
+// Failover: moves the lines queued for a destination that is down (or was removed) to the destinations the
+// routing table names for them now (hash-route: the ring without it; --rules: the other members of its any_of,
+// failover and dynamic clusters), through each target queue's redistribution ring (the last ring; the
+// supervisor lets one output at a time write them).
 #pragma once
 
 #include <cstdint>
@@ -8,10 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "route/hash_ring.hpp"
+#include "route/routing_table.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
 #include "common/heritage.hpp"
+#include "worker/live_routes.hpp"
 
 namespace polymur {
 
@@ -23,26 +25,17 @@ public:
     // from, and leaves `own` rewound to, its committed positions. Returns the lines moved; 0 with
     // lines still queued means there is nowhere (or no room) to put them now.
     uint64_t move_batch(shm::QueueReader& own);
-    bool has_targets() const { return ring_ != nullptr; }
+    // Whether there is anywhere the lines could go (false: a removed destination's lines have no other home).
+    bool has_targets();
 
 private:
-    struct Target {
-        uint32_t slot;
-        uint64_t incarnation;
-        route::Destination destination;
-        std::unique_ptr<shm::QueueFile> queue;
-        std::unique_ptr<shm::RingProducer> producer;
-    };
-
-    void refresh();
+    // The targets (indices into routes_.targets()) of a queued line named `name`.
+    size_t place(std::string_view name, uint16_t* out, size_t cap);
 
     const Heritage& heritage_;
     uint32_t own_slot_;
-    route::HashType hash_type_ = route::HashType::carbon_ch;
-    route::HashCompat hash_compat_ = route::HashCompat::graphite;
-    uint64_t generation_ = ~uint64_t(0);
-    std::vector<Target> targets_;
-    std::unique_ptr<route::HashRing> ring_;
+    LiveRoutes routes_;
+    std::unique_ptr<route::RouteResult> result_;
     std::string wrapped_;  // a line that wraps around the ring end is copied here
 };
 

@@ -236,6 +236,50 @@ TEST(RoutingTable, LookupsDoNotAllocate) {
     EXPECT_EQ(allocation_count(), before);
 }
 
+// A down member's queued lines: within its failover-capable clusters, to the members that did not have a copy.
+TEST(RoutingTable, FailoverMovesOnlyWithinTheClustersThatPlacedTheLine) {
+    auto t = table_of(
+        "cluster f failover 10.0.0.1 10.0.0.2 10.0.0.3;\n"
+        "cluster h carbon_ch replication 2 dynamic 10.0.1.1=a 10.0.1.2=b 10.0.1.3=c;\n"
+        "cluster p carbon_ch 10.0.2.1=a 10.0.2.2=b;\n"
+        "match ^f send to f stop;\nmatch ^h send to h stop;\nmatch * send to p;\n");
+    ASSERT_EQ(t->slot_count(), 8u);
+    bool up[8];
+    std::fill(up, up + 8, true);
+    uint16_t out[8];
+    // failover: the first member down sends to the second; with the second down too, to the third.
+    up[0] = false;
+    ASSERT_EQ(t->failover("f.x", 0, up, out, 8), 1u);
+    EXPECT_EQ(t->slot_address(out[0]), "10.0.0.2:2003");
+    up[1] = false;
+    ASSERT_EQ(t->failover("f.x", 1, up, out, 8), 1u);
+    EXPECT_EQ(t->slot_address(out[0]), "10.0.0.3:2003");
+    // every other member down: the line waits.
+    up[2] = false;
+    EXPECT_EQ(t->failover("f.x", 0, up, out, 8), 0u);
+    std::fill(up, up + 8, true);
+    EXPECT_TRUE(t->slot_fails_over(0));
+    EXPECT_TRUE(t->slot_fails_over(3));
+    EXPECT_FALSE(t->slot_fails_over(6));  // plain carbon_ch holds
+    EXPECT_EQ(t->failover("p.x", 6, up, out, 8), 0u);
+    // dynamic, replication 2: a name's two members; the down one's line goes to the third, not to the replica.
+    for (int n = 0; n < 50; ++n) {
+        const std::string name = "h.metric." + std::to_string(n);
+        auto placed = sends(*t, name);
+        ASSERT_EQ(placed.size(), 2u);
+        std::string first = placed[0].substr(placed[0].find('>') + 1), second = placed[1].substr(placed[1].find('>') + 1);
+        long down = t->find_slot(first);
+        ASSERT_GE(down, 0);
+        up[down] = false;
+        ASSERT_EQ(t->failover(name, size_t(down), up, out, 8), 1u) << name;
+        const std::string moved = t->slot_address(out[0]);
+        EXPECT_NE(moved, first);
+        EXPECT_NE(moved, second);
+        EXPECT_EQ(moved.rfind("10.0.1.", 0), 0u);
+        up[down] = true;
+    }
+}
+
 TEST(RoutingTable, AggregatesAreFedInRuleOrderWithTheNameTheySaw) {
     auto t = table_of(
         "cluster a forward 10.0.0.1;\ncluster h carbon_ch 10.0.1.1 10.0.1.2 10.0.1.3;\n"

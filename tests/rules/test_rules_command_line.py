@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """--rules on the command line: --check-config accepts a good file, refuses a bad one naming file:line, the relay
-refuses to start with it (not yet wired), and `polymur test` reports the same errors.
+refuses --rules beside --destinations, `polymur test` reports the same errors and `polymur lookup --rules` answers
+with the destinations of every copy.
 
 usage: test_rules_command_line.py POLYMUR DATA_DIR
 """
@@ -62,10 +63,35 @@ class RulesCommandLine(unittest.TestCase):
         self.assertEqual(rc, 2)
         self.assertIn(rules + ":2: unknown cluster 'y'", err)
 
-    def test_the_relay_refuses_to_start_with_rules_for_now(self):
-        rc, out, err = run("--rules", os.path.join(DATA, "basic.conf"), *self.common)
+    def test_rules_replace_destinations_and_hash_route(self):
+        rules = os.path.join(DATA, "basic.conf")
+        rc, out, err = run("--check-config", "--rules", rules, "--destinations", "127.0.0.1:2003", *self.common)
         self.assertEqual(rc, 2)
-        self.assertIn("not yet wired into the relay", err)
+        self.assertIn("--rules and --destinations", err)
+        rc, out, err = run("--check-config", "--rules", rules, "--distribution", "hash-route", *self.common)
+        self.assertEqual(rc, 2)
+        self.assertIn("--rules and --distribution hash-route", err)
+
+    def test_listen_and_statistics_are_named_as_not_applied(self):
+        path = self.write("ls.conf", "cluster x forward 127.0.0.1:2003;\n"
+                                     "listen type linemode 2003 proto tcp /tmp/s proto unix;\n"
+                                     "statistics submit every 10 seconds reset counters after interval send to x stop;\n"
+                                     "match * send to x;\n")
+        rc, out, err = run("--check-config", "--rules", path, *self.common)
+        self.assertEqual(rc, 0, err)
+        self.assertIn(path + ":2: listen is not applied: polymur listens where --listen-addr", err)
+        self.assertIn("unix sockets are not implemented", err)
+        self.assertIn(path + ":3: statistics is not applied: polymur's statistics are its self-metrics", err)
+        self.assertIn("its counters are never reset", err)
+        self.assertNotIn("broadcast with no destinations", err)
+
+    def test_lookup_with_rules(self):
+        path = self.write("l.conf", "cluster x forward 127.0.0.1:2003 127.0.0.1:2004=i;\n"
+                                    "cluster y failover 127.0.0.1:2005 127.0.0.1:2006;\n"
+                                    "rewrite ^a\\.(.*) into b.\\1;\nmatch ^b send to x;\nmatch * send to y;\n")
+        rc, out, err = run("lookup", "--rules", path, stdin=b"a.x 1 2\nzzz\n")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, "a.x\t127.0.0.1:2003|127.0.0.1:2004:i|127.0.0.1:2005\nzzz\t127.0.0.1:2005\n")
 
     def test_polymur_test_routes_names(self):
         path = self.write("t.conf", "cluster x forward 127.0.0.1:2003;\nrewrite ^a\\.(.*) into b.\\^1;\n"
