@@ -11,7 +11,7 @@
 namespace polymur::shm {
 
 inline constexpr uint64_t kControlMagic = 0x314c52544e434d50ULL;  // "PMCNTRL1"
-inline constexpr uint32_t kControlLayoutVersion = 2;
+inline constexpr uint32_t kControlLayoutVersion = 3;
 inline constexpr uint32_t kMaxDestinations = 128;
 inline constexpr uint32_t kMaxWorkers = 64;
 inline constexpr size_t kDestinationTextMax = 256;
@@ -43,6 +43,7 @@ struct DestinationSlot {
     Counter progress_ms;   // last time the destination accepted bytes, or had nothing to accept
     Counter consecutive_failures;  // failed connects since the last success
     Counter rerouted_lines;        // lines moved from this queue to other destinations (failover)
+    Counter unsendable_lines;      // queued lines the destination's wire format cannot carry (pickle), left out
     // Written by the supervisor: whether hash-route places new metrics here (failover takes a
     // destination out and puts it back).
     alignas(64) std::atomic<uint32_t> in_ring;

@@ -280,6 +280,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     s.link_state = static_cast<uint32_t>(shm::LinkState::starting);
     s.consecutive_failures = 0;
     s.rerouted_lines = 0;
+    s.unsendable_lines = 0;
     s.in_ring.store(console || https ? 0 : 1, std::memory_order_relaxed);
     s.state.store(static_cast<uint32_t>(shm::SlotState::active), std::memory_order_release);
     publish_generation();
@@ -856,6 +857,7 @@ RelayStatus Supervisor::status() {
         out.dropped = d.queue->dropped_lines();
         out.reconnects = c.reconnects.load(std::memory_order_relaxed);
         out.rerouted = c.rerouted_lines.load(std::memory_order_relaxed);
+        out.unsendable = c.unsendable_lines.load(std::memory_order_relaxed);
         out.in_ring = c.in_ring.load(std::memory_order_relaxed) != 0;
         s.destinations.push_back(std::move(out));
     }

@@ -22,6 +22,7 @@
 #include "shm/queue_reader.hpp"
 #include "worker/heritage.hpp"
 #include "worker/https_transport.hpp"
+#include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
 #include "worker/stream_transport.hpp"
@@ -106,6 +107,7 @@ private:
     shm::DestinationSlot& slot_;
     std::string text_;
     shm::DestinationType type_ = shm::DestinationType::tcp;
+    route::Destination destination_;  // tcp: what the text says
     bool routable_ = false;  // a member of the hash ring (line destinations)
     std::unique_ptr<shm::QueueFile> queue_;
     std::unique_ptr<shm::QueueReader> reader_;
@@ -135,11 +137,15 @@ std::unique_ptr<Transport> OutputLoop::make_transport(std::string& error) {
     if (type_ == shm::DestinationType::console) {
         stream = std::make_unique<ConsoleStream>();
     } else {
-        route::Destination destination;
-        if (!route::parse_destination(text_, destination, error)) return nullptr;
-        stream = std::make_unique<TcpStream>(*this, destination.host, std::to_string(destination.port));
+        if (!route::parse_destination(text_, destination_, error)) return nullptr;
+        stream = std::make_unique<TcpStream>(*this, destination_.host, std::to_string(destination_.port));
     }
-    return std::make_unique<StreamTransport>(*this, std::make_unique<LineFraming>(), std::move(stream));
+    std::unique_ptr<Framing> framing;
+    if (destination_.framing == route::Framing::pickle)
+        framing = std::make_unique<PickleFraming>(text_, slot_.unsendable_lines);
+    else
+        framing = std::make_unique<LineFraming>();
+    return std::make_unique<StreamTransport>(*this, std::move(framing), std::move(stream));
 }
 
 bool OutputLoop::connect() {
@@ -194,7 +200,7 @@ void OutputLoop::lost(const std::string& why, bool peer_gone) {
     for (const Pending& p : pending_) unconfirmed += p.batch.lines;
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why.c_str(),
              static_cast<unsigned long long>(unconfirmed));
-    if (peer_gone && type_ == shm::DestinationType::tcp && sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
+    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line && sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
         hint_if_pickle_port();
     else
         quick_closes_ = 0;
