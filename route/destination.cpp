@@ -61,9 +61,12 @@ bool parse_destination(std::string_view text, Destination& out, std::string& err
         const std::string_view scheme = s.substr(0, scheme_end);
         if (scheme == "pickle") {
             framing = Framing::pickle;
+        } else if (scheme == "tls") {
+            tls = true;
         } else {
             error = "invalid destination " + quoted + ": unknown scheme '" + net::printable(scheme, 32) +
-                    "://' (expected host:port[:instance], pickle://host:port[:instance] or https://host:port)";
+                    "://' (expected host:port[:instance], pickle://host:port[:instance], tls://host:port[:instance] or "
+                    "https://host:port)";
             return false;
         }
         s.remove_prefix(scheme_end + 3);

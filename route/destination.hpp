@@ -1,6 +1,6 @@
 // A destination as Graphite carbon writes it: host:port[:instance] or [v6]:port[:instance], with
 // an optional scheme in front that says what goes on the wire: pickle:// (carbon's pickle framing,
-// for a carbon-cache's PICKLE_RECEIVER_PORT). The scheme does
+// for a carbon-cache's PICKLE_RECEIVER_PORT) or tls:// (plaintext lines over TLS). The scheme does
 // not take part in hashing: a destination is placed on the ring by host, port and instance alone.
 #pragma once
 

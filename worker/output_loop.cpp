@@ -27,6 +27,8 @@
 #include "worker/reroute.hpp"
 #include "worker/stream_transport.hpp"
 #include "worker/tcp_stream.hpp"
+#include "worker/tls_client.hpp"
+#include "worker/tls_stream.hpp"
 
 namespace polymur {
 namespace {
@@ -46,6 +48,10 @@ class OutputLoop final : public OutputLink {
 public:
     explicit OutputLoop(const Heritage& heritage)
         : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->destinations[heritage.index]) {}
+    ~OutputLoop() override {
+        transport_.reset();
+        if (tls_context_) SSL_CTX_free(tls_context_);
+    }
 
     int run();
 
@@ -108,6 +114,7 @@ private:
     std::string text_;
     shm::DestinationType type_ = shm::DestinationType::tcp;
     route::Destination destination_;  // tcp: what the text says
+    SSL_CTX* tls_context_ = nullptr;   // tls://: freed after the transport that uses it
     bool routable_ = false;  // a member of the hash ring (line destinations)
     std::unique_ptr<shm::QueueFile> queue_;
     std::unique_ptr<shm::QueueReader> reader_;
@@ -138,7 +145,14 @@ std::unique_ptr<Transport> OutputLoop::make_transport(std::string& error) {
         stream = std::make_unique<ConsoleStream>();
     } else {
         if (!route::parse_destination(text_, destination_, error)) return nullptr;
-        stream = std::make_unique<TcpStream>(*this, destination_.host, std::to_string(destination_.port));
+        if (destination_.tls) {
+            tls_context_ = new_tls_client_context("destination-ca", config_.destination_ca, "destination-cert",
+                                                  config_.destination_cert, "destination-key", config_.destination_key, error);
+            if (!tls_context_) return nullptr;
+            stream = std::make_unique<TlsStream>(*this, tls_context_, destination_.host, std::to_string(destination_.port));
+        } else {
+            stream = std::make_unique<TcpStream>(*this, destination_.host, std::to_string(destination_.port));
+        }
     }
     std::unique_ptr<Framing> framing;
     if (destination_.framing == route::Framing::pickle)
@@ -200,7 +214,8 @@ void OutputLoop::lost(const std::string& why, bool peer_gone) {
     for (const Pending& p : pending_) unconfirmed += p.batch.lines;
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why.c_str(),
              static_cast<unsigned long long>(unconfirmed));
-    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line && sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
+    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line && !destination_.tls &&
+        sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
         hint_if_pickle_port();
     else
         quick_closes_ = 0;

@@ -3,24 +3,18 @@ carbon-cache's pickle port, with the same delivery confirmation and durability a
 import os
 import pickle
 import shutil
-import signal
 import socket
 import struct
 import sys
-import threading
 import time
 import unittest
 
-from harness import CarbonSandbox, RelayTestCase, free_port, listening, send_lines, wait_until
+from harness import CarbonSandbox, OutputKiller, RelayTestCase, free_port, listening, send_lines, wait_until
 
 CONF = """LINE_RECEIVER_PORT = {cache_line}
 PICKLE_RECEIVER_PORT = {cache_pickle}
 CACHE_QUERY_PORT = {cache_query}
 """
-
-
-def pid_of(relay, title):
-    return next((pid for pid, t in relay.children().items() if t == title), None)
 
 
 def frames(data):
@@ -91,27 +85,12 @@ class PickleOutputToCarbonTest(RelayTestCase):
         points = 1000
         expected = {name: {now - 60 * k: float(n * 1000 + k) + 0.5 for k in range(points)} for n, name in enumerate(names)}
         lines = ["%s %r %d" % (name, value, ts) for name in names for ts, value in expected[name].items()]
-        kills = []
-        sending = threading.Event()
-        sending.set()
-
-        def killer():
-            while sending.is_set() and len(kills) < 5:
-                time.sleep(0.25)
-                pid = pid_of(relay, title)
-                if pid and sending.is_set():
-                    os.kill(pid, signal.SIGKILL)
-                    kills.append(pid)
-                    wait_until(lambda: pid_of(relay, title) not in (None, pid), 10, message="output restarted")
-
-        k = threading.Thread(target=killer)
-        k.start()
+        killer = OutputKiller(relay, title).start()
         with socket.create_connection(("127.0.0.1", relay.port)) as s:
             for i in range(0, len(lines), 500):
                 s.sendall(("\n".join(lines[i:i + 500]) + "\n").encode())
                 time.sleep(0.02)
-        sending.clear()
-        k.join()
+        kills = killer.stop()
         self.assertGreaterEqual(len(kills), 3, "the stream ended before the output was killed 3 times")
         wait_until(lambda: relay.stats()["destinations"][dest]["queued"] == 0, 60, message="queue drained")
         stats = relay.stats()["destinations"][dest]

@@ -36,7 +36,13 @@ TEST(ParseDestination, SchemesSayWhatGoesOnTheWireAndNothingElse) {
     EXPECT_EQ(pickle.host, plain.host);
     EXPECT_EQ(pickle.port, plain.port);
     EXPECT_EQ(pickle.instance, plain.instance);
-    for (const char* bad : {"udp://host:2003", "tls://host:2003", "Pickle://host:2004", "pickle://", "tls://host", "://host:2003",
+    Destination tls = parse_ok("tls://[::1]:2003");
+    EXPECT_EQ(tls.framing, Framing::line);
+    EXPECT_TRUE(tls.tls);
+    EXPECT_EQ(tls.host, "::1");
+    EXPECT_EQ(tls.address(), "[::1]:2003");
+    EXPECT_FALSE(tls.instance.has_value());
+    for (const char* bad : {"udp://host:2003", "Pickle://host:2004", "pickle://", "tls://host", "://host:2003",
                             "pickle://pickle://host:2004"}) {
         Destination d;
         std::string error;
