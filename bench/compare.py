@@ -14,6 +14,11 @@ prints per relay:
   peak PSS      summed over the relay's processes from /proc/PID/smaps_rollup, sampled every 100 ms
   p50/p99/max   end-to-end latency (send time in the value field, CLOCK_MONOTONIC) at a fixed rate
 
+With --relays forwarder,polymur the reference is polymur-forwarder (bench/forwarder.cpp): a relay that does
+no work at all, splicing each connection's bytes through a kernel pipe to the destinations (mirrored for
+broadcast, connection by connection for hash routing). Its rate is the machine's limit for this load, and
+polymur's rate is printed as a share of it.
+
 --smoke runs tiny counts and exits non-zero unless every metric sent was delivered (CI). No timing
 is asserted anywhere; the targets are printed as met / not met.
 """
@@ -37,7 +42,9 @@ ROOT = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
-TARGETS = {"throughput_ratio": 3.0, "cpu_ratio": 1 / 3, "idle_pss_mib": 64.0, "p99_ms": 10.0}
+TARGETS = {"throughput_ratio": 3.0, "cpu_ratio": 1 / 3, "idle_pss_mib": 64.0, "p99_ms": 10.0,
+           # polymur's delivered rate as a share of the do-nothing forwarder's (docs/PERFORMANCE.md)
+           "forwarder_share": {"broadcast": 0.90, "hash": 0.80}}
 
 
 def log(*args):
@@ -341,7 +348,7 @@ class Relay:
 class Polymur(Relay):
     name = "polymur"
 
-    def __init__(self, binary, workdir, tag, sink_ports, distribution):
+    def __init__(self, binary, workdir, tag, sink_ports, distribution, extra=()):
         super().__init__(workdir, "polymur-" + tag)
         self.api_port = free_port()
         state = os.path.join(workdir, "state-" + tag)
@@ -352,7 +359,7 @@ class Polymur(Relay):
             dests = ["127.0.0.1:%d" % p for p in sink_ports]
             dist = ["--distribution=broadcast"]
         self._spawn([binary, "--listen-addr=127.0.0.1:%d" % self.port, "--api-addr=127.0.0.1:%d" % self.api_port,
-                     "--state-dir=" + state, "--destinations=" + ",".join(dests)] + dist)
+                     "--state-dir=" + state, "--destinations=" + ",".join(dests)] + dist + list(extra))
 
     def admin(self, command):
         with socket.create_connection(("127.0.0.1", self.api_port), timeout=5) as s:
@@ -405,6 +412,16 @@ class CarbonCRelay(Relay):
         self._spawn([binary, "-f", conf] + settings)
 
 
+class Forwarder(Relay):
+    """polymur-forwarder: splice(2) through a pipe, no parsing, no queue; the machine's reference."""
+    name = "forwarder"
+
+    def __init__(self, binary, workdir, tag, sink_ports, distribution):
+        super().__init__(workdir, "forwarder-" + tag)
+        mode = "spread" if distribution == "hash" else "mirror"
+        self._spawn([binary, str(self.port), mode] + [str(p) for p in sink_ports])
+
+
 def carbon_settings(args):
     return ["-w", str(args.ccr_workers), "-b", str(args.ccr_batch), "-q", str(args.ccr_queue), "-B", "4096", "-s"]
 
@@ -434,8 +451,28 @@ class Bench:
         self.serial += 1
         tag = str(self.serial)
         if relay == "polymur":
-            return Polymur(self.args.polymur_bin, self.workdir, tag, sink_ports, distribution)
+            return Polymur(self.args.polymur_bin, self.workdir, tag, sink_ports, distribution, self.args.polymur_arg)
+        if relay == "forwarder":
+            return Forwarder(os.path.join(self.args.bench_dir, "polymur-forwarder"), self.workdir, tag, sink_ports,
+                             distribution)
         return CarbonCRelay(self.args.carbon_bin, self.workdir, tag, sink_ports, distribution, carbon_settings(self.args))
+
+    def warm_up(self, relay, sinks, wl, copies):
+        """Sends --warmup metrics through the relay and waits until the sinks have them all: the queue files'
+        pages are then touched once, as in a relay that has been running a while (the first pass over a
+        new queue file pays a page fault per page). Returns the copies the sinks counted, which the
+        measured run leaves out."""
+        a = self.args
+        cmd = [self.loadgen, "--port", str(relay.port), "--connections", str(wl["connections"]), "--series",
+               str(a.series), "--max-seconds", str(a.run_timeout), "--count", str(a.warmup)]
+        lg = subprocess.run(cmd, capture_output=True, timeout=a.run_timeout + 60)
+        if lg.returncode != 0:
+            raise RuntimeError("warm-up loadgen failed (%d): %s" % (lg.returncode, lg.stderr.decode()))
+        want = a.warmup * copies
+        if not wait_until(lambda: sum(s.count() for s in sinks) >= want, a.run_timeout):
+            raise RuntimeError("warm-up: %d of %d copies delivered" % (sum(s.count() for s in sinks), want))
+        time.sleep(0.5)
+        return want
 
     def run_flow(self, relay_name, wl):
         """A throughput or latency run: sinks, relay, load, wait for delivery, measure."""
@@ -452,6 +489,8 @@ class Bench:
             time.sleep(0.3)
             sampler = PssSampler(relay.pids)
             sampler.start()
+            copies = wl["destinations"] if wl["distribution"] == "broadcast" else 1
+            warm = self.warm_up(relay, sinks, wl, copies) if a.warmup and not latency else 0
             if a.profile and relay_name == "polymur" and wl["name"] == a.profile_workload:
                 perf = self.start_perf(relay)
             load0, busy0, runner0 = loadavg(), cpu_busy(), sum(os.times()[:2])
@@ -483,8 +522,7 @@ class Bench:
                     break
                 last_busy = time.monotonic_ns()
                 time.sleep(0.01)
-            copies = wl["destinations"] if wl["distribution"] == "broadcast" else 1
-            expected = sent["sent"] * copies
+            expected = sent["sent"] * copies + warm
             # Wait for delivery: all of it, or no progress for --stall-timeout seconds.
             last_total, last_change = -1, time.monotonic()
             deadline = time.monotonic() + a.run_timeout
@@ -515,7 +553,7 @@ class Bench:
         cpu_s = sum(cpu1.get(p, 0) - cpu0.get(p, 0) for p in processes) / CLK_TCK
         result["cpu_by_process"] = {"%s (%d)" % (titles.get(p, "?"), p): (cpu1.get(p, 0) - cpu0.get(p, 0)) / CLK_TCK
                                     for p in processes}
-        delivered = sum(s.get("count", 0) for s in sink_stats)
+        delivered = sum(s.get("count", 0) for s in sink_stats) - warm
         last_arrival = max((s.get("last_ns", 0) for s in sink_stats), default=0)
         span = (last_arrival - sent["start_ns"]) / 1e9 if last_arrival > sent["start_ns"] else 0
         per_copy = delivered / copies
@@ -529,8 +567,8 @@ class Bench:
             "accepted_per_s": sent["sent"] / accept_seconds if accept_seconds > 0 else 0,
             "machine_cpu_s": busy_s, "loadgen_cpu_s": sent.get("cpu_s", 0), "sinks_cpu_s": sinks_s, "runner_cpu_s": runner_s,
             "other_cpu_s": busy_s - cpu_s - sent.get("cpu_s", 0) - sinks_s - runner_s,
-            "expected": expected, "delivered": delivered, "per_sink": [s.get("count", 0) for s in sink_stats],
-            "lost": expected - delivered, "delivered_per_s": per_copy / span if span else 0,
+            "expected": expected - warm, "delivered": delivered, "warmup_copies": warm, "per_sink": [s.get("count", 0) for s in sink_stats],
+            "lost": expected - warm - delivered, "delivered_per_s": per_copy / span if span else 0,
             "deliver_seconds": span, "cpu_s": cpu_s, "cpu_s_per_m": cpu_s / (sent["sent"] / 1e6) if sent["sent"] else 0,
             "peak_pss_mib": peak / 1024.0, "machine_busy": busy, "loadavg": [load0, load1],
         })
@@ -542,9 +580,9 @@ class Bench:
             result.update(percentiles(hist))
             result["latency_max_us"] = max((s.get("max_us", 0) for s in sink_stats), default=0)
             result["target_rate"] = wl["rate"]
-        if delivered != expected:
-            self.failures.append("%s on %s: sent %d metrics x %d copies = %d, delivered %d (per sink %s)" % (
-                relay_name, wl["name"], sent["sent"], copies, expected, delivered, result["per_sink"]))
+        if delivered != expected - warm:
+            self.failures.append("%s on %s: sent %d metrics x %d copies = %d, delivered %d (per sink %s, warm-up %d)" % (
+                relay_name, wl["name"], sent["sent"], copies, expected - warm, delivered, result["per_sink"], warm))
         if wl.get("count") and sent["sent"] != wl["count"]:
             self.failures.append("%s on %s: loadgen sent %d of %d" % (relay_name, wl["name"], sent["sent"], wl["count"]))
         return result
@@ -672,7 +710,7 @@ def median_result(results):
 
 
 def print_workload(wl, by_relay):
-    p, c = by_relay.get("polymur"), by_relay.get("carbon-c-relay")
+    p, c, f = by_relay.get("polymur"), by_relay.get("carbon-c-relay"), by_relay.get("forwarder")
     if wl["kind"] == "idle":
         log("  %-15s %10s %10s %12s %12s %14s" % ("relay", "opened", "accepted", "base PSS MiB", "peak PSS MiB", "KiB/connection"))
         for name, r in by_relay.items():
@@ -704,15 +742,23 @@ def print_workload(wl, by_relay):
         if wl["kind"] == "latency":
             line += " %9s %8.2fx" % ("", ratio(p["p99_us"], c["p99_us"]))
         log(line)
+    if p and f:
+        log("  %-15s %10.0f%% %11.0f%%" % ("polymur/fwd", 100 * ratio(p["accepted_per_s"], f["accepted_per_s"]),
+                                          100 * ratio(p["delivered_per_s"], f["delivered_per_s"])))
 
 
 def print_targets(workloads, table):
     log("\n== targets (polymur) ==")
     for wl in workloads:
         res = table.get(wl["name"], {})
-        p, c = res.get("polymur"), res.get("carbon-c-relay")
+        p, c, f = res.get("polymur"), res.get("carbon-c-relay"), res.get("forwarder")
         if not p:
             continue
+        if wl["kind"] == "throughput" and f:
+            want = TARGETS["forwarder_share"][wl["distribution"]]
+            share = ratio(p["delivered_per_s"], f["delivered_per_s"])
+            log("  %-16s delivered >= %.0f%% of the forwarder: %5.1f%%  %s" % (
+                wl["name"], 100 * want, 100 * share, "MET" if share >= want else "not met"))
         if wl["kind"] == "throughput" and c:
             r = ratio(p["delivered_per_s"], c["delivered_per_s"])
             acc = ratio(p["accepted_per_s"], c["accepted_per_s"])
@@ -749,11 +795,16 @@ def main():
     ap.add_argument("--bench-dir", default=os.environ.get("POLYMUR_BENCH_DIR"),
                     help="directory holding polymur-loadgen and polymur-sink (default: next to --polymur-bin)")
     ap.add_argument("--carbon-bin", default=shutil.which("carbon-c-relay") or "/usr/bin/carbon-c-relay")
+    ap.add_argument("--polymur-arg", action="append", default=[], metavar="ARG",
+                    help="one more polymur option (repeatable), e.g. --polymur-arg=--queue-bytes=16777216")
     ap.add_argument("--relays", default="polymur,carbon-c-relay", help="comma-separated subset, in running order")
     ap.add_argument("--only", default="", help="comma-separated workload names (default: all)")
     ap.add_argument("--smoke", action="store_true", help="tiny counts; exit 1 unless every metric was delivered")
     ap.add_argument("--check", action="store_true", help="exit 1 on any undelivered metric (implied by --smoke)")
     ap.add_argument("--count", type=int, default=5_000_000, help="metrics per throughput run")
+    ap.add_argument("--warmup", type=int, default=0, metavar="N",
+                    help="metrics sent before each throughput run and left out of its figures (touches the queue "
+                         "files' pages once, as in a relay that has been running; about queue-bytes / 45 per listener)")
     ap.add_argument("--many-connections", type=int, default=200)
     ap.add_argument("--rate", type=int, default=100_000, help="latency workload: metrics/s")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
@@ -779,18 +830,22 @@ def main():
     args.bench_dir = args.bench_dir or os.path.dirname(os.path.abspath(args.polymur_bin))
     relays = [r for r in args.relays.split(",") if r]
     for r in relays:
-        if r not in ("polymur", "carbon-c-relay"):
+        if r not in ("polymur", "carbon-c-relay", "forwarder"):
             ap.error("unknown relay " + r)
     needed = [os.path.join(args.bench_dir, "polymur-loadgen"), os.path.join(args.bench_dir, "polymur-sink")]
     if "polymur" in relays:
         needed.append(args.polymur_bin)
     if "carbon-c-relay" in relays:
         needed.append(args.carbon_bin)
+    if "forwarder" in relays:
+        needed.append(os.path.join(args.bench_dir, "polymur-forwarder"))
     for path in needed:
         if not os.access(path, os.X_OK):
             sys.exit("compare.py: %s is missing (bench/run.sh builds and installs everything)" % path)
 
     workloads = [
+        {"name": "broadcast1-4", "kind": "throughput", "distribution": "broadcast", "destinations": 1, "connections": 4,
+         "count": args.count},
         {"name": "broadcast-4", "kind": "throughput", "distribution": "broadcast", "destinations": 2, "connections": 4,
          "count": args.count},
         {"name": "broadcast-%d" % args.many_connections, "kind": "throughput", "distribution": "broadcast", "destinations": 2,
@@ -842,6 +897,8 @@ def main():
             runs = {r: [] for r in relays}
             for rep in range(args.repeat):
                 for relay in relays:
+                    if relay == "forwarder" and wl["kind"] == "idle":
+                        continue  # a thread per connection is no reference for idle memory
                     try:
                         r = bench.run_idle(relay, wl) if wl["kind"] == "idle" else bench.run_flow(relay, wl)
                     except (RuntimeError, OSError, subprocess.SubprocessError) as e:

@@ -2,6 +2,8 @@
 # polymur vs carbon-c-relay, one command (docs/PERFORMANCE.md):
 #   bench/run.sh            full benchmark (about 2.5 minutes per repeat on 2 cores)
 #   bench/run.sh --smoke    tiny counts, exits non-zero unless every metric was delivered (CI)
+#   bench/run.sh --relays forwarder,polymur --only broadcast1,broadcast,hash --count 3000000 --repeat 3
+#                           polymur as a share of a relay that does no work (docs/PERFORMANCE.md)
 # Any bench/compare.py option may follow (--count, --repeat, --only, --profile DIR, --json FILE ...).
 # BUILD_DIR (default: build) is where polymur and the bench tools are built.
 set -euo pipefail
@@ -38,7 +40,7 @@ fi
 
 build_log=$(mktemp)
 if ! { [ -f "$BUILD_DIR/CMakeCache.txt" ] || cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo; } >"$build_log" 2>&1 ||
-   ! cmake --build "$BUILD_DIR" -j"$(nproc)" --target polymur polymur-loadgen polymur-sink >>"$build_log" 2>&1; then
+   ! cmake --build "$BUILD_DIR" -j"$(nproc)" --target polymur polymur-loadgen polymur-sink polymur-forwarder >>"$build_log" 2>&1; then
     tail -50 "$build_log" >&2
     echo "run.sh: build failed (full log: $build_log)" >&2
     exit 1

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "fuzz/memory_file.hpp"
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static polymur::fuzz::MemoryFile file("polymur-fuzz-config");

@@ -36,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static RouteResult result;
     static const char* const names[] = {"", "a", "servers.web01.cpu.user", "foo.A.b.bar", "..", "x;tag=1",
                                         "\xff\xfe", "sys.load 1 2"};
-    bool up[kMaxDestinations];
-    for (size_t i = 0; i < kMaxDestinations; ++i) up[i] = (i % 3) != 1;
+    bool up[kMaxRouteDestinations];
+    for (size_t i = 0; i < kMaxRouteDestinations; ++i) up[i] = (i % 3) != 1;
     for (const char* name : names) {
         table->route(name, "1 1700000000", nullptr, result);
         table->route(name, "", up, result);

@@ -435,7 +435,7 @@ public:
 
         // get_nodes: a one-node ring yields its node once up front and then again from the walk.
         if (server_of_.size() == 1 && take(0)) return written;
-        uint64_t seen[kMaxDestinations / 64];
+        uint64_t seen[kMaxRouteDestinations / 64];
         std::fill_n(seen, (server_of_.size() + 63) / 64, 0);
         size_t seen_count = 0;
         const size_t last_index = (index + ring_len - 1) % ring_len;  // the walk stops before it
@@ -538,7 +538,7 @@ public:
                                                                : fnv1a_ch_position_signed_chars(metric);
         const size_t ring_len = positions_.size();
         size_t index = std::lower_bound(positions_.begin(), positions_.end(), position) - positions_.begin();
-        uint64_t seen[kMaxDestinations / 64];
+        uint64_t seen[kMaxRouteDestinations / 64];
         std::fill_n(seen, (members_ + 63) / 64, 0);
         size_t written = 0;
         for (size_t step = 0; step < ring_len && written < replication; ++step, ++index) {
@@ -661,9 +661,9 @@ std::unique_ptr<HashRing> HashRing::build(HashType type, const std::vector<Desti
         error = "no destinations to hash over";
         return nullptr;
     }
-    if (destinations.size() > kMaxDestinations) {
+    if (destinations.size() > kMaxRouteDestinations) {
         error = "too many destinations (" + std::to_string(destinations.size()) + "; at most " +
-                std::to_string(kMaxDestinations) + ")";
+                std::to_string(kMaxRouteDestinations) + ")";
         return nullptr;
     }
     // carbon keys its ring on (server, instance) and refuses a second destination with the same

@@ -28,7 +28,9 @@ bool parse_hash_compat(std::string_view text, HashCompat& out);
 const char* hash_compat_name(HashCompat compat);
 
 // Limits that let lookup work in fixed stack buffers.
-inline constexpr size_t kMaxDestinations = 4096;
+// Destinations one hash ring or routing table can address (not shm::kDestinationSlots, the relay's
+// output processes).
+inline constexpr size_t kMaxRouteDestinations = 4096;
 inline constexpr size_t kMaxReplication = 64;  // lookup clamps `replication` to this
 
 // Python 3's repr() of a str given as UTF-8 (undecodable bytes treated like surrogateescape).

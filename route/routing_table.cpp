@@ -400,8 +400,8 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
         std::vector<Destination> ring_members;
         for (const rules::Member& member : source.members) {
             size_t slot = table->slot_for(member.address(), member.instance);
-            if (slot >= kMaxDestinations) {
-                error = where_text(member.where) + "more than " + std::to_string(kMaxDestinations) + " destinations";
+            if (slot >= kMaxRouteDestinations) {
+                error = where_text(member.where) + "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
                 return nullptr;
             }
             cluster->member_slots.push_back(uint16_t(slot));
@@ -493,8 +493,8 @@ std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashT
                                                       : rules::ClusterType::jump_fnv1a_ch;
     cluster->replication = replication;
     for (const Destination& destination : destinations) {
-        if (table->slots_.size() >= kMaxDestinations) {
-            error = "more than " + std::to_string(kMaxDestinations) + " destinations";
+        if (table->slots_.size() >= kMaxRouteDestinations) {
+            error = "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
             return nullptr;
         }
         // Each destination as written is its own slot, as today (two instances on one port stay two).

@@ -12,7 +12,9 @@ namespace polymur::shm {
 
 inline constexpr uint64_t kControlMagic = 0x314c52544e434d50ULL;  // "PMCNTRL1"
 inline constexpr uint32_t kControlLayoutVersion = 3;
-inline constexpr uint32_t kMaxDestinations = 128;
+// Destination slots of the control segment, one output process each (configured, added with putdest,
+// the console); --max-destinations stays below it. Not route::kMaxRouteDestinations (a ring's limit).
+inline constexpr uint32_t kDestinationSlots = 128;
 inline constexpr uint32_t kMaxWorkers = 64;
 inline constexpr size_t kDestinationTextMax = 256;
 
@@ -87,7 +89,7 @@ inline constexpr uint32_t kNoSlot = ~0u;
 
 struct ControlSegment {
     ControlHeader header;
-    DestinationSlot destinations[kMaxDestinations];
+    DestinationSlot destinations[kDestinationSlots];
     WorkerSlot workers[kMaxWorkers];
 };
 

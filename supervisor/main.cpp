@@ -8,11 +8,11 @@
 #include "route/lookup_command.hpp"
 #include "route/routing_table.hpp"
 #include "route/test_command.hpp"
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
-#include "supervisor/validate.hpp"
+#include "common/validate.hpp"
 
 extern char** environ;
 

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "shm/queue.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 
 namespace polymur {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 namespace polymur {
 

@@ -31,7 +31,7 @@
 #include "supervisor/loop_guard.hpp"
 #include "supervisor/proctitle.hpp"
 #include "supervisor/reload_policy.hpp"
-#include "supervisor/validate.hpp"
+#include "common/validate.hpp"
 
 extern char** environ;
 
@@ -222,7 +222,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     }
     auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {
-        error = "destination " + text + ": all " + std::to_string(shm::kMaxDestinations) + " destination slots are in use";
+        error = "destination " + text + ": all " + std::to_string(shm::kDestinationSlots) + " destination slots are in use";
         return false;
     }
     uint32_t slot = static_cast<uint32_t>(free_slot - destinations_.begin());
@@ -465,7 +465,7 @@ void Supervisor::housekeeping() {
 // One output at a time holds the right to write the other queues' redistribution rings.
 void Supervisor::update_ring_membership() {
     bool changed = false;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || d.console || d.https || d.removing) continue;  // mirrors are not ring nodes
         shm::DestinationSlot& s = control_->destinations[slot];
@@ -499,7 +499,7 @@ void Supervisor::update_ring_membership() {
         holder = shm::kNoSlot;
     }
     if (holder == shm::kNoSlot) {
-        for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+        for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
             if (needs_reroute(slot)) {
                 control_->header.reroute_slot.store(slot, std::memory_order_release);
                 break;
@@ -661,7 +661,7 @@ void Supervisor::apply_runtime_changes() {
                 failed += may_pass;
             }
         } else if (command == "deldest") {
-            for (uint32_t slot = 0; slot < shm::kMaxDestinations && !ok; ++slot) {
+            for (uint32_t slot = 0; slot < shm::kDestinationSlots && !ok; ++slot) {
                 Destination& d = destinations_[slot];
                 if (!d.in_use || d.console || d.text != destination) continue;
                 // Not started yet: whatever its queue holds is kept in its file, like any queue.
@@ -840,7 +840,7 @@ RelayStatus Supervisor::status() {
         // The workers share one socket and each saw its cumulative count at some moment: the largest is the latest.
         s.udp_dropped = std::max<uint64_t>(s.udp_dropped, w.udp_dropped_seen.load(std::memory_order_relaxed));
     }
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const Destination& d = destinations_[slot];
         if (!d.in_use || !d.queue) continue;
         const shm::DestinationSlot& c = control_->destinations[slot];
@@ -871,7 +871,7 @@ Health Supervisor::health() {
         children.push_back({child_name(Role::listener, c.index, ""), c.pid, c.wanted, c.started_ms,
                             static_cast<int64_t>(control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed)),
                             health_stale_after_ms(false, config_.stall_timeout_s, config_.connect_timeout_ms)});
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const Destination& d = destinations_[slot];
         const Child& c = outputs_[slot];
         if (!d.in_use || d.removing) continue;
@@ -921,7 +921,7 @@ void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) {
 // A removed destination's slot is freed once every worker routes by a table without it and its
 // output process has exited; only then is its queue file deleted.
 void Supervisor::finish_removals() {
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || !d.removing) continue;
         bool workers_moved_on = true;
@@ -1004,7 +1004,7 @@ void Supervisor::log_rates() {
 std::string Supervisor::getdest() {
     std::ostringstream active, registered;
     bool first_active = true, first_registered = true;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console) continue;
         std::string name = admin::json_escape(d.text);
@@ -1060,7 +1060,7 @@ std::string Supervisor::putdest(const std::string& destination) {
 }
 
 std::string Supervisor::deldest(const std::string& destination) {
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console || d.text != destination) continue;
         std::string error;

@@ -19,13 +19,13 @@
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 #include "supervisor/health.hpp"
 #include "supervisor/metrics_http.hpp"
 #include "supervisor/relay_status.hpp"
-#include "supervisor/self_metrics.hpp"
+#include "common/self_metrics.hpp"
 #include "supervisor/systemd_notify.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 
 namespace polymur {
 
@@ -133,8 +133,8 @@ private:
     boost::interprocess::mapped_region control_region_;
     shm::ControlSegment* control_ = nullptr;
     std::vector<Child> listeners_;
-    std::array<Child, shm::kMaxDestinations> outputs_ {};
-    std::array<Destination, shm::kMaxDestinations> destinations_ {};
+    std::array<Child, shm::kDestinationSlots> outputs_ {};
+    std::array<Destination, shm::kDestinationSlots> destinations_ {};
     uint64_t next_incarnation_ = 1;
     uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
     int64_t next_space_retry_ms_ = 0;

@@ -39,7 +39,7 @@
 #include "common/net.hpp"
 #include "protocol/gzip_body.hpp"
 #include "protocol/ingest_request.hpp"
-#include "worker/cidr.hpp"
+#include "common/cidr.hpp"
 #include "worker/http_connections.hpp"
 #include "worker/tls.hpp"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 namespace polymur {
 

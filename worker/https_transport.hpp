@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 #include "worker/transport.hpp"
 
 namespace polymur {

@@ -25,7 +25,7 @@
 #include "protocol/pickle.hpp"
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 #include "worker/http_ingest.hpp"
 #include "worker/stop_pipe.hpp"
 
@@ -335,7 +335,7 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         }
     }
     ++received_;
-    uint16_t chosen[shm::kMaxDestinations];
+    uint16_t chosen[shm::kDestinationSlots];
     size_t n = targets(parsed.name, chosen);
     for (size_t k = 0; k < n; ++k) routes_[chosen[k]].producer->append(parts, count, total);
 }
@@ -557,7 +557,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     stamp_now();
     IngestOutcome outcome;
     std::vector<uint64_t> bytes(routes_.size()), counts(routes_.size());
-    uint16_t chosen[shm::kMaxDestinations];
+    uint16_t chosen[shm::kDestinationSlots];
     char name[kMaxPrefixedName];
     auto for_each_valid = [&](auto&& visit) {
         protocol::for_each_batch_line(lines, prefix, config_.max_line_length, now_len_, name, visit,
@@ -635,7 +635,7 @@ void Listener::refresh_routes() {
     publish_all();  // lines already appended belong to the table they were routed by
     uint64_t generation = heritage_.control->header.generation.load(std::memory_order_acquire);
     std::vector<Route> next;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const shm::DestinationSlot& d = heritage_.control->destinations[slot];
         if (d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active)) continue;
         // The console and HTTPS gateways have no ring node: they get every line.

@@ -20,7 +20,7 @@
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 #include "worker/https_transport.hpp"
 #include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"

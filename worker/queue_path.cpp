@@ -8,7 +8,7 @@
 #include <cstdio>
 
 #include "common/log.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 
 namespace polymur {
 

@@ -26,7 +26,7 @@ void Rerouter::refresh() {
     for (Target& t : targets_) t.producer->publish();
     uint64_t generation = heritage_.control->header.generation.load(std::memory_order_acquire);
     std::vector<Target> next;
-    for (uint32_t slot = 0; slot < shm::kMaxDestinations; ++slot) {
+    for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const shm::DestinationSlot& d = heritage_.control->destinations[slot];
         if (slot == own_slot_ || d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active) ||
             d.type != static_cast<uint32_t>(shm::DestinationType::tcp) || d.in_ring.load(std::memory_order_acquire) == 0)

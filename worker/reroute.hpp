@@ -11,7 +11,7 @@
 #include "route/hash_ring.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 
 namespace polymur {
 

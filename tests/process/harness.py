@@ -4,6 +4,7 @@ Standard library only, so the tests run from a plain clone with Debian's python3
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,6 +34,48 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def daemon_port():
+    """A port for a daemon that cannot bind port 0 and report it (carbon-cache, carbon-relay): free now, and
+    below the kernel's ephemeral range, so no port-0 bind or outgoing connection of a concurrently running
+    test can take it before the daemon binds it. Confirm the daemon got it with listening_ports()."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    while True:
+        port = random.randrange(max(1024, ephemeral_low - 12000), ephemeral_low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def listening_ports(pid):
+    """The TCP ports on which process `pid` itself holds a listening socket (its fds against /proc/net/tcp*)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return set()
+    for fd in fds:
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: TCP_LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def temp_dir(test, prefix):
@@ -113,13 +156,26 @@ class CarbonSandbox:
             f.write("[default]\npattern = .*\nretentions = 60s:1d\n")
         self.procs = []
 
-    def daemon(self, program, *args):
-        """Starts `program` (carbon-cache, carbon-relay) in the foreground, its log beside the config."""
+    def daemon(self, program, *args, listens=()):
+        """Starts `program` (carbon-cache, carbon-relay) in the foreground, its log beside the config, and
+        waits until that very process listens on every port in `listens` (ports from daemon_port()): a port
+        that something else answers on is not the daemon, and a daemon that could not bind exits."""
         name = "-".join((program,) + tuple(a.split("=", 1)[-1] for a in args))
-        log = open(os.path.join(self.root, name + ".log"), "wb")
+        log_path = os.path.join(self.root, name + ".log")
+        log = open(log_path, "wb")
         proc = subprocess.Popen([program, "--config=" + self.conf] + list(args) + ["--nodaemon", "start"], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.procs.append((proc, log))
+
+        def ready():
+            if proc.poll() is not None:
+                with open(log_path, "rb") as f:
+                    tail = f.read()[-3000:].decode(errors="replace")
+                raise AssertionError("%s exited with %s before listening on %s:\n%s" % (name, proc.returncode,
+                                                                                        list(listens), tail))
+            return set(listens) <= listening_ports(proc.pid)
+
+        wait_until(ready, 30, interval=0.1, message="%s listening on %s" % (name, list(listens)))
         return proc
 
     def whisper_root(self, instance=None):

@@ -7,7 +7,7 @@ import sys
 import time
 import unittest
 
-from harness import CarbonSandbox, Polymur, free_port, listening, wait_until
+from harness import CarbonSandbox, Polymur, daemon_port, wait_until
 
 CONF = """LINE_RECEIVER_PORT = {cache_line}
 PICKLE_RECEIVER_PORT = {cache_pickle}
@@ -35,22 +35,20 @@ LOG_LISTENER_CONN_SUCCESS = False
                      "needs graphite-carbon (./dev.sh test installs it)")
 class CarbonRelayPickleTest(unittest.TestCase):
     def setUp(self):
-        self.ports = {k: free_port() for k in ("cache_line", "cache_pickle", "cache_query", "relay_line", "relay_pickle",
-                                                 "polymur_pickle")}
+        self.ports = {k: daemon_port() for k in ("cache_line", "cache_pickle", "cache_query", "relay_line", "relay_pickle",
+                                                   "polymur_pickle")}
         self.carbon = CarbonSandbox("polymur-carbon-pickle-", CONF, **self.ports)
         self.addCleanup(self.carbon.cleanup)
         self.root = self.carbon.root
         self.daemon = self.carbon.daemon
-        self.daemon("carbon-cache")
-        wait_until(lambda: listening(self.ports["cache_line"]), 30, message="carbon-cache")
+        self.daemon("carbon-cache", listens=[self.ports[k] for k in ("cache_line", "cache_pickle", "cache_query")])
 
     def test_carbon_relay_pickle_through_polymur_into_whisper(self):
         relay = Polymur("--pickle-listen-addr=127.0.0.1:%d" % self.ports["polymur_pickle"],
                         destinations=["127.0.0.1:%d" % self.ports["cache_line"]])
         self.addCleanup(relay.cleanup)
         relay.start()
-        self.daemon("carbon-relay")
-        wait_until(lambda: listening(self.ports["relay_line"]), 30, message="carbon-relay")
+        self.daemon("carbon-relay", listens=[self.ports[k] for k in ("relay_line", "relay_pickle")])
 
         now = int(time.time()) // 60 * 60 - 120
         metrics = {"pickle.e2e.host%02d.m%d" % (h, m): h * 10 + m + 0.5 for h in range(25) for m in range(20)}

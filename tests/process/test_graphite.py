@@ -7,7 +7,7 @@ import sys
 import time
 import unittest
 
-from harness import CarbonSandbox, Polymur, free_port, listening, wait_until
+from harness import CarbonSandbox, Polymur, daemon_port, wait_until
 
 INSTANCE = """
 [cache:{name}]
@@ -22,16 +22,15 @@ LOCAL_DATA_DIR = {root}/{name}/whisper/
                      "needs graphite-carbon and python3-whisper (./dev.sh test installs them)")
 class GraphiteEndToEndTest(unittest.TestCase):
     def setUp(self):
-        self.ports = {name: free_port() for name in "ab"}
-        instances = "".join(INSTANCE.format(name=name, line=self.ports[name], pickle=free_port(), query=free_port(),
-                                            root="{root}") for name in "ab")
+        ports = {name: (daemon_port(), daemon_port(), daemon_port()) for name in "ab"}
+        self.ports = {name: ports[name][0] for name in "ab"}
+        instances = "".join(INSTANCE.format(name=name, line=line, pickle=pickle, query=query, root="{root}")
+                            for name, (line, pickle, query) in ports.items())
         self.carbon = CarbonSandbox("polymur-graphite-", instances)
         self.addCleanup(self.carbon.cleanup)
         self.root = self.carbon.root
         for name in "ab":
-            self.carbon.daemon("carbon-cache", "--instance=" + name)
-        for name in "ab":
-            wait_until(lambda: listening(self.ports[name]), 30, message="carbon-cache " + name)
+            self.carbon.daemon("carbon-cache", "--instance=" + name, listens=ports[name])
 
     def test_every_metric_lands_on_the_cache_graphites_ring_names(self):
         destinations = ["127.0.0.1:%d:a" % self.ports["a"], "127.0.0.1:%d:b" % self.ports["b"]]

@@ -1,5 +1,5 @@
 // --trusted-proxies ranges: parsing and matching, IPv4, IPv6 and IPv4-mapped IPv6 peers.
-#include "worker/cidr.hpp"
+#include "common/cidr.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

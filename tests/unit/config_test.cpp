@@ -1,4 +1,4 @@
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 #include <unistd.h>
 

@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "shm/queue.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 
 namespace polymur {
 namespace {

@@ -1,4 +1,4 @@
-#include "supervisor/self_metrics.hpp"
+#include "common/self_metrics.hpp"
 
 #include <gtest/gtest.h>
 

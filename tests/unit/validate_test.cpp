@@ -1,5 +1,5 @@
 // What start refuses, --check-config refuses: both run parse_config, which runs these checks.
-#include "supervisor/validate.hpp"
+#include "common/validate.hpp"
 
 #include <gtest/gtest.h>
 

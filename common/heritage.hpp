@@ -10,7 +10,7 @@
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 namespace polymur {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 namespace polymur {
 

@@ -1,4 +1,4 @@
-#include "supervisor/config.hpp"
+#include "common/config.hpp"
 
 #include <unistd.h>
 
@@ -21,9 +21,9 @@
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "route/routing_table.hpp"
-#include "supervisor/self_metrics.hpp"
-#include "supervisor/validate.hpp"
-#include "worker/cidr.hpp"
+#include "common/self_metrics.hpp"
+#include "common/validate.hpp"
+#include "common/cidr.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 
@@ -402,13 +402,13 @@ std::string validate_config(const Config& config) {
     if (!config.self_metrics_prefix.empty() && protocol::check_name(config.self_metrics_prefix) != protocol::LineError::none)
         return "--self-metrics-prefix must be a metric name: UTF-8 without whitespace or control characters";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
-    if (config.destinations.size() + 1 > shm::kMaxDestinations) return "too many destinations";
+    if (config.destinations.size() + 1 > shm::kDestinationSlots) return "too many destinations";
     if (!config.rules.empty()) {
         std::string error;
         if (!route::compile_rules_file(config.rules, error)) return "--rules: " + error;
     }
-    if (config.max_destinations < 1 || config.max_destinations + 1 > shm::kMaxDestinations)
-        return "--max-destinations must be between 1 and " + std::to_string(shm::kMaxDestinations - 1);
+    if (config.max_destinations < 1 || config.max_destinations + 1 > shm::kDestinationSlots)
+        return "--max-destinations must be between 1 and " + std::to_string(shm::kDestinationSlots - 1);
     if (config.destinations.size() > config.max_destinations)
         return std::to_string(config.destinations.size()) + " destinations configured; --max-destinations is " +
                std::to_string(config.max_destinations);

@@ -1,4 +1,4 @@
-#include "supervisor/validate.hpp"
+#include "common/validate.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -15,7 +15,7 @@
 #include "common/net.hpp"
 #include "route/destination.hpp"
 #include "shm/control.hpp"
-#include "worker/heritage.hpp"
+#include "common/heritage.hpp"
 
 namespace polymur {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/cidr.hpp"
+#include "common/cidr.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
