@@ -12,7 +12,7 @@ BUILD_PACKAGES=(cmake g++ make pkg-config libboost-dev libboost-program-options-
 # readable reports.
 SANITIZE_PACKAGES=(clang libclang-rt-dev llvm)
 TEST_PACKAGES=(python3 netcat-openbsd openssl curl iproute2 util-linux graphite-carbon python3-whisper systemd prometheus lintian man-db collectd-core
-               carbon-c-relay strace)
+               carbon-c-relay strace dpkg-dev clang-format clang-tidy)
 
 install_missing() {
     local missing=() package

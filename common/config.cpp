@@ -14,6 +14,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "common/destination_spec.hpp"
+#include "common/enum_names.hpp"
 #include "common/log.hpp"
 #include "common/man_options.hpp"
 #include "common/net.hpp"
@@ -121,7 +123,7 @@ bool store_config_file(const std::string& path, const po::options_description& o
             error = where + "expected name = value";
             return false;
         }
-        auto trim = [](std::string text) {
+        auto trim = [](const std::string& text) {
             size_t first = text.find_first_not_of(" \t"), last = text.find_last_not_of(" \t");
             return first == std::string::npos ? std::string() : text.substr(first, last - first + 1);
         };
@@ -211,6 +213,46 @@ std::string last_occurrence_wins(po::parsed_options& parsed, const po::options_d
 
 void send_config_messages_to_log() { g_messages_to_log = true; }
 
+const char* distribution_name(Distribution distribution) {
+    switch (distribution) {
+        case Distribution::broadcast: return "broadcast";
+        case Distribution::hash_route: return "hash-route";
+    }
+    return "?";
+}
+
+bool parse_distribution(std::string_view text, Distribution& out) {
+    constexpr Distribution kAll[] = {Distribution::broadcast, Distribution::hash_route};
+    return parse_by_name(text, kAll, distribution_name, out);
+}
+
+const char* failover_name(Failover failover) {
+    switch (failover) {
+        case Failover::reroute: return "reroute";
+        case Failover::hold: return "hold";
+    }
+    return "?";
+}
+
+bool parse_failover(std::string_view text, Failover& out) {
+    constexpr Failover kAll[] = {Failover::reroute, Failover::hold};
+    return parse_by_name(text, kAll, failover_name, out);
+}
+
+const char* mode_name(Mode mode) {
+    switch (mode) {
+        case Mode::relay: return "relay";
+        case Mode::proxy: return "proxy";
+        case Mode::gateway: return "gateway";
+    }
+    return "?";
+}
+
+bool parse_mode(std::string_view text, Mode& out) {
+    constexpr Mode kAll[] = {Mode::relay, Mode::proxy, Mode::gateway};
+    return parse_by_name(text, kAll, mode_name, out);
+}
+
 uint32_t default_worker_count() {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return static_cast<uint32_t>(std::clamp<long>(cpus, 1, 16));
@@ -219,6 +261,8 @@ uint32_t default_worker_count() {
 ParseOutcome parse_config(int argc, const char* const* argv, const char* const* environment, Config& config) {
     Config defaults;
     std::string destinations;
+    // The options with a fixed set of names, as written; parsed into Config's enums after the merge below.
+    std::string distribution, hash_type, hash_compat, failover, mode;
     po::options_description options("polymur options (one or two dashes; also POLYMUR_<NAME> and --config)");
     // clang-format off
     options.add_options()
@@ -238,14 +282,14 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("max-destinations", unsigned_value(&config.max_destinations), "most destinations registered at once (configured plus putdest)")
         ("metrics-addr", po::value(&config.metrics_addr), "HTTP address serving /metrics (Prometheus) and /health (off unless set; keep it on loopback or a monitoring network)")
         ("destinations", po::value(&destinations)->default_value(""), "comma-separated host:port[:instance] destinations")
-        ("distribution", po::value(&config.distribution)->default_value(defaults.distribution), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
-        ("hash-type", po::value(&config.hash_type)->default_value(defaults.hash_type), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
-        ("hash-compat", po::value(&config.hash_compat)->default_value(defaults.hash_compat), "hash-route: whose placement carbon_ch and fnv1a_ch follow: graphite (carbon, graphite-web) or carbon-c-relay")
+        ("distribution", po::value(&distribution)->default_value(distribution_name(defaults.distribution)), "broadcast (mirror to every destination) or hash-route (Graphite's consistent hashing)")
+        ("hash-type", po::value(&hash_type)->default_value(route::hash_type_name(defaults.hash_type)), "hash-route ring: carbon_ch, fnv1a_ch or jump_fnv1a_ch")
+        ("hash-compat", po::value(&hash_compat)->default_value(route::hash_compat_name(defaults.hash_compat)), "hash-route: whose placement carbon_ch and fnv1a_ch follow: graphite (carbon, graphite-web) or carbon-c-relay")
         ("tag-normalize", po::value(&config.tag_normalize)->default_value(false)->implicit_value(true), "normalize tagged names (sorted tags) before routing and forwarding, as carbon's TAG_RELAY_NORMALIZED")
         ("rules", po::value(&config.rules), "carbon-c-relay rules file (docs/ROUTING.md); checked by --check-config and 'polymur test -f', not yet run by the relay")
         ("replication-factor", unsigned_value(&config.replication_factor), "hash-route: destinations per metric")
         ("diverse-replicas", po::value(&config.diverse_replicas)->default_value(true)->implicit_value(true), "hash-route: replicas on distinct hosts (carbon's DIVERSE_REPLICAS)")
-        ("failover", po::value(&config.failover)->default_value(defaults.failover), "hash-route: reroute (a failed destination leaves the ring and its queue moves to the others) or hold (keep its queue until it returns)")
+        ("failover", po::value(&failover)->default_value(failover_name(defaults.failover)), "hash-route: reroute (a failed destination leaves the ring and its queue moves to the others) or hold (keep its queue until it returns)")
         ("failover-after", unsigned_value(&config.failover_after), "hash-route: consecutive failed reconnects before failover")
         ("queue-cap", unsigned_value(&config.queue_cap), "queued metrics per destination before new ones are dropped")
         ("queue-bytes", unsigned_value(&config.queue_bytes), "size of each destination's queue file in bytes")
@@ -260,7 +304,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("sync-interval", unsigned_value(&config.sync_interval_s), "seconds between writing queue data back to disk (fdatasync), so a power loss loses at most about that much (0: off, the kernel writes back on its own)")
         ("drain-timeout", unsigned_value(&config.drain_timeout_s), "seconds an output may spend delivering its queue on shutdown")
         ("stall-timeout", unsigned_value(&config.stall_timeout_s), "seconds without a heartbeat (or, for an output, without the destination accepting data) before a child is restarted")
-        ("mode", po::value(&config.mode), "relay, proxy or gateway (default from the program name: polymur-proxy, polymur-gateway)")
+        ("mode", po::value(&mode), "relay, proxy or gateway (default from the program name: polymur-proxy, polymur-gateway)")
         ("https-listen-addr", po::value(&config.https_listen_addr), "HTTPS ingest listener host:port (POST /ingest, client certificates required)")
         ("listen-port", po::value<std::string>(), "gateway: HTTPS port on --listen-addr (Polymur-gateway style)")
         ("http-listen-addr", po::value(&config.http_listen_addr), "plain-HTTP ingest listener behind a TLS-terminating load balancer (off by default)")
@@ -339,12 +383,27 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
     if (!values.count("mode")) {
         std::string program = argc > 0 && argv[0] ? argv[0] : "polymur";
         program = program.substr(program.rfind('/') + 1);
-        config.mode = program == "polymur-proxy" ? "proxy" : program == "polymur-gateway" ? "gateway" : "relay";
+        mode = program == "polymur-proxy" ? "proxy" : program == "polymur-gateway" ? "gateway" : "relay";
+    }
+    std::string name_error;
+    if (!parse_distribution(distribution, config.distribution))
+        name_error = "--distribution " + net::printable(distribution) + ": expected broadcast or hash-route";
+    else if (!route::parse_hash_type(hash_type, config.hash_type))
+        name_error = "--hash-type " + net::printable(hash_type) + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
+    else if (!route::parse_hash_compat(hash_compat, config.hash_compat))
+        name_error = "--hash-compat " + net::printable(hash_compat) + ": expected graphite or carbon-c-relay";
+    else if (!parse_failover(failover, config.failover))
+        name_error = "--failover " + net::printable(failover) + ": expected reroute or hold";
+    else if (!parse_mode(mode, config.mode))
+        name_error = "--mode " + net::printable(mode) + ": expected relay, proxy or gateway";
+    if (!name_error.empty()) {
+        report(log::Level::error, name_error);
+        return ParseOutcome::exit_error;
     }
     config.trusted_proxies = split_list(values["trusted-proxies"].as<std::string>());
     config.admin_users = split_list(values["admin-users"].as<std::string>());
     config.admin_groups = split_list(values["admin-groups"].as<std::string>());
-    if (config.mode == "gateway") {
+    if (config.mode == Mode::gateway) {
         // Polymur-gateway: -listen-addr is the bind address, -listen-port the HTTPS port.
         if (values.count("listen-port")) {
             // -listen-addr is a bare address here: 0.0.0.0, ::, [::1], or host:port (port ignored).
@@ -360,7 +419,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         report(log::Level::error, "--listen-port is for the gateway (--mode gateway or polymur-gateway)");
         return ParseOutcome::exit_error;
     }
-    if (config.mode == "proxy" && !config.gateway.empty()) config.destinations.insert(config.destinations.begin(), config.gateway);
+    if (config.mode == Mode::proxy && !config.gateway.empty()) config.destinations.insert(config.destinations.begin(), config.gateway);
     if (config.workers == 0) config.workers = default_worker_count();
     if (config.admin_socket.empty()) config.admin_socket = config.state_dir + "/polymur.sock";
     if (values.count("stat-addr")) report(log::Level::warning, "-stat-addr is accepted for compatibility and ignored");
@@ -382,17 +441,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
 }
 
 std::string validate_config(const Config& config) {
-    if (config.distribution != "broadcast" && config.distribution != "hash-route")
-        return "--distribution " + net::printable(config.distribution) + ": expected broadcast or hash-route";
-    route::HashType hash_type;
-    if (!route::parse_hash_type(config.hash_type, hash_type))
-        return "--hash-type " + net::printable(config.hash_type) + ": expected carbon_ch, fnv1a_ch or jump_fnv1a_ch";
-    route::HashCompat hash_compat;
-    if (!route::parse_hash_compat(config.hash_compat, hash_compat))
-        return "--hash-compat " + net::printable(config.hash_compat) + ": expected graphite or carbon-c-relay";
     if (config.replication_factor < 1 || config.replication_factor > route::kMaxReplication)
         return "--replication-factor must be between 1 and " + std::to_string(route::kMaxReplication);
-    if (config.failover != "reroute" && config.failover != "hold") return "--failover " + net::printable(config.failover) + ": expected reroute or hold";
     if (config.failover_after < 1) return "--failover-after must be at least 1";
     if (config.workers > shm::kMaxWorkers) return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
     if (config.max_line_length < 16 || config.max_line_length > shm::kMaxLineLengthLimit)
@@ -414,27 +464,26 @@ std::string validate_config(const Config& config) {
                std::to_string(config.max_destinations);
     if (config.admin_max_connections < 1) return "--admin-max-connections must be at least 1";
     std::vector<route::Destination> ring_members;
+    bool https_destination = false;
     for (const std::string& text : config.destinations) {
-        if (text.rfind("https://", 0) == 0) continue;  // checked below with the TLS options
-        route::Destination parsed;
+        if (transport_of(text) == Transport::https) {  // checked below with the TLS options
+            https_destination = true;
+            continue;
+        }
+        DestinationSpec parsed;
         std::string error;
-        if (!route::parse_destination(text, parsed, error)) return error;
-        ring_members.push_back(parsed);
+        if (!parse_destination_spec(text, parsed, error)) return error;
+        ring_members.push_back(parsed.endpoint);
     }
-    if (config.distribution == "hash-route" && !ring_members.empty()) {
-        route::HashType type;
+    if (config.hash_route() && !ring_members.empty()) {
         std::string error;
-        if (route::parse_hash_type(config.hash_type, type) &&
-            !route::HashRing::build(type, ring_members, error, hash_compat))
-            return error;
+        if (!route::HashRing::build(config.hash_type, ring_members, error, config.hash_compat)) return error;
     }
     if (config.reconnect_interval_s == 0) return "--reconnect-interval must be at least 1";
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";
     if (config.stall_timeout_s < 1) return "--stall-timeout must be at least 1";
-    if (config.mode != "relay" && config.mode != "proxy" && config.mode != "gateway")
-        return "--mode " + net::printable(config.mode) + ": expected relay, proxy or gateway";
-    if (config.mode == "proxy" && config.gateway.empty()) return "the proxy needs --gateway https://host:port";
-    if (config.mode == "gateway" && config.https_listen_addr.empty() && config.http_listen_addr.empty())
+    if (config.mode == Mode::proxy && config.gateway.empty()) return "the proxy needs --gateway https://host:port";
+    if (config.mode == Mode::gateway && config.https_listen_addr.empty() && config.http_listen_addr.empty())
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";
     if (!config.https_listen_addr.empty() && (config.cert.empty() || config.key.empty() || config.ca_cert.empty()))
         return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
@@ -458,8 +507,6 @@ std::string validate_config(const Config& config) {
     }
     if (config.destination_cert.empty() != config.destination_key.empty())
         return "--destination-cert and --destination-key go together";
-    bool https_destination = false;
-    for (const std::string& d : config.destinations) https_destination |= d.rfind("https://", 0) == 0;
     if (https_destination && (config.client_cert.empty() || config.client_key.empty() || config.ca_cert.empty()))
         return "HTTPS destinations need --client-cert, --client-key and --ca-cert";
     return "";

@@ -4,9 +4,25 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "route/hash_ring.hpp"
+
 namespace polymur {
+
+// The options with a fixed set of values are parsed once, here, into these; each has its name
+// function (the option's own spelling, for logs and replies) and its parser (false: not a name).
+enum class Distribution { broadcast, hash_route };  // --distribution broadcast | hash-route
+enum class Failover { reroute, hold };              // --failover (hash-route)
+enum class Mode { relay, proxy, gateway };          // --mode, or from the program's name
+
+const char* distribution_name(Distribution distribution);
+bool parse_distribution(std::string_view text, Distribution& out);
+const char* failover_name(Failover failover);
+bool parse_failover(std::string_view text, Failover& out);
+const char* mode_name(Mode mode);
+bool parse_mode(std::string_view text, Mode& out);
 
 struct Config {
     std::string listen_addr = "0.0.0.0:2003";
@@ -22,14 +38,14 @@ struct Config {
     uint32_t max_destinations = 32;         // registered destinations, configured and added with putdest
     std::string metrics_addr;  // HTTP /metrics and /health for Prometheus and probes; empty: off
     std::vector<std::string> destinations;
-    std::string distribution = "broadcast";  // or "hash-route"
-    std::string hash_type = "carbon_ch";
-    std::string hash_compat = "graphite";  // or "carbon-c-relay"
+    Distribution distribution = Distribution::broadcast;
+    route::HashType hash_type = route::HashType::carbon_ch;
+    route::HashCompat hash_compat = route::HashCompat::graphite;  // or carbon-c-relay
     bool tag_normalize = false;            // carbon's TAG_RELAY_NORMALIZED
     std::string rules;  // carbon-c-relay rules file (docs/ROUTING.md); empty: --distribution/--destinations
     uint32_t replication_factor = 1;
     bool diverse_replicas = true;
-    std::string failover = "reroute";  // or "hold"
+    Failover failover = Failover::reroute;
     uint32_t failover_after = 3;       // consecutive failed reconnects
     uint64_t queue_cap = 4000000;             // lines per destination
     uint64_t queue_bytes = 256ull << 20;      // bytes per destination (queue file size)
@@ -50,7 +66,7 @@ struct Config {
     std::string config_file;
 
     // HTTPS transport between sites (docs/HTTPS.md).
-    std::string mode = "relay";          // relay, proxy or gateway (from argv[0] or --mode)
+    Mode mode = Mode::relay;             // from argv[0] or --mode
     std::string https_listen_addr;       // HTTPS ingest listener (gateway); empty: off
     std::string http_listen_addr;        // plain-HTTP ingest behind a TLS-terminating balancer; empty: off
     std::string cert, key;               // the gateway's server certificate
@@ -71,7 +87,7 @@ struct Config {
     uint64_t batch_bytes = 1ull << 20;   // HTTPS output: uncompressed bytes per POST
     bool plaintext_listener = true;      // the gateway has none unless --listen-plaintext is given
 
-    bool hash_route() const { return distribution == "hash-route"; }
+    bool hash_route() const { return distribution == Distribution::hash_route; }
 };
 
 enum class ParseOutcome { run, exit_ok, exit_error };

@@ -37,9 +37,6 @@ int run_listener(const Heritage& heritage);
 // The output process of a destination, whatever its kind (worker/output_loop.cpp).
 int run_output(const Heritage& heritage);
 
-// An https:// destination ("https://host:port"); everything else is host:port[:instance].
-inline bool is_https_destination(const std::string& text) { return text.rfind("https://", 0) == 0; }
-
 // The queue file of a destination, named after it so a restart finds it again.
 std::string queue_path(const std::string& state_dir, const std::string& destination);
 

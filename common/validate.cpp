@@ -80,21 +80,19 @@ bool collide(const Bound& a, const Bound& b) {
 
 }  // namespace
 
-std::string check_destination_text(const std::string& text) {
+std::string check_destination_text(const std::string& text, DestinationSpec* parsed) {
     if (text.size() >= shm::kDestinationTextMax)
         return "destination " + net::printable(text, 64) + ": longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
     std::string error;
-    if (is_https_destination(text)) {
-        net::HttpsUrl url;
-        return net::parse_https_url(text, url, error) ? "" : error;
-    }
-    route::Destination parsed;
-    return route::parse_destination(text, parsed, error) ? "" : error;
+    DestinationSpec spec;
+    if (!parse_destination_spec(text, spec, error)) return error;
+    if (parsed) *parsed = std::move(spec);
+    return "";
 }
 
 std::vector<ListenAddress> listen_addresses(const Config& config) {
     std::vector<ListenAddress> out;
-    if (config.plaintext_listener) out.push_back({config.mode == "gateway" ? "listen-plaintext" : "listen-addr", config.listen_addr});
+    if (config.plaintext_listener) out.push_back({config.mode == Mode::gateway ? "listen-plaintext" : "listen-addr", config.listen_addr});
     if (!config.https_listen_addr.empty()) out.push_back({"https-listen-addr", config.https_listen_addr});
     if (!config.http_listen_addr.empty()) out.push_back({"http-listen-addr", config.http_listen_addr});
     if (!config.pickle_listen_addr.empty()) out.push_back({"pickle-listen-addr", config.pickle_listen_addr});
@@ -133,17 +131,11 @@ std::string check_addresses_and_destinations(const Config& config) {
 }
 
 std::string unresolvable_destination_warning(const std::string& destination) {
-    std::string host, port, error;
-    if (is_https_destination(destination)) {
-        std::string rest = destination.substr(8);
-        rest = rest.substr(0, rest.find('/'));
-        if (!net::split_host_port(rest, host, port, error)) return "";
-    } else {
-        route::Destination parsed;
-        if (!route::parse_destination(destination, parsed, error)) return "";
-        host = parsed.host;
-        port = std::to_string(parsed.port);
-    }
+    DestinationSpec spec;
+    std::string error;
+    if (!parse_destination_spec(destination, spec, error)) return "";
+    const std::string& host = spec.endpoint.host;
+    const std::string port = std::to_string(spec.endpoint.port);
     struct addrinfo hints {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -164,16 +156,17 @@ std::vector<std::string> config_warnings(const Config& config) {
         std::string warning = unresolvable_destination_warning(d);
         if (!warning.empty()) warnings.push_back(warning);
     }
-    if (config.hash_route() && config.hash_type == "fnv1a_ch") {
+    if (config.hash_route() && config.hash_type == route::HashType::fnv1a_ch) {
         // carbon's fnv1a_ch places a node by its instance alone (ROUTING.md): destinations that share
         // one, or have none, take the same ring positions and one of them gets nearly every metric.
         std::vector<std::pair<std::string, std::string>> seen;  // instance ("None" for none), destination
         for (const std::string& d : config.destinations) {
-            route::Destination parsed;
+            DestinationSpec spec;
             std::string error;
-            if (is_https_destination(d) || !route::parse_destination(d, parsed, error)) continue;
+            if (!parse_destination_spec(d, spec, error) || !spec.ring_member()) continue;
+            const route::Destination& parsed = spec.endpoint;
             // carbon-c-relay keys a destination without instance on its host and port
-            if (!parsed.instance && config.hash_compat == "carbon-c-relay") continue;
+            if (!parsed.instance && config.hash_compat == route::HashCompat::carbon_c_relay) continue;
             std::string instance = parsed.instance.value_or("None");
             auto other = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == instance; });
             if (other != seen.end()) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/config.hpp"
+#include "common/destination_spec.hpp"
 
 namespace polymur {
 
@@ -22,8 +23,8 @@ std::vector<ListenAddress> listen_addresses(const Config& config);
 std::string check_addresses_and_destinations(const Config& config);
 
 // One destination as start and putdest take it: host:port[:instance] or https://host:port[/path],
-// short enough for its slot. Returns the reason it is refused, or "".
-std::string check_destination_text(const std::string& destination);
+// short enough for its slot. Returns the reason it is refused, or "" (and `parsed`, when given, set).
+std::string check_destination_text(const std::string& destination, DestinationSpec* parsed = nullptr);
 
 // Problems that do not stop polymur but lose or misplace metrics: a destination host that does not
 // resolve now, fnv1a_ch without instances, broadcast to nobody. One line each, subject first.

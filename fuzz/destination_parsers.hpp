@@ -1,12 +1,14 @@
 // Every way polymur reads a destination or an address an operator or admin client gives it: host:port
 // (common/net), host:port[:instance] (route/destination) and https://host:port[/path] (the proxy's
-// gateway), as the supervisor does for putdest, --destinations and --listen-addr.
+// gateway, and both through common/destination_spec), as the supervisor does for putdest, --destinations
+// and --listen-addr.
 #pragma once
 
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "common/destination_spec.hpp"
 #include "common/net.hpp"
 #include "route/destination.hpp"
 
@@ -26,10 +28,13 @@ inline void parse_destination_every_way(std::string_view text) {
     } else if (error.empty()) {
         std::abort();
     }
-    if (text.rfind("https://", 0) == 0) {
-        std::string_view rest = text.substr(8);
-        error.clear();
-        net::split_host_port(rest.substr(0, rest.find('/')), host, port, error);
+    DestinationSpec spec;
+    error.clear();
+    if (parse_destination_spec(text, spec, error)) {
+        if (spec.transport != transport_of(text)) std::abort();
+        if (spec.transport == Transport::https && (spec.endpoint.port == 0 || spec.https.path.empty())) std::abort();
+    } else if (error.empty()) {
+        std::abort();
     }
 }
 

@@ -5,6 +5,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace polymur::protocol {
 namespace {
 
@@ -167,35 +171,93 @@ bool is_plain_decimal(const char* p, const char* end) {
     return p == end;
 }
 
-// The common case, `name value timestamp` with single spaces, a valid name (checked byte by byte
-// only when it is not all printable ASCII), a plain decimal value and an unsigned integer timestamp, found with three memchr and no conversion.
-// It accepts only lines the general parser accepts with the same result (every other line
-// returns false and goes to the general parser, which decides); tests/unit/line_test.cpp runs
-// both on every case.
-bool parse_canonical(std::string_view line, ParsedLine& out) {
-    const char* begin = line.data();
-    const char* end = begin + line.size();
-    const char* first = static_cast<const char*>(std::memchr(begin, ' ', line.size()));
-    if (!first || first == begin) return false;
-    const char* second = static_cast<const char*>(std::memchr(first + 1, ' ', static_cast<size_t>(end - first - 1)));
-    if (!second || second == first + 1 || second + 1 == end) return false;
-    if (std::memchr(second + 1, ' ', static_cast<size_t>(end - second - 1))) return false;
-    // Anything outside '!'..'~' (whitespace, control, UTF-8) is for the general parser. No early
-    // exit, so the compiler can vectorise the scan.
-    bool outside = false;
-    for (const char* p = begin; p < first; ++p) outside |= !is_plain(static_cast<unsigned char>(*p));
+// The fields of a canonical line once its two single spaces are found: a valid name (checked byte
+// by byte only when `name_outside` says it holds a byte outside '!'..'~'), a plain decimal value and
+// an unsigned integer timestamp of at most 18 digits (`stamp_digits`: the caller found all of its
+// bytes are digits already).
+bool canonical_fields(const char* begin, const char* first, const char* second, const char* end, bool name_outside,
+                      bool stamp_digits, ParsedLine& out) {
+    if (first == begin || second == first + 1 || second + 1 == end) return false;
     // A name with UTF-8 stays here when it is a valid name (so holds no whitespace to split on).
-    if (outside && check_name(std::string_view(begin, static_cast<size_t>(first - begin))) != LineError::none) return false;
+    if (name_outside && check_name(std::string_view(begin, static_cast<size_t>(first - begin))) != LineError::none)
+        return false;
     if (!is_plain_decimal(first + 1, second)) return false;
     if (end - second - 1 > 18) return false;
-    for (const char* p = second + 1; p < end; ++p)
-        if (!is_digit(*p)) return false;
+    if (!stamp_digits)
+        for (const char* p = second + 1; p < end; ++p)
+            if (!is_digit(*p)) return false;
     out.name = std::string_view(begin, static_cast<size_t>(first - begin));
     out.value = std::string_view(first + 1, static_cast<size_t>(second - first - 1));
     out.timestamp = std::string_view(second + 1, static_cast<size_t>(end - second - 1));
     out.timestamp_is_now = false;
     out.canonical = true;
     return true;
+}
+
+#if defined(__SSE2__)
+// Bit i set where byte i of the 16 at `p` is a space / outside '!'..'~' / a digit.
+void classify16(const char* p, uint32_t& spaces, uint32_t& outside, uint32_t& digits) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i at_least = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('!')), bytes);
+    const __m128i at_most = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('~')), bytes);
+    spaces = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(' '))));
+    outside = ~static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(at_least, at_most))) & 0xFFFF;
+    const __m128i from_0 = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('0')), bytes);
+    const __m128i to_9 = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('9')), bytes);
+    digits = static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(from_0, to_9)));
+}
+
+// A line of 16 to 64 bytes in one pass of 16-byte loads (the last one ending at the line's end,
+// overlapping the one before): masks of its spaces and of its bytes outside '!'..'~', so the two
+// spaces are found, their number checked, the name classified and the timestamp's digits checked
+// without a memchr call or a byte loop.
+bool parse_canonical_short(const char* begin, size_t size, ParsedLine& out) {
+    uint64_t spaces = 0, outside = 0, digits = 0;
+    uint32_t s, o, d;
+    size_t at = 0;
+    for (; at + 16 < size; at += 16) {
+        classify16(begin + at, s, o, d);
+        spaces |= uint64_t(s) << at;
+        outside |= uint64_t(o) << at;
+        digits |= uint64_t(d) << at;
+    }
+    classify16(begin + size - 16, s, o, d);
+    spaces |= uint64_t(s) << (size - 16);
+    outside |= uint64_t(o) << (size - 16);
+    digits |= uint64_t(d) << (size - 16);
+    if (!spaces) return false;
+    const unsigned first = static_cast<unsigned>(__builtin_ctzll(spaces));
+    const uint64_t rest = spaces & (spaces - 1);
+    if (!rest || (rest & (rest - 1))) return false;  // not exactly two spaces
+    const unsigned second = static_cast<unsigned>(__builtin_ctzll(rest));
+    const bool name_outside = outside & ((uint64_t(1) << first) - 1);
+    const uint64_t stamp = (size == 64 ? ~uint64_t(0) : (uint64_t(1) << size) - 1) & ~((uint64_t(2) << second) - 1);
+    return canonical_fields(begin, begin + first, begin + second, begin + size, name_outside, (digits & stamp) == stamp, out);
+}
+#endif
+
+// The common case, `name value timestamp` with single spaces, a valid name, a plain decimal value
+// and an unsigned integer timestamp, found without conversion: lines of 16 to 64 bytes with SSE2
+// masks (parse_canonical_short), others with three memchr.
+// It accepts only lines the general parser accepts with the same result (every other line
+// returns false and goes to the general parser, which decides); tests/unit/line_test.cpp runs
+// both on every case.
+bool parse_canonical(std::string_view line, ParsedLine& out) {
+    const char* begin = line.data();
+    const char* end = begin + line.size();
+#if defined(__SSE2__)
+    if (line.size() >= 16 && line.size() <= 64) return parse_canonical_short(begin, line.size(), out);
+#endif
+    const char* first = static_cast<const char*>(std::memchr(begin, ' ', line.size()));
+    if (!first) return false;
+    const char* second = static_cast<const char*>(std::memchr(first + 1, ' ', static_cast<size_t>(end - first - 1)));
+    if (!second) return false;
+    if (std::memchr(second + 1, ' ', static_cast<size_t>(end - second - 1))) return false;
+    // Anything outside '!'..'~' (whitespace, control, UTF-8) is for the general parser. No early
+    // exit, so the compiler can vectorise the scan.
+    bool outside = false;
+    for (const char* p = begin; p < first; ++p) outside |= !is_plain(static_cast<unsigned char>(*p));
+    return canonical_fields(begin, first, second, end, outside, false, out);
 }
 
 std::string_view span(const unsigned char* from, const unsigned char* to) {

@@ -136,15 +136,8 @@ bool decode_quoted_string(std::string_view s, std::string& out) {
 
 // As Python's repr() writes a float: positional from 1e-4 to 1e16, exponent beyond.
 size_t format_real(double d, char* buf, size_t cap) {
-    if (std::isnan(d)) {
-        std::memcpy(buf, "nan", 3);
-        return 3;
-    }
-    if (std::isinf(d)) {
-        const char* t = d < 0 ? "-inf" : "inf";
-        std::memcpy(buf, t, std::strlen(t));
-        return std::strlen(t);
-    }
+    if (std::isnan(d)) return std::string_view("nan").copy(buf, cap);
+    if (std::isinf(d)) return std::string_view(d < 0 ? "-inf" : "inf").copy(buf, cap);
     double m = std::fabs(d);
     auto format = (d == 0 || (m >= 1e-4 && m < 1e16)) ? std::chars_format::fixed : std::chars_format::scientific;
     auto r = std::to_chars(buf, buf + cap, d, format);

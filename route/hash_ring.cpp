@@ -8,21 +8,11 @@
 #include <tuple>
 #include <utility>
 
+#include "common/enum_names.hpp"
+
 namespace polymur::route {
 
 namespace {
-
-// Finds the value among `values` whose name is `text`.
-template <typename Enum, size_t N>
-bool parse_by_name(std::string_view text, const Enum (&values)[N], const char* (*name)(Enum), Enum& out) {
-    for (Enum value : values) {
-        if (text == name(value)) {
-            out = value;
-            return true;
-        }
-    }
-    return false;
-}
 
 constexpr HashType kHashTypes[] = {HashType::carbon_ch, HashType::fnv1a_ch, HashType::jump_fnv1a_ch};
 constexpr HashCompat kHashCompats[] = {HashCompat::graphite, HashCompat::carbon_c_relay};

@@ -74,6 +74,13 @@ public:
 
     // groups[0..count) = whole match and captures; unmatched groups are empty. Returns false on no match.
     bool match_groups(std::string_view name, std::string_view* groups, size_t& count) const {
+        if (kind_ != Kind::regex) {  // `*` and plain strings: the part matched, no groups
+            if (!matches(name)) return false;
+            size_t at = kind_ == Kind::contains ? name.find(literal_) : 0;
+            groups[0] = kind_ == Kind::all ? name : name.substr(at == std::string_view::npos ? 0 : at, literal_.size());
+            count = 1;
+            return true;
+        }
         if (!passes_prefilter(name)) return false;
         re2::StringPiece pieces[kMaxGroups];
         int n = std::min<int>(int(kMaxGroups), regex_->NumberOfCapturingGroups() + 1);
@@ -85,6 +92,7 @@ public:
     }
 
     const std::string& text() const { return text_; }
+    bool literal() const { return kind_ == Kind::prefix || kind_ == Kind::contains; }
 
 private:
     enum class Kind { all, prefix, contains, regex } kind_ = Kind::all;
@@ -371,6 +379,7 @@ public:
     bool blackhole = false;
     bool stop = false;
     std::string replacement;
+    size_t aggregate = 0;  // aggregate rules: index into RoutingTable::aggregates_
 };
 
 RoutingTable::RoutingTable() = default;
@@ -432,20 +441,35 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
             if (cluster->name == name) return cluster.get();
         return nullptr;
     };
+    // The rule's expressions (any of them applies) and its clusters; false with `error` set.
+    auto compile_common = [&](CompiledRule& compiled, const std::vector<std::string>& expressions,
+                              const std::vector<std::string>& clusters, const rules::Where& where) {
+        std::string regex_error;
+        for (const std::string& text : expressions) {
+            Expression expression;
+            if (!expression.compile(text, false, regex_error)) {  // plain strings: no groups to refer to
+                error = where_text(where) + regex_error;
+                return false;
+            }
+            compiled.expressions.push_back(std::move(expression));
+        }
+        for (const std::string& name : clusters) {
+            const CompiledCluster* cluster = find(name);
+            if (!cluster) {
+                error = where_text(where) + "unknown cluster '" + name + "'";
+                return false;
+            }
+            compiled.clusters.push_back(cluster);
+        }
+        return true;
+    };
     for (const rules::Rule& rule : config.rules) {
         auto compiled = std::make_unique<CompiledRule>();
         compiled->kind = rule.kind;
         std::string regex_error;
         if (rule.kind == rules::Rule::Kind::match) {
             const rules::Match& match = config.matches[rule.index];
-            for (const std::string& text : match.expressions) {
-                Expression expression;
-                if (!expression.compile(text, false, regex_error)) {
-                    error = where_text(match.where) + regex_error;
-                    return nullptr;
-                }
-                compiled->expressions.push_back(std::move(expression));
-            }
+            if (!compile_common(*compiled, match.expressions, match.clusters, match.where)) return nullptr;
             if (match.validate) {
                 compiled->validate = std::make_unique<Expression>();
                 if (!compiled->validate->compile(*match.validate, false, regex_error)) {
@@ -453,14 +477,6 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
                     return nullptr;
                 }
                 compiled->validate_action = match.validate_action;
-            }
-            for (const std::string& name : match.clusters) {
-                const CompiledCluster* cluster = find(name);
-                if (!cluster) {
-                    error = where_text(match.where) + "unknown cluster '" + name + "'";
-                    return nullptr;
-                }
-                compiled->clusters.push_back(cluster);
             }
             compiled->blackhole = match.blackhole;
             compiled->stop = match.stop || match.blackhole;
@@ -474,7 +490,12 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
             compiled->expressions.push_back(std::move(expression));
             compiled->replacement = rewrite.replacement;
         } else {
-            continue;  // aggregate: recognised, not carried out
+            const rules::Aggregate& aggregate = config.aggregates[rule.index];
+            if (!compile_common(*compiled, aggregate.expressions, aggregate.clusters, aggregate.where)) return nullptr;
+            compiled->stop = aggregate.stop;
+            compiled->aggregate = table->aggregates_.size();
+            table->aggregates_.push_back(aggregate);
+            table->aggregate_rules_.push_back(compiled.get());
         }
         table->rules_.push_back(std::move(compiled));
     }
@@ -529,11 +550,30 @@ bool RoutingTable::rule_validate_drops(size_t rule) const {
     return rules_[rule]->validate_action == rules::ValidateAction::drop;
 }
 
+namespace {
+
+// Appends `cluster`'s slots for `name` to the result's sends (slots[0..count) = them); false on overflow.
+bool add_sends(const CompiledCluster& cluster, std::string_view name, uint8_t name_index, const bool* up,
+               uint16_t* slots, size_t& count, RouteResult& result) {
+    count = cluster.select(name, up, slots, 0, RouteResult::kMaxSends);
+    for (size_t k = 0; k < count; ++k) {
+        if (result.send_count >= RouteResult::kMaxSends) {
+            result.overflow = true;
+            return false;
+        }
+        result.sends[result.send_count++] = {slots[k], name_index};
+    }
+    return true;
+}
+
+}  // namespace
+
 void RoutingTable::route(std::string_view name, std::string_view data, const bool* up, RouteResult& result,
                          RouteTrace* trace) const {
     result.name_count = 1;
     result.names[0] = name;
     result.send_count = 0;
+    result.feed_count = 0;
     result.bytes_used = 0;
     result.blackholed = result.dropped = result.logged = result.overflow = result.matched = false;
     uint8_t current = 0;
@@ -580,6 +620,28 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
                 break;
             }
         if (!hit) continue;
+        if (rule.kind == rules::Rule::Kind::aggregate) {
+            if (result.feed_count >= RouteResult::kMaxFeeds) {
+                result.overflow = true;
+                return;
+            }
+            result.feeds[result.feed_count++] = {uint16_t(rule.aggregate), current};
+            if (trace) {
+                trace->aggregated(r, rule.aggregate, hit->text(), now, hit->literal());
+                // The results' names decide a hash cluster's members, so carbon-c-relay -t lists a forward
+                // cluster's members only; so does this.
+                for (const CompiledCluster* cluster : rule.clusters) {
+                    bool forward = cluster->type == rules::ClusterType::forward;
+                    size_t count = forward ? cluster->select(now, up, slots, 0, RouteResult::kMaxSends) : 0;
+                    trace->cluster(r, rules::cluster_type_name(cluster->type), cluster->name, slots, count);
+                }
+            }
+            if (rule.stop) {
+                if (trace) trace->stopped(r);
+                return;
+            }
+            continue;
+        }
         result.matched = true;
         if (trace) trace->matched(r, hit->text(), now);
         if (rule.validate) {
@@ -604,14 +666,8 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
             return;
         }
         for (const CompiledCluster* cluster : rule.clusters) {
-            size_t count = cluster->select(now, up, slots, 0, RouteResult::kMaxSends);
-            for (size_t k = 0; k < count; ++k) {
-                if (result.send_count >= RouteResult::kMaxSends) {
-                    result.overflow = true;
-                    return;
-                }
-                result.sends[result.send_count++] = {slots[k], current};
-            }
+            size_t count = 0;
+            if (!add_sends(*cluster, now, current, up, slots, count, result)) return;
             if (trace) trace->cluster(r, rules::cluster_type_name(cluster->type), cluster->name, slots, count);
         }
         if (rule.stop) {
@@ -619,7 +675,84 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
             return;
         }
     }
-    if (!result.matched && trace) trace->nothing_matched(result.names[current]);
+    if (!result.matched && result.feed_count == 0 && trace) trace->nothing_matched(result.names[current]);
+}
+
+namespace {
+
+// Writes `metric` for `name` into out[used..cap): a regular expression's match is replaced in place, as a rewrite
+// does (carbon-c-relay 3.7.3, as run: ^c\.(w)\. writing C.\1 turns c.w.89 into C.w89); a plain string's metric
+// is written as it is.
+bool write_aggregate_name(std::string_view metric, std::string_view name, bool literal, const std::string_view* groups,
+                          size_t count, char* out, size_t cap, size_t& used) {
+    if (literal || groups[0].size() == name.size()) return expand_replacement(metric, groups, count, out, cap, used);
+    size_t before = size_t(groups[0].data() - name.data());
+    size_t after = name.size() - before - groups[0].size();
+    if (cap - used < before) return false;
+    std::memcpy(out + used, name.data(), before);
+    used += before;
+    if (!expand_replacement(metric, groups, count, out, cap, used) || cap - used < after) return false;
+    std::memcpy(out + used, groups[0].data() + groups[0].size(), after);
+    used += after;
+    return true;
+}
+
+}  // namespace
+
+bool RoutingTable::aggregate_output_names(size_t index, std::string_view name, char* out, size_t cap,
+                                          std::string_view* names) const {
+    const CompiledRule& rule = *aggregate_rules_[index];
+    std::string_view groups[kMaxGroups];
+    size_t count = 0;
+    const Expression* hit = nullptr;
+    for (const Expression& expression : rule.expressions)
+        if (expression.match_groups(name, groups, count)) {
+            hit = &expression;
+            break;
+        }
+    if (!hit) return false;
+    size_t used = 0;
+    const auto& computes = aggregates_[index].computes;
+    for (size_t c = 0; c < computes.size(); ++c) {
+        size_t begin = used;
+        if (!write_aggregate_name(computes[c].metric, name, hit->literal(), groups, count, out, cap, used)) return false;
+        names[c] = std::string_view(out + begin, used - begin);
+    }
+    return true;
+}
+
+bool RoutingTable::aggregate_output_name(size_t index, size_t compute, std::string_view name, char* out, size_t cap,
+                                         size_t& used) const {
+    const CompiledRule& rule = *aggregate_rules_[index];
+    std::string_view groups[kMaxGroups];
+    size_t count = 0;
+    for (const Expression& expression : rule.expressions)
+        if (expression.match_groups(name, groups, count)) {
+            used = 0;
+            return write_aggregate_name(aggregates_[index].computes[compute].metric, name, expression.literal(), groups,
+                                        count, out, cap, used);
+        }
+    return false;
+}
+
+void RoutingTable::route_aggregate_result(size_t index, std::string_view name, const bool* up,
+                                          RouteResult& result) const {
+    const CompiledRule& rule = *aggregate_rules_[index];
+    if (rule.clusters.empty()) {
+        route(name, {}, up, result);
+        return;
+    }
+    result.name_count = 1;
+    result.names[0] = name;
+    result.send_count = 0;
+    result.feed_count = 0;
+    result.bytes_used = 0;
+    result.blackholed = result.dropped = result.logged = result.overflow = false;
+    result.matched = true;
+    uint16_t slots[RouteResult::kMaxSends];
+    size_t count = 0;
+    for (const CompiledCluster* cluster : rule.clusters)
+        if (!add_sends(*cluster, name, 0, up, slots, count, result)) return;
 }
 
 }  // namespace polymur::route

@@ -34,6 +34,10 @@ public:
     virtual void blackholed(size_t rule) = 0;
     virtual void stopped(size_t rule) = 0;
     virtual void nothing_matched(std::string_view name) = 0;  // no match rule applied to the name
+    // An aggregate rule took `name`; `aggregate` indexes RoutingTable::aggregate(). `literal`: the expression that
+    // took it is a plain string (carbon-c-relay -t shows those rules' computes in another layout).
+    virtual void aggregated(size_t rule, size_t aggregate, std::string_view expression, std::string_view name,
+                            bool literal) = 0;
 };
 
 // Caller-owned buffers for one lookup, reused line after line (allocate once per thread).
@@ -42,15 +46,23 @@ struct RouteResult {
     static constexpr size_t kNameBytes = 64 * 1024;  // room for all the versions of one line
     static constexpr size_t kMaxSends = 1024;
 
+    static constexpr size_t kMaxFeeds = 256;
+
     struct Send {
         uint16_t slot;  // destination slot
         uint8_t name;   // index into names
+    };
+    struct Feed {
+        uint16_t aggregate;  // index of the aggregate rule (RoutingTable::aggregate)
+        uint8_t name;        // index into names: the name as that rule saw it
     };
 
     std::array<std::string_view, kMaxNames> names;  // names[0] is the input; views into `bytes` after that
     size_t name_count = 0;
     std::array<Send, kMaxSends> sends;
     size_t send_count = 0;
+    std::array<Feed, kMaxFeeds> feeds;  // aggregate rules the metric feeds, in rule order
+    size_t feed_count = 0;
     bool blackholed = false;   // a blackhole rule ended the lookup
     bool dropped = false;      // a validate ... else drop rule ended the lookup
     bool logged = false;       // a validate ... else log rule failed (the caller logs, rate-limited)
@@ -60,6 +72,7 @@ struct RouteResult {
     size_t bytes_used = 0;
 
     std::string_view name_of(const Send& send) const { return names[send.name]; }
+    std::string_view name_of(const Feed& feed) const { return names[feed.name]; }
 };
 
 class RoutingTable {
@@ -86,6 +99,20 @@ public:
     const std::string& slot_address(size_t slot) const { return slots_[slot].address; }
     const std::optional<std::string>& slot_instance(size_t slot) const { return slots_[slot].instance; }
     size_t rule_count() const { return rules_.size(); }
+
+    // The aggregate rules, in file order, as parsed (index = RouteResult::Feed::aggregate).
+    size_t aggregate_count() const { return aggregates_.size(); }
+    const rules::Aggregate& aggregate(size_t index) const { return aggregates_[index]; }
+    // Writes compute `compute`'s output name for an input `name` that aggregate `index` took (its expression's
+    // groups fill the back-references) into out[0..cap); false when `name` does not match or it does not fit.
+    bool aggregate_output_name(size_t index, size_t compute, std::string_view name, char* out, size_t cap,
+                               size_t& used) const;
+    // The same for every compute of the rule at once (one match of the expression): names[c] views into
+    // out[0..cap). False when `name` does not match or the names do not fit.
+    bool aggregate_output_names(size_t index, std::string_view name, char* out, size_t cap, std::string_view* names) const;
+    // Where an aggregate's result goes: with `send to`, that rule's clusters' slots for `name` (sends only,
+    // names[0] = name); without, the whole table as for a metric from outside (route()).
+    void route_aggregate_result(size_t index, std::string_view name, const bool* up, RouteResult& result) const;
     bool rule_validate_drops(size_t rule) const;  // validate ... else drop (else log)
 
 private:
@@ -97,6 +124,8 @@ private:
     std::vector<Slot> slots_;
     std::vector<std::unique_ptr<CompiledCluster>> clusters_;
     std::vector<std::unique_ptr<CompiledRule>> rules_;
+    std::vector<rules::Aggregate> aggregates_;
+    std::vector<const CompiledRule*> aggregate_rules_;  // aggregates_[i]'s compiled rule
 
     size_t slot_for(const std::string& address, const std::optional<std::string>& instance);
 };

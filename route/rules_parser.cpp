@@ -22,6 +22,26 @@ const char* cluster_type_name(ClusterType type) {
     return "?";
 }
 
+const char* aggregate_function_name(AggregateFunction function) {
+    switch (function) {
+        case AggregateFunction::sum: return "sum";
+        case AggregateFunction::count: return "count";
+        case AggregateFunction::max: return "max";
+        case AggregateFunction::min: return "min";
+        case AggregateFunction::average: return "average";
+        case AggregateFunction::median: return "median";
+        case AggregateFunction::percentile: return "percentile";
+        case AggregateFunction::variance: return "variance";
+        case AggregateFunction::stddev: return "stddev";
+    }
+    return "?";
+}
+
+std::string Compute::label() const {
+    if (function == AggregateFunction::percentile) return "percentile" + std::to_string(percentile);
+    return aggregate_function_name(function);
+}
+
 std::string Member::address() const {
     if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
     return host + ":" + std::to_string(port);
@@ -414,18 +434,91 @@ private:
         return true;
     }
 
+    // aggregate EXPR ... every N seconds expire after M seconds [timestamp at start|middle|end of bucket]
+    //     compute FUNCTION write to METRIC [compute ...] [send to CLUSTER ... [stop]] ;
     bool aggregate() {
         Aggregate a;
         a.where = where();
         while (at_word() && !at_keyword("every")) a.expressions.push_back(tokens_[pos_++].text);
         if (a.expressions.empty()) return expected("an expression");
-        if (!at_keyword("every")) return expected("'every'");
-        while (at_word()) a.words.push_back(tokens_[pos_++].text);
+        if (!require("every") || !number(a.interval, "an interval in seconds", 1, 86400 * 366) || !require("seconds"))
+            return false;
+        if (!require("expire") || !require("after")) return false;
+        if (!number(a.expire, "an expiry in seconds", 1, 86400 * 366)) return false;
+        if (a.expire <= a.interval) {
+            --pos_;
+            return fail("expire after " + std::to_string(a.expire) + " seconds must be greater than the interval (" +
+                        std::to_string(a.interval) + " seconds)");
+        }
+        if (!require("seconds")) return false;
+        if (accept("timestamp")) {
+            if (!require("at")) return false;
+            if (accept("start")) a.timestamp = BucketTimestamp::start;
+            else if (accept("middle")) a.timestamp = BucketTimestamp::middle;
+            else if (accept("end")) a.timestamp = BucketTimestamp::end;
+            else return expected("'start', 'middle' or 'end'");
+            if (!require("of") || !require("bucket")) return false;
+        }
+        if (!at_keyword("compute")) return expected("'compute'");
+        while (at_keyword("compute")) {
+            if (a.computes.size() >= kMaxAggregateComputes)
+                return fail("at most " + std::to_string(kMaxAggregateComputes) + " compute clauses per aggregate");
+            ++pos_;
+            Compute c;
+            c.where = {file_, line()};
+            if (!compute_function(c)) return false;
+            if (!require("write") || !require("to")) return false;
+            if (!word(c.metric, "a metric name")) return false;
+            a.computes.push_back(std::move(c));
+        }
+        if (accept("send")) {
+            bool blackhole = false;
+            if (!require("to") || !cluster_list(a.clusters, blackhole, false)) return false;
+            if (accept("stop")) a.stop = true;
+        }
         if (!end_statement()) return false;
         warn("aggregate is recognised but not carried out by polymur yet");
         out_.rules.push_back({Rule::Kind::aggregate, out_.aggregates.size()});
         out_.aggregates.push_back(std::move(a));
         return true;
+    }
+
+    bool compute_function(Compute& c) {
+        static constexpr std::string_view kExpected =
+            "'sum', 'count', 'max', 'min', 'average', 'median', 'percentile<1-99>', 'variance' or 'stddev'";
+        if (!at_word() || tokens_[pos_].quoted) return expected(std::string(kExpected));
+        const std::string& text = tokens_[pos_].text;
+        struct Name {
+            std::string_view word;
+            AggregateFunction function;
+        };
+        static constexpr Name kNames[] = {{"sum", AggregateFunction::sum},         {"count", AggregateFunction::count},
+                                          {"cnt", AggregateFunction::count},       {"max", AggregateFunction::max},
+                                          {"maximum", AggregateFunction::max},     {"min", AggregateFunction::min},
+                                          {"minimum", AggregateFunction::min},     {"average", AggregateFunction::average},
+                                          {"avg", AggregateFunction::average},     {"median", AggregateFunction::median},
+                                          {"variance", AggregateFunction::variance}, {"stddev", AggregateFunction::stddev}};
+        for (const Name& name : kNames)
+            if (text == name.word) {
+                c.function = name.function;
+                ++pos_;
+                return true;
+            }
+        if (text.rfind("percentile", 0) == 0) {
+            std::string_view digits = std::string_view(text).substr(10);
+            int value = 0;
+            bool ok = !digits.empty();
+            for (char d : digits) {
+                if (d < '0' || d > '9') ok = false;
+                else value = std::min(value * 10 + (d - '0'), 1000);  // leading zeros are allowed (percentile095)
+            }
+            if (!ok || value < 1 || value > 99) return fail("percentile<N>: N must be a whole number between 1 and 99, found '" + text + "'");
+            c.function = AggregateFunction::percentile;
+            c.percentile = value;
+            ++pos_;
+            return true;
+        }
+        return expected(std::string(kExpected));
     }
 
     bool statistics(bool deprecated) {

@@ -55,10 +55,30 @@ struct Rewrite {
     Where where;
 };
 
-// Recognised syntactically only; aggregation is another piece of work.
+enum class AggregateFunction { sum, count, max, min, average, median, percentile, variance, stddev };
+const char* aggregate_function_name(AggregateFunction function);  // "sum" ... "stddev" ("percentile" without N)
+
+enum class BucketTimestamp { start, middle, end };
+
+// `compute FUNCTION write to METRIC`: METRIC may hold back-references (\1, \_1, \^1, \.1) to the expression.
+struct Compute {
+    AggregateFunction function = AggregateFunction::sum;
+    int percentile = 0;  // 1..99 with AggregateFunction::percentile
+    std::string metric;
+    Where where;
+    std::string label() const;  // "sum", "percentile95": carbon-c-relay's name for it
+};
+
+inline constexpr size_t kMaxAggregateComputes = 64;
+
 struct Aggregate {
     std::vector<std::string> expressions;
-    std::vector<std::string> words;  // everything after the expressions, as written
+    int interval = 0;  // every N seconds, > 0
+    int expire = 0;    // expire after M seconds, > interval
+    BucketTimestamp timestamp = BucketTimestamp::end;
+    std::vector<Compute> computes;
+    std::vector<std::string> clusters;  // send to; empty: the results go back through the rules
+    bool stop = false;                  // only with send to, as carbon-c-relay's grammar
     Where where;
 };
 

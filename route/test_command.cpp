@@ -63,6 +63,32 @@ public:
             out_ += "\n";
         }
     }
+    void aggregated(size_t, size_t aggregate, std::string_view expression, std::string_view name, bool literal) override {
+        out_ += "aggregation\n    ";
+        out_ += expression;
+        out_ += " -> ";
+        out_ += name;
+        out_ += "\n";
+        const rules::Aggregate& rule = table_.aggregate(aggregate);
+        char written[RouteResult::kNameBytes];
+        for (size_t c = 0; c < rule.computes.size(); ++c) {
+            size_t used = 0;
+            if (!table_.aggregate_output_name(aggregate, c, name, written, sizeof written, used)) used = 0;
+            out_ += "    ";
+            out_ += rule.computes[c].label();
+            if (literal) {  // carbon-c-relay -t: "median -> d.median" for a rule of plain strings
+                out_ += " -> ";
+                out_.append(written, used);
+                out_ += "\n";
+                continue;
+            }
+            out_ += "(";
+            out_ += rule.computes[c].metric;
+            out_ += ") -> ";
+            out_.append(written, used);
+            out_ += " \n";  // carbon-c-relay -t ends these lines with a space
+        }
+    }
     void blackholed(size_t) override { out_ += "    blackholed\n"; }
     void stopped(size_t) override { out_ += "    stop\n"; }
     void nothing_matched(std::string_view name) override {
@@ -79,7 +105,8 @@ private:
 int usage() {
     std::cerr << "usage: polymur test -f RULES-FILE < names\n"
                  "Reads metric names (or plaintext lines) on stdin and prints, for each, the rewrites applied, the\n"
-                 "rules that matched and the destinations, like carbon-c-relay -t -f RULES-FILE.\n";
+                 "rules that matched, the aggregates it feeds (with the metrics they write) and the destinations,\n"
+                 "like carbon-c-relay -t -f RULES-FILE.\n";
     return kUsageError;
 }
 

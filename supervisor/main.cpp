@@ -9,7 +9,7 @@
 #include "route/routing_table.hpp"
 #include "route/test_command.hpp"
 #include "common/config.hpp"
-#include "supervisor/proctitle.hpp"
+#include "common/proctitle.hpp"
 #include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
 #include "common/validate.hpp"

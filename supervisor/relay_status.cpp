@@ -54,13 +54,16 @@ std::string format_stats_json(const RelayStatus& s) {
             << ", \"capacity_bytes\": " << d.capacity_bytes << ", \"space_reserved\": " << (d.space_reserved ? "true" : "false")
             << ", \"sent\": " << d.sent
             << ", \"sent_bytes\": " << d.sent_bytes << ", \"dropped\": " << d.dropped << ", \"reconnects\": " << d.reconnects
-            << ", \"rerouted\": " << d.rerouted << ", \"unsendable\": " << d.unsendable;
+            << ", \"rerouted\": " << d.rerouted << ", \"unsendable\": " << d.unsendable << ", \"deaths\": " << d.deaths << ", \"restarts\": " << d.restarts;
         // Only hash-route has a ring; broadcast destinations are not in one.
         if (s.distribution == "hash-route") out << ", \"in_ring\": " << (d.in_ring ? "true" : "false");
         out << "}";
         first = false;
     }
-    out << "}}\n";
+    out << "}, \"listeners\": [";
+    for (size_t i = 0; i < s.listeners.size(); ++i)
+        out << (i ? ", " : "") << "{\"deaths\": " << s.listeners[i].deaths << ", \"restarts\": " << s.listeners[i].restarts << "}";
+    out << "]}\n";
     return out.str();
 }
 
@@ -125,6 +128,20 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
         e.family("polymur_destination_in_ring", "gauge", "1 when hash-route places new metrics on the destination.");
         for (size_t i = 0; i < s.destinations.size(); ++i) e.sample("polymur_destination_in_ring", labels[i], s.destinations[i].in_ring);
     }
+    per_destination("polymur_destination_output_deaths_total", "counter",
+                    "Exits of the destination's output process the supervisor did not ask for (crash, kill, stall).",
+                    &DestinationStatus::deaths);
+    per_destination("polymur_destination_output_restarts_total", "counter",
+                    "Restarts of the destination's output process.", &DestinationStatus::restarts);
+    auto per_listener = [&](const char* name, const char* help, uint64_t ListenerStatus::*field) {
+        e.family(name, "counter", help);
+        for (size_t i = 0; i < s.listeners.size(); ++i)
+            e.sample(name, "listener=\"" + std::to_string(i) + "\"", s.listeners[i].*field);
+    };
+    per_listener("polymur_listener_deaths_total",
+                 "Exits of the listener worker process the supervisor did not ask for (crash, kill, stall).",
+                 &ListenerStatus::deaths);
+    per_listener("polymur_listener_restarts_total", "Restarts of the listener worker process.", &ListenerStatus::restarts);
     e.family("polymur_destination_state", "gauge", "1 for the destination's current state, 0 for the others.");
     for (size_t i = 0; i < s.destinations.size(); ++i)
         for (const char* state : kDestinationStates)

@@ -17,6 +17,12 @@ struct DestinationStatus {
     bool space_reserved = true;   // false: its file could not be allocated, new lines are dropped
     bool in_ring = false;
     bool console = false;
+    uint64_t deaths = 0, restarts = 0;  // of its output process: exits not asked for, forks after the first
+};
+
+// One listener worker process: exits not asked for (crash, kill -9, stall kill) and forks after the first.
+struct ListenerStatus {
+    uint64_t deaths = 0, restarts = 0;
 };
 
 struct RelayStatus {
@@ -27,6 +33,7 @@ struct RelayStatus {
     std::string distribution;
     int64_t start_unix_seconds = 0;
     std::vector<DestinationStatus> destinations;
+    std::vector<ListenerStatus> listeners;  // by worker index
 };
 
 // Whether the relay can take traffic now: running, and every child it needs alive and reporting.

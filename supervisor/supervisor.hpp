@@ -20,6 +20,7 @@
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 #include "common/config.hpp"
+#include "common/destination_spec.hpp"
 #include "supervisor/health.hpp"
 #include "supervisor/metrics_http.hpp"
 #include "supervisor/relay_status.hpp"
@@ -28,6 +29,17 @@
 #include "common/heritage.hpp"
 
 namespace polymur {
+
+// What the supervisor does with one child (Supervisor::Child). Names by child_state_name().
+enum class ChildState {
+    absent,       // no process, none wanted: a free slot, a removed destination, or stopped at shutdown
+    pending,      // to be forked when the supervisor starts running
+    running,      // forked, pid set
+    stopping,     // running, sent SIGTERM because its destination was removed
+    backing_off,  // exited unasked; forked again at restart_at_ms
+    given_up,     // exited with kExitDoNotRestart: a problem a restart cannot fix; not restarted
+};
+const char* child_state_name(ChildState state);
 
 class Supervisor final : public admin::Backend {
 public:
@@ -46,15 +58,22 @@ public:
 private:
     enum class State { starting, running, stopping_listeners, stopping_outputs, stopped };
 
+    // One entry of the process table. Its state says what the supervisor does with it; `pid` is set
+    // exactly while the process exists (running, stopping), `restart_at_ms` only means something while
+    // backing off.
     struct Child {
         Role role = Role::listener;
         uint32_t index = 0;
+        ChildState state = ChildState::absent;
         pid_t pid = 0;
         int64_t started_ms = 0;
-        int64_t restart_at_ms = 0;  // 0: not waiting for a restart
+        int64_t restart_at_ms = 0;
         int64_t backoff_ms = 0;
-        bool wanted = false;        // should be running
-        bool stop_requested = false;  // sent SIGTERM because its destination was removed
+        uint64_t deaths = 0;    // exits the supervisor did not ask for (crash, kill -9, stall kill, bad exit)
+        uint64_t restarts = 0;  // forks after the first
+
+        // It should be running: forked, or to be forked now or after its backoff.
+        bool expected() const { return state != ChildState::absent && state != ChildState::given_up; }
     };
 
     // The supervisor's own copy of a destination; shared memory is never trusted for this.
@@ -62,7 +81,10 @@ private:
         bool in_use = false;
         std::string text;
         bool console = false;
-        bool https = false;
+        DestinationSpec spec;  // parsed once when registered; empty for the console
+
+        // A node of the hash ring: the console and the https mirrors are not.
+        bool ring_member() const { return !console && spec.ring_member(); }
         int64_t registered_unix_ns = 0;
         uint64_t incarnation = 0;
         std::unique_ptr<shm::QueueFile> queue;
@@ -101,6 +123,7 @@ private:
     void log_rates();
     void set_state(State state);
     void begin_shutdown(const char* why);
+    void notify_ready_once_reporting(int64_t now);
     size_t running_children(Role role) const;
     Child* find_child(pid_t pid);
 
@@ -112,6 +135,8 @@ private:
     std::vector<std::string> args_;
     SystemdNotifier systemd_;
     int64_t last_watchdog_ms_ = 0;
+    bool ready_sent_ = false;        // READY=1 sent after the start (reloads send their own)
+    int64_t ready_deadline_ms_ = 0;  // READY=1 at the latest then, reporting or not
     double last_rate_ = 0;
     State state_ = State::starting;
     struct event_base* base_ = nullptr;

@@ -21,6 +21,7 @@
 #include "common/net.hpp"
 #include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
+#include "protocol/newlines.hpp"
 #include "protocol/tag_normalize.hpp"
 #include "protocol/pickle.hpp"
 #include "route/hash_ring.hpp"
@@ -143,6 +144,7 @@ private:
     std::vector<uint16_t> mirrors_;      // indices into routes_
     std::unique_ptr<route::HashRing> ring_;
     std::vector<uint16_t> ring_routes_;  // ring destination index -> index into routes_
+    const bool hash_route_ = config_.hash_route();  // read per line: a string compare once, not per line (--distribution restarts)
     route::HashType hash_type_ = route::HashType::carbon_ch;
     route::HashCompat hash_compat_ = route::HashCompat::graphite;
     protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
@@ -268,10 +270,7 @@ void Listener::read_ready(Connection& conn) {
         }
         size_t end = have + static_cast<size_t>(n);
         size_t start = 0;
-        while (start < end) {
-            char* nl = static_cast<char*>(std::memchr(buf + start, '\n', end - start));
-            if (!nl) break;
-            size_t line_end = static_cast<size_t>(nl - buf);
+        protocol::for_each_newline(buf, end, [&](size_t line_end) {
             if (conn.discarding) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
@@ -280,7 +279,7 @@ void Listener::read_ready(Connection& conn) {
                 handle_line({buf + start, line_end - start + 1}, conn);
             }
             start = line_end + 1;
-        }
+        });
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
             if (!conn.discarding) ++too_long_;
@@ -537,7 +536,7 @@ size_t Listener::targets(std::string_view name, uint16_t* out) {
     for (uint16_t m : mirrors_) out[n++] = m;
     if (!ring_) {
         // No ring node, or broadcast to nobody: the line goes nowhere (a console mirror aside).
-        if (n == 0 || config_.hash_route()) ++unroutable_;
+        if (n == 0 || hash_route_) ++unroutable_;
         return n;
     }
     uint16_t chosen[route::kMaxReplication];
@@ -725,8 +724,8 @@ void Listener::tick() {
 
 int Listener::run() {
     g_listener = this;
-    route::parse_hash_type(config_.hash_type, hash_type_);
-    route::parse_hash_compat(config_.hash_compat, hash_compat_);
+    hash_type_ = config_.hash_type;
+    hash_compat_ = config_.hash_compat;
     // One producer per ring, even while a listener of a previous polymur is still exiting.
     UniqueFd lock = lock_file(config_.state_dir + "/listener-" + std::to_string(heritage_.index) + ".lock",
                               "listener " + std::to_string(heritage_.index));

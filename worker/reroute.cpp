@@ -14,8 +14,8 @@ constexpr uint64_t kBatchBytes = 1 << 20;
 
 Rerouter::Rerouter(const Heritage& heritage, uint32_t own_slot)
     : heritage_(heritage), own_slot_(own_slot) {
-    route::parse_hash_type(heritage.config->hash_type, hash_type_);
-    route::parse_hash_compat(heritage.config->hash_compat, hash_compat_);
+    hash_type_ = heritage.config->hash_type;
+    hash_compat_ = heritage.config->hash_compat;
     // Room for the longest line any producer writes (whatever --max-line-length wrote the queue),
     // so the copy below never allocates; a longer line can only come from a damaged file, and
     // then the string grows instead of overflowing.

@@ -187,11 +187,33 @@ class CarbonSandbox:
             log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
+def tcp_sockets(port):
+    """(state, tx_queue, rx_queue) of every IPv4 TCP socket on this machine with `port` at either end, from
+    /proc/net/tcp: state "01" is ESTABLISHED, "0A" LISTEN; tx_queue is sent and not yet acknowledged,
+    rx_queue received and not yet read (for a listening socket: the accept backlog)."""
+    out = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for row in f:
+            fields = row.split()
+            local, remote = (int(end.split(":")[1], 16) for end in fields[1:3])
+            if port in (local, remote):
+                tx, rx = fields[4].split(":")
+                out.append((fields[3], int(tx, 16), int(rx, 16)))
+    return out
+
+
+def tcp_queued_bytes(port):
+    """Bytes in the kernel's queues of every connection to or from `port`."""
+    return sum(tx + rx for state, tx, rx in tcp_sockets(port) if state != "0A")
+
+
 class Sink:
-    """A destination: accepts connections and records every byte it receives."""
+    """A destination: accepts connections and records every byte it receives. It listens on `port`, or on
+    a port the kernel picks (then `port` is that port, kept for a restart)."""
 
     def __init__(self, port=None, read_delay=0.0, recv_size=1 << 20):
-        self.port = port or free_port()
+        self.port = port or 0
         self.read_delay = read_delay
         self.recv_size = recv_size
         self._lock = threading.Lock()
@@ -200,12 +222,14 @@ class Sink:
         self._server = None
         self._thread = None
         self.connections = 0
+        self._last_count = None
 
     def start(self):
         self._stop.clear()
         self._server = socket.socket()
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._server.bind(("127.0.0.1", self.port))
+        self.port = self._server.getsockname()[1]
         self._server.listen(64)
         self._server.settimeout(0.1)
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -257,6 +281,14 @@ class Sink:
     def line_count(self):
         with self._lock:
             return self._data.count(b"\n")
+
+    def quiescent(self):
+        """True when nothing is on its way to this sink (the kernel holds no byte for or from its port) and
+        its line count did not change since the previous call: for wait_until."""
+        count = self.line_count()
+        quiet = tcp_queued_bytes(self.port) == 0 and count == self._last_count
+        self._last_count = count
+        return quiet
 
     @property
     def address(self):
@@ -461,6 +493,14 @@ class RelayTestCase(unittest.TestCase):
         s = Sink(**kw).start()
         self.addCleanup(s.stop)
         return s
+
+    def refused_port(self):
+        """A port where nothing listens and nothing can start listening during the test: a socket holds it,
+        bound and not listening, so a connect to it is refused (unlike free_port(), which anyone may take)."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.addCleanup(s.close)
+        return s.getsockname()[1]
 
     def relay(self, *args, start=True, **kw):
         r = Polymur(*args, **kw)

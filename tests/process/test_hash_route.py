@@ -290,7 +290,10 @@ class FailoverTest(unittest.TestCase):
         three = lookup(list(self.dest.values()), names)
         send_lines(relay.port, [n + b" 1 1700000000" for n in names])
         for_c = {(n + b" 1 1700000000").decode() for n in names if three[n] == c}
-        time.sleep(3.5)  # well past --failover-after=2 reconnects
+        # Past --failover-after=2 failed reconnects: the hold policy keeps c in the ring and its queue.
+        reconnects = relay.stats()["destinations"][c]["reconnects"]
+        wait_until(lambda: relay.stats()["destinations"][c]["reconnects"] >= reconnects + 3, 15,
+                   message="three more failed reconnects to c")
         stats = relay.stats()["destinations"][c]
         self.assertTrue(stats["in_ring"])
         self.assertEqual(stats["queued"], len(for_c))

@@ -20,7 +20,7 @@ import time
 import unittest
 import zlib
 
-from harness import POLYMUR, Polymur, RelayTestCase, free_port, listening, numbered, send_lines, wait_until
+from harness import POLYMUR, Polymur, RelayTestCase, free_port, listening, numbered, send_lines, tcp_sockets, wait_until
 
 CA_CONFIG = """
 [ ca ]
@@ -566,7 +566,9 @@ class HttpsTransportTest(RelayTestCase):
         proxy = self.proxy(gateway.https_port)
         send_lines(proxy.port, numbered("first", 0, 100))
         wait_until(lambda: sink.line_count() >= 100, 20, message="first batch")
-        time.sleep(2.5)
+        # The gateway closes the proxy's kept-alive connection after --request-timeout=1.
+        wait_until(lambda: not [s for s in tcp_sockets(gateway.https_port) if s[0] == "01"], 10,
+                   message="the gateway closed the idle kept-alive connection")
         send_lines(proxy.port, numbered("second", 0, 100))
         self.assert_delivered_once(sink, numbered("first", 0, 100) + numbered("second", 0, 100))
         self.assertNotIn("retrying (backoff", proxy.log())

@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-from harness import RelayTestCase, free_port, numbered, recv_all, send_lines, wait_until
+from harness import TIME_FACTOR, RelayTestCase, free_port, numbered, recv_all, send_lines, wait_until
 
 
 class RelayTest(RelayTestCase):
@@ -83,20 +83,36 @@ class RelayTest(RelayTestCase):
         self.assertIn("destination %s: removed" % b.address, relay.log())
 
     def test_down_destination_does_not_slow_the_others(self):
-        a = self.sink()
-        dead = "127.0.0.1:%d" % free_port()  # nothing listens there
-        relay = self.relay(destinations=[a.address, dead])
         lines = numbered("iso", 0, 200000)
-        started = time.monotonic()
-        send_lines(relay.port, lines, connections=2)
-        self.assert_exactly(a, lines)
-        elapsed = time.monotonic() - started
-        stats = relay.stats()["destinations"]
-        self.assertEqual(stats[dead]["queued"], 200000)
-        self.assertEqual(stats[dead]["sent"], 0)
-        self.assertIn(stats[dead]["state"], ("down", "connecting"))
-        self.assertEqual(stats[a.address]["sent"], 200000)
-        print("200k lines with one destination down: %.2fs" % elapsed)
+
+        def delivery_seconds(peer_down):
+            """Seconds until `a` holds every line, its peer destination down or healthy."""
+            a = self.sink()
+            peer = "127.0.0.1:%d" % self.refused_port() if peer_down else self.sink().address
+            relay = self.relay(destinations=[a.address, peer])
+            started = time.monotonic()
+            send_lines(relay.port, lines, connections=2)
+            wait_until(lambda: a.line_count() >= len(lines), 30, interval=0.01, message="every line at a")
+            elapsed = time.monotonic() - started
+            self.assert_exactly(a, lines)
+            if peer_down:
+                stats = relay.stats()["destinations"]
+                self.assertEqual(stats[peer]["queued"], len(lines))
+                self.assertEqual(stats[peer]["sent"], 0)
+                self.assertIn(stats[peer]["state"], ("down", "connecting"))
+                self.assertEqual(stats[a.address]["sent"], len(lines))
+            relay.cleanup()
+            return elapsed
+
+        # Alternated and the best of three each, so that a burst of load elsewhere on the machine does not
+        # decide the comparison.
+        healthy, down = [], []
+        for _ in range(3):
+            healthy.append(delivery_seconds(False))
+            down.append(delivery_seconds(True))
+        print("200k lines to one destination: %.2fs with a healthy peer, %.2fs with a down one (best of %s, %s)"
+              % (min(healthy), min(down), healthy, down))
+        self.assertLess(min(down), 1.5 * min(healthy) + 0.2 * TIME_FACTOR)
 
     def test_full_queue_drops_and_counts_without_touching_others(self):
         a = self.sink()

@@ -235,3 +235,54 @@ TEST(RoutingTable, LookupsDoNotAllocate) {
         for (const char* name : names) t->route(name, i % 2 ? "1 1700000000" : "x y", up, *result);
     EXPECT_EQ(allocation_count(), before);
 }
+
+TEST(RoutingTable, AggregatesAreFedInRuleOrderWithTheNameTheySaw) {
+    auto t = table_of(
+        "cluster a forward 10.0.0.1;\ncluster h carbon_ch 10.0.1.1 10.0.1.2 10.0.1.3;\n"
+        "aggregate ^x\\.([^.]+)\\.(.*)$ every 10 seconds expire after 20 seconds\n"
+        "  compute sum write to sum.\\1.\\2 compute count write to count.\\^1 send to h;\n"
+        "rewrite ^x\\.(.*)$ into y.\\1;\n"
+        "aggregate ^y\\. every 5 seconds expire after 6 seconds compute max write to y.max send to a stop;\n"
+        "match * send to a;\n"
+        "aggregate ^z every 5 seconds expire after 6 seconds compute min write to z.min;\n");
+    ASSERT_EQ(t->aggregate_count(), 3u);
+    auto result = std::make_unique<RouteResult>();
+    t->route("x.web.cpu", "1 2", nullptr, *result);
+    ASSERT_EQ(result->feed_count, 2u);
+    EXPECT_EQ(result->feeds[0].aggregate, 0);
+    EXPECT_EQ(result->name_of(result->feeds[0]), "x.web.cpu");
+    EXPECT_EQ(result->feeds[1].aggregate, 1);
+    EXPECT_EQ(result->name_of(result->feeds[1]), "y.web.cpu");
+    EXPECT_EQ(result->send_count, 0u) << "the second aggregate stops the lookup";
+    t->route("z.1", "1 2", nullptr, *result);
+    EXPECT_EQ(result->send_count, 1u) << "match * comes before the aggregate of z";
+    ASSERT_EQ(result->feed_count, 1u);
+    EXPECT_EQ(result->feeds[0].aggregate, 2);
+    t->route("q", "1 2", nullptr, *result);
+    EXPECT_EQ(result->feed_count, 0u);
+
+    char out[256];
+    size_t used = 0;
+    ASSERT_TRUE(t->aggregate_output_name(0, 0, "x.web.cpu", out, sizeof out, used));
+    EXPECT_EQ(std::string(out, used), "sum.web.cpu");
+    ASSERT_TRUE(t->aggregate_output_name(0, 1, "x.web.cpu", out, sizeof out, used));
+    EXPECT_EQ(std::string(out, used), "count.WEB");
+    EXPECT_FALSE(t->aggregate_output_name(0, 0, "nomatch", out, sizeof out, used));
+    EXPECT_FALSE(t->aggregate_output_name(0, 0, "x.web.cpu", out, 4, used)) << "does not fit";
+    ASSERT_TRUE(t->aggregate_output_name(1, 0, "y.web.cpu", out, sizeof out, used));
+    EXPECT_EQ(std::string(out, used), "y.max") << "a plain string's metric is written as it is";
+    auto partial = table_of("aggregate ^c\\.(w)\\. every 10 seconds expire after 15 seconds compute sum write to C.\\1;\n");
+    ASSERT_TRUE(partial->aggregate_output_name(0, 0, "c.w.89", out, sizeof out, used));
+    EXPECT_EQ(std::string(out, used), "C.w89") << "a regular expression's match is replaced in place";
+
+    // With send to: that rule's clusters; without: the whole table, as a metric from outside.
+    t->route_aggregate_result(0, "sum.web.cpu", nullptr, *result);
+    ASSERT_EQ(result->send_count, 1u);
+    EXPECT_EQ(result->feed_count, 0u);
+    EXPECT_EQ(t->slot_address(result->sends[0].slot).rfind("10.0.1.", 0), 0u);
+    t->route_aggregate_result(1, "y.max", nullptr, *result);
+    ASSERT_EQ(result->send_count, 1u);
+    EXPECT_EQ(t->slot_address(result->sends[0].slot), "10.0.0.1:2003");
+    t->route_aggregate_result(2, "x.a.b", nullptr, *result);
+    EXPECT_EQ(result->feed_count, 2u) << "a result without send to feeds aggregates like any metric";
+}

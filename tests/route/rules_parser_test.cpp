@@ -81,9 +81,55 @@ TEST(RulesParser, MatchRewriteAggregateInFileOrder) {
     EXPECT_EQ(*c.matches[2].validate, "^1 ");
     EXPECT_TRUE(c.matches[2].clusters.empty());
     EXPECT_EQ(c.aggregates[0].expressions, std::vector<std::string>{"^sys\\.(.*)\\.cpu"});
-    EXPECT_EQ(c.aggregates[0].words.front(), "every");
+    EXPECT_EQ(c.aggregates[0].interval, 10);
     EXPECT_EQ(c.matches[3].where.line, 7);
     EXPECT_EQ(c.matches[3].clusters.size(), 2u);
+}
+
+TEST(RulesParser, AggregateEveryClause) {
+    RulesConfig c = parse_ok(
+        "cluster g forward h;\n"
+        "aggregate\n  ^sys\\.dc[0-9]\\.(host-[0-9]+)\\.cpu\n  ^other\\.(x)\n"
+        "  every 10 seconds\n  expire after 35 seconds\n  timestamp at start of bucket\n"
+        "  compute sum write to\n    sum.\\1\n"
+        "  compute cnt write to count.\\_1\n"
+        "  compute percentile095 write to p95\n"
+        "  compute avg write to avg compute maximum write to max compute minimum write to min\n"
+        "  compute median write to med compute variance write to var compute stddev write to sd\n"
+        "  send to g g stop;\n"
+        "aggregate ^b every 1 seconds expire after 2 seconds compute percentile1 write to b.p1;\n"
+        "aggregate ^c every 60 seconds expire after 61 seconds timestamp at middle of bucket compute max write to m;\n");
+    ASSERT_EQ(c.aggregates.size(), 3u);
+    ASSERT_EQ(c.rules.size(), 3u);
+    const Aggregate& a = c.aggregates[0];
+    EXPECT_EQ(a.expressions, (std::vector<std::string>{"^sys\\.dc[0-9]\\.(host-[0-9]+)\\.cpu", "^other\\.(x)"}));
+    EXPECT_EQ(a.interval, 10);
+    EXPECT_EQ(a.expire, 35);
+    EXPECT_EQ(a.timestamp, BucketTimestamp::start);
+    ASSERT_EQ(a.computes.size(), 9u);
+    EXPECT_EQ(a.computes[0].function, AggregateFunction::sum);
+    EXPECT_EQ(a.computes[0].metric, "sum.\\1");
+    EXPECT_EQ(a.computes[0].where.line, 8);
+    EXPECT_EQ(a.computes[1].function, AggregateFunction::count);
+    EXPECT_EQ(a.computes[1].metric, "count.\\_1");
+    EXPECT_EQ(a.computes[2].function, AggregateFunction::percentile);
+    EXPECT_EQ(a.computes[2].percentile, 95);
+    EXPECT_EQ(a.computes[2].label(), "percentile95");
+    EXPECT_EQ(a.computes[3].label(), "average");
+    EXPECT_EQ(a.computes[4].label(), "max");
+    EXPECT_EQ(a.computes[5].label(), "min");
+    EXPECT_EQ(a.computes[6].label(), "median");
+    EXPECT_EQ(a.computes[7].label(), "variance");
+    EXPECT_EQ(a.computes[8].label(), "stddev");
+    EXPECT_EQ(a.clusters, (std::vector<std::string>{"g", "g"}));
+    EXPECT_TRUE(a.stop);
+    EXPECT_EQ(a.where.line, 2);
+    const Aggregate& b = c.aggregates[1];
+    EXPECT_EQ(b.timestamp, BucketTimestamp::end) << "carbon-c-relay's default";
+    EXPECT_EQ(b.computes[0].percentile, 1);
+    EXPECT_TRUE(b.clusters.empty());
+    EXPECT_FALSE(b.stop);
+    EXPECT_EQ(c.aggregates[2].timestamp, BucketTimestamp::middle);
 }
 
 TEST(RulesParser, ListenAndStatistics) {
@@ -208,6 +254,44 @@ TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
         {"rewrite ^a;", "t.conf:1: expected 'into', found ';'"},
         {"rewrite ^a into;", "t.conf:1: expected a replacement, found ';'"},
         {"aggregate ^a;", "t.conf:1: expected 'every', found ';'"},
+        {"aggregate every 1 seconds;", "t.conf:1: expected an expression, found 'every'"},
+        {"aggregate ^a every 0 seconds expire after 5 seconds compute sum write to x;",
+         "t.conf:1: an interval in seconds must be between 1 and 31622400, found 0"},
+        {"aggregate ^a every ten seconds;", "t.conf:1: expected an interval in seconds, found 'ten'"},
+        {"aggregate ^a every 10 minutes;", "t.conf:1: expected 'seconds', found 'minutes'"},
+        {"aggregate ^a every 10 seconds compute sum write to x;", "t.conf:1: expected 'expire', found 'compute'"},
+        {"aggregate ^a every 10 seconds expire after 10 seconds compute sum write to x;",
+         "t.conf:1: expire after 10 seconds must be greater than the interval (10 seconds)"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds;", "t.conf:1: expected 'compute', found ';'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds timestamp at begin of bucket compute sum write to x;",
+         "t.conf:1: expected 'start', 'middle' or 'end', found 'begin'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds timestamp at end compute sum write to x;",
+         "t.conf:1: expected 'of', found 'compute'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds\n compute mean write to x;",
+         "t.conf:2: expected 'sum', 'count', 'max', 'min', 'average', 'median', 'percentile<1-99>', 'variance' or "
+         "'stddev', found 'mean'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute percentile100 write to x;",
+         "t.conf:1: percentile<N>: N must be a whole number between 1 and 99, found 'percentile100'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute percentile write to x;",
+         "t.conf:1: percentile<N>: N must be a whole number between 1 and 99, found 'percentile'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute percentile9.5 write to x;",
+         "t.conf:1: percentile<N>: N must be a whole number between 1 and 99, found 'percentile9.5'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds" + [] {
+             std::string many;
+             for (int i = 0; i < 65; ++i) many += "\n compute sum write to x";
+             return many;
+         }() + ";",
+         "t.conf:66: at most 64 compute clauses per aggregate"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute sum to x;",
+         "t.conf:1: expected 'write', found 'to'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute sum write to;",
+         "t.conf:1: expected a metric name, found ';'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute sum write to x stop;",
+         "t.conf:1: expected ';', found 'stop'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute sum write to x send to nowhere;",
+         "t.conf:1: unknown cluster 'nowhere'"},
+        {"aggregate ^a every 10 seconds expire after 15 seconds compute sum write to x send to blackhole;",
+         "t.conf:1: 'blackhole' cannot be used here"},
         {"statistics submit every 0 seconds;", "t.conf:1: an interval in seconds must be between 1 and 86400, found 0"},
         {"statistics prefix carbon;", "t.conf:1: expected 'with', found 'carbon'"},
         {"statistics send to blackhole;", "t.conf:1: 'blackhole' cannot be used here"},

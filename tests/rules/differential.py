@@ -9,6 +9,9 @@ For every DATA_DIR/*.conf, routes DATA_DIR/names.txt with polymur and compares l
   - with --live, carbon-c-relay run now (skipped, exit 77, when it is not installed).
 --generate rewrites the .expected files from carbon-c-relay.
 --skip leaves a file out (reported): for files whose hash clusters need a placement polymur does not have yet.
+A file whose first line holds "differential: names only" gets the names without what follows them on the line:
+carbon-c-relay -t shows an aggregate's written names built from the whole input line (a display quirk of its
+test mode: the running relay builds them from the name alone, and so does polymur).
 Both runs use DATA_DIR as working directory (includes are relative to it, as for carbon-c-relay).
 """
 import glob
@@ -48,22 +51,25 @@ def main():
     confs = sorted(glob.glob(os.path.join(data, "*.conf")))
     assert confs, "no rule files in " + data
     failures = 0
+    names_only = b"".join(line.split(b" ", 1)[0].rstrip(b"\n") + b"\n" for line in names.splitlines(keepends=True))
     for conf in confs:
+        with open(conf, "rb") as f:
+            conf_names = names_only if b"differential: names only" in f.readline() else names
         if os.path.basename(conf) in skip:
             print(f"skip {os.path.basename(conf)}")
             continue
         expected_path = conf[: -len(".conf")] + ".expected"
         if mode == "--generate":
             with open(expected_path, "w", encoding="utf-8", errors="surrogateescape") as f:
-                f.write(relay_output(conf, data, names))
+                f.write(relay_output(conf, data, conf_names))
             print("wrote", expected_path)
             continue
         if mode == "--live":
-            expected = relay_output(conf, data, names)
+            expected = relay_output(conf, data, conf_names)
         else:
             with open(expected_path, encoding="utf-8", errors="surrogateescape") as f:
                 expected = f.read()
-        rc, got, err = run([os.path.abspath(polymur), "test", "-f", os.path.basename(conf)], data, names)
+        rc, got, err = run([os.path.abspath(polymur), "test", "-f", os.path.basename(conf)], data, conf_names)
         if rc != 0:
             print(f"FAIL {os.path.basename(conf)}: polymur test exited {rc}: {err.strip()}")
             failures += 1

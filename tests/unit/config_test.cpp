@@ -65,7 +65,7 @@ TEST_F(ConfigTest, Defaults) {
     EXPECT_EQ(config_.api_addr, "localhost:2030");
     EXPECT_EQ(config_.admin_socket, "/var/lib/polymur/polymur.sock");
     EXPECT_TRUE(config_.destinations.empty());
-    EXPECT_EQ(config_.distribution, "broadcast");
+    EXPECT_EQ(config_.distribution, Distribution::broadcast);
     EXPECT_EQ(config_.queue_cap, 4000000u);
     EXPECT_EQ(config_.queue_bytes, 256ull << 20);
     EXPECT_FALSE(config_.console_out);
@@ -437,15 +437,15 @@ TEST_F(ConfigTest, ValidateQueueBytes) {
 }
 
 TEST_F(ConfigTest, ValidateDistribution) {
-    Config c;
-    c.distribution = "consistent-hashing";
-    EXPECT_EQ(validate_config(c), "--distribution consistent-hashing: expected broadcast or hash-route");
     EXPECT_EQ(parse({"-distribution=roundrobin"}), ParseOutcome::exit_error);
     EXPECT_EQ(err(), "polymur: --distribution roundrobin: expected broadcast or hash-route\n");
+    // A name that is none of the values is refused while parsing; Config holds only the enum.
+    EXPECT_EQ(parse({"-distribution=consistent-hashing"}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find("polymur: --distribution consistent-hashing: expected broadcast or hash-route\n"), std::string::npos);
     ASSERT_EQ(parse({"-distribution=hash-route", "-hash-type=fnv1a_ch", "-replication-factor=2", "-diverse-replicas=false"}),
               ParseOutcome::run);
     EXPECT_TRUE(config_.hash_route());
-    EXPECT_EQ(config_.hash_type, "fnv1a_ch");
+    EXPECT_EQ(config_.hash_type, route::HashType::fnv1a_ch);
     EXPECT_EQ(config_.replication_factor, 2u);
     EXPECT_FALSE(config_.diverse_replicas);
 }
@@ -460,16 +460,47 @@ TEST_F(ConfigTest, ValidateHashRouteOptions) {
     EXPECT_EQ(parse({"-distribution=hash-route", "-hash-compat=carbon-c-relay", "-tag-normalize",
                      "-destinations=10.0.0.1:2003,10.0.0.1:2004"}),
               ParseOutcome::run);
-    EXPECT_EQ(config_.hash_compat, "carbon-c-relay");
+    EXPECT_EQ(config_.hash_compat, route::HashCompat::carbon_c_relay);
     EXPECT_TRUE(config_.tag_normalize);
     EXPECT_EQ(parse({"-distribution=hash-route", "-hash-compat=carbon-c-relay", "-destinations=10.0.0.1:2003:a,10.0.0.1:2003:b"}),
               ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-replication-factor=0"}), ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-failover=maybe"}), ParseOutcome::exit_error);
+    EXPECT_NE(err().find("polymur: --failover maybe: expected reroute or hold\n"), std::string::npos) << err();
     EXPECT_EQ(parse({"-failover-after=0"}), ParseOutcome::exit_error);
     ASSERT_EQ(parse({"-failover=hold", "-failover-after=5"}), ParseOutcome::run);
-    EXPECT_EQ(config_.failover, "hold");
+    EXPECT_EQ(config_.failover, Failover::hold);
     EXPECT_EQ(config_.failover_after, 5u);
+}
+
+// Each enum option: every value's name parses back to it, and the names are the options' spellings.
+TEST(ConfigNames, RoundTrip) {
+    for (Distribution d : {Distribution::broadcast, Distribution::hash_route}) {
+        Distribution back = d == Distribution::broadcast ? Distribution::hash_route : Distribution::broadcast;
+        ASSERT_TRUE(parse_distribution(distribution_name(d), back));
+        EXPECT_EQ(back, d);
+    }
+    for (Failover f : {Failover::reroute, Failover::hold}) {
+        Failover back = f == Failover::reroute ? Failover::hold : Failover::reroute;
+        ASSERT_TRUE(parse_failover(failover_name(f), back));
+        EXPECT_EQ(back, f);
+    }
+    for (Mode m : {Mode::relay, Mode::proxy, Mode::gateway}) {
+        Mode back = m == Mode::relay ? Mode::gateway : Mode::relay;
+        ASSERT_TRUE(parse_mode(mode_name(m), back));
+        EXPECT_EQ(back, m);
+    }
+    EXPECT_STREQ(distribution_name(Distribution::hash_route), "hash-route");
+    EXPECT_STREQ(mode_name(Mode::gateway), "gateway");
+    Mode mode = Mode::proxy;
+    EXPECT_FALSE(parse_mode("Gateway", mode));
+    EXPECT_FALSE(parse_mode("", mode));
+    EXPECT_EQ(mode, Mode::proxy);  // untouched
+}
+
+TEST_F(ConfigTest, ModeNameIsChecked) {
+    EXPECT_EQ(parse({"--mode=bridge"}), ParseOutcome::exit_error);
+    EXPECT_EQ(err(), "polymur: --mode bridge: expected relay, proxy or gateway\n");
 }
 
 TEST_F(ConfigTest, NoAbbreviations) {
@@ -542,7 +573,7 @@ TEST_F(ConfigTest, ModesFromOptionAndGatewayPort) {
     ASSERT_EQ(parse({"--mode=gateway", "-listen-addr=0.0.0.0", "-listen-port=8443", "-cert=/dev/null", "-key=/dev/null", "-ca-cert=/dev/null"}),
               ParseOutcome::run)
         << err();
-    EXPECT_EQ(config_.mode, "gateway");
+    EXPECT_EQ(config_.mode, Mode::gateway);
     EXPECT_EQ(config_.https_listen_addr, "0.0.0.0:8443");
     EXPECT_FALSE(config_.plaintext_listener);
     EXPECT_EQ(parse({"--mode=proxy"}), ParseOutcome::exit_error);

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace polymur::shm {
 namespace {
@@ -84,6 +86,30 @@ TEST_F(QueueReaderTest, ABatchIsCutAfterItsLastWholeLineAndALongLineGoesAlone) {
     ASSERT_TRUE(reader.read(0, 1000, batch));
     EXPECT_EQ(batch.lines, 2u);
     EXPECT_EQ(batch.end, 40u);
+}
+
+// A batch cut short is counted by the reader itself (16 bytes a step, summed every 255 steps):
+// lines of every length from 1 to 40 bytes, over more than 255 steps, each count checked.
+TEST_F(QueueReaderTest, TheReaderCountsTheLinesOfABatchItCutsAtEveryLength) {
+    RingProducer producer(*queue_, 0, 1u << 30);
+    std::vector<uint64_t> ends;  // the end of each line
+    uint64_t pos = 0;
+    for (size_t len = 1; pos + len <= kRing - 64; len = len % 40 + 1) {
+        const std::string line = std::string(len - 1, 'x') + "\n";
+        std::string_view part = line;
+        ASSERT_TRUE(producer.append(&part, 1, part.size()));
+        ends.push_back(pos += len);
+    }
+    producer.publish();
+    ASSERT_GT(pos, 255u * 16 + 16);
+    for (uint64_t max_bytes : {uint64_t(15), uint64_t(16), uint64_t(17), uint64_t(4079), uint64_t(4080), uint64_t(4097), pos - 1}) {
+        QueueReader reader(*queue_);
+        ReadBatch batch;
+        ASSERT_TRUE(reader.read(0, max_bytes, batch));
+        const uint64_t whole = static_cast<uint64_t>(std::upper_bound(ends.begin(), ends.end(), max_bytes) - ends.begin());
+        EXPECT_EQ(batch.lines, whole) << "max_bytes " << max_bytes;
+        EXPECT_EQ(batch.end, ends[whole - 1]) << "max_bytes " << max_bytes;
+    }
 }
 
 TEST_F(QueueReaderTest, CommitGoesThroughTheSequenceLockAndRewindResendsFromTheLastCommit) {

@@ -473,26 +473,26 @@ TEST_F(QueueTest, PublishWakesASleepingConsumer) {
     auto producer_view = QueueFile::open(path_, error);
     ASSERT_TRUE(producer_view) << error;
     std::atomic<bool> woke {false};
-    auto start = std::chrono::steady_clock::now();
     std::thread consumer([&] {
         while (q->ring(0).write_pos.load(std::memory_order_acquire) == 0)
             q->wait_for_data(10000, [&] { return q->ring(0).write_pos.load(std::memory_order_acquire) == 0; });
         woke = true;
     });
-    // Give the consumer a chance to fall asleep, then publish.
-    for (int i = 0; i < 200 && producer_view->header().consumer_waiting.load() == 0; ++i)
+    // Wait until the consumer is asleep on the futex (it sleeps up to 10 s), then publish: only the
+    // wake can make it return well before its timeout.
+    for (int i = 0; i < 1000 && producer_view->header().consumer_waiting.load() == 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    bool asleep = producer_view->header().consumer_waiting.load() != 0;
     uint32_t seq_before = producer_view->header().wake_seq.load();
-    bool was_waiting = producer_view->header().consumer_waiting.load() != 0;
+    auto published = std::chrono::steady_clock::now();
     RingProducer p(*producer_view, 0, 10);
     ASSERT_TRUE(append(p, "a 1 2\n"));
     p.publish();
     consumer.join();
+    ASSERT_TRUE(asleep) << "the consumer never went to sleep";
     EXPECT_TRUE(woke);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
-    if (was_waiting) {
-        EXPECT_EQ(producer_view->header().wake_seq.load(), seq_before + 1);
-    }
+    EXPECT_LT(std::chrono::steady_clock::now() - published, std::chrono::seconds(5)) << "woken by the timeout, not by publish";
+    EXPECT_EQ(producer_view->header().wake_seq.load(), seq_before + 1);
 }
 
 TEST_F(QueueTest, WakeWithoutWaitingConsumerDoesNotBumpSequence) {

@@ -90,8 +90,8 @@ TEST(Validate, WarningsForWhatLosesOrMisplacesMetrics) {
     EXPECT_NE(warnings[0].find("host 'no-such-host.invalid' does not resolve"), std::string::npos) << warnings[0];
 
     c = Config {};
-    c.distribution = "hash-route";
-    c.hash_type = "fnv1a_ch";
+    c.distribution = Distribution::hash_route;
+    c.hash_type = route::HashType::fnv1a_ch;
     c.destinations = {"127.0.0.1:2103", "127.0.0.2:2103"};
     warnings = config_warnings(c);
     ASSERT_EQ(warnings.size(), 1u);
@@ -103,7 +103,7 @@ TEST(Validate, WarningsForWhatLosesOrMisplacesMetrics) {
     c.destinations = {"127.0.0.1:2103:a", "127.0.0.1:2203:b"};
     EXPECT_TRUE(config_warnings(c).empty());
     // carbon-c-relay's fnv1a_ch keys a destination without instance on host:port: no pile-up
-    c.hash_compat = "carbon-c-relay";
+    c.hash_compat = route::HashCompat::carbon_c_relay;
     c.destinations = {"127.0.0.1:2103", "127.0.0.2:2103"};
     EXPECT_TRUE(config_warnings(c).empty());
     c.destinations = {"127.0.0.1:2103:a", "127.0.0.2:2103:a"};

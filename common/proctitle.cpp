@@ -1,4 +1,4 @@
-#include "supervisor/proctitle.hpp"
+#include "common/proctitle.hpp"
 
 #include <sys/prctl.h>
 #include <unistd.h>

@@ -1,0 +1,36 @@
+// A destination as the operator writes it (--destinations, putdest, the runtime journal), parsed once
+// into a typed value. Its transport is decided here and only here: how the output process talks to it,
+// and whether it is a node of the hash ring (hash-route places lines on tcp destinations only).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/net.hpp"
+#include "route/destination.hpp"
+
+namespace polymur {
+
+// plaintext lines over TCP (host:port[:instance]); HTTPS batches to a gateway (https://host:port[/path],
+// docs/HTTPS.md). Pickle, TLS and compressed lines join here, each with its own scheme.
+enum class Transport { tcp, https };
+
+const char* transport_name(Transport transport);
+
+// The transport `text` asks for, from its scheme alone (no scheme: tcp); `text` may still not parse.
+Transport transport_of(std::string_view text);
+
+struct DestinationSpec {
+    Transport transport = Transport::tcp;
+    // host, port and (tcp only) carbon's instance; `endpoint.text` is the destination as written.
+    route::Destination endpoint;
+    net::HttpsUrl https;  // https only: authority and request path
+
+    // A node of the hash ring (hash-route); the other transports mirror every line.
+    bool ring_member() const { return transport == Transport::tcp; }
+};
+
+// Parses one destination; false with a one-line `error` naming the input.
+bool parse_destination_spec(std::string_view text, DestinationSpec& out, std::string& error);
+
+}  // namespace polymur
