@@ -329,6 +329,9 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
         ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
         ("batch-bytes", unsigned_value(&config.batch_bytes), "HTTPS destinations: uncompressed bytes per POST")
+        ("destination-ca", po::value(&config.destination_ca), "tls:// destinations: CA certificates (PEM) that verify them (default: the system's trusted certificates)")
+        ("destination-cert", po::value(&config.destination_cert), "tls:// destinations: client certificate (PEM) presented to them (optional)")
+        ("destination-key", po::value(&config.destination_key), "tls:// destinations: private key (PEM) of --destination-cert")
         ("self-metrics-interval", unsigned_value(&config.self_metrics_interval_s), "seconds between polymur's own metrics, sent through its own routing (0: off)")
         ("self-metrics-prefix", po::value(&config.self_metrics_prefix), "prefix of polymur's own metrics (default carbon.relays.<short hostname>)")
         ("check-config", po::bool_switch(&config.check_config), "check the configuration (file, environment, command line) and exit")
@@ -514,10 +517,15 @@ std::string validate_config(const Config& config) {
                                         {"ca-cert", config.ca_cert}, {"crl", config.crl},
                                         {"client-cert", config.client_cert}, {"client-key", config.client_key},
                                         {"tls-cert", config.tls_cert}, {"tls-key", config.tls_key},
-                                        {"tls-client-ca", config.tls_client_ca}}) {
+                                        {"tls-client-ca", config.tls_client_ca},
+
+{"destination-ca", config.destination_ca}, {"destination-cert", config.destination_cert},
+                                        {"destination-key", config.destination_key}}) {
         if (!path.empty() && access(path.c_str(), R_OK) != 0)
             return std::string("--") + option + " " + path + ": " + std::strerror(errno);
     }
+    if (config.destination_cert.empty() != config.destination_key.empty())
+        return "--destination-cert and --destination-key go together";
     if (https_destination && (config.client_cert.empty() || config.client_key.empty() || config.ca_cert.empty()))
         return "HTTPS destinations need --client-cert, --client-key and --ca-cert";
     return "";

@@ -85,6 +85,8 @@ struct Config {
     uint32_t handshake_timeout_s = 10;       // from accept to the end of the TLS handshake
     std::string gateway;                 // proxy: https://host:port of the gateway
     std::string client_cert, client_key; // proxy: this site's certificate
+    std::string destination_ca;          // tls:// destinations: CA file to verify them (empty: the system's store)
+    std::string destination_cert, destination_key;  // tls:// destinations: our client certificate (optional)
     uint64_t batch_bytes = 1ull << 20;   // HTTPS output: uncompressed bytes per POST
     bool plaintext_listener = true;      // the gateway has none unless --listen-plaintext is given
 

@@ -1,6 +1,7 @@
 #include "protocol/line.hpp"
 
 #include <charconv>
+#include <limits>
 #include <cstdint>
 #include <cstring>
 
@@ -110,6 +111,26 @@ bool valid_value(std::string_view text) {
     NumberKind kind = scan_number(text, magnitude);
     return kind == NumberKind::finite || kind == NumberKind::infinite;
 }
+
+}  // namespace
+
+bool carbon_float(std::string_view text, double& out) {
+    int64_t magnitude = 0;
+    NumberKind kind = scan_number(text, magnitude);
+    if (kind == NumberKind::invalid) return false;
+    const bool negative = text.front() == '-';
+    if (text.front() == '+' || text.front() == '-') text.remove_prefix(1);
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (ptr != text.data() + text.size()) return false;
+    if (ec == std::errc::result_out_of_range)
+        out = magnitude >= 0 ? std::numeric_limits<double>::infinity() : 0.0;
+    else if (ec != std::errc())
+        return false;
+    if (negative) out = -out;
+    return true;
+}
+
+namespace {
 
 // carbon turns a timestamp with int(ts) == -1 into "now" and fails on int(inf), dropping the
 // connection: so finite only, -2 < ts <= -1 means now, other negative ones are refused.

@@ -34,6 +34,10 @@ LineError parse_line_general(std::string_view line, ParsedLine& out);
 // (U+0000-U+001F, U+007F-U+009F). Returns none, bad_utf8 or bad_name.
 LineError check_name(std::string_view name);
 
+// The number carbon's float() makes of a value or timestamp that parse_line accepted: overflow is
+// +-inf (carbon reads 1e309 as inf), underflow +-0. False for text parse_line would refuse.
+bool carbon_float(std::string_view text, double& out);
+
 const char* describe(LineError error);
 
 }  // namespace polymur::protocol

@@ -52,8 +52,25 @@ std::string Destination::address() const {
 }
 
 bool parse_destination(std::string_view text, Destination& out, std::string& error) {
-    const std::string_view s = strip(text);
+    const std::string_view trimmed = strip(text);
     const std::string quoted = net::quoted("", text);
+    std::string_view s = trimmed;
+    Framing framing = Framing::line;
+    bool tls = false;
+    if (const size_t scheme_end = s.find("://"); scheme_end != std::string_view::npos) {
+        const std::string_view scheme = s.substr(0, scheme_end);
+        if (scheme == "pickle") {
+            framing = Framing::pickle;
+        } else if (scheme == "tls") {
+            tls = true;
+        } else {
+            error = "invalid destination " + quoted + ": unknown scheme '" + net::printable(scheme, 32) +
+                    "://' (expected host:port[:instance], pickle://host:port[:instance], tls://host:port[:instance] or "
+                    "https://host:port)";
+            return false;
+        }
+        s.remove_prefix(scheme_end + 3);
+    }
     std::string_view host, rest;
     // carbon looks for the *last* "]:" when the entry starts with '[' and for the *first* ':'
     // otherwise. Where carbon's str.find()/rfind() would return -1 it silently produces
@@ -109,7 +126,9 @@ bool parse_destination(std::string_view text, Destination& out, std::string& err
         return false;
     }
 
-    out.text = std::string(s);
+    out.text = std::string(trimmed);
+    out.framing = framing;
+    out.tls = tls;
     out.host = std::string(host);
     out.port = static_cast<uint16_t>(port);
     out.instance = std::move(instance);

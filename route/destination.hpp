@@ -1,4 +1,7 @@
-// A destination as Graphite carbon writes it: host:port[:instance] or [v6]:port[:instance].
+// A destination as Graphite carbon writes it: host:port[:instance] or [v6]:port[:instance], with
+// an optional scheme in front that says what goes on the wire: pickle:// (carbon's pickle framing,
+// for a carbon-cache's PICKLE_RECEIVER_PORT) or tls:// (plaintext lines over TLS). The scheme does
+// not take part in hashing: a destination is placed on the ring by host, port and instance alone.
 #pragma once
 
 #include <cstdint>
@@ -8,8 +11,13 @@
 
 namespace polymur::route {
 
+// What a destination's output writes: lines or pickle frames, over TCP or TLS.
+enum class Framing : uint8_t { line, pickle };
+
 struct Destination {
-    std::string text;                     // exactly as the operator wrote it (trimmed)
+    std::string text;                     // exactly as the operator wrote it (trimmed), scheme included
+    Framing framing = Framing::line;
+    bool tls = false;
     std::string host;                     // without brackets for IPv6
     uint16_t port = 0;
     std::optional<std::string> instance;  // nullopt = carbon's None; "" is a real (empty) instance

@@ -45,6 +45,7 @@ struct DestinationSlot {
     Counter progress_ms;   // last time the destination accepted bytes, or had nothing to accept
     Counter consecutive_failures;  // failed connects since the last success
     Counter rerouted_lines;        // lines moved from this queue to other destinations (failover)
+    Counter unsendable_lines;      // queued lines the destination's wire format cannot carry (pickle), left out
     // Written by the supervisor: whether hash-route places new metrics here (failover takes a
     // destination out and puts it back).
     alignas(64) std::atomic<uint32_t> in_ring;

@@ -117,6 +117,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     s.link_state = static_cast<uint32_t>(shm::LinkState::starting);
     s.consecutive_failures = 0;
     s.rerouted_lines = 0;
+    s.unsendable_lines = 0;
     s.in_ring.store(d.ring_member() ? 1 : 0, std::memory_order_relaxed);
     s.state.store(static_cast<uint32_t>(shm::SlotState::active), std::memory_order_release);
     publish_generation();

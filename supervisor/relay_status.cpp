@@ -56,7 +56,7 @@ std::string format_stats_json(const RelayStatus& s) {
             << ", \"capacity_bytes\": " << d.capacity_bytes << ", \"space_reserved\": " << (d.space_reserved ? "true" : "false")
             << ", \"sent\": " << d.sent
             << ", \"sent_bytes\": " << d.sent_bytes << ", \"dropped\": " << d.dropped << ", \"reconnects\": " << d.reconnects
-            << ", \"rerouted\": " << d.rerouted << ", \"deaths\": " << d.deaths << ", \"restarts\": " << d.restarts;
+            << ", \"rerouted\": " << d.rerouted << ", \"unsendable\": " << d.unsendable << ", \"deaths\": " << d.deaths << ", \"restarts\": " << d.restarts;
         // Only hash-route has a ring; broadcast destinations are not in one.
         if (s.distribution != "broadcast") out << ", \"in_ring\": " << (d.in_ring ? "true" : "false");
         out << "}";
@@ -131,6 +131,10 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
     per_destination("polymur_destination_rerouted_total", "counter",
                     "Lines moved from the destination's queue to other destinations (hash-route failover).",
                     &DestinationStatus::rerouted);
+    per_destination("polymur_destination_unsendable_total", "counter",
+                    "Queued lines the destination's wire format cannot carry (pickle://: not a valid line, or a name "
+                    "longer than a frame), left out.",
+                    &DestinationStatus::unsendable);
     if (s.distribution == "hash-route") {
         e.family("polymur_destination_in_ring", "gauge", "1 when hash-route places new metrics on the destination.");
         for (size_t i = 0; i < s.destinations.size(); ++i) e.sample("polymur_destination_in_ring", labels[i], s.destinations[i].in_ring);

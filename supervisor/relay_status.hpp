@@ -12,6 +12,7 @@ struct DestinationStatus {
     std::string name;   // as the operator wrote it
     std::string state;  // starting, connecting, connected, down, stopped, removing
     uint64_t queued = 0, queued_bytes = 0, sent = 0, sent_bytes = 0, dropped = 0, reconnects = 0, rerouted = 0;
+    uint64_t unsendable = 0;  // queued lines its wire format cannot carry (pickle://), left out
     uint64_t capacity_bytes = 0;  // the queue's real size: less than --queue-bytes when the disk was short
     bool space_reserved = true;   // false: its file could not be allocated, new lines are dropped
     bool in_ring = false;

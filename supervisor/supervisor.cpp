@@ -336,6 +336,7 @@ RelayStatus Supervisor::status() {
         out.dropped = d.queue->dropped_lines();
         out.reconnects = c.reconnects.load(std::memory_order_relaxed);
         out.rerouted = c.rerouted_lines.load(std::memory_order_relaxed);
+        out.unsendable = c.unsendable_lines.load(std::memory_order_relaxed);
         out.in_ring = c.in_ring.load(std::memory_order_relaxed) != 0;
         out.deaths = outputs_[slot].deaths;
         out.restarts = outputs_[slot].restarts;

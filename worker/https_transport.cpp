@@ -1,9 +1,7 @@
 #include "worker/https_transport.hpp"
 
-#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <poll.h>
 #include <zlib.h>
 
@@ -21,7 +19,7 @@
 #include "common/unique_fd.hpp"
 #include "protocol/http_response.hpp"
 #include "shm/queue.hpp"
-#include "worker/tls.hpp"
+#include "worker/tls_client.hpp"
 
 namespace polymur {
 namespace {
@@ -118,10 +116,9 @@ bool HttpsTransport::parse_url(std::string& error) {
 bool HttpsTransport::start(std::string& error) {
     if (!parse_url(error)) return false;
     // Only the private CA: the gateway's certificate must chain to --ca-cert.
-    ctx_ = new_tls_context(false, "client-cert", config_.client_cert, "client-key", config_.client_key, "ca-cert", config_.ca_cert, error);
+    ctx_ = new_tls_client_context("ca-cert", config_.ca_cert, "client-cert", config_.client_cert, "client-key",
+                                  config_.client_key, error);
     if (!ctx_) return false;
-    SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     if (deflateInit2(&zs_, kGzipLevel, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         error = "cannot initialise zlib";
         return false;
@@ -136,17 +133,7 @@ bool HttpsTransport::start(std::string& error) {
     return true;
 }
 
-std::string HttpsTransport::tls_error(int rc, const char* what) {
-    int code = SSL_get_error(ssl_, rc);
-    std::string text = what;
-    long verify = SSL_get_verify_result(ssl_);
-    if (verify != X509_V_OK) return text + ": certificate verification failed: " + X509_verify_cert_error_string(verify);
-    std::string queued = openssl_errors();
-    if (!queued.empty()) return text + ": " + queued;
-    if (code == SSL_ERROR_ZERO_RETURN || (code == SSL_ERROR_SYSCALL && errno == 0)) return text + ": connection closed by the gateway";
-    if (code == SSL_ERROR_SYSCALL) return text + ": " + std::strerror(errno);
-    return text + ": TLS error " + std::to_string(code);
-}
+std::string HttpsTransport::tls_error(int rc, const char* what) { return tls_failure(ssl_, rc, what, "the gateway"); }
 
 Io HttpsTransport::open(std::string& error) {
     const uint32_t connect_timeout_ms = link_.connect_timeout_ms();
@@ -155,40 +142,10 @@ Io HttpsTransport::open(std::string& error) {
         error = "connect failed: " + error;
         return Io::failed;
     }
-    ssl_ = SSL_new(ctx_);
-    if (!ssl_ || SSL_set_fd(ssl_, socket_.get()) != 1) {
-        error = "cannot create a TLS session: " + openssl_errors();
-        disconnect(false);
-        return Io::failed;
-    }
-    // The gateway's certificate must name the host we connect to (SAN DNS name or IP address).
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    unsigned char ip[16];
-    bool is_ip = inet_pton(AF_INET, host_.c_str(), ip) == 1 || inet_pton(AF_INET6, host_.c_str(), ip) == 1;
-    if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host_.c_str()) != 1
-              : (X509_VERIFY_PARAM_set1_host(param, host_.c_str(), 0) != 1 || SSL_set_tlsext_host_name(ssl_, host_.c_str()) != 1)) {
-        error = "cannot set the expected host name: " + openssl_errors();
-        disconnect(false);
-        return Io::failed;
-    }
-    const int64_t deadline = monotonic_ms() + connect_timeout_ms;
-    for (;;) {
-        ERR_clear_error();
-        errno = 0;
-        int rc = SSL_connect(ssl_);
-        if (rc == 1) break;
-        int code = SSL_get_error(ssl_, rc);
-        Io io = Io::failed;
-        if (code == SSL_ERROR_WANT_READ) io = link_.wait_fd(socket_.get(), POLLIN, deadline, error);
-        else if (code == SSL_ERROR_WANT_WRITE) io = link_.wait_fd(socket_.get(), POLLOUT, deadline, error);
-        else error = tls_error(rc, "TLS handshake failed");
-        if (io != Io::ok) {
-            if (io == Io::aborted) error = "stopping";
-            else if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) error = "TLS handshake: " + error;
-            disconnect(false);
-            return io;
-        }
+    Io io = tls_client_handshake(ctx_, socket_.get(), host_, link_, monotonic_ms() + connect_timeout_ms, ssl_, error);
+    if (io != Io::ok) {
+        socket_.reset();
+        return io;
     }
     requests_on_connection_ = 0;
     rstart_ = rend_ = 0;

@@ -22,10 +22,13 @@
 #include "shm/queue_reader.hpp"
 #include "common/heritage.hpp"
 #include "worker/https_transport.hpp"
+#include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
 #include "worker/stream_transport.hpp"
 #include "worker/tcp_stream.hpp"
+#include "worker/tls_client.hpp"
+#include "worker/tls_stream.hpp"
 
 namespace polymur {
 namespace {
@@ -45,6 +48,10 @@ class OutputLoop final : public OutputLink {
 public:
     explicit OutputLoop(const Heritage& heritage)
         : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->destinations[heritage.index]) {}
+    ~OutputLoop() override {
+        transport_.reset();
+        if (tls_context_) SSL_CTX_free(tls_context_);
+    }
 
     int run();
 
@@ -106,6 +113,8 @@ private:
     shm::DestinationSlot& slot_;
     std::string text_;
     shm::DestinationType type_ = shm::DestinationType::tcp;
+    route::Destination destination_;  // tcp: what the text says
+    SSL_CTX* tls_context_ = nullptr;   // tls://: freed after the transport that uses it
     bool routable_ = false;  // a member of the hash ring (line destinations)
     std::unique_ptr<shm::QueueFile> queue_;
     std::unique_ptr<shm::QueueReader> reader_;
@@ -135,11 +144,22 @@ std::unique_ptr<Transport> OutputLoop::make_transport(std::string& error) {
     if (type_ == shm::DestinationType::console) {
         stream = std::make_unique<ConsoleStream>();
     } else {
-        route::Destination destination;
-        if (!route::parse_destination(text_, destination, error)) return nullptr;
-        stream = std::make_unique<TcpStream>(*this, destination.host, std::to_string(destination.port));
+        if (!route::parse_destination(text_, destination_, error)) return nullptr;
+        if (destination_.tls) {
+            tls_context_ = new_tls_client_context("destination-ca", config_.destination_ca, "destination-cert",
+                                                  config_.destination_cert, "destination-key", config_.destination_key, error);
+            if (!tls_context_) return nullptr;
+            stream = std::make_unique<TlsStream>(*this, tls_context_, destination_.host, std::to_string(destination_.port));
+        } else {
+            stream = std::make_unique<TcpStream>(*this, destination_.host, std::to_string(destination_.port));
+        }
     }
-    return std::make_unique<StreamTransport>(*this, std::make_unique<LineFraming>(), std::move(stream));
+    std::unique_ptr<Framing> framing;
+    if (destination_.framing == route::Framing::pickle)
+        framing = std::make_unique<PickleFraming>(text_, slot_.unsendable_lines);
+    else
+        framing = std::make_unique<LineFraming>();
+    return std::make_unique<StreamTransport>(*this, std::move(framing), std::move(stream));
 }
 
 bool OutputLoop::connect() {
@@ -194,7 +214,8 @@ void OutputLoop::lost(const std::string& why, bool peer_gone) {
     for (const Pending& p : pending_) unconfirmed += p.batch.lines;
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why.c_str(),
              static_cast<unsigned long long>(unconfirmed));
-    if (peer_gone && type_ == shm::DestinationType::tcp && sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
+    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line && !destination_.tls &&
+        sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
         hint_if_pickle_port();
     else
         quick_closes_ = 0;

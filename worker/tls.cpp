@@ -5,11 +5,6 @@
 namespace polymur {
 namespace {
 
-// TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are all AEAD (OpenSSL's defaults).
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
 std::string reason() {
     std::string text = openssl_errors();
     return text.empty() ? "unknown OpenSSL error" : text;

@@ -7,6 +7,11 @@
 
 namespace polymur {
 
+// TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are all AEAD (OpenSSL's defaults).
+inline constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 // OpenSSL's queued errors, joined with "; " (empty when there are none). Clears the queue.
 std::string openssl_errors();
 

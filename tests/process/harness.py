@@ -475,6 +475,39 @@ def connect_many(port, count):
     return out
 
 
+class OutputKiller:
+    """kill -9 of the output process titled `title` every `pause` seconds (at most `most` times, each
+    time waiting for its restart) from start() until stop(), which returns the pids killed."""
+
+    def __init__(self, relay, title, pause=0.25, most=5):
+        self.relay, self.title, self.pause, self.most = relay, title, pause, most
+        self.kills = []
+        self.running = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _pid(self):
+        return next((pid for pid, t in self.relay.children().items() if t == self.title), None)
+
+    def _run(self):
+        while self.running.is_set() and len(self.kills) < self.most:
+            time.sleep(self.pause)
+            pid = self._pid()
+            if pid and self.running.is_set():
+                os.kill(pid, signal.SIGKILL)
+                self.kills.append(pid)
+                wait_until(lambda: self._pid() not in (None, pid), 10, message="output restarted")
+
+    def start(self):
+        self.running.set()
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.running.clear()
+        self.thread.join()
+        return self.kills
+
+
 def numbered(prefix, start, count, timestamp=1700000000):
     return ["%s.%d %d %d" % (prefix, i, i, timestamp) for i in range(start, start + count)]
 

@@ -25,6 +25,32 @@ TEST(ParseDestination, HostPortInstance) {
     EXPECT_EQ(d.address(), "127.0.0.1:2004");
 }
 
+TEST(ParseDestination, SchemesSayWhatGoesOnTheWireAndNothingElse) {
+    Destination plain = parse_ok("127.0.0.1:2004:a");
+    EXPECT_EQ(plain.framing, Framing::line);
+    EXPECT_FALSE(plain.tls);
+    Destination pickle = parse_ok(" pickle://127.0.0.1:2004:a ");
+    EXPECT_EQ(pickle.text, "pickle://127.0.0.1:2004:a");
+    EXPECT_EQ(pickle.framing, Framing::pickle);
+    EXPECT_FALSE(pickle.tls);
+    EXPECT_EQ(pickle.host, plain.host);
+    EXPECT_EQ(pickle.port, plain.port);
+    EXPECT_EQ(pickle.instance, plain.instance);
+    Destination tls = parse_ok("tls://[::1]:2003");
+    EXPECT_EQ(tls.framing, Framing::line);
+    EXPECT_TRUE(tls.tls);
+    EXPECT_EQ(tls.host, "::1");
+    EXPECT_EQ(tls.address(), "[::1]:2003");
+    EXPECT_FALSE(tls.instance.has_value());
+    for (const char* bad : {"udp://host:2003", "Pickle://host:2004", "pickle://", "tls://host", "://host:2003",
+                            "pickle://pickle://host:2004"}) {
+        Destination d;
+        std::string error;
+        EXPECT_FALSE(parse_destination(bad, d, error)) << bad;
+        EXPECT_NE(error.find("invalid destination"), std::string::npos) << error;
+    }
+}
+
 TEST(ParseDestination, NoInstanceIsNone) {
     Destination d = parse_ok("cache1:2003");
     EXPECT_EQ(d.host, "cache1");
