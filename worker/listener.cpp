@@ -397,8 +397,8 @@ void Listener::stream_failed(const Connection& conn, const InputStream& stream) 
 
 void Listener::close_oldest_handshake() {
     Connection* oldest = nullptr;
-    for (Connection* c : connections_)
-        if (c->in_handshake && (!oldest || c->accepted_ms < oldest->accepted_ms)) oldest = c;
+    for (const std::unique_ptr<Connection>& c : connections_)
+        if (c->in_handshake && (!oldest || c->accepted_ms < oldest->accepted_ms)) oldest = c.get();
     if (!oldest) return;
     ++tls_cut_;
     close_connection(*oldest);
@@ -411,7 +411,7 @@ void Listener::cut_slow_handshakes(int64_t now) {
     const int64_t limit = static_cast<int64_t>(config_.handshake_timeout_s ? config_.handshake_timeout_s : 1) * 1000;
     uint64_t cut = 0;
     for (size_t i = 0; i < connections_.size();) {
-        Connection* conn = connections_[i];
+        Connection* conn = connections_[i].get();
         if (conn->in_handshake && now - conn->accepted_ms > limit) {
             ++cut;
             close_connection(*conn);  // moves the last connection into slot i
