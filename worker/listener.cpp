@@ -398,8 +398,8 @@ void Listener::stream_failed(const Connection& conn, const InputStream& stream) 
 
 void Listener::close_oldest_handshake() {
     Connection* oldest = nullptr;
-    for (const auto& owned : connections_)
-        if (Connection* c = owned.get(); c->in_handshake && (!oldest || c->accepted_ms < oldest->accepted_ms)) oldest = c;
+    for (const std::unique_ptr<Connection>& c : connections_)
+        if (c->in_handshake && (!oldest || c->accepted_ms < oldest->accepted_ms)) oldest = c.get();
     if (!oldest) return;
     ++tls_cut_;
     close_connection(*oldest);
