@@ -76,15 +76,18 @@ std::string execute_command(std::string_view line, Backend& backend, const Calle
         case CommandKind::stats: return backend.stats();
         case CommandKind::putdest:
         case CommandKind::deldest:
-            if (command.argument.empty()) return "error: " + command.name + " needs a destination (host:port[:instance])\n";
+            if (command.argument.empty())
+                return "error: " + command.name + " needs a destination (host:port[:instance])\n";
             if (command.extra_arguments) return "error: " + command.name + " takes one destination\n";
             if (!command.token.empty()) {
-                if (!caller.policy || caller.policy->token.empty()) return refuse("no --admin-token-file is configured");
+                if (!caller.policy || caller.policy->token.empty())
+                    return refuse("no --admin-token-file is configured");
                 if (!caller.policy->token_matches(command.token)) return refuse("wrong token");
             } else if (!caller.may_change) {
                 return refuse(caller.why_not);
             }
-            return command.kind == CommandKind::putdest ? backend.putdest(command.argument) : backend.deldest(command.argument);
+            return command.kind == CommandKind::putdest ? backend.putdest(command.argument)
+                                                        : backend.deldest(command.argument);
     }
     return "error: internal\n";
 }
@@ -119,7 +122,7 @@ std::string rfc3339_nano(int64_t unix_ns) {
         nanos += 1000000000;
         --seconds;
     }
-    struct tm tm {};
+    struct tm tm = {};
     gmtime_r(&seconds, &tm);
     char buf[64];
     size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);

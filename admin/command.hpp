@@ -15,7 +15,7 @@ struct Command {
     std::string name;      // the command word as sent
     std::string argument;  // the first argument, if any
     bool extra_arguments = false;
-    std::string token;     // from a "token=<secret>" word after the command, if any
+    std::string token;  // from a "token=<secret>" word after the command, if any
 };
 
 Command parse_command(std::string_view line);
@@ -32,8 +32,8 @@ public:
 
 // What the connection may do, decided by the server from the kernel's word on who the peer is.
 struct Caller {
-    bool may_change = true;    // putdest/deldest without a token
-    std::string why_not;       // when not: the reason given in the reply and the log
+    bool may_change = true;               // putdest/deldest without a token
+    std::string why_not;                  // when not: the reason given in the reply and the log
     const AdminPolicy* policy = nullptr;  // checks a token=<secret>; nullptr: none accepted
 };
 

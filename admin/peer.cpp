@@ -27,7 +27,7 @@ namespace {
 
 // An IPv4-mapped IPv6 address (a dual-stack listener) as the IPv4 address the peer's socket has.
 struct sockaddr_storage unmapped(const struct sockaddr* sa) {
-    struct sockaddr_storage out {};
+    struct sockaddr_storage out = {};
     if (sa->sa_family == AF_INET6) {
         auto* sin6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
@@ -48,7 +48,8 @@ bool is_loopback_address(const struct sockaddr* sa) {
     struct sockaddr_storage plain = unmapped(sa);
     if (plain.ss_family == AF_INET)
         return (ntohl(reinterpret_cast<struct sockaddr_in*>(&plain)->sin_addr.s_addr) >> 24) == 127;
-    if (plain.ss_family == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<struct sockaddr_in6*>(&plain)->sin6_addr);
+    if (plain.ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<struct sockaddr_in6*>(&plain)->sin6_addr);
     return false;
 }
 
@@ -58,10 +59,8 @@ uint16_t port_of(const struct sockaddr* sa) {
 }
 
 void copy_address(const struct sockaddr* sa, __be32 out[4]) {
-    if (sa->sa_family == AF_INET)
-        std::memcpy(out, &reinterpret_cast<const struct sockaddr_in*>(sa)->sin_addr, 4);
-    else
-        std::memcpy(out, &reinterpret_cast<const struct sockaddr_in6*>(sa)->sin6_addr, 16);
+    if (sa->sa_family == AF_INET) std::memcpy(out, &reinterpret_cast<const struct sockaddr_in*>(sa)->sin_addr, 4);
+    else std::memcpy(out, &reinterpret_cast<const struct sockaddr_in6*>(sa)->sin6_addr, 16);
 }
 
 // /proc/net/tcp prints addresses as the raw 32-bit words in host order, ports in host order.
@@ -69,15 +68,15 @@ std::string proc_net_address(const struct sockaddr* sa) {
     __be32 words[4] {};
     copy_address(sa, words);
     char text[64];
-    if (sa->sa_family == AF_INET)
-        std::snprintf(text, sizeof text, "%08X:%04X", words[0], ntohs(port_of(sa)));
+    if (sa->sa_family == AF_INET) std::snprintf(text, sizeof text, "%08X:%04X", words[0], ntohs(port_of(sa)));
     else
-        std::snprintf(text, sizeof text, "%08X%08X%08X%08X:%04X", words[0], words[1], words[2], words[3], ntohs(port_of(sa)));
+        std::snprintf(text, sizeof text, "%08X%08X%08X%08X:%04X", words[0], words[1], words[2], words[3],
+                      ntohs(port_of(sa)));
     return text;
 }
 
 std::optional<gid_t> primary_group(uid_t uid) {
-    struct passwd pw {};
+    struct passwd pw = {};
     struct passwd* found = nullptr;
     char buf[4096];
     if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) != 0 || !found) return std::nullopt;
@@ -96,7 +95,7 @@ std::optional<uid_t> tcp_peer_uid_sock_diag(const struct sockaddr* peer_sa, cons
     if (peer.ss_family != local.ss_family) return std::nullopt;
     UniqueFd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     if (!nl) return std::nullopt;
-    struct timeval timeout {1, 0};
+    struct timeval timeout = {1, 0};
     setsockopt(nl.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     struct {
         struct nlmsghdr header;
@@ -118,18 +117,20 @@ std::optional<uid_t> tcp_peer_uid_sock_diag(const struct sockaddr* peer_sa, cons
     copy_address(l, message.request.id.idiag_dst);
     message.request.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
     message.request.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    struct sockaddr_nl kernel {};
+    struct sockaddr_nl kernel = {};
     kernel.nl_family = AF_NETLINK;
     if (sendto(nl.get(), &message, sizeof message, 0, reinterpret_cast<struct sockaddr*>(&kernel), sizeof kernel) < 0)
         return std::nullopt;
     alignas(struct nlmsghdr) char reply[8192];
     ssize_t n = recv(nl.get(), reply, sizeof reply, 0);
     if (n <= 0) return std::nullopt;
-    for (auto* h = reinterpret_cast<struct nlmsghdr*>(reply); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+    for (auto* h = reinterpret_cast<struct nlmsghdr*>(reply); NLMSG_OK(h, static_cast<unsigned>(n));
+         h = NLMSG_NEXT(h, n)) {
         if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) return std::nullopt;  // NLMSG_ERROR: not found or not allowed
         if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) return std::nullopt;
         auto* found = static_cast<struct inet_diag_msg*>(NLMSG_DATA(h));
-        if (found->id.idiag_sport != message.request.id.idiag_sport || found->id.idiag_dport != message.request.id.idiag_dport)
+        if (found->id.idiag_sport != message.request.id.idiag_sport ||
+            found->id.idiag_dport != message.request.id.idiag_dport)
             continue;
         // A socket no process holds any more (closed, or a time-wait minisocket, which the kernel
         // reports as uid 0) has no owner to believe.
@@ -151,8 +152,8 @@ std::optional<uid_t> tcp_peer_uid_proc(const struct sockaddr* peer_sa, const str
         char slot[16], local_text[64], remote_text[64], state[8], queues[40], timer[40], retransmits[16], timeout[16];
         unsigned uid = 0;
         unsigned long inode = 0;
-        if (std::sscanf(line.c_str(), "%15s %63s %63s %7s %39s %39s %15s %u %15s %lu", slot, local_text, remote_text, state,
-                        queues, timer, retransmits, &uid, timeout, &inode) != 10)
+        if (std::sscanf(line.c_str(), "%15s %63s %63s %7s %39s %39s %15s %u %15s %lu", slot, local_text, remote_text,
+                        state, queues, timer, retransmits, &uid, timeout, &inode) != 10)
             continue;
         if (want_local != local_text || want_remote != remote_text) continue;
         if (inode == 0) return std::nullopt;  // as above: no process holds it, the uid means nothing
@@ -163,7 +164,7 @@ std::optional<uid_t> tcp_peer_uid_proc(const struct sockaddr* peer_sa, const str
 
 Peer identify_peer(int fd) {
     Peer peer;
-    struct sockaddr_storage local {}, remote {};
+    struct sockaddr_storage local = {}, remote = {};
     socklen_t local_len = sizeof local, remote_len = sizeof remote;
     if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&local), &local_len) != 0 ||
         getpeername(fd, reinterpret_cast<struct sockaddr*>(&remote), &remote_len) != 0) {
@@ -173,7 +174,7 @@ Peer identify_peer(int fd) {
     if (local.ss_family == AF_UNIX) {
         peer.kind = Peer::Kind::unix_socket;
         peer.address = "unix socket";
-        struct ucred cred {};
+        struct ucred cred = {};
         socklen_t len = sizeof cred;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
             peer.uid = cred.uid;
@@ -201,7 +202,7 @@ bool AdminPolicy::build(const std::vector<std::string>& users, const std::vector
             out.users.push_back(id);
             continue;
         }
-        struct passwd pw {};
+        struct passwd pw = {};
         struct passwd* found = nullptr;
         char buf[4096];
         if (getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &found) != 0 || !found) {
@@ -216,7 +217,7 @@ bool AdminPolicy::build(const std::vector<std::string>& users, const std::vector
             out.groups.push_back(id);
             continue;
         }
-        struct group gr {};
+        struct group gr = {};
         struct group* found = nullptr;
         char buf[16384];
         if (getgrnam_r(name.c_str(), &gr, buf, sizeof buf, &found) != 0 || !found) {
@@ -235,7 +236,7 @@ bool AdminPolicy::may_change(const Peer& peer) const {
     if (groups.empty()) return false;
     if (peer.gid && std::find(groups.begin(), groups.end(), *peer.gid) != groups.end()) return true;
     // Supplementary groups, from the group database (a TCP peer's process is not known, its user is).
-    struct passwd pw {};
+    struct passwd pw = {};
     struct passwd* found = nullptr;
     char buf[4096];
     if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) != 0 || !found) return false;
@@ -257,7 +258,7 @@ bool AdminPolicy::token_matches(const std::string& given) const {
 
 bool read_admin_token(const std::string& path, std::string& token, std::string& error) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    struct stat st {};
+    struct stat st = {};
     if (!fd || fstat(fd.get(), &st) != 0) {
         error = "--admin-token-file " + path + ": " + std::strerror(errno);
         return false;
@@ -274,7 +275,8 @@ bool read_admin_token(const std::string& path, std::string& token, std::string& 
     text = text.substr(0, text.find('\n'));
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (text.size() < 16 || text.find_first_of(" \t") != std::string::npos) {
-        error = "--admin-token-file " + path + ": the first line must be a token of at least 16 characters without spaces";
+        error =
+            "--admin-token-file " + path + ": the first line must be a token of at least 16 characters without spaces";
         return false;
     }
     token = text;

@@ -48,8 +48,8 @@ std::string run(Session* session, std::string_view line) {
     std::string reply = execute(line, session->server->backend(), session->caller, &refused);
     if (!refused.empty()) {
         Command command = parse_command(line);
-        LOG_WARN("%s: %s %s refused: %s", who(*session).c_str(), command.name.c_str(), command.argument.substr(0, 300).c_str(),
-                 refused.c_str());
+        LOG_WARN("%s: %s %s refused: %s", who(*session).c_str(), command.name.c_str(),
+                 command.argument.substr(0, 300).c_str(), refused.c_str());
     }
     return reply;
 }
@@ -129,9 +129,10 @@ void on_deadline(evutil_socket_t fd, short, void* arg) {
 }  // namespace
 
 Server::Server(struct event_base* base, Backend& backend, AdminPolicy policy, size_t max_connections)
-    : base_(base), backend_(backend), policy_(std::move(policy)), max_connections_(max_connections ? max_connections : 1) {
+        : base_(base), backend_(backend), policy_(std::move(policy)),
+          max_connections_(max_connections ? max_connections : 1) {
     report_ = event_new(base_, -1, EV_PERSIST, &Server::on_report, this);
-    struct timeval interval {kReportIntervalS, 0};
+    struct timeval interval = {kReportIntervalS, 0};
     event_add(report_, &interval);
 }
 
@@ -161,9 +162,11 @@ void Server::on_report(evutil_socket_t, short, void* self_ptr) {
 void Server::report() {
     Server* self = this;
     if (self->cut_at_deadline_ || self->dropped_at_cap_)
-        LOG_WARN("admin: last %d s: %llu connections cut at the %d s deadline, %llu oldest connections dropped at the cap of "
-                 "%zu (%zu open)", kReportIntervalS, static_cast<unsigned long long>(self->cut_at_deadline_), kRequestTimeoutS,
-                 static_cast<unsigned long long>(self->dropped_at_cap_), self->max_connections_, self->sessions_.size());
+        LOG_WARN(
+            "admin: last %d s: %llu connections cut at the %d s deadline, %llu oldest connections dropped at the cap of "
+            "%zu (%zu open)",
+            kReportIntervalS, static_cast<unsigned long long>(self->cut_at_deadline_), kRequestTimeoutS,
+            static_cast<unsigned long long>(self->dropped_at_cap_), self->max_connections_, self->sessions_.size());
     self->cut_at_deadline_ = 0;
     self->dropped_at_cap_ = 0;
 }
@@ -203,23 +206,25 @@ void Server::accept_ready(int listen_fd) {
         if (!session->caller.may_change) {
             if (session->peer.kind == Peer::Kind::remote)
                 session->caller.why_not = "changes from beyond loopback need token=<secret> (--admin-token-file)";
-            else if (!session->peer.uid)
-                session->caller.why_not = "cannot tell which user owns this connection";
+            else if (!session->peer.uid) session->caller.why_not = "cannot tell which user owns this connection";
             else
                 session->caller.why_not = "uid " + std::to_string(*session->peer.uid) +
-                                          " may not change destinations (root, the service's user, --admin-users, "
-                                          "--admin-groups; or token=<secret>)";
+                    " may not change destinations (root, the service's user, --admin-users, "
+                    "--admin-groups; or token=<secret>)";
         }
         // A timeout-only event that knows the socket, for the deadline's last words.
         session->deadline = event_new(
             self->base_, fd, 0,
-            [](evutil_socket_t f, short w, void* s) { guarded("admin: deadline", [&] { on_deadline(f, w, s); }); }, session);
-        struct timeval deadline {kRequestTimeoutS, 0};
+            [](evutil_socket_t f, short w, void* s) { guarded("admin: deadline", [&] { on_deadline(f, w, s); }); },
+            session);
+        struct timeval deadline = {kRequestTimeoutS, 0};
         event_add(session->deadline, &deadline);
         bufferevent_setcb(
             bev, [](struct bufferevent* b, void* s) { guarded("admin: read", [&] { on_read(b, s); }); },
             [](struct bufferevent* b, void* s) { guarded("admin: write", [&] { on_write(b, s); }); },
-            [](struct bufferevent* b, short events, void* s) { guarded("admin: event", [&] { on_event(b, events, s); }); },
+            [](struct bufferevent* b, short events, void* s) {
+                guarded("admin: event", [&] { on_event(b, events, s); });
+            },
             session);
         bufferevent_setwatermark(bev, EV_READ, 0, kMaxRequestBytes + 1);
         bufferevent_enable(bev, EV_READ);

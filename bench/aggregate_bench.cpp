@@ -26,12 +26,21 @@ std::string rules_file() {
     std::string text = "cluster sink forward 127.0.0.1:9;\n";
     for (int r = 0; r < kRules; ++r) {
         std::string m = "m" + std::to_string(r);
-        text += "aggregate ^sys\\.(dc[0-9]+)\\.(host[0-9]+)\\." + m + "$ every 10 seconds expire after 30 seconds\n"
-                "  compute sum write to agg.\\1." + m + ".sum\n"
-                "  compute count write to agg.\\1." + m + ".count\n"
-                "  compute max write to agg.all." + m + ".max\n"
-                "  compute percentile95 write to agg.\\1." + m + ".p95\n"
-                "  send to sink stop;\n";
+        text += "aggregate ^sys\\.(dc[0-9]+)\\.(host[0-9]+)\\." + m +
+            "$ every 10 seconds expire after 30 seconds\n"
+            "  compute sum write to agg.\\1." +
+            m +
+            ".sum\n"
+            "  compute count write to agg.\\1." +
+            m +
+            ".count\n"
+            "  compute max write to agg.all." +
+            m +
+            ".max\n"
+            "  compute percentile95 write to agg.\\1." +
+            m +
+            ".p95\n"
+            "  send to sink stop;\n";
     }
     text += "match * send to sink;\n";
     return text;
@@ -89,7 +98,8 @@ int main(int argc, char** argv) {
     double cpu_emit = cpu_seconds() - start;
     std::printf("aggregation: %d rules, %zu input series, %zu output series\n", kRules, names.size(),
                 engine.series_count());
-    std::printf("  first point of each series (creates them): %.0f points/s per core\n", double(names.size()) / cpu_create);
+    std::printf("  first point of each series (creates them): %.0f points/s per core\n",
+                double(names.size()) / cpu_create);
     std::printf("  steady state (route + add):                %.0f points/s per core\n",
                 double(names.size()) * rounds / cpu_steady);
     std::printf("  emission: %zu buckets in %.3f s CPU\n", emitted, cpu_emit);

@@ -37,7 +37,7 @@ constexpr size_t kPipeBytes = 1 << 20;
 int connect_to(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) die("socket");
-    sockaddr_in sa{};
+    sockaddr_in sa {};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(port));
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     if (listener < 0) die("socket");
     int one = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
+    sockaddr_in sa {};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[1])));
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

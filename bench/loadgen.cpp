@@ -52,18 +52,18 @@ struct Options {
     std::string stats_file;
 };
 
-std::atomic<bool> g_stop{false};
+std::atomic<bool> g_stop {false};
 
 void on_signal(int) { g_stop.store(true); }
 
 int64_t mono_ns() {
-    struct timespec ts {};
+    struct timespec ts = {};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 void sleep_until_ns(int64_t t) {
-    struct timespec ts {};
+    struct timespec ts = {};
     ts.tv_sec = t / 1000000000;
     ts.tv_nsec = t % 1000000000;
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR && !g_stop.load()) {}
@@ -134,7 +134,7 @@ Options parse(int argc, char** argv) {
 }
 
 void raise_nofile() {
-    struct rlimit r {};
+    struct rlimit r = {};
     if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
         r.rlim_cur = r.rlim_max;
         setrlimit(RLIMIT_NOFILE, &r);
@@ -142,7 +142,7 @@ void raise_nofile() {
 }
 
 int connect_to(const Options& o, int64_t deadline_ns) {
-    struct sockaddr_in addr {};
+    struct sockaddr_in addr = {};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(o.port));
     if (inet_pton(AF_INET, o.host.c_str(), &addr.sin_addr) != 1) {
@@ -155,21 +155,21 @@ int connect_to(const Options& o, int64_t deadline_ns) {
             std::fprintf(stderr, "polymur-loadgen: socket: %s\n", std::strerror(errno));
             return -1;
         }
-        struct timeval tv {2, 0};  // a connect stuck in SYN retries gives up and is retried
+        struct timeval tv = {2, 0};  // a connect stuck in SYN retries gives up and is retried
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-            struct timeval none {0, 0};
+            struct timeval none = {0, 0};
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
             return fd;
         }
         int err = errno;
         close(fd);
-        if (g_stop.load() || mono_ns() > deadline_ns || (err != ECONNREFUSED && err != EINPROGRESS && err != EAGAIN &&
-                                                         err != ETIMEDOUT && err != EINTR)) {
+        if (g_stop.load() || mono_ns() > deadline_ns ||
+            (err != ECONNREFUSED && err != EINPROGRESS && err != EAGAIN && err != ETIMEDOUT && err != EINTR)) {
             std::fprintf(stderr, "polymur-loadgen: connect %s:%d: %s\n", o.host.c_str(), o.port, std::strerror(err));
             return -1;
         }
-        struct timespec pause {0, 20000000};
+        struct timespec pause = {0, 20000000};
         nanosleep(&pause, nullptr);
     }
 }
@@ -239,7 +239,7 @@ void run_sender(const Options& o, const NameTable& names, const std::vector<int>
                 continue;
             }
         }
-        struct timespec wall {};
+        struct timespec wall = {};
         clock_gettime(CLOCK_REALTIME, &wall);
         if (wall.tv_sec != ts_s) {
             ts_s = wall.tv_sec;
@@ -247,7 +247,8 @@ void run_sender(const Options& o, const NameTable& names, const std::vector<int>
         }
         char value[32];
         size_t value_len = 0;
-        if (o.latency) value_len = static_cast<size_t>(std::to_chars(value, value + sizeof value, mono_ns()).ptr - value);
+        if (o.latency)
+            value_len = static_cast<size_t>(std::to_chars(value, value + sizeof value, mono_ns()).ptr - value);
         uint64_t lines = 0;
         size_t len = 0;
         uint64_t want = batch_lines;
@@ -302,7 +303,7 @@ int run_idle(const Options& o) {
     std::fflush(stdout);
     int64_t until = std::min(mono_ns() + static_cast<int64_t>(o.hold * 1e9), deadline);
     while (!g_stop.load() && mono_ns() < until) {
-        struct timespec pause {0, 50000000};
+        struct timespec pause = {0, 50000000};
         nanosleep(&pause, nullptr);
     }
     for (int fd : fds) close(fd);
@@ -332,8 +333,8 @@ int run_load(const Options& o) {
         uint64_t quota = 0;
         if (o.count) quota = o.count / o.threads + (static_cast<uint64_t>(t) < o.count % o.threads ? 1 : 0);
         double thread_rate = o.rate > 0 ? o.rate / o.threads : 0;
-        threads.emplace_back(run_sender, std::cref(o), std::cref(names), std::cref(fds[static_cast<size_t>(t)]), t, quota,
-                             thread_rate, start, end, std::ref(results[static_cast<size_t>(t)]));
+        threads.emplace_back(run_sender, std::cref(o), std::cref(names), std::cref(fds[static_cast<size_t>(t)]), t,
+                             quota, thread_rate, start, end, std::ref(results[static_cast<size_t>(t)]));
     }
     for (auto& t : threads) t.join();
     int64_t finish = mono_ns();
@@ -348,10 +349,10 @@ int run_load(const Options& o) {
             close(fd);
         }
     double seconds = static_cast<double>(finish - start) / 1e9;
-    struct rusage usage {};
+    struct rusage usage = {};
     getrusage(RUSAGE_SELF, &usage);
     double cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-                   static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+        static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     double rate = seconds > 0 ? static_cast<double>(sent) / seconds : 0;
     bool timed_out = o.count && sent < o.count && errors == 0;
     char line[512];
@@ -359,8 +360,9 @@ int run_load(const Options& o) {
                   "polymur-loadgen: sent=%llu seconds=%.3f rate=%.0f connections=%d threads=%d errors=%llu "
                   "target_rate=%.0f latency=%d cpu_s=%.3f start_ns=%lld end_ns=%lld%s\n",
                   static_cast<unsigned long long>(sent), seconds, rate, o.connections, o.threads,
-                  static_cast<unsigned long long>(errors), o.rate, o.latency ? 1 : 0, cpu_s, static_cast<long long>(start),
-                  static_cast<long long>(finish), timed_out ? " stopped=time-bound" : "");
+                  static_cast<unsigned long long>(errors), o.rate, o.latency ? 1 : 0, cpu_s,
+                  static_cast<long long>(start), static_cast<long long>(finish),
+                  timed_out ? " stopped=time-bound" : "");
     std::fputs(line, stdout);
     std::fflush(stdout);
     if (!o.stats_file.empty()) {
@@ -376,7 +378,7 @@ int run_load(const Options& o) {
 
 int main(int argc, char** argv) {
     Options o = parse(argc, argv);
-    struct sigaction sa {};
+    struct sigaction sa = {};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);

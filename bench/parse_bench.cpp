@@ -33,10 +33,12 @@ int main() {
         std::string (*make)(unsigned);
     };
     const Form forms[] = {
-        {"canonical (the loadgen's form)", [](unsigned i) { return collectd_name(i) + " " + std::to_string(i % 1000) + ".5 1700000000"; }},
+        {"canonical (the loadgen's form)",
+         [](unsigned i) { return collectd_name(i) + " " + std::to_string(i % 1000) + ".5 1700000000"; }},
         {"tab-separated", [](unsigned i) { return collectd_name(i) + "\t" + std::to_string(i) + "\t1700000000"; }},
         {"-1 timestamp", [](unsigned i) { return collectd_name(i) + " " + std::to_string(i) + " -1"; }},
-        {"UTF-8 name", [](unsigned i) { return "m\xc3\xa9trique." + collectd_name(i) + " " + std::to_string(i) + " 1700000000"; }},
+        {"UTF-8 name",
+         [](unsigned i) { return "m\xc3\xa9trique." + collectd_name(i) + " " + std::to_string(i) + " 1700000000"; }},
     };
     for (const Form& form : forms) {
         std::vector<std::string> lines;

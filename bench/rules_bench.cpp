@@ -49,10 +49,12 @@ std::vector<std::string> names(size_t count, size_t groups) {
     std::vector<std::string> out;
     unsigned seed = 14;
     auto next = [&]() { return seed = seed * 1103515245u + 12345u, (seed >> 8); };
-    const char* kinds[] = {"servers.%s%u.cpu.user",        "apps.%s.requests.count",  "legacy.%s.Req.total",
-                           "stats.timers.%s.login.p99",    "host%u.%s.latency.p99",   "tmp.%s.debug",
-                           "collectd.h%u.%s-%u.cpu.idle",  "k8s.pod-%u.%s.restarts",  "apps.%s.other.gauge",
-                           "servers.%s%u.disk.sda.read_bytes", "unmatched.metric.%u.%s"};
+    const char* kinds[] = {"servers.%s%u.cpu.user",       "apps.%s.requests.count",
+                           "legacy.%s.Req.total",         "stats.timers.%s.login.p99",
+                           "host%u.%s.latency.p99",       "tmp.%s.debug",
+                           "collectd.h%u.%s-%u.cpu.idle", "k8s.pod-%u.%s.restarts",
+                           "apps.%s.other.gauge",         "servers.%s%u.disk.sda.read_bytes",
+                           "unmatched.metric.%u.%s"};
     char buffer[256];
     for (size_t i = 0; i < count; ++i) {
         size_t g = next() % groups;
@@ -108,8 +110,9 @@ int main(int argc, char** argv) {
             }
             best = std::min(best, cpu_seconds() - start);
         }
-        std::printf("%-10zu %8zu %14.0f %12.1f %10.2f\n", config.rules.size(), input.size(), double(input.size()) / best,
-                    best * 1e9 / double(input.size()), double(sends) / double(input.size()));
+        std::printf("%-10zu %8zu %14.0f %12.1f %10.2f\n", config.rules.size(), input.size(),
+                    double(input.size()) / best, best * 1e9 / double(input.size()),
+                    double(sends) / double(input.size()));
     }
     return 0;
 }

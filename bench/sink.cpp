@@ -35,7 +35,7 @@ volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
 int64_t mono_ns() {
-    struct timespec ts {};
+    struct timespec ts = {};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
@@ -137,7 +137,7 @@ public:
     uint64_t count_at(size_t i) const { return counts_[i]; }
 
 private:
-    std::array<uint64_t, kBuckets> counts_{};
+    std::array<uint64_t, kBuckets> counts_ {};
     uint64_t total_ = 0, max_ = 0;
 };
 
@@ -179,7 +179,7 @@ void Sink::on_accept() {
         if (static_cast<size_t>(fd) >= conns_.size()) conns_.resize(static_cast<size_t>(fd) + 1);
         conns_[static_cast<size_t>(fd)] = std::make_unique<Conn>();  // once per connection
         conns_[static_cast<size_t>(fd)]->fd = fd;
-        struct epoll_event ev {};
+        struct epoll_event ev = {};
         ev.events = EPOLLIN;
         ev.data.fd = fd;
         epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
@@ -283,20 +283,20 @@ void Sink::write_status(int64_t now, bool final_stats) {
     if (path.empty()) return;
     double seconds = (last_ns_ > first_ns_) ? static_cast<double>(last_ns_ - first_ns_) / 1e9 : 0;
     double rate = seconds > 0 ? static_cast<double>(count_) / seconds : 0;
-    struct rusage usage {};
+    struct rusage usage = {};
     getrusage(RUSAGE_SELF, &usage);
     double cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-                   static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+        static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     char line[1024];
-    int n = std::snprintf(line, sizeof line,
-                          "cpu_s=%.3f count=%llu bytes=%llu connections=%llu open=%llu first_ns=%lld last_ns=%lld seconds=%.3f "
-                          "rate=%.0f samples=%llu p50_us=%.1f p99_us=%.1f max_us=%.1f unparsed=%llu now_ns=%lld\n",
-                          cpu_s, static_cast<unsigned long long>(count_), static_cast<unsigned long long>(bytes_),
-                          static_cast<unsigned long long>(connections_), static_cast<unsigned long long>(open_),
-                          static_cast<long long>(first_ns_), static_cast<long long>(last_ns_), seconds, rate,
-                          static_cast<unsigned long long>(hist_.total()), hist_.percentile(0.50) / 1e3,
-                          hist_.percentile(0.99) / 1e3, hist_.max() / 1e3, static_cast<unsigned long long>(unparsed_),
-                          static_cast<long long>(now));
+    int n = std::snprintf(
+        line, sizeof line,
+        "cpu_s=%.3f count=%llu bytes=%llu connections=%llu open=%llu first_ns=%lld last_ns=%lld seconds=%.3f "
+        "rate=%.0f samples=%llu p50_us=%.1f p99_us=%.1f max_us=%.1f unparsed=%llu now_ns=%lld\n",
+        cpu_s, static_cast<unsigned long long>(count_), static_cast<unsigned long long>(bytes_),
+        static_cast<unsigned long long>(connections_), static_cast<unsigned long long>(open_),
+        static_cast<long long>(first_ns_), static_cast<long long>(last_ns_), seconds, rate,
+        static_cast<unsigned long long>(hist_.total()), hist_.percentile(0.50) / 1e3, hist_.percentile(0.99) / 1e3,
+        hist_.max() / 1e3, static_cast<unsigned long long>(unparsed_), static_cast<long long>(now));
     std::string tmp = path + ".tmp";
     FILE* f = std::fopen(tmp.c_str(), "w");
     if (!f) return;
@@ -317,7 +317,7 @@ void Sink::write_status(int64_t now, bool final_stats) {
 }
 
 int Sink::run() {
-    struct rlimit r {};
+    struct rlimit r = {};
     if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
         r.rlim_cur = r.rlim_max;
         setrlimit(RLIMIT_NOFILE, &r);
@@ -325,7 +325,7 @@ int Sink::run() {
     listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in addr {};
+    struct sockaddr_in addr = {};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(o_.port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -339,7 +339,7 @@ int Sink::run() {
     std::fflush(stdout);
 
     ep_ = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev {};
+    struct epoll_event ev = {};
     ev.events = EPOLLIN;
     ev.data.fd = listen_fd_;
     epoll_ctl(ep_, EPOLL_CTL_ADD, listen_fd_, &ev);
@@ -380,12 +380,13 @@ int Sink::run() {
     write_status(now, false);
     write_status(now, true);
     double seconds = (last_ns_ > first_ns_) ? static_cast<double>(last_ns_ - first_ns_) / 1e9 : 0;
-    std::printf("polymur-sink: count=%llu seconds=%.3f rate=%.0f first_ns=%lld last_ns=%lld connections=%llu "
-                "samples=%llu p50_us=%.1f p99_us=%.1f max_us=%.1f ended=\"%s\"\n",
-                static_cast<unsigned long long>(count_), seconds, seconds > 0 ? static_cast<double>(count_) / seconds : 0,
-                static_cast<long long>(first_ns_), static_cast<long long>(last_ns_),
-                static_cast<unsigned long long>(connections_), static_cast<unsigned long long>(hist_.total()),
-                hist_.percentile(0.50) / 1e3, hist_.percentile(0.99) / 1e3, hist_.max() / 1e3, why);
+    std::printf(
+        "polymur-sink: count=%llu seconds=%.3f rate=%.0f first_ns=%lld last_ns=%lld connections=%llu "
+        "samples=%llu p50_us=%.1f p99_us=%.1f max_us=%.1f ended=\"%s\"\n",
+        static_cast<unsigned long long>(count_), seconds, seconds > 0 ? static_cast<double>(count_) / seconds : 0,
+        static_cast<long long>(first_ns_), static_cast<long long>(last_ns_),
+        static_cast<unsigned long long>(connections_), static_cast<unsigned long long>(hist_.total()),
+        hist_.percentile(0.50) / 1e3, hist_.percentile(0.99) / 1e3, hist_.max() / 1e3, why);
     std::fflush(stdout);
     return 0;
 }
@@ -394,7 +395,7 @@ int Sink::run() {
 
 int main(int argc, char** argv) {
     Options o = parse(argc, argv);
-    struct sigaction sa {};
+    struct sigaction sa = {};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);

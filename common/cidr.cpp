@@ -39,8 +39,7 @@ bool parse_cidr(std::string_view text, Cidr& out, std::string& error) {
     size_t total = range.family == AF_INET ? 4 : 16;
     for (size_t i = 0; i < total; ++i) {
         unsigned first_bit = static_cast<unsigned>(i) * 8;
-        if (first_bit >= range.prefix)
-            range.bytes[i] = 0;
+        if (first_bit >= range.prefix) range.bytes[i] = 0;
         else if (range.prefix - first_bit < 8)
             range.bytes[i] &= static_cast<uint8_t>(0xff00u >> (range.prefix - first_bit));
     }

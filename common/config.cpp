@@ -8,24 +8,24 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <boost/program_options.hpp>
 
+#include "common/cidr.hpp"
 #include "common/destination_spec.hpp"
 #include "common/enum_names.hpp"
 #include "common/log.hpp"
 #include "common/man_options.hpp"
 #include "common/net.hpp"
 #include "common/option_error.hpp"
+#include "common/self_metrics.hpp"
+#include "common/validate.hpp"
 #include "protocol/line.hpp"
 #include "route/hash_ring.hpp"
 #include "route/routing_table.hpp"
-#include "common/self_metrics.hpp"
-#include "common/validate.hpp"
-#include "common/cidr.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
 
@@ -75,7 +75,8 @@ std::string environment_name(const std::string& variable) {
     const std::string prefix = "POLYMUR_";
     if (variable.compare(0, prefix.size(), prefix) != 0) return "";
     std::string name = variable.substr(prefix.size());
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return c == '_' ? '-' : std::tolower(c); });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return c == '_' ? '-' : std::tolower(c); });
     return name;
 }
 
@@ -132,7 +133,7 @@ bool store_config_file(const std::string& path, const po::options_description& o
         if (name.rfind("--", 0) == 0) name = name.substr(2);
         if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
             error = where + "'" + name + "': values are written without quotes (" + name + " = " +
-                    value.substr(1, value.size() - 2) + ")";
+                value.substr(1, value.size() - 2) + ")";
             return false;
         }
         if (!options.find_nothrow(name, false) || name == "config" || name == "help" || name == "version") {
@@ -164,7 +165,8 @@ void report(log::Level level, const std::string& text) {
 }
 
 // Variables the repository's own test and benchmark tools set; they are not options.
-constexpr const char* kToolVariables[] = {"POLYMUR_BIN", "POLYMUR_BENCH_DIR", "POLYMUR_IN_NETNS", "POLYMUR_TEST_INSTALL"};
+constexpr const char* kToolVariables[] = {"POLYMUR_BIN", "POLYMUR_BENCH_DIR", "POLYMUR_IN_NETNS",
+                                          "POLYMUR_TEST_INSTALL"};
 
 // POLYMUR_* variables, each stored on its own so an error names the variable. A variable that names
 // no option is an error, as an unknown name in the file is: a typo would otherwise drop a setting.
@@ -177,7 +179,8 @@ std::string store_environment(const char* const* environment, const po::options_
         const std::string variable = text.substr(0, eq);
         std::string name = environment_name(variable);
         if (name.empty()) continue;
-        if (std::find(std::begin(kToolVariables), std::end(kToolVariables), variable) != std::end(kToolVariables)) continue;
+        if (std::find(std::begin(kToolVariables), std::end(kToolVariables), variable) != std::end(kToolVariables))
+            continue;
         if (name == "help" || name == "version" || !options.find_nothrow(name, false))
             return "environment variable " + variable + " names no option (POLYMUR_<OPTION>, e.g. POLYMUR_LISTEN_ADDR)";
         std::string problem = store_one(options, values, name, text.substr(eq + 1), text);
@@ -197,12 +200,14 @@ std::string last_occurrence_wins(po::parsed_options& parsed, const po::options_d
         std::string name = value.substr(value.find_first_not_of('-'));
         name = name.substr(0, name.find('='));
         if (options.find_nothrow(name, false))
-            return "--" + o.string_key + " needs a value; the next word, " + value +
-                   ", is an option (write --" + o.string_key + "=VALUE)";
+            return "--" + o.string_key + " needs a value; the next word, " + value + ", is an option (write --" +
+                o.string_key + "=VALUE)";
     }
     std::vector<po::option> kept;
     for (auto it = parsed.options.rbegin(); it != parsed.options.rend(); ++it) {
-        bool later = std::any_of(kept.begin(), kept.end(), [&](const po::option& k) { return !it->unregistered && k.string_key == it->string_key; });
+        bool later = std::any_of(kept.begin(), kept.end(), [&](const po::option& k) {
+            return !it->unregistered && k.string_key == it->string_key;
+        });
         if (!later) kept.push_back(*it);
     }
     parsed.options.assign(kept.rbegin(), kept.rend());
@@ -346,7 +351,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         // Go-style flags: -listen-addr=x is a long option. No abbreviations: Go's flags have none,
         // and a guessed prefix that later becomes ambiguous would break a working command line.
         auto style = (po::command_line_style::default_style & ~po::command_line_style::allow_guessing) |
-                     po::command_line_style::allow_long_disguise;
+            po::command_line_style::allow_long_disguise;
         po::positional_options_description no_positional;  // a stray word is an error, not ignored
         po::parsed_options command_line =
             po::command_line_parser(argc, argv).options(options).style(style).positional(no_positional).run();
@@ -423,7 +428,8 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         report(log::Level::error, "--listen-port is for the gateway (--mode gateway or polymur-gateway)");
         return ParseOutcome::exit_error;
     }
-    if (config.mode == Mode::proxy && !config.gateway.empty()) config.destinations.insert(config.destinations.begin(), config.gateway);
+    if (config.mode == Mode::proxy && !config.gateway.empty())
+        config.destinations.insert(config.destinations.begin(), config.gateway);
     if (config.workers == 0) config.workers = default_worker_count();
     if (config.admin_socket.empty()) config.admin_socket = config.state_dir + "/polymur.sock";
     if (values.count("stat-addr")) report(log::Level::warning, "-stat-addr is accepted for compatibility and ignored");
@@ -448,12 +454,14 @@ std::string validate_config(const Config& config) {
     if (config.replication_factor < 1 || config.replication_factor > route::kMaxReplication)
         return "--replication-factor must be between 1 and " + std::to_string(route::kMaxReplication);
     if (config.failover_after < 1) return "--failover-after must be at least 1";
-    if (config.workers > shm::kMaxWorkers) return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
+    if (config.workers > shm::kMaxWorkers)
+        return "--workers " + std::to_string(config.workers) + ": at most " + std::to_string(shm::kMaxWorkers);
     if (config.max_line_length < 16 || config.max_line_length > shm::kMaxLineLengthLimit)
         return "--max-line-length must be between 16 and " + std::to_string(shm::kMaxLineLengthLimit);
     if (config.queue_cap == 0) return "--queue-cap must be at least 1";
     // polymur's own metrics go to the destinations too: their names follow the rule of every forwarded name.
-    if (!config.self_metrics_prefix.empty() && protocol::check_name(config.self_metrics_prefix) != protocol::LineError::none)
+    if (!config.self_metrics_prefix.empty() &&
+        protocol::check_name(config.self_metrics_prefix) != protocol::LineError::none)
         return "--self-metrics-prefix must be a metric name: UTF-8 without whitespace or control characters";
     if (config.queue_bytes < (4u << 20)) return "--queue-bytes must be at least 4194304";
     if (config.destinations.size() + 1 > shm::kDestinationSlots) return "too many destinations";
@@ -467,13 +475,13 @@ std::string validate_config(const Config& config) {
         if (!table) return "--rules: " + error;
         if (table->slot_count() + 1 > shm::kDestinationSlots)
             return "--rules: " + std::to_string(table->slot_count()) + " destinations; polymur runs at most " +
-                   std::to_string(shm::kDestinationSlots - 1);
+                std::to_string(shm::kDestinationSlots - 1);
     }
     if (config.max_destinations < 1 || config.max_destinations + 1 > shm::kDestinationSlots)
         return "--max-destinations must be between 1 and " + std::to_string(shm::kDestinationSlots - 1);
     if (config.destinations.size() > config.max_destinations)
         return std::to_string(config.destinations.size()) + " destinations configured; --max-destinations is " +
-               std::to_string(config.max_destinations);
+            std::to_string(config.max_destinations);
     if (config.admin_max_connections < 1) return "--admin-max-connections must be at least 1";
     std::vector<route::Destination> ring_members;
     bool https_destination = false;
@@ -501,7 +509,8 @@ std::string validate_config(const Config& config) {
         return "the HTTPS listener needs --cert, --key and --ca-cert (client certificates are always verified)";
     if (!config.tls_listen_addr.empty() && (config.tls_cert.empty() || config.tls_key.empty()))
         return "the TLS listener (--tls-listen-addr) needs --tls-cert and --tls-key";
-    if (config.tls_listen_addr.empty() && !(config.tls_cert.empty() && config.tls_key.empty() && config.tls_client_ca.empty()))
+    if (config.tls_listen_addr.empty() &&
+        !(config.tls_cert.empty() && config.tls_key.empty() && config.tls_client_ca.empty()))
         return "--tls-cert, --tls-key and --tls-client-ca are for the TLS listener; set --tls-listen-addr too";
     for (char c : config.namespace_extra_chars)
         if (c == '.' || static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
@@ -513,14 +522,19 @@ std::string validate_config(const Config& config) {
     std::string cidr_error;
     if (!parse_cidrs(config.trusted_proxies, ranges, cidr_error)) return "--trusted-proxies: " + cidr_error;
     // Certificate files are read by the children; a missing one is found here, before they start.
-    for (const auto& [option, path] : {std::pair<const char*, const std::string&>("cert", config.cert), {"key", config.key},
-                                        {"ca-cert", config.ca_cert}, {"crl", config.crl},
-                                        {"client-cert", config.client_cert}, {"client-key", config.client_key},
-                                        {"tls-cert", config.tls_cert}, {"tls-key", config.tls_key},
-                                        {"tls-client-ca", config.tls_client_ca},
+    for (const auto& [option, path] : {std::pair<const char*, const std::string&>("cert", config.cert),
+                                       {"key", config.key},
+                                       {"ca-cert", config.ca_cert},
+                                       {"crl", config.crl},
+                                       {"client-cert", config.client_cert},
+                                       {"client-key", config.client_key},
+                                       {"tls-cert", config.tls_cert},
+                                       {"tls-key", config.tls_key},
+                                       {"tls-client-ca", config.tls_client_ca},
 
-{"destination-ca", config.destination_ca}, {"destination-cert", config.destination_cert},
-                                        {"destination-key", config.destination_key}}) {
+                                       {"destination-ca", config.destination_ca},
+                                       {"destination-cert", config.destination_cert},
+                                       {"destination-key", config.destination_key}}) {
         if (!path.empty() && access(path.c_str(), R_OK) != 0)
             return std::string("--") + option + " " + path + ": " + std::strerror(errno);
     }

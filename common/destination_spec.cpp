@@ -12,7 +12,9 @@ const char* transport_name(Transport transport) {
     return "?";
 }
 
-Transport transport_of(std::string_view text) { return text.rfind("https://", 0) == 0 ? Transport::https : Transport::tcp; }
+Transport transport_of(std::string_view text) {
+    return text.rfind("https://", 0) == 0 ? Transport::https : Transport::tcp;
+}
 
 bool parse_destination_spec(std::string_view text, DestinationSpec& out, std::string& error) {
     DestinationSpec spec;

@@ -7,10 +7,10 @@
 #include <memory>
 #include <string>
 
+#include "common/config.hpp"
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
-#include "common/config.hpp"
 
 namespace polymur {
 
@@ -53,8 +53,8 @@ std::string queue_path(const std::string& state_dir, const std::string& destinat
 // What every output process does first: maps its destination's queue file and takes the queue's
 // lock (one consumer per queue, even while a previous polymur's output is still draining it).
 // On failure it has logged why and returns nullptr with `exit_code` set.
-std::unique_ptr<shm::QueueFile> attach_output_queue(const Heritage& heritage, const std::string& destination, UniqueFd& lock,
-                                                    int& exit_code);
+std::unique_ptr<shm::QueueFile> attach_output_queue(const Heritage& heritage, const std::string& destination,
+                                                    UniqueFd& lock, int& exit_code);
 
 // Takes an exclusive flock on `path`, waiting (and saying so once) while another process holds
 // it. `who` names the waiter in the log. Returns the locked fd, or an invalid one on error.

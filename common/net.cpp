@@ -94,7 +94,7 @@ bool split_host_port(std::string_view text, std::string& host, std::string& port
     }
     if (!parse_port(port_text, use)) {
         error = where + ": bad port '" + printable(port_text, 32) + "' (expected " +
-                (use == PortUse::listen ? "0-65535" : "1-65535") + ")";
+            (use == PortUse::listen ? "0-65535" : "1-65535") + ")";
         return false;
     }
     if (host_text.empty() && use == PortUse::connect) {
@@ -145,7 +145,7 @@ template <typename Ready>
 UniqueFd bind_address(std::string_view address, int socktype, std::string& error, Ready&& ready) {
     std::string host, port;
     if (!split_host_port(address, host, port, error)) return UniqueFd();
-    struct addrinfo hints {};
+    struct addrinfo hints = {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = socktype;
     hints.ai_flags = AI_PASSIVE;
@@ -191,7 +191,7 @@ UniqueFd bind_udp(std::string_view address, int receive_buffer, int& effective_b
 }
 
 UniqueFd listen_unix(const std::string& path, int backlog, std::string& error) {
-    struct sockaddr_un sa {};
+    struct sockaddr_un sa = {};
     if (path.size() >= sizeof sa.sun_path) {
         error = "unix socket '" + path + "': path too long";
         return UniqueFd();
@@ -199,7 +199,7 @@ UniqueFd listen_unix(const std::string& path, int backlog, std::string& error) {
     UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     sa.sun_family = AF_UNIX;
     std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-    struct stat st {};
+    struct stat st = {};
     if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
     // Created 0660 from the start, so there is no moment where anyone may connect.
     mode_t old_mask = umask(0117);
@@ -213,7 +213,7 @@ UniqueFd listen_unix(const std::string& path, int backlog, std::string& error) {
 }
 
 bool is_loopback(int fd) {
-    struct sockaddr_storage ss {};
+    struct sockaddr_storage ss = {};
     socklen_t len = sizeof ss;
     if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return false;
     if (ss.ss_family == AF_INET) {
@@ -230,14 +230,14 @@ bool is_loopback(int fd) {
 }
 
 std::string peer_name(int fd) {
-    struct sockaddr_storage ss {};
+    struct sockaddr_storage ss = {};
     socklen_t len = sizeof ss;
     if (getpeername(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return "unknown";
     return address_name(ss);
 }
 
 std::string local_name(int fd) {
-    struct sockaddr_storage ss {};
+    struct sockaddr_storage ss = {};
     socklen_t len = sizeof ss;
     if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return "unknown";
     return address_name(ss);
@@ -262,7 +262,7 @@ std::string address_name(const struct sockaddr_storage& ss) {
 }
 
 UniqueFd connect_tcp(const std::string& host, const std::string& port, int timeout_ms, std::string& error) {
-    struct addrinfo hints {};
+    struct addrinfo hints = {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     struct addrinfo* found = nullptr;
@@ -283,7 +283,7 @@ UniqueFd connect_tcp(const std::string& host, const std::string& port, int timeo
                 error = std::strerror(errno);
                 continue;
             }
-            struct pollfd pfd {fd.get(), POLLOUT, 0};
+            struct pollfd pfd = {fd.get(), POLLOUT, 0};
             rc = poll(&pfd, 1, timeout_ms);
             if (rc == 0) {
                 error = "connect timed out";

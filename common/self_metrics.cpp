@@ -9,7 +9,8 @@ namespace polymur {
 std::string metric_safe(std::string_view text) {
     std::string out;
     out.reserve(text.size());
-    for (unsigned char c : text) out += (c == '.' || c == ':' || c == '/' || std::isspace(c) || c < 0x20) ? '_' : static_cast<char>(c);
+    for (unsigned char c : text)
+        out += (c == '.' || c == ':' || c == '/' || std::isspace(c) || c < 0x20) ? '_' : static_cast<char>(c);
     return out;
 }
 
@@ -26,7 +27,9 @@ std::string format_self_metrics(const std::string& prefix, const RelayCounters& 
     std::string ts = " ";  // appended, not "literal" + temporary: GCC 12 -Wrestrict false positive
     ts += std::to_string(unix_seconds);
     ts += '\n';
-    auto add = [&](const std::string& name, uint64_t value) { out += prefix + "." + name + " " + std::to_string(value) + ts; };
+    auto add = [&](const std::string& name, uint64_t value) {
+        out += prefix + "." + name + " " + std::to_string(value) + ts;
+    };
     add("metricsReceived", c.received);
     add("metricsSent", c.sent);
     add("metricsQueued", c.queued);

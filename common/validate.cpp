@@ -12,10 +12,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/heritage.hpp"
 #include "common/net.hpp"
 #include "route/destination.hpp"
 #include "shm/control.hpp"
-#include "common/heritage.hpp"
 
 namespace polymur {
 namespace {
@@ -35,10 +35,10 @@ std::string resolve_listen(const ListenAddress& listen, std::vector<Bound>& out)
     if (!net::split_host_port(listen.address, host, port, error)) return "--" + listen.option + " " + error;
     // inet_aton would take "1.2" for 1.0.0.2; an address made of digits and dots must be a dotted quad.
     if (!host.empty() && host.find_first_not_of("0123456789.") == std::string::npos) {
-        struct in_addr ignored {};
+        struct in_addr ignored = {};
         if (inet_pton(AF_INET, host.c_str(), &ignored) != 1) return where + "'" + host + "' is not an IPv4 address";
     }
-    struct addrinfo hints {};
+    struct addrinfo hints = {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -82,7 +82,8 @@ bool collide(const Bound& a, const Bound& b) {
 
 std::string check_destination_text(const std::string& text, DestinationSpec* parsed) {
     if (text.size() >= shm::kDestinationTextMax)
-        return "destination " + net::printable(text, 64) + ": longer than " + std::to_string(shm::kDestinationTextMax - 1) + " characters";
+        return "destination " + net::printable(text, 64) + ": longer than " +
+            std::to_string(shm::kDestinationTextMax - 1) + " characters";
     std::string error;
     DestinationSpec spec;
     if (!parse_destination_spec(text, spec, error)) return error;
@@ -92,7 +93,8 @@ std::string check_destination_text(const std::string& text, DestinationSpec* par
 
 std::vector<ListenAddress> listen_addresses(const Config& config) {
     std::vector<ListenAddress> out;
-    if (config.plaintext_listener) out.push_back({config.mode == Mode::gateway ? "listen-plaintext" : "listen-addr", config.listen_addr});
+    if (config.plaintext_listener)
+        out.push_back({config.mode == Mode::gateway ? "listen-plaintext" : "listen-addr", config.listen_addr});
     if (!config.https_listen_addr.empty()) out.push_back({"https-listen-addr", config.https_listen_addr});
     if (!config.http_listen_addr.empty()) out.push_back({"http-listen-addr", config.http_listen_addr});
     if (!config.pickle_listen_addr.empty()) out.push_back({"pickle-listen-addr", config.pickle_listen_addr});
@@ -112,7 +114,7 @@ std::string check_addresses_and_destinations(const Config& config) {
             for (size_t j = before; j < bound.size(); ++j)
                 if (collide(bound[i], bound[j]))
                     return "--" + bound[i].option + " " + bound[i].address + " and --" + bound[j].option + " " +
-                           bound[j].address + " are the same address; give each its own port";
+                        bound[j].address + " are the same address; give each its own port";
     }
     if (!config.udp_listen_addr.empty()) {
         // UDP ports are their own space: carbon's convention is 2003 for both TCP and UDP lines.
@@ -137,7 +139,7 @@ std::string unresolvable_destination_warning(const std::string& destination) {
     if (!parse_destination_spec(destination, spec, error)) return "";
     const std::string& host = spec.endpoint.host;
     const std::string port = std::to_string(spec.endpoint.port);
-    struct addrinfo hints {};
+    struct addrinfo hints = {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
@@ -148,7 +150,7 @@ std::string unresolvable_destination_warning(const std::string& destination) {
         return "";
     }
     return "destination " + destination + ": host '" + host + "' does not resolve now (" + gai_strerror(rc) +
-           "); its metrics are queued until it does";
+        "); its metrics are queued until it does";
 }
 
 std::vector<std::string> config_warnings(const Config& config) {
@@ -181,8 +183,9 @@ std::vector<std::string> config_warnings(const Config& config) {
         }
     }
     if (!config.hash_route() && config.destinations.empty() && !config.console_out && config.rules.empty())
-        warnings.push_back("broadcast with no destinations: every metric received is discarded and counted as "
-                           "unroutable until one is added (putdest)");
+        warnings.push_back(
+            "broadcast with no destinations: every metric received is discarded and counted as "
+            "unroutable until one is added (putdest)");
     return warnings;
 }
 
@@ -192,7 +195,8 @@ std::string check_state_dir(const Config& config) {
     fs::path dir(config.state_dir);
     if (fs::exists(dir, ec)) {
         if (!fs::is_directory(dir, ec)) return "--state-dir " + config.state_dir + ": not a directory";
-        if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0) return "--state-dir " + config.state_dir + ": " + std::strerror(errno);
+        if (access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
+            return "--state-dir " + config.state_dir + ": " + std::strerror(errno);
         return "";
     }
     // start creates it (and its parents): the nearest existing ancestor must be a writable directory.
@@ -210,7 +214,8 @@ std::string try_binding(const Config& config, std::vector<std::string>& warnings
         UniqueFd fd = net::listen_tcp(listen.address, 1, error);
         if (fd) continue;
         if (error.find(std::strerror(EADDRINUSE)) != std::string::npos) {
-            warnings.push_back("--" + listen.option + " " + listen.address + ": in use now (by the running polymur?); "
+            warnings.push_back("--" + listen.option + " " + listen.address +
+                               ": in use now (by the running polymur?); "
                                "a start would fail until it is free");
             continue;
         }

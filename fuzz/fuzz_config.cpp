@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "fuzz/memory_file.hpp"
 #include "common/config.hpp"
+#include "fuzz/memory_file.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static polymur::fuzz::MemoryFile file("polymur-fuzz-config");

@@ -34,8 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::unique_ptr<RoutingTable> table = RoutingTable::build(config, error);
     if (!table) return 0;
     static RouteResult result;
-    static const char* const names[] = {"", "a", "servers.web01.cpu.user", "foo.A.b.bar", "..", "x;tag=1",
-                                        "\xff\xfe", "sys.load 1 2"};
+    static const char* const names[] = {
+        "", "a", "servers.web01.cpu.user", "foo.A.b.bar", "..", "x;tag=1", "\xff\xfe", "sys.load 1 2"};
     bool up[kMaxRouteDestinations];
     for (size_t i = 0; i < kMaxRouteDestinations; ++i) up[i] = (i % 3) != 1;
     for (const char* name : names) {
@@ -43,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         table->route(name, "", up, result);
         if (result.send_count > RouteResult::kMaxSends || result.name_count > RouteResult::kMaxNames) __builtin_trap();
         for (size_t i = 0; i < result.send_count; ++i)
-            if (result.sends[i].slot >= table->slot_count() || result.sends[i].name >= result.name_count) __builtin_trap();
+            if (result.sends[i].slot >= table->slot_count() || result.sends[i].name >= result.name_count)
+                __builtin_trap();
     }
     return 0;
 }

@@ -51,7 +51,7 @@ GzipBody::Result GzipBody::decode(const std::string_view* chunks, size_t count, 
                 trailer[--need] = static_cast<unsigned char>(chunks[i][k]);
         }
         size_t hint = static_cast<size_t>(trailer[0]) | static_cast<size_t>(trailer[1]) << 8 |
-                      static_cast<size_t>(trailer[2]) << 16 | static_cast<size_t>(trailer[3]) << 24;
+            static_cast<size_t>(trailer[2]) << 16 | static_cast<size_t>(trailer[3]) << 24;
         if (!reserve(std::min(stop, hint + 1))) return Result::no_memory;
     }
     bool in_member = false;  // inside a gzip member (a stream may hold several, as gzip(1) makes them)

@@ -77,10 +77,8 @@ HttpResponseReader::Result HttpResponseReader::header(std::string_view line) {
         chunked_ = list_ends_with(value, "chunked");
         other_coding_ = !chunked_;
     } else if (same_token(name, "Connection")) {
-        if (list_contains(value, "close"))
-            close_after_ = true;
-        else if (list_contains(value, "keep-alive"))
-            close_after_ = false;
+        if (list_contains(value, "close")) close_after_ = true;
+        else if (list_contains(value, "keep-alive")) close_after_ = false;
     }
     return Result::more;
 }
@@ -146,10 +144,8 @@ HttpResponseReader::Result HttpResponseReader::feed(std::string_view data, size_
             case State::headers:
                 header_bytes_ += nl + 1;
                 if (header_bytes_ > kMaxHeaderBytes) return fail("the answer's headers are longer than 64 KiB");
-                if (state_ == State::status_line)
-                    result = status_line(line);
-                else
-                    result = line.empty() ? headers_done() : header(line);
+                if (state_ == State::status_line) result = status_line(line);
+                else result = line.empty() ? headers_done() : header(line);
                 break;
             case State::chunk_size: {
                 uint64_t size = 0;

@@ -1,9 +1,9 @@
 #include "protocol/line.hpp"
 
 #include <charconv>
-#include <limits>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -52,7 +52,7 @@ size_t classify(const unsigned char* p, const unsigned char* end, CharClass& kin
         return 0;  // a stray continuation byte, an overlong lead (C0, C1) or F5-FF
     }
     bool space = cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-                 cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+        cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
     kind = space ? CharClass::space : cp <= 0x9F ? CharClass::control : CharClass::other;  // C1 controls
     return len;
 }
@@ -75,7 +75,9 @@ NumberKind scan_number(std::string_view text, int64_t& magnitude) {
         return true;
     };
     if (p < end && ((*p | 0x20) == 'i' || (*p | 0x20) == 'n'))
-        return word("inf") || word("infinity") ? NumberKind::infinite : word("nan") ? NumberKind::nan : NumberKind::invalid;
+        return word("inf") || word("infinity") ? NumberKind::infinite
+            : word("nan")                      ? NumberKind::nan
+                                               : NumberKind::invalid;
     size_t digits = 0;
     int64_t integer_significant = 0, fraction_zeros = 0;
     bool significant = false;
@@ -83,10 +85,8 @@ NumberKind scan_number(std::string_view text, int64_t& magnitude) {
         if (significant || *p != '0') significant = true, ++integer_significant;
     if (p < end && *p == '.') {
         for (++p; p < end && is_digit(*p); ++p, ++digits)
-            if (!significant && *p == '0')
-                ++fraction_zeros;
-            else
-                significant = true;
+            if (!significant && *p == '0') ++fraction_zeros;
+            else significant = true;
     }
     if (!digits) return NumberKind::invalid;
     magnitude = integer_significant ? integer_significant - 1 : -(fraction_zeros + 1);
@@ -122,10 +122,8 @@ bool carbon_float(std::string_view text, double& out) {
     if (text.front() == '+' || text.front() == '-') text.remove_prefix(1);
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
     if (ptr != text.data() + text.size()) return false;
-    if (ec == std::errc::result_out_of_range)
-        out = magnitude >= 0 ? std::numeric_limits<double>::infinity() : 0.0;
-    else if (ec != std::errc())
-        return false;
+    if (ec == std::errc::result_out_of_range) out = magnitude >= 0 ? std::numeric_limits<double>::infinity() : 0.0;
+    else if (ec != std::errc()) return false;
     if (negative) out = -out;
     return true;
 }
@@ -232,7 +230,8 @@ bool parse_canonical_short(const char* begin, size_t size, ParsedLine& out) {
     const unsigned second = static_cast<unsigned>(__builtin_ctzll(rest));
     const bool name_outside = outside & ((uint64_t(1) << first) - 1);
     const uint64_t stamp = (size == 64 ? ~uint64_t(0) : (uint64_t(1) << size) - 1) & ~((uint64_t(2) << second) - 1);
-    return canonical_fields(begin, begin + first, begin + second, begin + size, name_outside, (digits & stamp) == stamp, out);
+    return canonical_fields(begin, begin + first, begin + second, begin + size, name_outside, (digits & stamp) == stamp,
+                            out);
 }
 #endif
 
@@ -309,8 +308,8 @@ LineError parse_fields(std::string_view line, ParsedLine& out) {
     const char* name_end = fields[0].data() + fields[0].size();
     const char* value_end = fields[1].data() + fields[1].size();
     out.canonical = !now && fields[0].data() == line.data() && *name_end == ' ' && fields[1].data() == name_end + 1 &&
-                    *value_end == ' ' && fields[2].data() == value_end + 1 &&
-                    fields[2].data() + fields[2].size() == line.data() + line.size();
+        *value_end == ' ' && fields[2].data() == value_end + 1 &&
+        fields[2].data() + fields[2].size() == line.data() + line.size();
     return LineError::none;
 }
 

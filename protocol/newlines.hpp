@@ -27,7 +27,8 @@ void for_each_newline(const char* data, size_t size, Visit&& visit) {
         for (; mask; mask &= mask - 1) visit(base + static_cast<size_t>(__builtin_ctzll(mask)));
     }
 #endif
-    for (const char* p = data + base; (p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(data + size - p)))); ++p)
+    for (const char* p = data + base;
+         (p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(data + size - p)))); ++p)
         visit(static_cast<size_t>(p - data));
 }
 

@@ -1,8 +1,8 @@
 #include "protocol/pickle.hpp"
 
 #include <charconv>
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 namespace polymur::protocol {
@@ -10,16 +10,62 @@ namespace {
 
 // The opcodes, as Python's Lib/pickle.py names them.
 enum : uint8_t {
-    MARK = '(', STOP = '.', INT = 'I', BININT = 'J', BININT1 = 'K', BININT2 = 'M', LONG = 'L', NONE = 'N',
-    STRING = 'S', BINSTRING = 'T', SHORT_BINSTRING = 'U', UNICODE = 'V', BINUNICODE = 'X', APPEND = 'a',
-    APPENDS = 'e', GET = 'g', BINGET = 'h', LONG_BINGET = 'j', LIST = 'l', EMPTY_LIST = ']', PUT = 'p',
-    BINPUT = 'q', LONG_BINPUT = 'r', TUPLE = 't', EMPTY_TUPLE = ')', FLOAT = 'F', BINFLOAT = 'G',
-    BINBYTES = 'B', SHORT_BINBYTES = 'C',
-    PROTO = 0x80, TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87, NEWTRUE = 0x88, NEWFALSE = 0x89, LONG1 = 0x8a,
-    LONG4 = 0x8b, SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d, BINBYTES8 = 0x8e, MEMOIZE = 0x94, FRAME = 0x95,
+    MARK = '(',
+    STOP = '.',
+    INT = 'I',
+    BININT = 'J',
+    BININT1 = 'K',
+    BININT2 = 'M',
+    LONG = 'L',
+    NONE = 'N',
+    STRING = 'S',
+    BINSTRING = 'T',
+    SHORT_BINSTRING = 'U',
+    UNICODE = 'V',
+    BINUNICODE = 'X',
+    APPEND = 'a',
+    APPENDS = 'e',
+    GET = 'g',
+    BINGET = 'h',
+    LONG_BINGET = 'j',
+    LIST = 'l',
+    EMPTY_LIST = ']',
+    PUT = 'p',
+    BINPUT = 'q',
+    LONG_BINPUT = 'r',
+    TUPLE = 't',
+    EMPTY_TUPLE = ')',
+    FLOAT = 'F',
+    BINFLOAT = 'G',
+    BINBYTES = 'B',
+    SHORT_BINBYTES = 'C',
+    PROTO = 0x80,
+    TUPLE1 = 0x85,
+    TUPLE2 = 0x86,
+    TUPLE3 = 0x87,
+    NEWTRUE = 0x88,
+    NEWFALSE = 0x89,
+    LONG1 = 0x8a,
+    LONG4 = 0x8b,
+    SHORT_BINUNICODE = 0x8c,
+    BINUNICODE8 = 0x8d,
+    BINBYTES8 = 0x8e,
+    MEMOIZE = 0x94,
+    FRAME = 0x95,
     // Opcodes that import, call or build objects: never.
-    GLOBAL = 'c', STACK_GLOBAL = 0x93, REDUCE = 'R', BUILD = 'b', INST = 'i', OBJ = 'o', NEWOBJ = 0x81,
-    NEWOBJ_EX = 0x92, EXT1 = 0x82, EXT2 = 0x83, EXT4 = 0x84, PERSID = 'P', BINPERSID = 'Q',
+    GLOBAL = 'c',
+    STACK_GLOBAL = 0x93,
+    REDUCE = 'R',
+    BUILD = 'b',
+    INST = 'i',
+    OBJ = 'o',
+    NEWOBJ = 0x81,
+    NEWOBJ_EX = 0x92,
+    EXT1 = 0x82,
+    EXT2 = 0x83,
+    EXT4 = 0x84,
+    PERSID = 'P',
+    BINPERSID = 'Q',
 };
 
 uint64_t little_endian(const char* p, size_t n) {
@@ -104,7 +150,9 @@ bool decode_quoted_string(std::string_view s, std::string& out) {
         char e = s[k];
         switch (e) {
             case '\n': break;  // line continuation
-            case '\\': case '\'': case '"': out += e; break;
+            case '\\':
+            case '\'':
+            case '"': out += e; break;
             case 'a': out += '\a'; break;
             case 'b': out += '\b'; break;
             case 'f': out += '\f'; break;
@@ -301,7 +349,9 @@ PickleError PickleReader::decode(std::string_view p) {
                 stack_.push_back(make_tuple(from));
                 break;
             }
-            case TUPLE1: case TUPLE2: case TUPLE3: {
+            case TUPLE1:
+            case TUPLE2:
+            case TUPLE3: {
                 size_t n = op - TUPLE1 + 1u;
                 if (stack_.size() < floor() + n) return fail(PickleError::bad_structure);
                 stack_.push_back(make_tuple(stack_.size() - n));
@@ -319,7 +369,8 @@ PickleError PickleReader::decode(std::string_view p) {
                 if (marks_.empty()) return fail(PickleError::bad_structure);
                 size_t from = marks_.back();
                 marks_.pop_back();
-                if (from == 0 || from - 1 < floor() || stack_[from - 1].kind != Kind::list) return fail(PickleError::bad_structure);
+                if (from == 0 || from - 1 < floor() || stack_[from - 1].kind != Kind::list)
+                    return fail(PickleError::bad_structure);
                 uint32_t list = stack_[from - 1].a;
                 for (size_t k = from; k < stack_.size(); ++k) append_to_list(list, stack_[k]);
                 stack_.resize(from);
@@ -333,7 +384,8 @@ PickleError PickleReader::decode(std::string_view p) {
                     return fail(PickleError::bad_argument);
                 break;
             }
-            case BINPUT: case LONG_BINPUT: {
+            case BINPUT:
+            case LONG_BINPUT: {
                 size_t n = op == BINPUT ? 1 : 4;
                 if (left < n) return fail(PickleError::truncated);
                 uint64_t index = little_endian(p.data() + pos, n);
@@ -344,12 +396,15 @@ PickleError PickleReader::decode(std::string_view p) {
             case MEMOIZE:
                 if (!set_memo(memo_count)) return fail(PickleError::bad_argument);
                 break;
-            case GET: case BINGET: case LONG_BINGET: {
+            case GET:
+            case BINGET:
+            case LONG_BINGET: {
                 uint64_t index = 0;
                 if (op == GET) {
                     if (!read_line()) return fail(PickleError::truncated);
                     auto r = std::from_chars(line.data(), line.data() + line.size(), index);
-                    if (r.ec != std::errc() || r.ptr != line.data() + line.size()) return fail(PickleError::bad_argument);
+                    if (r.ec != std::errc() || r.ptr != line.data() + line.size())
+                        return fail(PickleError::bad_argument);
                 } else {
                     size_t n = op == BINGET ? 1 : 4;
                     if (left < n) return fail(PickleError::truncated);
@@ -360,7 +415,8 @@ PickleError PickleReader::decode(std::string_view p) {
                 stack_.push_back(memo_[index]);
                 break;
             }
-            case INT: case LONG: {
+            case INT:
+            case LONG: {
                 if (!read_line()) return fail(PickleError::truncated);
                 if (op == LONG && !line.empty() && line.back() == 'L') line.remove_suffix(1);
                 if (op == INT && (line == "00" || line == "01")) {  // protocol 0's False and True
@@ -376,7 +432,9 @@ PickleError PickleReader::decode(std::string_view p) {
                 stack_.push_back(v);
                 break;
             }
-            case BININT: case BININT1: case BININT2: {
+            case BININT:
+            case BININT1:
+            case BININT2: {
                 size_t n = op == BININT ? 4 : op == BININT1 ? 1 : 2;
                 if (left < n) return fail(PickleError::truncated);
                 Value v;
@@ -387,7 +445,8 @@ PickleError PickleReader::decode(std::string_view p) {
                 stack_.push_back(v);
                 break;
             }
-            case LONG1: case LONG4: {
+            case LONG1:
+            case LONG4: {
                 std::string_view bytes;
                 if (op == LONG4 && left >= 4 && static_cast<int32_t>(little_endian(p.data() + pos, 4)) < 0)
                     return fail(PickleError::bad_argument);
@@ -423,7 +482,8 @@ PickleError PickleReader::decode(std::string_view p) {
                 stack_.push_back(v);
                 break;
             }
-            case STRING: case UNICODE: {
+            case STRING:
+            case UNICODE: {
                 if (!read_line()) return fail(PickleError::truncated);
                 size_t start = text_.size();
                 bool ok = op == STRING ? decode_quoted_string(line, text_) : decode_raw_unicode_escape(line, text_);
@@ -432,31 +492,47 @@ PickleError PickleReader::decode(std::string_view p) {
                 break;
             }
             case BINSTRING:
-                if (left >= 4 && static_cast<int32_t>(little_endian(p.data() + pos, 4)) < 0) return fail(PickleError::bad_argument);
+                if (left >= 4 && static_cast<int32_t>(little_endian(p.data() + pos, 4)) < 0)
+                    return fail(PickleError::bad_argument);
                 [[fallthrough]];
-            case SHORT_BINSTRING: case BINUNICODE: case SHORT_BINUNICODE: case BINUNICODE8: case SHORT_BINBYTES:
-            case BINBYTES: case BINBYTES8: {
+            case SHORT_BINSTRING:
+            case BINUNICODE:
+            case SHORT_BINUNICODE:
+            case BINUNICODE8:
+            case SHORT_BINBYTES:
+            case BINBYTES:
+            case BINBYTES8: {
                 size_t n = (op == SHORT_BINSTRING || op == SHORT_BINUNICODE || op == SHORT_BINBYTES) ? 1
-                           : (op == BINUNICODE8 || op == BINBYTES8)                                 ? 8
-                                                                                                    : 4;
+                    : (op == BINUNICODE8 || op == BINBYTES8)                                         ? 8
+                                                                                                     : 4;
                 std::string_view bytes;
                 if (!read_counted(n, bytes)) return fail(PickleError::truncated);
                 stack_.push_back(text_value(static_cast<uint32_t>(bytes.data() - p.data()), bytes.size(), false));
                 break;
             }
             case NONE: stack_.push_back(Value {}); break;
-            case NEWTRUE: case NEWFALSE: {
+            case NEWTRUE:
+            case NEWFALSE: {
                 Value v;
                 v.kind = Kind::boolean;
                 v.i = op == NEWTRUE;
                 stack_.push_back(v);
                 break;
             }
-            case GLOBAL: case STACK_GLOBAL: case REDUCE: case BUILD: case INST: case OBJ: case NEWOBJ: case NEWOBJ_EX:
-            case EXT1: case EXT2: case EXT4: case PERSID: case BINPERSID:
-                return fail(PickleError::forbidden_opcode);
-            default:
-                return fail(PickleError::unknown_opcode);
+            case GLOBAL:
+            case STACK_GLOBAL:
+            case REDUCE:
+            case BUILD:
+            case INST:
+            case OBJ:
+            case NEWOBJ:
+            case NEWOBJ_EX:
+            case EXT1:
+            case EXT2:
+            case EXT4:
+            case PERSID:
+            case BINPERSID: return fail(PickleError::forbidden_opcode);
+            default: return fail(PickleError::unknown_opcode);
         }
     }
 }
@@ -478,7 +554,8 @@ bool PickleReader::item(const Value& seq, uint32_t index, uint32_t expected_size
 
 bool PickleReader::number_text(const Value& v, char* buf, std::string_view& out) const {
     switch (v.kind) {
-        case Kind::integer: case Kind::boolean: {
+        case Kind::integer:
+        case Kind::boolean: {
             auto r = std::to_chars(buf, buf + 32, v.i);
             out = std::string_view(buf, static_cast<size_t>(r.ptr - buf));
             return true;
@@ -488,7 +565,8 @@ bool PickleReader::number_text(const Value& v, char* buf, std::string_view& out)
             out = std::string_view(buf, n);
             return n != 0;
         }
-        case Kind::numeral: case Kind::text:  // carbon's float() takes str and bytes of a number
+        case Kind::numeral:
+        case Kind::text:  // carbon's float() takes str and bytes of a number
             out = text_of(v);
             return true;
         default: return false;

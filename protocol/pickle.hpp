@@ -21,13 +21,13 @@ inline constexpr uint32_t kPickleMaxFrame = 1u << 20;
 
 enum class PickleError {
     none,
-    empty,               // a frame of length 0
-    truncated,           // the pickle ends before STOP or inside an opcode's argument
-    forbidden_opcode,    // an opcode that imports or calls (GLOBAL, REDUCE, ...)
-    unknown_opcode,      // an opcode this reader does not implement
-    bad_argument,        // a malformed argument (INT that is not a number, bad quoting, bad memo index)
-    bad_structure,       // stack or mark misuse, or the result is not a list
-    trailing_bytes,      // bytes after STOP
+    empty,             // a frame of length 0
+    truncated,         // the pickle ends before STOP or inside an opcode's argument
+    forbidden_opcode,  // an opcode that imports or calls (GLOBAL, REDUCE, ...)
+    unknown_opcode,    // an opcode this reader does not implement
+    bad_argument,      // a malformed argument (INT that is not a number, bad quoting, bad memo index)
+    bad_structure,     // stack or mark misuse, or the result is not a list
+    trailing_bytes,    // bytes after STOP
 };
 
 const char* describe(PickleError error);

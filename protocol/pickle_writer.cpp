@@ -37,8 +37,8 @@ void PickleFrameWriter::add(std::string_view name, double timestamp, double valu
     if (open_ && out_.size() - frame_start_ - 4 + metric_bytes(name.size()) + 2 > max_payload_) finish();
     if (!open_) open_frame();
     const uint32_t size = static_cast<uint32_t>(name.size());
-    const char head[] = {kBinUnicode, static_cast<char>(size), static_cast<char>(size >> 8), static_cast<char>(size >> 16),
-                         static_cast<char>(size >> 24)};  // little-endian
+    const char head[] = {kBinUnicode, static_cast<char>(size), static_cast<char>(size >> 8),
+                         static_cast<char>(size >> 16), static_cast<char>(size >> 24)};  // little-endian
     out_.append(head, sizeof head);
     out_.append(name);
     put_double(timestamp);

@@ -19,7 +19,9 @@ public:
 
     // Bytes one metric takes in a frame; a name for which this exceeds what a frame holds fits no frame.
     static constexpr size_t metric_bytes(size_t name_size) { return name_size + 25; }
-    bool fits_a_frame(std::string_view name) const { return kFrameOverhead + metric_bytes(name.size()) <= max_payload_; }
+    bool fits_a_frame(std::string_view name) const {
+        return kFrameOverhead + metric_bytes(name.size()) <= max_payload_;
+    }
 
     // Adds a metric to the open frame, ending it and opening the next when it is full. The name
     // must fit a frame (fits_a_frame) and be valid UTF-8 (carbon decodes it as such).

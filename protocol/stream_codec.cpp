@@ -11,7 +11,7 @@ namespace {
 
 constexpr unsigned char kGzipMagic[] = {0x1f, 0x8b};
 constexpr unsigned char kLz4Magic[] = {0x04, 0x22, 0x4d, 0x18};  // 0x184D2204, little-endian
-constexpr size_t kEncodeChunk = 64 * 1024;                        // input per compressor call: bounds each reserve
+constexpr size_t kEncodeChunk = 64 * 1024;                       // input per compressor call: bounds each reserve
 
 bool starts_with(std::string_view bytes, const unsigned char* magic, size_t size) {
     return bytes.size() >= size && std::memcmp(bytes.data(), magic, size) == 0;
@@ -52,7 +52,8 @@ Sniffed sniff_compression(std::string_view first) {
     if (first.empty()) return Sniffed::need_more;
     if (starts_with(first, kGzipMagic, sizeof kGzipMagic)) return Sniffed::gzip;
     if (starts_with(first, kLz4Magic, sizeof kLz4Magic)) return Sniffed::lz4;
-    if (prefix_of(first, kGzipMagic, sizeof kGzipMagic) || prefix_of(first, kLz4Magic, sizeof kLz4Magic)) return Sniffed::need_more;
+    if (prefix_of(first, kGzipMagic, sizeof kGzipMagic) || prefix_of(first, kLz4Magic, sizeof kLz4Magic))
+        return Sniffed::need_more;
     return Sniffed::plain;
 }
 
@@ -70,7 +71,7 @@ struct StreamDecoder::State {
 };
 
 StreamDecoder::StreamDecoder(Compression compression, size_t max_lz4_block)
-    : compression_(compression), max_lz4_block_(max_lz4_block), state_(std::make_unique<State>()) {
+        : compression_(compression), max_lz4_block_(max_lz4_block), state_(std::make_unique<State>()) {
     if (compression_ == Compression::gzip) {
         // 16 + 15: a gzip wrapper (not zlib's, not raw deflate), a window of up to 32 KiB.
         if (inflateInit2(&state_->z, 16 + MAX_WBITS) != Z_OK) fail("cannot initialise zlib");
@@ -137,7 +138,8 @@ bool StreamDecoder::decode_lz4(std::string_view in, char* out, size_t cap, size_
         if (at_boundary_) {
             // A new frame: its header says how large its blocks are, which is what decoding it holds in
             // memory. Skippable frames (0x184D2A5x) have no blocks; liblz4 passes over them.
-            if (prefix_of(rest, kLz4Magic, sizeof kLz4Magic) || (starts_with(rest, kLz4Magic, 4) && rest.size() < 6)) break;
+            if (prefix_of(rest, kLz4Magic, sizeof kLz4Magic) || (starts_with(rest, kLz4Magic, 4) && rest.size() < 6))
+                break;
             if (starts_with(rest, kLz4Magic, 4)) {
                 const unsigned block_id = (static_cast<unsigned char>(rest[5]) >> 4) & 7;
                 const size_t block = block_id >= 4 ? size_t(1) << (8 + 2 * block_id) : 0;
@@ -147,7 +149,7 @@ bool StreamDecoder::decode_lz4(std::string_view in, char* out, size_t cap, size_
                                 std::to_string(max_lz4_block_ >> 10) + " KiB");
             } else if (rest.size() >= 4) {
                 uint32_t magic = static_cast<unsigned char>(rest[0]) | static_cast<unsigned char>(rest[1]) << 8 |
-                                 static_cast<unsigned char>(rest[2]) << 16 | uint32_t(static_cast<unsigned char>(rest[3])) << 24;
+                    static_cast<unsigned char>(rest[2]) << 16 | uint32_t(static_cast<unsigned char>(rest[3])) << 24;
                 if ((magic & 0xfffffff0u) != 0x184d2a50u) return fail("not an lz4 frame (expected 04 22 4d 18)");
             } else {
                 break;  // too few bytes to tell
@@ -183,7 +185,7 @@ struct StreamEncoder::State {
 };
 
 StreamEncoder::StreamEncoder(Compression compression, int level)
-    : compression_(compression), level_(level), state_(std::make_unique<State>()) {
+        : compression_(compression), level_(level), state_(std::make_unique<State>()) {
     if (compression_ == Compression::lz4) {
         if (LZ4F_isError(LZ4F_createCompressionContext(&state_->lz4, LZ4F_VERSION))) fail("cannot initialise lz4");
         // 64 KiB blocks: what a decoder must hold is small, and a flush seldom waits for a full block.

@@ -9,7 +9,7 @@ namespace {
 // carbon's TaggedSeries.validateTagAndValue (tag and value are never empty here).
 bool valid_tag_and_value(std::string_view tag, std::string_view value) {
     return tag.find_first_of(";!^=") == std::string_view::npos && value.find(';') == std::string_view::npos &&
-           value.front() != '~';
+        value.front() != '~';
 }
 
 // One `tag="value"` of the OpenMetrics form at the front of `rest`, and the separator after it
@@ -90,8 +90,8 @@ std::string_view TagNormalizer::finish(std::string_view metric) {
 }
 
 std::string_view TagNormalizer::normalize(std::string_view name) {
-    const bool openmetrics = name.size() >= 2 && name.substr(name.size() - 2) == "\"}" &&
-                             name.find('{') != std::string_view::npos;
+    const bool openmetrics =
+        name.size() >= 2 && name.substr(name.size() - 2) == "\"}" && name.find('{') != std::string_view::npos;
     if (!openmetrics && name.find(';') == std::string_view::npos && (name.empty() || name.front() != '~'))
         return name;  // untagged: carbon's path is the name itself
     scratch_.clear();

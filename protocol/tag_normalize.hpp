@@ -26,10 +26,10 @@ public:
 
 private:
     struct Tag {
-        uint32_t offset;     // in scratch_: "tag=value"
-        uint32_t tag_size;   // bytes before the '='
-        uint32_t size;       // of "tag=value"
-        uint32_t order;      // position in the name: a repeated tag keeps the last
+        uint32_t offset;    // in scratch_: "tag=value"
+        uint32_t tag_size;  // bytes before the '='
+        uint32_t size;      // of "tag=value"
+        uint32_t order;     // position in the name: a repeated tag keeps the last
     };
     bool add_tag(std::string_view tag, std::string_view value, bool unescape);
     std::string_view finish(std::string_view metric);

@@ -7,9 +7,7 @@ namespace polymur::route {
 namespace {
 
 // The ASCII characters Python's str.strip() and int() treat as whitespace (\x1c-\x1f included).
-bool is_python_space(char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f');
-}
+bool is_python_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); }
 
 std::string_view strip(std::string_view s) {
     while (!s.empty() && is_python_space(s.front())) s.remove_prefix(1);
@@ -65,8 +63,8 @@ bool parse_destination(std::string_view text, Destination& out, std::string& err
             tls = true;
         } else {
             error = "invalid destination " + quoted + ": unknown scheme '" + net::printable(scheme, 32) +
-                    "://' (expected host:port[:instance], pickle://host:port[:instance], tls://host:port[:instance] or "
-                    "https://host:port)";
+                "://' (expected host:port[:instance], pickle://host:port[:instance], tls://host:port[:instance] or "
+                "https://host:port)";
             return false;
         }
         s.remove_prefix(scheme_end + 3);

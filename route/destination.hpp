@@ -15,10 +15,10 @@ namespace polymur::route {
 enum class Framing : uint8_t { line, pickle };
 
 struct Destination {
-    std::string text;                     // exactly as the operator wrote it (trimmed), scheme included
+    std::string text;  // exactly as the operator wrote it (trimmed), scheme included
     Framing framing = Framing::line;
     bool tls = false;
-    std::string host;                     // without brackets for IPv6
+    std::string host;  // without brackets for IPv6
     uint16_t port = 0;
     std::optional<std::string> instance;  // nullopt = carbon's None; "" is a real (empty) instance
 

@@ -53,11 +53,11 @@ namespace {
 // unassigned ones (category Cn): that set changes with every Unicode version, so no two Python
 // releases agree on it anyway. Host and instance names outside ASCII are rare to begin with.
 constexpr std::pair<uint32_t, uint32_t> kNonPrintable[] = {
-    {0x80, 0xA0},       {0xAD, 0xAD},       {0x600, 0x605},     {0x61C, 0x61C},     {0x6DD, 0x6DD},
-    {0x70F, 0x70F},     {0x890, 0x891},     {0x8E2, 0x8E2},     {0x1680, 0x1680},   {0x180E, 0x180E},
-    {0x2000, 0x200F},   {0x2028, 0x202F},   {0x205F, 0x2064},   {0x2066, 0x206F},   {0x3000, 0x3000},
-    {0xD800, 0xF8FF},   {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
-    {0x13430, 0x13438}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F},
+    {0x80, 0xA0},       {0xAD, 0xAD},         {0x600, 0x605},     {0x61C, 0x61C},     {0x6DD, 0x6DD},
+    {0x70F, 0x70F},     {0x890, 0x891},       {0x8E2, 0x8E2},     {0x1680, 0x1680},   {0x180E, 0x180E},
+    {0x2000, 0x200F},   {0x2028, 0x202F},     {0x205F, 0x2064},   {0x2066, 0x206F},   {0x3000, 0x3000},
+    {0xD800, 0xF8FF},   {0xFEFF, 0xFEFF},     {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
+    {0x13430, 0x13438}, {0x1BCA0, 0x1BCA3},   {0x1D173, 0x1D17A}, {0xE0001, 0xE0001}, {0xE0020, 0xE007F},
     {0xF0000, 0xFFFFD}, {0x100000, 0x10FFFD},
 };
 
@@ -405,8 +405,7 @@ public:
     size_t lookup(std::string_view metric, size_t replication, bool diverse, uint16_t* out) const override {
         replication = std::min(replication, kMaxReplication);
         if (replication == 0 || positions_.empty()) return 0;
-        const uint32_t position =
-            type_ == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position(metric);
+        const uint32_t position = type_ == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position(metric);
         const size_t ring_len = positions_.size();
         // bisect_left(ring, (position, ())): () sorts before any node, and positions are unique.
         size_t index = std::lower_bound(positions_.begin(), positions_.end(), position) - positions_.begin();
@@ -455,7 +454,6 @@ private:
     std::vector<uint16_t> nodes_;      // destination index of each ring entry
     std::vector<uint16_t> server_of_;  // per destination: index of the first destination on its host
 };
-
 
 // ---------------------------------------------------------------------------------------------
 // carbon_ch / fnv1a_ch as carbon-c-relay 3.7.3 places them (learned by running `carbon-c-relay
@@ -524,8 +522,8 @@ public:
                   uint16_t* out) const override {
         replication = std::min({replication, kMaxReplication, members_});
         if (replication == 0 || positions_.empty()) return 0;
-        const uint32_t position = type_ == HashType::carbon_ch ? carbon_ch_position(metric)
-                                                               : fnv1a_ch_position_signed_chars(metric);
+        const uint32_t position =
+            type_ == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position_signed_chars(metric);
         const size_t ring_len = positions_.size();
         size_t index = std::lower_bound(positions_.begin(), positions_.end(), position) - positions_.begin();
         uint64_t seen[kMaxRouteDestinations / 64];
@@ -587,8 +585,8 @@ void merge_sort_for_jump(std::vector<uint16_t>& order, size_t begin, size_t end,
     std::vector<uint16_t> merged;
     size_t left = begin, right = middle;
     while (left < middle && right < end) {
-        const bool take_left = compare_for_jump(destinations[order[left]], order[left], destinations[order[right]],
-                                                order[right]) <= 0;
+        const bool take_left =
+            compare_for_jump(destinations[order[left]], order[left], destinations[order[right]], order[right]) <= 0;
         merged.push_back(order[take_left ? left++ : right++]);
     }
     merged.insert(merged.end(), order.begin() + left, order.begin() + middle);
@@ -653,7 +651,7 @@ std::unique_ptr<HashRing> HashRing::build(HashType type, const std::vector<Desti
     }
     if (destinations.size() > kMaxRouteDestinations) {
         error = "too many destinations (" + std::to_string(destinations.size()) + "; at most " +
-                std::to_string(kMaxRouteDestinations) + ")";
+            std::to_string(kMaxRouteDestinations) + ")";
         return nullptr;
     }
     // carbon keys its ring on (server, instance) and refuses a second destination with the same
@@ -670,10 +668,10 @@ std::unique_ptr<HashRing> HashRing::build(HashType type, const std::vector<Desti
         if (!inserted) {
             const Destination& other = destinations[it->second];
             error = "destinations '" + other.text + "' and '" + dest.text + "' are the same " +
-                    (jump ? "server (" + dest.address() + ")"
-                          : "ring node (" + python_repr(dest.host) + ", " +
-                                 (dest.instance ? python_repr(*dest.instance) : "None") + ")") +
-                    "; give them distinct " + (jump ? "addresses" : "instances");
+                (jump ? "server (" + dest.address() + ")"
+                      : "ring node (" + python_repr(dest.host) + ", " +
+                         (dest.instance ? python_repr(*dest.instance) : "None") + ")") +
+                "; give them distinct " + (jump ? "addresses" : "instances");
             return nullptr;
         }
     }

@@ -73,18 +73,18 @@ int run_lookup(int argc, char** argv) {
         "       polymur lookup --rules FILE < names\n"
         "Prints name<TAB>destination[|destination...] for every metric name (or plaintext line) on stdin.\n"
         "Options");
-    options.add_options()
-        ("help", "show this help")
-        ("distribution", po::value(&distribution)->default_value("hash-route"), "hash-route or broadcast")
-        ("hash-type", po::value(&hash_type_text)->default_value("carbon_ch"), "carbon_ch, fnv1a_ch or jump_fnv1a_ch")
-        ("hash-compat", po::value(&hash_compat_text)->default_value("graphite"),
-         "graphite or carbon-c-relay: whose placement carbon_ch and fnv1a_ch follow")
-        ("destinations", po::value(&destinations_text), "comma-separated host:port[:instance] or [v6]:port[:instance]")
-        ("rules", po::value(&rules_file), "a carbon-c-relay rules file, as the relay's --rules: every copy's destination "
-         "(the rewritten name is not shown; 'polymur test -f FILE' traces the rules)")
-        ("replication-factor", po::value(&replication)->default_value(1), "copies per metric (REPLICATION_FACTOR)")
-        ("diverse-replicas", po::value(&diverse)->default_value(true, "true"),
-         "true/false: replicas on distinct hosts (DIVERSE_REPLICAS); not used by jump_fnv1a_ch");
+    options.add_options()("help", "show this help")(
+        "distribution", po::value(&distribution)->default_value("hash-route"), "hash-route or broadcast")(
+        "hash-type", po::value(&hash_type_text)->default_value("carbon_ch"), "carbon_ch, fnv1a_ch or jump_fnv1a_ch")(
+        "hash-compat", po::value(&hash_compat_text)->default_value("graphite"),
+        "graphite or carbon-c-relay: whose placement carbon_ch and fnv1a_ch follow")(
+        "destinations", po::value(&destinations_text), "comma-separated host:port[:instance] or [v6]:port[:instance]")(
+        "rules", po::value(&rules_file),
+        "a carbon-c-relay rules file, as the relay's --rules: every copy's destination "
+        "(the rewritten name is not shown; 'polymur test -f FILE' traces the rules)")(
+        "replication-factor", po::value(&replication)->default_value(1), "copies per metric (REPLICATION_FACTOR)")(
+        "diverse-replicas", po::value(&diverse)->default_value(true, "true"),
+        "true/false: replicas on distinct hosts (DIVERSE_REPLICAS); not used by jump_fnv1a_ch");
 
     if (write_man_options_if_asked(argc, argv, options, std::cout)) return 0;
     po::variables_map vm;
@@ -136,8 +136,8 @@ int run_lookup(int argc, char** argv) {
     if (!table) {
         // The relay's implicit table: one cluster over the destinations and `match *`.
         std::string error;
-        table = RoutingTable::build_implicit(broadcast, hash_type, destinations, static_cast<size_t>(replication), diverse,
-                                             error, hash_compat);
+        table = RoutingTable::build_implicit(broadcast, hash_type, destinations, static_cast<size_t>(replication),
+                                             diverse, error, hash_compat);
         if (!table) return fail(error);
         table->keep_ring_repeats();
     }

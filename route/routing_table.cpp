@@ -63,11 +63,14 @@ public:
     bool matches(std::string_view name) const {
         switch (kind_) {
             case Kind::all: return true;
-            case Kind::prefix: return name.size() >= literal_.size() && std::memcmp(name.data(), literal_.data(), literal_.size()) == 0;
+            case Kind::prefix:
+                return name.size() >= literal_.size() &&
+                    std::memcmp(name.data(), literal_.data(), literal_.size()) == 0;
             case Kind::contains: return literal_.empty() || name.find(literal_) != std::string_view::npos;
             case Kind::regex:
                 if (!passes_prefilter(name)) return false;
-                return regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, nullptr, 0);
+                return regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED,
+                                     nullptr, 0);
         }
         return false;
     }
@@ -84,7 +87,8 @@ public:
         if (!passes_prefilter(name)) return false;
         re2::StringPiece pieces[kMaxGroups];
         int n = std::min<int>(int(kMaxGroups), regex_->NumberOfCapturingGroups() + 1);
-        if (!regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, pieces, n)) return false;
+        if (!regex_->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), RE2::UNANCHORED, pieces, n))
+            return false;
         for (int i = 0; i < n; ++i)
             groups[i] = pieces[i].data() ? std::string_view(pieces[i].data(), pieces[i].size()) : std::string_view();
         count = size_t(n);
@@ -203,7 +207,7 @@ bool posix_ere_to_re2(std::string_view ere, std::string& out, std::string& error
                 }
                 if (b == '[' && j + 1 < ere.size() && (ere[j + 1] == ':' || ere[j + 1] == '.' || ere[j + 1] == '=')) {
                     char kind = ere[j + 1];
-                    size_t end = ere.find(std::string{kind, ']'}, j + 2);
+                    size_t end = ere.find(std::string {kind, ']'}, j + 2);
                     if (end == std::string_view::npos) break;
                     out.append(ere.substr(j, end + 2 - j));
                     j = end + 2;
@@ -227,17 +231,19 @@ bool posix_ere_to_re2(std::string_view ere, std::string& out, std::string& error
             char next = ere[++i];
             if (next >= '1' && next <= '9') {
                 error = "regular expression '" + std::string(ere) +
-                        "': back-references inside a pattern are not supported by polymur (RE2)";
+                    "': back-references inside a pattern are not supported by polymur (RE2)";
                 return false;
             }
             if (next == '<' || next == '>' || next == '`' || next == '\'') {
-                error = "regular expression '" + std::string(ere) + "': \\" + next + " is not supported by polymur (RE2)";
+                error =
+                    "regular expression '" + std::string(ere) + "': \\" + next + " is not supported by polymur (RE2)";
                 return false;
             }
             if (std::strchr("wWsSbB", next)) {
                 out.push_back('\\');
                 out.push_back(next);
-            } else if ((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9') || next == '_') {
+            } else if ((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') || (next >= '0' && next <= '9') ||
+                       next == '_') {
                 out.push_back(next);  // glibc: an escaped ordinary character is that character
             } else {
                 out.push_back('\\');
@@ -270,7 +276,8 @@ bool expand_replacement(std::string_view replacement, const std::string_view* gr
         while (i < replacement.size() && replacement[i] == '\\') ++i;
         int change_case = 0;
         bool dots = false;
-        if (i < replacement.size() && (replacement[i] == '_' || replacement[i] == '^')) change_case = replacement[i++] == '_' ? -1 : 1;
+        if (i < replacement.size() && (replacement[i] == '_' || replacement[i] == '^'))
+            change_case = replacement[i++] == '_' ? -1 : 1;
         while (i < replacement.size() && replacement[i] == '.') {
             dots = true;
             ++i;
@@ -304,7 +311,7 @@ public:
     rules::ClusterType type = rules::ClusterType::forward;
     size_t replication = 1;
     bool dynamic = false;
-    bool diverse = false;  // Graphite's DIVERSE_REPLICAS (implicit cluster only; carbon-c-relay has none)
+    bool diverse = false;       // Graphite's DIVERSE_REPLICAS (implicit cluster only; carbon-c-relay has none)
     bool keep_repeats = false;  // report a node the ring names twice twice (polymur lookup shows carbon's answer)
     std::vector<uint16_t> member_slots;  // in file order
     std::unique_ptr<HashRing> ring;      // hash clusters; indices into member_slots
@@ -430,7 +437,8 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
         for (const rules::Member& member : source.members) {
             size_t slot = table->slot_for(member.address(), member.instance);
             if (slot >= kMaxRouteDestinations) {
-                error = where_text(member.where) + "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
+                error =
+                    where_text(member.where) + "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
                 return nullptr;
             }
             cluster->member_slots.push_back(uint16_t(slot));
@@ -443,9 +451,9 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
         }
         if (source.type == rules::ClusterType::carbon_ch || source.type == rules::ClusterType::fnv1a_ch ||
             source.type == rules::ClusterType::jump_fnv1a_ch) {
-            HashType hash = source.type == rules::ClusterType::carbon_ch  ? HashType::carbon_ch
-                            : source.type == rules::ClusterType::fnv1a_ch ? HashType::fnv1a_ch
-                                                                          : HashType::jump_fnv1a_ch;
+            HashType hash = source.type == rules::ClusterType::carbon_ch ? HashType::carbon_ch
+                : source.type == rules::ClusterType::fnv1a_ch            ? HashType::fnv1a_ch
+                                                                         : HashType::jump_fnv1a_ch;
             std::string ring_error;
             // carbon-c-relay's own placement: what its users' files mean.
             cluster->ring = HashRing::build(hash, ring_members, ring_error, HashCompat::carbon_c_relay);
@@ -529,10 +537,10 @@ std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashT
     std::unique_ptr<RoutingTable> table(new RoutingTable());
     auto cluster = std::make_unique<CompiledCluster>();
     cluster->name = "default";
-    cluster->type = broadcast                         ? rules::ClusterType::forward
-                    : type == HashType::carbon_ch     ? rules::ClusterType::carbon_ch
-                    : type == HashType::fnv1a_ch      ? rules::ClusterType::fnv1a_ch
-                                                      : rules::ClusterType::jump_fnv1a_ch;
+    cluster->type = broadcast         ? rules::ClusterType::forward
+        : type == HashType::carbon_ch ? rules::ClusterType::carbon_ch
+        : type == HashType::fnv1a_ch  ? rules::ClusterType::fnv1a_ch
+                                      : rules::ClusterType::jump_fnv1a_ch;
     cluster->replication = replication;
     for (const Destination& destination : destinations) {
         if (table->slots_.size() >= kMaxRouteDestinations) {
@@ -618,8 +626,12 @@ long RoutingTable::find_slot(std::string_view text) const {
 }
 
 const std::string& RoutingTable::cluster_name(size_t cluster) const { return clusters_[cluster]->name; }
-const char* RoutingTable::cluster_type(size_t cluster) const { return rules::cluster_type_name(clusters_[cluster]->type); }
-const std::vector<uint16_t>& RoutingTable::cluster_members(size_t cluster) const { return clusters_[cluster]->member_slots; }
+const char* RoutingTable::cluster_type(size_t cluster) const {
+    return rules::cluster_type_name(clusters_[cluster]->type);
+}
+const std::vector<uint16_t>& RoutingTable::cluster_members(size_t cluster) const {
+    return clusters_[cluster]->member_slots;
+}
 
 bool RoutingTable::rule_validate_drops(size_t rule) const {
     return rules_[rule]->validate_action == rules::ValidateAction::drop;
@@ -792,7 +804,8 @@ bool RoutingTable::aggregate_output_names(size_t index, std::string_view name, c
     const auto& computes = aggregates_[index].computes;
     for (size_t c = 0; c < computes.size(); ++c) {
         size_t begin = used;
-        if (!write_aggregate_name(computes[c].metric, name, hit->literal(), groups, count, out, cap, used)) return false;
+        if (!write_aggregate_name(computes[c].metric, name, hit->literal(), groups, count, out, cap, used))
+            return false;
         names[c] = std::string_view(out + begin, used - begin);
     }
     return true;

@@ -24,8 +24,8 @@ class CompiledCluster;
 class RouteTrace {
 public:
     virtual ~RouteTrace() = default;
-    virtual void rewrote(size_t rule, std::string_view expression, std::string_view before, std::string_view replacement,
-                         std::string_view after) = 0;
+    virtual void rewrote(size_t rule, std::string_view expression, std::string_view before,
+                         std::string_view replacement, std::string_view after) = 0;
     virtual void matched(size_t rule, std::string_view expression, std::string_view name) = 0;
     // passed: validate expression matched `data`; otherwise the rule's log/drop action applies.
     virtual void validated(size_t rule, std::string_view expression, std::string_view data, bool passed) = 0;
@@ -42,7 +42,7 @@ public:
 
 // Caller-owned buffers for one lookup, reused line after line (allocate once per thread).
 struct RouteResult {
-    static constexpr size_t kMaxNames = 64;         // the input name plus up to 63 rewritten versions
+    static constexpr size_t kMaxNames = 64;          // the input name plus up to 63 rewritten versions
     static constexpr size_t kNameBytes = 64 * 1024;  // room for all the versions of one line
     static constexpr size_t kMaxSends = 1024;
 
@@ -63,11 +63,11 @@ struct RouteResult {
     size_t send_count = 0;
     std::array<Feed, kMaxFeeds> feeds;  // aggregate rules the metric feeds, in rule order
     size_t feed_count = 0;
-    bool blackholed = false;   // a blackhole rule ended the lookup
-    bool dropped = false;      // a failed validate ended the lookup (a rule without destinations, or with stop)
-    bool logged = false;       // a validate ... else log rule failed (the caller logs, rate-limited)
-    bool overflow = false;     // a limit above was reached; the sends so far are kept
-    bool matched = false;      // some match rule applied (false: the name goes nowhere, unmatched)
+    bool blackholed = false;  // a blackhole rule ended the lookup
+    bool dropped = false;     // a failed validate ended the lookup (a rule without destinations, or with stop)
+    bool logged = false;      // a validate ... else log rule failed (the caller logs, rate-limited)
+    bool overflow = false;    // a limit above was reached; the sends so far are kept
+    bool matched = false;     // some match rule applied (false: the name goes nowhere, unmatched)
     std::array<char, kNameBytes> bytes;
     size_t bytes_used = 0;
 
@@ -130,7 +130,8 @@ public:
                                size_t& used) const;
     // The same for every compute of the rule at once (one match of the expression): names[c] views into
     // out[0..cap). False when `name` does not match or the names do not fit.
-    bool aggregate_output_names(size_t index, std::string_view name, char* out, size_t cap, std::string_view* names) const;
+    bool aggregate_output_names(size_t index, std::string_view name, char* out, size_t cap,
+                                std::string_view* names) const;
     // Where an aggregate's result goes: with `send to`, that rule's clusters' slots for `name` (sends only,
     // names[0] = name); without, the whole table as for a metric from outside (route()).
     void route_aggregate_result(size_t index, std::string_view name, const bool* up, RouteResult& result) const;

@@ -82,7 +82,7 @@ bool tokenize(std::string_view text, const std::string& file, std::vector<Token>
             tokens.push_back({";", line, false, true});
             ++i;
         } else if (c == '"') {
-            Token token{"", line, true, false};
+            Token token {"", line, true, false};
             ++i;
             for (;;) {
                 if (i >= text.size()) {
@@ -103,8 +103,9 @@ bool tokenize(std::string_view text, const std::string& file, std::vector<Token>
             ++i;
             tokens.push_back(std::move(token));
         } else {
-            Token token{"", line, false, false};
-            while (i < text.size() && !is_space(text[i]) && text[i] != ';' && text[i] != '#') token.text.push_back(text[i++]);
+            Token token {"", line, false, false};
+            while (i < text.size() && !is_space(text[i]) && text[i] != ';' && text[i] != '#')
+                token.text.push_back(text[i++]);
             tokens.push_back(std::move(token));
         }
     }
@@ -126,7 +127,7 @@ bool parse_port(std::string_view text, uint16_t& port) {
 class Parser {
 public:
     Parser(RulesConfig& out, const IncludeResolver& resolve, const FileReader& read, int depth)
-        : out_(out), resolve_(resolve), read_(read), depth_(depth) {}
+            : out_(out), resolve_(resolve), read_(read), depth_(depth) {}
 
     bool parse(std::string_view text, const std::string& file, std::string& error) {
         file_ = file;
@@ -197,10 +198,13 @@ private:
     bool number(int& value, const std::string& what, int min, int max) {
         if (!at_word()) return expected(what);
         const std::string& text = tokens_[pos_].text;
-        if (text.empty() || text.size() > 9 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        if (text.empty() || text.size() > 9 ||
+            !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
             return expected(what);
         int v = std::stoi(text);
-        if (v < min || v > max) return fail(what + " must be between " + std::to_string(min) + " and " + std::to_string(max) + ", found " + text);
+        if (v < min || v > max)
+            return fail(what + " must be between " + std::to_string(min) + " and " + std::to_string(max) + ", found " +
+                        text);
         value = v;
         ++pos_;
         return true;
@@ -210,10 +214,10 @@ private:
     }
 
     static bool is_keyword(std::string_view w) {
-        static const char* const kWords[] = {"cluster", "match", "rewrite", "aggregate", "send", "statistics", "listen",
-                                             "include", "validate", "else", "stop", "to", "into", "proto", "transport",
-                                             "type", "ssl", "replication", "dynamic", "useall", "every", "expire",
-                                             "compute", "write", "timestamp", "route"};
+        static const char* const kWords[] = {
+            "cluster", "match",  "rewrite", "aggregate", "send",    "statistics", "listen",    "include", "validate",
+            "else",    "stop",   "to",      "into",      "proto",   "transport",  "type",      "ssl",     "replication",
+            "dynamic", "useall", "every",   "expire",    "compute", "write",      "timestamp", "route"};
         for (const char* k : kWords)
             if (w == k) return true;
         return false;
@@ -233,7 +237,8 @@ private:
         }
         if (accept("listen")) return listen();
         if (accept("include")) return include();
-        return expected("'cluster', 'match', 'rewrite', 'aggregate', 'statistics', 'send statistics', 'listen' or 'include'");
+        return expected(
+            "'cluster', 'match', 'rewrite', 'aggregate', 'statistics', 'send statistics', 'listen' or 'include'");
     }
 
     bool member(Cluster& cluster) {
@@ -274,13 +279,21 @@ private:
             }
         }
         if (m.host.empty()) return fail("bad member '" + text + "': empty host");
-        if (!port_text.empty() && !parse_port(port_text, m.port)) return fail("bad member '" + text + "': bad port '" + std::string(port_text) + "'");
+        if (!port_text.empty() && !parse_port(port_text, m.port))
+            return fail("bad member '" + text + "': bad port '" + std::string(port_text) + "'");
         for (;;) {
             if (accept("proto")) {
                 std::string proto;
                 if (!word(proto, "'tcp' or 'udp'")) return false;
-                if (proto == "udp") { --pos_; return fail("member " + m.address() + ": proto udp is not supported by polymur (its outputs are durable TCP streams)"); }
-                if (proto != "tcp") { --pos_; return expected("'tcp' or 'udp'"); }
+                if (proto == "udp") {
+                    --pos_;
+                    return fail("member " + m.address() +
+                                ": proto udp is not supported by polymur (its outputs are durable TCP streams)");
+                }
+                if (proto != "tcp") {
+                    --pos_;
+                    return expected("'tcp' or 'udp'");
+                }
             } else if (accept("type")) {
                 if (!require("linemode")) return false;
             } else if (accept("transport")) {
@@ -288,10 +301,15 @@ private:
                 if (!word(transport, "'plain', 'gzip', 'lz4' or 'snappy'")) return false;
                 if (transport == "gzip" || transport == "lz4" || transport == "snappy") {
                     --pos_;
-                    return fail("member " + m.address() + ": transport " + transport + " is not supported by polymur yet");
+                    return fail("member " + m.address() + ": transport " + transport +
+                                " is not supported by polymur yet");
                 }
-                if (transport != "plain") { --pos_; return expected("'plain', 'gzip', 'lz4' or 'snappy'"); }
-                if (at_keyword("ssl")) return fail("member " + m.address() + ": transport ssl is not supported by polymur yet");
+                if (transport != "plain") {
+                    --pos_;
+                    return expected("'plain', 'gzip', 'lz4' or 'snappy'");
+                }
+                if (at_keyword("ssl"))
+                    return fail("member " + m.address() + ": transport ssl is not supported by polymur yet");
             } else {
                 break;
             }
@@ -304,37 +322,50 @@ private:
         Cluster c;
         c.where = where();
         if (!word(c.name, "a cluster name")) return false;
-        if (c.name == "blackhole") { --pos_; return fail("'blackhole' is reserved and cannot name a cluster"); }
-        if (out_.find_cluster(c.name)) { --pos_; return fail("cluster '" + c.name + "' is defined twice"); }
+        if (c.name == "blackhole") {
+            --pos_;
+            return fail("'blackhole' is reserved and cannot name a cluster");
+        }
+        if (out_.find_cluster(c.name)) {
+            --pos_;
+            return fail("cluster '" + c.name + "' is defined twice");
+        }
         std::string type;
         if (!at_word()) return expected("a cluster type");
         type = tokens_[pos_].text;
         if (type == "forward" || type == "any_of" || type == "failover") {
             ++pos_;
-            c.type = type == "forward" ? ClusterType::forward : type == "any_of" ? ClusterType::any_of : ClusterType::failover;
+            c.type = type == "forward" ? ClusterType::forward
+                : type == "any_of"     ? ClusterType::any_of
+                                       : ClusterType::failover;
             if (accept("useall")) {
                 c.useall = true;
-                warn("cluster " + c.name + ": useall is accepted; polymur resolves each host name to one address when it connects");
+                warn("cluster " + c.name +
+                     ": useall is accepted; polymur resolves each host name to one address when it connects");
             }
         } else if (type == "carbon_ch" || type == "fnv1a_ch" || type == "jump_fnv1a_ch") {
             ++pos_;
-            c.type = type == "carbon_ch" ? ClusterType::carbon_ch : type == "fnv1a_ch" ? ClusterType::fnv1a_ch : ClusterType::jump_fnv1a_ch;
+            c.type = type == "carbon_ch" ? ClusterType::carbon_ch
+                : type == "fnv1a_ch"     ? ClusterType::fnv1a_ch
+                                         : ClusterType::jump_fnv1a_ch;
             if (accept("replication") && !number(c.replication, "a replication count", 1, 255)) return false;
             if (accept("dynamic")) c.dynamic = true;
         } else if (type == "file") {
-            return fail("cluster " + c.name + ": file clusters are not supported by polymur (it relays to network destinations only)");
+            return fail("cluster " + c.name +
+                        ": file clusters are not supported by polymur (it relays to network destinations only)");
         } else {
             return expected("a cluster type (forward, any_of, failover, carbon_ch, fnv1a_ch, jump_fnv1a_ch or file)");
         }
         while (at_word()) {
-            if (!tokens_[pos_].quoted && is_keyword(tokens_[pos_].text)) return expected("a member host[:port][=instance] or ';'");
+            if (!tokens_[pos_].quoted && is_keyword(tokens_[pos_].text))
+                return expected("a member host[:port][=instance] or ';'");
             if (!member(c)) return false;
         }
         if (c.members.empty()) return expected("a member host[:port][=instance]");
         if (!check_servers(c)) return false;
         if (c.replication > int(c.members.size()))
-            return fail("cluster " + c.name + ": replication " + std::to_string(c.replication) + " is larger than its " +
-                        std::to_string(c.members.size()) + " members");
+            return fail("cluster " + c.name + ": replication " + std::to_string(c.replication) +
+                        " is larger than its " + std::to_string(c.members.size()) + " members");
         if (!end_statement()) return false;
         out_.clusters.push_back(std::move(c));
         return true;
@@ -359,15 +390,19 @@ private:
                 return false;
             };
             bool in_earlier_cluster = previous->where.line != m.where.line || previous->where.file != m.where.file ||
-                                      std::find(here.begin(), here.end(), previous) == here.end();
+                std::find(here.begin(), here.end(), previous) == here.end();
             if (exclusive && in_earlier_cluster)
                 return at("cannot share server " + m.address() + " with any_of/failover cluster '" + c.name + "'");
             if (previous->instance && !m.instance)
-                return at("cannot define server " + m.address() + " without instance: server was previously defined with instance '" + *previous->instance + "'");
+                return at("cannot define server " + m.address() +
+                          " without instance: server was previously defined with instance '" + *previous->instance +
+                          "'");
             if (!previous->instance && m.instance)
-                return at("cannot set instance '" + *m.instance + "' for server " + m.address() + ": server was previously defined without instance");
+                return at("cannot set instance '" + *m.instance + "' for server " + m.address() +
+                          ": server was previously defined without instance");
             if (previous->instance && m.instance && *previous->instance != *m.instance)
-                return at("cannot set instance '" + *m.instance + "' for server " + m.address() + ": server was previously defined with instance '" + *previous->instance + "'");
+                return at("cannot set instance '" + *m.instance + "' for server " + m.address() +
+                          ": server was previously defined with instance '" + *previous->instance + "'");
         }
         return true;
     }
@@ -394,8 +429,10 @@ private:
     bool match() {
         Match m;
         m.where = where();
-        while (at_word() && !(!tokens_[pos_].quoted && (tokens_[pos_].text == "validate" || tokens_[pos_].text == "send" ||
-                                                        tokens_[pos_].text == "route" || tokens_[pos_].text == "stop"))) {
+        while (at_word() &&
+               !(!tokens_[pos_].quoted &&
+                 (tokens_[pos_].text == "validate" || tokens_[pos_].text == "send" || tokens_[pos_].text == "route" ||
+                  tokens_[pos_].text == "stop"))) {
             m.expressions.push_back(tokens_[pos_++].text);
         }
         if (m.expressions.empty()) return expected("'*' or an expression");
@@ -492,12 +529,13 @@ private:
             std::string_view word;
             AggregateFunction function;
         };
-        static constexpr Name kNames[] = {{"sum", AggregateFunction::sum},         {"count", AggregateFunction::count},
-                                          {"cnt", AggregateFunction::count},       {"max", AggregateFunction::max},
-                                          {"maximum", AggregateFunction::max},     {"min", AggregateFunction::min},
-                                          {"minimum", AggregateFunction::min},     {"average", AggregateFunction::average},
-                                          {"avg", AggregateFunction::average},     {"median", AggregateFunction::median},
-                                          {"variance", AggregateFunction::variance}, {"stddev", AggregateFunction::stddev}};
+        static constexpr Name kNames[] = {
+            {"sum", AggregateFunction::sum},           {"count", AggregateFunction::count},
+            {"cnt", AggregateFunction::count},         {"max", AggregateFunction::max},
+            {"maximum", AggregateFunction::max},       {"min", AggregateFunction::min},
+            {"minimum", AggregateFunction::min},       {"average", AggregateFunction::average},
+            {"avg", AggregateFunction::average},       {"median", AggregateFunction::median},
+            {"variance", AggregateFunction::variance}, {"stddev", AggregateFunction::stddev}};
         for (const Name& name : kNames)
             if (text == name.word) {
                 c.function = name.function;
@@ -512,7 +550,8 @@ private:
                 if (d < '0' || d > '9') ok = false;
                 else value = std::min(value * 10 + (d - '0'), 1000);  // leading zeros are allowed (percentile095)
             }
-            if (!ok || value < 1 || value > 99) return fail("percentile<N>: N must be a whole number between 1 and 99, found '" + text + "'");
+            if (!ok || value < 1 || value > 99)
+                return fail("percentile<N>: N must be a whole number between 1 and 99, found '" + text + "'");
             c.function = AggregateFunction::percentile;
             c.percentile = value;
             ++pos_;
@@ -532,7 +571,9 @@ private:
         } else {
             for (;;) {
                 if (accept("submit")) {
-                    if (!require("every") || !number(s.submit_every, "an interval in seconds", 1, 86400) || !require("seconds")) return false;
+                    if (!require("every") || !number(s.submit_every, "an interval in seconds", 1, 86400) ||
+                        !require("seconds"))
+                        return false;
                 } else if (accept("reset")) {
                     if (!require("counters") || !require("after") || !require("interval")) return false;
                     s.reset_counters = true;
@@ -581,18 +622,24 @@ private:
             a.address = tokens_[pos_++].text;
             if (!require("proto")) return false;
             if (!word(a.proto, "'tcp', 'udp' or 'unix'")) return false;
-            if (a.proto != "tcp" && a.proto != "udp" && a.proto != "unix") { --pos_; return expected("'tcp', 'udp' or 'unix'"); }
+            if (a.proto != "tcp" && a.proto != "udp" && a.proto != "unix") {
+                --pos_;
+                return expected("'tcp', 'udp' or 'unix'");
+            }
             l.addresses.push_back(std::move(a));
         }
         if (l.addresses.empty()) return expected("an address with 'proto'");
         if (!end_statement()) return false;
         // Listen sockets are polymur's options: the supervisor opens them before the rules apply, a reload keeps them.
-        warn("listen is not applied: polymur listens where --listen-addr (plaintext TCP), --udp-listen-addr, --pickle-listen-addr, "
-             "--http-listen-addr and --https-listen-addr say" +
-             std::string(l.transport != "plain" || l.ssl ? "; compressed and TLS line listeners are not implemented" : "") +
-             std::string(std::any_of(l.addresses.begin(), l.addresses.end(),
-                                     [](const ListenAddress& a) { return a.proto == "unix"; })
-                             ? "; unix sockets are not implemented" : ""));
+        warn(
+            "listen is not applied: polymur listens where --listen-addr (plaintext TCP), --udp-listen-addr, --pickle-listen-addr, "
+            "--http-listen-addr and --https-listen-addr say" +
+            std::string(l.transport != "plain" || l.ssl ? "; compressed and TLS line listeners are not implemented"
+                                                        : "") +
+            std::string(std::any_of(l.addresses.begin(), l.addresses.end(),
+                                    [](const ListenAddress& a) { return a.proto == "unix"; })
+                            ? "; unix sockets are not implemented"
+                            : ""));
         out_.listens.push_back(std::move(l));
         return true;
     }
@@ -642,7 +689,7 @@ bool parse_rules_file(const std::string& path, RulesConfig& out, std::string& er
         return true;
     };
     IncludeResolver resolve = [](const std::string& pattern, std::vector<std::string>& files, std::string& message) {
-        glob_t found{};
+        glob_t found {};
         int rc = glob(pattern.c_str(), 0, nullptr, &found);
         if (rc == GLOB_NOMATCH) {
             globfree(&found);

@@ -124,8 +124,8 @@ struct RulesConfig {
 };
 
 // Returns the files an `include` names (a path or a glob), in the order to read them, or sets `error`.
-using IncludeResolver = std::function<bool(const std::string& pattern, std::vector<std::string>& files,
-                                           std::string& error)>;
+using IncludeResolver =
+    std::function<bool(const std::string& pattern, std::vector<std::string>& files, std::string& error)>;
 // Reads a whole file or sets `error`.
 using FileReader = std::function<bool(const std::string& path, std::string& text, std::string& error)>;
 

@@ -63,7 +63,8 @@ public:
             out_ += "\n";
         }
     }
-    void aggregated(size_t, size_t aggregate, std::string_view expression, std::string_view name, bool literal) override {
+    void aggregated(size_t, size_t aggregate, std::string_view expression, std::string_view name,
+                    bool literal) override {
         out_ += "aggregation\n    ";
         out_ += expression;
         out_ += " -> ";

@@ -33,8 +33,8 @@ ControlSegment* init_control(void* memory, uint32_t worker_count) {
 
 bool control_is_valid(const ControlSegment* control) {
     return control && control->header.magic == kControlMagic &&
-           control->header.layout_version == kControlLayoutVersion &&
-           control->header.layout_size == sizeof(ControlSegment);
+        control->header.layout_version == kControlLayoutVersion &&
+        control->header.layout_size == sizeof(ControlSegment);
 }
 
 }  // namespace polymur::shm

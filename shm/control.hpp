@@ -41,8 +41,8 @@ struct DestinationSlot {
     Counter reconnects;
     std::atomic<uint32_t> link_state;
     uint32_t output_pid;
-    Counter heartbeat_ms;  // monotonic clock, refreshed by every turn of the output loop
-    Counter progress_ms;   // last time the destination accepted bytes, or had nothing to accept
+    Counter heartbeat_ms;          // monotonic clock, refreshed by every turn of the output loop
+    Counter progress_ms;           // last time the destination accepted bytes, or had nothing to accept
     Counter consecutive_failures;  // failed connects since the last success
     Counter rerouted_lines;        // lines moved from this queue to other destinations (failover)
     Counter unsendable_lines;      // queued lines the destination's wire format cannot carry (pickle), left out
@@ -60,15 +60,15 @@ struct WorkerSlot {
     Counter connections_total;  // accepted since start
     Counter seen_generation;    // the destination table generation this worker routes by
     Counter heartbeat_ms;
-    Counter pickle_invalid;     // pickle frames refused (bad or forbidden opcode, truncated, too long)
-    Counter udp_datagrams;      // datagrams read from the UDP socket
-    Counter udp_dropped_seen;   // the UDP socket's kernel drop count as this worker last saw it (cumulative)
-    Counter tls_handshakes;     // TLS listener: handshakes completed
-    Counter tls_refused;        // TLS listener: handshakes that failed (certificate refused, not TLS, ...)
-    Counter tls_cut;            // TLS listener: handshakes cut at --handshake-timeout or over the cap in progress
-    Counter compressed_streams; // line connections that turned out to be gzip or LZ4 streams
-    Counter compressed_invalid; // of those, closed because their bytes did not decode (or were cut short)
-    Counter blackholed;         // --rules: ended by a blackhole rule or a failed `validate ... else drop`
+    Counter pickle_invalid;      // pickle frames refused (bad or forbidden opcode, truncated, too long)
+    Counter udp_datagrams;       // datagrams read from the UDP socket
+    Counter udp_dropped_seen;    // the UDP socket's kernel drop count as this worker last saw it (cumulative)
+    Counter tls_handshakes;      // TLS listener: handshakes completed
+    Counter tls_refused;         // TLS listener: handshakes that failed (certificate refused, not TLS, ...)
+    Counter tls_cut;             // TLS listener: handshakes cut at --handshake-timeout or over the cap in progress
+    Counter compressed_streams;  // line connections that turned out to be gzip or LZ4 streams
+    Counter compressed_invalid;  // of those, closed because their bytes did not decode (or were cut short)
+    Counter blackholed;          // --rules: ended by a blackhole rule or a failed `validate ... else drop`
 };
 
 struct ControlHeader {

@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <sys/stat.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,7 +38,8 @@ bool checked_file_size(QueueGeometry g, uint64_t& size) {
         __builtin_add_overflow(controls, uint64_t(kPage - 1), &offset))
         return false;
     offset = rings_offset() + offset / kPage * kPage;
-    if (__builtin_mul_overflow(uint64_t(g.ring_count), g.ring_capacity, &rings) || __builtin_add_overflow(offset, rings, &size))
+    if (__builtin_mul_overflow(uint64_t(g.ring_count), g.ring_capacity, &rings) ||
+        __builtin_add_overflow(offset, rings, &size))
         return false;
     return size <= uint64_t(std::numeric_limits<off_t>::max());
 }
@@ -49,13 +50,13 @@ bool read_header(const std::string& path, QueueHeader& header, off_t& size, std:
         error = "queue file " + path + ": " + std::strerror(errno);
         return false;
     }
-    struct stat st {};
+    struct stat st = {};
     fstat(fd.get(), &st);
     size = st.st_size;
     if (static_cast<size_t>(size) < sizeof(QueueHeader) ||
         pread(fd.get(), &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header)) {
         error = "queue file " + path + " is truncated (" + std::to_string(size) +
-                " bytes); move it away to start with an empty queue";
+            " bytes); move it away to start with an empty queue";
         return false;
     }
     return true;
@@ -92,7 +93,8 @@ std::string mib(uint64_t bytes) {
 
 // Creates `path` with `geometry`, every byte allocated. Returns 0 or an errno value; the file is
 // gone again on failure.
-int create_allocated(const std::string& path, std::string_view destination, QueueGeometry geometry, std::string& error) {
+int create_allocated(const std::string& path, std::string_view destination, QueueGeometry geometry,
+                     std::string& error) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd) {
         int err = errno;
@@ -131,7 +133,7 @@ uint64_t queue_file_size(QueueGeometry geometry) { return file_size_for(geometry
 
 uint64_t filesystem_free_bytes(const std::string& path) {
     std::string at = path.empty() ? "." : path;
-    struct statvfs vfs {};
+    struct statvfs vfs = {};
     while (statvfs(at.c_str(), &vfs) != 0) {
         size_t slash = at.find_last_of('/');
         if (errno != ENOENT || at == "/" || at == ".") return 0;
@@ -141,8 +143,8 @@ uint64_t filesystem_free_bytes(const std::string& path) {
 }
 
 std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, std::string_view destination,
-                                                     QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
-                                                     std::string& error) {
+                                                     QueueGeometry geometry, uint64_t max_bytes,
+                                                     QueueSpaceReport& space, std::string& error) {
     space = QueueSpaceReport {};
     space.wanted_bytes = file_size_for(geometry);
     if (access(path.c_str(), F_OK) == 0) {
@@ -172,13 +174,15 @@ std::unique_ptr<QueueFile> QueueFile::open_or_create(const std::string& path, st
     return create(path, destination, geometry, max_bytes, space, error);
 }
 
-std::unique_ptr<QueueFile> QueueFile::create(const std::string& path, std::string_view destination, QueueGeometry geometry,
-                                             uint64_t max_bytes, QueueSpaceReport& space, std::string& error) {
+std::unique_ptr<QueueFile> QueueFile::create(const std::string& path, std::string_view destination,
+                                             QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
+                                             std::string& error) {
     space.wanted_bytes = file_size_for(geometry);
     space.free_bytes = free_bytes_of(path);
     // Leave a little for the small files of the state directory (runtime-destinations, locks).
     constexpr uint64_t kReserveBytes = 1 << 20;
-    const uint64_t budget = std::min(max_bytes, space.free_bytes > kReserveBytes ? space.free_bytes - kReserveBytes : 0);
+    const uint64_t budget =
+        std::min(max_bytes, space.free_bytes > kReserveBytes ? space.free_bytes - kReserveBytes : 0);
     QueueGeometry g = geometry;
     // Shrink to what the budget holds (whole pages per ring), then halve while allocation fails.
     if (file_size_for(g) > budget) {
@@ -191,19 +195,18 @@ std::unique_ptr<QueueFile> QueueFile::create(const std::string& path, std::strin
         if (err == 0) break;
         if ((err != ENOSPC && err != EDQUOT && err != EFBIG) || g.ring_capacity / 2 < kMinRingCapacity) {
             if (err == ENOSPC || err == EDQUOT)
-                error = "queue file " + path + ": no room for even the smallest queue (" + mib(file_size_for(g)) + "); " +
-                        mib(free_bytes_of(path)) + " free on the file system of the state directory";
+                error = "queue file " + path + ": no room for even the smallest queue (" + mib(file_size_for(g)) +
+                    "); " + mib(free_bytes_of(path)) + " free on the file system of the state directory";
             return nullptr;
         }
         g.ring_capacity = g.ring_capacity / 2 / kPage * kPage;
     }
     space.allocated_bytes = file_size_for(g);
     if (g.ring_capacity != geometry.ring_capacity)
-        space.problem = "needs " + std::to_string(space.wanted_bytes) + " bytes (" + mib(space.wanted_bytes) + ") but " +
-                        std::to_string(space.free_bytes) + " bytes (" + mib(space.free_bytes) + ") are free" +
-                        (max_bytes < space.free_bytes ? " to share with other destinations" : "") +
-                        "; running with a queue of " + std::to_string(space.allocated_bytes) + " bytes (" +
-                        mib(space.allocated_bytes) + ")";
+        space.problem = "needs " + std::to_string(space.wanted_bytes) + " bytes (" + mib(space.wanted_bytes) +
+            ") but " + std::to_string(space.free_bytes) + " bytes (" + mib(space.free_bytes) + ") are free" +
+            (max_bytes < space.free_bytes ? " to share with other destinations" : "") + "; running with a queue of " +
+            std::to_string(space.allocated_bytes) + " bytes (" + mib(space.allocated_bytes) + ")";
     error.clear();
     return open(path, error);
 }
@@ -219,7 +222,7 @@ bool QueueFile::reserve_space(std::string& error) {
     int err = fd ? allocate(fd.get(), header_->file_size) : errno;
     if (err != 0) {
         error = "cannot allocate its " + std::to_string(header_->file_size) + " bytes (" + mib(header_->file_size) +
-                "): " + std::strerror(err) + "; " + mib(free_bytes_of(path_)) + " free";
+            "): " + std::strerror(err) + "; " + mib(free_bytes_of(path_)) + " free";
         header_->space_reserved.store(0, std::memory_order_release);
         return false;
     }
@@ -238,21 +241,21 @@ std::unique_ptr<QueueFile> QueueFile::open(const std::string& path, std::string&
     if (header.layout_version != kQueueLayoutVersion || header.header_size != sizeof(QueueHeader) ||
         header.ring_control_size != sizeof(RingControl)) {
         error = "queue file " + path + " has layout version " + std::to_string(header.layout_version) +
-                " but this polymur reads version " + std::to_string(kQueueLayoutVersion) +
-                "; deliver it with the polymur that wrote it, or move it away";
+            " but this polymur reads version " + std::to_string(kQueueLayoutVersion) +
+            "; deliver it with the polymur that wrote it, or move it away";
         return nullptr;
     }
     QueueGeometry g {header.ring_count, header.ring_capacity};
     uint64_t expected_size = 0;
-    if (g.ring_count == 0 || g.ring_count > kMaxWorkers + 1 || g.ring_capacity == 0 ||
-        g.ring_capacity % kPage != 0 || !checked_file_size(g, expected_size) || header.file_size != expected_size) {
-        error = "queue file " + path + " has a corrupt header (rings " + std::to_string(g.ring_count) +
-                ", capacity " + std::to_string(g.ring_capacity) + "); move it away";
+    if (g.ring_count == 0 || g.ring_count > kMaxWorkers + 1 || g.ring_capacity == 0 || g.ring_capacity % kPage != 0 ||
+        !checked_file_size(g, expected_size) || header.file_size != expected_size) {
+        error = "queue file " + path + " has a corrupt header (rings " + std::to_string(g.ring_count) + ", capacity " +
+            std::to_string(g.ring_capacity) + "); move it away";
         return nullptr;
     }
     if (static_cast<uint64_t>(size) != header.file_size) {
         error = "queue file " + path + " is truncated (" + std::to_string(size) + " of " +
-                std::to_string(header.file_size) + " bytes); move it away";
+            std::to_string(header.file_size) + " bytes); move it away";
         return nullptr;
     }
     std::unique_ptr<QueueFile> queue(new QueueFile());
@@ -278,7 +281,7 @@ bool QueueFile::attach(std::string& error) {
         uint64_t w = r.write_pos.load(), rd = r.read_pos.load();
         if (rd > w || w - rd > header_->ring_capacity) {
             error = "queue file " + path_ + ": ring " + std::to_string(i) + " has read position " + std::to_string(rd) +
-                    " beyond write position " + std::to_string(w) + " (corrupt); move it away";
+                " beyond write position " + std::to_string(w) + " (corrupt); move it away";
             return false;
         }
     }
@@ -298,7 +301,8 @@ uint64_t QueueFile::queued_lines() const {
 uint64_t QueueFile::queued_bytes() const {
     uint64_t total = 0;
     for (uint32_t i = 0; i < header_->ring_count; ++i)
-        total += rings_[i].write_pos.load(std::memory_order_relaxed) - rings_[i].read_pos.load(std::memory_order_relaxed);
+        total +=
+            rings_[i].write_pos.load(std::memory_order_relaxed) - rings_[i].read_pos.load(std::memory_order_relaxed);
     return total;
 }
 
@@ -317,7 +321,7 @@ void QueueFile::wake_consumer() {
 }
 
 void QueueFile::futex_wait(uint32_t seq, int timeout_ms) {
-    struct timespec timeout {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+    struct timespec timeout = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&header_->wake_seq), FUTEX_WAIT, seq, &timeout, nullptr, 0);
 }
 
@@ -383,19 +387,13 @@ void repair_commit(QueueFile& queue) {
 }
 
 RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_cap)
-    : queue_(queue),
-      ring_index_(ring_index),
-      control_(queue.ring(ring_index)),
-      data_(queue.ring_data(ring_index)),
-      capacity_(queue.ring_capacity()),
-      line_cap_(line_cap),
-      write_pos_(control_.write_pos.load(std::memory_order_relaxed)),
-      write_offset_(write_pos_ % capacity_),
-      lines_written_(control_.lines_written.load(std::memory_order_relaxed)),
-      cached_read_pos_(control_.read_pos.load(std::memory_order_acquire)),
-      cached_lines_read_(control_.lines_read.load(std::memory_order_relaxed)),
-      cached_other_lines_(lines_in_other_rings()),
-      space_reserved_(queue.space_reserved()) {
+        : queue_(queue), ring_index_(ring_index), control_(queue.ring(ring_index)), data_(queue.ring_data(ring_index)),
+          capacity_(queue.ring_capacity()), line_cap_(line_cap),
+          write_pos_(control_.write_pos.load(std::memory_order_relaxed)), write_offset_(write_pos_ % capacity_),
+          lines_written_(control_.lines_written.load(std::memory_order_relaxed)),
+          cached_read_pos_(control_.read_pos.load(std::memory_order_acquire)),
+          cached_lines_read_(control_.lines_read.load(std::memory_order_relaxed)),
+          cached_other_lines_(lines_in_other_rings()), space_reserved_(queue.space_reserved()) {
     // A predecessor that died in the middle of publishing left the sequence odd, and its line
     // count may not match its write position: count again from what the consumer committed.
     // (repair_commit explains why this is right even when the consumer died inside its lock too.)
@@ -403,7 +401,8 @@ RingProducer::RingProducer(QueueFile& queue, uint32_t ring_index, uint64_t line_
     if (seq & 1) {
         uint64_t read_pos = 0, lines_read = 0;
         read_committed(control_, read_pos, lines_read);
-        lines_written_ = lines_read + (read_pos <= write_pos_ ? count_lines(data_, capacity_, read_pos, write_pos_) : 0);
+        lines_written_ =
+            lines_read + (read_pos <= write_pos_ ? count_lines(data_, capacity_, read_pos, write_pos_) : 0);
         control_.lines_written.store(lines_written_, std::memory_order_relaxed);
         control_.publish_seq.store(seq + 1, std::memory_order_release);
     }
@@ -432,7 +431,7 @@ bool RingProducer::has_room_for(uint64_t bytes, uint64_t lines) {
     const uint64_t queued_lines = lines_written_ + unpublished_lines_ + lines - 1;
     auto fits = [&] {
         return space_reserved_ && write_pos_ + bytes - cached_read_pos_ <= capacity_ &&
-               queued_lines - cached_lines_read_ + cached_other_lines_ < line_cap_;
+            queued_lines - cached_lines_read_ + cached_other_lines_ < line_cap_;
     };
     if (fits()) return true;
     refresh();

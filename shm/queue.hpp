@@ -74,8 +74,8 @@ struct RingControl {
 static_assert(std::is_standard_layout_v<QueueHeader>);
 static_assert(std::is_standard_layout_v<RingControl>);
 static_assert(sizeof(QueueHeader) <= kPage);
-static_assert(offsetof(QueueHeader, synced_boot_id) + 32 <= sizeof(QueueHeader) &&
-              sizeof(QueueHeader) == 384, "new fields must stay inside the layout-2 header");
+static_assert(offsetof(QueueHeader, synced_boot_id) + 32 <= sizeof(QueueHeader) && sizeof(QueueHeader) == 384,
+              "new fields must stay inside the layout-2 header");
 static_assert(sizeof(RingControl) == 128);
 
 struct QueueGeometry {
@@ -92,12 +92,12 @@ uint64_t queue_file_size(QueueGeometry geometry);
 
 // What open_or_create found about disk space, for the supervisor's log and stats.
 struct QueueSpaceReport {
-    uint64_t wanted_bytes = 0;     // file size of the geometry asked for
-    uint64_t allocated_bytes = 0;  // file size actually created (0: an existing file kept as it was)
-    uint64_t free_bytes = 0;       // free on the state directory's file system before creating
-    std::string problem;           // why less than asked for was created, or why space is not reserved
-    uint64_t migrated_lines = 0;   // lines carried over from a file of another geometry
-    std::string migrated_from;     // that geometry, in words
+    uint64_t wanted_bytes = 0;       // file size of the geometry asked for
+    uint64_t allocated_bytes = 0;    // file size actually created (0: an existing file kept as it was)
+    uint64_t free_bytes = 0;         // free on the state directory's file system before creating
+    std::string problem;             // why less than asked for was created, or why space is not reserved
+    uint64_t migrated_lines = 0;     // lines carried over from a file of another geometry
+    std::string migrated_from;       // that geometry, in words
     uint64_t rolled_back_bytes = 0;  // given up after a machine crash: written after the last sync
 };
 
@@ -111,16 +111,17 @@ public:
     // that fits is created instead and `space` says so. A queue that cannot even get its smallest
     // geometry is refused.
     static std::unique_ptr<QueueFile> open_or_create(const std::string& path, std::string_view destination,
-                                                     QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
-                                                     std::string& error);
+                                                     QueueGeometry geometry, uint64_t max_bytes,
+                                                     QueueSpaceReport& space, std::string& error);
     static std::unique_ptr<QueueFile> open_or_create(const std::string& path, std::string_view destination,
                                                      QueueGeometry geometry, std::string& error) {
         QueueSpaceReport ignored;
         return open_or_create(path, destination, geometry, UINT64_MAX, ignored, error);
     }
     // Creates a new file (which must not exist) as open_or_create does.
-    static std::unique_ptr<QueueFile> create(const std::string& path, std::string_view destination, QueueGeometry geometry,
-                                             uint64_t max_bytes, QueueSpaceReport& space, std::string& error);
+    static std::unique_ptr<QueueFile> create(const std::string& path, std::string_view destination,
+                                             QueueGeometry geometry, uint64_t max_bytes, QueueSpaceReport& space,
+                                             std::string& error);
     // Supervisor, at start: the lines queued in `old` (another geometry: other --workers or
     // --queue-bytes) are copied into a new file of `geometry`, which then replaces it by rename, so
     // a crash at any point leaves one complete copy: nothing lost, nothing duplicated. Refused when

@@ -28,9 +28,9 @@ std::unique_ptr<QueueFile> QueueFile::migrate(std::unique_ptr<QueueFile> old, st
     const uint64_t queued_lines = old->queued_lines();
     auto refuse = [&](const std::string& why) {
         unlink(tmp.c_str());
-        error = "queue file " + path + " holds " + std::to_string(queued_lines) + " queued lines in another geometry (" +
-                from + ") and they cannot be carried over: " + why +
-                "; start with the --workers and --queue-bytes it was made with to deliver them, or move the file away";
+        error = "queue file " + path + " holds " + std::to_string(queued_lines) +
+            " queued lines in another geometry (" + from + ") and they cannot be carried over: " + why +
+            "; start with the --workers and --queue-bytes it was made with to deliver them, or move the file away";
         return nullptr;
     };
     unlink(tmp.c_str());
@@ -52,7 +52,8 @@ std::unique_ptr<QueueFile> QueueFile::migrate(std::unique_ptr<QueueFile> old, st
         while (write_pos > read_pos && at(write_pos - 1) != '\n') --write_pos;
         while (read_pos < write_pos) {
             if (target >= fresh->ring_count())
-                return refuse("the new geometry (" + describe(fresh->ring_count(), fresh->ring_capacity()) + ") holds less");
+                return refuse("the new geometry (" + describe(fresh->ring_count(), fresh->ring_capacity()) +
+                              ") holds less");
             RingControl& t = fresh->ring(target);
             const uint64_t filled = t.write_pos.load(std::memory_order_relaxed);
             uint64_t take = std::min(write_pos - read_pos, fresh->ring_capacity() - filled);
@@ -69,7 +70,8 @@ std::unique_ptr<QueueFile> QueueFile::migrate(std::unique_ptr<QueueFile> old, st
                 done += span;
             }
             uint64_t lines = 0;
-            for (const char* p = dst; (p = static_cast<const char*>(std::memchr(p, '\n', dst + take - p))); ++p) ++lines;
+            for (const char* p = dst; (p = static_cast<const char*>(std::memchr(p, '\n', dst + take - p))); ++p)
+                ++lines;
             t.lines_written.store(t.lines_written.load(std::memory_order_relaxed) + lines, std::memory_order_relaxed);
             t.write_pos.store(filled + take, std::memory_order_release);
             moved_lines += lines;
@@ -81,7 +83,8 @@ std::unique_ptr<QueueFile> QueueFile::migrate(std::unique_ptr<QueueFile> old, st
     if (!fresh->sync(sync_error)) return refuse(sync_error);
     fresh.reset();
     old.reset();
-    if (rename(tmp.c_str(), path.c_str()) != 0) return refuse(std::string("cannot rename the new file: ") + std::strerror(errno));
+    if (rename(tmp.c_str(), path.c_str()) != 0)
+        return refuse(std::string("cannot rename the new file: ") + std::strerror(errno));
     sync_directory_of(path);
     space.migrated_lines = moved_lines;
     space.migrated_from = from;

@@ -23,9 +23,11 @@ uint64_t count_lines(std::string_view span) {
         const size_t blocks = std::min<size_t>(n / 16, 255);
         __m128i counts = _mm_setzero_si128();
         for (size_t i = 0; i < blocks; ++i, p += 16)
-            counts = _mm_sub_epi8(counts, _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), newline));
+            counts =
+                _mm_sub_epi8(counts, _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), newline));
         const __m128i sums = _mm_sad_epu8(counts, _mm_setzero_si128());
-        lines += static_cast<uint64_t>(_mm_cvtsi128_si64(sums)) + static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
+        lines += static_cast<uint64_t>(_mm_cvtsi128_si64(sums)) +
+            static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums)));
         n -= blocks * 16;
     }
 #endif
@@ -89,8 +91,7 @@ bool QueueReader::read(uint32_t ring, uint64_t max_bytes, ReadBatch& batch, bool
     spans_of(data, capacity_, start, batch.end, batch.spans);
     if (exact && take == available && published_lines >= next_lines_[ring])
         batch.lines = published_lines - next_lines_[ring];  // the producer counted them already
-    else
-        batch.lines = count_lines(batch.spans[0]) + count_lines(batch.spans[1]);
+    else batch.lines = count_lines(batch.spans[0]) + count_lines(batch.spans[1]);
     next_pos_[ring] = batch.end;
     next_lines_[ring] += batch.lines;
     return true;

@@ -23,8 +23,8 @@ bool Supervisor::setup_rules() {
             return false;
         }
     }
-    LOG_NOTICE("--rules %s: %zu rules, %zu clusters, %zu destinations", config_.rules.c_str(), rules_table_->rule_count(),
-               rules_table_->cluster_count(), rules_table_->slot_count());
+    LOG_NOTICE("--rules %s: %zu rules, %zu clusters, %zu destinations", config_.rules.c_str(),
+               rules_table_->rule_count(), rules_table_->cluster_count(), rules_table_->slot_count());
     return true;
 }
 

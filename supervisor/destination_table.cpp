@@ -45,8 +45,9 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     }
     const bool https = !console && spec.transport == Transport::https;
     if (https && (config_.client_cert.empty() || config_.client_key.empty() || config_.ca_cert.empty())) {
-        error = "destination " + text + ": HTTPS destinations need --client-cert, --client-key and --ca-cert, "
-                "and this polymur runs without them";
+        error = "destination " + text +
+            ": HTTPS destinations need --client-cert, --client-key and --ca-cert, "
+            "and this polymur runs without them";
         return false;
     }
     if (!console && spec.ring_member() && config_.hash_route()) {
@@ -57,9 +58,11 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         members.push_back(spec.endpoint);
         if (!route::HashRing::build(config_.hash_type, members, error, config_.hash_compat)) return false;
     }
-    auto free_slot = std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
+    auto free_slot =
+        std::find_if(destinations_.begin(), destinations_.end(), [](const Destination& d) { return !d.in_use; });
     if (free_slot == destinations_.end()) {
-        error = "destination " + text + ": all " + std::to_string(shm::kDestinationSlots) + " destination slots are in use";
+        error =
+            "destination " + text + ": all " + std::to_string(shm::kDestinationSlots) + " destination slots are in use";
         return false;
     }
     uint32_t slot = static_cast<uint32_t>(free_slot - destinations_.begin());
@@ -78,21 +81,24 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     }
     uint64_t resumed = queue->queued_lines();
     if (space.rolled_back_bytes)
-        LOG_WARN("destination %s: queue %s: the machine went down since it was last synced; %llu bytes written after the "
-                 "last sync (at most --sync-interval seconds of lines) were given up", text.c_str(), path.c_str(),
-                 static_cast<unsigned long long>(space.rolled_back_bytes));
+        LOG_WARN(
+            "destination %s: queue %s: the machine went down since it was last synced; %llu bytes written after the "
+            "last sync (at most --sync-interval seconds of lines) were given up",
+            text.c_str(), path.c_str(), static_cast<unsigned long long>(space.rolled_back_bytes));
     if (!config_.sync_interval_s) queue->forget_sync();
     if (space.migrated_lines || !space.migrated_from.empty())
-        LOG_NOTICE("destination %s: queue %s: moved %llu queued lines from its old geometry (%s) into %u rings of %llu bytes",
-                   text.c_str(), path.c_str(), static_cast<unsigned long long>(space.migrated_lines), space.migrated_from.c_str(),
-                   queue->ring_count(), static_cast<unsigned long long>(queue->ring_capacity()));
+        LOG_NOTICE(
+            "destination %s: queue %s: moved %llu queued lines from its old geometry (%s) into %u rings of %llu bytes",
+            text.c_str(), path.c_str(), static_cast<unsigned long long>(space.migrated_lines),
+            space.migrated_from.c_str(), queue->ring_count(), static_cast<unsigned long long>(queue->ring_capacity()));
     if (!space.problem.empty() && queue->space_reserved())
         LOG_ERROR("destination %s: queue %s %s", text.c_str(), path.c_str(), space.problem.c_str());
     else if (!space.problem.empty())
-        LOG_ERROR("destination %s: queue %s holds %llu lines but %s; its %llu queued lines are delivered, new lines for it "
-                  "are dropped and counted until the space is there (retried every 5 s)",
-                  text.c_str(), path.c_str(), static_cast<unsigned long long>(resumed), space.problem.c_str(),
-                  static_cast<unsigned long long>(resumed));
+        LOG_ERROR(
+            "destination %s: queue %s holds %llu lines but %s; its %llu queued lines are delivered, new lines for it "
+            "are dropped and counted until the space is there (retried every 5 s)",
+            text.c_str(), path.c_str(), static_cast<unsigned long long>(resumed), space.problem.c_str(),
+            static_cast<unsigned long long>(resumed));
 
     Destination& d = *free_slot;
     d = Destination {};
@@ -105,8 +111,9 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     d.queue = std::move(queue);
 
     shm::DestinationSlot& s = control_->destinations[slot];
-    s.type = static_cast<uint32_t>(console ? shm::DestinationType::console
-                                           : https ? shm::DestinationType::https : shm::DestinationType::tcp);
+    s.type = static_cast<uint32_t>(console     ? shm::DestinationType::console
+                                       : https ? shm::DestinationType::https
+                                               : shm::DestinationType::tcp);
     s.incarnation = d.incarnation;
     s.registered_unix_ns = d.registered_unix_ns;
     std::memset(s.text, 0, sizeof s.text);
@@ -129,9 +136,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     return true;
 }
 
-void Supervisor::publish_generation() {
-    control_->header.generation.fetch_add(1, std::memory_order_acq_rel);
-}
+void Supervisor::publish_generation() { control_->header.generation.fetch_add(1, std::memory_order_acq_rel); }
 
 // A removed destination's slot is freed once every worker routes by a table without it and its
 // output process has exited; only then is its queue file deleted.
@@ -141,7 +146,8 @@ void Supervisor::finish_removals() {
         if (!d.in_use || !d.removing) continue;
         bool workers_moved_on = true;
         for (const Child& w : listeners_)
-            if (w.pid && control_->workers[w.index].seen_generation.load(std::memory_order_acquire) < d.removal_generation)
+            if (w.pid &&
+                control_->workers[w.index].seen_generation.load(std::memory_order_acquire) < d.removal_generation)
                 workers_moved_on = false;
         if (!workers_moved_on) continue;
         Child& out = outputs_[slot];
@@ -159,7 +165,8 @@ void Supervisor::finish_removals() {
         if (!path.empty()) unlink(path.c_str());
         LOG_NOTICE("destination %s: removed%s", d.text.c_str(),
                    discarded ? (" (" + std::to_string(discarded) + " queued lines discarded with it)").c_str() : "");
-        control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::free), std::memory_order_release);
+        control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::free),
+                                                 std::memory_order_release);
         d = Destination {};
         outputs_[slot] = Child {};
     }
@@ -173,8 +180,9 @@ std::string Supervisor::runtime_destinations_text(const std::string* adding, con
     auto running = [&](const std::string& text) {
         if (removing && text == *removing) return false;
         if (adding && text == *adding) return true;
-        return std::any_of(destinations_.begin(), destinations_.end(),
-                           [&](const Destination& d) { return d.in_use && !d.removing && !d.console && d.text == text; });
+        return std::any_of(destinations_.begin(), destinations_.end(), [&](const Destination& d) {
+            return d.in_use && !d.removing && !d.console && d.text == text;
+        });
     };
     auto configured = [&](const std::string& text) {
         return std::find(config_.destinations.begin(), config_.destinations.end(), text) != config_.destinations.end();
@@ -219,8 +227,8 @@ void Supervisor::apply_runtime_changes() {
                 DestinationSpec parsed;
                 std::string ignored;
                 const bool may_pass = parse_destination_spec(destination, parsed, ignored);
-                LOG_ERROR("%s: putdest %s cannot be replayed%s: %s", path.c_str(), destination.c_str(), may_pass ? " now" : "",
-                          error.c_str());
+                LOG_ERROR("%s: putdest %s cannot be replayed%s: %s", path.c_str(), destination.c_str(),
+                          may_pass ? " now" : "", error.c_str());
                 failed += may_pass;
             }
         } else if (command == "deldest") {
@@ -236,8 +244,10 @@ void Supervisor::apply_runtime_changes() {
         }
         ok ? ++applied : ++skipped;
     }
-    LOG_NOTICE("%s: replayed %zu runtime destination changes (%zu no longer applied); delete the file to start "
-               "from the configured destinations alone", path.c_str(), applied, skipped);
+    LOG_NOTICE(
+        "%s: replayed %zu runtime destination changes (%zu no longer applied); delete the file to start "
+        "from the configured destinations alone",
+        path.c_str(), applied, skipped);
     if (applied) publish_generation();
 
     // Rewritten as the shortest list that gives the same result, so it does not grow forever; a
@@ -266,7 +276,8 @@ void Supervisor::retry_space_reservations(int64_t now) {
 
 uint32_t Supervisor::count_new_queue_files() const {
     uint32_t count = config_.console_out && access(queue_path(config_.state_dir, "console").c_str(), F_OK) != 0;
-    for (const std::string& text : config_.destinations) count += access(queue_path(config_.state_dir, text).c_str(), F_OK) != 0;
+    for (const std::string& text : config_.destinations)
+        count += access(queue_path(config_.state_dir, text).c_str(), F_OK) != 0;
     std::ifstream in(config_.state_dir + "/runtime-destinations");
     std::string command, destination;
     while (in >> command >> destination)
@@ -287,9 +298,11 @@ void Supervisor::warn_about_orphan_queues() {
         if (!queue) {
             LOG_WARN("%s", error.c_str());
         } else if (queue->queued_lines()) {
-            std::string name(queue->header().destination, strnlen(queue->header().destination, shm::kDestinationTextMax));
+            std::string name(queue->header().destination,
+                             strnlen(queue->header().destination, shm::kDestinationTextMax));
             LOG_WARN("queue file %s holds %llu lines for %s, which is not a destination now; putdest %s delivers them",
-                     entry.path().c_str(), static_cast<unsigned long long>(queue->queued_lines()), name.c_str(), name.c_str());
+                     entry.path().c_str(), static_cast<unsigned long long>(queue->queued_lines()), name.c_str(),
+                     name.c_str());
         }
     }
 }
@@ -301,9 +314,11 @@ std::string Supervisor::getdest() {
         const Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console) continue;
         std::string name = admin::json_escape(d.text);
-        registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \"" << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
+        registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \""
+                   << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
         first_registered = false;
-        auto link = static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
+        auto link =
+            static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
         if (link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load())) {
             active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
             first_active = false;
@@ -324,16 +339,18 @@ std::string Supervisor::putdest(const std::string& destination) {
     size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
                                                           [](const Destination& d) { return d.in_use && !d.console; }));
     if (registered >= config_.max_destinations)
-        return "error: " + std::to_string(registered) + " destinations are registered, the most --max-destinations allows; " +
-               "deldest one first\n";
+        return "error: " + std::to_string(registered) +
+            " destinations are registered, the most --max-destinations allows; " + "deldest one first\n";
     DestinationSpec parsed;
     std::string listener;
     if (parse_destination_spec(destination, parsed, error) && parsed.transport == Transport::tcp &&
-        reaches_own_listener(parsed.endpoint.host, parsed.endpoint.port,
-                             {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get(), metrics_fd_.get()}, listener)) {
-        LOG_WARN("destination %s: putdest refused: it reaches this relay's own listener %s", destination.c_str(), listener.c_str());
+        reaches_own_listener(
+            parsed.endpoint.host, parsed.endpoint.port,
+            {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get(), metrics_fd_.get()}, listener)) {
+        LOG_WARN("destination %s: putdest refused: it reaches this relay's own listener %s", destination.c_str(),
+                 listener.c_str());
         return "error: destination " + destination + " is this relay's own listener " + listener +
-               "; sending there would loop every metric back in\n";
+            "; sending there would loop every metric back in\n";
     }
     if (!save_runtime_destinations(error, &destination, nullptr)) {
         LOG_ERROR("putdest %s refused: %s", destination.c_str(), error.c_str());
@@ -364,7 +381,8 @@ std::string Supervisor::deldest(const std::string& destination) {
             return "error: " + error + "; not unregistered\n";
         }
         d.removing = true;
-        control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing), std::memory_order_release);
+        control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing),
+                                                 std::memory_order_release);
         publish_generation();
         d.removal_generation = control_->header.generation.load(std::memory_order_acquire);
         // hash-route keeps the output until it has moved the queue to the remaining destinations.
@@ -376,7 +394,8 @@ std::string Supervisor::deldest(const std::string& destination) {
         bool others = std::any_of(destinations_.begin(), destinations_.end(),
                                   [](const Destination& o) { return o.in_use && !o.removing && !o.console; });
         if (!others && !config_.hash_route())
-            LOG_WARN("broadcast: no destinations left; metrics received are discarded and counted as unroutable until putdest");
+            LOG_WARN(
+                "broadcast: no destinations left; metrics received are discarded and counted as unroutable until putdest");
         finish_removals();
         return "Unregistered destination: " + destination + "\n";
     }

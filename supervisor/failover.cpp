@@ -22,20 +22,27 @@ void Supervisor::update_ring_membership() {
             s.in_ring.store(0, std::memory_order_release);
             changed = true;
             if (!rules_table_)
-                LOG_WARN("destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
-                         d.text.c_str(), static_cast<unsigned long long>(failures), static_cast<unsigned long long>(d.queue->queued_lines()));
+                LOG_WARN(
+                    "destination %s: left the ring after %llu failed connects; its %llu queued lines move to the other destinations",
+                    d.text.c_str(), static_cast<unsigned long long>(failures),
+                    static_cast<unsigned long long>(d.queue->queued_lines()));
             else if (queue_moves(d))
-                LOG_WARN("destination %s: down after %llu failed connects; its %llu queued lines move to the other members of its "
-                         "any_of, failover or dynamic clusters", d.text.c_str(), static_cast<unsigned long long>(failures),
-                         static_cast<unsigned long long>(d.queue->queued_lines()));
+                LOG_WARN(
+                    "destination %s: down after %llu failed connects; its %llu queued lines move to the other members of its "
+                    "any_of, failover or dynamic clusters",
+                    d.text.c_str(), static_cast<unsigned long long>(failures),
+                    static_cast<unsigned long long>(d.queue->queued_lines()));
             else
-                LOG_WARN("destination %s: down after %llu failed connects; its %llu queued lines wait for it (its clusters are "
-                         "forward or hash clusters without dynamic)", d.text.c_str(), static_cast<unsigned long long>(failures),
-                         static_cast<unsigned long long>(d.queue->queued_lines()));
+                LOG_WARN(
+                    "destination %s: down after %llu failed connects; its %llu queued lines wait for it (its clusters are "
+                    "forward or hash clusters without dynamic)",
+                    d.text.c_str(), static_cast<unsigned long long>(failures),
+                    static_cast<unsigned long long>(d.queue->queued_lines()));
         } else if (!in_ring && link == shm::LinkState::connected) {
             s.in_ring.store(1, std::memory_order_release);
             changed = true;
-            LOG_NOTICE("destination %s: connected again; %s", d.text.c_str(), rules_table_ ? "up" : "rejoined the ring");
+            LOG_NOTICE("destination %s: connected again; %s", d.text.c_str(),
+                       rules_table_ ? "up" : "rejoined the ring");
         }
     }
     if (changed) publish_generation();

@@ -18,8 +18,9 @@ Health evaluate_health(const std::string& phase, const std::vector<ChildView>& c
         if (c.heartbeat_ms < c.started_ms) return {false, c.name + " (pid " + std::to_string(c.pid) + "): starting"};
         int64_t silent = now_ms - c.heartbeat_ms;
         if (silent > c.stale_after_ms)
-            return {false, c.name + " (pid " + std::to_string(c.pid) + "): no heartbeat for " + std::to_string(silent / 1000) + "." +
-                               std::to_string(silent % 1000 / 100) + " s"};
+            return {false,
+                    c.name + " (pid " + std::to_string(c.pid) + "): no heartbeat for " + std::to_string(silent / 1000) +
+                        "." + std::to_string(silent % 1000 / 100) + " s"};
     }
     return {true, "ok"};
 }

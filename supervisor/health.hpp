@@ -13,12 +13,12 @@
 namespace polymur {
 
 struct ChildView {
-    std::string name;           // "listener 0", "output 10.0.0.1:2003"
-    pid_t pid = 0;              // 0: not running
-    bool expected = false;      // it should be running (a removed destination's output is not)
-    int64_t started_ms = 0;     // monotonic, when it was forked
-    int64_t heartbeat_ms = 0;   // monotonic, its last heartbeat (may predate started_ms: not reported yet)
-    int64_t stale_after_ms = 0; // a heartbeat older than this means it is stuck
+    std::string name;            // "listener 0", "output 10.0.0.1:2003"
+    pid_t pid = 0;               // 0: not running
+    bool expected = false;       // it should be running (a removed destination's output is not)
+    int64_t started_ms = 0;      // monotonic, when it was forked
+    int64_t heartbeat_ms = 0;    // monotonic, its last heartbeat (may predate started_ms: not reported yet)
+    int64_t stale_after_ms = 0;  // a heartbeat older than this means it is stuck
 };
 
 // `phase` is the supervisor's state name; only "running" can be ready.

@@ -51,7 +51,7 @@ std::vector<Leftover> holders(const std::string& state_dir) {
         const std::string name = entry.path().filename().string();
         const bool listener_lock = name.rfind("listener-", 0) == 0 && entry.path().extension() == ".lock";
         if (!listener_lock && entry.path().extension() != ".queue") continue;
-        struct stat st {};
+        struct stat st = {};
         if (stat(entry.path().c_str(), &st) != 0) continue;
         char key[64];
         std::snprintf(key, sizeof key, "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
@@ -102,7 +102,8 @@ int end_previous_generation(const std::string& state_dir, int grace_ms) {
         bool still_holds = false;
         for (const Leftover& l : holders(state_dir)) still_holds |= l.pid == pid;
         if (!still_holds) continue;
-        LOG_WARN("state directory %s: pid %d did not exit within %d ms of SIGTERM; killing it", state_dir.c_str(), pid, grace_ms);
+        LOG_WARN("state directory %s: pid %d did not exit within %d ms of SIGTERM; killing it", state_dir.c_str(), pid,
+                 grace_ms);
         kill(pid, SIGKILL);
     }
     const int64_t kill_deadline = monotonic_ms() + 2000;

@@ -60,11 +60,12 @@ bool is_this_host(const Address& a) {
 
 }  // namespace
 
-bool reaches_own_listener(const std::string& host, uint16_t port, const std::vector<int>& listen_fds, std::string& matched) {
+bool reaches_own_listener(const std::string& host, uint16_t port, const std::vector<int>& listen_fds,
+                          std::string& matched) {
     // Only a listener's port can loop; anything else needs no name resolution on the supervisor's loop.
     bool port_in_use = false;
     for (int fd : listen_fds) {
-        struct sockaddr_storage bound {};
+        struct sockaddr_storage bound = {};
         socklen_t len = sizeof bound;
         Address ignored;
         uint16_t listener_port = 0;
@@ -73,15 +74,16 @@ bool reaches_own_listener(const std::string& host, uint16_t port, const std::vec
             port_in_use |= listener_port == port;
     }
     if (!port_in_use) return false;
-    struct addrinfo hints {};
+    struct addrinfo hints = {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     struct addrinfo* found = nullptr;
-    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return false;  // the output will say
+    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0)
+        return false;  // the output will say
     bool loops = false;
     for (int fd : listen_fds) {
         if (fd < 0) continue;
-        struct sockaddr_storage bound {};
+        struct sockaddr_storage bound = {};
         socklen_t len = sizeof bound;
         Address listener;
         uint16_t listener_port = 0;
@@ -97,9 +99,9 @@ bool reaches_own_listener(const std::string& host, uint16_t port, const std::vec
             char text[INET6_ADDRSTRLEN] = "?";
             if (bound.ss_family == AF_INET)
                 inet_ntop(AF_INET, &reinterpret_cast<struct sockaddr_in*>(&bound)->sin_addr, text, sizeof text);
-            else
-                inet_ntop(AF_INET6, &reinterpret_cast<struct sockaddr_in6*>(&bound)->sin6_addr, text, sizeof text);
-            matched = (bound.ss_family == AF_INET6 ? "[" + std::string(text) + "]" : std::string(text)) + ":" + std::to_string(port);
+            else inet_ntop(AF_INET6, &reinterpret_cast<struct sockaddr_in6*>(&bound)->sin6_addr, text, sizeof text);
+            matched = (bound.ss_family == AF_INET6 ? "[" + std::string(text) + "]" : std::string(text)) + ":" +
+                std::to_string(port);
             break;
         }
     }

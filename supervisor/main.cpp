@@ -3,17 +3,17 @@
 #include <string>
 #include <vector>
 
+#include "common/config.hpp"
 #include "common/guard.hpp"
 #include "common/log.hpp"
+#include "common/proctitle.hpp"
+#include "common/validate.hpp"
 #include "route/lookup_command.hpp"
 #include "route/routing_table.hpp"
 #include "route/test_command.hpp"
-#include "common/config.hpp"
-#include "common/proctitle.hpp"
 #include "supervisor/queue_space.hpp"
 #include "supervisor/supervisor.hpp"
 #include "worker/tls.hpp"
-#include "common/validate.hpp"
 
 extern char** environ;
 
@@ -27,9 +27,11 @@ int main(int argc, char** argv) {
         case polymur::ParseOutcome::exit_error: return 2;
         case polymur::ParseOutcome::run: break;
     }
-    if (!config.tls_listen_addr.empty()) {  // a key that does not match, a CA file without a CA: refused before a child starts
+    if (!config.tls_listen_addr
+             .empty()) {  // a key that does not match, a CA file without a CA: refused before a child starts
         std::string error;
-        SSL_CTX* context = polymur::new_line_listener_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca, error);
+        SSL_CTX* context =
+            polymur::new_line_listener_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca, error);
         if (!context) {
             std::fprintf(stderr, "polymur: TLS listener: %s\n", error.c_str());
             return 2;
@@ -52,7 +54,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "polymur: %s\n", error.c_str());
             return 2;
         }
-        std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ", config.config_file.c_str());
+        std::printf("polymur: configuration OK%s%s\n", config.config_file.empty() ? "" : ": ",
+                    config.config_file.c_str());
         return 0;
     }
     std::vector<std::string> args(argv, argv + argc);  // kept for SIGHUP: the title overwrites argv

@@ -16,7 +16,8 @@
 
 namespace polymur {
 
-MetricsHttpServer::MetricsHttpServer(struct event_base* base, int listen_fd, Source source) : source_(std::move(source)) {
+MetricsHttpServer::MetricsHttpServer(struct event_base* base, int listen_fd, Source source)
+        : source_(std::move(source)) {
     listener_ = evconnlistener_new(base, nullptr, nullptr, 0, 0, listen_fd);
     http_ = listener_ ? evhttp_new(base) : nullptr;
     tick_ = event_new(base, -1, EV_PERSIST, &MetricsHttpServer::on_tick, this);
@@ -33,7 +34,7 @@ MetricsHttpServer::MetricsHttpServer(struct event_base* base, int listen_fd, Sou
     evhttp_set_bevcb(http_, &MetricsHttpServer::on_accept, this);
     evhttp_set_gencb(http_, &MetricsHttpServer::on_request, this);
     evhttp_bind_listener(http_, listener_);
-    struct timeval second {1, 0};
+    struct timeval second = {1, 0};
     event_add(tick_, &second);
 }
 

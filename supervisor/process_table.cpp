@@ -106,10 +106,10 @@ void Supervisor::child_exited(Child& child, int status) {
     if (WIFSIGNALED(status))
         how << "killed by signal " << WTERMSIG(status) << " (" << strsignal(WTERMSIG(status)) << ")"
             << (WCOREDUMP(status) ? ", core dumped" : "");
-    else
-        how << "exited with code " << WEXITSTATUS(status);
+    else how << "exited with code " << WEXITSTATUS(status);
 
-    if (child.role == Role::output && destinations_[child.index].removing && (clean || !queue_moves(destinations_[child.index]))) {
+    if (child.role == Role::output && destinations_[child.index].removing &&
+        (clean || !queue_moves(destinations_[child.index]))) {
         LOG_INFO("%s (pid %d): %s after its destination was removed", name.c_str(), pid, how.str().c_str());
         child.state = ChildState::absent;
         finish_removals();
@@ -132,7 +132,9 @@ void Supervisor::child_exited(Child& child, int status) {
         }
         return;
     }
-    child.backoff_ms = lived >= kStableAfterMs ? kBackoffStartMs : std::min(std::max(child.backoff_ms * 2, kBackoffStartMs), kBackoffMaxMs);
+    child.backoff_ms = lived >= kStableAfterMs
+        ? kBackoffStartMs
+        : std::min(std::max(child.backoff_ms * 2, kBackoffStartMs), kBackoffMaxMs);
     child.restart_at_ms = now + child.backoff_ms;
     child.state = ChildState::backing_off;
     LOG_WARN("%s (pid %d): %s after %lld ms%s; restarting in %lld ms", name.c_str(), pid, how.str().c_str(),
@@ -149,7 +151,8 @@ void Supervisor::check_stalls(int64_t now) {
     };
     for (Child& c : listeners_) {
         if (stale(c, control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed))) {
-            LOG_WARN("listener %u (pid %d): no heartbeat for %u s (stalled); killing it", c.index, c.pid, config_.stall_timeout_s);
+            LOG_WARN("listener %u (pid %d): no heartbeat for %u s (stalled); killing it", c.index, c.pid,
+                     config_.stall_timeout_s);
             kill(c.pid, SIGKILL);
             c.started_ms = now;  // one kill per stall; the reaper restarts it
         }
@@ -159,8 +162,8 @@ void Supervisor::check_stalls(int64_t now) {
         uint64_t heartbeat = s.heartbeat_ms.load(std::memory_order_relaxed);
         uint64_t progress = s.progress_ms.load(std::memory_order_relaxed);
         if (stale(c, heartbeat)) {
-            LOG_WARN("output %s (pid %d): no heartbeat for %u s (stalled); killing it", destinations_[c.index].text.c_str(),
-                     c.pid, config_.stall_timeout_s);
+            LOG_WARN("output %s (pid %d): no heartbeat for %u s (stalled); killing it",
+                     destinations_[c.index].text.c_str(), c.pid, config_.stall_timeout_s);
         } else if (stale(c, progress)) {
             LOG_WARN("output %s (pid %d): the destination accepted nothing for %u s (stalled); killing it",
                      destinations_[c.index].text.c_str(), c.pid, config_.stall_timeout_s);

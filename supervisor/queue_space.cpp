@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <fstream>
 
-#include "shm/queue.hpp"
 #include "common/heritage.hpp"
+#include "shm/queue.hpp"
 
 namespace polymur {
 
@@ -27,8 +27,9 @@ std::vector<std::string> check_queue_space(const Config& config) {
     std::vector<std::pair<std::string, uint64_t>> needs;
     uint64_t total = 0;
     for (const std::string& d : destinations) {
-        struct stat st {};
-        uint64_t have = stat(queue_path(config.state_dir, d).c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
+        struct stat st = {};
+        uint64_t have =
+            stat(queue_path(config.state_dir, d).c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
         uint64_t need = wanted > have ? wanted - have : 0;
         if (need) needs.emplace_back(d, need);
         total += need;
@@ -41,7 +42,8 @@ std::vector<std::string> check_queue_space(const Config& config) {
                       "destination %s: its queue needs %llu more bytes in %s, but only %llu bytes are free there for "
                       "%zu new queue files (%llu needed in all); it would run with a smaller queue",
                       destination.c_str(), static_cast<unsigned long long>(need), config.state_dir.c_str(),
-                      static_cast<unsigned long long>(free_bytes), needs.size(), static_cast<unsigned long long>(total));
+                      static_cast<unsigned long long>(free_bytes), needs.size(),
+                      static_cast<unsigned long long>(total));
         problems.emplace_back(line);
     }
     return problems;

@@ -12,7 +12,7 @@ struct DestinationStatus {
     std::string name;   // as the operator wrote it
     std::string state;  // starting, connecting, connected, down, stopped, removing
     uint64_t queued = 0, queued_bytes = 0, sent = 0, sent_bytes = 0, dropped = 0, reconnects = 0, rerouted = 0;
-    uint64_t unsendable = 0;  // queued lines its wire format cannot carry (pickle://), left out
+    uint64_t unsendable = 0;      // queued lines its wire format cannot carry (pickle://), left out
     uint64_t capacity_bytes = 0;  // the queue's real size: less than --queue-bytes when the disk was short
     bool space_reserved = true;   // false: its file could not be allocated, new lines are dropped
     bool in_ring = false;
@@ -26,9 +26,10 @@ struct ListenerStatus {
 };
 
 struct RelayStatus {
-    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, blackholed = 0, connections = 0, connections_total = 0;
-    uint64_t pickle_invalid = 0;                 // pickle frames refused
-    uint64_t udp_datagrams = 0, udp_dropped = 0;  // read from the UDP socket; dropped by the kernel
+    uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, blackholed = 0, connections = 0,
+             connections_total = 0;
+    uint64_t pickle_invalid = 0;                                // pickle frames refused
+    uint64_t udp_datagrams = 0, udp_dropped = 0;                // read from the UDP socket; dropped by the kernel
     uint64_t tls_handshakes = 0, tls_refused = 0, tls_cut = 0;  // TLS listener: completed, failed, cut
     uint64_t compressed_streams = 0, compressed_invalid = 0;    // gzip/LZ4 connections; refused ones
     uint32_t workers = 0;

@@ -24,7 +24,8 @@ void Supervisor::reload() {
     argv.push_back(nullptr);
     Config next;
     if (parse_config(static_cast<int>(args_.size()), argv.data(), environ, next) != ParseOutcome::run) {
-        LOG_ERROR("supervisor: reload refused: the configuration has an error (above); keeping the running configuration");
+        LOG_ERROR(
+            "supervisor: reload refused: the configuration has an error (above); keeping the running configuration");
         systemd_.notify("READY=1\nSTATUS=reload refused; running the previous configuration");
         return;
     }
@@ -57,11 +58,13 @@ void Supervisor::reload() {
     for (const std::string& name : changes.applied)
         LOG_NOTICE("supervisor: reload: --%s changed; applied", name.c_str());
     for (const std::string& name : changes.need_restart)
-        LOG_WARN("supervisor: reload: --%s changed; needs a restart to take effect (still running with the old value)", name.c_str());
+        LOG_WARN("supervisor: reload: --%s changed; needs a restart to take effect (still running with the old value)",
+                 name.c_str());
     arm_periodic_events();
     publish_live_settings();
-    LOG_NOTICE("supervisor: reload done: %zu destinations added, %zu removed; %zu other options applied, %zu need a restart",
-               added, removed, changes.applied.size(), changes.need_restart.size());
+    LOG_NOTICE(
+        "supervisor: reload done: %zu destinations added, %zu removed; %zu other options applied, %zu need a restart",
+        added, removed, changes.applied.size(), changes.need_restart.size());
     systemd_.notify("READY=1\nSTATUS=running (configuration reloaded)");
 }
 
@@ -75,11 +78,11 @@ void Supervisor::publish_live_settings() {
 
 // (Re)arms the timers whose intervals are options, at start and after a reload.
 void Supervisor::arm_periodic_events() {
-    struct timeval rates_interval {static_cast<time_t>(config_.stats_interval_s), 0};
+    struct timeval rates_interval = {static_cast<time_t>(config_.stats_interval_s), 0};
     event_add(rates_event_, &rates_interval);
     event_del(self_metrics_event_);
     if (config_.self_metrics_interval_s) {
-        struct timeval interval {static_cast<time_t>(config_.self_metrics_interval_s), 0};
+        struct timeval interval = {static_cast<time_t>(config_.self_metrics_interval_s), 0};
         event_add(self_metrics_event_, &interval);
     }
 }

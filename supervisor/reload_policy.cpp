@@ -3,12 +3,13 @@
 namespace polymur {
 
 // One row: the option, what a reload does, and the Config field(s) it sets.
-#define POLYMUR_RELOAD(option, how, field)                                                       \
-    ReloadRule {                                                                                  \
+#define POLYMUR_RELOAD(option, how, field)                                                          \
+    ReloadRule {                                                                                    \
         option, OnReload::how, [](const Config& a, const Config& b) { return a.field != b.field; }, \
-            [](Config& to, const Config& from) { to.field = from.field; }                          \
+            [](Config& to, const Config& from) { to.field = from.field; }                           \
     }
-#define POLYMUR_FIXED(option) ReloadRule {option, OnReload::fixed, nullptr, nullptr}
+#define POLYMUR_FIXED(option) \
+    ReloadRule { option, OnReload::fixed, nullptr, nullptr }
 
 const std::vector<ReloadRule>& reload_rules() {
     // clang-format off

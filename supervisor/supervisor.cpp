@@ -1,11 +1,11 @@
 #include "supervisor/supervisor.hpp"
 
-#include <signal.h>
-#include <sys/prctl.h>
-#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,22 +25,21 @@
 #include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/proctitle.hpp"
+#include "common/validate.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
 #include "supervisor/children.hpp"
-#include "worker/child_main.hpp"
 #include "supervisor/leftovers.hpp"
 #include "supervisor/loop_guard.hpp"
-#include "common/proctitle.hpp"
 #include "supervisor/reload_policy.hpp"
 #include "supervisor/worker_counters.hpp"
-#include "common/validate.hpp"
+#include "worker/child_main.hpp"
 
 extern char** environ;
 
 namespace polymur {
 namespace {
-
 
 const char* state_name(int state) {
     static const char* names[] = {"starting", "running", "stopping listeners", "stopping outputs", "stopped"};
@@ -48,7 +47,7 @@ const char* state_name(int state) {
 }
 
 void raise_fd_limit() {
-    struct rlimit limit {};
+    struct rlimit limit = {};
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
         limit.rlim_cur = limit.rlim_max;
         setrlimit(RLIMIT_NOFILE, &limit);
@@ -101,8 +100,10 @@ bool Supervisor::setup() {
             LOG_ERROR("HTTP listener %s: cannot listen: %s", config_.http_listen_addr.c_str(), error.c_str());
             return false;
         }
-        LOG_WARN("HTTP listener %s: plain HTTP without client certificates; only for a TLS-terminating load balancer "
-                 "in front of it", config_.http_listen_addr.c_str());
+        LOG_WARN(
+            "HTTP listener %s: plain HTTP without client certificates; only for a TLS-terminating load balancer "
+            "in front of it",
+            config_.http_listen_addr.c_str());
     }
     if (!config_.pickle_listen_addr.empty()) {
         pickle_fd_ = net::listen_tcp(config_.pickle_listen_addr, 4096, error);
@@ -123,15 +124,18 @@ bool Supervisor::setup() {
         // next datagrams, a restarted worker finds the same socket (and nothing queued in it is lost),
         // and the kernel's drop count is one number for the whole socket.
         int granted = 0;
-        udp_fd_ = net::bind_udp(config_.udp_listen_addr, static_cast<int>(std::min<uint32_t>(config_.udp_rcvbuf, INT32_MAX / 2)),
-                                granted, error);
+        udp_fd_ =
+            net::bind_udp(config_.udp_listen_addr,
+                          static_cast<int>(std::min<uint32_t>(config_.udp_rcvbuf, INT32_MAX / 2)), granted, error);
         if (!udp_fd_) {
             LOG_ERROR("UDP listener %s: cannot bind: %s", config_.udp_listen_addr.c_str(), error.c_str());
             return false;
         }
         if (static_cast<uint64_t>(granted) < config_.udp_rcvbuf)
-            LOG_WARN("UDP listener %s: receive buffer is %d bytes, not the %u asked for (net.core.rmem_max; run as root or "
-                     "raise it)", config_.udp_listen_addr.c_str(), granted / 2, config_.udp_rcvbuf);
+            LOG_WARN(
+                "UDP listener %s: receive buffer is %d bytes, not the %u asked for (net.core.rmem_max; run as root or "
+                "raise it)",
+                config_.udp_listen_addr.c_str(), granted / 2, config_.udp_rcvbuf);
     }
     admin_tcp_fd_ = net::listen_tcp(config_.api_addr, 64, error);
     if (!admin_tcp_fd_) {
@@ -142,7 +146,8 @@ bool Supervisor::setup() {
         LOG_WARN("admin %s: listening beyond loopback; anyone who can reach it can change where metrics go",
                  config_.api_addr.c_str());
     if (!admin::AdminPolicy::build(config_.admin_users, config_.admin_groups, admin_policy_, error) ||
-        (!config_.admin_token_file.empty() && !admin::read_admin_token(config_.admin_token_file, admin_policy_.token, error))) {
+        (!config_.admin_token_file.empty() &&
+         !admin::read_admin_token(config_.admin_token_file, admin_policy_.token, error))) {
         LOG_ERROR("admin: %s", error.c_str());
         return false;
     }
@@ -223,7 +228,8 @@ void Supervisor::housekeeping() {
     }
     if (now >= shutdown_deadline_ms_) {
         LOG_WARN("supervisor: children still running %lld ms into shutdown; killing them",
-                 static_cast<long long>(now - shutdown_deadline_ms_ + static_cast<int64_t>(config_.drain_timeout_s + 5) * 1000));
+                 static_cast<long long>(now - shutdown_deadline_ms_ +
+                                        static_cast<int64_t>(config_.drain_timeout_s + 5) * 1000));
         for (Child& c : listeners_)
             if (c.pid) kill(c.pid, SIGKILL);
         for (Child& c : outputs_)
@@ -241,33 +247,36 @@ std::string Supervisor::state_dir_problem(const std::string& dir, int err, const
     while (!existing.empty() && !std::filesystem::exists(existing, ec) && existing.has_parent_path() &&
            existing.parent_path() != existing)
         existing = existing.parent_path();
-    struct stat st {};
+    struct stat st = {};
     const bool found = stat(existing.c_str(), &st) == 0;
     switch (err) {
         case EROFS:
-            text += " (" + existing.string() + " is on a read-only file system; give polymur a --state-dir on a writable one)";
+            text += " (" + existing.string() +
+                " is on a read-only file system; give polymur a --state-dir on a writable one)";
             break;
         case EACCES:
         case EPERM:
             if (found)
                 text += " (" + existing.string() + " is owned by uid " + std::to_string(st.st_uid) + ", gid " +
-                        std::to_string(st.st_gid) + ", mode " + [&] { char m[8]; std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777); return std::string(m); }() +
-                        "; polymur runs as uid " + std::to_string(geteuid()) + ", gid " + std::to_string(getegid()) +
-                        ": make it writable for that user, e.g. chown it)";
+                    std::to_string(st.st_gid) + ", mode " +
+                    [&] {
+                        char m[8];
+                        std::snprintf(m, sizeof m, "%04o", st.st_mode & 07777);
+                        return std::string(m);
+                    }() +
+                    "; polymur runs as uid " + std::to_string(geteuid()) + ", gid " + std::to_string(getegid()) +
+                    ": make it writable for that user, e.g. chown it)";
             break;
         case ENOENT:
         case ENOTDIR:
-            if (found && !S_ISDIR(st.st_mode))
-                text += " (" + existing.string() + " is not a directory)";
+            if (found && !S_ISDIR(st.st_mode)) text += " (" + existing.string() + " is not a directory)";
             else if (found && existing.string() != dir)
-                text += " (" + existing.string() + " exists, but not the directories under it on the way to " + dir + ")";
+                text +=
+                    " (" + existing.string() + " exists, but not the directories under it on the way to " + dir + ")";
             break;
         case ENOSPC:
-        case EDQUOT:
-            text += " (the file system is full)";
-            break;
-        default:
-            break;
+        case EDQUOT: text += " (the file system is full)"; break;
+        default: break;
     }
     return text;
 }
@@ -326,7 +335,9 @@ RelayStatus Supervisor::status() {
         DestinationStatus out;
         out.name = d.text;
         out.console = d.console;
-        out.state = d.removing ? "removing" : shm::link_state_name(static_cast<shm::LinkState>(c.link_state.load(std::memory_order_relaxed)));
+        out.state = d.removing
+            ? "removing"
+            : shm::link_state_name(static_cast<shm::LinkState>(c.link_state.load(std::memory_order_relaxed)));
         out.queued = d.queue->queued_lines();
         out.queued_bytes = d.queue->queued_bytes();
         out.capacity_bytes = d.queue->capacity_bytes();
@@ -349,16 +360,18 @@ RelayStatus Supervisor::status() {
 Health Supervisor::health() {
     std::vector<ChildView> children;
     for (const Child& c : listeners_)
-        children.push_back({child_name(Role::listener, c.index, ""), c.pid, c.expected(), c.started_ms,
-                            static_cast<int64_t>(control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed)),
-                            health_stale_after_ms(false, config_.stall_timeout_s, config_.connect_timeout_ms)});
+        children.push_back(
+            {child_name(Role::listener, c.index, ""), c.pid, c.expected(), c.started_ms,
+             static_cast<int64_t>(control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed)),
+             health_stale_after_ms(false, config_.stall_timeout_s, config_.connect_timeout_ms)});
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const Destination& d = destinations_[slot];
         const Child& c = outputs_[slot];
         if (!d.in_use || d.removing) continue;
-        children.push_back({child_name(Role::output, slot, d.text), c.pid, true, c.started_ms,
-                            static_cast<int64_t>(control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed)),
-                            health_stale_after_ms(true, config_.stall_timeout_s, config_.connect_timeout_ms)});
+        children.push_back(
+            {child_name(Role::output, slot, d.text), c.pid, true, c.started_ms,
+             static_cast<int64_t>(control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed)),
+             health_stale_after_ms(true, config_.stall_timeout_s, config_.connect_timeout_ms)});
     }
     return evaluate_health(state_name(static_cast<int>(state_)), children, monotonic_ms());
 }
@@ -390,11 +403,12 @@ void Supervisor::send_self_metrics() {
             }
         },
         nullptr);
-    struct timeval timeout {5, 0};
+    struct timeval timeout = {5, 0};
     bufferevent_set_timeouts(bev, &timeout, &timeout);
     bufferevent_write(bev, lines.data(), lines.size());
     bufferevent_enable(bev, EV_WRITE);
-    if (bufferevent_socket_connect_hostname(bev, nullptr, AF_UNSPEC, host.c_str(), *port_number) != 0) bufferevent_free(bev);
+    if (bufferevent_socket_connect_hostname(bev, nullptr, AF_UNSPEC, host.c_str(), *port_number) != 0)
+        bufferevent_free(bev);
 }
 
 void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) {
@@ -411,23 +425,27 @@ void Supervisor::notify_ready_once_reporting(int64_t now) {
         if (!c.expected() || (c.pid && static_cast<int64_t>(heartbeat_ms) >= c.started_ms)) return;
         waiting += (waiting.empty() ? "" : ", ") + child_name(c.role, c.index, text);
     };
-    for (const Child& c : listeners_) check(c, control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed), "");
+    for (const Child& c : listeners_)
+        check(c, control_->workers[c.index].heartbeat_ms.load(std::memory_order_relaxed), "");
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot)
         if (destinations_[slot].in_use && !destinations_[slot].removing)
-            check(outputs_[slot], control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed), destinations_[slot].text);
+            check(outputs_[slot], control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed),
+                  destinations_[slot].text);
     if (!waiting.empty() && now < ready_deadline_ms_) return;
     if (!waiting.empty())
-        LOG_WARN("supervisor: %s not reporting %u s after the start; telling systemd it is ready anyway", waiting.c_str(),
-                 config_.stall_timeout_s);
+        LOG_WARN("supervisor: %s not reporting %u s after the start; telling systemd it is ready anyway",
+                 waiting.c_str(), config_.stall_timeout_s);
     systemd_.notify("READY=1\nSTATUS=running\nMAINPID=" + std::to_string(getpid()));
     ready_sent_ = true;
 }
 
 void Supervisor::begin_shutdown(const char* why) {
     if (state_ != State::running) return;
-    LOG_NOTICE("supervisor: %s; stopping listeners, then letting outputs deliver for up to %u s", why, config_.drain_timeout_s);
+    LOG_NOTICE("supervisor: %s; stopping listeners, then letting outputs deliver for up to %u s", why,
+               config_.drain_timeout_s);
     set_state(State::stopping_listeners);
-    systemd_.notify("STOPPING=1\nSTATUS=stopping: delivering queues for up to " + std::to_string(config_.drain_timeout_s) + " s");
+    systemd_.notify("STOPPING=1\nSTATUS=stopping: delivering queues for up to " +
+                    std::to_string(config_.drain_timeout_s) + " s");
     admin_->close_listeners();
     shutdown_deadline_ms_ = monotonic_ms() + static_cast<int64_t>(config_.drain_timeout_s + 5) * 1000;
     for (Child& c : listeners_)
@@ -446,7 +464,8 @@ void Supervisor::log_rates() {
     last_rates_ms_ = now;
     last_rate_ = seconds > 0 ? delta / seconds : 0.0;
     // Every interval, as Polymur, so a quiet relay is visibly alive and quiet.
-    LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta), last_rate_);
+    LOG_INFO("Last %.2fs: Received %llu data points | Avg: %.2f/sec.", seconds, static_cast<unsigned long long>(delta),
+             last_rate_);
     if (state_ == State::running) {
         char status[160];
         std::snprintf(status, sizeof status, "STATUS=%.0f metrics/s received; %zu destinations", last_rate_,
@@ -470,7 +489,12 @@ std::string Supervisor::stats() { return format_stats_json(status()); }
 void Supervisor::on_signal(evutil_socket_t signal, short, void* self_ptr) {
     auto* self = static_cast<Supervisor*>(self_ptr);
     switch (signal) {
-        case SIGCHLD: guarded("supervisor: SIGCHLD", [&] { self->reap_children(); self->housekeeping(); }); break;
+        case SIGCHLD:
+            guarded("supervisor: SIGCHLD", [&] {
+                self->reap_children();
+                self->housekeeping();
+            });
+            break;
         case SIGTERM: guarded("supervisor: SIGTERM", [&] { self->begin_shutdown("SIGTERM received"); }); break;
         case SIGINT: guarded("supervisor: SIGINT", [&] { self->begin_shutdown("SIGINT received"); }); break;
         case SIGHUP:
@@ -509,7 +533,8 @@ int Supervisor::run() {
     admin_->add_listener(admin_unix_fd_.get());
     if (metrics_fd_) {
         metrics_ = std::make_unique<MetricsHttpServer>(
-            base_, metrics_fd_.get(), MetricsHttpServer::Source {[this] { return status(); }, [this] { return health(); }});
+            base_, metrics_fd_.get(),
+            MetricsHttpServer::Source {[this] { return status(); }, [this] { return health(); }});
         if (!metrics_->ok()) return kExitDoNotRestart;
         LOG_NOTICE("metrics: serving /metrics (Prometheus) and /health on %s", config_.metrics_addr.c_str());
         if (!net::is_loopback(metrics_fd_.get()))
@@ -518,7 +543,7 @@ int Supervisor::run() {
     }
 
     struct event* tick = event_new(base_, -1, EV_PERSIST, &Supervisor::on_housekeeping, this);
-    struct timeval tick_interval {0, 100000};
+    struct timeval tick_interval = {0, 100000};
     event_add(tick, &tick_interval);
     events_.push_back(tick);
     rates_event_ = event_new(base_, -1, EV_PERSIST, &Supervisor::on_rates, this);
@@ -553,8 +578,9 @@ int Supervisor::run() {
         if (d.in_use && !d.console) running.destinations.push_back(d.text);
     LOG_NOTICE("supervisor: %s: listening on %s with %u workers; admin on %s and %s; %s to %zu destinations%s",
                mode_name(config_.mode), listening.c_str(), config_.workers,
-               admin_tcp_fd_ ? net::local_name(admin_tcp_fd_.get()).c_str() : config_.api_addr.c_str(), config_.admin_socket.c_str(),
-               distribution_name(config_.distribution), running.destinations.size(), config_.console_out ? " and the console" : "");
+               admin_tcp_fd_ ? net::local_name(admin_tcp_fd_.get()).c_str() : config_.api_addr.c_str(),
+               config_.admin_socket.c_str(), distribution_name(config_.distribution), running.destinations.size(),
+               config_.console_out ? " and the console" : "");
     for (const std::string& warning : config_warnings(running)) LOG_WARN("%s", warning.c_str());
 
     event_base_dispatch(base_);

@@ -16,18 +16,18 @@
 
 #include "admin/command.hpp"
 #include "admin/server.hpp"
+#include "common/config.hpp"
+#include "common/destination_spec.hpp"
+#include "common/heritage.hpp"
+#include "common/self_metrics.hpp"
 #include "common/unique_fd.hpp"
 #include "route/routing_table.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
-#include "common/config.hpp"
-#include "common/destination_spec.hpp"
 #include "supervisor/health.hpp"
 #include "supervisor/metrics_http.hpp"
 #include "supervisor/relay_status.hpp"
-#include "common/self_metrics.hpp"
 #include "supervisor/systemd_notify.hpp"
-#include "common/heritage.hpp"
 
 namespace polymur {
 
@@ -168,7 +168,7 @@ private:
     std::array<Child, shm::kDestinationSlots> outputs_ {};
     std::array<Destination, shm::kDestinationSlots> destinations_ {};
     uint64_t next_incarnation_ = 1;
-    uint32_t reroute_holder_ = shm::kNoSlot;  // the output granted control_->header.reroute_slot
+    uint32_t reroute_holder_ = shm::kNoSlot;            // the output granted control_->header.reroute_slot
     std::unique_ptr<route::RoutingTable> rules_table_;  // --rules; children inherit it (Heritage::rules)
     uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
     int64_t next_space_retry_ms_ = 0;

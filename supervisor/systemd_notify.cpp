@@ -21,7 +21,7 @@ SystemdNotifier::SystemdNotifier() {
 
 bool SystemdNotifier::notify(const std::string& state) const {
     if (socket_path_.empty()) return false;
-    struct sockaddr_un sa {};
+    struct sockaddr_un sa = {};
     if (socket_path_.size() >= sizeof sa.sun_path) return false;
     sa.sun_family = AF_UNIX;
     std::memcpy(sa.sun_path, socket_path_.data(), socket_path_.size());
@@ -29,8 +29,8 @@ bool SystemdNotifier::notify(const std::string& state) const {
     socklen_t length = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + socket_path_.size());
     UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!fd) return false;
-    return sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&sa), length) ==
-           static_cast<ssize_t>(state.size());
+    return sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&sa),
+                  length) == static_cast<ssize_t>(state.size());
 }
 
 }  // namespace polymur

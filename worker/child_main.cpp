@@ -24,7 +24,8 @@ void child_main(const Heritage& heritage, const std::string& name, std::span<con
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != heritage.supervisor_pid) _exit(0);
     // Close every descriptor but the standard ones and those in the heritage.
-    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd, heritage.pickle_fd, heritage.udp_fd, heritage.tls_fd};
+    int keep[] = {heritage.listen_fd, heritage.https_fd, heritage.http_fd,
+                  heritage.pickle_fd, heritage.udp_fd,   heritage.tls_fd};
     std::sort(std::begin(keep), std::end(keep));
     unsigned next = 3;
     for (int fd : keep) {

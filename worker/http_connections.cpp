@@ -36,11 +36,11 @@ struct HttpConnectionGuard::Connection {
     struct bufferevent* bev = nullptr;
     struct evbuffer_cb_entry* watch = nullptr;
     int64_t accepted_ms = 0;
-    int64_t first_byte_ms = 0;    // of the request being received; 0: between requests
-    std::string head;             // its bytes until the end of its headers
-    bool admitted = false;        // its body is reserved
-    uint64_t reserved = 0;        // counted in g_reserved
-    int64_t refused_ms = 0;       // taken from evhttp to answer 503
+    int64_t first_byte_ms = 0;  // of the request being received; 0: between requests
+    std::string head;           // its bytes until the end of its headers
+    bool admitted = false;      // its body is reserved
+    uint64_t reserved = 0;      // counted in g_reserved
+    int64_t refused_ms = 0;     // taken from evhttp to answer 503
     bufferevent_data_cb evhttp_read = nullptr, evhttp_write = nullptr;
     bufferevent_event_cb evhttp_event = nullptr;
     void* evhttp_arg = nullptr;
@@ -144,9 +144,9 @@ void on_input(struct evbuffer* input, const struct evbuffer_cb_info* info, void*
 }  // namespace
 
 HttpConnectionGuard::HttpConnectionGuard(struct event_base* base, Limits limits, bool tls)
-    : base_(base), limits_(limits), tls_(tls) {
+        : base_(base), limits_(limits), tls_(tls) {
     sweep_ = event_new(base_, -1, EV_PERSIST, &HttpConnectionGuard::on_sweep, this);
-    struct timeval interval {0, kSweepMs * 1000};
+    struct timeval interval = {0, kSweepMs * 1000};
     event_add(sweep_, &interval);
 }
 
@@ -178,7 +178,9 @@ void HttpConnectionGuard::release(Connection& c) {
     bufferevent_decref(c.bev);
 }
 
-void HttpConnectionGuard::on_sweep(evutil_socket_t, short, void* self) { static_cast<HttpConnectionGuard*>(self)->sweep(); }
+void HttpConnectionGuard::on_sweep(evutil_socket_t, short, void* self) {
+    static_cast<HttpConnectionGuard*>(self)->sweep();
+}
 
 void HttpConnectionGuard::sweep() {
     int64_t now = monotonic_ms();

@@ -8,14 +8,13 @@
 // client's namespace (the metric prefix with --key-prefix).
 #include "worker/http_ingest.hpp"
 
-
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -33,13 +32,13 @@
 #include <string>
 #include <vector>
 
+#include "common/cidr.hpp"
 #include "common/clock.hpp"
 #include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "protocol/gzip_body.hpp"
 #include "protocol/ingest_request.hpp"
-#include "common/cidr.hpp"
 #include "worker/http_connections.hpp"
 #include "worker/tls.hpp"
 
@@ -64,7 +63,7 @@ bool valid_namespace(std::string_view ns, std::string_view extra) {
     if (ns.empty() || ns.size() > kNamespaceMax) return false;
     for (unsigned char c : ns) {
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-                  (c > 0x20 && c < 0x7f && extra.find(static_cast<char>(c)) != std::string_view::npos);
+            (c > 0x20 && c < 0x7f && extra.find(static_cast<char>(c)) != std::string_view::npos);
         if (!ok) return false;
     }
     return true;
@@ -132,7 +131,7 @@ struct Counts {
 class Ingest final : public HttpIngest {
 public:
     Ingest(struct event_base* base, bool tls, const Config& config, LineSink& sink)
-        : base_(base), tls_(tls), config_(config), sink_(sink), scheme_(tls ? "HTTPS" : "HTTP") {}
+            : base_(base), tls_(tls), config_(config), sink_(sink), scheme_(tls ? "HTTPS" : "HTTP") {}
     ~Ingest() override;
 
     bool start(int fd, std::string& error);
@@ -212,7 +211,8 @@ bool Ingest::make_tls_context(std::string& error) {
     }
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
     SSL_CTX_set_verify_depth(ctx_, 8);
-    if (g_handshake_done_index < 0) g_handshake_done_index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    if (g_handshake_done_index < 0)
+        g_handshake_done_index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
     SSL_CTX_set_info_callback(ctx_, &Ingest::on_tls_info);
     SSL_CTX_set_app_data(ctx_, this);  // the info callback finds its endpoint through the context it belongs to
     return true;
@@ -225,7 +225,8 @@ void Ingest::on_tls_info(const SSL* ssl, int where, int value) {
 
 void Ingest::tls_info(const SSL* ssl, int where, int value) {
     if (where & SSL_CB_HANDSHAKE_DONE) {
-        if (g_handshake_done_index >= 0) SSL_set_ex_data(const_cast<SSL*>(ssl), g_handshake_done_index, const_cast<char*>("done"));
+        if (g_handshake_done_index >= 0)
+            SSL_set_ex_data(const_cast<SSL*>(ssl), g_handshake_done_index, const_cast<char*>("done"));
         return;
     }
     auto* ingest = static_cast<Ingest*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
@@ -254,8 +255,10 @@ void Ingest::tls_info(const SSL* ssl, int where, int value) {
                          peer.c_str(), alert, verify != X509_V_OK ? ": " : "",
                          verify != X509_V_OK ? X509_verify_cert_error_string(verify) : "", held);
             else
-                LOG_WARN("TLS client %s: the client gave up the handshake (alert: %s; does it trust our --cert and does it "
-                         "name this host?) (%llu more for this reason since the last report)", peer.c_str(), alert, held);
+                LOG_WARN(
+                    "TLS client %s: the client gave up the handshake (alert: %s; does it trust our --cert and does it "
+                    "name this host?) (%llu more for this reason since the last report)",
+                    peer.c_str(), alert, held);
         },
         (ours ? 1 : -1) * (alert_code * 1000 + verify));
 }
@@ -283,8 +286,9 @@ bool Ingest::start(int fd, std::string& error) {
     evhttp_set_timeout(http_, static_cast<int>(config_.request_timeout_s ? config_.request_timeout_s : 1));
     // Read what the client still sends before closing, so it sees a 413 instead of a reset.
     evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
-    evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_allowed_methods(http_,
+                               EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                   EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(http_, "text/plain; charset=utf-8");
     evhttp_set_gencb(http_, &Ingest::on_request, this);
     HttpConnectionGuard::Limits limits;
@@ -299,7 +303,7 @@ bool Ingest::start(int fd, std::string& error) {
         return false;
     }
     summary_event_ = event_new(base_, -1, EV_PERSIST, &Ingest::on_summary, this);
-    struct timeval interval {static_cast<time_t>(config_.stats_interval_s ? config_.stats_interval_s : 5), 0};
+    struct timeval interval = {static_cast<time_t>(config_.stats_interval_s ? config_.stats_interval_s : 5), 0};
     event_add(summary_event_, &interval);
     return true;
 }
@@ -317,8 +321,8 @@ struct bufferevent* Ingest::on_new_connection(struct event_base* base, void* sel
         LOG_ERROR("%s: cannot create a TLS session: %s", self->scheme_, openssl_errors().c_str());
         return nullptr;
     }
-    struct bufferevent* bev =
-        bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    struct bufferevent* bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!bev) {
         SSL_free(ssl);
         LOG_ERROR("%s: cannot create a TLS connection", self->scheme_);
@@ -377,7 +381,9 @@ void Ingest::handle(struct evhttp_request* req) {
         char* host = nullptr;
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(conn, &host, &port);
-        if (host) peer = (std::strchr(host, ':') ? "[" + std::string(host) + "]" : std::string(host)) + ":" + std::to_string(port);
+        if (host)
+            peer = (std::strchr(host, ':') ? "[" + std::string(host) + "]" : std::string(host)) + ":" +
+                std::to_string(port);
     }
     // The answer is small and written in pieces (TLS records): without TCP_NODELAY, Nagle holds
     // the last piece until the client's delayed ACK, 40 ms per batch.
@@ -390,10 +396,12 @@ void Ingest::handle(struct evhttp_request* req) {
     // `kind`: refusals of one kind are logged at most once a second, each kind on its own.
     auto refuse = [&](int code, const char* reason, const std::string& why, long kind = 0) {
         ++(code == 403 ? counts_.forbidden : counts_.bad);
-        refused_log_.event([&](unsigned long long held) {
-            LOG_WARN("%s client %s: request refused with %d: %s (%llu more refused since the last report)", scheme_,
-                     peer.c_str(), code, why.c_str(), held);
-        }, kind);
+        refused_log_.event(
+            [&](unsigned long long held) {
+                LOG_WARN("%s client %s: request refused with %d: %s (%llu more refused since the last report)", scheme_,
+                         peer.c_str(), code, why.c_str(), held);
+            },
+            kind);
         reply(req, code, reason, "%s\n", why.c_str());
     };
     header_list_.clear();
@@ -421,13 +429,13 @@ void Ingest::handle(struct evhttp_request* req) {
             ns = std::move(cn);
         } else if (config_.key_prefix) {
             refuse(403, "Forbidden",
-                   got == CnResult::missing     ? "the client certificate has no subject CN to use as the namespace"
-                   : got == CnResult::ambiguous ? "the client certificate has more than one subject CN"
-                   : got == CnResult::unreadable
-                       ? "the client certificate's subject CN is not readable"
-                       : "the client certificate's subject CN '" + shown(cn) + "' is not usable as a namespace "
-                         "(one name component: letters, digits, '_', '-'" + extra_chars_note() + ", at most " +
-                             std::to_string(kNamespaceMax) + ")");
+                   got == CnResult::missing         ? "the client certificate has no subject CN to use as the namespace"
+                       : got == CnResult::ambiguous ? "the client certificate has more than one subject CN"
+                       : got == CnResult::unreadable ? "the client certificate's subject CN is not readable"
+                                                     : "the client certificate's subject CN '" + shown(cn) +
+                           "' is not usable as a namespace "
+                           "(one name component: letters, digits, '_', '-'" +
+                           extra_chars_note() + ", at most " + std::to_string(kNamespaceMax) + ")");
             return;
         }
     } else {
@@ -438,16 +446,20 @@ void Ingest::handle(struct evhttp_request* req) {
                 return;
             }
             if (!valid_namespace(header, config_.namespace_extra_chars)) {
-                refuse(403, "Forbidden", config_.namespace_header + " '" + shown(header) + "' is not usable as a namespace "
-                       "(one name component: letters, digits, '_', '-'" + extra_chars_note() + ", at most " +
-                       std::to_string(kNamespaceMax) + ")");
+                refuse(403, "Forbidden",
+                       config_.namespace_header + " '" + shown(header) +
+                           "' is not usable as a namespace "
+                           "(one name component: letters, digits, '_', '-'" +
+                           extra_chars_note() + ", at most " + std::to_string(kNamespaceMax) + ")");
                 return;
             }
             ns = header;
         } else if (config_.key_prefix) {
             // Without a namespace the batch would land unprefixed, among every tenant's metrics.
-            refuse(403, "Forbidden", "with --key-prefix every request needs a namespace: " + config_.namespace_header +
-                                         " from an address inside --trusted-proxies", 1);
+            refuse(403, "Forbidden",
+                   "with --key-prefix every request needs a namespace: " + config_.namespace_header +
+                       " from an address inside --trusted-proxies",
+                   1);
             return;
         }
     }
@@ -521,8 +533,10 @@ void Ingest::ingest(struct evhttp_request* req, const std::string& client, const
     if (!outcome.accepted) {
         ++counts_.busy;
         refused_log_.event([&](unsigned long long held) {
-            LOG_WARN("%s client %s: batch of %llu lines refused with 503: destination queues full (%llu more refused since the "
-                     "last report)", scheme_, client.c_str(), static_cast<unsigned long long>(outcome.valid), held);
+            LOG_WARN(
+                "%s client %s: batch of %llu lines refused with 503: destination queues full (%llu more refused since the "
+                "last report)",
+                scheme_, client.c_str(), static_cast<unsigned long long>(outcome.valid), held);
         });
         reply(req, 503, "Service Unavailable", "queues full; retry\n");
         return;
@@ -532,9 +546,11 @@ void Ingest::ingest(struct evhttp_request* req, const std::string& client, const
     counts_.invalid_lines += outcome.invalid;
     if (outcome.invalid) {
         invalid_log_.event([&](unsigned long long held) {
-            LOG_WARN("%s client %s: %llu invalid lines dropped from a batch of %llu (%llu more batches with invalid lines since "
-                     "the last report)", scheme_, client.c_str(), static_cast<unsigned long long>(outcome.invalid),
-                     static_cast<unsigned long long>(outcome.valid + outcome.invalid), held);
+            LOG_WARN(
+                "%s client %s: %llu invalid lines dropped from a batch of %llu (%llu more batches with invalid lines since "
+                "the last report)",
+                scheme_, client.c_str(), static_cast<unsigned long long>(outcome.invalid),
+                static_cast<unsigned long long>(outcome.valid + outcome.invalid), held);
         });
     }
     reply(req, 200, "OK", "accepted %llu, invalid %llu\n", static_cast<unsigned long long>(outcome.valid),
@@ -548,7 +564,8 @@ protocol::GzipBody::Result Ingest::inflate_body(struct evbuffer* body) {
     iovecs_.resize(static_cast<size_t>(n));
     evbuffer_peek(body, -1, nullptr, iovecs_.data(), n);
     chunks_.clear();
-    for (const struct evbuffer_iovec& v : iovecs_) chunks_.emplace_back(static_cast<const char*>(v.iov_base), v.iov_len);
+    for (const struct evbuffer_iovec& v : iovecs_)
+        chunks_.emplace_back(static_cast<const char*>(v.iov_base), v.iov_len);
     return body_.decode(chunks_.data(), chunks_.size(), static_cast<size_t>(config_.max_body_bytes));
 }
 
@@ -560,7 +577,8 @@ void Ingest::summary() {
     auto part = [&](uint64_t value, uint64_t before, const char* what) {
         if (value == before) return;
         char buf[96];
-        std::snprintf(buf, sizeof buf, "%s%llu %s", text.empty() ? "" : ", ", static_cast<unsigned long long>(value - before), what);
+        std::snprintf(buf, sizeof buf, "%s%llu %s", text.empty() ? "" : ", ",
+                      static_cast<unsigned long long>(value - before), what);
         text += buf;
     };
     part(now.requests, reported_.requests, "requests");
@@ -578,7 +596,8 @@ void Ingest::summary() {
     part(now.tls_refused, reported_.tls_refused, "TLS handshakes refused");
     part(now.forwarded, reported_.forwarded, "with X-Forwarded-For");
     part(guarded.cut_request, guard_reported_.cut_request, "requests cut at the --request-timeout deadline");
-    part(guarded.cut_handshake, guard_reported_.cut_handshake, "TLS handshakes cut at the --handshake-timeout deadline");
+    part(guarded.cut_handshake, guard_reported_.cut_handshake,
+         "TLS handshakes cut at the --handshake-timeout deadline");
     part(guarded.busy, guard_reported_.busy, "refused busy (503) with --max-bodies-in-flight reached");
     guard_reported_ = guarded;
     LOG_INFO("%s ingest: last %u s: %s", scheme_, config_.stats_interval_s, text.c_str());
@@ -587,8 +606,8 @@ void Ingest::summary() {
 
 }  // namespace
 
-std::unique_ptr<HttpIngest> start_http_ingest(struct event_base* base, int fd, bool tls, const Config& config, LineSink& sink,
-                                              std::string& error) {
+std::unique_ptr<HttpIngest> start_http_ingest(struct event_base* base, int fd, bool tls, const Config& config,
+                                              LineSink& sink, std::string& error) {
     std::unique_ptr<Ingest> ingest;
     try {
         ingest = std::make_unique<Ingest>(base, tls, config, sink);

@@ -14,7 +14,7 @@
 namespace polymur {
 
 struct IngestOutcome {
-    bool accepted = false;  // false: the queues cannot take the whole batch now (answer 503)
+    bool accepted = false;    // false: the queues cannot take the whole batch now (answer 503)
     bool never_fits = false;  // with accepted false: larger than a destination queue can ever hold (413)
     uint64_t valid = 0;
     uint64_t invalid = 0;

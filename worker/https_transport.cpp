@@ -30,7 +30,8 @@ constexpr size_t kReadBuffer = 16 * 1024;  // response status line, headers and 
 
 class HttpsTransport final : public Transport {
 public:
-    HttpsTransport(OutputLink& link, const Config& config, std::string text) : link_(link), config_(config), text_(std::move(text)) {}
+    HttpsTransport(OutputLink& link, const Config& config, std::string text)
+            : link_(link), config_(config), text_(std::move(text)) {}
     ~HttpsTransport() override;
 
     bool start(std::string& error);
@@ -40,7 +41,8 @@ public:
     bool is_open() const override { return ssl_ != nullptr; }
     void close(bool lost) override { disconnect(lost); }
     std::string connection_info() const override {
-        return ssl_ ? std::string(" (") + SSL_get_version(ssl_) + ", " + SSL_get_cipher_name(ssl_) + ")" : std::string();
+        return ssl_ ? std::string(" (") + SSL_get_version(ssl_) + ", " + SSL_get_cipher_name(ssl_) + ")"
+                    : std::string();
     }
     uint64_t batch_limit() const override { return batch_limit_; }
     uint64_t read_limit() const override { return batch_limit_; }
@@ -80,8 +82,8 @@ private:
     bool batch_broken_ = false;  // compressing it failed: read it again
     bool body_done_ = false;
     size_t body_len_ = 0;
-    uint64_t confirmed_ = 0;  // raw bytes of every batch the gateway took
-    uint64_t batch_limit_ = 0;  // --batch-bytes, halved on 413
+    uint64_t confirmed_ = 0;       // raw bytes of every batch the gateway took
+    uint64_t batch_limit_ = 0;     // --batch-bytes, halved on 413
     std::unique_ptr<char[]> out_;  // kHeaderRoom + gzip body
     size_t out_cap_ = 0;
     z_stream zs_ {};
@@ -165,7 +167,7 @@ void HttpsTransport::disconnect(bool lost) {
 // Between requests the gateway sends nothing, except TLS 1.3 session tickets; anything readable
 // beyond those means it closed the idle connection (its request timeout).
 bool HttpsTransport::idle_connection_closed() {
-    struct pollfd pfd {socket_.get(), POLLIN, 0};
+    struct pollfd pfd = {socket_.get(), POLLIN, 0};
     if (poll(&pfd, 1, 0) <= 0) return false;
     char byte;
     ERR_clear_error();
@@ -287,14 +289,16 @@ int HttpsTransport::post(std::string& error, bool& got_nothing, Io& io) {
     }
     char* request = out_.get() + kHeaderRoom - hlen;
     std::memcpy(request, header, static_cast<size_t>(hlen));
-    const int64_t deadline = monotonic_ms() + static_cast<int64_t>(config_.request_timeout_s ? config_.request_timeout_s : 30) * 1000;
+    const int64_t deadline =
+        monotonic_ms() + static_cast<int64_t>(config_.request_timeout_s ? config_.request_timeout_s : 30) * 1000;
     io = write_all(request, static_cast<size_t>(hlen) + body_len_, deadline, error);
     if (io != Io::ok) return 0;
 
     response_.start();
     for (;;) {
         size_t used = 0;
-        protocol::HttpResponseReader::Result result = response_.feed(std::string_view(rbuf_ + rstart_, rend_ - rstart_), used);
+        protocol::HttpResponseReader::Result result =
+            response_.feed(std::string_view(rbuf_ + rstart_, rend_ - rstart_), used);
         rstart_ += used;
         if (result == protocol::HttpResponseReader::Result::done) break;
         if (result == protocol::HttpResponseReader::Result::error) {
@@ -306,7 +310,9 @@ int HttpsTransport::post(std::string& error, bool& got_nothing, Io& io) {
         io = fill(deadline, fill_error);
         if (io != Io::ok) {
             // A body without a length ends when the gateway closes the connection.
-            if (response_.reads_until_close() && response_.end_of_stream() == protocol::HttpResponseReader::Result::done) break;
+            if (response_.reads_until_close() &&
+                response_.end_of_stream() == protocol::HttpResponseReader::Result::done)
+                break;
             error = std::move(fill_error);
             return 0;
         }
@@ -351,9 +357,10 @@ Sent HttpsTransport::send(std::string& error) {
             uint64_t refused = batch_raw_bytes_;
             batch_limit_ = std::max<uint64_t>(batch_limit_ / 2, 1);
             reset();
-            LOG_WARN("destination %s: the gateway refused a batch of %llu bytes as too large (413); sending batches of at most "
-                     "%llu bytes from now on (check --batch-bytes against the gateway's --max-body-bytes)", text_.c_str(),
-                     static_cast<unsigned long long>(refused), static_cast<unsigned long long>(batch_limit_));
+            LOG_WARN(
+                "destination %s: the gateway refused a batch of %llu bytes as too large (413); sending batches of at most "
+                "%llu bytes from now on (check --batch-bytes against the gateway's --max-body-bytes)",
+                text_.c_str(), static_cast<unsigned long long>(refused), static_cast<unsigned long long>(batch_limit_));
             return Sent::smaller;
         }
         std::string body;

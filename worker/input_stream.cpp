@@ -3,8 +3,8 @@
 #include <openssl/err.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -54,10 +54,11 @@ InputStream::Status InputStream::read_decoded(int fd, char* buf, size_t cap, siz
     for (;;) {
         if (raw_begin_ < raw_end_) {
             size_t consumed = 0, produced = 0;
-            if (!decoder_->decode({raw_.get() + raw_begin_, raw_end_ - raw_begin_}, buf + got, cap - got, consumed, produced)) {
+            if (!decoder_->decode({raw_.get() + raw_begin_, raw_end_ - raw_begin_}, buf + got, cap - got, consumed,
+                                  produced)) {
                 failed_in_decoding_ = true;
-                Status failed = fail(std::string(protocol::compression_name(decoder_->compression())) + " stream refused: " +
-                                     decoder_->error());
+                Status failed = fail(std::string(protocol::compression_name(decoder_->compression())) +
+                                     " stream refused: " + decoder_->error());
                 if (got == 0) return failed;
                 deferred_ = failed;
                 return Status::data;
@@ -85,7 +86,8 @@ InputStream::Status InputStream::read_decoded(int fd, char* buf, size_t cap, siz
         }
         if (status == Status::eof && (raw_begin_ < raw_end_ || !decoder_->at_boundary())) {
             failed_in_decoding_ = true;
-            status = fail(std::string(protocol::compression_name(decoder_->compression())) + " stream cut short at the end of the connection");
+            status = fail(std::string(protocol::compression_name(decoder_->compression())) +
+                          " stream cut short at the end of the connection");
         }
         if (got == 0) return status;
         if (status != Status::again) deferred_ = status;
@@ -145,7 +147,9 @@ InputStream::Status InputStream::read_source(int fd, char* buf, size_t cap, size
             } else {
                 failed_in_handshake_ = true;
                 std::string why = openssl_errors();
-                if (why.empty()) why = error == SSL_ERROR_SYSCALL && errno ? std::strerror(errno) : "connection closed during the handshake";
+                if (why.empty())
+                    why = error == SSL_ERROR_SYSCALL && errno ? std::strerror(errno)
+                                                              : "connection closed during the handshake";
                 long verify = SSL_get_verify_result(ssl_);
                 if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
                 status = fail("TLS handshake failed: " + why);

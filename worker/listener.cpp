@@ -17,16 +17,16 @@
 
 #include "common/clock.hpp"
 #include "common/guard.hpp"
+#include "common/heritage.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
 #include "protocol/newlines.hpp"
-#include "protocol/tag_normalize.hpp"
 #include "protocol/pickle.hpp"
+#include "protocol/tag_normalize.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
-#include "common/heritage.hpp"
 #include "worker/http_ingest.hpp"
 #include "worker/input_stream.hpp"
 #include "worker/live_routes.hpp"
@@ -41,7 +41,7 @@ constexpr size_t kMaxPrefixedName = 20000;
 // A line grows by its namespace prefix (at most the whole prefixed name) and a written-out "-1".
 static_assert(kMaxPrefixedName + 32 <= shm::kMaxLineGrowth);
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
-constexpr size_t kUdpBatch = 32;     // datagrams per recvmmsg
+constexpr size_t kUdpBatch = 32;    // datagrams per recvmmsg
 constexpr size_t kUdpDatagramMax = 65536;
 // TLS handshakes in progress at once in one worker; a new connection beyond it closes the oldest
 // (a flood of clients that never finish their handshake cannot lock the others out).
@@ -52,7 +52,8 @@ enum class Input : uint8_t { line, pickle, udp };
 // What follows the name (the value and the timestamp as received): what a rule's validate clause tests.
 std::string_view line_data(const protocol::ParsedLine& parsed) {
     if (parsed.timestamp.empty() || parsed.timestamp.data() < parsed.value.data()) return parsed.value;
-    return {parsed.value.data(), static_cast<size_t>(parsed.timestamp.data() + parsed.timestamp.size() - parsed.value.data())};
+    return {parsed.value.data(),
+            static_cast<size_t>(parsed.timestamp.data() + parsed.timestamp.size() - parsed.value.data())};
 }
 
 class Listener;
@@ -64,15 +65,15 @@ struct Connection {
     Input input = Input::line;
     bool first_read = true;
     const struct sockaddr_storage* udp_sender = nullptr;  // UDP: the datagram being read, named only in logs
-    bool in_handshake = false;  // TLS: accepted, handshake not yet complete
+    bool in_handshake = false;                            // TLS: accepted, handshake not yet complete
     int fd = -1;
     struct event* read_event = nullptr;
     struct event* write_event = nullptr;  // TLS: wakes the reader when the handshake must write first
     std::unique_ptr<InputStream> stream;  // TLS (--tls-listen-addr); null: read the socket directly
-    size_t index = 0;  // position in Listener::connections_
+    size_t index = 0;                     // position in Listener::connections_
     int64_t accepted_ms = 0;
     int64_t last_active_ms = 0;
-    bool discarding = false;  // inside an over-long line: skip to the next '\n'
+    bool discarding = false;       // inside an over-long line: skip to the next '\n'
     std::unique_ptr<char[]> tail;  // partial line (pickle: partial frames) kept between reads
     uint32_t tail_len = 0;
     uint32_t tail_cap = 0;
@@ -82,12 +83,9 @@ struct Connection {
 class Listener final : public LineSink {
 public:
     explicit Listener(const Heritage& heritage)
-        : heritage_(heritage),
-          config_(*heritage.config),
-          slot_(heritage.control->workers[heritage.index]),
-          scratch_(new char[kReadSize + config_.max_line_length + 1]),
-          routes_(heritage, LiveRoutes::Writer::listener),
-          result_(std::make_unique<route::RouteResult>()) {}
+            : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->workers[heritage.index]),
+              scratch_(new char[kReadSize + config_.max_line_length + 1]),
+              routes_(heritage, LiveRoutes::Writer::listener), result_(std::make_unique<route::RouteResult>()) {}
 
     int run();
     IngestOutcome ingest(std::string_view lines, std::string_view prefix) override;
@@ -172,12 +170,13 @@ private:
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
     LiveRoutes routes_;
-    std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
+    std::unique_ptr<route::RouteResult> result_;    // one lookup's buffers, reused line after line
     const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
-    protocol::TagNormalizer tag_normalizer_;  // --tag-normalize
+    protocol::TagNormalizer tag_normalizer_;        // --tag-normalize
 
     // Counted locally, flushed to shared memory once per read.
-    uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0, blackholed_ = 0, pickle_invalid_ = 0, udp_datagrams_ = 0;
+    uint64_t received_ = 0, invalid_ = 0, too_long_ = 0, unroutable_ = 0, blackholed_ = 0, pickle_invalid_ = 0,
+             udp_datagrams_ = 0;
     uint64_t udp_dropped_seen_ = 0;
     uint64_t tls_handshakes_ = 0, tls_refused_ = 0, tls_cut_ = 0, compressed_streams_ = 0, compressed_invalid_ = 0;
     uint64_t unlogged_tls_failures_ = 0;
@@ -231,7 +230,7 @@ void Listener::pause_accepts(long microseconds) {
     if (accept_event_) event_del(accept_event_);
     if (pickle_accept_event_) event_del(pickle_accept_event_);
     if (tls_accept_event_) event_del(tls_accept_event_);
-    struct timeval pause {0, microseconds};
+    struct timeval pause = {0, microseconds};
     event_add(resume_accept_event_, &pause);
 }
 
@@ -246,7 +245,8 @@ void Listener::accept_ready(int listen_fd, Input input, bool tls) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                LOG_WARN("listener %u: accept failed: %s; pausing accepts for 100 ms", heritage_.index, std::strerror(errno));
+                LOG_WARN("listener %u: accept failed: %s; pausing accepts for 100 ms", heritage_.index,
+                         std::strerror(errno));
                 pause_accepts(100000);
             }
             return;  // EAGAIN: another worker took it, or the backlog is empty
@@ -332,8 +332,9 @@ void Listener::read_ready(Connection& conn) {
             if (sniffed == protocol::Sniffed::gzip || sniffed == protocol::Sniffed::lz4) {
                 conn.first_read = false;
                 if (!conn.stream) conn.stream = std::make_unique<InputStream>();
-                conn.stream->start_decoding(sniffed == protocol::Sniffed::gzip ? protocol::Compression::gzip : protocol::Compression::lz4,
-                                            first);
+                conn.stream->start_decoding(
+                    sniffed == protocol::Sniffed::gzip ? protocol::Compression::gzip : protocol::Compression::lz4,
+                    first);
                 conn.tail_len = 0;
                 ++compressed_streams_;
                 continue;
@@ -390,8 +391,8 @@ void Listener::stream_failed(const Connection& conn, const InputStream& stream) 
         ++unlogged_tls_failures_;
         return;
     }
-    LOG_WARN("client %s: %s; connection closed (%llu more TLS or compressed stream failures since the last report)", conn.peer,
-             stream.failure().c_str(), static_cast<unsigned long long>(unlogged_tls_failures_));
+    LOG_WARN("client %s: %s; connection closed (%llu more TLS or compressed stream failures since the last report)",
+             conn.peer, stream.failure().c_str(), static_cast<unsigned long long>(unlogged_tls_failures_));
     unlogged_tls_failures_ = 0;
     last_tls_log_ms_ = now;
 }
@@ -427,9 +428,11 @@ void Listener::cut_slow_handshakes(int64_t now) {
         unlogged_tls_failures_ += cut;
         return;
     }
-    LOG_WARN("listener %u: %llu TLS handshakes cut at the --handshake-timeout deadline of %u s (%llu more TLS failures since "
-             "the last report)", heritage_.index, static_cast<unsigned long long>(cut), config_.handshake_timeout_s,
-             static_cast<unsigned long long>(unlogged_tls_failures_));
+    LOG_WARN(
+        "listener %u: %llu TLS handshakes cut at the --handshake-timeout deadline of %u s (%llu more TLS failures since "
+        "the last report)",
+        heritage_.index, static_cast<unsigned long long>(cut), config_.handshake_timeout_s,
+        static_cast<unsigned long long>(unlogged_tls_failures_));
     unlogged_tls_failures_ = 0;
     last_tls_log_ms_ = now;
 }
@@ -477,7 +480,8 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
             return;
         }
         // A rewritten name: the line is written out again around it, held to the same bound.
-        const std::string_view timestamp = parsed.timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed.timestamp;
+        const std::string_view timestamp =
+            parsed.timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed.timestamp;
         const std::string_view rewritten[6] = {name, " ", parsed.value, " ", timestamp, "\n"};
         const size_t size = name.size() + parsed.value.size() + timestamp.size() + 3;
         if (size - 1 > config_.max_line_length) {
@@ -518,7 +522,8 @@ void Listener::read_pickle(Connection& conn) {
             uint32_t length = protocol::pickle_frame_length(buf + start);
             if (length > protocol::kPickleMaxFrame) {
                 char why[96];
-                std::snprintf(why, sizeof why, "frame of %u bytes is over the limit of %u", length, protocol::kPickleMaxFrame);
+                std::snprintf(why, sizeof why, "frame of %u bytes is over the limit of %u", length,
+                              protocol::kPickleMaxFrame);
                 refuse_pickle(conn, why);
                 closed = true;
                 break;
@@ -527,7 +532,8 @@ void Listener::read_pickle(Connection& conn) {
             protocol::PickleError error = pickle_.decode({buf + start + 4, length});
             if (error != protocol::PickleError::none) {
                 char why[96];
-                std::snprintf(why, sizeof why, "%s (opcode 0x%02x)", protocol::describe(error), pickle_.failed_opcode());
+                std::snprintf(why, sizeof why, "%s (opcode 0x%02x)", protocol::describe(error),
+                              pickle_.failed_opcode());
                 refuse_pickle(conn, why);
                 closed = true;
                 break;
@@ -579,8 +585,8 @@ void Listener::refuse_pickle(const Connection& conn, const char* why) {
         ++unlogged_pickle_invalid_;
         return;
     }
-    LOG_WARN("client %s: pickle frame refused, closing the connection: %s (%llu more refused since the last report)", conn.peer,
-             why, static_cast<unsigned long long>(unlogged_pickle_invalid_));
+    LOG_WARN("client %s: pickle frame refused, closing the connection: %s (%llu more refused since the last report)",
+             conn.peer, why, static_cast<unsigned long long>(unlogged_pickle_invalid_));
     unlogged_pickle_invalid_ = 0;
     last_pickle_log_ms_ = now;
 }
@@ -601,9 +607,12 @@ void Listener::hint_pickle_on_line_port(const Connection& conn) {
     last_hint_ms_ = now;
     std::snprintf(oldest->host, sizeof oldest->host, "%.*s", static_cast<int>(host.size()), host.data());
     oldest->at_ms = now;
-    std::string where = config_.pickle_listen_addr.empty() ? "--pickle-listen-addr (off now)" : config_.pickle_listen_addr;
-    LOG_WARN("client %s: this looks like pickle on the plaintext port %s; send it to %s or set DESTINATION_PROTOCOL = line "
-             "on the sender", conn.peer, config_.listen_addr.c_str(), where.c_str());
+    std::string where =
+        config_.pickle_listen_addr.empty() ? "--pickle-listen-addr (off now)" : config_.pickle_listen_addr;
+    LOG_WARN(
+        "client %s: this looks like pickle on the plaintext port %s; send it to %s or set DESTINATION_PROTOCOL = line "
+        "on the sender",
+        conn.peer, config_.listen_addr.c_str(), where.c_str());
 }
 
 // UDP: one or more lines per datagram (the last may lack its '\n'), as carbon's UDP receiver reads
@@ -712,10 +721,9 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     std::vector<uint64_t> bytes(targets.size()), counts(targets.size());
     char name[kMaxPrefixedName];
     auto for_each_valid = [&](auto&& visit) {
-        protocol::for_each_batch_line(lines, prefix, config_.max_line_length, now_len_, name, visit,
-                                      [&](std::string_view full) {
-                                          return config_.tag_normalize ? tag_normalizer_.normalize(full) : full;
-                                      });
+        protocol::for_each_batch_line(
+            lines, prefix, config_.max_line_length, now_len_, name, visit,
+            [&](std::string_view full) { return config_.tag_normalize ? tag_normalizer_.normalize(full) : full; });
     };
     // First pass: validate and add up what each destination queue must take.
     for_each_valid([&](std::string_view line, const protocol::ParsedLine* parsed, std::string_view full) {
@@ -743,8 +751,13 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     for_each_valid([&](std::string_view, const protocol::ParsedLine* parsed, std::string_view full) {
         if (!parsed) return;
         copies(full, line_data(*parsed), true, [&](size_t target, std::string_view name) {
-            std::string_view parts[6] = {name, " ", parsed->value, " ",
-                                         parsed->timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed->timestamp, "\n"};
+            std::string_view parts[6] = {
+                name,
+                " ",
+                parsed->value,
+                " ",
+                parsed->timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed->timestamp,
+                "\n"};
             size_t total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
             targets[target].producer->append(parts, 6, total);
         });
@@ -766,11 +779,13 @@ void Listener::invalid(const Connection& conn, const char* why, std::string_view
     }
     char shown[128];
     size_t n = 0;
-    for (unsigned char c : line.substr(0, 80)) shown[n++] = (c >= 0x20 && c < 0x7f && c != '\'') ? static_cast<char>(c) : '?';
+    for (unsigned char c : line.substr(0, 80))
+        shown[n++] = (c >= 0x20 && c < 0x7f && c != '\'') ? static_cast<char>(c) : '?';
     shown[n] = 0;
     std::string sender = conn.udp_sender ? "udp " + net::address_name(*conn.udp_sender) : std::string(conn.peer);
-    LOG_WARN("client %s: invalid line dropped (%s): '%s'%s (%llu more invalid lines since the last report)", sender.c_str(), why,
-             shown, line.size() > 80 ? "..." : "", static_cast<unsigned long long>(unlogged_invalid_));
+    LOG_WARN("client %s: invalid line dropped (%s): '%s'%s (%llu more invalid lines since the last report)",
+             sender.c_str(), why, shown, line.size() > 80 ? "..." : "",
+             static_cast<unsigned long long>(unlogged_invalid_));
     unlogged_invalid_ = 0;
     last_invalid_log_ms_ = now;
 }
@@ -805,8 +820,10 @@ void Listener::flush_counters() {
     if (tls_handshakes_) slot_.tls_handshakes.fetch_add(std::exchange(tls_handshakes_, 0), std::memory_order_relaxed);
     if (tls_refused_) slot_.tls_refused.fetch_add(std::exchange(tls_refused_, 0), std::memory_order_relaxed);
     if (tls_cut_) slot_.tls_cut.fetch_add(std::exchange(tls_cut_, 0), std::memory_order_relaxed);
-    if (compressed_streams_) slot_.compressed_streams.fetch_add(std::exchange(compressed_streams_, 0), std::memory_order_relaxed);
-    if (compressed_invalid_) slot_.compressed_invalid.fetch_add(std::exchange(compressed_invalid_, 0), std::memory_order_relaxed);
+    if (compressed_streams_)
+        slot_.compressed_streams.fetch_add(std::exchange(compressed_streams_, 0), std::memory_order_relaxed);
+    if (compressed_invalid_)
+        slot_.compressed_invalid.fetch_add(std::exchange(compressed_invalid_, 0), std::memory_order_relaxed);
     if (udp_dropped_seen_ > slot_.udp_dropped_seen.load(std::memory_order_relaxed))
         slot_.udp_dropped_seen.store(udp_dropped_seen_, std::memory_order_relaxed);
 }
@@ -849,14 +866,16 @@ int Listener::run() {
         event_add(accept_event_, nullptr);
     }
     if (heritage_.pickle_fd >= 0) {
-        pickle_accept_event_ = event_new(base_, heritage_.pickle_fd, EV_READ | EV_PERSIST, &Listener::on_accept_pickle, this);
+        pickle_accept_event_ =
+            event_new(base_, heritage_.pickle_fd, EV_READ | EV_PERSIST, &Listener::on_accept_pickle, this);
         event_add(pickle_accept_event_, nullptr);
     }
     if (heritage_.tls_fd >= 0) {
         std::string error;
         tls_context_ = new_line_listener_tls_context(config_.tls_cert, config_.tls_key, config_.tls_client_ca, error);
         if (!tls_context_) {
-            LOG_ERROR("listener %u: TLS listener %s: %s", heritage_.index, config_.tls_listen_addr.c_str(), error.c_str());
+            LOG_ERROR("listener %u: TLS listener %s: %s", heritage_.index, config_.tls_listen_addr.c_str(),
+                      error.c_str());
             return kExitDoNotRestart;
         }
         tls_accept_event_ = event_new(base_, heritage_.tls_fd, EV_READ | EV_PERSIST, &Listener::on_accept_tls, this);
@@ -868,7 +887,8 @@ int Listener::run() {
     }
     std::unique_ptr<HttpIngest> https, http;
     std::string error;
-    if (heritage_.https_fd >= 0 && !(https = start_http_ingest(base_, heritage_.https_fd, true, config_, *this, error))) {
+    if (heritage_.https_fd >= 0 &&
+        !(https = start_http_ingest(base_, heritage_.https_fd, true, config_, *this, error))) {
         LOG_ERROR("listener %u: HTTPS ingest: %s", heritage_.index, error.c_str());
         return kExitDoNotRestart;
     }
@@ -877,7 +897,7 @@ int Listener::run() {
         return kExitDoNotRestart;
     }
     struct event* tick = event_new(base_, -1, EV_PERSIST, &Listener::on_tick, this);
-    struct timeval tick_interval {0, 100000};
+    struct timeval tick_interval = {0, 100000};
     event_add(tick, &tick_interval);
     // Not evsignal: in a forked child the supervisor's event base still claims libevent's signal
     // handling, so the child keeps its own self-pipe.

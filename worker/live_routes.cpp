@@ -8,7 +8,7 @@
 namespace polymur {
 
 LiveRoutes::LiveRoutes(const Heritage& heritage, Writer writer, uint32_t own_slot)
-    : heritage_(heritage), writer_(writer), own_slot_(own_slot) {
+        : heritage_(heritage), writer_(writer), own_slot_(own_slot) {
     hash_type_ = heritage.config->hash_type;
     hash_compat_ = heritage.config->hash_compat;
 }
@@ -30,7 +30,8 @@ void LiveRoutes::refresh() {
     std::vector<bool> in_ring;
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const shm::DestinationSlot& d = heritage_.control->destinations[slot];
-        if (slot == own_slot_ || d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active))
+        if (slot == own_slot_ ||
+            d.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active))
             continue;
         const auto type = static_cast<shm::DestinationType>(d.type);
         if (writer_ == Writer::failover && type != shm::DestinationType::tcp) continue;
@@ -40,7 +41,8 @@ void LiveRoutes::refresh() {
             next.push_back(std::move(*same));
             continue;
         }
-        Target target {slot, d.incarnation, type, std::string(d.text, strnlen(d.text, sizeof d.text)), nullptr, nullptr};
+        Target target {slot,    d.incarnation, type, std::string(d.text, strnlen(d.text, sizeof d.text)),
+                       nullptr, nullptr};
         std::string error;
         target.queue = shm::QueueFile::open(queue_path(config.state_dir, target.text), error);
         if (!target.queue) {
@@ -58,7 +60,7 @@ void LiveRoutes::refresh() {
 
     auto is_in_ring = [&](const Target& t) {
         return t.type == shm::DestinationType::tcp &&
-               heritage_.control->destinations[t.slot].in_ring.load(std::memory_order_acquire) != 0;
+            heritage_.control->destinations[t.slot].in_ring.load(std::memory_order_acquire) != 0;
     };
     mirrors_.clear();
     target_of_.clear();
@@ -106,7 +108,7 @@ void LiveRoutes::refresh() {
         }
         std::string error;
         implicit_ = route::RoutingTable::build_implicit(broadcast, hash_type_, members, config.replication_factor,
-                                                       config.diverse_replicas, error, hash_compat_);
+                                                        config.diverse_replicas, error, hash_compat_);
         if (!implicit_) {
             LOG_ERROR("%s: cannot build the hash ring: %s", who, error.c_str());
             target_of_.clear();

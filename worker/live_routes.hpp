@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "common/heritage.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
-#include "common/heritage.hpp"
 
 namespace polymur {
 

@@ -16,11 +16,11 @@
 #include <memory>
 
 #include "common/clock.hpp"
+#include "common/heritage.hpp"
 #include "common/log.hpp"
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
-#include "common/heritage.hpp"
 #include "worker/https_transport.hpp"
 #include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"
@@ -47,7 +47,7 @@ constexpr int64_t kStillFailingLogMs = 60000;
 class OutputLoop final : public OutputLink {
 public:
     explicit OutputLoop(const Heritage& heritage)
-        : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->destinations[heritage.index]) {}
+            : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->destinations[heritage.index]) {}
     ~OutputLoop() override {
         transport_.reset();
         if (tls_context_) SSL_CTX_free(tls_context_);
@@ -56,7 +56,9 @@ public:
     int run();
 
     void beat(int64_t now) override { slot_.heartbeat_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed); }
-    void progressed(int64_t now) override { slot_.progress_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed); }
+    void progressed(int64_t now) override {
+        slot_.progress_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
+    }
     bool must_abort(int64_t now) const override {
         return removed() || (g_stop && drain_deadline_ms_ && now >= drain_deadline_ms_);
     }
@@ -85,14 +87,16 @@ private:
     // Handles deldest; true when the loop should end.
     bool on_removed();
 
-    void set_state(shm::LinkState state) { slot_.link_state.store(static_cast<uint32_t>(state), std::memory_order_relaxed); }
+    void set_state(shm::LinkState state) {
+        slot_.link_state.store(static_cast<uint32_t>(state), std::memory_order_relaxed);
+    }
     bool removed() const {
         return slot_.state.load(std::memory_order_acquire) != static_cast<uint32_t>(shm::SlotState::active);
     }
     // hash-route failover: this output may move its queue to other destinations now.
     bool may_reroute() const {
         return queues_move(heritage_) && routable_ &&
-               heritage_.control->header.reroute_slot.load(std::memory_order_acquire) == heritage_.index;
+            heritage_.control->header.reroute_slot.load(std::memory_order_acquire) == heritage_.index;
     }
     // Moves a batch elsewhere; false when nothing moved.
     bool reroute_batch() {
@@ -100,13 +104,15 @@ private:
         return rerouter_->move_batch(*reader_) > 0;
     }
     static void nap(int ms) {
-        struct timespec pause {0, ms * 1000000L};
+        struct timespec pause = {0, ms * 1000000L};
         nanosleep(&pause, nullptr);
     }
     uint32_t reconnect_interval_s() const {
         return heritage_.control->header.reconnect_interval_s.load(std::memory_order_relaxed);
     }
-    uint32_t drain_timeout_s() const { return heritage_.control->header.drain_timeout_s.load(std::memory_order_relaxed); }
+    uint32_t drain_timeout_s() const {
+        return heritage_.control->header.drain_timeout_s.load(std::memory_order_relaxed);
+    }
 
     const Heritage& heritage_;
     const Config& config_;
@@ -114,15 +120,15 @@ private:
     std::string text_;
     shm::DestinationType type_ = shm::DestinationType::tcp;
     route::Destination destination_;  // tcp: what the text says
-    SSL_CTX* tls_context_ = nullptr;   // tls://: freed after the transport that uses it
-    bool routable_ = false;  // a member of the hash ring (line destinations)
+    SSL_CTX* tls_context_ = nullptr;  // tls://: freed after the transport that uses it
+    bool routable_ = false;           // a member of the hash ring (line destinations)
     std::unique_ptr<shm::QueueFile> queue_;
     std::unique_ptr<shm::QueueReader> reader_;
     std::unique_ptr<Transport> transport_;
     Delivery delivery_ = Delivery::stream;
     std::deque<Pending> pending_;  // handed to the transport, not yet confirmed
     uint64_t last_confirmed_ = 0;
-    uint32_t first_ring_ = 0;      // rotates, so no ring waits behind the others
+    uint32_t first_ring_ = 0;  // rotates, so no ring waits behind the others
 
     uint64_t failures_ = 0;  // stream: failed connects in a row; exchange: failed attempts in a row
     int64_t retry_at_ms_ = 0;
@@ -146,10 +152,12 @@ std::unique_ptr<Transport> OutputLoop::make_transport(std::string& error) {
     } else {
         if (!route::parse_destination(text_, destination_, error)) return nullptr;
         if (destination_.tls) {
-            tls_context_ = new_tls_client_context("destination-ca", config_.destination_ca, "destination-cert",
-                                                  config_.destination_cert, "destination-key", config_.destination_key, error);
+            tls_context_ =
+                new_tls_client_context("destination-ca", config_.destination_ca, "destination-cert",
+                                       config_.destination_cert, "destination-key", config_.destination_key, error);
             if (!tls_context_) return nullptr;
-            stream = std::make_unique<TlsStream>(*this, tls_context_, destination_.host, std::to_string(destination_.port));
+            stream =
+                std::make_unique<TlsStream>(*this, tls_context_, destination_.host, std::to_string(destination_.port));
         } else {
             stream = std::make_unique<TcpStream>(*this, destination_.host, std::to_string(destination_.port));
         }
@@ -157,8 +165,7 @@ std::unique_ptr<Transport> OutputLoop::make_transport(std::string& error) {
     std::unique_ptr<Framing> framing;
     if (destination_.framing == route::Framing::pickle)
         framing = std::make_unique<PickleFraming>(text_, slot_.unsendable_lines);
-    else
-        framing = std::make_unique<LineFraming>();
+    else framing = std::make_unique<LineFraming>();
     return std::make_unique<StreamTransport>(*this, std::move(framing), std::move(stream));
 }
 
@@ -170,7 +177,7 @@ bool OutputLoop::connect() {
         connected();
         return true;
     }
-    if (must_abort(monotonic_ms())) return false;  // the loop head stops
+    if (must_abort(monotonic_ms())) return false;              // the loop head stops
     slot_.reconnects.fetch_add(1, std::memory_order_relaxed);  // every failed attempt counts
     failure(error, true);
     return false;
@@ -185,8 +192,7 @@ void OutputLoop::connected() {
         if (failures_ || slot_.reconnects.load() > 0)
             LOG_NOTICE("destination %s: connected after %llu failed attempts", text_.c_str(),
                        static_cast<unsigned long long>(failures_));
-        else
-            LOG_INFO("destination %s: connected%s", text_.c_str(), transport_->connection_info().c_str());
+        else LOG_INFO("destination %s: connected%s", text_.c_str(), transport_->connection_info().c_str());
         failures_ = 0;
         retry_at_ms_ = 0;
         slot_.consecutive_failures.store(0, std::memory_order_relaxed);
@@ -204,21 +210,22 @@ void OutputLoop::hint_if_pickle_port() {
     int64_t now = monotonic_ms();
     if (++quick_closes_ < 3 || (last_pickle_hint_ms_ && now - last_pickle_hint_ms_ < 600000)) return;
     last_pickle_hint_ms_ = now;
-    LOG_WARN("destination %s: closed the connection right after our first lines, %u times in a row; it may be a pickle "
-             "port (carbon's PICKLE_RECEIVER_PORT, 2004 by default), which cannot read plaintext: point polymur at its "
-             "line port (LINE_RECEIVER_PORT, 2003)", text_.c_str(), quick_closes_);
+    LOG_WARN(
+        "destination %s: closed the connection right after our first lines, %u times in a row; it may be a pickle "
+        "port (carbon's PICKLE_RECEIVER_PORT, 2004 by default), which cannot read plaintext: point polymur at its "
+        "line port (LINE_RECEIVER_PORT, 2003)",
+        text_.c_str(), quick_closes_);
 }
 
 void OutputLoop::lost(const std::string& why, bool peer_gone) {
     uint64_t unconfirmed = 0;
     for (const Pending& p : pending_) unconfirmed += p.batch.lines;
-    LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(), why.c_str(),
-             static_cast<unsigned long long>(unconfirmed));
-    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line && !destination_.tls &&
-        sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
+    LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(),
+             why.c_str(), static_cast<unsigned long long>(unconfirmed));
+    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line &&
+        !destination_.tls && sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
         hint_if_pickle_port();
-    else
-        quick_closes_ = 0;
+    else quick_closes_ = 0;
     pending_.clear();
     reader_->rewind();
     transport_->close(true);
@@ -250,8 +257,8 @@ void OutputLoop::failure(const std::string& what, bool link_down) {
         if (!pending_.empty())
             std::snprintf(kept, sizeof kept, "keeping the batch of %llu lines and every line behind it",
                           static_cast<unsigned long long>(lines));
-        LOG_WARN("destination %s: %s; %s, retrying (backoff from %lld ms up to %lld s)", text_.c_str(), what.c_str(), kept,
-                 static_cast<long long>(kBackoffStartMs), static_cast<long long>(kBackoffCapMs / 1000));
+        LOG_WARN("destination %s: %s; %s, retrying (backoff from %lld ms up to %lld s)", text_.c_str(), what.c_str(),
+                 kept, static_cast<long long>(kBackoffStartMs), static_cast<long long>(kBackoffCapMs / 1000));
     } else if (now - streak_logged_ms_ >= kStillFailingLogMs) {
         streak_logged_ms_ = now;
         LOG_WARN("destination %s: still failing after %llu attempts in %lld s (%llu lines queued): %s", text_.c_str(),
@@ -286,7 +293,8 @@ bool OutputLoop::gather() {
     for (uint32_t k = 0; k < rings && taken < budget && pending_.size() < kMaxPending; ++k) {
         uint32_t i = (first_ring_ + k) % rings;
         // A line longer than the limit goes alone; after other lines, a later round takes it.
-        if (!reader_->read(i, std::min(budget - taken, transport_->read_limit()), batch, stream() || taken == 0)) continue;
+        if (!reader_->read(i, std::min(budget - taken, transport_->read_limit()), batch, stream() || taken == 0))
+            continue;
         pending_.push_back(Pending {batch, transport_->add(batch)});
         taken += batch.bytes();
         any = true;
@@ -359,7 +367,7 @@ int OutputLoop::run() {
     QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
     reader_ = std::make_unique<shm::QueueReader>(*queue_);
 
-    struct sigaction sa {};
+    struct sigaction sa = {};
     sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
@@ -464,7 +472,7 @@ Io OutputLink::wait_fd(int fd, short events, int64_t deadline, std::string& erro
             error = "timed out";
             return Io::failed;
         }
-        struct pollfd pfd {fd, events, 0};
+        struct pollfd pfd = {fd, events, 0};
         int rc = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(kSliceMs, deadline - now)));
         if (rc > 0) return Io::ok;  // errors and hang-ups surface in the next read or write
         if (rc < 0 && errno != EINTR) {

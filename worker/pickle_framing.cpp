@@ -15,7 +15,7 @@ constexpr int64_t kRefusedLogMs = 60000;
 }
 
 PickleFraming::PickleFraming(std::string destination, std::atomic<uint64_t>& unsendable)
-    : destination_(std::move(destination)), unsendable_(unsendable) {
+        : destination_(std::move(destination)), unsendable_(unsendable) {
     // Room for the longest line any producer writes, so the copy never allocates.
     wrapped_.reserve(shm::kMaxQueuedLine);
 }
@@ -37,10 +37,8 @@ void PickleFraming::add_line(std::string_view line, std::string& out, protocol::
     if (protocol::parse_line(line, parsed) != protocol::LineError::none) return refuse("not a valid line");
     if (!writer.fits_a_frame(parsed.name)) return refuse("a name longer than a pickle frame holds");
     double timestamp = 0, value = 0;
-    if (parsed.timestamp_is_now)
-        timestamp = static_cast<double>(std::time(nullptr));
-    else if (!protocol::carbon_float(parsed.timestamp, timestamp))
-        return refuse("a timestamp that is not a number");
+    if (parsed.timestamp_is_now) timestamp = static_cast<double>(std::time(nullptr));
+    else if (!protocol::carbon_float(parsed.timestamp, timestamp)) return refuse("a timestamp that is not a number");
     if (!protocol::carbon_float(parsed.value, value)) return refuse("a value that is not a number");
     writer.add(parsed.name, timestamp, value);
 }

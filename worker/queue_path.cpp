@@ -4,11 +4,11 @@
 
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 
-#include "common/log.hpp"
 #include "common/heritage.hpp"
+#include "common/log.hpp"
 
 namespace polymur {
 
@@ -45,8 +45,8 @@ UniqueFd lock_file(const std::string& path, const std::string& who) {
     return fd;
 }
 
-std::unique_ptr<shm::QueueFile> attach_output_queue(const Heritage& heritage, const std::string& destination, UniqueFd& lock,
-                                                    int& exit_code) {
+std::unique_ptr<shm::QueueFile> attach_output_queue(const Heritage& heritage, const std::string& destination,
+                                                    UniqueFd& lock, int& exit_code) {
     std::string error;
     auto queue = shm::QueueFile::open(queue_path(heritage.config->state_dir, destination), error);
     if (!queue) {

@@ -10,13 +10,11 @@ namespace polymur {
 namespace {
 constexpr uint64_t kBatchLines = 8192;
 constexpr uint64_t kBatchBytes = 1 << 20;
-}
+}  // namespace
 
 Rerouter::Rerouter(const Heritage& heritage, uint32_t own_slot)
-    : heritage_(heritage),
-      own_slot_(own_slot),
-      routes_(heritage, LiveRoutes::Writer::failover, own_slot),
-      result_(std::make_unique<route::RouteResult>()) {
+        : heritage_(heritage), own_slot_(own_slot), routes_(heritage, LiveRoutes::Writer::failover, own_slot),
+          result_(std::make_unique<route::RouteResult>()) {
     // Room for the longest line any producer writes (whatever --max-line-length wrote the queue),
     // so the copy below never allocates; a longer line can only come from a damaged file, and
     // then the string grows instead of overflowing.
@@ -37,7 +35,8 @@ size_t Rerouter::place(std::string_view name, uint16_t* out, size_t cap) {
     if (routes_.rules()) {
         if (routes_.own_table_slot() < 0) return 0;
         uint16_t slots[route::kMaxReplication];
-        size_t got = table->failover(name, size_t(routes_.own_table_slot()), routes_.up(), slots, route::kMaxReplication);
+        size_t got =
+            table->failover(name, size_t(routes_.own_table_slot()), routes_.up(), slots, route::kMaxReplication);
         for (size_t k = 0; k < got && count < cap; ++k)
             if (int target = routes_.target_of(slots[k]); target >= 0) out[count++] = uint16_t(target);
         return count;

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "common/heritage.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
-#include "common/heritage.hpp"
 #include "worker/live_routes.hpp"
 
 namespace polymur {

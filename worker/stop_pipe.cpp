@@ -19,7 +19,7 @@ void stop_pipe_handler(int) {
 
 void install_stop_pipe(int write_fd) {
     g_stop_pipe = write_fd;
-    struct sigaction sa {};
+    struct sigaction sa = {};
     sa.sa_handler = stop_pipe_handler;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);

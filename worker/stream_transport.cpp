@@ -13,7 +13,7 @@ constexpr int kWaitSliceMs = 100;  // longest wait for the stream to take more b
 }  // namespace
 
 StreamTransport::StreamTransport(OutputLink& link, std::unique_ptr<Framing> framing, std::unique_ptr<ByteStream> stream)
-    : link_(link), framing_(std::move(framing)), stream_(std::move(stream)) {}
+        : link_(link), framing_(std::move(framing)), stream_(std::move(stream)) {}
 
 Io StreamTransport::open(std::string& error) {
     reset();
@@ -86,7 +86,7 @@ Sent StreamTransport::send(std::string& error) {
         // The stream cannot take more now.
         if (waited) return Sent::ok;
         waited = true;
-        struct pollfd pfd {stream_->fd(), stream_->wait_events(), 0};
+        struct pollfd pfd = {stream_->fd(), stream_->wait_events(), 0};
         poll(&pfd, 1, kWaitSliceMs);
         int64_t now = monotonic_ms();
         link_.beat(now);
@@ -95,7 +95,7 @@ Sent StreamTransport::send(std::string& error) {
 }
 
 bool StreamTransport::await_confirmation(int ms) {
-    struct pollfd pfd {stream_->fd(), POLLIN, 0};
+    struct pollfd pfd = {stream_->fd(), POLLIN, 0};
     poll(&pfd, 1, ms);
     return !(pfd.revents && stream_->peer_closed());
 }

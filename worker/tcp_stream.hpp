@@ -12,7 +12,8 @@ namespace polymur {
 // our send queue (written minus SIOCOUTQ).
 class TcpStream final : public ByteStream {
 public:
-    TcpStream(OutputLink& link, std::string host, std::string port) : link_(link), host_(std::move(host)), port_(std::move(port)) {}
+    TcpStream(OutputLink& link, std::string host, std::string port)
+            : link_(link), host_(std::move(host)), port_(std::move(port)) {}
 
     Io open(std::string& error) override;
     bool is_open() const override { return static_cast<bool>(socket_); }

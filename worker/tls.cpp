@@ -39,8 +39,10 @@ SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std:
     };
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) return fail("cannot set the TLS 1.2 cipher list: " + reason());
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) return fail("--" + cert_option + " " + cert + ": " + reason());
+    if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1)
+        return fail("cannot set the TLS 1.2 cipher list: " + reason());
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
+        return fail("--" + cert_option + " " + cert + ": " + reason());
     if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
         return fail("--" + key_option + " " + key + ": " + reason());
     if (SSL_CTX_check_private_key(ctx) != 1)

@@ -12,9 +12,9 @@
 
 namespace polymur {
 
-SSL_CTX* new_tls_client_context(const std::string& ca_option, const std::string& ca_file, const std::string& cert_option,
-                                const std::string& cert, const std::string& key_option, const std::string& key,
-                                std::string& error) {
+SSL_CTX* new_tls_client_context(const std::string& ca_option, const std::string& ca_file,
+                                const std::string& cert_option, const std::string& cert, const std::string& key_option,
+                                const std::string& key, std::string& error) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
     auto fail = [&](const std::string& what) {
         std::string queued = openssl_errors();
@@ -33,13 +33,15 @@ SSL_CTX* new_tls_client_context(const std::string& ca_option, const std::string&
             return nullptr;
         }
         if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) return fail("--" + cert_option + " " + cert);
-        if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) return fail("--" + key_option + " " + key);
+        if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
+            return fail("--" + key_option + " " + key);
         if (SSL_CTX_check_private_key(ctx) != 1)
             return fail("--" + key_option + " " + key + " does not match --" + cert_option + " " + cert);
     }
     if (ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx) != 1
                         : SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1)
-        return fail(ca_file.empty() ? std::string("the system's trusted certificates") : "--" + ca_option + " " + ca_file);
+        return fail(ca_file.empty() ? std::string("the system's trusted certificates")
+                                    : "--" + ca_option + " " + ca_file);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     return ctx;
@@ -49,7 +51,8 @@ std::string tls_failure(SSL* ssl, int rc, const char* what, const char* peer) {
     int code = SSL_get_error(ssl, rc);
     std::string text = what;
     long verify = SSL_get_verify_result(ssl);
-    if (verify != X509_V_OK) return text + ": certificate verification failed: " + X509_verify_cert_error_string(verify);
+    if (verify != X509_V_OK)
+        return text + ": certificate verification failed: " + X509_verify_cert_error_string(verify);
     std::string queued = openssl_errors();
     if (!queued.empty()) return text + ": " + queued;
     if (code == SSL_ERROR_ZERO_RETURN || (code == SSL_ERROR_SYSCALL && errno == 0))
@@ -74,7 +77,8 @@ Io tls_client_handshake(SSL_CTX* ctx, int fd, const std::string& host, OutputLin
     unsigned char ip[16];
     bool is_ip = inet_pton(AF_INET, host.c_str(), ip) == 1 || inet_pton(AF_INET6, host.c_str(), ip) == 1;
     if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1
-              : (X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0) != 1 || SSL_set_tlsext_host_name(ssl, host.c_str()) != 1))
+              : (X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0) != 1 ||
+                 SSL_set_tlsext_host_name(ssl, host.c_str()) != 1))
         return fail(Io::failed, "cannot set the expected host name: " + openssl_errors());
     for (;;) {
         ERR_clear_error();

@@ -15,9 +15,9 @@ namespace polymur {
 // A client context: TLS 1.2 and later, forward-secret AEAD suites, the peer verified against
 // `ca_file` (empty: the system's trust store), presenting `cert`/`key` when given. Errors name the
 // options (`ca_option`, `cert_option`, `key_option`).
-SSL_CTX* new_tls_client_context(const std::string& ca_option, const std::string& ca_file, const std::string& cert_option,
-                                const std::string& cert, const std::string& key_option, const std::string& key,
-                                std::string& error);
+SSL_CTX* new_tls_client_context(const std::string& ca_option, const std::string& ca_file,
+                                const std::string& cert_option, const std::string& cert, const std::string& key_option,
+                                const std::string& key, std::string& error);
 
 // A session on the connected socket `fd` that checks the peer's certificate names `host` (a DNS
 // name, also sent as SNI, or an IP address), then the handshake until `deadline`. On failure the

@@ -88,7 +88,7 @@ uint64_t TlsStream::confirmed() {
 // inside SSL_read), a close_notify, or a reset.
 bool TlsStream::peer_closed() {
     if (!ssl_) return true;
-    struct pollfd pfd {socket_.get(), POLLIN, 0};
+    struct pollfd pfd = {socket_.get(), POLLIN, 0};
     if (poll(&pfd, 1, 0) <= 0) return false;
     char sink[512];
     for (;;) {

@@ -26,7 +26,7 @@ class TlsStream final : public ByteStream {
 public:
     // `ctx` (owned by the caller, outliving the stream) says what is trusted and what we present.
     TlsStream(OutputLink& link, SSL_CTX* ctx, std::string host, std::string port)
-        : link_(link), ctx_(ctx), host_(std::move(host)), port_(std::move(port)) {}
+            : link_(link), ctx_(ctx), host_(std::move(host)), port_(std::move(port)) {}
     ~TlsStream() override { close(); }
 
     Io open(std::string& error) override;

@@ -44,10 +44,11 @@ TEST(AggregateEngine, WindowIsCeilExpireOverIntervalPlusTwoBucketsFromNowMinusEx
     EXPECT_EQ(e.counters().future, 20u);
     Collected out;
     e.flush(out.sink());
-    EXPECT_EQ(out.lines, (std::vector<std::string>{"c.x 10 910\n", "c.x 10 920\n", "c.x 10 930\n", "c.x 10 940\n"}));
+    EXPECT_EQ(out.lines, (std::vector<std::string> {"c.x 10 910\n", "c.x 10 920\n", "c.x 10 930\n", "c.x 10 940\n"}));
     // Run: interval 5, expire 20 at 1188: 1165..1194 (6 buckets); interval 10, expire 20: 1160..1199 (4).
-    auto t2 = table_of("aggregate ^a every 5 seconds expire after 20 seconds compute count write to a;\n"
-                       "aggregate ^b every 10 seconds expire after 20 seconds compute count write to b;\n");
+    auto t2 = table_of(
+        "aggregate ^a every 5 seconds expire after 20 seconds compute count write to a;\n"
+        "aggregate ^b every 10 seconds expire after 20 seconds compute count write to b;\n");
     aggregate::Engine e2(*t2);
     for (int64_t ts = 1150; ts < 1220; ++ts) {
         e2.add(0, "a", 1, ts, 1188);
@@ -65,7 +66,7 @@ TEST(AggregateEngine, BucketIsDueAtStartPlusExpirePlusAFuzzBelowTheIntervalAndLa
     e.tick(914999, out.sink());
     EXPECT_TRUE(out.lines.empty()) << "not before start + expire";
     e.tick(925000, out.sink());
-    EXPECT_EQ(out.lines, std::vector<std::string>{"s.x 1.000000 910\n"});
+    EXPECT_EQ(out.lines, std::vector<std::string> {"s.x 1.000000 910\n"});
     e.add(0, "in.x", 4, 909, 926);
     EXPECT_EQ(e.counters().late, 1u) << "its bucket was emitted";
     e.add(0, "in.x", 8, 919, 926);
@@ -102,28 +103,69 @@ TEST(AggregateEngine, ValuesAndTimestampsAsCarbonCRelayPrintsThem) {
         got[std::string(r.name)] = line.substr(r.name.size() + 1, line.size() - r.name.size() - 2);
     });
     // What carbon-c-relay 3.7.3 sent for the same points (value, then the bucket's middle: 1930 + 5/2).
-    const std::map<std::string, std::string> want = {
-        {"avg.four", "2.500000 1932"}, {"avg.one", "42.125000 1932"}, {"avg.seven", "142870.107143 1932"},
-        {"avg.ten", "5.500000 1932"}, {"cnt.four", "4 1932"}, {"cnt.one", "1 1932"}, {"cnt.seven", "7 1932"},
-        {"cnt.ten", "10 1932"}, {"med.four", "2.000000 1932"}, {"med.one", "42.125000 1932"},
-        {"med.seven", "7.000000 1932"}, {"med.ten", "5.000000 1932"}, {"p1.four", "0.000000 1932"},
-        {"p1.one", "0.000000 1932"}, {"p1.seven", "0.000000 1932"}, {"p1.ten", "1.000000 1932"},
-        {"p10.four", "1.000000 1932"}, {"p10.one", "42.125000 1932"}, {"p10.seven", "-20.000000 1932"},
-        {"p10.ten", "1.000000 1932"}, {"p11.four", "1.000000 1932"}, {"p11.one", "42.125000 1932"},
-        {"p11.seven", "-20.000000 1932"}, {"p11.ten", "2.000000 1932"}, {"p25.four", "1.000000 1932"},
-        {"p25.one", "42.125000 1932"}, {"p25.seven", "-3.500000 1932"}, {"p25.ten", "3.000000 1932"},
-        {"p4.four", "1.000000 1932"}, {"p4.one", "0.000000 1932"}, {"p4.seven", "-20.000000 1932"},
-        {"p4.ten", "1.000000 1932"}, {"p49.four", "2.000000 1932"}, {"p49.one", "42.125000 1932"},
-        {"p49.seven", "7.000000 1932"}, {"p49.ten", "5.000000 1932"}, {"p5.four", "1.000000 1932"},
-        {"p5.one", "0.000000 1932"}, {"p5.seven", "-20.000000 1932"}, {"p5.ten", "1.000000 1932"},
-        {"p94.four", "4.000000 1932"}, {"p94.one", "42.125000 1932"}, {"p94.seven", "1000000.000000 1932"},
-        {"p94.ten", "10.000000 1932"}, {"p99.four", "4.000000 1932"}, {"p99.one", "42.125000 1932"},
-        {"p99.seven", "1000000.000000 1932"}, {"p99.ten", "10.000000 1932"}, {"sd.four", "1.118034 1932"},
-        {"sd.one", "0.000000 1932"}, {"sd.seven", "349921.815330 1932"}, {"sd.ten", "2.872281 1932"},
-        {"sum.four", "10.000000 1932"}, {"sum.one", "42.125000 1932"}, {"sum.seven", "1000090.750000 1932"},
-        {"sum.ten", "55.000000 1932"}, {"var.four", "1.250000 1932"}, {"var.one", "0.000000 1932"},
-        {"var.seven", "122445276843.604584 1932"}, {"var.ten", "8.250000 1932"},
-        {"min.ten", "1.000000 1932"}, {"max.seven", "1000000.000000 1932"}, {"q", "1.000000 1930"}};
+    const std::map<std::string, std::string> want = {{"avg.four", "2.500000 1932"},
+                                                     {"avg.one", "42.125000 1932"},
+                                                     {"avg.seven", "142870.107143 1932"},
+                                                     {"avg.ten", "5.500000 1932"},
+                                                     {"cnt.four", "4 1932"},
+                                                     {"cnt.one", "1 1932"},
+                                                     {"cnt.seven", "7 1932"},
+                                                     {"cnt.ten", "10 1932"},
+                                                     {"med.four", "2.000000 1932"},
+                                                     {"med.one", "42.125000 1932"},
+                                                     {"med.seven", "7.000000 1932"},
+                                                     {"med.ten", "5.000000 1932"},
+                                                     {"p1.four", "0.000000 1932"},
+                                                     {"p1.one", "0.000000 1932"},
+                                                     {"p1.seven", "0.000000 1932"},
+                                                     {"p1.ten", "1.000000 1932"},
+                                                     {"p10.four", "1.000000 1932"},
+                                                     {"p10.one", "42.125000 1932"},
+                                                     {"p10.seven", "-20.000000 1932"},
+                                                     {"p10.ten", "1.000000 1932"},
+                                                     {"p11.four", "1.000000 1932"},
+                                                     {"p11.one", "42.125000 1932"},
+                                                     {"p11.seven", "-20.000000 1932"},
+                                                     {"p11.ten", "2.000000 1932"},
+                                                     {"p25.four", "1.000000 1932"},
+                                                     {"p25.one", "42.125000 1932"},
+                                                     {"p25.seven", "-3.500000 1932"},
+                                                     {"p25.ten", "3.000000 1932"},
+                                                     {"p4.four", "1.000000 1932"},
+                                                     {"p4.one", "0.000000 1932"},
+                                                     {"p4.seven", "-20.000000 1932"},
+                                                     {"p4.ten", "1.000000 1932"},
+                                                     {"p49.four", "2.000000 1932"},
+                                                     {"p49.one", "42.125000 1932"},
+                                                     {"p49.seven", "7.000000 1932"},
+                                                     {"p49.ten", "5.000000 1932"},
+                                                     {"p5.four", "1.000000 1932"},
+                                                     {"p5.one", "0.000000 1932"},
+                                                     {"p5.seven", "-20.000000 1932"},
+                                                     {"p5.ten", "1.000000 1932"},
+                                                     {"p94.four", "4.000000 1932"},
+                                                     {"p94.one", "42.125000 1932"},
+                                                     {"p94.seven", "1000000.000000 1932"},
+                                                     {"p94.ten", "10.000000 1932"},
+                                                     {"p99.four", "4.000000 1932"},
+                                                     {"p99.one", "42.125000 1932"},
+                                                     {"p99.seven", "1000000.000000 1932"},
+                                                     {"p99.ten", "10.000000 1932"},
+                                                     {"sd.four", "1.118034 1932"},
+                                                     {"sd.one", "0.000000 1932"},
+                                                     {"sd.seven", "349921.815330 1932"},
+                                                     {"sd.ten", "2.872281 1932"},
+                                                     {"sum.four", "10.000000 1932"},
+                                                     {"sum.one", "42.125000 1932"},
+                                                     {"sum.seven", "1000090.750000 1932"},
+                                                     {"sum.ten", "55.000000 1932"},
+                                                     {"var.four", "1.250000 1932"},
+                                                     {"var.one", "0.000000 1932"},
+                                                     {"var.seven", "122445276843.604584 1932"},
+                                                     {"var.ten", "8.250000 1932"},
+                                                     {"min.ten", "1.000000 1932"},
+                                                     {"max.seven", "1000000.000000 1932"},
+                                                     {"q", "1.000000 1930"}};
     for (const auto& [name, value] : want) EXPECT_EQ(got[name], value) << name;
 }
 
@@ -137,8 +179,9 @@ TEST(AggregateEngine, PercentileRankIsComputedInCarbonCRelaysOrder) {
 }
 
 TEST(AggregateEngine, MedianSampleIsBoundedAndPointsDoNotAllocate) {
-    auto t = table_of("aggregate ^in\\.(.*)$ every 10 seconds expire after 15 seconds compute median write to m.\\1 "
-                      "compute sum write to s.\\1;\n");
+    auto t = table_of(
+        "aggregate ^in\\.(.*)$ every 10 seconds expire after 15 seconds compute median write to m.\\1 "
+        "compute sum write to s.\\1;\n");
     aggregate::Limits limits;
     limits.max_values_per_bucket = 100;
     aggregate::Engine e(*t, limits);

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
             engine.add(result->feeds[i].aggregate, result->name_of(result->feeds[i]), value, ts, now_ms / 1000);
     }
     const auto& c = engine.counters();
-    std::cerr << "points " << c.points << " late " << c.late << " future " << c.future << " emitted " << c.buckets_emitted
-              << "\n";
+    std::cerr << "points " << c.points << " late " << c.late << " future " << c.future << " emitted "
+              << c.buckets_emitted << "\n";
     return 0;
 }

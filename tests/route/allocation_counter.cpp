@@ -7,7 +7,7 @@
 #include <new>
 
 namespace {
-std::atomic<size_t> allocations{0};
+std::atomic<size_t> allocations {0};
 }
 
 size_t allocation_count() { return allocations.load(); }

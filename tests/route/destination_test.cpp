@@ -63,9 +63,7 @@ TEST(ParseDestination, EmptyInstanceIsNotNone) {
     EXPECT_EQ(*d.instance, "");
 }
 
-TEST(ParseDestination, InstanceKeepsLaterColons) {
-    EXPECT_EQ(parse_ok("host:2004:a:b").instance, "a:b");
-}
+TEST(ParseDestination, InstanceKeepsLaterColons) { EXPECT_EQ(parse_ok("host:2004:a:b").instance, "a:b"); }
 
 TEST(ParseDestination, WhitespaceTrimmedAndTextIsTrimmed) {
     Destination d = parse_ok(" \thost:2003 \n");
@@ -85,7 +83,9 @@ TEST(ParseDestination, PortLikePythonInt) {
 TEST(ParseDestination, RefusesControlBytesSpacesAndOverlongNames) {
     for (const std::string& bad : std::vector<std::string> {
              "host: 2004 :x", "ho st:2004", "host:2004:a b", "ho\x1b[31mst:2004", "host:2004:\x1b]0;title\x07",
-             "host:\x0c" "2004", "h\xc3\xa9:2004", "[::1\x01]:2004", std::string(254, 'a') + ":2004",
+             "host:\x0c"
+             "2004",
+             "h\xc3\xa9:2004", "[::1\x01]:2004", std::string(254, 'a') + ":2004",
              std::string(64, 'a') + ".example:2004"}) {
         Destination d;
         std::string error;

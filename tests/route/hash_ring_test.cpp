@@ -175,7 +175,7 @@ TEST(CarbonRing, WrapsAroundPastLastEntry) {
                 type == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position(metric);
             if (position <= entries.back().position) continue;
             ++wrapped;
-            EXPECT_EQ(lookup(*ring, metric, 1, true), Indices{entries.front().destination}) << metric;
+            EXPECT_EQ(lookup(*ring, metric, 1, true), Indices {entries.front().destination}) << metric;
         }
         EXPECT_EQ(wrapped, 3) << hash_type_name(type);
     }
@@ -192,7 +192,7 @@ TEST(CarbonRing, ExactPositionMatchTakesThatEntry) {
         for (const auto& e : entries) {
             if (e.position != position) continue;
             ++exact;
-            EXPECT_EQ(lookup(*ring, metric, 1, false), Indices{e.destination});
+            EXPECT_EQ(lookup(*ring, metric, 1, false), Indices {e.destination});
         }
     }
     EXPECT_GT(exact, 0);
@@ -203,10 +203,10 @@ TEST(CarbonRing, OneNodeRingYieldsTheNodeTwice) {
     // carbon-relay with REPLICATION_FACTOR=2 and DIVERSE_REPLICAS=False sends twice.
     for (HashType type : {HashType::carbon_ch, HashType::fnv1a_ch}) {
         auto ring = build_ok(type, parse_all({"127.0.0.1:2004:a"}));
-        EXPECT_EQ(lookup(*ring, "foo", 1, false), (Indices{0}));
-        EXPECT_EQ(lookup(*ring, "foo", 2, false), (Indices{0, 0}));
-        EXPECT_EQ(lookup(*ring, "foo", 3, false), (Indices{0, 0}));
-        EXPECT_EQ(lookup(*ring, "foo", 2, true), (Indices{0}));
+        EXPECT_EQ(lookup(*ring, "foo", 1, false), (Indices {0}));
+        EXPECT_EQ(lookup(*ring, "foo", 2, false), (Indices {0, 0}));
+        EXPECT_EQ(lookup(*ring, "foo", 3, false), (Indices {0, 0}));
+        EXPECT_EQ(lookup(*ring, "foo", 2, true), (Indices {0}));
         EXPECT_EQ(ring->size(), 1u);
     }
 }
@@ -257,12 +257,11 @@ TEST(HashRing, DuplicateRingNodeRefusedNamingBoth) {
 
 TEST(JumpRing, BucketOrderFollowsInstances) {
     // Instances first (numeric when both are integers, else bytewise), then the rest as given.
-    auto destinations =
-        parse_all({"h1:1:b", "h2:1", "h3:1:10", "h4:1:9", "h5:1:a", "h6:1"});
+    auto destinations = parse_all({"h1:1:b", "h2:1", "h3:1:10", "h4:1:9", "h5:1:a", "h6:1"});
     auto entries = build_ok(HashType::jump_fnv1a_ch, destinations)->entries();
     std::vector<uint16_t> order;
     for (const auto& e : entries) order.push_back(e.destination);
-    EXPECT_EQ(order, (std::vector<uint16_t>{3, 2, 4, 0, 1, 5}));  // checked with carbon-c-relay -t
+    EXPECT_EQ(order, (std::vector<uint16_t> {3, 2, 4, 0, 1, 5}));  // checked with carbon-c-relay -t
 }
 
 TEST(JumpRing, ReplicasAreDistinctAndStable) {
@@ -273,8 +272,8 @@ TEST(JumpRing, ReplicasAreDistinctAndStable) {
         ASSERT_EQ(all.size(), 5u);
         std::vector<uint16_t> sorted = all;
         std::sort(sorted.begin(), sorted.end());
-        EXPECT_EQ(sorted, (std::vector<uint16_t>{0, 1, 2, 3, 4}));
-        EXPECT_EQ(lookup(*ring, metric, 2, false), (std::vector<uint16_t>{all[0], all[1]}));
+        EXPECT_EQ(sorted, (std::vector<uint16_t> {0, 1, 2, 3, 4}));
+        EXPECT_EQ(lookup(*ring, metric, 2, false), (std::vector<uint16_t> {all[0], all[1]}));
     }
 }
 
@@ -283,13 +282,21 @@ TEST(HashRing, LookupDoesNotAllocate) {
     auto counted = std::make_unique<int>(1);
     ASSERT_GT(allocation_count(), probe) << "the allocation counter is not in effect";
     const std::string long_name(16384, 'x');
-    const std::string names[] = {"a", "", "servers.web01.cpu;dc=ams", "\xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9", long_name};
+    const std::string names[] = {"a", "", "servers.web01.cpu;dc=ams",
+                                 "\xc3\xbc"
+                                 "n"
+                                 "\xc3\xaf"
+                                 "c"
+                                 "\xc3\xb6"
+                                 "d"
+                                 "\xc3\xa9",
+                                 long_name};
     auto destinations = parse_all({"10.0.0.1:2004:a", "10.0.0.1:2104:b", "10.0.0.2:2004:a", "10.0.0.3:2004"});
-    for (auto [type, compat] : {std::pair{HashType::carbon_ch, HashCompat::graphite},
-                                std::pair{HashType::fnv1a_ch, HashCompat::graphite},
-                                std::pair{HashType::jump_fnv1a_ch, HashCompat::graphite},
-                                std::pair{HashType::carbon_ch, HashCompat::carbon_c_relay},
-                                std::pair{HashType::fnv1a_ch, HashCompat::carbon_c_relay}}) {
+    for (auto [type, compat] :
+         {std::pair {HashType::carbon_ch, HashCompat::graphite}, std::pair {HashType::fnv1a_ch, HashCompat::graphite},
+          std::pair {HashType::jump_fnv1a_ch, HashCompat::graphite},
+          std::pair {HashType::carbon_ch, HashCompat::carbon_c_relay},
+          std::pair {HashType::fnv1a_ch, HashCompat::carbon_c_relay}}) {
         std::string error;
         auto ring = HashRing::build(type, destinations, error, compat);
         ASSERT_NE(ring, nullptr) << error;

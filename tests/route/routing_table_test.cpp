@@ -47,15 +47,16 @@ TEST(RoutingTable, RulesApplyInFileOrderWithRewritesStopAndCopies) {
         "match * send to a;\n"
         "match ^z send to blackhole;\n"
         "match * send to b;\n");
-    EXPECT_EQ(sends(*t, "x.1"), (V{"x.1>10.0.0.1:2003", "y.1>10.0.0.1:2003", "y.1>10.0.0.2:2003",
-                                   "y.1>10.0.0.1:2003", "y.1>10.0.0.2:2003"}));
-    EXPECT_EQ(sends(*t, "x.stop"), (V{"x.stop>10.0.0.1:2003", "y.stop>10.0.0.1:2003", "y.stop>10.0.0.2:2003",
-                                      "y.stop>10.0.0.2:2003"}));
-    EXPECT_EQ(sends(*t, "z.1"), (V{"z.1>10.0.0.1:2003"}));
+    EXPECT_EQ(
+        sends(*t, "x.1"),
+        (V {"x.1>10.0.0.1:2003", "y.1>10.0.0.1:2003", "y.1>10.0.0.2:2003", "y.1>10.0.0.1:2003", "y.1>10.0.0.2:2003"}));
+    EXPECT_EQ(sends(*t, "x.stop"),
+              (V {"x.stop>10.0.0.1:2003", "y.stop>10.0.0.1:2003", "y.stop>10.0.0.2:2003", "y.stop>10.0.0.2:2003"}));
+    EXPECT_EQ(sends(*t, "z.1"), (V {"z.1>10.0.0.1:2003"}));
     auto result = std::make_unique<RouteResult>();
     t->route("z.1", "", nullptr, *result);
     EXPECT_TRUE(result->blackholed);
-    EXPECT_EQ(sends(*t, "q"), (V{"q>10.0.0.1:2003", "q>10.0.0.2:2003"}));
+    EXPECT_EQ(sends(*t, "q"), (V {"q>10.0.0.1:2003", "q>10.0.0.2:2003"}));
 }
 
 TEST(RoutingTable, OneSlotPerHostAndPort) {
@@ -75,7 +76,7 @@ TEST(RoutingTable, ValidateLogsOrDrops) {
         "match ^l validate \"^[0-9]+ \" else log send to a;\n"
         "match ^d validate \"^[0-9]+ \" else drop;\n"
         "match * send to a;\n");
-    EXPECT_EQ(sends(*t, "l", "12 1700000000"), (V{"l>10.0.0.1:2003", "l>10.0.0.1:2003"}));
+    EXPECT_EQ(sends(*t, "l", "12 1700000000"), (V {"l>10.0.0.1:2003", "l>10.0.0.1:2003"}));
     auto result = std::make_unique<RouteResult>();
     t->route("l", "x 1700000000", nullptr, *result);
     EXPECT_TRUE(result->logged);
@@ -83,7 +84,7 @@ TEST(RoutingTable, ValidateLogsOrDrops) {
     t->route("d", "x 1700000000", nullptr, *result);
     EXPECT_TRUE(result->dropped);
     EXPECT_EQ(result->send_count, 0u);
-    EXPECT_EQ(sends(*t, "d", "1 1700000000"), (V{"d>10.0.0.1:2003"}));
+    EXPECT_EQ(sends(*t, "d", "1 1700000000"), (V {"d>10.0.0.1:2003"}));
 }
 
 TEST(RoutingTable, FailoverAnyOfAndDynamicRouteAroundDownMembers) {
@@ -95,13 +96,13 @@ TEST(RoutingTable, FailoverAnyOfAndDynamicRouteAroundDownMembers) {
         "match ^f send to f; match ^y send to y; match ^d send to d; match ^s send to s;\n");
     bool up[12];
     std::fill(std::begin(up), std::end(up), true);
-    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.1:2003"}));
+    EXPECT_EQ(sends(*t, "f", "", up), (V {"f>10.0.0.1:2003"}));
     up[0] = false;
-    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.2:2003"}));
+    EXPECT_EQ(sends(*t, "f", "", up), (V {"f>10.0.0.2:2003"}));
     up[1] = false;
-    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.3:2003"}));
+    EXPECT_EQ(sends(*t, "f", "", up), (V {"f>10.0.0.3:2003"}));
     up[2] = false;
-    EXPECT_EQ(sends(*t, "f", "", up), (V{"f>10.0.0.1:2003"})) << "none up: the first member keeps it queued";
+    EXPECT_EQ(sends(*t, "f", "", up), (V {"f>10.0.0.1:2003"})) << "none up: the first member keeps it queued";
 
     // any_of: each name to one member (FNV-1a modulo the member count); a down member's names go elsewhere.
     std::set<std::string> used;
@@ -218,8 +219,8 @@ TEST(RoutingTable, LookupsDoNotAllocate) {
         "match ^tmp send to blackhole;\n"
         "match * validate \"^[0-9.]+ [0-9]+$\" else log send to y f;\n");
     auto result = std::make_unique<RouteResult>();
-    const char* names[] = {"servers.web1.cpu", "apps.web.requests", "x.latency.p99", "tmp.x", "other.name",
-                           "apps.web.other", "legacy.web.requests", "legacy.mail.x.errors"};
+    const char* names[] = {"servers.web1.cpu", "apps.web.requests", "x.latency.p99",       "tmp.x",
+                           "other.name",       "apps.web.other",    "legacy.web.requests", "legacy.mail.x.errors"};
     bool up[16] = {true, false, true, true, true, true, true, true, true, false, true, true, true, true, true, true};
     // RE2's DFA allocates the first time it meets a state; warm it with the same inputs.
     for (int warm = 0; warm < 2; ++warm)
@@ -267,7 +268,8 @@ TEST(RoutingTable, FailoverMovesOnlyWithinTheClustersThatPlacedTheLine) {
         const std::string name = "h.metric." + std::to_string(n);
         auto placed = sends(*t, name);
         ASSERT_EQ(placed.size(), 2u);
-        std::string first = placed[0].substr(placed[0].find('>') + 1), second = placed[1].substr(placed[1].find('>') + 1);
+        std::string first = placed[0].substr(placed[0].find('>') + 1),
+                    second = placed[1].substr(placed[1].find('>') + 1);
         long down = t->find_slot(first);
         ASSERT_GE(down, 0);
         up[down] = false;
@@ -315,7 +317,8 @@ TEST(RoutingTable, AggregatesAreFedInRuleOrderWithTheNameTheySaw) {
     EXPECT_FALSE(t->aggregate_output_name(0, 0, "x.web.cpu", out, 4, used)) << "does not fit";
     ASSERT_TRUE(t->aggregate_output_name(1, 0, "y.web.cpu", out, sizeof out, used));
     EXPECT_EQ(std::string(out, used), "y.max") << "a plain string's metric is written as it is";
-    auto partial = table_of("aggregate ^c\\.(w)\\. every 10 seconds expire after 15 seconds compute sum write to C.\\1;\n");
+    auto partial =
+        table_of("aggregate ^c\\.(w)\\. every 10 seconds expire after 15 seconds compute sum write to C.\\1;\n");
     ASSERT_TRUE(partial->aggregate_output_name(0, 0, "c.w.89", out, sizeof out, used));
     EXPECT_EQ(std::string(out, used), "C.w89") << "a regular expression's match is replaced in place";
 

@@ -70,8 +70,8 @@ TEST(RulesParser, MatchRewriteAggregateInFileOrder) {
     EXPECT_EQ(c.rules[1].kind, Rule::Kind::rewrite);
     EXPECT_EQ(c.rules[4].kind, Rule::Kind::aggregate);
     const Match& m0 = c.matches[0];
-    EXPECT_EQ(m0.expressions, (std::vector<std::string>{"^a\\.", "b c"}));
-    EXPECT_EQ(m0.clusters, std::vector<std::string>{"x"});
+    EXPECT_EQ(m0.expressions, (std::vector<std::string> {"^a\\.", "b c"}));
+    EXPECT_EQ(m0.clusters, std::vector<std::string> {"x"});
     EXPECT_TRUE(m0.stop);
     EXPECT_EQ(c.rewrites[0].expression, "^(a)\\.(.*)");
     EXPECT_EQ(c.rewrites[0].replacement, "\\_1.\\^2");
@@ -80,7 +80,7 @@ TEST(RulesParser, MatchRewriteAggregateInFileOrder) {
     EXPECT_EQ(c.matches[1].validate_action, ValidateAction::log);
     EXPECT_EQ(*c.matches[2].validate, "^1 ");
     EXPECT_TRUE(c.matches[2].clusters.empty());
-    EXPECT_EQ(c.aggregates[0].expressions, std::vector<std::string>{"^sys\\.(.*)\\.cpu"});
+    EXPECT_EQ(c.aggregates[0].expressions, std::vector<std::string> {"^sys\\.(.*)\\.cpu"});
     EXPECT_EQ(c.aggregates[0].interval, 10);
     EXPECT_EQ(c.matches[3].where.line, 7);
     EXPECT_EQ(c.matches[3].clusters.size(), 2u);
@@ -102,7 +102,7 @@ TEST(RulesParser, AggregateEveryClause) {
     ASSERT_EQ(c.aggregates.size(), 3u);
     ASSERT_EQ(c.rules.size(), 3u);
     const Aggregate& a = c.aggregates[0];
-    EXPECT_EQ(a.expressions, (std::vector<std::string>{"^sys\\.dc[0-9]\\.(host-[0-9]+)\\.cpu", "^other\\.(x)"}));
+    EXPECT_EQ(a.expressions, (std::vector<std::string> {"^sys\\.dc[0-9]\\.(host-[0-9]+)\\.cpu", "^other\\.(x)"}));
     EXPECT_EQ(a.interval, 10);
     EXPECT_EQ(a.expire, 35);
     EXPECT_EQ(a.timestamp, BucketTimestamp::start);
@@ -121,7 +121,7 @@ TEST(RulesParser, AggregateEveryClause) {
     EXPECT_EQ(a.computes[6].label(), "median");
     EXPECT_EQ(a.computes[7].label(), "variance");
     EXPECT_EQ(a.computes[8].label(), "stddev");
-    EXPECT_EQ(a.clusters, (std::vector<std::string>{"g", "g"}));
+    EXPECT_EQ(a.clusters, (std::vector<std::string> {"g", "g"}));
     EXPECT_TRUE(a.stop);
     EXPECT_EQ(a.where.line, 2);
     const Aggregate& b = c.aggregates[1];
@@ -151,7 +151,7 @@ TEST(RulesParser, ListenAndStatistics) {
     EXPECT_EQ(c.statistics->submit_every, 30);
     EXPECT_TRUE(c.statistics->reset_counters);
     EXPECT_EQ(*c.statistics->prefix, "carbon.relays.\\_2");
-    EXPECT_EQ(c.statistics->send_to, std::vector<std::string>{"graphite"});
+    EXPECT_EQ(c.statistics->send_to, std::vector<std::string> {"graphite"});
     EXPECT_TRUE(c.statistics->stop);
 
     RulesConfig d = parse_ok("cluster g forward h; send statistics to g stop;");
@@ -208,12 +208,14 @@ TEST(RulesParser, IncludeReadsFilesInPlace) {
 
 TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
     const std::vector<std::pair<std::string, std::string>> cases = {
-        {"bogus;", "t.conf:1: expected 'cluster', 'match', 'rewrite', 'aggregate', 'statistics', 'send statistics', "
-                   "'listen' or 'include', found 'bogus'"},
+        {"bogus;",
+         "t.conf:1: expected 'cluster', 'match', 'rewrite', 'aggregate', 'statistics', 'send statistics', "
+         "'listen' or 'include', found 'bogus'"},
         {"cluster x forward h", "t.conf:1: expected ';', found end of file"},
         {"cluster x forward;", "t.conf:1: expected a member host[:port][=instance], found ';'"},
-        {"cluster x\n roundrobin h;", "t.conf:2: expected a cluster type (forward, any_of, failover, carbon_ch, "
-                                      "fnv1a_ch, jump_fnv1a_ch or file), found 'roundrobin'"},
+        {"cluster x\n roundrobin h;",
+         "t.conf:2: expected a cluster type (forward, any_of, failover, carbon_ch, "
+         "fnv1a_ch, jump_fnv1a_ch or file), found 'roundrobin'"},
         {"cluster x forward h;\ncluster x forward h;", "t.conf:2: cluster 'x' is defined twice"},
         {"cluster blackhole forward h;", "t.conf:1: 'blackhole' is reserved and cannot name a cluster"},
         {"cluster x forward h:99999;", "t.conf:1: bad member 'h:99999': bad port '99999'"},
@@ -223,30 +225,41 @@ TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
         {"cluster x carbon_ch replication 3 a b;", "t.conf:1: cluster x: replication 3 is larger than its 2 members"},
         {"cluster x carbon_ch replication z a;", "t.conf:1: expected a replication count, found 'z'"},
         {"cluster x carbon_ch replication 0 a;", "t.conf:1: a replication count must be between 1 and 255, found 0"},
-        {"cluster x forward h proto udp;", "t.conf:1: member h:2003: proto udp is not supported by polymur (its "
-                                           "outputs are durable TCP streams)"},
+        {"cluster x forward h proto udp;",
+         "t.conf:1: member h:2003: proto udp is not supported by polymur (its "
+         "outputs are durable TCP streams)"},
         {"cluster x forward h proto sctp;", "t.conf:1: expected 'tcp' or 'udp', found 'sctp'"},
-        {"cluster x forward h transport gzip;", "t.conf:1: member h:2003: transport gzip is not supported by polymur yet"},
-        {"cluster x forward h transport lz4;", "t.conf:1: member h:2003: transport lz4 is not supported by polymur yet"},
-        {"cluster x forward h transport snappy;", "t.conf:1: member h:2003: transport snappy is not supported by polymur yet"},
-        {"cluster x forward h transport plain ssl;", "t.conf:1: member h:2003: transport ssl is not supported by polymur yet"},
+        {"cluster x forward h transport gzip;",
+         "t.conf:1: member h:2003: transport gzip is not supported by polymur yet"},
+        {"cluster x forward h transport lz4;",
+         "t.conf:1: member h:2003: transport lz4 is not supported by polymur yet"},
+        {"cluster x forward h transport snappy;",
+         "t.conf:1: member h:2003: transport snappy is not supported by polymur yet"},
+        {"cluster x forward h transport plain ssl;",
+         "t.conf:1: member h:2003: transport ssl is not supported by polymur yet"},
         {"cluster x forward h type pickle;", "t.conf:1: expected 'linemode', found 'pickle'"},
-        {"cluster x file /tmp/out;", "t.conf:1: cluster x: file clusters are not supported by polymur (it relays to "
-                                     "network destinations only)"},
-        {"cluster x forward h=1;\ncluster y forward h;", "t.conf:2: cannot define server h:2003 without instance: "
-                                                          "server was previously defined with instance '1'"},
-        {"cluster x forward h;\ncluster y forward h=2;", "t.conf:2: cannot set instance '2' for server h:2003: server "
-                                                          "was previously defined without instance"},
-        {"cluster x forward h=1;\ncluster y forward h=2;", "t.conf:2: cannot set instance '2' for server h:2003: "
-                                                            "server was previously defined with instance '1'"},
-        {"cluster x forward h;\ncluster y any_of h i;", "t.conf:2: cannot share server h:2003 with any_of/failover "
-                                                         "cluster 'y'"},
+        {"cluster x file /tmp/out;",
+         "t.conf:1: cluster x: file clusters are not supported by polymur (it relays to "
+         "network destinations only)"},
+        {"cluster x forward h=1;\ncluster y forward h;",
+         "t.conf:2: cannot define server h:2003 without instance: "
+         "server was previously defined with instance '1'"},
+        {"cluster x forward h;\ncluster y forward h=2;",
+         "t.conf:2: cannot set instance '2' for server h:2003: server "
+         "was previously defined without instance"},
+        {"cluster x forward h=1;\ncluster y forward h=2;",
+         "t.conf:2: cannot set instance '2' for server h:2003: "
+         "server was previously defined with instance '1'"},
+        {"cluster x forward h;\ncluster y any_of h i;",
+         "t.conf:2: cannot share server h:2003 with any_of/failover "
+         "cluster 'y'"},
         {"match ^a send to nowhere;", "t.conf:1: unknown cluster 'nowhere'"},
         {"match send to x;", "t.conf:1: expected '*' or an expression, found 'send'"},
         {"match ^a;", "t.conf:1: expected 'send to', found ';'"},
         {"cluster x forward h; match ^a send x;", "t.conf:1: expected 'to', found 'x'"},
-        {"cluster x forward h; match ^a send to x blackhole;", "t.conf:1: blackhole cannot be combined with other "
-                                                               "clusters"},
+        {"cluster x forward h; match ^a send to x blackhole;",
+         "t.conf:1: blackhole cannot be combined with other "
+         "clusters"},
         {"cluster x forward h; match ^a send to x stop stop;", "t.conf:1: expected ';', found 'stop'"},
         {"match ^a validate ^1 send to blackhole;", "t.conf:1: expected 'else', found 'send'"},
         {"match ^a validate ^1 else ignore;", "t.conf:1: expected 'log' or 'drop', found 'ignore'"},
@@ -276,11 +289,13 @@ TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
          "t.conf:1: percentile<N>: N must be a whole number between 1 and 99, found 'percentile'"},
         {"aggregate ^a every 10 seconds expire after 15 seconds compute percentile9.5 write to x;",
          "t.conf:1: percentile<N>: N must be a whole number between 1 and 99, found 'percentile9.5'"},
-        {"aggregate ^a every 10 seconds expire after 15 seconds" + [] {
-             std::string many;
-             for (int i = 0; i < 65; ++i) many += "\n compute sum write to x";
-             return many;
-         }() + ";",
+        {"aggregate ^a every 10 seconds expire after 15 seconds" +
+             [] {
+                 std::string many;
+                 for (int i = 0; i < 65; ++i) many += "\n compute sum write to x";
+                 return many;
+             }() +
+             ";",
          "t.conf:66: at most 64 compute clauses per aggregate"},
         {"aggregate ^a every 10 seconds expire after 15 seconds compute sum to x;",
          "t.conf:1: expected 'write', found 'to'"},
@@ -301,8 +316,9 @@ TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
         {"listen type linemode 2003;", "t.conf:1: expected 'proto', found ';'"},
         {"listen type linemode 2003 proto sctp;", "t.conf:1: expected 'tcp', 'udp' or 'unix', found 'sctp'"},
         {"listen type linemode;", "t.conf:1: expected an address with 'proto', found ';'"},
-        {"listen type linemode transport zstd 2003 proto tcp;", "t.conf:1: expected 'plain', 'gzip', 'lz4' or "
-                                                                 "'snappy', found 'zstd'"},
+        {"listen type linemode transport zstd 2003 proto tcp;",
+         "t.conf:1: expected 'plain', 'gzip', 'lz4' or "
+         "'snappy', found 'zstd'"},
         {"include;", "t.conf:1: expected a file or glob, found ';'"},
         {"include a.conf;", "t.conf:1: include is not available here"},
         {"match \"^a send to x;", "t.conf:1: unterminated quoted string"},

@@ -127,8 +127,8 @@ TEST_P(CarbonVectors, GetNode) {
         const auto row = split(lines[i], "\t");
         ASSERT_EQ(row.size(), 4u) << lines[i];
         const std::string& metric = row[0];
-        const uint32_t position = GetParam().type == HashType::carbon_ch ? carbon_ch_position(metric)
-                                                                          : fnv1a_ch_position(metric);
+        const uint32_t position =
+            GetParam().type == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position(metric);
         EXPECT_EQ(std::to_string(position), row[1]) << metric;
         EXPECT_EQ(route(*ring_, GetParam().destinations, metric, 1, true,
                         [](const Destination& d) { return d.host + "\t" + instance_text(d); }),
@@ -164,7 +164,8 @@ TEST(CarbonVectorFiles, EveryFileHasItsRing) {
         for (const char* prefix : {"vectors_", "getnodes_"}) {
             if (name.rfind(prefix, 0) != 0) continue;
             ++files;
-            const std::string tag = name.substr(std::string(prefix).size(), name.size() - 4 - std::string(prefix).size());
+            const std::string tag =
+                name.substr(std::string(prefix).size(), name.size() - 4 - std::string(prefix).size());
             bool found = false;
             for (const auto& r : rings) found |= r.tag == tag;
             EXPECT_TRUE(found) << name << " has no ring in rings.txt";
@@ -194,11 +195,10 @@ TEST(CarbonRouterVectors, ReplicationTwoDiverseOnAndOff) {
         ASSERT_NE(ring, nullptr);
         const size_t tab = line.find('\t');
         const std::string metric = line.substr(0, tab);
-        EXPECT_EQ(route(*ring, destinations, metric, 2, diverse,
-                        [](const Destination& d) {
-                            return d.host + ":" + std::to_string(d.port) + ":" + instance_text(d);
-                        }),
-                  line.substr(tab + 1))
+        EXPECT_EQ(
+            route(*ring, destinations, metric, 2, diverse,
+                  [](const Destination& d) { return d.host + ":" + std::to_string(d.port) + ":" + instance_text(d); }),
+            line.substr(tab + 1))
             << metric << (diverse ? " (diverse)" : "");
         ++rows;
     }
@@ -305,8 +305,9 @@ void check_relay_cluster_file(const std::filesystem::path& path, HashCompat comp
     for (size_t i = 2; i < lines.size(); ++i) {
         const size_t tab = lines[i].find('\t');
         const std::string metric = lines[i].substr(0, tab);
-        EXPECT_EQ(route(*ring, destinations, metric, replication, true, [](const Destination& d) { return d.address(); }),
-                  lines[i].substr(tab + 1))
+        EXPECT_EQ(
+            route(*ring, destinations, metric, replication, true, [](const Destination& d) { return d.address(); }),
+            lines[i].substr(tab + 1))
             << metric;
         ++rows;
     }

@@ -13,7 +13,9 @@ namespace {
 class ThrowingBackend final : public Backend {
 public:
     std::string getdest() override { throw std::bad_alloc(); }
-    std::string putdest(const std::string& d) override { return std::to_string(std::stoul(d.substr(d.rfind(':') + 1))); }
+    std::string putdest(const std::string& d) override {
+        return std::to_string(std::stoul(d.substr(d.rfind(':') + 1)));
+    }
     std::string deldest(const std::string&) override { throw 42; }
     std::string stats() override { throw std::runtime_error("boom \x1b[2J"); }
 };

@@ -14,13 +14,13 @@ namespace {
 
 struct LoopbackPair {
     UniqueFd listener, client, server;
-    struct sockaddr_in client_addr {}, server_addr {};
+    struct sockaddr_in client_addr = {}, server_addr = {};
 };
 
 LoopbackPair connect_loopback() {
     LoopbackPair p;
     p.listener = UniqueFd(socket(AF_INET, SOCK_STREAM, 0));
-    struct sockaddr_in sa {};
+    struct sockaddr_in sa = {};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof sa;
@@ -88,7 +88,7 @@ TEST(PeerUid, IdentifyPeerThroughADualStackListener) {
     UniqueFd listener(socket(AF_INET6, SOCK_STREAM, 0));
     int off = 0;
     setsockopt(listener.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-    struct sockaddr_in6 any {};
+    struct sockaddr_in6 any = {};
     any.sin6_family = AF_INET6;
     any.sin6_addr = in6addr_any;
     if (bind(listener.get(), reinterpret_cast<struct sockaddr*>(&any), sizeof any) != 0) GTEST_SKIP() << "no IPv6";
@@ -96,7 +96,7 @@ TEST(PeerUid, IdentifyPeerThroughADualStackListener) {
     socklen_t len = sizeof any;
     getsockname(listener.get(), reinterpret_cast<struct sockaddr*>(&any), &len);
     UniqueFd client(socket(AF_INET, SOCK_STREAM, 0));
-    struct sockaddr_in to {};
+    struct sockaddr_in to = {};
     to.sin_family = AF_INET;
     to.sin_port = any.sin6_port;
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -166,9 +166,11 @@ TEST(ExecuteWithCaller, ReadOnlyCommandsStayOpenChangesNeedPermissionOrToken) {
     EXPECT_EQ(execute("deldest a:1 token=wrong", backend, stranger, &refused), "error: deldest refused: wrong token\n");
     EXPECT_EQ(execute("putdest a:1 token=0123456789abcdef", backend, stranger), "PUT a:1\n");
     EXPECT_EQ(execute("putdest token=0123456789abcdef a:1", backend, stranger), "PUT a:1\n");
-    EXPECT_EQ(execute("putdest a:1 b:2 token=0123456789abcdef", backend, stranger), "error: putdest takes one destination\n");
+    EXPECT_EQ(execute("putdest a:1 b:2 token=0123456789abcdef", backend, stranger),
+              "error: putdest takes one destination\n");
     Caller no_token {false, "not allowed", nullptr};
-    EXPECT_EQ(execute("putdest a:1 token=x", backend, no_token), "error: putdest refused: no --admin-token-file is configured\n");
+    EXPECT_EQ(execute("putdest a:1 token=x", backend, no_token),
+              "error: putdest refused: no --admin-token-file is configured\n");
 }
 
 }  // namespace

@@ -183,9 +183,7 @@ TEST(JsonEscape, ControlCharacters) {
 
 // --- rfc3339_nano --------------------------------------------------------------------------------
 
-TEST(Rfc3339Nano, KnownInstant) {
-    EXPECT_EQ(rfc3339_nano(1700000000123000000), "2023-11-14T22:13:20.123Z");
-}
+TEST(Rfc3339Nano, KnownInstant) { EXPECT_EQ(rfc3339_nano(1700000000123000000), "2023-11-14T22:13:20.123Z"); }
 
 TEST(Rfc3339Nano, ZeroNanosHasNoFraction) {
     EXPECT_EQ(rfc3339_nano(0), "1970-01-01T00:00:00Z");

@@ -162,8 +162,9 @@ TEST_F(ConfigTest, DestinationsAreSplitAndTrimmed) {
 }
 
 TEST_F(ConfigTest, Environment) {
-    ASSERT_EQ(parse({}, {"PATH=/usr/bin", "POLYMUR_LISTEN_ADDR=9.9.9.9:1", "POLYMUR_QUEUE_CAP=77",
-                         "POLYMUR_CONSOLE_OUT=true", "POLYMUR_DESTINATIONS=x:1, y:2", "NOEQUALS"}),
+    ASSERT_EQ(parse({},
+                    {"PATH=/usr/bin", "POLYMUR_LISTEN_ADDR=9.9.9.9:1", "POLYMUR_QUEUE_CAP=77",
+                     "POLYMUR_CONSOLE_OUT=true", "POLYMUR_DESTINATIONS=x:1, y:2", "NOEQUALS"}),
               ParseOutcome::run)
         << err();
     EXPECT_EQ(config_.listen_addr, "9.9.9.9:1");
@@ -188,8 +189,9 @@ TEST_F(ConfigTest, EnvironmentCannotAskForHelp) {
 
 TEST_F(ConfigTest, ToolVariablesAreNotOptions) {
     // The test harness and benchmark pass these to every polymur they start.
-    ASSERT_EQ(parse({}, {"POLYMUR_BIN=/x/polymur", "POLYMUR_BENCH_DIR=/x", "POLYMUR_IN_NETNS=1", "POLYMUR_TEST_INSTALL=1"}),
-              ParseOutcome::run)
+    ASSERT_EQ(
+        parse({}, {"POLYMUR_BIN=/x/polymur", "POLYMUR_BENCH_DIR=/x", "POLYMUR_IN_NETNS=1", "POLYMUR_TEST_INSTALL=1"}),
+        ParseOutcome::run)
         << err();
 }
 
@@ -238,8 +240,8 @@ TEST_F(ConfigTest, PrecedenceCommandLineOverEnvironmentOverFile) {
         << err();
     EXPECT_EQ(config_.listen_addr, "10.0.0.3:1");  // all three set it
     EXPECT_EQ(config_.api_addr, "10.0.0.2:2");     // environment and file
-    EXPECT_EQ(config_.queue_cap, 2u);         // environment and file
-    EXPECT_EQ(config_.state_dir, "/file");    // file only
+    EXPECT_EQ(config_.queue_cap, 2u);              // environment and file
+    EXPECT_EQ(config_.state_dir, "/file");         // file only
     EXPECT_EQ(config_.reconnect_interval_s, 10u);  // nobody: default
 }
 
@@ -307,7 +309,9 @@ TEST_F(ConfigTest, BadValueTypeIsAnError) {
 
 TEST_F(ConfigTest, SelfMetricsPrefixMustBeAMetricName) {
     EXPECT_EQ(parse({"--self-metrics-prefix=relays.m\xc3\xa9tro"}), ParseOutcome::run) << err();
-    for (const char* bad : {"--self-metrics-prefix=a b", "--self-metrics-prefix=a\xff", "--self-metrics-prefix=a\xc2\xa0" "b",
+    for (const char* bad : {"--self-metrics-prefix=a b", "--self-metrics-prefix=a\xff",
+                            "--self-metrics-prefix=a\xc2\xa0"
+                            "b",
                             "--self-metrics-prefix=a\x1b[31m"}) {
         EXPECT_EQ(parse({bad}), ParseOutcome::exit_error) << bad;
         EXPECT_NE(err().find("--self-metrics-prefix must be a metric name"), std::string::npos) << err();
@@ -360,8 +364,8 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsDefault) {
         std::string line = text.substr(at, text.find('\n', at) - at);
         EXPECT_NE(line.find(shown_default), std::string::npos) << name << ": " << line;
     }
-    for (const char* name : {"-h [ --help ]", "--version", "--config", "--admin-socket", "--stat-addr",
-                             "--metrics-flush"})
+    for (const char* name :
+         {"-h [ --help ]", "--version", "--config", "--admin-socket", "--stat-addr", "--metrics-flush"})
         EXPECT_NE(text.find(name), std::string::npos) << name << "\n" << text;
     EXPECT_NE(text.find("<state-dir>/polymur.sock"), std::string::npos) << text;
     // The destination list defaults to empty, so no default is shown for it.
@@ -441,9 +445,11 @@ TEST_F(ConfigTest, ValidateDistribution) {
     EXPECT_EQ(err(), "polymur: --distribution roundrobin: expected broadcast or hash-route\n");
     // A name that is none of the values is refused while parsing; Config holds only the enum.
     EXPECT_EQ(parse({"-distribution=consistent-hashing"}), ParseOutcome::exit_error);
-    EXPECT_NE(err().find("polymur: --distribution consistent-hashing: expected broadcast or hash-route\n"), std::string::npos);
-    ASSERT_EQ(parse({"-distribution=hash-route", "-hash-type=fnv1a_ch", "-replication-factor=2", "-diverse-replicas=false"}),
-              ParseOutcome::run);
+    EXPECT_NE(err().find("polymur: --distribution consistent-hashing: expected broadcast or hash-route\n"),
+              std::string::npos);
+    ASSERT_EQ(
+        parse({"-distribution=hash-route", "-hash-type=fnv1a_ch", "-replication-factor=2", "-diverse-replicas=false"}),
+        ParseOutcome::run);
     EXPECT_TRUE(config_.hash_route());
     EXPECT_EQ(config_.hash_type, route::HashType::fnv1a_ch);
     EXPECT_EQ(config_.replication_factor, 2u);
@@ -456,13 +462,15 @@ TEST_F(ConfigTest, ValidateHashRouteOptions) {
     EXPECT_EQ(parse({"-hash-compat=carbon"}), ParseOutcome::exit_error);
     EXPECT_NE(err().find("polymur: --hash-compat carbon: expected graphite or carbon-c-relay\n"), std::string::npos);
     // carbon refuses one ring node twice; carbon-c-relay only the same host and port twice
-    EXPECT_EQ(parse({"-distribution=hash-route", "-destinations=10.0.0.1:2003,10.0.0.1:2004"}), ParseOutcome::exit_error);
+    EXPECT_EQ(parse({"-distribution=hash-route", "-destinations=10.0.0.1:2003,10.0.0.1:2004"}),
+              ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-distribution=hash-route", "-hash-compat=carbon-c-relay", "-tag-normalize",
                      "-destinations=10.0.0.1:2003,10.0.0.1:2004"}),
               ParseOutcome::run);
     EXPECT_EQ(config_.hash_compat, route::HashCompat::carbon_c_relay);
     EXPECT_TRUE(config_.tag_normalize);
-    EXPECT_EQ(parse({"-distribution=hash-route", "-hash-compat=carbon-c-relay", "-destinations=10.0.0.1:2003:a,10.0.0.1:2003:b"}),
+    EXPECT_EQ(parse({"-distribution=hash-route", "-hash-compat=carbon-c-relay",
+                     "-destinations=10.0.0.1:2003:a,10.0.0.1:2003:b"}),
               ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-replication-factor=0"}), ParseOutcome::exit_error);
     EXPECT_EQ(parse({"-failover=maybe"}), ParseOutcome::exit_error);
@@ -503,14 +511,13 @@ TEST_F(ConfigTest, ModeNameIsChecked) {
     EXPECT_EQ(err(), "polymur: --mode bridge: expected relay, proxy or gateway\n");
 }
 
-TEST_F(ConfigTest, NoAbbreviations) {
-    EXPECT_EQ(parse({"-listen=1.2.3.4:5"}), ParseOutcome::exit_error);
-}
+TEST_F(ConfigTest, NoAbbreviations) { EXPECT_EQ(parse({"-listen=1.2.3.4:5"}), ParseOutcome::exit_error); }
 
 TEST_F(ConfigTest, ValidateDestinationCount) {
     Config c;
     c.max_destinations = 127;
-    for (int i = 0; i < 127; ++i) c.destinations.push_back("a:" + std::to_string(i + 1));  // plus the console: all 128 slots
+    for (int i = 0; i < 127; ++i)
+        c.destinations.push_back("a:" + std::to_string(i + 1));  // plus the console: all 128 slots
     EXPECT_EQ(validate_config(c), "");
     c.destinations.push_back("a:1000");
     EXPECT_EQ(validate_config(c), "too many destinations");
@@ -570,7 +577,8 @@ TEST_F(ConfigTest, CheckConfigValidatesDestinations) {
 }
 
 TEST_F(ConfigTest, ModesFromOptionAndGatewayPort) {
-    ASSERT_EQ(parse({"--mode=gateway", "-listen-addr=0.0.0.0", "-listen-port=8443", "-cert=/dev/null", "-key=/dev/null", "-ca-cert=/dev/null"}),
+    ASSERT_EQ(parse({"--mode=gateway", "-listen-addr=0.0.0.0", "-listen-port=8443", "-cert=/dev/null", "-key=/dev/null",
+                     "-ca-cert=/dev/null"}),
               ParseOutcome::run)
         << err();
     EXPECT_EQ(config_.mode, Mode::gateway);
@@ -578,7 +586,8 @@ TEST_F(ConfigTest, ModesFromOptionAndGatewayPort) {
     EXPECT_FALSE(config_.plaintext_listener);
     EXPECT_EQ(parse({"--mode=proxy"}), ParseOutcome::exit_error);
     EXPECT_NE(err().find("--gateway"), std::string::npos) << err();
-    ASSERT_EQ(parse({"--mode=proxy", "-gateway=https://gw:443", "-client-cert=/dev/null", "-client-key=/dev/null", "-ca-cert=/dev/null"}),
+    ASSERT_EQ(parse({"--mode=proxy", "-gateway=https://gw:443", "-client-cert=/dev/null", "-client-key=/dev/null",
+                     "-ca-cert=/dev/null"}),
               ParseOutcome::run)
         << err();
     EXPECT_EQ(config_.destinations, (std::vector<std::string> {"https://gw:443"}));

@@ -49,8 +49,11 @@ TEST(Prometheus, LabelValuesAreEscaped) {
     RelayStatus s;
     s.destinations.push_back({"10.0.0.1:2003:\"x\"", "connected", 1, 2, 3, 4, 5, 6, 7, true, false});
     std::string text = format_prometheus(s, {true, "ok"});
-    EXPECT_NE(text.find("polymur_destination_sent_total{destination=\"10.0.0.1:2003:\\\"x\\\"\"} 3\n"), std::string::npos) << text;
-    EXPECT_NE(text.find("polymur_destination_state{destination=\"10.0.0.1:2003:\\\"x\\\"\",state=\"connected\"} 1\n"), std::string::npos);
+    EXPECT_NE(text.find("polymur_destination_sent_total{destination=\"10.0.0.1:2003:\\\"x\\\"\"} 3\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("polymur_destination_state{destination=\"10.0.0.1:2003:\\\"x\\\"\",state=\"connected\"} 1\n"),
+              std::string::npos);
     EXPECT_NE(text.find("# TYPE polymur_destination_dropped_total counter\n"), std::string::npos);
     EXPECT_NE(text.find("polymur_ready 1\n"), std::string::npos);
 }

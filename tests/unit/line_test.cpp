@@ -216,8 +216,14 @@ TEST(ParseLine, BlankLine) {
 }
 
 TEST(ParseLine, ControlCharacterInNameIsRejected) {
-    EXPECT_EQ(parse(std::string("a\x01" "b 1 2")).error, LineError::bad_name);
-    EXPECT_EQ(parse(std::string("a\x7f" "b 1 2")).error, LineError::bad_name);
+    EXPECT_EQ(parse(std::string("a\x01"
+                                "b 1 2"))
+                  .error,
+              LineError::bad_name);
+    EXPECT_EQ(parse(std::string("a\x7f"
+                                "b 1 2"))
+                  .error,
+              LineError::bad_name);
     EXPECT_EQ(parse(std::string("a\x1b[31m 1 2")).error, LineError::bad_name);
     EXPECT_EQ(parse(std::string("a\0b 1 2", 7)).error, LineError::bad_name);
 }
@@ -250,13 +256,25 @@ TEST(ParseLine, LongName) {
 // in its buffer, when it cannot: such a line must never be forwarded.
 TEST(ParseLine, InvalidUtf8IsRejected) {
     const char* bad[] = {
-        "\xff", "\xfe", "\x80", "\xbf",                   // never valid / a stray continuation byte
-        "\xc0\x80", "\xc1\xbf", "\xe0\x80\xaf",           // overlong forms (of NUL, U+007F, '/')
-        "\xf0\x80\x80\xaf", "\xe0\x9f\xbf",               // overlong 4- and 3-byte forms
-        "\xed\xa0\x80", "\xed\xbf\xbf",                   // UTF-16 surrogates
-        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80",  // past U+10FFFF
-        "\xc3", "\xe6\xb8", "\xf0\x9f\x98",               // truncated sequences
-        "\xc3\x28", "\xe2\x28\xa1",                       // a lead byte without its continuation
+        "\xff",
+        "\xfe",
+        "\x80",
+        "\xbf",  // never valid / a stray continuation byte
+        "\xc0\x80",
+        "\xc1\xbf",
+        "\xe0\x80\xaf",  // overlong forms (of NUL, U+007F, '/')
+        "\xf0\x80\x80\xaf",
+        "\xe0\x9f\xbf",  // overlong 4- and 3-byte forms
+        "\xed\xa0\x80",
+        "\xed\xbf\xbf",  // UTF-16 surrogates
+        "\xf4\x90\x80\x80",
+        "\xf5\x80\x80\x80",
+        "\xf8\x88\x80\x80\x80",  // past U+10FFFF
+        "\xc3",
+        "\xe6\xb8",
+        "\xf0\x9f\x98",  // truncated sequences
+        "\xc3\x28",
+        "\xe2\x28\xa1",  // a lead byte without its continuation
     };
     for (const char* b : bad) {
         EXPECT_EQ(parse(std::string("a") + b + "b 1 2").error, LineError::bad_utf8) << b;
@@ -270,8 +288,8 @@ TEST(ParseLine, InvalidUtf8IsRejected) {
 }
 
 TEST(ParseLine, Utf8BoundariesAreAccepted) {
-    const char* good[] = {"\xc2\xa1", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf",
-                          "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",
+    const char* good[] = {"\xc2\xa1",     "\xdf\xbf",     "\xe0\xa0\x80",     "\xed\x9f\xbf",
+                          "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",
                           "\xe2\x80\x8b", "\xe1\xa0\x8e", "\xef\xbb\xbf"};  // U+200B, U+180E, U+FEFF are not whitespace
     for (const char* g : good) {
         const std::string name = std::string("a") + g + "b";
@@ -290,14 +308,16 @@ TEST(ParseLine, C1ControlInNameIsRejected) {
 
 // carbon splits on what Python's str.isspace() calls whitespace; so does polymur, and it forwards
 // single spaces.
-const char* const kSpaces[] = {"\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f", "\xc2\x85", "\xc2\xa0",
-                               "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x83", "\xe2\x80\x8a", "\xe2\x80\xa8",
-                               "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+const char* const kSpaces[] = {"\x0b",         "\x0c",         "\r",           "\x1c",         "\x1d",
+                               "\x1e",         "\x1f",         "\xc2\x85",     "\xc2\xa0",     "\xe1\x9a\x80",
+                               "\xe2\x80\x80", "\xe2\x80\x83", "\xe2\x80\x8a", "\xe2\x80\xa8", "\xe2\x80\xa9",
+                               "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
 
 TEST(ParseLine, UnicodeWhitespaceSeparatesFields) {
     for (const char* ws : kSpaces) {
         const std::string w = ws;
-        for (const std::string& text : {"a.b" + w + "1" + w + "2", w + "a.b 1 2" + w, "a.b" + w + " 1 " + w + w + "2"}) {
+        for (const std::string& text :
+             {"a.b" + w + "1" + w + "2", w + "a.b 1 2" + w, "a.b" + w + " 1 " + w + w + "2"}) {
             auto p = parse(text);
             ASSERT_EQ(p.error, LineError::none) << text;
             EXPECT_EQ(p.line.name, "a.b");
@@ -322,8 +342,8 @@ TEST(ParseLine, PythonOnlyNumberFormsAreRejected) {
 
 TEST(ParseLine, ValueOverflowIsAcceptedAsCarbonReadsIt) {
     // carbon reads 1e309 as inf and 1e-400 as 0, and stores them; polymur forwards them as written.
-    for (const std::string& v : {std::string("1e309"), std::string("-1e309"), std::string("+1e400"), std::string("1e-400"),
-                                  std::string(400, '9'), "0." + std::string(400, '0') + "1"}) {
+    for (const std::string& v : {std::string("1e309"), std::string("-1e309"), std::string("+1e400"),
+                                 std::string("1e-400"), std::string(400, '9'), "0." + std::string(400, '0') + "1"}) {
         auto p = parse("a.b " + v + " 2");
         ASSERT_EQ(p.error, LineError::none) << v;
         EXPECT_EQ(p.line.value, v);
@@ -339,7 +359,8 @@ TEST(ParseLine, TimestampBetweenMinusTwoAndMinusOneMeansNow) {
         EXPECT_TRUE(p.line.timestamp_is_now) << t;
         EXPECT_FALSE(p.line.canonical);
     }
-    for (const char* t : {"-2", "-0.999", "-3.5"}) EXPECT_EQ(parse(std::string("a.b 1 ") + t).error, LineError::bad_timestamp) << t;
+    for (const char* t : {"-2", "-0.999", "-3.5"})
+        EXPECT_EQ(parse(std::string("a.b 1 ") + t).error, LineError::bad_timestamp) << t;
     for (const char* t : {"-0", "-0.0", "-1e-400", "1e-400", "1e300"}) {
         auto p = parse(std::string("a.b 1 ") + t);
         ASSERT_EQ(p.error, LineError::none) << t;
@@ -400,13 +421,30 @@ void expect_same(const std::string& line, size_t& accepted_fast) {
 }
 
 TEST(ParseLine, FastPathAgreesWithTheGeneralParser) {
-    const char* names[] = {"a.b", "x", "tagged;a=b", "utf8.\xc3\xa9t\xc3\xa9", "tab\tname", "ctl\x01name", "del\x7f",
-                           "", "bad\xffutf8", "c1\xc2\x9b", "nbsp\xc2\xa0", "~!", "sur\xed\xa0\x80"};
-    const char* values[] = {"1", "-1", "1.5", ".5", "5.", "-0", "1e3", "1E-3", "2.5e+10", "+1", "nan", "inf", "-inf",
-                            "1e", "e3", "--1", "1..2", "0x10", "", "1_0", "-.5", "-", ".", "1.5e3.2", "1e309",
-                            "1e-400", "\xef\xbc\x91", "Infinity", "1.e5"};
-    const char* stamps[] = {"1700000000", "-1", "0", "1.5", "1e9", "-2", "+5", "abc", "", "12345678901234567890",
-                            "123456789012345678", "1234567890123456789", "-1.0", "017", "-1.5", "1e309", "1_7"};
+    const char* names[] = {
+        "a.b", "x",           "tagged;a=b", "utf8.\xc3\xa9t\xc3\xa9", "tab\tname", "ctl\x01name",    "del\x7f",
+        "",    "bad\xffutf8", "c1\xc2\x9b", "nbsp\xc2\xa0",           "~!",        "sur\xed\xa0\x80"};
+    const char* values[] = {"1",        "-1",  "1.5", ".5",   "5.", "-0",      "1e3",   "1E-3",   "2.5e+10",
+                            "+1",       "nan", "inf", "-inf", "1e", "e3",      "--1",   "1..2",   "0x10",
+                            "",         "1_0", "-.5", "-",    ".",  "1.5e3.2", "1e309", "1e-400", "\xef\xbc\x91",
+                            "Infinity", "1.e5"};
+    const char* stamps[] = {"1700000000",
+                            "-1",
+                            "0",
+                            "1.5",
+                            "1e9",
+                            "-2",
+                            "+5",
+                            "abc",
+                            "",
+                            "12345678901234567890",
+                            "123456789012345678",
+                            "1234567890123456789",
+                            "-1.0",
+                            "017",
+                            "-1.5",
+                            "1e309",
+                            "1_7"};
     const char* seps[] = {" ", "  ", "\t", "\r", "\xc2\xa0", "\x0b"};
     size_t compared = 0, fast = 0;
     for (const char* n : names)
@@ -419,14 +457,44 @@ TEST(ParseLine, FastPathAgreesWithTheGeneralParser) {
                             ++compared;
                         }
     EXPECT_GT(compared, 500000u);
-    EXPECT_GT(fast, 1000u);   // the fast path was taken, not only the general parser
+    EXPECT_GT(fast, 1000u);  // the fast path was taken, not only the general parser
 }
 
 // Random lines from fragments that sit on the edges of both parsers.
 TEST(ParseLine, FastPathAgreesOnRandomLines) {
-    const char* fragments[] = {"a", "b.c", " ", " ", " ", "\t", "\r", "1", "0", "9", ".", "-", "+", "e", "E", "-1",
-                               "inf", "nan", "_", "\xc3\xa9", "\xc2\xa0", "\xc2\x85", "\xff", "\xc3", "\x01", "\x7f",
-                               "\xe3\x80\x80", "1700000000", "12345678901234567890", "\xef\xbc\x91", ";", "=", "x"};
+    const char* fragments[] = {"a",
+                               "b.c",
+                               " ",
+                               " ",
+                               " ",
+                               "\t",
+                               "\r",
+                               "1",
+                               "0",
+                               "9",
+                               ".",
+                               "-",
+                               "+",
+                               "e",
+                               "E",
+                               "-1",
+                               "inf",
+                               "nan",
+                               "_",
+                               "\xc3\xa9",
+                               "\xc2\xa0",
+                               "\xc2\x85",
+                               "\xff",
+                               "\xc3",
+                               "\x01",
+                               "\x7f",
+                               "\xe3\x80\x80",
+                               "1700000000",
+                               "12345678901234567890",
+                               "\xef\xbc\x91",
+                               ";",
+                               "=",
+                               "x"};
     uint64_t state = 0x9e3779b97f4a7c15ull;
     auto next = [&] {  // splitmix64: the same lines on every run
         uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -466,17 +534,25 @@ TEST(ParseLine, FastPathAgreesAtEveryLengthAndPosition) {
 // tests/data/lines: one file per row of the README's table (also the fuzz target's seeds). Every line
 // gets the row's decision, on both parsers.
 TEST(ParseLine, SeedFilesGetTheirRowsDecision) {
-    const std::map<std::string, LineError> rows = {
-        {"canonical", LineError::none},         {"crlf", LineError::none},
-        {"tabs-and-runs", LineError::none},     {"unicode-spaces", LineError::none},
-        {"ascii-separators", LineError::none},  {"cr-inside", LineError::none},
-        {"invalid-utf8", LineError::bad_utf8},  {"overlong-nul", LineError::bad_utf8},
-        {"surrogate", LineError::bad_utf8},     {"past-10ffff", LineError::bad_utf8},
-        {"truncated-utf8", LineError::bad_utf8}, {"utf8-name", LineError::none},
-        {"c0-control", LineError::bad_name},    {"c1-control", LineError::bad_name},
-        {"nul", LineError::bad_name},           {"value-forms", LineError::none},
-        {"value-invalid", LineError::bad_value}, {"timestamp-now", LineError::none},
-        {"timestamp-invalid", LineError::bad_timestamp}};
+    const std::map<std::string, LineError> rows = {{"canonical", LineError::none},
+                                                   {"crlf", LineError::none},
+                                                   {"tabs-and-runs", LineError::none},
+                                                   {"unicode-spaces", LineError::none},
+                                                   {"ascii-separators", LineError::none},
+                                                   {"cr-inside", LineError::none},
+                                                   {"invalid-utf8", LineError::bad_utf8},
+                                                   {"overlong-nul", LineError::bad_utf8},
+                                                   {"surrogate", LineError::bad_utf8},
+                                                   {"past-10ffff", LineError::bad_utf8},
+                                                   {"truncated-utf8", LineError::bad_utf8},
+                                                   {"utf8-name", LineError::none},
+                                                   {"c0-control", LineError::bad_name},
+                                                   {"c1-control", LineError::bad_name},
+                                                   {"nul", LineError::bad_name},
+                                                   {"value-forms", LineError::none},
+                                                   {"value-invalid", LineError::bad_value},
+                                                   {"timestamp-now", LineError::none},
+                                                   {"timestamp-invalid", LineError::bad_timestamp}};
     size_t files = 0, fast = 0;
     for (const auto& entry : std::filesystem::directory_iterator(POLYMUR_TEST_DATA_DIR "/lines")) {
         if (entry.path().extension() != ".txt") continue;

@@ -18,8 +18,8 @@ TEST(ParsePort, AcceptsTheRange) {
 }
 
 TEST(ParsePort, RefusesWhatIsNotAPort) {
-    for (const char* bad : {"", "0", "65536", "99999", "100000", "99999999999999999999", "18446744073709551617",
-                            "-1", "+80", " 80", "80 ", "8_0", "0x50", "80a", "8.0", "\xef\xbc\x98"}) {
+    for (const char* bad : {"", "0", "65536", "99999", "100000", "99999999999999999999", "18446744073709551617", "-1",
+                            "+80", " 80", "80 ", "8_0", "0x50", "80a", "8.0", "\xef\xbc\x98"}) {
         EXPECT_FALSE(parse_port(bad, PortUse::connect)) << "'" << bad << "'";
     }
     EXPECT_FALSE(parse_port("65536", PortUse::listen));
@@ -34,8 +34,7 @@ TEST(SplitHostPort, GoodAddresses) {
     };
     for (const Case& c : {Case {"127.0.0.1:2003", "127.0.0.1", "2003"}, Case {"localhost:2030", "localhost", "2030"},
                           Case {":2003", "", "2003"}, Case {"[::1]:2003", "::1", "2003"}, Case {"[::]:0", "::", "0"},
-                          Case {"0.0.0.0:65535", "0.0.0.0", "65535"},
-                          Case {"[2001:db8::1]:80", "2001:db8::1", "80"}}) {
+                          Case {"0.0.0.0:65535", "0.0.0.0", "65535"}, Case {"[2001:db8::1]:80", "2001:db8::1", "80"}}) {
         std::string host, port, error;
         EXPECT_TRUE(split_host_port(c.text, host, port, error)) << c.text << ": " << error;
         EXPECT_EQ(host, c.host);
@@ -46,10 +45,35 @@ TEST(SplitHostPort, GoodAddresses) {
 TEST(SplitHostPort, MalformedAddressesGiveOneLineErrors) {
     const std::string long_host(254, 'a');
     const std::string long_label = std::string(64, 'b') + ".example";
-    for (const std::string& bad : std::vector<std::string> {"", ":", "host", "host:", "host:99999999999999999999", "host:65536", "host:-1", "host:+1", "host: 80",
-          "host:80 ", "host:80x", "host:0x50", "[::1]", "[::1]:", "[::1]80", "[::1]x:80", "[]:80", "[::1:80",
-          "[[::1]]:80", "::1:80", "a:b:80", "ho st:80", "ho\x1b[31mst:80", std::string("ho\0st:80", 8), "h\xc3\xa9:80",
-          "host\n:80", long_host + ":80", long_label + ":80", "[::1]:99999999999999999999999999999999999999"}) {
+    for (const std::string& bad : std::vector<std::string> {"",
+                                                            ":",
+                                                            "host",
+                                                            "host:",
+                                                            "host:99999999999999999999",
+                                                            "host:65536",
+                                                            "host:-1",
+                                                            "host:+1",
+                                                            "host: 80",
+                                                            "host:80 ",
+                                                            "host:80x",
+                                                            "host:0x50",
+                                                            "[::1]",
+                                                            "[::1]:",
+                                                            "[::1]80",
+                                                            "[::1]x:80",
+                                                            "[]:80",
+                                                            "[::1:80",
+                                                            "[[::1]]:80",
+                                                            "::1:80",
+                                                            "a:b:80",
+                                                            "ho st:80",
+                                                            "ho\x1b[31mst:80",
+                                                            std::string("ho\0st:80", 8),
+                                                            "h\xc3\xa9:80",
+                                                            "host\n:80",
+                                                            long_host + ":80",
+                                                            long_label + ":80",
+                                                            "[::1]:99999999999999999999999999999999999999"}) {
         std::string host = "unchanged", port = "unchanged", error;
         EXPECT_FALSE(split_host_port(bad, host, port, error)) << "'" << bad << "' was accepted";
         EXPECT_FALSE(error.empty());
@@ -72,7 +96,9 @@ TEST(HostProblem, DnsLimits) {
     EXPECT_EQ(host_problem(std::string(63, 'a') + ".com"), "");
     EXPECT_NE(host_problem(std::string(64, 'a') + ".com"), "");
     EXPECT_NE(host_problem("a\x7f"), "");
-    EXPECT_NE(host_problem("a\x9b" "31m"), "");  // a C1 CSI byte
+    EXPECT_NE(host_problem("a\x9b"
+                           "31m"),
+              "");  // a C1 CSI byte
 }
 
 TEST(ParseHttpsUrl, GoodAndBad) {

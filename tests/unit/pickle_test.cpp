@@ -83,7 +83,8 @@ TEST(Pickle, EverySeedFromPythonDecodesToWhatPythonPickled) {
             size_t t1 = line.find('\t'), t2 = line.find('\t', t1 + 1);
             ASSERT_LT(k, rows.size()) << entry.path().filename();
             EXPECT_EQ(rows[k].name, line.substr(0, t1)) << entry.path().filename();
-            EXPECT_EQ(rows[k].timestamp, std::strtod(line.substr(t1 + 1, t2 - t1 - 1).c_str(), nullptr)) << rows[k].name;
+            EXPECT_EQ(rows[k].timestamp, std::strtod(line.substr(t1 + 1, t2 - t1 - 1).c_str(), nullptr))
+                << rows[k].name;
             EXPECT_EQ(rows[k].value, std::strtod(line.substr(t2 + 1).c_str(), nullptr)) << rows[k].name;
             ++k;
         }
@@ -95,12 +96,18 @@ TEST(Pickle, EverySeedFromPythonDecodesToWhatPythonPickled) {
 
 TEST(Pickle, HostileSeedsAreRefused) {
     const std::pair<const char*, PickleError> cases[] = {
-        {"evil_global_reduce", PickleError::forbidden_opcode}, {"evil_stack_global", PickleError::forbidden_opcode},
-        {"evil_inside_list", PickleError::forbidden_opcode},   {"evil_build", PickleError::unknown_opcode},
-        {"truncated", PickleError::truncated},                 {"unknown_dict", PickleError::unknown_opcode},
-        {"bad_get", PickleError::bad_argument},                {"huge_put", PickleError::bad_argument},
-        {"long_unicode_length", PickleError::truncated},       {"not_a_list", PickleError::bad_structure},
-        {"trailing_bytes", PickleError::trailing_bytes},       {"appends_without_mark", PickleError::bad_structure},
+        {"evil_global_reduce", PickleError::forbidden_opcode},
+        {"evil_stack_global", PickleError::forbidden_opcode},
+        {"evil_inside_list", PickleError::forbidden_opcode},
+        {"evil_build", PickleError::unknown_opcode},
+        {"truncated", PickleError::truncated},
+        {"unknown_dict", PickleError::unknown_opcode},
+        {"bad_get", PickleError::bad_argument},
+        {"huge_put", PickleError::bad_argument},
+        {"long_unicode_length", PickleError::truncated},
+        {"not_a_list", PickleError::bad_structure},
+        {"trailing_bytes", PickleError::trailing_bytes},
+        {"appends_without_mark", PickleError::bad_structure},
         {"marks_only", PickleError::bad_structure},
     };
     for (const auto& [name, error] : cases) {
@@ -114,7 +121,8 @@ TEST(Pickle, EveryPrefixOfAValidFrameIsAnErrorNeverACrash) {
         std::string frame = slurp(kSeeds / ("proto" + std::to_string(proto) + "_tuples"));
         std::string_view payload = payload_of(frame);
         PickleReader reader;
-        for (size_t n = 0; n < payload.size(); ++n) EXPECT_NE(reader.decode(payload.substr(0, n)), PickleError::none) << proto << " " << n;
+        for (size_t n = 0; n < payload.size(); ++n)
+            EXPECT_NE(reader.decode(payload.substr(0, n)), PickleError::none) << proto << " " << n;
         EXPECT_EQ(reader.decode(payload), PickleError::none);
     }
 }
@@ -158,9 +166,14 @@ TEST(Pickle, OpcodePaths) {
     // BININT1/BININT2/BININT (negative), BINFLOAT formatted as Python's repr, TUPLE1/TUPLE3 are not pairs.
     {
         PickleReader r;
-        std::string p = bytes("\x80\x02]q\x00(X\x01\x00\x00\x00" "aJ\xff\xff\xff\xffG\x3f\xf8\x00\x00\x00\x00\x00\x00\x86\x86"
-                      "X\x01\x00\x00\x00" "bM\x01\x01G\x44\x15\xaf\x1d\x78\xb5\x8c\x40\x86\x86"
-                      "X\x01\x00\x00\x00" "cK\x01\x85\x86" "e.");
+        std::string p = bytes(
+            "\x80\x02]q\x00(X\x01\x00\x00\x00"
+            "aJ\xff\xff\xff\xffG\x3f\xf8\x00\x00\x00\x00\x00\x00\x86\x86"
+            "X\x01\x00\x00\x00"
+            "bM\x01\x01G\x44\x15\xaf\x1d\x78\xb5\x8c\x40\x86\x86"
+            "X\x01\x00\x00\x00"
+            "cK\x01\x85\x86"
+            "e.");
         ASSERT_EQ(r.decode(p), PickleError::none);
         PickleMetric m;
         ASSERT_EQ(r.next(m), PickleReader::Next::metric);
@@ -175,8 +188,10 @@ TEST(Pickle, OpcodePaths) {
     // FRAME and MEMOIZE (protocol 4), SHORT_BINUNICODE, LONG1 of 0, 9 bytes (too big: not a metric).
     {
         PickleReader r;
-        std::string p = bytes("\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x01x\x94\x8a\x00\x8a\x00\x86\x86"
-                      "\x8c\x01y\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01K\x00\x86\x86" "e.");
+        std::string p = bytes(
+            "\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x01x\x94\x8a\x00\x8a\x00\x86\x86"
+            "\x8c\x01y\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01K\x00\x86\x86"
+            "e.");
         ASSERT_EQ(r.decode(p), PickleError::none);
         PickleMetric m;
         ASSERT_EQ(r.next(m), PickleReader::Next::metric);
@@ -186,7 +201,10 @@ TEST(Pickle, OpcodePaths) {
     // NEWTRUE/NEWFALSE as 1/0, NONE not a number, a tuple result (not a list) is read too.
     {
         PickleReader r;
-        std::string p = bytes("\x80\x02X\x01\x00\x00\x00" "a\x88\x89\x86\x86X\x01\x00\x00\x00" "bN\x88\x86\x86\x86.");
+        std::string p = bytes(
+            "\x80\x02X\x01\x00\x00\x00"
+            "a\x88\x89\x86\x86X\x01\x00\x00\x00"
+            "bN\x88\x86\x86\x86.");
         ASSERT_EQ(r.decode(p), PickleError::none);
         PickleMetric m;
         ASSERT_EQ(r.next(m), PickleReader::Next::metric);
@@ -197,19 +215,21 @@ TEST(Pickle, OpcodePaths) {
     // A list appended into itself is no metric and no loop.
     {
         PickleReader r;
-        ASSERT_EQ(r.decode(bytes("\x80\x02]q\x00h\x00" "a.")), PickleError::none);
+        ASSERT_EQ(r.decode(bytes("\x80\x02]q\x00h\x00"
+                                 "a.")),
+                  PickleError::none);
         PickleMetric m;
         EXPECT_EQ(r.next(m), PickleReader::Next::malformed);
         EXPECT_EQ(r.next(m), PickleReader::Next::end);
     }
     EXPECT_EQ(decode_error(""), PickleError::empty);
-    EXPECT_EQ(decode_error(bytes("\x80\x06].")), PickleError::bad_argument);  // protocol 6 does not exist
-    EXPECT_EQ(decode_error("(lp0\n(Ia\nI1\nt."), PickleError::bad_argument);            // INT that is no number
-    EXPECT_EQ(decode_error("(S'unterminated\nl."), PickleError::bad_argument);          // STRING without its quote
-    EXPECT_EQ(decode_error("(V\\u12\nl."), PickleError::bad_argument);                  // short \u escape
-    EXPECT_EQ(decode_error("(lp99999999\n."), PickleError::bad_argument);               // memo index past the frame
+    EXPECT_EQ(decode_error(bytes("\x80\x06].")), PickleError::bad_argument);    // protocol 6 does not exist
+    EXPECT_EQ(decode_error("(lp0\n(Ia\nI1\nt."), PickleError::bad_argument);    // INT that is no number
+    EXPECT_EQ(decode_error("(S'unterminated\nl."), PickleError::bad_argument);  // STRING without its quote
+    EXPECT_EQ(decode_error("(V\\u12\nl."), PickleError::bad_argument);          // short \u escape
+    EXPECT_EQ(decode_error("(lp99999999\n."), PickleError::bad_argument);       // memo index past the frame
     EXPECT_EQ(decode_error(bytes("\x80\x02]\x8b\xff\xff\xff\xff.")), PickleError::bad_argument);  // LONG4 < 0
-    EXPECT_EQ(decode_error(bytes("\x80\x02]\x86.")), PickleError::bad_structure);  // TUPLE2 of one
+    EXPECT_EQ(decode_error(bytes("\x80\x02]\x86.")), PickleError::bad_structure);                 // TUPLE2 of one
     EXPECT_EQ(decode_error(bytes("\x80\x02]K")), PickleError::truncated);
     EXPECT_EQ(decode_error("c__builtin__\nlist\n)R."), PickleError::forbidden_opcode);
     for (char op : bytes("iobPQ\x81\x92\x82\x83\x84\x93R"))
@@ -222,13 +242,19 @@ TEST(Pickle, OpcodePaths) {
 // BINBYTES8, LONG_BINPUT/LONG_BINGET, LONG4; EMPTY_TUPLE and TUPLE3 are no metric.
 TEST(Pickle, LongFormsOfLengthsAndMemoIndices) {
     PickleReader r;
-    std::string p = bytes("\x80\x05]r\x00\x00\x00\x00("
-                          "B\x03\x00\x00\x00" "a.b"
-                          "\x8d\x02\x00\x00\x00\x00\x00\x00\x00" "17"
-                          "\x8e\x01\x00\x00\x00\x00\x00\x00\x00" "5"
-                          "r\x05\x00\x00\x00\x86\x86"
-                          "\x8c\x01" "c\x8b\x02\x00\x00\x00\x00\x01j\x05\x00\x00\x00\x86\x86"
-                          ")K\x01K\x02K\x03\x87" "e.");
+    std::string p = bytes(
+        "\x80\x05]r\x00\x00\x00\x00("
+        "B\x03\x00\x00\x00"
+        "a.b"
+        "\x8d\x02\x00\x00\x00\x00\x00\x00\x00"
+        "17"
+        "\x8e\x01\x00\x00\x00\x00\x00\x00\x00"
+        "5"
+        "r\x05\x00\x00\x00\x86\x86"
+        "\x8c\x01"
+        "c\x8b\x02\x00\x00\x00\x00\x01j\x05\x00\x00\x00\x86\x86"
+        ")K\x01K\x02K\x03\x87"
+        "e.");
     ASSERT_EQ(r.decode(p), PickleError::none) << describe(r.decode(p));
     PickleMetric m;
     ASSERT_EQ(r.next(m), PickleReader::Next::metric);
@@ -237,8 +263,8 @@ TEST(Pickle, LongFormsOfLengthsAndMemoIndices) {
     EXPECT_EQ(m.value, "5");
     ASSERT_EQ(r.next(m), PickleReader::Next::metric);
     EXPECT_EQ(m.name, "c");
-    EXPECT_EQ(m.timestamp, "256");  // LONG4 of two bytes
-    EXPECT_EQ(m.value, "5");        // the memoized point's value, through LONG_BINGET
+    EXPECT_EQ(m.timestamp, "256");                        // LONG4 of two bytes
+    EXPECT_EQ(m.value, "5");                              // the memoized point's value, through LONG_BINGET
     EXPECT_EQ(r.next(m), PickleReader::Next::malformed);  // ()
     EXPECT_EQ(r.next(m), PickleReader::Next::malformed);  // (1, 2, 3)
     EXPECT_EQ(r.next(m), PickleReader::Next::end);

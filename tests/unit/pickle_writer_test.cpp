@@ -113,7 +113,8 @@ TEST(PickleWriter, PythonReadsWhatCarbonRelayWouldSend) {
     std::fclose(f);
     const std::string command =
         "python3 -c \"import pickle,struct,sys; d=open(sys.argv[1],'rb').read(); n=struct.unpack('!L',d[:4])[0]; "
-        "assert len(d)==4+n; print(repr(pickle.loads(d[4:])))\" " + path;
+        "assert len(d)==4+n; print(repr(pickle.loads(d[4:])))\" " +
+        path;
     FILE* p = popen(command.c_str(), "r");
     ASSERT_NE(p, nullptr);
     char line[512] = {};

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "shm/queue.hpp"
 #include "common/heritage.hpp"
+#include "shm/queue.hpp"
 
 namespace polymur {
 namespace {

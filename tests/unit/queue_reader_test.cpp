@@ -103,11 +103,13 @@ TEST_F(QueueReaderTest, TheReaderCountsTheLinesOfABatchItCutsAtEveryLength) {
     }
     producer.publish();
     ASSERT_GT(pos, 255u * 16 + 16);
-    for (uint64_t max_bytes : {uint64_t(15), uint64_t(16), uint64_t(17), uint64_t(4079), uint64_t(4080), uint64_t(4097), uint64_t(4499), uint64_t(4600), pos - 1}) {
+    for (uint64_t max_bytes : {uint64_t(15), uint64_t(16), uint64_t(17), uint64_t(4079), uint64_t(4080), uint64_t(4097),
+                               uint64_t(4499), uint64_t(4600), pos - 1}) {
         QueueReader reader(*queue_);
         ReadBatch batch;
         ASSERT_TRUE(reader.read(0, max_bytes, batch));
-        const uint64_t whole = static_cast<uint64_t>(std::upper_bound(ends.begin(), ends.end(), max_bytes) - ends.begin());
+        const uint64_t whole =
+            static_cast<uint64_t>(std::upper_bound(ends.begin(), ends.end(), max_bytes) - ends.begin());
         EXPECT_EQ(batch.lines, whole) << "max_bytes " << max_bytes;
         EXPECT_EQ(batch.end, ends[whole - 1]) << "max_bytes " << max_bytes;
     }
@@ -209,7 +211,8 @@ TEST_F(QueueReaderTest, EveryPublishWakesTheWaitingConsumer) {
             const auto before = std::chrono::steady_clock::now();
             while (!reader.read(0, kRing, batch)) reader.wait(10000, [] { return true; });
             const int64_t ms =
-                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before).count();
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - before)
+                    .count();
             if (ms > slowest_ms) slowest_ms = ms;
             got += static_cast<int>(batch.lines);
             reader.commit(batch);

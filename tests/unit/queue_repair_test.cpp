@@ -12,8 +12,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -76,7 +76,8 @@ TEST_F(QueueRepairTest, HeaderWhoseSizesOverflowIsRefused) {
     const std::string seed = std::string(POLYMUR_SOURCE_DIR) + "/tests/data/regress/queue/two-rings-of-2pow63.queue";
     std::ifstream kept(seed, std::ios::binary);
     ASSERT_TRUE(kept) << seed;
-    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), bytes) << seed << " differs from the case tested here";
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), bytes)
+        << seed << " differs from the case tested here";
 
     std::string error;
     EXPECT_FALSE(QueueFile::open(path_, error));
@@ -112,8 +113,8 @@ TEST_F(QueueRepairTest, BothSidesDeadInsideTheirLocksAreRepairedWithoutSpinning)
     }
     commit_read(q->ring(0), 16, 2);
     RingControl& ring = q->ring(0);
-    ring.commit_seq.store(ring.commit_seq.load() + 1);   // consumer: first store of a commit of 1 line
-    ring.lines_read.store(ring.lines_read.load() + 1);  //   ... lines_read moved, read_pos did not
+    ring.commit_seq.store(ring.commit_seq.load() + 1);    // consumer: first store of a commit of 1 line
+    ring.lines_read.store(ring.lines_read.load() + 1);    //   ... lines_read moved, read_pos did not
     ring.publish_seq.store(ring.publish_seq.load() + 1);  // producer: died inside publish
     ring.lines_written.store(ring.lines_written.load() + 5);
 
@@ -191,7 +192,8 @@ TEST_F(QueueRepairTest, NoWakeUpIsLostBetweenPublishAndSleep) {
     std::atomic<int64_t> published_at_ns {0};
     std::atomic<bool> stop {false};
     auto now_ns = [] {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
     };
     std::thread producer([&] {
         RingProducer p(*producer_view, 0, ~uint64_t(0));

@@ -48,7 +48,7 @@ protected:
     }
 
     static off_t file_size(const std::string& path) {
-        struct stat st {};
+        struct stat st = {};
         if (stat(path.c_str(), &st) != 0) return -1;
         return st.st_size;
     }
@@ -160,7 +160,7 @@ TEST_F(QueueTest, CreateWritesHeaderAndSizesFile) {
     EXPECT_EQ(q->queued_lines(), 0u);
     EXPECT_EQ(q->queued_bytes(), 0u);
     EXPECT_EQ(q->dropped_lines(), 0u);
-    struct stat st {};
+    struct stat st = {};
     ASSERT_EQ(stat(path_.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
@@ -427,7 +427,7 @@ TEST_F(QueueTest, QueuedTotalsFollowConsumerProgressAcrossRings) {
     auto q = create({3, kSmallRing});
     ASSERT_TRUE(q);
     RingProducer p0(*q, 0, 100), p2(*q, 2, 100);
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(append(p0, "r0 1 2\n"));  // 7 bytes each
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(append(p0, "r0 1 2\n"));       // 7 bytes each
     for (int i = 0; i < 2; ++i) ASSERT_TRUE(append(p2, "ring2 10 20\n"));  // 12 bytes each
     p0.publish();
     p2.publish();
@@ -491,7 +491,8 @@ TEST_F(QueueTest, PublishWakesASleepingConsumer) {
     consumer.join();
     ASSERT_TRUE(asleep) << "the consumer never went to sleep";
     EXPECT_TRUE(woke);
-    EXPECT_LT(std::chrono::steady_clock::now() - published, std::chrono::seconds(5)) << "woken by the timeout, not by publish";
+    EXPECT_LT(std::chrono::steady_clock::now() - published, std::chrono::seconds(5))
+        << "woken by the timeout, not by publish";
     EXPECT_EQ(producer_view->header().wake_seq.load(), seq_before + 1);
 }
 
@@ -810,7 +811,6 @@ TEST_F(QueueTest, ProducerThatDiedMidPublishIsRepairedByItsSuccessor) {
     EXPECT_EQ(q->queued_lines(), 4u);
 }
 
-
 // --sync-interval: a file last synced during another boot (the machine went down) is rolled back to
 // what its last sync made durable; in the same boot (a process crash) nothing is given up.
 TEST_F(QueueTest, FileSyncedInAnotherBootRollsBackToTheSyncedPoint) {
@@ -857,7 +857,7 @@ TEST_F(QueueTest, UnreservedQueueDropsAndCountsUntilItsSpaceIsReserved) {
     auto q = create({2, kSmallRing});
     ASSERT_TRUE(q);
     EXPECT_TRUE(q->space_reserved()) << "a new file is allocated in full";
-    struct stat st {};
+    struct stat st = {};
     ASSERT_EQ(stat(path_.c_str(), &st), 0);
     EXPECT_GE(static_cast<uint64_t>(st.st_blocks) * 512, q->header().file_size);
     q->header().space_reserved.store(0);

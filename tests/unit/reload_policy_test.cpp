@@ -40,8 +40,10 @@ TEST(ReloadPolicy, EveryOptionOfHelpHasOneRow) {
         EXPECT_TRUE(table.insert(rule.option).second) << rule.option << " has two rows";
         EXPECT_EQ(rule.on_reload == OnReload::fixed, rule.differs == nullptr) << rule.option;
     }
-    for (const std::string& name : help) EXPECT_TRUE(table.count(name)) << "--" << name << " is missing from reload_policy.cpp";
-    for (const std::string& name : table) EXPECT_TRUE(help.count(name)) << name << " is in the reload table but not in --help";
+    for (const std::string& name : help)
+        EXPECT_TRUE(table.count(name)) << "--" << name << " is missing from reload_policy.cpp";
+    for (const std::string& name : table)
+        EXPECT_TRUE(help.count(name)) << name << " is in the reload table but not in --help";
 }
 
 TEST(ReloadPolicy, OperationsGuidePrintsTheTable) {
@@ -55,7 +57,8 @@ TEST(ReloadPolicy, OperationsGuidePrintsTheTable) {
     }
     for (const ReloadRule& rule : reload_rules()) {
         auto it = documented.find(rule.option);
-        ASSERT_NE(it, documented.end()) << "--" << rule.option << " is missing from the reload table of docs/OPERATIONS.md";
+        ASSERT_NE(it, documented.end()) << "--" << rule.option
+                                        << " is missing from the reload table of docs/OPERATIONS.md";
         EXPECT_EQ(it->second, on_reload_name(rule.on_reload)) << "--" << rule.option;
     }
     EXPECT_EQ(documented.size(), reload_rules().size());

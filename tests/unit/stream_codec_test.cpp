@@ -19,7 +19,7 @@ std::string lines(size_t count, uint32_t seed = 1) {
     std::string out;
     for (size_t i = 0; i < count; ++i)
         out += "servers.web" + std::to_string(random() % 50) + ".cpu." + std::to_string(i) + " " +
-               std::to_string(random() % 100000) + " 1700000000\n";
+            std::to_string(random() % 100000) + " 1700000000\n";
     return out;
 }
 
@@ -41,8 +41,8 @@ std::string encode(Compression c, const std::string& text, size_t batch, bool fi
 
 // Feeds `in` in pieces of `chunk` bytes and decodes into an output buffer of `cap` bytes; the
 // decoder's unconsumed input is kept and given again, as the listener does.
-bool decode(Compression c, const std::string& in, size_t chunk, size_t cap, std::string& out, std::string* error = nullptr,
-            size_t max_block = kLz4MaxBlock) {
+bool decode(Compression c, const std::string& in, size_t chunk, size_t cap, std::string& out,
+            std::string* error = nullptr, size_t max_block = kLz4MaxBlock) {
     StreamDecoder decoder(c, max_block);
     std::string buffer(cap, '\0');
     std::string held;
@@ -99,7 +99,8 @@ TEST_P(StreamCodecTest, EachFlushedBatchDecodesAtOnce) {
         size_t at = 0;
         for (;;) {
             size_t consumed = 0, produced = 0;
-            ASSERT_TRUE(decoder.decode(std::string_view(wire).substr(at), buffer.data(), buffer.size(), consumed, produced));
+            ASSERT_TRUE(
+                decoder.decode(std::string_view(wire).substr(at), buffer.data(), buffer.size(), consumed, produced));
             out.append(buffer.data(), produced);
             at += consumed;
             if (consumed == 0 && produced == 0) break;
@@ -164,7 +165,8 @@ TEST_P(StreamCodecTest, DecompressionBombComesOutInBoundedPieces) {
     size_t total = 0, at = 0, calls = 0;
     for (;;) {
         size_t consumed = 0, produced = 0;
-        ASSERT_TRUE(decoder.decode(std::string_view(wire).substr(at), buffer.data(), buffer.size(), consumed, produced));
+        ASSERT_TRUE(
+            decoder.decode(std::string_view(wire).substr(at), buffer.data(), buffer.size(), consumed, produced));
         ASSERT_LE(produced, buffer.size());
         total += produced;
         at += consumed;
@@ -222,7 +224,9 @@ TEST(StreamCodec, SniffsTheMagic) {
     EXPECT_EQ(sniff_compression(std::string_view("\x04\x22\x4d", 3)), Sniffed::need_more);
     EXPECT_EQ(sniff_compression(""), Sniffed::need_more);
     EXPECT_EQ(sniff_compression("a.b 1 2\n"), Sniffed::plain);
-    EXPECT_EQ(sniff_compression("\x1f" "a"), Sniffed::plain);
+    EXPECT_EQ(sniff_compression("\x1f"
+                                "a"),
+              Sniffed::plain);
     EXPECT_EQ(sniff_compression(std::string_view("\x04\x22\x00", 3)), Sniffed::plain);
     Compression c;
     EXPECT_TRUE(parse_compression("lz4", c));

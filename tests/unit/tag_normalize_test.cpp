@@ -2,13 +2,13 @@
 // asks graphite-carbon's own TaggedSeries (Debian's /usr/bin/python3) about generated names.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "protocol/tag_normalize.hpp"
@@ -50,9 +50,9 @@ TEST(TagNormalize, OpenMetricsForm) {
 }
 
 TEST(TagNormalize, WhatCarbonCannotParseIsUnchanged) {
-    for (const char* name : {"m;", "m;=1", "m;a=", "m;a", "m;a!b=1", "m;a^b=1", "m;a=~1", ";a=1", "~", "~;a=1",
-                             "m{a=\"1\"}{\"}", "{a=\"1\"}", "m{a=1\"}", "m{a=\"\"}", "m{a=\"1\" b=\"2\"}",
-                             "m{a=\"\\x\"}", "m{a=\"~1\"}", "m{a=\"1;2\"}"})
+    for (const char* name :
+         {"m;", "m;=1", "m;a=", "m;a", "m;a!b=1", "m;a^b=1", "m;a=~1", ";a=1", "~", "~;a=1", "m{a=\"1\"}{\"}",
+          "{a=\"1\"}", "m{a=1\"}", "m{a=\"\"}", "m{a=\"1\" b=\"2\"}", "m{a=\"\\x\"}", "m{a=\"~1\"}", "m{a=\"1;2\"}"})
         EXPECT_EQ(normalized(name), name) << name;
 }
 
@@ -74,10 +74,11 @@ std::vector<std::string> generated_names(size_t count) {
     // Mostly pieces carbon accepts, now and then one it refuses.
     const std::vector<std::string> metrics = {"cpu", "a.b", "~m", "disk.\xc3\xbc", "m=1", "n!", "x\"y"};
     const std::vector<std::string> bad_metrics = {"", "~~", "~"};
-    const std::vector<std::string> tags = {"host", "dc", "a", "a.b", "b", "name", "z\xc3\xa9", "x\"y", "k,", "A", "host2"};
+    const std::vector<std::string> tags = {"host",      "dc",   "a",  "a.b", "b",    "name",
+                                           "z\xc3\xa9", "x\"y", "k,", "A",   "host2"};
     const std::vector<std::string> bad_tags = {"", "t!", "t^x"};
-    const std::vector<std::string> values = {"1", "a", "x=y", "web01", "\xe6\xb8\xa9", "a\\\"b", "a\\\\", "q\"",
-                                             "v,w", "2.5", "b~"};
+    const std::vector<std::string> values = {"1",   "a",   "x=y", "web01", "\xe6\xb8\xa9", "a\\\"b", "a\\\\",
+                                             "q\"", "v,w", "2.5", "b~"};
     const std::vector<std::string> bad_values = {"~x", "", "a\\x", "a;b"};
     const auto pick_from = [&](const std::vector<std::string>& good, const std::vector<std::string>& bad) {
         return random() % 12 == 0 ? bad[random() % bad.size()] : good[random() % good.size()];
@@ -109,8 +110,8 @@ std::vector<std::string> generated_names(size_t count) {
 TEST(TagNormalize, AgreesWithCarbonsTaggedSeries) {
     if (access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no /usr/bin/python3";
     const std::vector<std::string> names = generated_names(600);
-    const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                      ("polymur-tag-normalize-" + std::to_string(getpid()));
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("polymur-tag-normalize-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);
     {
         std::ofstream out(dir / "names", std::ios::binary);
@@ -127,7 +128,8 @@ TEST(TagNormalize, AgreesWithCarbonsTaggedSeries) {
         "    except Exception:\n"
         "        pass\n"
         "    sys.stdout.buffer.write(name.encode(\"utf-8\") + b\"\\n\")\n"
-        "' " + (dir / "names").string() + " > " + (dir / "carbon").string();
+        "' " +
+        (dir / "names").string() + " > " + (dir / "carbon").string();
     ASSERT_EQ(std::system(command.c_str()), 0) << "carbon's TaggedSeries did not run (apt-get install graphite-carbon)";
     std::ifstream in(dir / "carbon", std::ios::binary);
     TagNormalizer normalizer;

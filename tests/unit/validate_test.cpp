@@ -44,10 +44,13 @@ TEST(Validate, PortOutOfRangeIsRefused) {
 }
 
 TEST(Validate, ListenAndAdminOnOneAddressAreRefused) {
-    EXPECT_NE(refusal({"--listen-addr=127.0.0.1:2999", "--api-addr=127.0.0.1:2999"}).find("are the same address"), std::string::npos);
+    EXPECT_NE(refusal({"--listen-addr=127.0.0.1:2999", "--api-addr=127.0.0.1:2999"}).find("are the same address"),
+              std::string::npos);
     // The wildcard takes every address of its family.
-    EXPECT_NE(refusal({"--listen-addr=0.0.0.0:2999", "--api-addr=127.0.0.1:2999"}).find("are the same address"), std::string::npos);
-    EXPECT_NE(refusal({"--listen-addr=[::]:2999", "--api-addr=127.0.0.1:2999"}).find("are the same address"), std::string::npos);
+    EXPECT_NE(refusal({"--listen-addr=0.0.0.0:2999", "--api-addr=127.0.0.1:2999"}).find("are the same address"),
+              std::string::npos);
+    EXPECT_NE(refusal({"--listen-addr=[::]:2999", "--api-addr=127.0.0.1:2999"}).find("are the same address"),
+              std::string::npos);
     EXPECT_EQ(refusal({"--listen-addr=127.0.0.1:2999", "--api-addr=127.0.0.2:2999"}), "");
 }
 
@@ -58,8 +61,9 @@ TEST(Validate, DuplicateDestinationIsRefused) {
 
 TEST(Validate, DestinationsStartRefusesAreRefused) {
     EXPECT_NE(refusal({"--destinations=" + std::string(300, 'h') + ":2003"}).find("longer than"), std::string::npos);
-    EXPECT_NE(refusal({"--destinations=https://gateway"}).find("destination 'https://gateway': expected https://host:port"),
-              std::string::npos);
+    EXPECT_NE(
+        refusal({"--destinations=https://gateway"}).find("destination 'https://gateway': expected https://host:port"),
+        std::string::npos);
     EXPECT_EQ(check_destination_text("https://gateway.example.net:443/ingest"), "");
     EXPECT_EQ(check_destination_text("10.0.0.1:2003:a"), "");
 }
