@@ -107,7 +107,10 @@ bool StreamDecoder::decode(std::string_view in, char* out, size_t cap, size_t& c
 
 bool StreamDecoder::decode_gzip(std::string_view in, char* out, size_t cap, size_t& consumed, size_t& produced) {
     z_stream& z = state_->z;
-    while (consumed < in.size() && produced < cap) {
+    // Runs while there is room, not only while there is input: inflate may hold decoded bytes that did not
+    // fit the last call's buffer, and they must come out even if no more input ever arrives.
+    while (produced < cap) {
+        if (at_boundary_ && consumed == in.size()) break;  // the next member has not started
         z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data() + consumed));
         z.avail_in = static_cast<uInt>(std::min<size_t>(in.size() - consumed, 1u << 30));
         z.next_out = reinterpret_cast<Bytef*>(out + produced);
@@ -133,8 +136,10 @@ bool StreamDecoder::decode_gzip(std::string_view in, char* out, size_t cap, size
 }
 
 bool StreamDecoder::decode_lz4(std::string_view in, char* out, size_t cap, size_t& consumed, size_t& produced) {
-    while (consumed < in.size() && produced < cap) {
+    // As for gzip: while there is room, so decoded bytes LZ4F holds back come out without more input.
+    while (produced < cap) {
         std::string_view rest = in.substr(consumed);
+        if (at_boundary_ && rest.empty()) break;  // the next frame has not started
         if (at_boundary_) {
             // A new frame: its header says how large its blocks are, which is what decoding it holds in
             // memory. Skippable frames (0x184D2A5x) have no blocks; liblz4 passes over them.

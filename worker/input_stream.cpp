@@ -38,7 +38,7 @@ bool InputStream::take_handshake_done() {
 }
 
 bool InputStream::has_buffered() const {
-    return deferred_ != Status::data || (ssl_ && SSL_pending(ssl_) > 0) || raw_begin_ < raw_end_;
+    return deferred_ != Status::data || (ssl_ && SSL_pending(ssl_) > 0) || raw_begin_ < raw_end_ || decoder_full_;
 }
 
 void InputStream::start_decoding(protocol::Compression compression, std::string_view first) {
@@ -52,7 +52,10 @@ void InputStream::start_decoding(protocol::Compression compression, std::string_
 InputStream::Status InputStream::read_decoded(int fd, char* buf, size_t cap, size_t& got) {
     got = 0;
     for (;;) {
-        if (raw_begin_ < raw_end_) {
+        // Decoded bytes can wait inside the decoder after all their input was consumed (its last call
+        // filled the buffer): ask it again before reading, or they would wait for more input, or be lost
+        // at the end of the stream.
+        if (raw_begin_ < raw_end_ || decoder_full_) {
             size_t consumed = 0, produced = 0;
             if (!decoder_->decode({raw_.get() + raw_begin_, raw_end_ - raw_begin_}, buf + got, cap - got, consumed,
                                   produced)) {
@@ -63,6 +66,7 @@ InputStream::Status InputStream::read_decoded(int fd, char* buf, size_t cap, siz
                 deferred_ = failed;
                 return Status::data;
             }
+            decoder_full_ = produced == cap - got;
             raw_begin_ += consumed;
             got += produced;
             if (got == cap) return Status::data;  // more may wait inside: has_buffered() says so

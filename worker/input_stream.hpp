@@ -68,6 +68,7 @@ private:
     std::unique_ptr<protocol::StreamDecoder> decoder_;
     std::unique_ptr<char[]> raw_;  // compressed bytes read, not yet decoded: raw_[raw_begin_, raw_end_)
     size_t raw_begin_ = 0, raw_end_ = 0;
+    bool decoder_full_ = false;  // the last decode filled its buffer: the decoder may hold more output
     bool wants_write_ = false;
     Status deferred_ = Status::data;  // a status met after some data was returned (data: none)
     std::string failure_;

@@ -83,6 +83,35 @@ TEST_P(StreamCodecTest, RoundTripAtEveryChunkBoundary) {
     }
 }
 
+// The decoder may keep decoded bytes that did not fit the caller's buffer after it consumed all of its
+// input: asking again with no new input must give them (fuzz_gzip_stream found them stuck until more
+// input came, and lost when none did).
+TEST_P(StreamCodecTest, HeldOutputComesOutWithoutMoreInput) {
+    const std::string text = lines(2000);
+    for (size_t batch : {size_t(1) << 20, size_t(4096)}) {
+        const std::string encoded = encode(GetParam(), text, batch, /*finish=*/false);
+        for (size_t chunk : {size_t(38), encoded.size()}) {
+            StreamDecoder decoder(GetParam());
+            std::string out, held, buf(512, '\0');
+            size_t consumed = 0, produced = 0;
+            for (size_t at = 0; at < encoded.size(); at += chunk) {
+                held += encoded.substr(at, chunk);
+                do {  // as a listener does: decode until the buffer is not filled or the input is used up
+                    ASSERT_TRUE(decoder.decode(held, buf.data(), buf.size(), consumed, produced));
+                    held.erase(0, consumed);
+                    out.append(buf.data(), produced);
+                } while (produced == buf.size() && !held.empty());
+            }
+            do {  // every input byte is in: only the decoder's own buffer is left
+                ASSERT_TRUE(decoder.decode(held, buf.data(), buf.size(), consumed, produced));
+                held.erase(0, consumed);
+                out.append(buf.data(), produced);
+            } while (produced > 0);
+            EXPECT_EQ(out, text) << batch << "/" << chunk;
+        }
+    }
+}
+
 // A relay flushes at every batch: the peer must be able to decode each batch whole the moment it
 // has its bytes, without the stream's end.
 TEST_P(StreamCodecTest, EachFlushedBatchDecodesAtOnce) {
