@@ -25,6 +25,7 @@
 #include "protocol/newlines.hpp"
 #include "protocol/pickle.hpp"
 #include "protocol/tag_normalize.hpp"
+#include "route/carbon_ch_ahead.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
 #include "worker/aggregator_feed.hpp"
@@ -148,6 +149,7 @@ private:
     void udp_ready(int fd);
     void setup_udp();
     void handle_line(std::string_view line, const Connection& conn);
+    void handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
     void stream_failed(const Connection& conn, const InputStream& stream);
@@ -298,6 +300,7 @@ void Listener::read_ready(Connection& conn) {
     const size_t max_line = config_.max_line_length;
     char* buf = scratch_.get();
     bool closed = false;
+    const bool hash_ahead = routes_.table() && routes_.table()->hashes_carbon_ch();
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         size_t have = conn.tail_len;
         if (have) std::memcpy(buf, conn.tail.get(), have);
@@ -346,16 +349,25 @@ void Listener::read_ready(Connection& conn) {
         }
         size_t end = have + static_cast<size_t>(n);
         size_t start = 0;
+        std::string_view pending[route::kAheadBatch];  // lines whose names are hashed side by side (carbon_ch)
+        size_t pending_count = 0;
         protocol::for_each_newline(buf, end, [&](size_t line_end) {
             if (conn.discarding) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
                 ++too_long_;
+            } else if (hash_ahead) {
+                pending[pending_count++] = {buf + start, line_end - start + 1};
+                if (pending_count == route::kAheadBatch) {
+                    handle_lines_hashed_ahead(pending, pending_count, conn);
+                    pending_count = 0;
+                }
             } else {
                 handle_line({buf + start, line_end - start + 1}, conn);
             }
             start = line_end + 1;
         });
+        handle_lines_hashed_ahead(pending, pending_count, conn);
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
             if (!conn.discarding) ++too_long_;
@@ -440,6 +452,21 @@ void Listener::cut_slow_handshakes(int64_t now) {
 }
 
 // `line` ends with its '\n'.
+// carbon_ch places each line by the MD5 of its name: the names of a run of lines (up to their first space) are
+// hashed side by side first, then each line takes the usual path, where its ring lookup finds its name's
+// position ready. A line whose name turns out different (invalid, normalized) is hashed on its own, as before.
+void Listener::handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn) {
+    if (count == 0) return;
+    std::string_view names[route::kAheadBatch];
+    for (size_t i = 0; i < count; ++i) {
+        const auto* space =
+            static_cast<const char*>(std::memchr(lines[i].data(), ' ', std::min<size_t>(lines[i].size(), 56)));
+        names[i] = space ? std::string_view(lines[i].data(), size_t(space - lines[i].data())) : std::string_view();
+    }
+    const route::CarbonChAhead ahead(names, count);
+    for (size_t i = 0; i < count; ++i) handle_line(lines[i], conn);
+}
+
 void Listener::handle_line(std::string_view line, const Connection& conn) {
     protocol::ParsedLine parsed;
     protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
