@@ -42,7 +42,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
             return false;
         }
     }
-    const bool https = !console && spec.transport == Transport::https;
+    const bool https = !console && spec.transport == DestinationTransport::https;
     if (https && (config_.client_cert.empty() || config_.client_key.empty() || config_.ca_cert.empty())) {
         error = "destination " + text +
             ": HTTPS destinations need --client-cert, --client-key and --ca-cert, "
@@ -111,9 +111,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     d.queue = std::move(queue);
 
     shm::DestinationSlot& s = control_->destinations[slot];
-    s.type = static_cast<uint32_t>(console     ? shm::DestinationType::console
-                                       : https ? shm::DestinationType::https
-                                               : shm::DestinationType::tcp);
+    s.type = static_cast<uint32_t>(shm_destination_type(console ? nullptr : &d.spec));
     s.incarnation = d.incarnation;
     s.registered_unix_ns = d.registered_unix_ns;
     std::memset(s.text, 0, sizeof s.text);
@@ -332,7 +330,7 @@ std::string Supervisor::putdest(const std::string& destination) {
             " destinations are registered, the most --max-destinations allows; " + "deldest one first\n";
     DestinationSpec parsed;
     std::string listener;
-    if (parse_destination_spec(destination, parsed, error) && parsed.transport == Transport::tcp &&
+    if (parse_destination_spec(destination, parsed, error) && parsed.transport == DestinationTransport::tcp &&
         reaches_own_listener(
             parsed.endpoint.host, parsed.endpoint.port,
             {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get(), metrics_fd_.get()}, listener)) {
