@@ -97,6 +97,7 @@ public:
 
     const std::string& text() const { return text_; }
     bool literal() const { return kind_ == Kind::prefix || kind_ == Kind::contains; }
+    bool matches_everything() const { return kind_ == Kind::all; }
 
 private:
     enum class Kind { all, prefix, contains, regex } kind_ = Kind::all;
@@ -656,6 +657,25 @@ bool add_sends(const CompiledCluster& cluster, std::string_view name, uint8_t na
 
 }  // namespace
 
+bool RoutingTable::sends_every_name_to(std::vector<uint16_t>& slots) const {
+    slots.clear();
+    if (rules_.size() != 1 || !aggregates_.empty()) return false;
+    const CompiledRule& rule = *rules_[0];
+    if (rule.kind != rules::Rule::Kind::match || rule.validate || rule.blackhole) return false;
+    if (std::none_of(rule.expressions.begin(), rule.expressions.end(),
+                     [](const Expression& e) { return e.matches_everything(); }))
+        return false;
+    for (const CompiledCluster* cluster : rule.clusters) {
+        if (cluster->type != rules::ClusterType::forward) return false;
+        slots.insert(slots.end(), cluster->member_slots.begin(), cluster->member_slots.end());
+    }
+    if (slots.size() > RouteResult::kMaxSends) {  // route() would stop at the overflow
+        slots.clear();
+        return false;
+    }
+    return true;
+}
+
 bool RoutingTable::hashes_carbon_ch() const {
     for (const auto& cluster : clusters_)
         if (cluster->type == rules::ClusterType::carbon_ch) return true;
@@ -671,10 +691,12 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
     result.bytes_used = 0;
     result.blackholed = result.dropped = result.logged = result.overflow = result.matched = false;
     uint8_t current = 0;
+    // result.names[current], kept here: reading back the view just stored into result.names costs a
+    // store-forwarding stall on every line.
+    std::string_view now = name;
     uint16_t slots[RouteResult::kMaxSends];
     for (size_t r = 0; r < rules_.size(); ++r) {
         const CompiledRule& rule = *rules_[r];
-        std::string_view now = result.names[current];
         if (rule.kind == rules::Rule::Kind::rewrite) {
             const Expression& expression = rule.expressions[0];
             std::string_view groups[kMaxGroups];
@@ -705,6 +727,7 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
             result.names[result.name_count] = std::string_view(out, used);
             current = uint8_t(result.name_count++);
             if (trace) trace->rewrote(r, expression.text(), now, rule.replacement, result.names[current]);
+            now = result.names[current];
             continue;
         }
         const Expression* hit = nullptr;
