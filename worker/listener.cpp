@@ -184,6 +184,7 @@ private:
     struct event* resume_accept_event_ = nullptr;
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
+    StopPipe stop_;  // SIGTERM, SIGINT: its pipe ends the event loop
     LiveRoutes routes_;
     std::unique_ptr<route::RouteResult> result_;    // one lookup's buffers, reused line after line
     std::unique_ptr<AggregatorFeed> aggregator_;    // --rules with aggregate rules: their points' queue
@@ -985,10 +986,9 @@ int Listener::run() {
     event_add(tick, &tick_interval);
     // Not evsignal: in a forked child the supervisor's event base still claims libevent's signal
     // handling, so the child keeps its own self-pipe.
-    int stop_pipe[2];
-    if (pipe2(stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return kExitCrashed;
-    install_stop_pipe(stop_pipe[1]);
-    struct event* stop = event_new(base_, stop_pipe[0], EV_READ | EV_PERSIST, &Listener::on_stop, this);
+    if (!stop_.ok()) return kExitCrashed;
+    stop_.install();
+    struct event* stop = event_new(base_, stop_.read_fd(), EV_READ | EV_PERSIST, &Listener::on_stop, this);
     event_add(stop, nullptr);
     slot_.heartbeat_ms.store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
 
