@@ -430,10 +430,19 @@ int Aggregator::run() {
     beat();
     LOG_INFO("aggregator: %zu aggregate rules; resuming with %llu points queued", table_.aggregate_count(),
              static_cast<unsigned long long>(queue_->queued_lines()));
+    // Everything queued before the first tick: a bucket whose time came while no aggregator ran must have all of
+    // its points before it is emitted, or the rest would be dropped as late.
+    while (!g_stop && !reader_->caught_up()) {
+        beat();
+        read_input();
+    }
     while (!g_stop) {
         beat();
         if (routes_.stale()) routes_.refresh();
-        read_input();
+        // Read what is queued (a bounded time, so a flood cannot hold back the ticks), then emit what is due.
+        const int64_t read_until = monotonic_ms() + kWaitMs;
+        do read_input();
+        while (!reader_->caught_up() && monotonic_ms() < read_until);
         const int64_t now_ms = realtime_ns() / 1000000;
         if (now_ms >= next_tick_ms_) {
             tick(now_ms);
