@@ -120,6 +120,8 @@ public:
     const char* cluster_type(size_t cluster) const;
     const std::vector<uint16_t>& cluster_members(size_t cluster) const;
     size_t rule_count() const { return rules_.size(); }
+    // Whether some cluster places names by carbon_ch (an MD5 per line, worth computing ahead: carbon_ch_ahead.hpp).
+    bool hashes_carbon_ch() const;
 
     // The aggregate rules, in file order, as parsed (index = RouteResult::Feed::aggregate).
     size_t aggregate_count() const { return aggregates_.size(); }
