@@ -97,6 +97,7 @@ public:
 
     const std::string& text() const { return text_; }
     bool literal() const { return kind_ == Kind::prefix || kind_ == Kind::contains; }
+    bool matches_everything() const { return kind_ == Kind::all; }
 
 private:
     enum class Kind { all, prefix, contains, regex } kind_ = Kind::all;
@@ -412,10 +413,11 @@ public:
 RoutingTable::RoutingTable() = default;
 RoutingTable::~RoutingTable() = default;
 
-size_t RoutingTable::slot_for(const std::string& address, const std::optional<std::string>& instance) {
+size_t RoutingTable::slot_for(const rules::Member& member) {
+    const std::string address = member.address();
     for (size_t i = 0; i < slots_.size(); ++i)
         if (slots_[i].address == address) return i;
-    slots_.push_back({address, instance, instance ? address + ":" + *instance : address});
+    slots_.push_back({address, member.instance, member.destination_text()});
     return slots_.size() - 1;
 }
 
@@ -435,7 +437,7 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
         cluster->dynamic = source.dynamic;
         std::vector<Destination> ring_members;
         for (const rules::Member& member : source.members) {
-            size_t slot = table->slot_for(member.address(), member.instance);
+            size_t slot = table->slot_for(member);
             if (slot >= kMaxRouteDestinations) {
                 error =
                     where_text(member.where) + "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
@@ -655,6 +657,31 @@ bool add_sends(const CompiledCluster& cluster, std::string_view name, uint8_t na
 
 }  // namespace
 
+bool RoutingTable::sends_every_name_to(std::vector<uint16_t>& slots) const {
+    slots.clear();
+    if (rules_.size() != 1 || !aggregates_.empty()) return false;
+    const CompiledRule& rule = *rules_[0];
+    if (rule.kind != rules::Rule::Kind::match || rule.validate || rule.blackhole) return false;
+    if (std::none_of(rule.expressions.begin(), rule.expressions.end(),
+                     [](const Expression& e) { return e.matches_everything(); }))
+        return false;
+    for (const CompiledCluster* cluster : rule.clusters) {
+        if (cluster->type != rules::ClusterType::forward) return false;
+        slots.insert(slots.end(), cluster->member_slots.begin(), cluster->member_slots.end());
+    }
+    if (slots.size() > RouteResult::kMaxSends) {  // route() would stop at the overflow
+        slots.clear();
+        return false;
+    }
+    return true;
+}
+
+bool RoutingTable::hashes_carbon_ch() const {
+    for (const auto& cluster : clusters_)
+        if (cluster->type == rules::ClusterType::carbon_ch) return true;
+    return false;
+}
+
 void RoutingTable::route(std::string_view name, std::string_view data, const bool* up, RouteResult& result,
                          RouteTrace* trace) const {
     result.name_count = 1;
@@ -664,10 +691,12 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
     result.bytes_used = 0;
     result.blackholed = result.dropped = result.logged = result.overflow = result.matched = false;
     uint8_t current = 0;
+    // result.names[current], kept here: reading back the view just stored into result.names costs a
+    // store-forwarding stall on every line.
+    std::string_view now = name;
     uint16_t slots[RouteResult::kMaxSends];
     for (size_t r = 0; r < rules_.size(); ++r) {
         const CompiledRule& rule = *rules_[r];
-        std::string_view now = result.names[current];
         if (rule.kind == rules::Rule::Kind::rewrite) {
             const Expression& expression = rule.expressions[0];
             std::string_view groups[kMaxGroups];
@@ -698,6 +727,7 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
             result.names[result.name_count] = std::string_view(out, used);
             current = uint8_t(result.name_count++);
             if (trace) trace->rewrote(r, expression.text(), now, rule.replacement, result.names[current]);
+            now = result.names[current];
             continue;
         }
         const Expression* hit = nullptr;
