@@ -28,6 +28,7 @@
 #include "route/carbon_ch_ahead.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
+#include "worker/aggregator_feed.hpp"
 #include "worker/http_ingest.hpp"
 #include "worker/input_stream.hpp"
 #include "worker/live_routes.hpp"
@@ -185,6 +186,7 @@ private:
     int deferrals_ = 0;
     LiveRoutes routes_;
     std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
+    std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
     bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
     std::vector<uint16_t> fixed_slot_list_;
     const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
@@ -527,6 +529,7 @@ void Listener::queue_line(const PreparedLine& prepared) {
     const size_t count = prepared.count, total = prepared.total;
     ++received_;
     const std::string_view data = line_data(parsed);
+    result_->feed_count = 0;
     copies(parsed.name, data, true, [&](size_t target, std::string_view name) {
         shm::RingProducer& producer = *routes_.targets()[target].producer;
         if (name.data() == parsed.name.data()) {
@@ -544,6 +547,10 @@ void Listener::queue_line(const PreparedLine& prepared) {
         }
         producer.append(rewritten, 6, size);
     });
+    if (aggregator_ && result_->feed_count)
+        aggregator_->add(*result_, parsed.value,
+                         parsed.timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed.timestamp,
+                         std::string_view(now_text_, now_len_));
 }
 
 // Carbon's pickle protocol: frames of a 4-byte big-endian length and a pickled list. Each element
@@ -774,7 +781,8 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
     }
     if (!count) return;
     if (result.blackholed || result.dropped) ++blackholed_;
-    else if (queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+    else if (queued == 0 && result.feed_count == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules()))
+        ++unroutable_;
 }
 
 // A batch from the HTTP(S) endpoint: all of it is queued, or none of it.
@@ -815,6 +823,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     // Second pass: queue them.
     for_each_valid([&](std::string_view, const protocol::ParsedLine* parsed, std::string_view full) {
         if (!parsed) return;
+        result_->feed_count = 0;
         copies(full, line_data(*parsed), true, [&](size_t target, std::string_view name) {
             std::string_view parts[6] = {
                 name,
@@ -826,6 +835,10 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
             size_t total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
             targets[target].producer->append(parts, 6, total);
         });
+        if (aggregator_ && result_->feed_count)
+            aggregator_->add(*result_, parsed->value,
+                             parsed->timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed->timestamp,
+                             std::string_view(now_text_, now_len_));
     });
     publish_all();
     received_ += outcome.valid;
@@ -872,7 +885,10 @@ void Listener::close_connection(Connection& conn) {
     slot_.connections.store(connections_.size(), std::memory_order_relaxed);
 }
 
-void Listener::publish_all() { routes_.publish_all(); }
+void Listener::publish_all() {
+    routes_.publish_all();
+    if (aggregator_) aggregator_->publish();
+}
 
 void Listener::flush_counters() {
     if (received_) slot_.received.fetch_add(std::exchange(received_, 0), std::memory_order_relaxed);
@@ -926,6 +942,8 @@ int Listener::run() {
     routes_.refresh();
     slot_.seen_generation.store(routes_.generation(), std::memory_order_release);
     note_table();
+    aggregator_ =
+        AggregatorFeed::open(heritage_, heritage_.index, ("listener " + std::to_string(heritage_.index)).c_str());
     resume_accept_event_ = evtimer_new(base_, &Listener::on_resume_accept, this);
     if (heritage_.listen_fd >= 0) {
         accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);
