@@ -334,9 +334,9 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
         ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
         ("batch-bytes", unsigned_value(&config.batch_bytes), "HTTPS destinations: uncompressed bytes per POST")
-        ("destination-ca", po::value(&config.destination_ca), "tls:// destinations: CA certificates (PEM) that verify them (default: the system's trusted certificates)")
-        ("destination-cert", po::value(&config.destination_cert), "tls:// destinations: client certificate (PEM) presented to them (optional)")
-        ("destination-key", po::value(&config.destination_key), "tls:// destinations: private key (PEM) of --destination-cert")
+        ("destination-ca", po::value(&config.destination_ca), "tls:// and +tls:// destinations: CA certificates (PEM) that verify them (default: the system's trusted certificates)")
+        ("destination-cert", po::value(&config.destination_cert), "tls:// and +tls:// destinations: client certificate (PEM) presented to them (optional)")
+        ("destination-key", po::value(&config.destination_key), "tls:// and +tls:// destinations: private key (PEM) of --destination-cert")
         ("self-metrics-interval", unsigned_value(&config.self_metrics_interval_s), "seconds between polymur's own metrics, sent through its own routing (0: off)")
         ("self-metrics-prefix", po::value(&config.self_metrics_prefix), "prefix of polymur's own metrics (default carbon.relays.<short hostname>)")
         ("check-config", po::bool_switch(&config.check_config), "check the configuration (file, environment, command line) and exit")
@@ -486,7 +486,7 @@ std::string validate_config(const Config& config) {
     std::vector<route::Destination> ring_members;
     bool https_destination = false;
     for (const std::string& text : config.destinations) {
-        if (transport_of(text) == Transport::https) {  // checked below with the TLS options
+        if (transport_of(text) == DestinationTransport::https) {  // checked below with the TLS options
             https_destination = true;
             continue;
         }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/config.hpp"
+#include "common/destination_spec.hpp"
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
@@ -36,6 +37,8 @@ struct Heritage {
     shm::ControlSegment* control = nullptr;
     const Config* config = nullptr;
     const route::RoutingTable* rules = nullptr;  // --rules: the table (built by the supervisor); nullptr: implicit
+    // output only: the destination as the supervisor parsed it when it registered it (nullptr: the console).
+    const DestinationSpec* destination = nullptr;
     pid_t supervisor_pid = 0;
 };
 

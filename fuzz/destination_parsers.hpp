@@ -32,7 +32,8 @@ inline void parse_destination_every_way(std::string_view text) {
     error.clear();
     if (parse_destination_spec(text, spec, error)) {
         if (spec.transport != transport_of(text)) std::abort();
-        if (spec.transport == Transport::https && (spec.endpoint.port == 0 || spec.https.path.empty())) std::abort();
+        if (spec.transport == DestinationTransport::https && (spec.endpoint.port == 0 || spec.https.path.empty()))
+            std::abort();
     } else if (error.empty()) {
         std::abort();
     }

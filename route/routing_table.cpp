@@ -413,10 +413,11 @@ public:
 RoutingTable::RoutingTable() = default;
 RoutingTable::~RoutingTable() = default;
 
-size_t RoutingTable::slot_for(const std::string& address, const std::optional<std::string>& instance) {
+size_t RoutingTable::slot_for(const rules::Member& member) {
+    const std::string address = member.address();
     for (size_t i = 0; i < slots_.size(); ++i)
         if (slots_[i].address == address) return i;
-    slots_.push_back({address, instance, instance ? address + ":" + *instance : address});
+    slots_.push_back({address, member.instance, member.destination_text()});
     return slots_.size() - 1;
 }
 
@@ -436,7 +437,7 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
         cluster->dynamic = source.dynamic;
         std::vector<Destination> ring_members;
         for (const rules::Member& member : source.members) {
-            size_t slot = table->slot_for(member.address(), member.instance);
+            size_t slot = table->slot_for(member);
             if (slot >= kMaxRouteDestinations) {
                 error =
                     where_text(member.where) + "more than " + std::to_string(kMaxRouteDestinations) + " destinations";

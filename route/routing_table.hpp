@@ -110,7 +110,7 @@ public:
     size_t slot_count() const { return slots_.size(); }
     const std::string& slot_address(size_t slot) const { return slots_[slot].address; }
     const std::optional<std::string>& slot_instance(size_t slot) const { return slots_[slot].instance; }
-    // The destination as polymur writes it (host:port[:instance]): its queue's and output's name.
+    // The destination as polymur writes it ([scheme://]host:port[:instance]): its queue's and output's name.
     const std::string& slot_text(size_t slot) const { return slots_[slot].text; }
     // The slot a destination text names (host:port identity, instance ignored), or -1.
     long find_slot(std::string_view text) const;
@@ -148,7 +148,7 @@ private:
     struct Slot {
         std::string address;  // host:port, the identity of a destination
         std::optional<std::string> instance;
-        std::string text;  // host:port[:instance]
+        std::string text;  // [scheme://]host:port[:instance]
     };
     std::vector<Slot> slots_;
     std::vector<std::unique_ptr<CompiledCluster>> clusters_;
@@ -156,7 +156,7 @@ private:
     std::vector<rules::Aggregate> aggregates_;
     std::vector<const CompiledRule*> aggregate_rules_;  // aggregates_[i]'s compiled rule
 
-    size_t slot_for(const std::string& address, const std::optional<std::string>& instance);
+    size_t slot_for(const rules::Member& member);
 };
 
 // Reads, parses and compiles a rules file (and its includes): what --check-config and a start do with --rules.

@@ -54,6 +54,8 @@ void Supervisor::spawn(Child& child) {
     heritage.control = control_;
     heritage.config = &config_;
     heritage.rules = rules_table_.get();
+    if (child.role == Role::output && !destinations_[child.index].console)
+        heritage.destination = &destinations_[child.index].spec;
     heritage.supervisor_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {

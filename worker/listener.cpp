@@ -941,9 +941,9 @@ int Listener::run() {
     }
     routes_.refresh();
     slot_.seen_generation.store(routes_.generation(), std::memory_order_release);
-    note_table();
     aggregator_ =
         AggregatorFeed::open(heritage_, heritage_.index, ("listener " + std::to_string(heritage_.index)).c_str());
+    note_table();
     resume_accept_event_ = evtimer_new(base_, &Listener::on_resume_accept, this);
     if (heritage_.listen_fd >= 0) {
         accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);

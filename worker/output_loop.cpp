@@ -21,6 +21,7 @@
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
+#include "worker/compressed_stream.hpp"
 #include "worker/https_transport.hpp"
 #include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"
@@ -119,7 +120,7 @@ private:
     shm::DestinationSlot& slot_;
     std::string text_;
     shm::DestinationType type_ = shm::DestinationType::tcp;
-    route::Destination destination_;  // tcp: what the text says
+    route::Destination destination_;  // tcp: as the supervisor parsed it (Heritage::destination)
     SSL_CTX* tls_context_ = nullptr;  // tls://: freed after the transport that uses it
     bool routable_ = false;           // a member of the hash ring (line destinations)
     std::unique_ptr<shm::QueueFile> queue_;
@@ -145,25 +146,28 @@ private:
 };
 
 std::unique_ptr<Transport> OutputLoop::make_transport(std::string& error) {
-    if (type_ == shm::DestinationType::https) return make_https_transport(*this, config_, text_, error);
+    if (type_ == shm::DestinationType::https)
+        return make_https_transport(*this, config_, *heritage_.destination, error);
     std::unique_ptr<ByteStream> stream;
     if (type_ == shm::DestinationType::console) {
         stream = std::make_unique<ConsoleStream>();
     } else {
-        if (!route::parse_destination(text_, destination_, error)) return nullptr;
-        if (destination_.tls) {
+        const route::Wire& wire = destination_.wire;
+        const std::string port = std::to_string(destination_.port);
+        if (wire.tls) {
             tls_context_ =
                 new_tls_client_context("destination-ca", config_.destination_ca, "destination-cert",
                                        config_.destination_cert, "destination-key", config_.destination_key, error);
             if (!tls_context_) return nullptr;
-            stream =
-                std::make_unique<TlsStream>(*this, tls_context_, destination_.host, std::to_string(destination_.port));
+            stream = std::make_unique<TlsStream>(*this, tls_context_, destination_.host, port);
         } else {
-            stream = std::make_unique<TcpStream>(*this, destination_.host, std::to_string(destination_.port));
+            stream = std::make_unique<TcpStream>(*this, destination_.host, port);
         }
+        if (wire.compression != protocol::Compression::none)
+            stream = std::make_unique<CompressedStream>(wire.compression, std::move(stream));
     }
     std::unique_ptr<Framing> framing;
-    if (destination_.framing == route::Framing::pickle)
+    if (destination_.wire.framing == route::Framing::pickle)
         framing = std::make_unique<PickleFraming>(text_, slot_.unsendable_lines);
     else framing = std::make_unique<LineFraming>();
     return std::make_unique<StreamTransport>(*this, std::move(framing), std::move(stream));
@@ -222,8 +226,8 @@ void OutputLoop::lost(const std::string& why, bool peer_gone) {
     for (const Pending& p : pending_) unconfirmed += p.batch.lines;
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(),
              why.c_str(), static_cast<unsigned long long>(unconfirmed));
-    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line &&
-        !destination_.tls && sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
+    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.wire.plain() && sent_on_connection_ &&
+        monotonic_ms() - connected_at_ms_ < 5000)
         hint_if_pickle_port();
     else quick_closes_ = 0;
     pending_.clear();
@@ -351,8 +355,11 @@ bool OutputLoop::stopping(int64_t now) {
 
 int OutputLoop::run() {
     text_.assign(slot_.text, strnlen(slot_.text, sizeof slot_.text));
-    type_ = static_cast<shm::DestinationType>(slot_.type);
-    routable_ = type_ == shm::DestinationType::tcp;
+    // What kind of destination this is comes from the supervisor's parse (the heritage), never from
+    // shared memory or the text again.
+    type_ = shm_destination_type(heritage_.destination);
+    if (heritage_.destination) destination_ = heritage_.destination->endpoint;
+    routable_ = heritage_.destination && heritage_.destination->ring_member();
     std::string error;
     transport_ = make_transport(error);
     if (!transport_) {
