@@ -137,8 +137,8 @@ bool parse_record(std::string_view line, size_t rules, Record& r) {
 class Aggregator {
 public:
     explicit Aggregator(const Heritage& heritage)
-            : heritage_(heritage), config_(*heritage.config), table_(*heritage.rules),
-              slot_(heritage.control->aggregator), routes_(heritage, LiveRoutes::Writer::aggregator), engine_(table_),
+            : config_(*heritage.config), table_(*heritage.rules), slot_(heritage.control->aggregator),
+              routes_(heritage, LiveRoutes::Writer::aggregator), engine_(table_),
               result_(std::make_unique<route::RouteResult>()), ring_(aggregator_ring(config_.workers)),
               state_path_(aggregator_state_path(config_.state_dir)) {
         wrapped_.reserve(shm::kMaxQueuedLine);
@@ -161,7 +161,6 @@ private:
         return t < 0 ? own_producer_.get() : routes_.targets()[size_t(t)].producer.get();
     }
 
-    const Heritage& heritage_;
     const Config& config_;
     const route::RoutingTable& table_;
     shm::AggregatorSlot& slot_;
