@@ -120,6 +120,10 @@ public:
     const char* cluster_type(size_t cluster) const;
     const std::vector<uint16_t>& cluster_members(size_t cluster) const;
     size_t rule_count() const { return rules_.size(); }
+    // Whether route() sends every name, unchanged, to the same slots whatever the name, data and `up` (one
+    // `match *` to forward clusters only, as --distribution broadcast builds): then `slots` lists them, in the
+    // order route() would, and a caller may skip the per-line lookup.
+    bool sends_every_name_to(std::vector<uint16_t>& slots) const;
     // Whether some cluster places names by carbon_ch (an MD5 per line, worth computing ahead: carbon_ch_ahead.hpp).
     bool hashes_carbon_ch() const;
 

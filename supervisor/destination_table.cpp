@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/clock.hpp"
 #include "common/durable_file.hpp"
@@ -307,28 +306,17 @@ void Supervisor::warn_about_orphan_queues() {
 }
 
 std::string Supervisor::getdest() {
-    std::ostringstream active, registered;
-    bool first_active = true, first_registered = true;
+    std::vector<RegisteredDestination> listed;
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console) continue;
-        std::string name = admin::json_escape(d.text);
-        registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \""
-                   << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
-        first_registered = false;
         auto link =
             static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
-        if (link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load())) {
-            active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
-            first_active = false;
-        }
+        bool active =
+            link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load());
+        listed.push_back({d.text, d.registered_unix_ns, active});
     }
-    std::string out = "{\n \"active\": [";
-    out += first_active ? "]" : active.str() + "\n ]";
-    out += ",\n \"registered\": {";
-    out += first_registered ? "}" : registered.str() + "\n }";
-    out += "\n}\n";
-    return out;
+    return format_getdest(listed);
 }
 
 std::string Supervisor::putdest(const std::string& destination) {

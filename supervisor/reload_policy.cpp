@@ -58,6 +58,7 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_RELOAD("sync-interval", restart, sync_interval_s),
         POLYMUR_RELOAD("drain-timeout", applied, drain_timeout_s),
         POLYMUR_RELOAD("stall-timeout", applied, stall_timeout_s),
+        POLYMUR_RELOAD("backoff-reset", applied, backoff_reset_s),
         POLYMUR_RELOAD("mode", restart, mode),
         POLYMUR_RELOAD("https-listen-addr", restart, https_listen_addr),
         POLYMUR_RELOAD("listen-port", restart, https_listen_addr),

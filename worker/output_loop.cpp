@@ -26,6 +26,7 @@
 #include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
+#include "worker/stop_pipe.hpp"
 #include "worker/stream_transport.hpp"
 #include "worker/tcp_stream.hpp"
 #include "worker/tls_client.hpp"
@@ -33,9 +34,6 @@
 
 namespace polymur {
 namespace {
-
-volatile sig_atomic_t g_stop = 0;
-void on_stop_signal(int) { g_stop = 1; }
 
 constexpr size_t kMaxPending = 64;  // batches in flight (stream transports)
 constexpr int kIdleWaitMs = 100;
@@ -61,7 +59,7 @@ public:
         slot_.progress_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
     }
     bool must_abort(int64_t now) const override {
-        return removed() || (g_stop && drain_deadline_ms_ && now >= drain_deadline_ms_);
+        return removed() || (stop_.requested() && drain_deadline_ms_ && now >= drain_deadline_ms_);
     }
     uint32_t connect_timeout_ms() const override {
         return heritage_.control->header.connect_timeout_ms.load(std::memory_order_relaxed);
@@ -142,6 +140,7 @@ private:
     uint32_t quick_closes_ = 0;  // connections in a row the destination closed soon after our first lines
     int64_t last_pickle_hint_ms_ = 0;
     int64_t drain_deadline_ms_ = 0;
+    StopPipe stop_;  // SIGTERM, SIGINT: deliver until the queue is empty or the drain deadline
     std::unique_ptr<Rerouter> rerouter_;
 };
 
@@ -339,9 +338,9 @@ bool OutputLoop::on_removed() {
                      text_.c_str(), static_cast<unsigned long long>(queue_->queued_lines()));
             return true;
         }
-        return g_stop != 0;
+        return stop_.requested();
     }
-    if (g_stop) return true;
+    if (stop_.requested()) return true;
     nap(50);
     return false;
 }
@@ -374,10 +373,7 @@ int OutputLoop::run() {
     QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
     reader_ = std::make_unique<shm::QueueReader>(*queue_);
 
-    struct sigaction sa = {};
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
+    stop_.install();
     signal(SIGPIPE, SIG_IGN);
 
     for (;;) {
@@ -388,7 +384,7 @@ int OutputLoop::run() {
             if (on_removed()) break;
             continue;
         }
-        if (g_stop && stopping(now)) break;
+        if (stop_.requested() && stopping(now)) break;
         if (now < retry_at_ms_) {
             // Out of the ring: move what is queued here to the destinations now holding it.
             bool out_of_ring = slot_.in_ring.load(std::memory_order_acquire) == 0;
@@ -402,8 +398,8 @@ int OutputLoop::run() {
                 // Connect at start even with nothing to send, so a certificate or network problem
                 // shows at once; later, only to send (a gateway closes idle connections).
                 gather();
-                if (pending_.empty() && (ever_connected_ || g_stop)) {
-                    reader_->wait(kIdleWaitMs, [&] { return !g_stop && !removed(); });
+                if (pending_.empty() && (ever_connected_ || stop_.requested())) {
+                    reader_->wait(kIdleWaitMs, [&] { return !stop_.requested() && !removed(); });
                     continue;
                 }
             }
@@ -457,7 +453,7 @@ int OutputLoop::run() {
             lost("closed by peer");
             continue;
         }
-        reader_->wait(kIdleWaitMs, [&] { return !g_stop && !removed(); });
+        reader_->wait(kIdleWaitMs, [&] { return !stop_.requested() && !removed(); });
     }
     if (transport_->is_open()) transport_->close(false);
     set_state(shm::LinkState::stopped);
