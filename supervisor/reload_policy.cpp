@@ -54,6 +54,7 @@ const std::vector<ReloadRule>& reload_rules() {
         POLYMUR_RELOAD("connect-timeout-ms", applied, connect_timeout_ms),
         POLYMUR_RELOAD("max-line-length", restart, max_line_length),
         POLYMUR_RELOAD("idle-timeout", applied, idle_timeout_s),
+        POLYMUR_RELOAD("linger-ms", restart, linger_ms),
         POLYMUR_RELOAD("stats-interval", applied, stats_interval_s),
         POLYMUR_RELOAD("sync-interval", restart, sync_interval_s),
         POLYMUR_RELOAD("drain-timeout", applied, drain_timeout_s),
