@@ -57,6 +57,7 @@ public:
         anchored_ = !body.empty() && body[0] == '^';
         if (anchored_) body.remove_prefix(1);
         required_ = required_literal(body);
+        suffix_ = required_suffix(body);
         return true;
     }
 
@@ -106,8 +107,13 @@ private:
     std::unique_ptr<RE2> regex_;
     bool anchored_ = false;
     std::string required_;  // a literal every match starts with (at the start of the name when anchored_)
+    std::string suffix_;    // a literal every matching name ends with (the pattern ends with it and `$`)
 
     bool passes_prefilter(std::string_view name) const {
+        if (!suffix_.empty() &&
+            (name.size() < suffix_.size() ||
+             std::memcmp(name.data() + name.size() - suffix_.size(), suffix_.data(), suffix_.size()) != 0))
+            return false;
         if (required_.empty()) return true;
         if (anchored_)
             return name.size() >= required_.size() && std::memcmp(name.data(), required_.data(), required_.size()) == 0;
@@ -162,6 +168,51 @@ private:
             i += width - 1;
         }
         return literal;
+    }
+
+    // The literal characters a pattern ends with, just before its closing `$`, that every matching name therefore
+    // ends with: "" when the pattern does not end with `$`, has a top-level alternation, or ends with an operator.
+    // (Rule sets that differ only at the end, such as ^sys\.(...)\.m7$, then run one expression per name, not all.)
+    static std::string required_suffix(std::string_view body) {
+        std::string run;  // the literals since the last operator, at depth 0
+        int depth = 0;
+        for (size_t i = 0; i < body.size(); ++i) {
+            char c = body[i];
+            if (c == '\\') {
+                if (i + 1 >= body.size()) return "";
+                char next = body[i + 1];
+                ++i;
+                if (!std::strchr(".[]()*+?{}|^$\\", next)) {  // \w, \b ...: a class, not a literal
+                    run.clear();
+                    continue;
+                }
+                if (depth == 0) run.push_back(next);
+                continue;
+            }
+            if (c == '[') {
+                if (i + 1 < body.size() && body[i + 1] == '^') ++i;
+                if (i + 1 < body.size() && body[i + 1] == ']') ++i;
+                while (++i < body.size() && body[i] != ']') {}
+                run.clear();
+                continue;
+            }
+            if (c == '$') {
+                if (i + 1 == body.size() && depth == 0) return run;
+                run.clear();
+                continue;
+            }
+            if (c == '|' && depth == 0) return "";
+            if (c == '(') ++depth;
+            if (c == ')') --depth;
+            if (std::strchr(".()*+?{}|^", c)) {  // an operator: what came before is no longer at the end for sure
+                if (c == '{')
+                    while (i + 1 < body.size() && body[i] != '}') ++i;
+                run.clear();
+                continue;
+            }
+            if (depth == 0) run.push_back(c);
+        }
+        return "";
     }
 
     // A body with no ERE operators (an escaped character counts as itself).

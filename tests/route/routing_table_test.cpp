@@ -334,6 +334,22 @@ TEST(RoutingTable, AggregatesAreFedInRuleOrderWithTheNameTheySaw) {
     EXPECT_EQ(result->feed_count, 2u) << "a result without send to feeds aggregates like any metric";
 }
 
+// Patterns that end with literal characters and `$` are passed over without running the expression when the name
+// does not end with them; the answers must be those of the expression itself.
+TEST(RoutingTable, LiteralEndBeforeDollarFiltersWithoutChangingAnswers) {
+    auto t = table_of(
+        "cluster a forward 10.0.0.1;\n"
+        "match ^a\\.(b|c)\\.x$ ^q.*\\.m1$ send to a;\n"
+        "match ab*$ x\\.{2}$ [.]z$ (k\\.)+$ y\\$ \\.m(1|2)$ send to a;\n");
+    const std::pair<const char*, bool> cases[] = {
+        {"a.b.x", true},    {"a.c.x", true}, {"a.b.xx", false}, {"a.b.y.x", false}, {"q.z.m1", true},
+        {"q.z.m12", false}, {"q.m1", true},  {"q.m", false},    {"xa", true},       {"xabbb", true},
+        {"xabc", false},    {"x..", true},   {"x.", false},     {"w.z", true},      {"wz", false},
+        {"k.k.", true},     {"y$", true},    {"y", false},      {"n.m2", true},     {"n.m3", false},
+    };
+    for (const auto& [name, routed] : cases) EXPECT_EQ(!sends(*t, name).empty(), routed) << name;
+}
+
 // The listener skips route() when the table says every name goes to the same slots: it must say so only when
 // route() would indeed answer those slots, unchanged names, whatever the name, data or `up`.
 TEST(RoutingTable, SendsEveryNameToOnlyWhenRouteAlwaysAnswersThat) {
