@@ -185,8 +185,8 @@ private:
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
     LiveRoutes routes_;
-    std::unique_ptr<route::RouteResult> result_;    // one lookup's buffers, reused line after line
-    std::unique_ptr<AggregatorFeed> aggregator_;    // --rules with aggregate rules: their points' queue
+    std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
+    std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
     bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
     std::vector<uint16_t> fixed_slot_list_;
     const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
