@@ -6,6 +6,7 @@ polymur-sink sinks (latency mode), the relay (broadcast to both sinks), opens --
 send (polymur-loadgen --idle), then sends at a fixed rate over a few connections (polymur-loadgen --rate
 --latency) and measures, over a fixed window in the middle of the paced load:
 
+  wake-ups/s  times the relay's threads were scheduled in (third field of schedstat), per second
   CPU s/M     CPU time of every process of the relay (polymur: the supervisor, listener workers and
               outputs; every thread) per million input metrics. Read from /proc/PID/task/TID/schedstat
               (nanoseconds; the same clock /proc/PID/stat rounds to 10 ms ticks as utime+stime, which is
@@ -48,20 +49,23 @@ def log(*args):
 
 
 def task_ns(pids):
-    """pid -> CPU nanoseconds of all its threads so far (/proc/PID/task/*/schedstat, first field)."""
+    """pid -> (CPU nanoseconds, times scheduled in) of all its threads so far: the first and third
+    fields of /proc/PID/task/*/schedstat. Each time scheduled in is a wake-up (or a preemption)."""
     out = {}
     for pid in pids:
-        total = 0
+        ns = runs = 0
         try:
             for tid in os.listdir("/proc/%d/task" % pid):
                 try:
                     with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                        total += int(f.read().split()[0])
+                        fields = f.read().split()
+                    ns += int(fields[0])
+                    runs += int(fields[2])
                 except (OSError, ValueError, IndexError):
                     pass  # a thread that ended meanwhile
         except OSError:
             continue
-        out[pid] = total
+        out[pid] = (ns, runs)
     return out
 
 
@@ -146,7 +150,8 @@ def run_case(args, bench, relay_name, case):
         window = t1 - t0
         titles = {p: compare.cmdline(p) for p in pids1}
         both = [p for p in pids1 if p in ns0]
-        cpu_ns = sum(ns1[p] - ns0[p] for p in both)
+        cpu_ns = sum(ns1[p][0] - ns0[p][0] for p in both)
+        wakeups = sum(ns1[p][1] - ns0[p][1] for p in both)
         cpu_ticks = sum(ticks1.get(p, 0) - ticks0.get(p, 0) for p in both) + (reaped1 - reaped0)
         sent = {}
         if lg:
@@ -158,7 +163,9 @@ def run_case(args, bench, relay_name, case):
             compare.wait_until(lambda: sum(s.count() for s in sinks) >= want, args.stall_timeout, 0.05)
         result.update(relay.extra_stats())
         result["processes"] = len(pids1)
-        result["cpu_by_process"] = {"%s (%d)" % (titles.get(p, "?"), p): (ns1[p] - ns0[p]) / 1e9 for p in both}
+        result["cpu_by_process"] = {"%s (%d)" % (titles.get(p, "?"), p): (ns1[p][0] - ns0[p][0]) / 1e9 for p in both}
+        result["wakeups_by_process"] = {"%s (%d)" % (titles.get(p, "?"), p): (ns1[p][1] - ns0[p][1]) / window
+                                        for p in both}
     finally:
         if lg and lg.poll() is None:
             lg.kill()
@@ -170,7 +177,7 @@ def run_case(args, bench, relay_name, case):
     metrics = rate * window
     cpu_s = cpu_ns / 1e9
     result.update({
-        "window_s": window, "cpu_s": cpu_s, "cpu_s_ticks": cpu_ticks / compare.CLK_TCK,
+        "window_s": window, "cpu_s": cpu_s, "wakeups_per_s": wakeups / window, "cpu_s_ticks": cpu_ticks / compare.CLK_TCK,
         "core_share": cpu_s / window, "cpu_s_per_m": cpu_s / (metrics / 1e6) if metrics else None,
         "machine_busy": (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), "loadavg": [load0, load1],
         "sent": sent.get("sent", 0), "achieved_rate": sent.get("rate", 0),
@@ -199,8 +206,8 @@ def fmt(v, spec):
 
 
 def short(r):
-    s = "CPU %s s/M, %.2f %% of a core (ticks: %.2f s in %.1f s)" % (
-        fmt(r["cpu_s_per_m"], "%.3f"), 100 * r["core_share"], r["cpu_s_ticks"], r["window_s"])
+    s = "CPU %s s/M, %.2f %% of a core (ticks: %.2f s in %.1f s), %.0f wake-ups/s" % (
+        fmt(r["cpu_s_per_m"], "%.3f"), 100 * r["core_share"], r["cpu_s_ticks"], r["window_s"], r["wakeups_per_s"])
     if r["rate"]:
         s += ", p50 %.2f ms p99 %.2f ms, lost %d" % (r["p50_us"] / 1e3, r["p99_us"] / 1e3, r["lost"])
     return s + ", machine busy %.0f %%, load %s" % (100 * r["machine_busy"], r["loadavg"][0])
@@ -219,6 +226,9 @@ def print_case(case, by_relay):
         if len(r.get("cpu_by_process", {})) > 1:
             log("  %s CPU s in the window by process: %s" % (name, ", ".join(
                 "%s %.3f" % (k.split(" (")[0].replace("polymur: ", ""), v) for k, v in sorted(r["cpu_by_process"].items()))))
+            log("  %s wake-ups/s by process: %s" % (name, ", ".join(
+                "%s %.0f" % (k.split(" (")[0].replace("polymur: ", ""), v)
+                for k, v in sorted(r.get("wakeups_by_process", {}).items()))))
 
 
 def print_targets(cases, table):

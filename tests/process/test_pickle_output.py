@@ -3,7 +3,6 @@ carbon-cache's pickle port, with the same delivery confirmation and durability a
 import os
 import pickle
 import shutil
-import socket
 import struct
 import sys
 import time
