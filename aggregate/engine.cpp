@@ -41,7 +41,7 @@ struct Engine::Series {
     struct Bucket {
         uint64_t count = 0;
         double sum = 0, min = 0, max = 0, squares = 0;  // variance = squares/n - mean^2, as carbon-c-relay's results
-        std::vector<double> values;                           // median/percentile only; capacity kept
+        std::vector<double> values;                     // median/percentile only; capacity kept
     };
     int64_t oldest = 0;   // start of the oldest open bucket
     int64_t fuzz_ms = 0;  // a bucket is due at start + expire + fuzz (carbon-c-relay spreads them over the interval)
@@ -54,7 +54,9 @@ Engine::Engine(const route::RoutingTable& table, Limits limits) : table_(table),
     series_.resize(table.aggregate_count());
     for (size_t a = 0; a < table.aggregate_count(); ++a) {
         series_[a].resize(table.aggregate(a).computes.size());
-        for (auto& map : series_[a]) map = std::make_unique<std::unordered_map<std::string, std::unique_ptr<Series>, NameHash, std::equal_to<>>>();
+        for (auto& map : series_[a])
+            map =
+                std::make_unique<std::unordered_map<std::string, std::unique_ptr<Series>, NameHash, std::equal_to<>>>();
     }
 }
 
@@ -62,7 +64,7 @@ Engine::~Engine() = default;
 
 size_t Engine::series_count() const { return series_total_; }
 
-void Engine::add(size_t aggregate, std::string_view name, double value, int64_t timestamp, int64_t now_s) {
+int64_t Engine::add(size_t aggregate, std::string_view name, double value, int64_t timestamp, int64_t now_s) {
     const rules::Aggregate& rule = table_.aggregate(aggregate);
     const int64_t interval = rule.interval;
     const size_t nbuckets = size_t((rule.expire + rule.interval - 1) / rule.interval) + 2;
@@ -70,8 +72,10 @@ void Engine::add(size_t aggregate, std::string_view name, double value, int64_t 
     const size_t computes = std::min(rule.computes.size(), kMaxComputes);
     if (!table_.aggregate_output_names(aggregate, name, name_, sizeof name_, names)) {
         counters_.name_too_long += computes;
-        return;
+        return 0;
     }
+    int64_t due_ms = 0;
+    const int64_t expire_ms = int64_t(rule.expire) * 1000;
     for (size_t c = 0; c < computes; ++c) {
         std::string_view written = names[c];
         auto& map = *series_[aggregate][c];
@@ -88,11 +92,19 @@ void Engine::add(size_t aggregate, std::string_view name, double value, int64_t 
             created->fuzz_ms = int64_t(h % uint64_t(interval * 1000));
             created->rng = h | 1;
             created->buckets.resize(nbuckets);
+            // After a restart the window starts past the buckets the previous run emitted (all empty here).
+            while (created->oldest * 1000 + expire_ms + created->fuzz_ms <= emitted_through_ms_)
+                created->oldest += interval;
             series = created.get();
             map.emplace(std::string(written), std::move(created));
             ++series_total_;
         } else {
             series = found->second.get();
+        }
+        const int64_t start = floor_to(timestamp, interval);
+        if (start * 1000 + expire_ms + series->fuzz_ms <= emitted_through_ms_) {
+            ++counters_.replayed_emitted;  // before a restart this bucket was emitted (or the point was late)
+            continue;
         }
         if (timestamp < series->oldest) {
             ++counters_.late;
@@ -129,7 +141,9 @@ void Engine::add(size_t aggregate, std::string_view name, double value, int64_t 
             }
         }
         ++counters_.points;
+        due_ms = std::max(due_ms, start * 1000 + expire_ms + series->fuzz_ms);
     }
+    return due_ms;
 }
 
 void Engine::emit_bucket(size_t aggregate, size_t compute, const std::string& name, Series& series, size_t slot,
@@ -161,7 +175,8 @@ void Engine::emit_bucket(size_t aggregate, size_t compute, const std::string& na
         case AggregateFunction::median:
         case AggregateFunction::percentile:
             std::sort(b.values.begin(), b.values.end());
-            value = percentile_of(b.values.data(), b.values.size(), c.function == AggregateFunction::median ? 50 : c.percentile);
+            value = percentile_of(b.values.data(), b.values.size(),
+                                  c.function == AggregateFunction::median ? 50 : c.percentile);
             break;
     }
     int n;
@@ -173,7 +188,7 @@ void Engine::emit_bucket(size_t aggregate, size_t compute, const std::string& na
                           static_cast<long long>(ts));
     if (n > 0 && size_t(n) < sizeof line_) {
         ++counters_.buckets_emitted;
-        emit(Result{aggregate, name, std::string_view(line_, size_t(n)), start});
+        emit(Result {aggregate, name, std::string_view(line_, size_t(n)), start});
     } else {
         ++counters_.name_too_long;  // a value printed with %f beyond the line buffer (|value| > 1e300 or so)
     }

@@ -30,6 +30,7 @@ struct Counters {
     uint64_t name_too_long = 0;   // a written name that does not fit kMaxName
     uint64_t values_sampled = 0;  // values a median/percentile bucket kept out of its sample (bound reached)
     uint64_t buckets_emitted = 0;
+    uint64_t replayed_emitted = 0;  // replayed after a restart into a bucket the previous run had emitted
 };
 
 // One result: `line` is "name value timestamp\n" (the value as carbon-c-relay prints it: %f, count as an integer).
@@ -52,7 +53,14 @@ public:
 
     // A point aggregate `aggregate` took (RouteResult::Feed), named `name` as the rule saw it, received at
     // `now_s` (Unix seconds). Adds it to each compute's series; creates a series on its first point.
-    void add(size_t aggregate, std::string_view name, double value, int64_t timestamp, int64_t now_s);
+    // Returns when (Unix ms) the last of the buckets it went into is due (tick() emits it then); 0 when it went
+    // into none (late, future, or a bucket already emitted before a restart).
+    int64_t add(size_t aggregate, std::string_view name, double value, int64_t timestamp, int64_t now_s);
+
+    // After a restart: every bucket due at or before `ms` (Unix ms) was emitted by the previous run. Points
+    // replayed into such a bucket are skipped silently (counted as `replayed_emitted`, not late), and a series
+    // created now starts its window after them.
+    void set_emitted_through(int64_t ms) { emitted_through_ms_ = ms; }
 
     // Emits every bucket whose time has come at `now_ms` (Unix milliseconds), oldest first within a series,
     // and moves those series' windows on. A bucket that received no point is skipped silently.
@@ -74,8 +82,11 @@ private:
     Limits limits_;
     Counters counters_;
     // Per (aggregate, compute): written name -> series. Lookups by string_view do not allocate.
-    std::vector<std::vector<std::unique_ptr<std::unordered_map<std::string, std::unique_ptr<Series>, NameHash, std::equal_to<>>>>> series_;
+    std::vector<std::vector<
+        std::unique_ptr<std::unordered_map<std::string, std::unique_ptr<Series>, NameHash, std::equal_to<>>>>>
+        series_;
     size_t series_total_ = 0;
+    int64_t emitted_through_ms_ = INT64_MIN;
     char name_[kMaxName];
     char line_[kMaxName + 512];
 

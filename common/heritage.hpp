@@ -18,7 +18,7 @@ namespace route {
 class RoutingTable;
 }
 
-enum class Role { listener, output };
+enum class Role { listener, output, aggregator };
 
 // A child that exits with this code has a problem restarting cannot fix (sysexits EX_CONFIG).
 inline constexpr int kExitDoNotRestart = 78;
@@ -48,6 +48,18 @@ inline bool queues_move(const Heritage& heritage) { return heritage.config->hash
 int run_listener(const Heritage& heritage);
 // The output process of a destination, whatever its kind (worker/output_loop.cpp).
 int run_output(const Heritage& heritage);
+
+// The aggregator process (worker/aggregator_main.cpp): runs the aggregate rules of --rules.
+int run_aggregator(const Heritage& heritage);
+
+// The rings of a destination queue: one per listener worker, the aggregator's (with aggregate rules), and the
+// redistribution ring (always the last). The aggregator writes ring `workers` of every queue it writes, its own
+// input queue included (whose rings are the listeners' and that one).
+inline uint32_t destination_rings(uint32_t workers, bool aggregating) { return workers + 1 + (aggregating ? 1 : 0); }
+inline uint32_t aggregator_ring(uint32_t workers) { return workers; }
+// The aggregator's input queue and its state file under --state-dir.
+inline std::string aggregator_queue_path(const std::string& state_dir) { return state_dir + "/aggregator.queue"; }
+inline std::string aggregator_state_path(const std::string& state_dir) { return state_dir + "/aggregator.state"; }
 
 // The queue file of a destination, named after it so a restart finds it again.
 std::string queue_path(const std::string& state_dir, const std::string& destination);

@@ -39,6 +39,11 @@ std::string format_self_metrics(const std::string& prefix, const RelayCounters& 
     add("metricsBlackholed", c.unroutable);
     add("connections", c.connections_total);
     add("connectionsOpen", c.connections_open);
+    if (c.aggregating) {
+        add("aggregator.points", c.aggregator_points);
+        add("aggregator.bucketsEmitted", c.aggregator_buckets);
+        add("aggregator.late", c.aggregator_late);
+    }
     for (const auto& d : c.destinations) {
         const std::string base = "destinations." + metric_safe(d.name) + ".";
         add(base + "sent", d.sent);

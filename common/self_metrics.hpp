@@ -18,6 +18,9 @@ struct RelayCounters {
         uint64_t sent = 0, queued = 0, dropped = 0;
     };
     std::vector<Destination> destinations;
+    // --rules with aggregate rules: the aggregator's points taken, buckets emitted, late points dropped.
+    bool aggregating = false;
+    uint64_t aggregator_points = 0, aggregator_buckets = 0, aggregator_late = 0;
 };
 
 // "carbon.relays.<short hostname>" (dots in the hostname become underscores).

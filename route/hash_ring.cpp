@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "common/enum_names.hpp"
+#include "route/carbon_ch_ahead.hpp"
+#include "route/md5_steps.hpp"
 
 namespace polymur::route {
 
@@ -193,7 +195,7 @@ public:
 private:
     static uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
-    // The 64 steps of RFC 1321 section 3.4, unrolled so every function, message index and
+    // The 64 steps (route/md5_steps.hpp) are unrolled so every function, message index and
     // rotation is a compile-time constant (the rolled loop cost more than the hashing itself).
     static uint32_t F(uint32_t x, uint32_t y, uint32_t z) { return z ^ (x & (y ^ z)); }
     static uint32_t G(uint32_t x, uint32_t y, uint32_t z) { return y ^ (z & (x ^ y)); }
@@ -209,70 +211,9 @@ private:
         std::memcpy(m, p, sizeof m);  // little-endian words, as on every host polymur builds for
         static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
         uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3];
-        step<F>(a, b, c, d, m[0], 0xd76aa478u, 7);
-        step<F>(d, a, b, c, m[1], 0xe8c7b756u, 12);
-        step<F>(c, d, a, b, m[2], 0x242070dbu, 17);
-        step<F>(b, c, d, a, m[3], 0xc1bdceeeu, 22);
-        step<F>(a, b, c, d, m[4], 0xf57c0fafu, 7);
-        step<F>(d, a, b, c, m[5], 0x4787c62au, 12);
-        step<F>(c, d, a, b, m[6], 0xa8304613u, 17);
-        step<F>(b, c, d, a, m[7], 0xfd469501u, 22);
-        step<F>(a, b, c, d, m[8], 0x698098d8u, 7);
-        step<F>(d, a, b, c, m[9], 0x8b44f7afu, 12);
-        step<F>(c, d, a, b, m[10], 0xffff5bb1u, 17);
-        step<F>(b, c, d, a, m[11], 0x895cd7beu, 22);
-        step<F>(a, b, c, d, m[12], 0x6b901122u, 7);
-        step<F>(d, a, b, c, m[13], 0xfd987193u, 12);
-        step<F>(c, d, a, b, m[14], 0xa679438eu, 17);
-        step<F>(b, c, d, a, m[15], 0x49b40821u, 22);
-        step<G>(a, b, c, d, m[1], 0xf61e2562u, 5);
-        step<G>(d, a, b, c, m[6], 0xc040b340u, 9);
-        step<G>(c, d, a, b, m[11], 0x265e5a51u, 14);
-        step<G>(b, c, d, a, m[0], 0xe9b6c7aau, 20);
-        step<G>(a, b, c, d, m[5], 0xd62f105du, 5);
-        step<G>(d, a, b, c, m[10], 0x02441453u, 9);
-        step<G>(c, d, a, b, m[15], 0xd8a1e681u, 14);
-        step<G>(b, c, d, a, m[4], 0xe7d3fbc8u, 20);
-        step<G>(a, b, c, d, m[9], 0x21e1cde6u, 5);
-        step<G>(d, a, b, c, m[14], 0xc33707d6u, 9);
-        step<G>(c, d, a, b, m[3], 0xf4d50d87u, 14);
-        step<G>(b, c, d, a, m[8], 0x455a14edu, 20);
-        step<G>(a, b, c, d, m[13], 0xa9e3e905u, 5);
-        step<G>(d, a, b, c, m[2], 0xfcefa3f8u, 9);
-        step<G>(c, d, a, b, m[7], 0x676f02d9u, 14);
-        step<G>(b, c, d, a, m[12], 0x8d2a4c8au, 20);
-        step<H>(a, b, c, d, m[5], 0xfffa3942u, 4);
-        step<H>(d, a, b, c, m[8], 0x8771f681u, 11);
-        step<H>(c, d, a, b, m[11], 0x6d9d6122u, 16);
-        step<H>(b, c, d, a, m[14], 0xfde5380cu, 23);
-        step<H>(a, b, c, d, m[1], 0xa4beea44u, 4);
-        step<H>(d, a, b, c, m[4], 0x4bdecfa9u, 11);
-        step<H>(c, d, a, b, m[7], 0xf6bb4b60u, 16);
-        step<H>(b, c, d, a, m[10], 0xbebfbc70u, 23);
-        step<H>(a, b, c, d, m[13], 0x289b7ec6u, 4);
-        step<H>(d, a, b, c, m[0], 0xeaa127fau, 11);
-        step<H>(c, d, a, b, m[3], 0xd4ef3085u, 16);
-        step<H>(b, c, d, a, m[6], 0x04881d05u, 23);
-        step<H>(a, b, c, d, m[9], 0xd9d4d039u, 4);
-        step<H>(d, a, b, c, m[12], 0xe6db99e5u, 11);
-        step<H>(c, d, a, b, m[15], 0x1fa27cf8u, 16);
-        step<H>(b, c, d, a, m[2], 0xc4ac5665u, 23);
-        step<I>(a, b, c, d, m[0], 0xf4292244u, 6);
-        step<I>(d, a, b, c, m[7], 0x432aff97u, 10);
-        step<I>(c, d, a, b, m[14], 0xab9423a7u, 15);
-        step<I>(b, c, d, a, m[5], 0xfc93a039u, 21);
-        step<I>(a, b, c, d, m[12], 0x655b59c3u, 6);
-        step<I>(d, a, b, c, m[3], 0x8f0ccc92u, 10);
-        step<I>(c, d, a, b, m[10], 0xffeff47du, 15);
-        step<I>(b, c, d, a, m[1], 0x85845dd1u, 21);
-        step<I>(a, b, c, d, m[8], 0x6fa87e4fu, 6);
-        step<I>(d, a, b, c, m[15], 0xfe2ce6e0u, 10);
-        step<I>(c, d, a, b, m[6], 0xa3014314u, 15);
-        step<I>(b, c, d, a, m[13], 0x4e0811a1u, 21);
-        step<I>(a, b, c, d, m[4], 0xf7537e82u, 6);
-        step<I>(d, a, b, c, m[11], 0xbd3af235u, 10);
-        step<I>(c, d, a, b, m[2], 0x2ad7d2bbu, 15);
-        step<I>(b, c, d, a, m[9], 0xeb86d391u, 21);
+#define POLYMUR_MD5_STEP(f, a, b, c, d, k, t, s) step<f>(a, b, c, d, m[k], t, s);
+        POLYMUR_MD5_STEPS(POLYMUR_MD5_STEP)
+#undef POLYMUR_MD5_STEP
         state_[0] += a, state_[1] += b, state_[2] += c, state_[3] += d;
     }
 
@@ -322,6 +263,7 @@ void md5_digest(const void* data, size_t size, uint8_t digest[16]) {
 }
 
 uint32_t carbon_ch_position(std::string_view key) {
+    if (uint32_t ahead; CarbonChAhead::find(key, ahead)) return ahead;  // hashed with others (carbon_ch_ahead.hpp)
     if (key.size() < 56) {
         // Digest bytes 0 and 1 are the low two bytes of the first state word (little-endian).
         const uint32_t word = Md5::short_message_first_word(key);
@@ -354,6 +296,32 @@ uint32_t fnv1a_ch_position_signed_chars(std::string_view key) {
 // carbon_ch / fnv1a_ch: carbon's ConsistentHashRing plus ConsistentHashingRouter.getDestinations
 
 namespace {
+
+// std::lower_bound over a ring's sorted positions for a metric's position (< 65536), without a binary search's
+// mispredicted branches on every line: where each run of 16 positions starts in the ring is looked up first, and
+// the search goes on only within that run's entries (about one in a ring of a few hundred).
+class RingIndex {
+public:
+    void build(const std::vector<uint32_t>& positions) {
+        for (uint32_t run = 0; run <= kRuns; ++run)
+            start_[run] = static_cast<uint32_t>(std::lower_bound(positions.begin(), positions.end(), run << kRunBits) -
+                                                positions.begin());
+    }
+    size_t lower_bound(const std::vector<uint32_t>& positions, uint32_t position) const {
+        const uint32_t run = position >> kRunBits;  // metric positions are two MD5 or FNV bytes: run < kRuns
+        if (run >= kRuns)
+            return size_t(std::lower_bound(positions.begin(), positions.end(), position) - positions.begin());
+        size_t index = start_[run];
+        const size_t end = start_[run + 1];
+        while (index < end && positions[index] < position) ++index;
+        return index;
+    }
+
+private:
+    static constexpr uint32_t kRunBits = 4;
+    static constexpr uint32_t kRuns = 65536 >> kRunBits;
+    uint32_t start_[kRuns + 1];  // start_[r]: the first entry at or after position r * 16
+};
 
 class CarbonRing final : public HashRing {
 public:
@@ -400,6 +368,7 @@ public:
             while (destinations[first].host != destinations[d].host) ++first;
             server_of_.push_back(static_cast<uint16_t>(first));
         }
+        index_.build(positions_);
     }
 
     size_t lookup(std::string_view metric, size_t replication, bool diverse, uint16_t* out) const override {
@@ -408,7 +377,7 @@ public:
         const uint32_t position = type_ == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position(metric);
         const size_t ring_len = positions_.size();
         // bisect_left(ring, (position, ())): () sorts before any node, and positions are unique.
-        size_t index = std::lower_bound(positions_.begin(), positions_.end(), position) - positions_.begin();
+        size_t index = index_.lower_bound(positions_, position);
         if (index == ring_len) index = 0;
 
         size_t written = 0;
@@ -453,6 +422,7 @@ private:
     std::vector<uint32_t> positions_;  // sorted ring positions
     std::vector<uint16_t> nodes_;      // destination index of each ring entry
     std::vector<uint16_t> server_of_;  // per destination: index of the first destination on its host
+    RingIndex index_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -516,6 +486,7 @@ public:
             nodes_.push_back(shared ? nodes_.back() : c.destination);  // the winner sorted first
         }
         members_ = destinations.size();
+        index_.build(positions_);
     }
 
     size_t lookup(std::string_view metric, size_t replication, bool /*diverse: carbon-c-relay has none*/,
@@ -525,7 +496,7 @@ public:
         const uint32_t position =
             type_ == HashType::carbon_ch ? carbon_ch_position(metric) : fnv1a_ch_position_signed_chars(metric);
         const size_t ring_len = positions_.size();
-        size_t index = std::lower_bound(positions_.begin(), positions_.end(), position) - positions_.begin();
+        size_t index = index_.lower_bound(positions_, position);
         uint64_t seen[kMaxRouteDestinations / 64];
         std::fill_n(seen, (members_ + 63) / 64, 0);
         size_t written = 0;
@@ -552,6 +523,7 @@ private:
     std::vector<uint32_t> positions_;  // sorted, repeated where replicas collide
     std::vector<uint16_t> nodes_;      // the member each entry routes to
     size_t members_ = 0;
+    RingIndex index_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -730,6 +730,12 @@ bool add_sends(const CompiledCluster& cluster, std::string_view name, uint8_t na
 
 }  // namespace
 
+bool RoutingTable::hashes_carbon_ch() const {
+    for (const auto& cluster : clusters_)
+        if (cluster->type == rules::ClusterType::carbon_ch) return true;
+    return false;
+}
+
 void RoutingTable::route(std::string_view name, std::string_view data, const bool* up, RouteResult& result,
                          RouteTrace* trace) const {
     result.name_count = 1;

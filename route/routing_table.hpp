@@ -120,6 +120,8 @@ public:
     const char* cluster_type(size_t cluster) const;
     const std::vector<uint16_t>& cluster_members(size_t cluster) const;
     size_t rule_count() const { return rules_.size(); }
+    // Whether some cluster places names by carbon_ch (an MD5 per line, worth computing ahead: carbon_ch_ahead.hpp).
+    bool hashes_carbon_ch() const;
 
     // Runtime membership (putdest ... to CLUSTER, deldest ... from CLUSTER; route/cluster_membership.hpp).
     // The cluster named `name`, or -1.

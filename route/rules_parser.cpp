@@ -514,7 +514,6 @@ private:
             if (accept("stop")) a.stop = true;
         }
         if (!end_statement()) return false;
-        warn("aggregate is recognised but not carried out by polymur yet");
         out_.rules.push_back({Rule::Kind::aggregate, out_.aggregates.size()});
         out_.aggregates.push_back(std::move(a));
         return true;

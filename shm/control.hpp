@@ -71,6 +71,19 @@ struct WorkerSlot {
     Counter blackholed;          // --rules: ended by a blackhole rule or a failed `validate ... else drop`
 };
 
+// The aggregator process (--rules with aggregate rules): written by it, read by the supervisor.
+struct AggregatorSlot {
+    alignas(64) Counter heartbeat_ms;  // monotonic clock, refreshed by every turn of its loop
+    Counter points;                    // (point, compute) pairs taken into a bucket
+    Counter late;                      // dropped: their bucket was emitted already (or older than the window)
+    Counter future;                    // dropped: beyond the newest bucket of the series' window
+    Counter buckets_emitted;           // results written to the destinations' queues
+    Counter results_dropped;           // results a full destination queue refused
+    Counter series;                    // series open now
+    Counter replayed;                  // points read again after a restart (their buckets were open)
+    Counter invalid;                   // queued records that did not parse (a damaged queue), skipped
+};
+
 struct ControlHeader {
     uint64_t magic;
     uint32_t layout_version;
@@ -97,6 +110,7 @@ struct ControlSegment {
     ControlHeader header;
     DestinationSlot destinations[kDestinationSlots];
     WorkerSlot workers[kMaxWorkers];
+    AggregatorSlot aggregator;
 };
 
 static_assert(std::is_standard_layout_v<ControlSegment>);

@@ -73,8 +73,9 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
         budget = shm::filesystem_free_bytes(config_.state_dir) / queues_to_create_;
     if (queues_to_create_ && access(path.c_str(), F_OK) != 0) --queues_to_create_;
     shm::QueueSpaceReport space;
-    auto queue = shm::QueueFile::open_or_create(path, text, shm::geometry_for(config_.workers + 1, config_.queue_bytes),
-                                                budget, space, error);
+    auto queue = shm::QueueFile::open_or_create(
+        path, text, shm::geometry_for(destination_rings(config_.workers, aggregating()), config_.queue_bytes), budget,
+        space, error);
     if (!queue) {
         error = "destination " + text + ": " + error;
         return false;
@@ -289,7 +290,7 @@ void Supervisor::warn_about_orphan_queues() {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(config_.state_dir, ec)) {
         if (entry.path().extension() != ".queue") continue;
-        bool known = false;
+        bool known = entry.path().string() == aggregator_queue_path(config_.state_dir);
         for (const Destination& d : destinations_)
             known |= d.in_use && d.queue && d.queue->path() == entry.path().string();
         if (known) continue;

@@ -37,6 +37,7 @@ const char* child_state_name(ChildState state) {
 }
 
 std::string child_name(Role role, uint32_t index, const std::string& text) {
+    if (role == Role::aggregator) return "aggregator";
     return role == Role::listener ? "listener " + std::to_string(index) : "output " + text;
 }
 
@@ -75,6 +76,7 @@ Supervisor::Child* Supervisor::find_child(pid_t pid) {
         if (c.pid == pid) return &c;
     for (Child& c : outputs_)
         if (c.pid == pid) return &c;
+    if (aggregator_.pid == pid) return &aggregator_;
     return nullptr;
 }
 
@@ -173,10 +175,17 @@ void Supervisor::check_stalls(int64_t now) {
         kill(c.pid, SIGKILL);
         c.started_ms = now;
     }
+    if (stale(aggregator_, control_->aggregator.heartbeat_ms.load(std::memory_order_relaxed))) {
+        LOG_WARN("aggregator (pid %d): no heartbeat for %u s (stalled); killing it", aggregator_.pid,
+                 config_.stall_timeout_s);
+        kill(aggregator_.pid, SIGKILL);
+        aggregator_.started_ms = now;
+    }
 }
 
 size_t Supervisor::running_children(Role role) const {
     size_t n = 0;
+    if (role == Role::aggregator) return aggregator_.pid != 0;
     if (role == Role::listener) {
         for (const Child& c : listeners_) n += c.pid != 0;
     } else {

@@ -68,7 +68,16 @@ std::string format_stats_json(const RelayStatus& s) {
     for (size_t i = 0; i < s.listeners.size(); ++i)
         out << (i ? ", " : "") << "{\"deaths\": " << s.listeners[i].deaths
             << ", \"restarts\": " << s.listeners[i].restarts << "}";
-    out << "]}\n";
+    out << "]";
+    if (s.aggregating) {
+        const AggregatorStatus& a = s.aggregator;
+        out << ", \"aggregator\": {\"points\": " << a.points << ", \"late\": " << a.late << ", \"future\": " << a.future
+            << ", \"buckets_emitted\": " << a.buckets_emitted << ", \"results_dropped\": " << a.results_dropped
+            << ", \"series\": " << a.series << ", \"replayed\": " << a.replayed << ", \"invalid\": " << a.invalid
+            << ", \"queued\": " << a.queued << ", \"dropped\": " << a.dropped << ", \"deaths\": " << a.deaths
+            << ", \"restarts\": " << a.restarts << "}";
+    }
+    out << "}\n";
     return out.str();
 }
 
@@ -117,6 +126,37 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
     for (const auto& m : relay) {
         e.family(m.name, m.type, m.help);
         e.sample(m.name, m.value);
+    }
+
+    if (s.aggregating) {
+        const struct {
+            const char* name;
+            const char* help;
+            uint64_t value;
+        } aggregator[] = {
+            {"polymur_aggregator_points_total", "Points taken into an aggregate bucket (once per compute).",
+             s.aggregator.points},
+            {"polymur_aggregator_buckets_emitted_total", "Aggregate buckets emitted (one result each).",
+             s.aggregator.buckets_emitted},
+            {"polymur_aggregator_late_total", "Aggregate points dropped: their bucket was emitted already.",
+             s.aggregator.late},
+            {"polymur_aggregator_future_total", "Aggregate points dropped: beyond the newest bucket of the series.",
+             s.aggregator.future},
+            {"polymur_aggregator_results_dropped_total", "Aggregate results a full destination queue refused.",
+             s.aggregator.results_dropped},
+            {"polymur_aggregator_dropped_total", "Aggregate points dropped because the aggregator's queue was full.",
+             s.aggregator.dropped},
+            {"polymur_aggregator_deaths_total", "Exits of the aggregator process the supervisor did not ask for.",
+             s.aggregator.deaths},
+        };
+        for (const auto& m : aggregator) {
+            e.family(m.name, "counter", m.help);
+            e.sample(m.name, m.value);
+        }
+        e.family("polymur_aggregator_series", "gauge", "Aggregate series open now.");
+        e.sample("polymur_aggregator_series", s.aggregator.series);
+        e.family("polymur_aggregator_queued", "gauge", "Aggregate points in the aggregator's queue (open buckets).");
+        e.sample("polymur_aggregator_queued", s.aggregator.queued);
     }
 
     std::vector<std::string> labels;

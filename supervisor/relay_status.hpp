@@ -25,6 +25,12 @@ struct ListenerStatus {
     uint64_t deaths = 0, restarts = 0;
 };
 
+// The aggregator process (--rules with aggregate rules).
+struct AggregatorStatus {
+    uint64_t points = 0, late = 0, future = 0, buckets_emitted = 0, results_dropped = 0, series = 0, replayed = 0;
+    uint64_t invalid = 0, queued = 0, dropped = 0, deaths = 0, restarts = 0;
+};
+
 struct RelayStatus {
     uint64_t received = 0, invalid = 0, too_long = 0, unroutable = 0, blackholed = 0, connections = 0,
              connections_total = 0;
@@ -37,6 +43,8 @@ struct RelayStatus {
     int64_t start_unix_seconds = 0;
     std::vector<DestinationStatus> destinations;
     std::vector<ListenerStatus> listeners;  // by worker index
+    bool aggregating = false;
+    AggregatorStatus aggregator;
 };
 
 // Whether the relay can take traffic now: running, and every child it needs alive and reporting.

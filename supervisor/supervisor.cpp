@@ -180,7 +180,7 @@ bool Supervisor::setup() {
             return false;
         }
     }
-    if (!config_.rules.empty() && !setup_rules()) return false;
+    if (!config_.rules.empty() && (!setup_rules() || !setup_aggregator())) return false;
     if (!rules_table_) apply_runtime_changes();
     queues_to_create_ = 0;
     warn_about_orphan_queues();
@@ -194,6 +194,7 @@ void Supervisor::become_child(const Heritage& heritage) {
     // The supervisor's mappings of the queue files are not kept: a child maps the queues it uses itself,
     // so the disk space of a destination removed later is freed when its last user unmaps it.
     for (Destination& d : destinations_) d.queue.reset();
+    aggregator_queue_.reset();
     child_main(heritage, name, kHandledSignals);
 }
 
@@ -209,6 +210,7 @@ void Supervisor::housekeeping() {
             if (c.state == ChildState::backing_off && now >= c.restart_at_ms) spawn(c);
         for (Child& c : outputs_)
             if (c.state == ChildState::backing_off && now >= c.restart_at_ms) spawn(c);
+        if (aggregator_.state == ChildState::backing_off && now >= aggregator_.restart_at_ms) spawn(aggregator_);
         if (queues_move()) update_ring_membership();
         if (!ready_sent_) notify_ready_once_reporting(now);
         check_stalls(now);
@@ -221,8 +223,10 @@ void Supervisor::housekeeping() {
         set_state(State::stopping_outputs);
         for (Child& c : outputs_)
             if (c.pid) kill(c.pid, SIGTERM);
+        if (aggregator_.pid) kill(aggregator_.pid, SIGTERM);
     }
-    if (state_ == State::stopping_outputs && running_children(Role::output) == 0) {
+    if (state_ == State::stopping_outputs && running_children(Role::output) == 0 &&
+        running_children(Role::aggregator) == 0) {
         set_state(State::stopped);
         event_base_loopbreak(base_);
         return;
@@ -235,6 +239,7 @@ void Supervisor::housekeeping() {
             if (c.pid) kill(c.pid, SIGKILL);
         for (Child& c : outputs_)
             if (c.pid) kill(c.pid, SIGKILL);
+        if (aggregator_.pid) kill(aggregator_.pid, SIGKILL);
         shutdown_deadline_ms_ = now + 1000;
     }
 }
@@ -311,6 +316,10 @@ RelayCounters Supervisor::counters() {
     c.unroutable = s.unroutable;
     c.connections_total = s.connections_total;
     c.connections_open = s.connections;
+    c.aggregating = s.aggregating;
+    c.aggregator_points = s.aggregator.points;
+    c.aggregator_buckets = s.aggregator.buckets_emitted;
+    c.aggregator_late = s.aggregator.late;
     for (const DestinationStatus& d : s.destinations) {
         if (d.console) continue;
         c.sent += d.sent;
@@ -329,6 +338,7 @@ RelayStatus Supervisor::status() {
     s.start_unix_seconds = control_->header.start_unix_ns / 1000000000;
     add_worker_counters(*control_, config_.workers, s);
     for (const Child& c : listeners_) s.listeners.push_back({c.deaths, c.restarts});
+    aggregator_status(s);
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const Destination& d = destinations_[slot];
         if (!d.in_use || !d.queue) continue;
@@ -558,6 +568,7 @@ int Supervisor::run() {
     for (Child& c : outputs_)
         if (c.state == ChildState::pending) spawn(c);
     for (Child& c : listeners_) spawn(c);
+    if (aggregator_.state == ChildState::pending) spawn(aggregator_);
     // Every socket was bound in setup() and every child has been forked; READY=1 follows once each has
     // reported its first heartbeat (housekeeping), at most --stall-timeout from now.
     ready_deadline_ms_ = monotonic_ms() + static_cast<int64_t>(config_.stall_timeout_s) * 1000;

@@ -101,6 +101,10 @@ private:
     bool setup();
     // --rules (supervisor/clusters.cpp): builds the table and registers every destination it names.
     bool setup_rules();
+    // Aggregate rules (supervisor/aggregator_child.cpp): the aggregator's queue and process.
+    bool aggregating() const { return rules_table_ && rules_table_->aggregate_count() > 0; }
+    bool setup_aggregator();
+    void aggregator_status(RelayStatus& s) const;
     // Whether a destination's queue moves to others when it is down or removed (failover).
     bool queue_moves(const Destination& d) const;
     bool queues_move() const { return config_.hash_route() || rules_table_ != nullptr; }
@@ -186,6 +190,8 @@ private:
     uint64_t next_incarnation_ = 1;
     uint32_t reroute_holder_ = shm::kNoSlot;            // the output granted control_->header.reroute_slot
     std::unique_ptr<route::RoutingTable> rules_table_;  // --rules; children inherit it (Heritage::rules)
+    Child aggregator_;                                  // absent unless the rules have aggregate rules
+    std::unique_ptr<shm::QueueFile> aggregator_queue_;
     uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
     int64_t next_space_retry_ms_ = 0;
     int64_t shutdown_deadline_ms_ = 0;

@@ -43,7 +43,9 @@ void child_main(const Heritage& heritage, const std::string& name, std::span<con
     log::set_role(name.c_str());
     int code = kExitCrashed;
     try {
-        code = heritage.role == Role::listener ? run_listener(heritage) : run_output(heritage);
+        code = heritage.role == Role::listener ? run_listener(heritage)
+            : heritage.role == Role::output    ? run_output(heritage)
+                                               : run_aggregator(heritage);
     } catch (const std::exception& e) {
         LOG_ERROR("%s: stopped by an unexpected error: %s", name.c_str(), e.what());
     } catch (...) {

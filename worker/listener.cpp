@@ -25,8 +25,10 @@
 #include "protocol/newlines.hpp"
 #include "protocol/pickle.hpp"
 #include "protocol/tag_normalize.hpp"
+#include "route/carbon_ch_ahead.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
+#include "worker/aggregator_feed.hpp"
 #include "worker/http_ingest.hpp"
 #include "worker/input_stream.hpp"
 #include "worker/live_routes.hpp"
@@ -147,6 +149,7 @@ private:
     void udp_ready(int fd);
     void setup_udp();
     void handle_line(std::string_view line, const Connection& conn);
+    void handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
     void stream_failed(const Connection& conn, const InputStream& stream);
@@ -171,6 +174,7 @@ private:
     int deferrals_ = 0;
     LiveRoutes routes_;
     std::unique_ptr<route::RouteResult> result_;    // one lookup's buffers, reused line after line
+    std::unique_ptr<AggregatorFeed> aggregator_;    // --rules with aggregate rules: their points' queue
     const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
     protocol::TagNormalizer tag_normalizer_;        // --tag-normalize
 
@@ -296,6 +300,7 @@ void Listener::read_ready(Connection& conn) {
     const size_t max_line = config_.max_line_length;
     char* buf = scratch_.get();
     bool closed = false;
+    const bool hash_ahead = routes_.table() && routes_.table()->hashes_carbon_ch();
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         size_t have = conn.tail_len;
         if (have) std::memcpy(buf, conn.tail.get(), have);
@@ -344,16 +349,25 @@ void Listener::read_ready(Connection& conn) {
         }
         size_t end = have + static_cast<size_t>(n);
         size_t start = 0;
+        std::string_view pending[route::kAheadBatch];  // lines whose names are hashed side by side (carbon_ch)
+        size_t pending_count = 0;
         protocol::for_each_newline(buf, end, [&](size_t line_end) {
             if (conn.discarding) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
                 ++too_long_;
+            } else if (hash_ahead) {
+                pending[pending_count++] = {buf + start, line_end - start + 1};
+                if (pending_count == route::kAheadBatch) {
+                    handle_lines_hashed_ahead(pending, pending_count, conn);
+                    pending_count = 0;
+                }
             } else {
                 handle_line({buf + start, line_end - start + 1}, conn);
             }
             start = line_end + 1;
         });
+        handle_lines_hashed_ahead(pending, pending_count, conn);
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
             if (!conn.discarding) ++too_long_;
@@ -438,6 +452,21 @@ void Listener::cut_slow_handshakes(int64_t now) {
 }
 
 // `line` ends with its '\n'.
+// carbon_ch places each line by the MD5 of its name: the names of a run of lines (up to their first space) are
+// hashed side by side first, then each line takes the usual path, where its ring lookup finds its name's
+// position ready. A line whose name turns out different (invalid, normalized) is hashed on its own, as before.
+void Listener::handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn) {
+    if (count == 0) return;
+    std::string_view names[route::kAheadBatch];
+    for (size_t i = 0; i < count; ++i) {
+        const auto* space =
+            static_cast<const char*>(std::memchr(lines[i].data(), ' ', std::min<size_t>(lines[i].size(), 56)));
+        names[i] = space ? std::string_view(lines[i].data(), size_t(space - lines[i].data())) : std::string_view();
+    }
+    const route::CarbonChAhead ahead(names, count);
+    for (size_t i = 0; i < count; ++i) handle_line(lines[i], conn);
+}
+
 void Listener::handle_line(std::string_view line, const Connection& conn) {
     protocol::ParsedLine parsed;
     protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
@@ -473,6 +502,7 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
     }
     ++received_;
     const std::string_view data = line_data(parsed);
+    result_->feed_count = 0;
     copies(parsed.name, data, true, [&](size_t target, std::string_view name) {
         shm::RingProducer& producer = *routes_.targets()[target].producer;
         if (name.data() == parsed.name.data()) {
@@ -490,6 +520,10 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         }
         producer.append(rewritten, 6, size);
     });
+    if (aggregator_ && result_->feed_count)
+        aggregator_->add(*result_, parsed.value,
+                         parsed.timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed.timestamp,
+                         std::string_view(now_text_, now_len_));
 }
 
 // Carbon's pickle protocol: frames of a 4-byte big-endian length and a pickled list. Each element
@@ -709,7 +743,8 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
     }
     if (!count) return;
     if (result.blackholed || result.dropped) ++blackholed_;
-    else if (queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+    else if (queued == 0 && result.feed_count == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules()))
+        ++unroutable_;
 }
 
 // A batch from the HTTP(S) endpoint: all of it is queued, or none of it.
@@ -750,6 +785,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     // Second pass: queue them.
     for_each_valid([&](std::string_view, const protocol::ParsedLine* parsed, std::string_view full) {
         if (!parsed) return;
+        result_->feed_count = 0;
         copies(full, line_data(*parsed), true, [&](size_t target, std::string_view name) {
             std::string_view parts[6] = {
                 name,
@@ -761,6 +797,10 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
             size_t total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
             targets[target].producer->append(parts, 6, total);
         });
+        if (aggregator_ && result_->feed_count)
+            aggregator_->add(*result_, parsed->value,
+                             parsed->timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed->timestamp,
+                             std::string_view(now_text_, now_len_));
     });
     publish_all();
     received_ += outcome.valid;
@@ -807,7 +847,10 @@ void Listener::close_connection(Connection& conn) {
     slot_.connections.store(connections_.size(), std::memory_order_relaxed);
 }
 
-void Listener::publish_all() { routes_.publish_all(); }
+void Listener::publish_all() {
+    routes_.publish_all();
+    if (aggregator_) aggregator_->publish();
+}
 
 void Listener::flush_counters() {
     if (received_) slot_.received.fetch_add(std::exchange(received_, 0), std::memory_order_relaxed);
@@ -860,6 +903,8 @@ int Listener::run() {
     }
     routes_.refresh();
     slot_.seen_generation.store(routes_.generation(), std::memory_order_release);
+    aggregator_ =
+        AggregatorFeed::open(heritage_, heritage_.index, ("listener " + std::to_string(heritage_.index)).c_str());
     resume_accept_event_ = evtimer_new(base_, &Listener::on_resume_accept, this);
     if (heritage_.listen_fd >= 0) {
         accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);

@@ -25,7 +25,9 @@ void LiveRoutes::publish_all() {
 void LiveRoutes::refresh() {
     publish_all();  // lines already appended belong to the table they were routed by
     const Config& config = *heritage_.config;
-    const char* who = writer_ == Writer::listener ? "listener" : "failover";
+    const char* who = writer_ == Writer::listener ? "listener"
+        : writer_ == Writer::failover             ? "failover"
+                                                  : "aggregator";
     uint64_t generation = heritage_.control->header.generation.load(std::memory_order_acquire);
     std::vector<Target> next;
     std::vector<bool> in_ring;
@@ -50,7 +52,15 @@ void LiveRoutes::refresh() {
             LOG_ERROR("%s: destination %s: %s; not routing to it", who, target.text.c_str(), error.c_str());
             continue;
         }
-        const uint32_t ring = writer_ == Writer::listener ? heritage_.index : target.queue->ring_count() - 1;
+        uint32_t ring = writer_ == Writer::listener ? heritage_.index : target.queue->ring_count() - 1;
+        if (writer_ == Writer::aggregator) {
+            ring = aggregator_ring(config.workers);
+            if (ring + 1 >= target.queue->ring_count()) {  // the last ring is the redistribution ring
+                LOG_ERROR("%s: destination %s: its queue has no ring for the aggregator; not routing to it", who,
+                          target.text.c_str());
+                continue;
+            }
+        }
         target.producer = std::make_unique<shm::RingProducer>(*target.queue, ring, config.queue_cap);
         next.push_back(std::move(target));
     }
@@ -81,7 +91,7 @@ void LiveRoutes::refresh() {
         for (size_t i = 0; i < targets_.size(); ++i) {
             long slot = targets_[i].type == shm::DestinationType::tcp ? table_->find_slot(targets_[i].text) : -1;
             if (slot < 0) {
-                if (writer_ == Writer::listener && targets_[i].type != shm::DestinationType::tcp)
+                if (writer_ != Writer::failover && targets_[i].type != shm::DestinationType::tcp)
                     mirrors_.push_back(static_cast<uint16_t>(i));
                 continue;
             }
@@ -101,7 +111,7 @@ void LiveRoutes::refresh() {
             const Target& t = targets_[i];
             const bool member = broadcast ? t.type != shm::DestinationType::console : is_in_ring(t);
             if (!member) {
-                if (writer_ == Writer::listener && (broadcast || t.type != shm::DestinationType::tcp))
+                if (writer_ != Writer::failover && (broadcast || t.type != shm::DestinationType::tcp))
                     mirrors_.push_back(static_cast<uint16_t>(i));
                 continue;
             }

@@ -26,9 +26,10 @@ public:
         std::unique_ptr<shm::RingProducer> producer;
     };
 
-    enum class Writer { listener, failover };
+    enum class Writer { listener, failover, aggregator };
     // listener: writes ring `heritage.index` of every queue and the mirrors (console, HTTPS gateways).
     // failover: writes each queue's redistribution ring (the last), never `own_slot`'s, never a mirror.
+    // aggregator: as a listener, into the aggregator's ring of every queue (aggregator_ring()).
     LiveRoutes(const Heritage& heritage, Writer writer, uint32_t own_slot = shm::kNoSlot);
 
     // Whether the supervisor changed the destination table since the last refresh.

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Differential test: polymur's aggregation engine against carbon-c-relay 3.7.3 run live.
+"""Differential test: polymur's aggregation engine, and polymur itself running, against carbon-c-relay 3.7.3 run live.
 
-usage: differential.py AGGREGATE_REPLAY
+usage: differential.py AGGREGATE_REPLAY [POLYMUR]
+
+With POLYMUR, the relay runs too (two listener workers, its aggregator process, a sink of its own) and gets the
+same batches over four connections at the same moments as carbon-c-relay; what its sink receives must agree with
+carbon-c-relay's in the same way, and hold no bucket twice.
 
 carbon-c-relay (the oracle) runs on 127.0.0.1 with RULES below and a sink; the same timestamped points go to it
 over four connections at once (several listeners' worth), in two batches 14 s apart, and to polymur's engine
@@ -118,15 +122,15 @@ def at_start_of_second():
         time.sleep(1 - now % 1 + 0.01)
 
 
-def send_batch(port, lines):
-    """Four connections at once, each a quarter of the lines."""
+def send_batch(ports, lines):
+    """Four connections at once to each relay, each a quarter of the lines."""
     parts = [lines[i::4] for i in range(4)]
 
-    def one(part):
+    def one(port, part):
         with socket.create_connection(("127.0.0.1", port)) as c:
             c.sendall("".join(part).encode())
 
-    threads = [threading.Thread(target=one, args=(p,)) for p in parts]
+    threads = [threading.Thread(target=one, args=(port, p)) for p in parts for port in ports]
     for t in threads:
         t.start()
     for t in threads:
@@ -173,8 +177,34 @@ def parse(lines):
     return out
 
 
+def compare(want, have, who):
+    failures = 0
+    for key in sorted(set(want) | set(have)):
+        w, h = want.get(key), have.get(key)
+        if w is None or h is None or abs(w - h) > 1e-9 * max(1.0, abs(w)) + 1e-6:
+            failures += 1
+            if failures <= 20:
+                print(f"DIFF {key[0]} {key[1]}: carbon-c-relay {w}, {who} {h}")
+    return failures
+
+
+def start_polymur(binary, work, rules_text):
+    sink = Sink()
+    conf = os.path.join(work, "polymur-rules.conf")
+    with open(conf, "w") as f:
+        f.write(rules_text.replace("SINK", str(sink.port)))
+    port, api = free_port(), free_port()
+    proc = subprocess.Popen([binary, "--rules=" + conf, f"--listen-addr=127.0.0.1:{port}",
+                             f"--api-addr=127.0.0.1:{api}", "--state-dir=" + os.path.join(work, "polymur-state"),
+                             "--workers=2"], stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(work, "polymur.log"), "w"))
+    wait_listening(port, proc, time.time() + 10)
+    return proc, port, sink
+
+
 def main():
     replay = sys.argv[1]
+    polymur = sys.argv[2] if len(sys.argv) > 2 else None
     if not os.path.exists(RELAY):
         print("carbon-c-relay is not installed: skipped")
         return 77
@@ -187,18 +217,23 @@ def main():
     port = free_port()
     relay = subprocess.Popen([RELAY, "-f", conf, "-p", str(port), "-s", "-w", "2"], stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(work, "relay.log"), "w"))
+    ports = [port]
+    live = None
     try:
         wait_listening(port, relay, time.time() + 10)
+        if polymur:
+            live, live_port, live_sink = start_polymur(polymur, work, RULES)
+            ports.append(live_port)
         s1 = at_start_of_second()
         first = batch_one(s1, rng)
-        send_batch(port, first)
+        send_batch(ports, first)
         while time.time() < s1 + 14:
             time.sleep(0.1)
         s2 = at_start_of_second()
         # Buckets whose start + expire + interval + 2 s has passed are emitted in carbon-c-relay for sure.
         emitted_before = floor_to(s2 - EXPIRE - INTERVAL - 2, INTERVAL)
         second = batch_two(s2, emitted_before, rng)
-        send_batch(port, second)
+        send_batch(ports, second)
         # The last bucket (the one s2 falls in) is out by its start + expire + interval (+1 s tick).
         done_by = floor_to(s2, INTERVAL) + EXPIRE + INTERVAL + 3
         while time.time() < done_by:
@@ -206,6 +241,9 @@ def main():
     finally:
         relay.terminate()
         relay.wait(timeout=10)
+        if live:
+            live.terminate()
+            live.wait(timeout=30)
     with sink.lock:
         relay_lines = list(sink.lines)
     events = [f"@{s1 * 1000 + 100}\n", *first, f"@{s2 * 1000 + 100}\n", *second, "@END\n"]
@@ -213,13 +251,13 @@ def main():
                          stderr=subprocess.PIPE, timeout=60, check=True)
     want, have = parse(relay_lines), parse(got.stdout.decode().splitlines())
     print(f"carbon-c-relay: {len(want)} aggregate metrics; polymur's engine: {len(have)} ({got.stderr.decode().strip()})")
-    failures = 0
-    for key in sorted(set(want) | set(have)):
-        w, h = want.get(key), have.get(key)
-        if w is None or h is None or abs(w - h) > 1e-9 * max(1.0, abs(w)) + 1e-6:
-            failures += 1
-            if failures <= 20:
-                print(f"DIFF {key[0]} {key[1]}: carbon-c-relay {w}, polymur {h}")
+    failures = compare(want, have, "polymur's engine")
+    if live:
+        with live_sink.lock:
+            live_lines = list(live_sink.lines)
+        running = parse(live_lines)
+        print(f"polymur running: {len(running)} aggregate metrics")
+        failures += compare(want, running, "polymur running")
     if len(want) < 50:
         print("FAIL: carbon-c-relay produced too few aggregates for the comparison to mean anything")
         failures += 1

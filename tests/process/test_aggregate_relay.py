@@ -1,0 +1,121 @@
+"""Aggregate rules in the running relay: listener workers queue the points, the aggregator process computes the
+buckets and writes them back through routing (docs/AGGREGATION.md). Each test sends the same points over four
+connections (two listener workers) and wants exactly the expected results at the sink, each bucket once: without
+disruption, with a kill -9 of the aggregator while buckets are open (one already emitted, one still open), and
+with a full restart of the relay (SIGTERM, start again on the same state directory) at the same moment.
+"""
+import os
+import shutil
+import signal
+import tempfile
+import time
+import unittest
+
+from harness import TIME_FACTOR, RelayTestCase, send_lines, wait_until
+
+HOSTS = 24
+VALUES = 5
+EXPIRE = max(4, int(4 * TIME_FACTOR))  # seconds a bucket stays open after it ends; interval 1 s
+
+RULES = """cluster sink forward 127.0.0.1:{port};
+aggregate ^in\\.([^.]+)\\.x$
+    every 1 seconds expire after {expire} seconds
+    compute sum write to agg.\\1.sum
+    compute count write to agg.\\1.count
+    compute max write to agg.\\1.max
+    send to sink stop;
+match * send to sink;
+"""
+
+
+def points(early, late):
+    """Points of two buckets per host: `early` (emitted soon), `late` (open EXPIRE seconds more)."""
+    lines, expected = [], {}
+    for h in range(HOSTS):
+        for ts in (early, late):
+            values = [h * 10 + j + (ts % 7) for j in range(VALUES)]
+            lines += ["in.h%d.x %d %d" % (h, v, ts) for v in values]
+            end = ts + 1  # timestamp at end of bucket (the default)
+            expected["agg.h%d.sum %f %d" % (h, sum(values), end)] = ts
+            expected["agg.h%d.count %d %d" % (h, len(values), end)] = ts
+            expected["agg.h%d.max %f %d" % (h, max(values), end)] = ts
+    return lines, expected
+
+
+class AggregateRelayTest(RelayTestCase):
+    def start(self):
+        self.sink_ = self.sink()
+        rules = os.path.join(self.make_dir(), "rules.conf")
+        with open(rules, "w") as f:
+            f.write(RULES.format(port=self.sink_.port, expire=EXPIRE))
+        return self.relay("--rules=" + rules, workers=2)
+
+    def make_dir(self):
+        d = tempfile.mkdtemp(prefix="aggregate-test-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+    def aggregates(self):
+        return [line for line in self.sink_.lines() if line.startswith("agg.")]
+
+    def aggregator_pid(self, relay):
+        return next((pid for pid, title in relay.children().items() if title == "polymur: aggregator"), None)
+
+    def run_scenario(self, disrupt):
+        relay = self.start()
+        wait_until(lambda: self.aggregator_pid(relay), 10, message="the aggregator process")
+        t0 = int(time.time())
+        early, late = t0 - EXPIRE + 2, t0 + 1
+        lines, expected = points(early, late)
+        send_lines(relay.port, lines, connections=4)
+        early_results = 3 * HOSTS
+        # Every point is in a bucket, and the early buckets are out: the late ones are open now.
+        wait_until(lambda: relay.stats()["aggregator"]["points"] >= 3 * len(lines), 10, message="points taken")
+        wait_until(lambda: relay.stats()["aggregator"]["buckets_emitted"] >= early_results, 10 + EXPIRE,
+                   message="the early buckets emitted")
+        stats = relay.stats()["aggregator"]
+        self.assertEqual(stats["buckets_emitted"], early_results, "a late bucket came out early: the test's timing")
+        self.assertGreater(stats["queued"], 0, "the open buckets' points must still be queued")
+        if disrupt:
+            disrupt(relay)
+        wait_until(lambda: len(self.aggregates()) >= len(expected), 20 + 2 * EXPIRE, message="every result")
+        # Queue committed once the last bucket is out; anything emitted twice would be there by now.
+        wait_until(lambda: relay.stats()["aggregator"]["queued"] == 0, 10, message="the queue committed")
+        wait_until(self.sink_.quiescent, 10, message="the sink quiet")
+        got = self.aggregates()
+        duplicates = sorted({line for line in got if got.count(line) > 1})
+        self.assertEqual(duplicates, [], "buckets emitted twice")
+        self.assertEqual(sorted(got), sorted(expected), "results differ from the expected buckets")
+        # The points themselves are not forwarded (the rule ends with stop).
+        self.assertFalse([line for line in self.sink_.lines() if line.startswith("in.")])
+        return relay
+
+    def test_buckets_computed_across_listeners(self):
+        relay = self.run_scenario(None)
+        stats = relay.stats()
+        self.assertEqual(stats["aggregator"]["late"], 0)
+        self.assertEqual(stats["aggregator"]["deaths"], 0)
+        self.assertEqual(stats["unroutable"], 0, "points an aggregate took are not unroutable")
+
+    def test_kill_9_of_the_aggregator_mid_bucket_loses_nothing_and_repeats_nothing(self):
+        def kill(relay):
+            pid = self.aggregator_pid(relay)
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: self.aggregator_pid(relay) not in (None, pid), 10, message="aggregator restarted")
+
+        relay = self.run_scenario(kill)
+        stats = relay.stats()["aggregator"]
+        self.assertEqual(stats["deaths"], 1)
+        self.assertGreater(stats["replayed"], 0, "the restarted aggregator read the emitted buckets' points again")
+
+    def test_restart_of_the_relay_mid_bucket_loses_nothing_and_repeats_nothing(self):
+        def restart(relay):
+            self.assertEqual(relay.stop(), 0)
+            relay.start()
+
+        relay = self.run_scenario(restart)
+        self.assertGreater(relay.stats()["aggregator"]["replayed"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,42 @@
+// A listener's side of aggregation: every point an aggregate rule took (RouteResult::feeds) is appended to the
+// aggregator's input queue (aggregator.queue under --state-dir), in the listener's own ring, as the record
+//     RULE RECEIVED NAME VALUE TIMESTAMP\n
+// RULE the aggregate rule's index, RECEIVED the Unix second the listener read it (the aggregator judges the
+// point's window by it, also when it reads the queue again after a restart), NAME as that rule saw it. No
+// allocation per point; a full queue drops the point and counts it (the queue's dropped count).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/heritage.hpp"
+#include "route/routing_table.hpp"
+#include "shm/queue.hpp"
+
+namespace polymur {
+
+class AggregatorFeed {
+public:
+    // The feed of ring `ring` of the aggregator's queue; nullptr (logged) when the table has no aggregate rules
+    // or the queue cannot be opened.
+    static std::unique_ptr<AggregatorFeed> open(const Heritage& heritage, uint32_t ring, const char* who);
+
+    // Appends one record per feed of `result` (the lookup of the line just routed).
+    void add(const route::RouteResult& result, std::string_view value, std::string_view timestamp,
+             std::string_view received);
+    // Makes the appended records visible to the aggregator, and re-reads its progress for the next batch.
+    void publish() {
+        producer_->publish();
+        producer_->refresh();
+    }
+    shm::QueueFile& queue() { return *queue_; }
+
+private:
+    std::unique_ptr<shm::QueueFile> queue_;
+    std::unique_ptr<shm::RingProducer> producer_;
+    std::vector<std::string> rule_text_;  // "12 " per aggregate rule, made once
+};
+
+}  // namespace polymur
