@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: `./dev.sh run` installs what is missing, builds and runs polymur in the foreground;
 # `./dev.sh test` builds and runs every test: the normal build with every test, then a clang build with
-# ASan + UBSan running the unit and process tests, then every fuzz target for a bounded time (README,
-# Tests). `./dev.sh test <ctest options>` runs only the normal build's ctest with those options.
+# ASan + UBSan running the unit tests and the process tests labelled sanitize, with every fuzz target for a
+# bounded time beside them (README, Tests). `./dev.sh test <ctest options>` runs only the normal build's ctest with those options.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -38,12 +38,48 @@ install_missing() {
 
 # build <directory> [cmake options]
 build() {
+    configure "$@"
+    cmake --build "$1" -j"$(nproc)"
+}
+
+# configure <directory> [cmake options]
+configure() {
     local directory=$1
     shift
     # -Werror for developers and CI only (a plain `cmake` build leaves it off).
     cmake -S . -B "$directory" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOLYMUR_WERROR=ON "$@" >/dev/null
-    cmake --build "$directory" -j"$(nproc)"
 }
+
+# background <log> <command...>: runs the command at the lowest CPU priority in a process group of its own
+# (so that exit can end all of it), its output in <log>; sets background_pid. The tests in the foreground
+# mostly wait on sockets, timers and child processes; nice 19 gives the command only the CPU they leave.
+background_pids=()
+background() {
+    local log=$1
+    shift
+    setsid -w nice -n 19 "$@" >"$log" 2>&1 </dev/null &
+    background_pid=$!
+    background_pids+=("$background_pid")
+}
+# finish <pid> <log> <what>: waits for a background command; on failure shows its log and fails.
+finish() {
+    local status=0
+    wait "$1" || status=$?
+    local pid kept=()
+    for pid in "${background_pids[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+    background_pids=("${kept[@]}")
+    if [ "$status" != 0 ]; then
+        cat "$2" >&2
+        echo "dev.sh: $3 failed (log above: $2)" >&2
+        exit 1
+    fi
+}
+end_background() {
+    local pid
+    for pid in "${background_pids[@]}"; do kill -- "-$pid" 2>/dev/null; done
+    return 0
+}
+trap end_background EXIT
 
 stage() { echo "dev.sh: === $* ($(date -u +%H:%M:%S))" >&2; }
 
@@ -61,20 +97,31 @@ case "$command" in
         ;;
     test)
         install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${SANITIZE_PACKAGES[@]}"
-        stage "normal build, every test"
+        stage "normal build"
         build build
         if [ $# -gt 0 ]; then
             cd build
             exec ctest --output-on-failure -j2 "$@"
         fi
-        (cd build && ctest --output-on-failure -j2)
         # One clang build serves the sanitizer tests and the fuzz targets (POLYMUR_FUZZ implies
-        # POLYMUR_SANITIZE=address,undefined).
-        stage "sanitizer build (clang, ASan + UBSan): unit and process tests"
-        build build-sanitize -DCMAKE_CXX_COMPILER=clang++ -DPOLYMUR_FUZZ=ON
-        (cd build-sanitize && ctest --output-on-failure -j2 -L 'unit|process')
-        stage "fuzz targets"
-        (cd build-sanitize && ctest --output-on-failure -j2 -L fuzz)
+        # POLYMUR_SANITIZE=address,undefined). It builds in the background while the normal build's tests run.
+        configure build-sanitize -DCMAKE_CXX_COMPILER=clang++ -DPOLYMUR_FUZZ=ON
+        background build-sanitize/build.log cmake --build build-sanitize -j"$(nproc)"
+        sanitize_build=$background_pid
+        stage "normal build: every test (the sanitizer build in the background: build-sanitize/build.log)"
+        (cd build && ctest --output-on-failure -j2)
+        stage "sanitizer build (clang, ASan + UBSan): waiting for it to finish"
+        finish "$sanitize_build" build-sanitize/build.log "the sanitizer build"
+        # The fuzz targets (CPU-bound, each for a fixed time) run in the background beside the sanitized
+        # unit tests and the process tests labelled sanitize (tests/process/CMakeLists.txt), which mostly
+        # wait. From build-sanitize/fuzz, ctest runs the fuzz targets alone and keeps its own Testing/.
+        background build-sanitize/fuzz.log sh -c 'cd build-sanitize/fuzz && ctest --output-on-failure -j2'
+        fuzz=$background_pid
+        stage "sanitizer build: unit tests and the process tests labelled sanitize (fuzz targets in the background)"
+        (cd build-sanitize && ctest --output-on-failure -j2 -L 'unit|sanitize')
+        stage "fuzz targets: waiting for them to finish"
+        finish "$fuzz" build-sanitize/fuzz.log "the fuzz targets"
+        cat build-sanitize/fuzz.log
         stage "all passed"
         ;;
     *)

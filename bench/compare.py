@@ -462,6 +462,37 @@ class Bench:
         self.serial = 0
         self.failures = []
 
+    def alternate(self, relays, name, run_one, describe, all_results, verbose=True):
+        """--repeat rounds of run_one(relay) over `relays` in turn; a run that fails is recorded in
+        the failures and left out. Returns relay -> the median of its runs (median_result)."""
+        runs = {r: [] for r in relays}
+        for rep in range(self.args.repeat):
+            for relay in relays:
+                try:
+                    r = run_one(relay)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                    self.failures.append("%s on %s: %s" % (relay, name, e))
+                    log("   %s: run failed: %s" % (relay, e))
+                    continue
+                if r is None:
+                    continue
+                r["repeat"] = rep
+                runs[relay].append(r)
+                all_results.append(r)
+                if verbose:
+                    log("   run %d %-15s %s" % (rep + 1, relay, describe(r)))
+        return {relay: median_result(rs) for relay, rs in runs.items() if rs}
+
+    def close(self, report):
+        """Writes --json (`report` plus the failures) and removes the work directory unless --keep."""
+        if self.args.json:
+            with open(self.args.json, "w") as f:
+                json.dump(dict(report, args=vars(self.args), failures=self.failures), f, indent=1)
+        if self.args.keep:
+            log("work directory kept: %s" % self.workdir)
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
     def make_relay(self, relay, sink_ports, distribution):
         self.serial += 1
         tag = str(self.serial)
@@ -898,23 +929,12 @@ def main():
                 log("   %s to %d destinations, %d connections, %d metrics" % (
                     "carbon_ch hash-route" if wl["distribution"] == "hash" else "broadcast", wl["destinations"],
                     wl["connections"], wl["count"]))
-            runs = {r: [] for r in relays}
-            for rep in range(args.repeat):
-                for relay in relays:
-                    if relay == "forwarder" and wl["kind"] == "idle":
-                        continue  # a thread per connection is no reference for idle memory
-                    try:
-                        r = bench.run_idle(relay, wl) if wl["kind"] == "idle" else bench.run_flow(relay, wl)
-                    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-                        bench.failures.append("%s on %s: %s" % (relay, wl["name"], e))
-                        log("   %s: run failed: %s" % (relay, e))
-                        continue
-                    r["repeat"] = rep
-                    runs[relay].append(r)
-                    all_results.append(r)
-                    if args.repeat > 1:
-                        log("   run %d %-15s %s" % (rep + 1, relay, short(r)))
-            table[wl["name"]] = {relay: median_result(rs) for relay, rs in runs.items() if rs}
+            def run_one(relay, wl=wl):
+                if relay == "forwarder" and wl["kind"] == "idle":
+                    return None  # a thread per connection is no reference for idle memory
+                return bench.run_idle(relay, wl) if wl["kind"] == "idle" else bench.run_flow(relay, wl)
+
+            table[wl["name"]] = bench.alternate(relays, wl["name"], run_one, short, all_results, args.repeat > 1)
             print_workload(wl, table[wl["name"]])
             if wl.get("distribution") == "hash":
                 splits = {relay: res["per_sink"] for relay, res in table[wl["name"]].items()}
@@ -922,14 +942,7 @@ def main():
         print_targets(workloads, table)
         log("\nload average at end: %s" % loadavg())
     finally:
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"machine": info, "args": vars(args), "workloads": workloads, "results": all_results,
-                           "failures": bench.failures}, f, indent=1)
-        if args.keep:
-            log("work directory kept: %s" % bench.workdir)
-        else:
-            shutil.rmtree(bench.workdir, ignore_errors=True)
+        bench.close({"machine": info, "workloads": workloads, "results": all_results})
     if bench.failures:
         log("\nundelivered / incomplete:")
         for f in bench.failures:

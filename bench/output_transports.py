@@ -1,27 +1,27 @@
 #!/usr/bin/env python3
-"""Output throughput of polymur per destination scheme: plaintext TCP, tls:// and pickle://
-(docs/PERFORMANCE.md). Not a test: it prints figures, with the load average, and asserts nothing.
+"""Output throughput of polymur per destination scheme: plaintext TCP, tls://, lz4://, gzip://,
+lz4+tls://, gzip+tls:// and pickle:// (docs/PERFORMANCE.md). Not a test: it prints figures, with the
+load average, and asserts nothing.
 
 For each scheme a polymur relay queues --count lines for a destination that is not listening yet (so
-the queue fills first and the input side is not what is measured); then a receiver starts and the rate
-is the lines polymur confirmed (its `stats` sent, checked to be all of them) divided by the time from
-the first byte the receiver read to the last. The receiver is one Python process reading 1 MiB at
-a time (through Python's ssl, i.e. OpenSSL, for tls://) and discarding what it reads.
+the queue fills first and the input side is not what is measured); then the receiver starts and the
+rate is the lines polymur confirmed (its `stats` sent, checked to be all of them) divided by the time
+from the first byte the receiver read to the last. The receiver is polymur-transport-sink
+(bench/transport_sink.cpp, C++: OpenSSL for TLS, polymur's own stream decoder for gzip and LZ4), which
+also checks that every line came out of the decoder. The schemes run in turn, --repeat rounds, so a
+change of machine load hits all of them alike.
 
-usage: bench/output_transports.py [--count N] [--repeat N] [--polymur-bin PATH]
+usage: bench/output_transports.py [--count N] [--repeat N] [--schemes a,b] [--polymur-bin PATH]
 (build first: cmake --build build; needs the openssl command)
 """
 import argparse
 import json
-import multiprocessing
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -29,35 +29,22 @@ import compare  # noqa: E402  (free_port, wait_until, loadavg)
 from outage import admin  # noqa: E402
 
 
-def receive(port, cert, key, first, last, received):
-    """Accepts connections on 127.0.0.1:port (TLS when `cert`) and reads until each closes, noting the
-    time of the first and the last byte and how many bytes came."""
-    server = socket.create_server(("127.0.0.1", port))
-    context = None
+def start_sink(sink_bin, port, cert, key, tmp):
+    args = [sink_bin, "--port", str(port)]
     if cert:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-    buf = bytearray(1 << 20)
-    while True:
-        conn, _ = server.accept()
-        if context:
-            try:
-                conn = context.wrap_socket(conn, server_side=True)
-            except (ssl.SSLError, OSError):
-                continue
-        with conn:
-            try:
-                while True:
-                    n = conn.recv_into(buf)
-                    if not n:
-                        break
-                    now = time.monotonic()
-                    if not first.value:
-                        first.value = now
-                    last.value = now
-                    received.value += n
-            except (ssl.SSLError, OSError):
-                pass
+        args += ["--cert", cert, "--key", key]
+    out = open(os.path.join(tmp, "sink-%d.out" % port), "w+")
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return proc, out
+
+
+def sink_totals(out):
+    """The receiver's last report: wire, decoded, lines, first_ns, last_ns (or None)."""
+    out.seek(0)
+    reports = [line for line in out.read().splitlines() if line.startswith("wire=")]
+    if not reports:
+        return None
+    return {k: int(v) for k, v in (field.split("=") for field in reports[-1].split())}
 
 
 def make_certificate(directory):
@@ -73,18 +60,19 @@ def must(predicate, timeout, what, interval=0.05):
         raise SystemExit("output_transports.py: timed out waiting for " + what)
 
 
-def run(polymur_bin, scheme, count, cert, key, tmp):
+def run(polymur_bin, sink_bin, scheme, count, cert, key, tmp):
     listen, api, dest_port = compare.free_port(), compare.free_port(), compare.free_port()
     dest = "%s127.0.0.1:%d" % (scheme, dest_port)
+    tls = "tls" in scheme
     state = tempfile.mkdtemp(prefix="state-", dir=tmp)
     args = [polymur_bin, "--listen-addr=127.0.0.1:%d" % listen, "--api-addr=127.0.0.1:%d" % api, "--state-dir=" + state,
             "--workers=2", "--reconnect-interval=1", "--destinations=" + dest, "--queue-bytes=%d" % (count * 80),
             "--queue-cap=%d" % (count * 2), "--self-metrics-interval=0"]
-    if scheme == "tls://":
+    if tls:
         args.append("--destination-ca=" + cert)
-    log = open(os.path.join(tmp, "polymur-%s.log" % scheme.strip(":/") or "plain"), "wb")
+    log = open(os.path.join(tmp, "polymur-%s.log" % (scheme.strip(":/").replace("+", "_") or "plain")), "wb")
     relay = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
-    receiver = None
+    sink = out = None
     try:
         must(lambda: compare.is_listening(api), 10, "the admin port")
 
@@ -100,49 +88,60 @@ def run(polymur_bin, scheme, count, cert, key, tmp):
         must(lambda: stats()["queued"] == count, 120, "the queue to fill")
         output = [pid for pid in compare.descendants(relay.pid) if compare.cmdline(pid).startswith("polymur: output")]
         ticks_before = sum(compare.cpu_ticks(output).values())
-        first, last, received = (multiprocessing.Value("d", 0.0), multiprocessing.Value("d", 0.0),
-                                 multiprocessing.Value("q", 0))
-        receiver = multiprocessing.Process(target=receive, args=(dest_port, cert if scheme == "tls://" else None, key,
-                                                                  first, last, received), daemon=True)
-        receiver.start()
+        sink, out = start_sink(sink_bin, dest_port, cert if tls else None, key, tmp)
         must(lambda: stats()["sent"] >= count, 600, "every line confirmed", interval=0.05)
-        # Confirmed means acknowledged by the receiver's kernel: let the receiver read the rest.
-        def quiet():
-            before = received.value
-            time.sleep(0.2)
-            return received.value == before
-        must(quiet, 30, "the receiver to read everything")
-        elapsed = last.value - first.value
+        # Confirmed means acknowledged by the receiver's kernel: let the receiver read (and decode) the rest.
+        want = len(lines) if scheme != "pickle://" else None
+        must(lambda: (sink_totals(out) or {}).get("decoded", 0) >= (want or 1) and
+             (want is not None or sink_totals(out)["wire"] > 0), 60, "the receiver to read everything", interval=0.1)
+        totals = sink_totals(out)
+        if want is not None and (totals["decoded"] != len(lines) or totals["lines"] != count):
+            raise SystemExit("output_transports.py: %s: the receiver decoded %d lines (%d bytes), expected %d" %
+                             (scheme, totals["lines"], totals["decoded"], count))
+        elapsed = (totals["last_ns"] - totals["first_ns"]) / 1e9
         busy = (sum(compare.cpu_ticks(output).values()) - ticks_before) / os.sysconf("SC_CLK_TCK") / elapsed
-        return count / elapsed, len(lines), busy
+        return count / elapsed, len(lines), totals["wire"], busy
     finally:
         relay.terminate()
         relay.wait(30)
         log.close()
-        if receiver:
-            receiver.terminate()
-            receiver.join()
+        if sink:
+            sink.terminate()
+            sink.wait(10)
+            out.close()
+
+
+SCHEMES = ("", "tls://", "lz4://", "gzip://", "lz4+tls://", "gzip+tls://", "pickle://")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=5000000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--schemes", default=",".join(s or "plain" for s in SCHEMES),
+                        help="comma-separated, 'plain' for plaintext TCP")
     parser.add_argument("--polymur-bin", default=os.path.join(HERE, "..", "build", "polymur"))
+    parser.add_argument("--sink-bin", default=os.path.join(HERE, "..", "build", "polymur-transport-sink"))
     args = parser.parse_args()
+    schemes = ["" if s == "plain" else s for s in args.schemes.split(",")]
     tmp = tempfile.mkdtemp(prefix="polymur-bench-output-")
     try:
         cert, key = make_certificate(tmp)
-        print("output throughput, %d lines per run, median of %d; load average before: %s" %
+        print("output throughput, %d lines per run, median of %d (the schemes in turn); load average before: %s" %
               (args.count, args.repeat, compare.loadavg()))
+        runs = {scheme: [] for scheme in schemes}
+        for _ in range(args.repeat):
+            for scheme in schemes:
+                runs[scheme].append(run(args.polymur_bin, args.sink_bin, scheme, args.count, cert, key, tmp))
         plain = None
-        for scheme, name in (("", "plaintext TCP"), ("tls://", "tls://"), ("pickle://", "pickle://")):
-            runs = sorted(run(args.polymur_bin, scheme, args.count, cert, key, tmp) for _ in range(args.repeat))
-            rate, size, busy = runs[len(runs) // 2]
+        for scheme in schemes:
+            ordered = sorted(runs[scheme])
+            rate, size, wire, busy = ordered[len(ordered) // 2]
             plain = plain or rate
-            print("%-14s %10.0f lines/s  %7.1f MB/s of lines  output process %3.0f%% of a core  (%.2f of plaintext; "
-                  "runs: %s)" % (name, rate, rate * size / args.count / 1e6, busy * 100, rate / plain,
-                                 ", ".join("%.0f" % r[0] for r in runs)))
+            print("%-14s %10.0f lines/s  %7.1f MB/s of lines  %6.1f MB/s on the wire  output process %3.0f%% of a core"
+                  "  (%.2f of %s; runs: %s)" % (scheme or "plaintext TCP", rate, rate * size / args.count / 1e6,
+                                               rate * wire / args.count / 1e6, busy * 100, rate / plain,
+                                               schemes[0] or "plaintext", ", ".join("%.0f" % r[0] for r in runs[scheme])))
         print("load average after: %s" % compare.loadavg())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

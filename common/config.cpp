@@ -309,10 +309,12 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("connect-timeout-ms", unsigned_value(&config.connect_timeout_ms), "milliseconds before a connect attempt fails")
         ("max-line-length", unsigned_value(&config.max_line_length), "longest accepted line in bytes; longer lines are dropped and counted")
         ("idle-timeout", unsigned_value(&config.idle_timeout_s), "seconds before an idle client connection is closed (0: never)")
+        ("linger-ms", unsigned_value(&config.linger_ms), "at moderate rates, milliseconds a listener or output lets more lines gather after a small read or write, before the next (0: never; at most 100)")
         ("stats-interval", unsigned_value(&config.stats_interval_s), "seconds between the rate lines in the log")
         ("sync-interval", unsigned_value(&config.sync_interval_s), "seconds between writing queue data back to disk (fdatasync), so a power loss loses at most about that much (0: off, the kernel writes back on its own)")
         ("drain-timeout", unsigned_value(&config.drain_timeout_s), "seconds an output may spend delivering its queue on shutdown")
         ("stall-timeout", unsigned_value(&config.stall_timeout_s), "seconds without a heartbeat (or, for an output, without the destination accepting data) before a child is restarted")
+        ("backoff-reset", unsigned_value(&config.backoff_reset_s), "seconds a restarted child must live for its next restart to wait the first delay (100 ms) again instead of double the last")
         ("mode", po::value(&mode), "relay, proxy or gateway (default from the program name: polymur-proxy, polymur-gateway)")
         ("https-listen-addr", po::value(&config.https_listen_addr), "HTTPS ingest listener host:port (POST /ingest, client certificates required)")
         ("listen-port", po::value<std::string>(), "gateway: HTTPS port on --listen-addr (Polymur-gateway style)")
@@ -334,9 +336,9 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("client-cert", po::value(&config.client_cert), "proxy: this site's client certificate (PEM)")
         ("client-key", po::value(&config.client_key), "proxy: this site's client key (PEM)")
         ("batch-bytes", unsigned_value(&config.batch_bytes), "HTTPS destinations: uncompressed bytes per POST")
-        ("destination-ca", po::value(&config.destination_ca), "tls:// destinations: CA certificates (PEM) that verify them (default: the system's trusted certificates)")
-        ("destination-cert", po::value(&config.destination_cert), "tls:// destinations: client certificate (PEM) presented to them (optional)")
-        ("destination-key", po::value(&config.destination_key), "tls:// destinations: private key (PEM) of --destination-cert")
+        ("destination-ca", po::value(&config.destination_ca), "tls:// and +tls:// destinations: CA certificates (PEM) that verify them (default: the system's trusted certificates)")
+        ("destination-cert", po::value(&config.destination_cert), "tls:// and +tls:// destinations: client certificate (PEM) presented to them (optional)")
+        ("destination-key", po::value(&config.destination_key), "tls:// and +tls:// destinations: private key (PEM) of --destination-cert")
         ("self-metrics-interval", unsigned_value(&config.self_metrics_interval_s), "seconds between polymur's own metrics, sent through its own routing (0: off)")
         ("self-metrics-prefix", po::value(&config.self_metrics_prefix), "prefix of polymur's own metrics (default carbon.relays.<short hostname>)")
         ("check-config", po::bool_switch(&config.check_config), "check the configuration (file, environment, command line) and exit")
@@ -483,10 +485,11 @@ std::string validate_config(const Config& config) {
         return std::to_string(config.destinations.size()) + " destinations configured; --max-destinations is " +
             std::to_string(config.max_destinations);
     if (config.admin_max_connections < 1) return "--admin-max-connections must be at least 1";
+    if (config.linger_ms > 100) return "--linger-ms must be at most 100";
     std::vector<route::Destination> ring_members;
     bool https_destination = false;
     for (const std::string& text : config.destinations) {
-        if (transport_of(text) == Transport::https) {  // checked below with the TLS options
+        if (transport_of(text) == DestinationTransport::https) {  // checked below with the TLS options
             https_destination = true;
             continue;
         }
@@ -502,6 +505,7 @@ std::string validate_config(const Config& config) {
     if (config.reconnect_interval_s == 0) return "--reconnect-interval must be at least 1";
     if (config.stats_interval_s == 0) return "--stats-interval must be at least 1";
     if (config.stall_timeout_s < 1) return "--stall-timeout must be at least 1";
+    if (config.backoff_reset_s < 1) return "--backoff-reset must be at least 1";
     if (config.mode == Mode::proxy && config.gateway.empty()) return "the proxy needs --gateway https://host:port";
     if (config.mode == Mode::gateway && config.https_listen_addr.empty() && config.http_listen_addr.empty())
         return "the gateway needs --listen-port (or --https-listen-addr, or --http-listen-addr)";

@@ -59,10 +59,12 @@ struct Config {
     uint32_t connect_timeout_ms = 3000;
     uint32_t max_line_length = 16384;
     uint32_t idle_timeout_s = 600;
+    uint32_t linger_ms = 3;  // at moderate rates, how long listeners and outputs let lines gather (0: never)
     uint32_t stats_interval_s = 5;
     uint32_t drain_timeout_s = 5;
     uint32_t sync_interval_s = 0;           // 0: no fdatasync of queue data (the kernel writes back on its own)
     uint32_t stall_timeout_s = 30;          // a child without heartbeat or progress this long is restarted
+    uint32_t backoff_reset_s = 30;          // a child that lived this long restarts after the first delay again
     uint32_t self_metrics_interval_s = 60;  // 0: off
     std::string self_metrics_prefix;        // empty: carbon.relays.<short hostname>
     bool check_config = false;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/config.hpp"
+#include "common/destination_spec.hpp"
 #include "common/unique_fd.hpp"
 #include "shm/control.hpp"
 #include "shm/queue.hpp"
@@ -38,6 +39,8 @@ struct Heritage {
     // --rules: the table (built by the supervisor; after the fork each process's own copy, which follows the
     // runtime cluster membership, route/cluster_membership.hpp); nullptr: implicit.
     route::RoutingTable* rules = nullptr;
+    // output only: the destination as the supervisor parsed it when it registered it (nullptr: the console).
+    const DestinationSpec* destination = nullptr;
     pid_t supervisor_pid = 0;
 };
 

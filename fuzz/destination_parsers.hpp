@@ -25,6 +25,12 @@ inline void parse_destination_every_way(std::string_view text) {
     error.clear();
     if (route::parse_destination(text, destination, error)) {
         destination.address();
+        // The wire it parsed is the scheme written: the one spelling of it.
+        const std::string scheme = route::wire_scheme(destination.wire);
+        if (!scheme.empty() && destination.text.rfind(scheme + "://", 0) != 0) std::abort();
+        if (destination.wire.framing == route::Framing::pickle &&
+            destination.wire.compression != protocol::Compression::none)
+            std::abort();
     } else if (error.empty()) {
         std::abort();
     }
@@ -32,7 +38,8 @@ inline void parse_destination_every_way(std::string_view text) {
     error.clear();
     if (parse_destination_spec(text, spec, error)) {
         if (spec.transport != transport_of(text)) std::abort();
-        if (spec.transport == Transport::https && (spec.endpoint.port == 0 || spec.https.path.empty())) std::abort();
+        if (spec.transport == DestinationTransport::https && (spec.endpoint.port == 0 || spec.https.path.empty()))
+            std::abort();
     } else if (error.empty()) {
         std::abort();
     }

@@ -80,6 +80,7 @@ public:
     // Drops the stream and its pending output: the next write begins a new one (a new connection).
     void restart();
 
+    Compression compression() const { return compression_; }
     std::string_view pending() const { return {out_.data() + begin_, end_ - begin_}; }
     void consume(size_t n);
     const std::string& error() const { return error_; }

@@ -41,7 +41,54 @@ bool parse_python_int(std::string_view s, long& value) {
     return true;
 }
 
+// The scheme's parts, '+'-separated, each at most once and in the order pickle, gzip|lz4, tls.
+bool parse_scheme(std::string_view scheme, Wire& wire, std::string& why) {
+    int last = -1;  // the layer of the previous part: 0 framing, 1 compression, 2 tls
+    while (true) {
+        const size_t plus = scheme.find('+');
+        const std::string_view part = scheme.substr(0, plus);
+        int layer;
+        if (part == "pickle") {
+            layer = 0;
+            wire.framing = Framing::pickle;
+        } else if (part == "gzip" || part == "lz4") {
+            layer = 1;
+            wire.compression = part == "gzip" ? protocol::Compression::gzip : protocol::Compression::lz4;
+        } else if (part == "tls") {
+            layer = 2;
+            wire.tls = true;
+        } else {
+            why = "unknown scheme '" + net::printable(part, 32) + "'";
+            return false;
+        }
+        if (layer <= last) {
+            why = "scheme parts go once each, in the order pickle, gzip or lz4, tls (e.g. gzip+tls://)";
+            return false;
+        }
+        last = layer;
+        if (plus == std::string_view::npos) break;
+        scheme.remove_prefix(plus + 1);
+    }
+    if (wire.framing == Framing::pickle && wire.compression != protocol::Compression::none) {
+        why = "pickle frames cannot be compressed: carbon's pickle receivers read them as they are";
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
+
+std::string wire_scheme(const Wire& wire) {
+    std::string scheme;
+    auto add = [&](const char* part) {
+        if (!scheme.empty()) scheme += '+';
+        scheme += part;
+    };
+    if (wire.framing == Framing::pickle) add("pickle");
+    if (wire.compression != protocol::Compression::none) add(protocol::compression_name(wire.compression));
+    if (wire.tls) add("tls");
+    return scheme;
+}
 
 std::string Destination::address() const {
     std::string port_text = std::to_string(port);
@@ -53,18 +100,13 @@ bool parse_destination(std::string_view text, Destination& out, std::string& err
     const std::string_view trimmed = strip(text);
     const std::string quoted = net::quoted("", text);
     std::string_view s = trimmed;
-    Framing framing = Framing::line;
-    bool tls = false;
+    Wire wire;
     if (const size_t scheme_end = s.find("://"); scheme_end != std::string_view::npos) {
-        const std::string_view scheme = s.substr(0, scheme_end);
-        if (scheme == "pickle") {
-            framing = Framing::pickle;
-        } else if (scheme == "tls") {
-            tls = true;
-        } else {
-            error = "invalid destination " + quoted + ": unknown scheme '" + net::printable(scheme, 32) +
-                "://' (expected host:port[:instance], pickle://host:port[:instance], tls://host:port[:instance] or "
-                "https://host:port)";
+        std::string why;
+        if (!parse_scheme(s.substr(0, scheme_end), wire, why)) {
+            error = "invalid destination " + quoted + ": " + why +
+                " (expected host:port[:instance], optionally after pickle://, gzip://, lz4://, tls://, gzip+tls://, "
+                "lz4+tls:// or pickle+tls://; or https://host:port)";
             return false;
         }
         s.remove_prefix(scheme_end + 3);
@@ -125,8 +167,7 @@ bool parse_destination(std::string_view text, Destination& out, std::string& err
     }
 
     out.text = std::string(trimmed);
-    out.framing = framing;
-    out.tls = tls;
+    out.wire = wire;
     out.host = std::string(host);
     out.port = static_cast<uint16_t>(port);
     out.instance = std::move(instance);

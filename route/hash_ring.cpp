@@ -298,8 +298,8 @@ uint32_t fnv1a_ch_position_signed_chars(std::string_view key) {
 namespace {
 
 // std::lower_bound over a ring's sorted positions for a metric's position (< 65536), without a binary search's
-// mispredicted branches on every line: where each run of 16 positions starts in the ring is looked up first, and
-// the search goes on only within that run's entries (about one in a ring of a few hundred).
+// mispredicted branches on every line: where each run of 64 positions starts in the ring is looked up first, and
+// the search goes on only within that run's entries (under one in a ring of a few hundred).
 class RingIndex {
 public:
     void build(const std::vector<uint32_t>& positions) {
@@ -318,9 +318,9 @@ public:
     }
 
 private:
-    static constexpr uint32_t kRunBits = 4;
+    static constexpr uint32_t kRunBits = 6;  // 1024 runs: a 4 KiB table, a few entries per run in large rings
     static constexpr uint32_t kRuns = 65536 >> kRunBits;
-    uint32_t start_[kRuns + 1];  // start_[r]: the first entry at or after position r * 16
+    uint32_t start_[kRuns + 1];  // start_[r]: the first entry at or after position r * 64
 };
 
 class CarbonRing final : public HashRing {
@@ -393,10 +393,16 @@ public:
 
         // get_nodes: a one-node ring yields its node once up front and then again from the walk.
         if (server_of_.size() == 1 && take(0)) return written;
+        const size_t last_index = index == 0 ? ring_len - 1 : index - 1;  // the walk stops before it
+        if (index == last_index) return written;
+        // The walk's first entry is a node not seen yet: with one replica wanted, nothing more to track.
+        const uint16_t first = nodes_[index];
+        if (take(first)) return written;
         uint64_t seen[kMaxRouteDestinations / 64];
         std::fill_n(seen, (server_of_.size() + 63) / 64, 0);
-        size_t seen_count = 0;
-        const size_t last_index = (index + ring_len - 1) % ring_len;  // the walk stops before it
+        seen[first / 64] |= uint64_t(1) << (first % 64);
+        size_t seen_count = 1;
+        index = index + 1 == ring_len ? 0 : index + 1;
         while (seen_count < server_of_.size() && index != last_index) {
             const uint16_t node = nodes_[index];
             if (!(seen[node / 64] >> (node % 64) & 1)) {
@@ -404,7 +410,7 @@ public:
                 ++seen_count;
                 if (take(node)) return written;
             }
-            index = (index + 1) % ring_len;
+            index = index + 1 == ring_len ? 0 : index + 1;
         }
         return written;
     }

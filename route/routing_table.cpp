@@ -57,6 +57,7 @@ public:
         anchored_ = !body.empty() && body[0] == '^';
         if (anchored_) body.remove_prefix(1);
         required_ = required_literal(body);
+        suffix_ = required_suffix(body);
         return true;
     }
 
@@ -97,6 +98,7 @@ public:
 
     const std::string& text() const { return text_; }
     bool literal() const { return kind_ == Kind::prefix || kind_ == Kind::contains; }
+    bool matches_everything() const { return kind_ == Kind::all; }
 
 private:
     enum class Kind { all, prefix, contains, regex } kind_ = Kind::all;
@@ -105,8 +107,13 @@ private:
     std::unique_ptr<RE2> regex_;
     bool anchored_ = false;
     std::string required_;  // a literal every match starts with (at the start of the name when anchored_)
+    std::string suffix_;    // a literal every matching name ends with (the pattern ends with it and `$`)
 
     bool passes_prefilter(std::string_view name) const {
+        if (!suffix_.empty() &&
+            (name.size() < suffix_.size() ||
+             std::memcmp(name.data() + name.size() - suffix_.size(), suffix_.data(), suffix_.size()) != 0))
+            return false;
         if (required_.empty()) return true;
         if (anchored_)
             return name.size() >= required_.size() && std::memcmp(name.data(), required_.data(), required_.size()) == 0;
@@ -161,6 +168,51 @@ private:
             i += width - 1;
         }
         return literal;
+    }
+
+    // The literal characters a pattern ends with, just before its closing `$`, that every matching name therefore
+    // ends with: "" when the pattern does not end with `$`, has a top-level alternation, or ends with an operator.
+    // (Rule sets that differ only at the end, such as ^sys\.(...)\.m7$, then run one expression per name, not all.)
+    static std::string required_suffix(std::string_view body) {
+        std::string run;  // the literals since the last operator, at depth 0
+        int depth = 0;
+        for (size_t i = 0; i < body.size(); ++i) {
+            char c = body[i];
+            if (c == '\\') {
+                if (i + 1 >= body.size()) return "";
+                char next = body[i + 1];
+                ++i;
+                if (!std::strchr(".[]()*+?{}|^$\\", next)) {  // \w, \b ...: a class, not a literal
+                    run.clear();
+                    continue;
+                }
+                if (depth == 0) run.push_back(next);
+                continue;
+            }
+            if (c == '[') {
+                if (i + 1 < body.size() && body[i + 1] == '^') ++i;
+                if (i + 1 < body.size() && body[i + 1] == ']') ++i;
+                while (++i < body.size() && body[i] != ']') {}
+                run.clear();
+                continue;
+            }
+            if (c == '$') {
+                if (i + 1 == body.size() && depth == 0) return run;
+                run.clear();
+                continue;
+            }
+            if (c == '|' && depth == 0) return "";
+            if (c == '(') ++depth;
+            if (c == ')') --depth;
+            if (std::strchr(".()*+?{}|^", c)) {  // an operator: what came before is no longer at the end for sure
+                if (c == '{')
+                    while (i + 1 < body.size() && body[i] != '}') ++i;
+                run.clear();
+                continue;
+            }
+            if (depth == 0) run.push_back(c);
+        }
+        return "";
     }
 
     // A body with no ERE operators (an escaped character counts as itself).
@@ -414,10 +466,11 @@ public:
 RoutingTable::RoutingTable() = default;
 RoutingTable::~RoutingTable() = default;
 
-size_t RoutingTable::slot_for(const std::string& address, const std::optional<std::string>& instance) {
+size_t RoutingTable::slot_for(const rules::Member& member) {
+    const std::string address = member.address();
     for (size_t i = 0; i < slots_.size(); ++i)
         if (slots_[i].address == address) return i;
-    slots_.push_back({address, instance, instance ? address + ":" + *instance : address});
+    slots_.push_back({address, member.instance, member.destination_text()});
     return slots_.size() - 1;
 }
 
@@ -452,7 +505,7 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
         cluster->dynamic = source.dynamic;
         std::vector<Destination> ring_members;
         for (const rules::Member& member : source.members) {
-            size_t slot = table->slot_for(member.address(), member.instance);
+            size_t slot = table->slot_for(member);
             if (slot >= kMaxRouteDestinations) {
                 error =
                     where_text(member.where) + "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
@@ -463,7 +516,7 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
             destination.host = member.host;
             destination.port = member.port;
             destination.instance = member.instance;
-            destination.text = member.address() + (member.instance ? ":" + *member.instance : "");
+            destination.text = member.destination_text();
             cluster->file_members.push_back(destination.text);
             ring_members.push_back(std::move(destination));
         }
@@ -663,14 +716,21 @@ bool RoutingTable::set_cluster_members(size_t cluster, const std::vector<std::st
         return false;
     }
     std::vector<Destination> parsed;
+    std::vector<rules::Member> as_members;
     for (const std::string& text : members) {
         Destination destination;
         if (!parse_destination(text, destination, error)) return false;
-        if (destination.framing != Framing::line || destination.tls) {
-            error = "cluster members are host:port[:instance], not " + text;
+        if (destination.wire.framing != Framing::line) {
+            error = "cluster members are [scheme://]host:port[:instance] with lines on the wire, not " + text;
             return false;
         }
-        destination.text = destination.address() + (destination.instance ? ":" + *destination.instance : "");
+        rules::Member member;
+        member.host = destination.host;
+        member.port = destination.port;
+        member.instance = destination.instance;
+        member.wire = destination.wire;
+        destination.text = member.destination_text();
+        as_members.push_back(std::move(member));
         for (const Destination& other : parsed)
             if (other.address() == destination.address()) {
                 error = "cluster " + target.name + " would list " + destination.address() + " twice";
@@ -692,9 +752,9 @@ bool RoutingTable::set_cluster_members(size_t cluster, const std::vector<std::st
     // Nothing can fail from here: the cluster changes as a whole.
     std::vector<uint16_t> member_slots;
     std::vector<std::string> texts;
-    for (const Destination& destination : parsed) {
-        member_slots.push_back(uint16_t(slot_for(destination.address(), destination.instance)));
-        texts.push_back(destination.text);
+    for (size_t i = 0; i < parsed.size(); ++i) {
+        member_slots.push_back(uint16_t(slot_for(as_members[i])));
+        texts.push_back(parsed[i].text);
     }
     target.member_slots = std::move(member_slots);
     target.members = std::move(texts);
@@ -730,6 +790,25 @@ bool add_sends(const CompiledCluster& cluster, std::string_view name, uint8_t na
 
 }  // namespace
 
+bool RoutingTable::sends_every_name_to(std::vector<uint16_t>& slots) const {
+    slots.clear();
+    if (rules_.size() != 1 || !aggregates_.empty()) return false;
+    const CompiledRule& rule = *rules_[0];
+    if (rule.kind != rules::Rule::Kind::match || rule.validate || rule.blackhole) return false;
+    if (std::none_of(rule.expressions.begin(), rule.expressions.end(),
+                     [](const Expression& e) { return e.matches_everything(); }))
+        return false;
+    for (const CompiledCluster* cluster : rule.clusters) {
+        if (cluster->type != rules::ClusterType::forward) return false;
+        slots.insert(slots.end(), cluster->member_slots.begin(), cluster->member_slots.end());
+    }
+    if (slots.size() > RouteResult::kMaxSends) {  // route() would stop at the overflow
+        slots.clear();
+        return false;
+    }
+    return true;
+}
+
 bool RoutingTable::hashes_carbon_ch() const {
     for (const auto& cluster : clusters_)
         if (cluster->type == rules::ClusterType::carbon_ch) return true;
@@ -745,10 +824,12 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
     result.bytes_used = 0;
     result.blackholed = result.dropped = result.logged = result.overflow = result.matched = false;
     uint8_t current = 0;
+    // result.names[current], kept here: reading back the view just stored into result.names costs a
+    // store-forwarding stall on every line.
+    std::string_view now = name;
     uint16_t slots[RouteResult::kMaxSends];
     for (size_t r = 0; r < rules_.size(); ++r) {
         const CompiledRule& rule = *rules_[r];
-        std::string_view now = result.names[current];
         if (rule.kind == rules::Rule::Kind::rewrite) {
             const Expression& expression = rule.expressions[0];
             std::string_view groups[kMaxGroups];
@@ -779,6 +860,7 @@ void RoutingTable::route(std::string_view name, std::string_view data, const boo
             result.names[result.name_count] = std::string_view(out, used);
             current = uint8_t(result.name_count++);
             if (trace) trace->rewrote(r, expression.text(), now, rule.replacement, result.names[current]);
+            now = result.names[current];
             continue;
         }
         const Expression* hit = nullptr;

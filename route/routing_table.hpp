@@ -110,7 +110,7 @@ public:
     size_t slot_count() const { return slots_.size(); }
     const std::string& slot_address(size_t slot) const { return slots_[slot].address; }
     const std::optional<std::string>& slot_instance(size_t slot) const { return slots_[slot].instance; }
-    // The destination as polymur writes it (host:port[:instance]): its queue's and output's name.
+    // The destination as polymur writes it ([scheme://]host:port[:instance]): its queue's and output's name.
     const std::string& slot_text(size_t slot) const { return slots_[slot].text; }
     // The slot a destination text names (host:port identity, instance ignored), or -1.
     long find_slot(std::string_view text) const;
@@ -120,6 +120,10 @@ public:
     const char* cluster_type(size_t cluster) const;
     const std::vector<uint16_t>& cluster_members(size_t cluster) const;
     size_t rule_count() const { return rules_.size(); }
+    // Whether route() sends every name, unchanged, to the same slots whatever the name, data and `up` (one
+    // `match *` to forward clusters only, as --distribution broadcast builds): then `slots` lists them, in the
+    // order route() would, and a caller may skip the per-line lookup.
+    bool sends_every_name_to(std::vector<uint16_t>& slots) const;
     // Whether some cluster places names by carbon_ch (an MD5 per line, worth computing ahead: carbon_ch_ahead.hpp).
     bool hashes_carbon_ch() const;
 
@@ -158,7 +162,7 @@ private:
     struct Slot {
         std::string address;  // host:port, the identity of a destination
         std::optional<std::string> instance;
-        std::string text;  // host:port[:instance]
+        std::string text;  // [scheme://]host:port[:instance]
     };
     std::vector<Slot> slots_;
     std::vector<std::unique_ptr<CompiledCluster>> clusters_;
@@ -166,7 +170,7 @@ private:
     std::vector<rules::Aggregate> aggregates_;
     std::vector<const CompiledRule*> aggregate_rules_;  // aggregates_[i]'s compiled rule
 
-    size_t slot_for(const std::string& address, const std::optional<std::string>& instance);
+    size_t slot_for(const rules::Member& member);
 };
 
 // Reads, parses and compiles a rules file (and its includes): what --check-config and a start do with --rules.

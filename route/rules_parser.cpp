@@ -47,6 +47,21 @@ std::string Member::address() const {
     return host + ":" + std::to_string(port);
 }
 
+namespace {
+// A member's transport as the rules file writes it: "plain", "gzip ssl", ...
+std::string transport_text(const Wire& wire) {
+    return std::string(protocol::compression_name(wire.compression) == std::string("none")
+                           ? "plain"
+                           : protocol::compression_name(wire.compression)) +
+        (wire.tls ? " ssl" : "");
+}
+}  // namespace
+
+std::string Member::destination_text() const {
+    const std::string scheme = wire_scheme(wire);
+    return (scheme.empty() ? "" : scheme + "://") + address() + (instance ? ":" + *instance : "");
+}
+
 const Cluster* RulesConfig::find_cluster(std::string_view name) const {
     for (const Cluster& cluster : clusters)
         if (cluster.name == name) return &cluster;
@@ -297,19 +312,20 @@ private:
             } else if (accept("type")) {
                 if (!require("linemode")) return false;
             } else if (accept("transport")) {
+                // carbon-c-relay's `transport plain|gzip|lz4|snappy [ssl]`: compression, then TLS around it.
                 std::string transport;
                 if (!word(transport, "'plain', 'gzip', 'lz4' or 'snappy'")) return false;
-                if (transport == "gzip" || transport == "lz4" || transport == "snappy") {
+                if (transport == "gzip" || transport == "lz4") {
+                    m.wire.compression = transport == "gzip" ? protocol::Compression::gzip : protocol::Compression::lz4;
+                } else if (transport == "snappy") {
                     --pos_;
-                    return fail("member " + m.address() + ": transport " + transport +
-                                " is not supported by polymur yet");
-                }
-                if (transport != "plain") {
+                    return fail("member " + m.address() +
+                                ": transport snappy is not supported by polymur (gzip and lz4 are)");
+                } else if (transport != "plain") {
                     --pos_;
                     return expected("'plain', 'gzip', 'lz4' or 'snappy'");
                 }
-                if (at_keyword("ssl"))
-                    return fail("member " + m.address() + ": transport ssl is not supported by polymur yet");
+                if (accept("ssl")) m.wire.tls = true;
             } else {
                 break;
             }
@@ -400,6 +416,9 @@ private:
             if (!previous->instance && m.instance)
                 return at("cannot set instance '" + *m.instance + "' for server " + m.address() +
                           ": server was previously defined without instance");
+            if (!(previous->wire == m.wire))
+                return at("cannot set transport " + transport_text(m.wire) + " for server " + m.address() +
+                          ": server was previously defined with transport " + transport_text(previous->wire));
             if (previous->instance && m.instance && *previous->instance != *m.instance)
                 return at("cannot set instance '" + *m.instance + "' for server " + m.address() +
                           ": server was previously defined with instance '" + *previous->instance + "'");

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "route/destination.hpp"
+
 namespace polymur::route::rules {
 
 struct Where {
@@ -23,7 +25,10 @@ struct Member {
     std::string host;  // without brackets for IPv6
     uint16_t port = 2003;
     std::optional<std::string> instance;
+    Wire wire;                    // `transport gzip|lz4 [ssl]`, `transport plain ssl`
     std::string address() const;  // host:port, IPv6 bracketed
+    // The destination polymur registers for it: [scheme://]host:port[:instance] (route/destination.hpp).
+    std::string destination_text() const;
     Where where;
 };
 

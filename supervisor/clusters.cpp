@@ -121,7 +121,7 @@ std::string Supervisor::change_clusters(bool add, const std::string& destination
     route::Destination parsed;
     std::string error;
     if (!route::parse_destination(destination, parsed, error)) return "error: " + error + "\n";
-    if (parsed.framing != route::Framing::line || parsed.tls)
+    if (!parsed.wire.plain())
         return "error: " + net::printable(destination) +
             ": cluster members are host:port[:instance] (a rules file's members; pickle://, tls:// and https:// are "
             "--destinations forms)\n";

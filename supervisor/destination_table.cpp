@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/clock.hpp"
 #include "common/durable_file.hpp"
@@ -43,7 +42,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
             return false;
         }
     }
-    const bool https = !console && spec.transport == Transport::https;
+    const bool https = !console && spec.transport == DestinationTransport::https;
     if (https && (config_.client_cert.empty() || config_.client_key.empty() || config_.ca_cert.empty())) {
         error = "destination " + text +
             ": HTTPS destinations need --client-cert, --client-key and --ca-cert, "
@@ -112,9 +111,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     d.queue = std::move(queue);
 
     shm::DestinationSlot& s = control_->destinations[slot];
-    s.type = static_cast<uint32_t>(console     ? shm::DestinationType::console
-                                       : https ? shm::DestinationType::https
-                                               : shm::DestinationType::tcp);
+    s.type = static_cast<uint32_t>(shm_destination_type(console ? nullptr : &d.spec));
     s.incarnation = d.incarnation;
     s.registered_unix_ns = d.registered_unix_ns;
     std::memset(s.text, 0, sizeof s.text);
@@ -309,35 +306,27 @@ void Supervisor::warn_about_orphan_queues() {
 }
 
 std::string Supervisor::getdest() {
-    std::ostringstream active, registered;
-    bool first_active = true, first_registered = true;
+    std::vector<RegisteredDestination> listed;
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         const Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console) continue;
-        std::string name = admin::json_escape(d.text);
-        registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \""
-                   << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
-        first_registered = false;
         auto link =
             static_cast<shm::LinkState>(control_->destinations[slot].link_state.load(std::memory_order_relaxed));
-        if (link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load())) {
-            active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
-            first_active = false;
-        }
+        bool active =
+            link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load());
+        listed.push_back({d.text, d.registered_unix_ns, active});
     }
-    std::string out = "{\n \"active\": [";
-    out += first_active ? "]" : active.str() + "\n ]";
-    out += ",\n \"registered\": {";
-    out += first_registered ? "}" : registered.str() + "\n }";
-    if (rules_table_) out += cluster_getdest_fields();
-    out += "\n}\n";
+    std::string out = format_getdest(listed);
+    // --rules: the clusters' members, inside the same JSON object (the plain reply is unchanged without).
+    if (rules_table_ && out.size() >= 3 && out.compare(out.size() - 3, 3, "\n}\n") == 0)
+        out.insert(out.size() - 3, cluster_getdest_fields());
     return out;
 }
 
 std::string Supervisor::own_listener_refusal(const std::string& destination) {
     DestinationSpec parsed;
     std::string error, listener;
-    if (parse_destination_spec(destination, parsed, error) && parsed.transport == Transport::tcp &&
+    if (parse_destination_spec(destination, parsed, error) && parsed.transport == DestinationTransport::tcp &&
         reaches_own_listener(
             parsed.endpoint.host, parsed.endpoint.port,
             {listen_fd_.get(), https_fd_.get(), http_fd_.get(), admin_tcp_fd_.get(), metrics_fd_.get()}, listener)) {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "supervisor/relay_status.hpp"
+#include "admin/relay_status.hpp"
 
 namespace polymur {
 

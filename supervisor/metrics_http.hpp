@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "supervisor/relay_status.hpp"
+#include "admin/relay_status.hpp"
 
 struct evhttp;
 struct evhttp_request;

@@ -20,7 +20,6 @@ namespace {
 
 constexpr int64_t kBackoffStartMs = 100;
 constexpr int64_t kBackoffMaxMs = 30000;
-constexpr int64_t kStableAfterMs = 30000;  // a child that lived this long restarts without delay history
 
 }  // namespace
 
@@ -54,6 +53,8 @@ void Supervisor::spawn(Child& child) {
     heritage.control = control_;
     heritage.config = &config_;
     heritage.rules = rules_table_.get();
+    if (child.role == Role::output && !destinations_[child.index].console)
+        heritage.destination = &destinations_[child.index].spec;
     heritage.supervisor_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -134,7 +135,8 @@ void Supervisor::child_exited(Child& child, int status) {
         }
         return;
     }
-    child.backoff_ms = lived >= kStableAfterMs
+    // A child that lived --backoff-reset seconds restarts without delay history.
+    child.backoff_ms = lived >= static_cast<int64_t>(config_.backoff_reset_s) * 1000
         ? kBackoffStartMs
         : std::min(std::max(child.backoff_ms * 2, kBackoffStartMs), kBackoffMaxMs);
     child.restart_at_ms = now + child.backoff_ms;

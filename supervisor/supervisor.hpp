@@ -15,6 +15,7 @@
 #include <boost/interprocess/mapped_region.hpp>
 
 #include "admin/command.hpp"
+#include "admin/relay_status.hpp"
 #include "admin/server.hpp"
 #include "common/config.hpp"
 #include "common/destination_spec.hpp"
@@ -26,7 +27,6 @@
 #include "shm/queue.hpp"
 #include "supervisor/health.hpp"
 #include "supervisor/metrics_http.hpp"
-#include "supervisor/relay_status.hpp"
 #include "supervisor/systemd_notify.hpp"
 
 namespace polymur {

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
+#include "admin/relay_status.hpp"
 #include "shm/control.hpp"
-#include "supervisor/relay_status.hpp"
 
 namespace polymur {
 

@@ -11,9 +11,11 @@
 //   results it recorded into each queue whose aggregator ring has not got them yet (its write position says).
 // - So a kill -9 or a restart re-reads at most the open buckets' points, loses none and emits no bucket twice.
 #include <signal.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <cinttypes>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -181,6 +183,7 @@ private:
     std::string wrapped_;
     uint64_t results_dropped_ = 0, invalid_ = 0;
     int64_t next_tick_ms_ = 0;
+    std::string crash_once_;  // TEST_AGGREGATOR_CRASH_ONCE (tests only): a file whose removal kills it once
 };
 
 Pending& Aggregator::pending_for(int t) {
@@ -358,6 +361,8 @@ void Aggregator::tick(int64_t now_ms) {
         emitted_through_ms_ = now_ms;
         return;
     }
+    // Tests: dies once between the record and the publish (the file named is removed first).
+    if (!crash_once_.empty() && ::unlink(crash_once_.c_str()) == 0) _exit(kExitCrashed);
     for (size_t i = 0; i < pending_.size(); ++i) {
         Pending& p = pending_[i];
         if (!p.lines) continue;
@@ -420,20 +425,31 @@ int Aggregator::run() {
     UniqueFd lock = lock_file(queue_->path(), "aggregator");
     if (!lock) return kExitCrashed;
     reader_ = std::make_unique<shm::QueueReader>(*queue_);
-    own_producer_ = std::make_unique<shm::RingProducer>(*queue_, ring_, config_.queue_cap);
     chunks_.resize(reader_->ring_count());
-    routes_.refresh();
     State state;
+    // Before any producer of this run exists: a producer takes its ring's write position when it is made.
     if (!recover(state)) return kExitDoNotRestart;
+    own_producer_ = std::make_unique<shm::RingProducer>(*queue_, ring_, config_.queue_cap);
+    routes_.refresh();
+    if (const char* fault = std::getenv("TEST_AGGREGATOR_CRASH_ONCE")) crash_once_ = fault;
     emitted_through_ms_ = state.emitted_through_ms;
     engine_.set_emitted_through(state.emitted_through_ms);
     beat();
     LOG_INFO("aggregator: %zu aggregate rules; resuming with %llu points queued", table_.aggregate_count(),
              static_cast<unsigned long long>(queue_->queued_lines()));
+    // Everything queued before the first tick: a bucket whose time came while no aggregator ran must have all of
+    // its points before it is emitted, or the rest would be dropped as late.
+    while (!g_stop && !reader_->caught_up()) {
+        beat();
+        read_input();
+    }
     while (!g_stop) {
         beat();
         if (routes_.stale()) routes_.refresh();
-        read_input();
+        // Read what is queued (a bounded time, so a flood cannot hold back the ticks), then emit what is due.
+        const int64_t read_until = monotonic_ms() + kWaitMs;
+        do read_input();
+        while (!reader_->caught_up() && monotonic_ms() < read_until);
         const int64_t now_ms = realtime_ns() / 1000000;
         if (now_ms >= next_tick_ms_) {
             tick(now_ms);

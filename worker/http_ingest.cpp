@@ -187,7 +187,7 @@ Ingest::~Ingest() {
 }
 
 bool Ingest::make_tls_context(std::string& error) {
-    ctx_ = new_tls_context(true, "cert", config_.cert, "key", config_.key, "ca-cert", config_.ca_cert, error);
+    ctx_ = new_tls_server_context("cert", config_.cert, "key", config_.key, "ca-cert", config_.ca_cert, error);
     if (!ctx_) return false;
     SSL_CTX_set_options(ctx_, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
     // No session resumption: every connection presents and proves its certificate, checked

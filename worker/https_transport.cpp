@@ -30,8 +30,9 @@ constexpr size_t kReadBuffer = 16 * 1024;  // response status line, headers and 
 
 class HttpsTransport final : public Transport {
 public:
-    HttpsTransport(OutputLink& link, const Config& config, std::string text)
-            : link_(link), config_(config), text_(std::move(text)) {}
+    HttpsTransport(OutputLink& link, const Config& config, const DestinationSpec& spec)
+            : link_(link), config_(config), text_(spec.endpoint.text), host_(spec.https.host), port_(spec.https.port),
+              authority_(spec.https.authority), path_(spec.https.path) {}
     ~HttpsTransport() override;
 
     bool start(std::string& error);
@@ -61,7 +62,6 @@ public:
     }
 
 private:
-    bool parse_url(std::string& error);
     void disconnect(bool lost);
     bool idle_connection_closed();
     bool finish_body();
@@ -74,7 +74,7 @@ private:
     OutputLink& link_;
     const Config& config_;
     std::string text_;
-    std::string host_, port_, authority_, path_;
+    std::string host_, port_, authority_, path_;  // https://host:port[/path]: POST to <path>/ingest
 
     // The batch in flight: kept (compressed) until the gateway answers 200.
     uint64_t batch_lines_ = 0;
@@ -104,19 +104,7 @@ HttpsTransport::~HttpsTransport() {
     if (zs_ready_) deflateEnd(&zs_);
 }
 
-// https://host:port[/path]: POST to <path>/ingest (Polymur's proxy appends /ingest to -gateway).
-bool HttpsTransport::parse_url(std::string& error) {
-    net::HttpsUrl url;
-    if (!net::parse_https_url(text_, url, error)) return false;
-    host_ = std::move(url.host);
-    port_ = std::move(url.port);
-    authority_ = std::move(url.authority);
-    path_ = std::move(url.path);
-    return true;
-}
-
 bool HttpsTransport::start(std::string& error) {
-    if (!parse_url(error)) return false;
     // Only the private CA: the gateway's certificate must chain to --ca-cert.
     ctx_ = new_tls_client_context("ca-cert", config_.ca_cert, "client-cert", config_.client_cert, "client-key",
                                   config_.client_key, error);
@@ -373,9 +361,9 @@ Sent HttpsTransport::send(std::string& error) {
 
 }  // namespace
 
-std::unique_ptr<Transport> make_https_transport(OutputLink& link, const Config& config, const std::string& destination,
+std::unique_ptr<Transport> make_https_transport(OutputLink& link, const Config& config, const DestinationSpec& spec,
                                                 std::string& error) {
-    auto transport = std::make_unique<HttpsTransport>(link, config, destination);
+    auto transport = std::make_unique<HttpsTransport>(link, config, spec);
     if (!transport->start(error)) return nullptr;
     return transport;
 }

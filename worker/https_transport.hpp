@@ -9,12 +9,14 @@
 #include <string>
 
 #include "common/config.hpp"
+#include "common/destination_spec.hpp"
 #include "worker/transport.hpp"
 
 namespace polymur {
 
 // nullptr with `error` when the destination or the TLS settings cannot work (a restart cannot fix them).
-std::unique_ptr<Transport> make_https_transport(OutputLink& link, const Config& config, const std::string& destination,
+// `spec`: the destination as the supervisor parsed it.
+std::unique_ptr<Transport> make_https_transport(OutputLink& link, const Config& config, const DestinationSpec& spec,
                                                 std::string& error);
 
 }  // namespace polymur

@@ -44,6 +44,10 @@ constexpr size_t kMaxPrefixedName = 20000;
 static_assert(kMaxPrefixedName + 32 <= shm::kMaxLineGrowth);
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
 constexpr size_t kUdpBatch = 32;    // datagrams per recvmmsg
+// A round of events that took fewer lines than this, while lines keep coming, is moderate traffic:
+// the listener lingers (--linger-ms) before waiting for more (run_loop).
+constexpr uint64_t kBusyRoundLines = 2000;
+constexpr int64_t kIdleScanMs = 1000;  // --idle-timeout is in seconds: one pass over the connections a second
 constexpr size_t kUdpDatagramMax = 65536;
 // TLS handshakes in progress at once in one worker; a new connection beyond it closes the oldest
 // (a flood of clients that never finish their handshake cannot lock the others out).
@@ -102,8 +106,12 @@ private:
         if (routes_.stale()) {
             routes_.refresh();
             slot_.seen_generation.store(routes_.generation(), std::memory_order_release);
+            note_table();
         }
     }
+    // After every refresh: whether the table sends every line to the same slots (broadcast), so that copies()
+    // need not look each line up.
+    void note_table() { fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_); }
     void stamp_now() {
         int64_t now = realtime_ns() / 1000000000;
         if (now == now_s_) return;
@@ -150,6 +158,14 @@ private:
     void setup_udp();
     void handle_line(std::string_view line, const Connection& conn);
     void handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn);
+    // A valid line ready to queue: the parse, and the parts to write (the line itself, or rebuilt around its name).
+    struct PreparedLine {
+        protocol::ParsedLine parsed;
+        std::string_view parts[6];
+        size_t count = 0, total = 0;
+    };
+    bool prepare_line(std::string_view line, const Connection& conn, PreparedLine& out);  // false: dropped, counted
+    void queue_line(const PreparedLine& prepared);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
     void stream_failed(const Connection& conn, const InputStream& stream);
@@ -158,6 +174,8 @@ private:
     void publish_all();
     void flush_counters();
     void tick();
+    void run_loop();
+    int64_t next_idle_scan_ms_ = 0;
 
     const Heritage& heritage_;
     const Config& config_;
@@ -172,9 +190,12 @@ private:
     struct event* resume_accept_event_ = nullptr;
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
+    StopPipe stop_;  // SIGTERM, SIGINT: its pipe ends the event loop
     LiveRoutes routes_;
-    std::unique_ptr<route::RouteResult> result_;    // one lookup's buffers, reused line after line
-    std::unique_ptr<AggregatorFeed> aggregator_;    // --rules with aggregate rules: their points' queue
+    std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
+    std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
+    bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
+    std::vector<uint16_t> fixed_slot_list_;
     const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
     protocol::TagNormalizer tag_normalizer_;        // --tag-normalize
 
@@ -300,7 +321,7 @@ void Listener::read_ready(Connection& conn) {
     const size_t max_line = config_.max_line_length;
     char* buf = scratch_.get();
     bool closed = false;
-    const bool hash_ahead = routes_.table() && routes_.table()->hashes_carbon_ch();
+    const bool hash_ahead = !config_.tag_normalize && routes_.table() && routes_.table()->hashes_carbon_ch();
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         size_t have = conn.tail_len;
         if (have) std::memcpy(buf, conn.tail.get(), have);
@@ -451,39 +472,45 @@ void Listener::cut_slow_handshakes(int64_t now) {
     last_tls_log_ms_ = now;
 }
 
-// `line` ends with its '\n'.
-// carbon_ch places each line by the MD5 of its name: the names of a run of lines (up to their first space) are
-// hashed side by side first, then each line takes the usual path, where its ring lookup finds its name's
-// position ready. A line whose name turns out different (invalid, normalized) is hashed on its own, as before.
+// carbon_ch places each line by the MD5 of its name: a run of lines is parsed first, then the names of those
+// that are valid are hashed side by side, then each is queued, its ring lookup finding its name's position ready.
+// (Not with --tag-normalize: a normalized name lives in a buffer the next line reuses.)
 void Listener::handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn) {
     if (count == 0) return;
+    PreparedLine prepared[route::kAheadBatch];
     std::string_view names[route::kAheadBatch];
+    size_t valid = 0;
     for (size_t i = 0; i < count; ++i) {
-        const auto* space =
-            static_cast<const char*>(std::memchr(lines[i].data(), ' ', std::min<size_t>(lines[i].size(), 56)));
-        names[i] = space ? std::string_view(lines[i].data(), size_t(space - lines[i].data())) : std::string_view();
+        if (!prepare_line(lines[i], conn, prepared[valid])) continue;
+        names[valid] = prepared[valid].parsed.name;
+        ++valid;
     }
-    const route::CarbonChAhead ahead(names, count);
-    for (size_t i = 0; i < count; ++i) handle_line(lines[i], conn);
+    const route::CarbonChAhead ahead(names, valid);
+    for (size_t i = 0; i < valid; ++i) queue_line(prepared[i]);
 }
 
+// `line` ends with its '\n'.
 void Listener::handle_line(std::string_view line, const Connection& conn) {
-    protocol::ParsedLine parsed;
+    PreparedLine prepared;
+    if (prepare_line(line, conn, prepared)) queue_line(prepared);
+}
+
+bool Listener::prepare_line(std::string_view line, const Connection& conn, PreparedLine& out) {
+    protocol::ParsedLine& parsed = out.parsed;
     protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
     if (error != protocol::LineError::none) {
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
-        return;
+        return false;
     }
     if (config_.tag_normalize) {  // never longer than the name it replaces
         const std::string_view normalized = tag_normalizer_.normalize(parsed.name);
         if (normalized != parsed.name) parsed.name = normalized, parsed.canonical = false;
     }
-    std::string_view parts[6];
-    size_t count, total;
+    std::string_view* parts = out.parts;
     if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
         parts[0] = line;
-        count = 1;
-        total = line.size();
+        out.count = 1;
+        out.total = line.size();
     } else {
         parts[0] = parsed.name;
         parts[1] = " ";
@@ -491,15 +518,22 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
         parts[3] = " ";
         parts[4] = parsed.timestamp_is_now ? std::string_view(now_text_, now_len_) : parsed.timestamp;
         parts[5] = "\n";
-        count = 6;
-        total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
+        out.count = 6;
+        out.total = parts[0].size() + parts[2].size() + parts[4].size() + 3;
         // A -1 stamped with the time grows the line: what is forwarded is held to the same bound
         // (a carbon-cache drops the connection on a line over 16384 bytes, and what follows with it).
-        if (total - 1 > config_.max_line_length) {
+        if (out.total - 1 > config_.max_line_length) {
             ++too_long_;
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+void Listener::queue_line(const PreparedLine& prepared) {
+    const protocol::ParsedLine& parsed = prepared.parsed;
+    const std::string_view* parts = prepared.parts;
+    const size_t count = prepared.count, total = prepared.total;
     ++received_;
     const std::string_view data = line_data(parsed);
     result_->feed_count = 0;
@@ -732,6 +766,17 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
         if (count && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
         return;
     }
+    if (fixed_slots_) {  // what route() would answer for every line (broadcast)
+        size_t queued = 0;
+        for (uint16_t slot : fixed_slot_list_) {
+            const int target = routes_.target_of(slot);
+            if (target < 0) continue;
+            visit(size_t(target), name);
+            ++queued;
+        }
+        if (count && queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+        return;
+    }
     route::RouteResult& result = *result_;
     table->route(name, data, routes_.up(), result);
     size_t queued = 0;
@@ -877,7 +922,8 @@ void Listener::tick() {
     cut_slow_handshakes(now);
     follow_routes();
     const uint32_t idle_timeout_s = heritage_.control->header.idle_timeout_s.load(std::memory_order_relaxed);
-    if (idle_timeout_s) {
+    if (idle_timeout_s && now >= next_idle_scan_ms_) {
+        next_idle_scan_ms_ = now + kIdleScanMs;
         int64_t limit = static_cast<int64_t>(idle_timeout_s) * 1000;
         for (size_t i = 0; i < connections_.size();) {
             Connection* conn = connections_[i].get();
@@ -887,6 +933,34 @@ void Listener::tick() {
             } else {
                 ++i;
             }
+        }
+    }
+}
+
+// The event loop until stopped. At moderate rates each read finds a line or a few, and each read
+// costs a wake-up (20-45 us of CPU on the VM of docs/PERFORMANCE.md, far more than the lines). When lines keep coming (this
+// round came within --linger-ms of the last), the listener lingers that long before it waits
+// again, so the next round finds several connections' lines waiting, and the outputs see fewer,
+// larger publishes. Sparse lines are read as they come; a busy round goes straight back.
+void Listener::run_loop() {
+    const uint32_t linger_ms = config_.linger_ms;
+    if (!linger_ms) {
+        event_base_dispatch(base_);
+        return;
+    }
+    const struct timespec linger = {0, static_cast<long>(linger_ms) * 1000000L};
+    int64_t waited_from_ms = 0;  // when the loop last went back to waiting
+    for (;;) {
+        const uint64_t before = slot_.received.load(std::memory_order_relaxed);
+        if (event_base_loop(base_, EVLOOP_ONCE) != 0 || event_base_got_break(base_)) return;
+        const uint64_t lines = slot_.received.load(std::memory_order_relaxed) - before;
+        if (!lines) continue;
+        const int64_t now = monotonic_ms();
+        if (lines < kBusyRoundLines && now - waited_from_ms < static_cast<int64_t>(linger_ms)) {
+            nanosleep(&linger, nullptr);
+            waited_from_ms = monotonic_ms();
+        } else {
+            waited_from_ms = now;
         }
     }
 }
@@ -905,6 +979,7 @@ int Listener::run() {
     slot_.seen_generation.store(routes_.generation(), std::memory_order_release);
     aggregator_ =
         AggregatorFeed::open(heritage_, heritage_.index, ("listener " + std::to_string(heritage_.index)).c_str());
+    note_table();
     resume_accept_event_ = evtimer_new(base_, &Listener::on_resume_accept, this);
     if (heritage_.listen_fd >= 0) {
         accept_event_ = event_new(base_, heritage_.listen_fd, EV_READ | EV_PERSIST, &Listener::on_accept, this);
@@ -946,14 +1021,13 @@ int Listener::run() {
     event_add(tick, &tick_interval);
     // Not evsignal: in a forked child the supervisor's event base still claims libevent's signal
     // handling, so the child keeps its own self-pipe.
-    int stop_pipe[2];
-    if (pipe2(stop_pipe, O_NONBLOCK | O_CLOEXEC) != 0) return kExitCrashed;
-    install_stop_pipe(stop_pipe[1]);
-    struct event* stop = event_new(base_, stop_pipe[0], EV_READ | EV_PERSIST, &Listener::on_stop, this);
+    if (!stop_.ok()) return kExitCrashed;
+    stop_.install();
+    struct event* stop = event_new(base_, stop_.read_fd(), EV_READ | EV_PERSIST, &Listener::on_stop, this);
     event_add(stop, nullptr);
     slot_.heartbeat_ms.store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
 
-    event_base_dispatch(base_);
+    run_loop();
 
     // Everything already appended is published; partial lines in connections are the only loss.
     publish_all();

@@ -21,10 +21,12 @@
 #include "route/destination.hpp"
 #include "shm/queue.hpp"
 #include "shm/queue_reader.hpp"
+#include "worker/compressed_stream.hpp"
 #include "worker/https_transport.hpp"
 #include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
+#include "worker/stop_pipe.hpp"
 #include "worker/stream_transport.hpp"
 #include "worker/tcp_stream.hpp"
 #include "worker/tls_client.hpp"
@@ -33,12 +35,16 @@
 namespace polymur {
 namespace {
 
-volatile sig_atomic_t g_stop = 0;
-void on_stop_signal(int) { g_stop = 1; }
-
 constexpr size_t kMaxPending = 64;  // batches in flight (stream transports)
 constexpr int kIdleWaitMs = 100;
 constexpr int kAckPollMs = 2;
+// Wake-ups, not lines, are what a moderate rate costs (each is a sleep and a wake of the process:
+// 20-45 us of CPU on the 2-core VM of docs/PERFORMANCE.md). So when lines keep coming (a round found lines within --linger-ms of the
+// last one), the loop lingers that long before its next round: it then wakes, writes and commits
+// once per linger instead of once per few lines, and producers, which see no sleeping consumer
+// meanwhile, make no futex call. A round of kBusyRoundBytes or more is the destination being fed at
+// speed: the loop reads again at once. Sparse lines go out as they come, without a linger.
+constexpr uint64_t kBusyRoundBytes = 256 * 1024;
 constexpr int kSliceMs = 100;  // longest sleep between heartbeats and stop checks
 constexpr int64_t kBackoffStartMs = 100;
 constexpr int64_t kBackoffCapMs = 10000;
@@ -60,7 +66,7 @@ public:
         slot_.progress_ms.store(static_cast<uint64_t>(now), std::memory_order_relaxed);
     }
     bool must_abort(int64_t now) const override {
-        return removed() || (g_stop && drain_deadline_ms_ && now >= drain_deadline_ms_);
+        return removed() || (stop_.requested() && drain_deadline_ms_ && now >= drain_deadline_ms_);
     }
     uint32_t connect_timeout_ms() const override {
         return heritage_.control->header.connect_timeout_ms.load(std::memory_order_relaxed);
@@ -82,6 +88,9 @@ private:
     void delivered(bool batch);
     void hint_if_pickle_port();
     bool gather();
+    // After a small round of dense traffic: lets lines gather for --linger-ms; false when the peer
+    // closed meanwhile.
+    bool linger();
     void commit_confirmed();
     bool stopping(int64_t now);
     // Handles deldest; true when the loop should end.
@@ -119,7 +128,7 @@ private:
     shm::DestinationSlot& slot_;
     std::string text_;
     shm::DestinationType type_ = shm::DestinationType::tcp;
-    route::Destination destination_;  // tcp: what the text says
+    route::Destination destination_;  // tcp: as the supervisor parsed it (Heritage::destination)
     SSL_CTX* tls_context_ = nullptr;  // tls://: freed after the transport that uses it
     bool routable_ = false;           // a member of the hash ring (line destinations)
     std::unique_ptr<shm::QueueFile> queue_;
@@ -128,7 +137,10 @@ private:
     Delivery delivery_ = Delivery::stream;
     std::deque<Pending> pending_;  // handed to the transport, not yet confirmed
     uint64_t last_confirmed_ = 0;
-    uint32_t first_ring_ = 0;  // rotates, so no ring waits behind the others
+    uint32_t first_ring_ = 0;      // rotates, so no ring waits behind the others
+    uint64_t round_bytes_ = 0;     // what the last gather() took
+    int64_t caught_up_at_ms_ = 0;  // when the loop last went to wait for lines (or lingered)
+    bool lingered_ = false;        // the last round lingered: keep the cadence once more before a futex wait
 
     uint64_t failures_ = 0;  // stream: failed connects in a row; exchange: failed attempts in a row
     int64_t retry_at_ms_ = 0;
@@ -141,29 +153,33 @@ private:
     uint32_t quick_closes_ = 0;  // connections in a row the destination closed soon after our first lines
     int64_t last_pickle_hint_ms_ = 0;
     int64_t drain_deadline_ms_ = 0;
+    StopPipe stop_;  // SIGTERM, SIGINT: deliver until the queue is empty or the drain deadline
     std::unique_ptr<Rerouter> rerouter_;
 };
 
 std::unique_ptr<Transport> OutputLoop::make_transport(std::string& error) {
-    if (type_ == shm::DestinationType::https) return make_https_transport(*this, config_, text_, error);
+    if (type_ == shm::DestinationType::https)
+        return make_https_transport(*this, config_, *heritage_.destination, error);
     std::unique_ptr<ByteStream> stream;
     if (type_ == shm::DestinationType::console) {
         stream = std::make_unique<ConsoleStream>();
     } else {
-        if (!route::parse_destination(text_, destination_, error)) return nullptr;
-        if (destination_.tls) {
+        const route::Wire& wire = destination_.wire;
+        const std::string port = std::to_string(destination_.port);
+        if (wire.tls) {
             tls_context_ =
                 new_tls_client_context("destination-ca", config_.destination_ca, "destination-cert",
                                        config_.destination_cert, "destination-key", config_.destination_key, error);
             if (!tls_context_) return nullptr;
-            stream =
-                std::make_unique<TlsStream>(*this, tls_context_, destination_.host, std::to_string(destination_.port));
+            stream = std::make_unique<TlsStream>(*this, tls_context_, destination_.host, port);
         } else {
-            stream = std::make_unique<TcpStream>(*this, destination_.host, std::to_string(destination_.port));
+            stream = std::make_unique<TcpStream>(*this, destination_.host, port);
         }
+        if (wire.compression != protocol::Compression::none)
+            stream = std::make_unique<CompressedStream>(wire.compression, std::move(stream));
     }
     std::unique_ptr<Framing> framing;
-    if (destination_.framing == route::Framing::pickle)
+    if (destination_.wire.framing == route::Framing::pickle)
         framing = std::make_unique<PickleFraming>(text_, slot_.unsendable_lines);
     else framing = std::make_unique<LineFraming>();
     return std::make_unique<StreamTransport>(*this, std::move(framing), std::move(stream));
@@ -222,8 +238,8 @@ void OutputLoop::lost(const std::string& why, bool peer_gone) {
     for (const Pending& p : pending_) unconfirmed += p.batch.lines;
     LOG_WARN("destination %s: connection lost (%s); %llu unconfirmed lines will be sent again", text_.c_str(),
              why.c_str(), static_cast<unsigned long long>(unconfirmed));
-    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.framing == route::Framing::line &&
-        !destination_.tls && sent_on_connection_ && monotonic_ms() - connected_at_ms_ < 5000)
+    if (peer_gone && type_ == shm::DestinationType::tcp && destination_.wire.plain() && sent_on_connection_ &&
+        monotonic_ms() - connected_at_ms_ < 5000)
         hint_if_pickle_port();
     else quick_closes_ = 0;
     pending_.clear();
@@ -300,7 +316,25 @@ bool OutputLoop::gather() {
         any = true;
     }
     first_ring_ = (first_ring_ + 1) % rings;
+    round_bytes_ = taken;
     return any;
+}
+
+bool OutputLoop::linger() {
+    const int ms = static_cast<int>(config_.linger_ms);
+    const int64_t now = monotonic_ms();
+    const bool dense = now - caught_up_at_ms_ < ms;
+    lingered_ = dense && round_bytes_ < kBusyRoundBytes;
+    if (!lingered_) {
+        caught_up_at_ms_ = now;
+        return true;
+    }
+    // A stream sleeps in poll, which also notices the destination closing; an exchange just sleeps.
+    bool open = true;
+    if (stream()) open = transport_->await_confirmation(ms);
+    else nap(ms);
+    caught_up_at_ms_ = monotonic_ms();
+    return open;
 }
 
 void OutputLoop::commit_confirmed() {
@@ -335,9 +369,9 @@ bool OutputLoop::on_removed() {
                      text_.c_str(), static_cast<unsigned long long>(queue_->queued_lines()));
             return true;
         }
-        return g_stop != 0;
+        return stop_.requested();
     }
-    if (g_stop) return true;
+    if (stop_.requested()) return true;
     nap(50);
     return false;
 }
@@ -351,8 +385,11 @@ bool OutputLoop::stopping(int64_t now) {
 
 int OutputLoop::run() {
     text_.assign(slot_.text, strnlen(slot_.text, sizeof slot_.text));
-    type_ = static_cast<shm::DestinationType>(slot_.type);
-    routable_ = type_ == shm::DestinationType::tcp;
+    // What kind of destination this is comes from the supervisor's parse (the heritage), never from
+    // shared memory or the text again.
+    type_ = shm_destination_type(heritage_.destination);
+    if (heritage_.destination) destination_ = heritage_.destination->endpoint;
+    routable_ = heritage_.destination && heritage_.destination->ring_member();
     std::string error;
     transport_ = make_transport(error);
     if (!transport_) {
@@ -367,10 +404,7 @@ int OutputLoop::run() {
     QueueSyncer syncer(*queue_, lock.get(), config_.sync_interval_s, text_);
     reader_ = std::make_unique<shm::QueueReader>(*queue_);
 
-    struct sigaction sa = {};
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
+    stop_.install();
     signal(SIGPIPE, SIG_IGN);
 
     for (;;) {
@@ -381,7 +415,7 @@ int OutputLoop::run() {
             if (on_removed()) break;
             continue;
         }
-        if (g_stop && stopping(now)) break;
+        if (stop_.requested() && stopping(now)) break;
         if (now < retry_at_ms_) {
             // Out of the ring: move what is queued here to the destinations now holding it.
             bool out_of_ring = slot_.in_ring.load(std::memory_order_acquire) == 0;
@@ -395,8 +429,8 @@ int OutputLoop::run() {
                 // Connect at start even with nothing to send, so a certificate or network problem
                 // shows at once; later, only to send (a gateway closes idle connections).
                 gather();
-                if (pending_.empty() && (ever_connected_ || g_stop)) {
-                    reader_->wait(kIdleWaitMs, [&] { return !g_stop && !removed(); });
+                if (pending_.empty() && (ever_connected_ || stop_.requested())) {
+                    reader_->wait(kIdleWaitMs, [&] { return !stop_.requested() && !removed(); });
                     continue;
                 }
             }
@@ -432,25 +466,43 @@ int OutputLoop::run() {
             if (!stream()) {
                 delivered(true);
                 commit_confirmed();
+                linger();
                 continue;
             }
         }
         commit_confirmed();
-        if (gathered) continue;
+        if (gathered) {
+            // Confirmations are committed after the linger, with the next round: no wake-up of their own.
+            if (!linger()) lost("closed by peer");
+            continue;
+        }
         if (!pending_.empty()) {
-            // Sent but not yet confirmed: wait a moment for it, watching for a close.
-            if (!transport_->await_confirmation(kAckPollMs)) {
+            // Sent but not yet confirmed. Stopping: wait a moment for it, watching for a close.
+            // Running: it is committed with the next round, woken by new lines or after the idle
+            // wait, so a confirmation costs no wake-up of its own; a close is looked for first.
+            // Bytes the stream could not take yet are a reason to come back soon as well.
+            const bool soon = stop_.requested() || transport_->has_unsent();
+            if (!transport_->await_confirmation(soon ? kAckPollMs : 0)) {
                 lost("closed by peer");
                 continue;
             }
             commit_confirmed();
-            continue;
-        }
-        if (transport_->is_open() && transport_->closed_while_idle()) {
+            if (soon || pending_.empty()) continue;
+        } else if (transport_->is_open() && transport_->closed_while_idle()) {
             lost("closed by peer");
             continue;
         }
-        reader_->wait(kIdleWaitMs, [&] { return !g_stop && !removed(); });
+        if (lingered_) {
+            // Lines were coming a linger ago; the producers may be between their own rounds. One
+            // more linger keeps the cadence (a wake-up per linger) instead of a futex wake for the
+            // next publish and a linger after it.
+            round_bytes_ = 0;
+            if (!linger()) lost("closed by peer");
+            lingered_ = false;
+            continue;
+        }
+        caught_up_at_ms_ = monotonic_ms();
+        reader_->wait(kIdleWaitMs, [&] { return !stop_.requested() && !removed(); });
     }
     if (transport_->is_open()) transport_->close(false);
     set_state(shm::LinkState::stopped);

@@ -28,7 +28,7 @@ void StreamTransport::close(bool) {
 void StreamTransport::reset() {
     frames_.clear();
     framing_->reset();
-    framed_ = written_ = 0;
+    framed_ = written_ = marked_ = 0;
     flush_pending_ = false;
 }
 
@@ -45,8 +45,13 @@ uint64_t StreamTransport::add(const shm::ReadBatch& batch) {
 // take more, so the loop commits what was confirmed meanwhile and beats the heartbeat.
 Sent StreamTransport::send(std::string& error) {
     bool waited = false;
+    const bool per_batch = stream_->confirms_at_batch_ends();
     for (;;) {
         while (!frames_.empty() && frames_.front().end <= written_) {
+            if (per_batch && frames_.front().end > marked_) {
+                if (!stream_->end_batch(error)) return Sent::lost;
+                marked_ = frames_.front().end;
+            }
             frames_.pop_front();
             framing_->release_oldest();
         }
@@ -56,6 +61,7 @@ Sent StreamTransport::send(std::string& error) {
             int count = 0;
             uint64_t position = written_;
             for (const Frame& f : frames_) {
+                if (per_batch && count > 0) break;  // one batch per write: the stream marks where it ends
                 uint64_t start = f.end - f.parts[0].size() - f.parts[1].size();
                 uint64_t skip = position > start ? position - start : 0;
                 for (std::string_view part : f.parts) {

@@ -67,6 +67,7 @@ private:
     std::deque<Frame> frames_;  // framed and not yet written whole
     uint64_t framed_ = 0;       // stream position past the last frame
     uint64_t written_ = 0;      // bytes the stream took
+    uint64_t marked_ = 0;       // position of the last batch end the stream was told of (end_batch)
     bool flush_pending_ = false;
 };
 

@@ -24,37 +24,54 @@ std::string openssl_errors() {
     return text;
 }
 
-SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std::string& cert,
-                         const std::string& key_option, const std::string& key, const std::string& ca_option,
-                         const std::string& ca_file, std::string& error) {
-    SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+SSL_CTX* new_tls_context_base(const SSL_METHOD* method, std::string& error) {
+    SSL_CTX* ctx = SSL_CTX_new(method);
     if (!ctx) {
         error = "cannot create the TLS context: " + reason();
         return nullptr;
     }
-    auto fail = [&](const std::string& what) {
-        error = what;
-        SSL_CTX_free(ctx);
-        return nullptr;
-    };
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1)
-        return fail("cannot set the TLS 1.2 cipher list: " + reason());
+    if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) {
+        error = "cannot set the TLS 1.2 cipher list: " + reason();
+        SSL_CTX_free(ctx);
+        return nullptr;
+    }
+    return ctx;
+}
+
+bool use_tls_certificate(SSL_CTX* ctx, const std::string& cert_option, const std::string& cert,
+                         const std::string& key_option, const std::string& key, std::string& error) {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
-        return fail("--" + cert_option + " " + cert + ": " + reason());
-    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
-        return fail("--" + key_option + " " + key + ": " + reason());
-    if (SSL_CTX_check_private_key(ctx) != 1)
-        return fail("--" + key_option + " " + key + " does not match --" + cert_option + " " + cert + ": " + reason());
-    if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1)
-        return fail("--" + ca_option + " " + ca_file + ": " + reason());
+        error = "--" + cert_option + " " + cert + ": " + reason();
+    else if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
+        error = "--" + key_option + " " + key + ": " + reason();
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        error = "--" + key_option + " " + key + " does not match --" + cert_option + " " + cert + ": " + reason();
+    else return true;
+    return false;
+}
+
+SSL_CTX* new_tls_server_context(const std::string& cert_option, const std::string& cert, const std::string& key_option,
+                                const std::string& key, const std::string& ca_option, const std::string& ca_file,
+                                std::string& error) {
+    SSL_CTX* ctx = new_tls_context_base(TLS_server_method(), error);
+    if (!ctx) return nullptr;
+    if (!use_tls_certificate(ctx, cert_option, cert, key_option, key, error)) {
+        SSL_CTX_free(ctx);
+        return nullptr;
+    }
+    if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+        error = "--" + ca_option + " " + ca_file + ": " + reason();
+        SSL_CTX_free(ctx);
+        return nullptr;
+    }
     return ctx;
 }
 
 SSL_CTX* new_line_listener_tls_context(const std::string& cert, const std::string& key, const std::string& client_ca,
                                        std::string& error) {
-    SSL_CTX* ctx = new_tls_context(true, "tls-cert", cert, "tls-key", key, "tls-client-ca", client_ca, error);
+    SSL_CTX* ctx = new_tls_server_context("tls-cert", cert, "tls-key", key, "tls-client-ca", client_ca, error);
     if (!ctx) return nullptr;
     // Clients close without close_notify (carbon-c-relay among them): that is the end of the stream.
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);

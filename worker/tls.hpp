@@ -1,4 +1,4 @@
-// TLS contexts: what the gateway (server), the proxy (client) and the TLS line listener share.
+// TLS contexts: the settings every context shares, and the servers' (the gateway, the TLS line listener).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -15,12 +15,21 @@ inline constexpr const char* kTls12Ciphers =
 // OpenSSL's queued errors, joined with "; " (empty when there are none). Clears the queue.
 std::string openssl_errors();
 
-// A context for TLS 1.2 and later with forward-secret AEAD suites only, presenting `cert`/`key`
-// (named `cert_option`/`key_option` in errors) and trusting only the private CA in `ca_file` (none
-// when empty). nullptr with `error` naming the option and OpenSSL's reason.
-SSL_CTX* new_tls_context(bool server, const std::string& cert_option, const std::string& cert,
-                         const std::string& key_option, const std::string& key, const std::string& ca_option,
-                         const std::string& ca_file, std::string& error);
+// The settings every polymur TLS context has, server or client: TLS 1.2 and later, forward-secret AEAD
+// suites only, no compression or renegotiation. nullptr with `error` on failure.
+SSL_CTX* new_tls_context_base(const SSL_METHOD* method, std::string& error);
+
+// Loads `cert` (a chain) and its `key` into `ctx`; false with `error` naming the options
+// (`cert_option`, `key_option`) and OpenSSL's reason.
+bool use_tls_certificate(SSL_CTX* ctx, const std::string& cert_option, const std::string& cert,
+                         const std::string& key_option, const std::string& key, std::string& error);
+
+// A server context (the gateway, the TLS line listener) presenting `cert`/`key` and trusting only
+// the private CA in `ca_file` (none when empty) for client certificates. nullptr with `error` naming
+// the option and OpenSSL's reason. The one client context is new_tls_client_context (tls_client.hpp).
+SSL_CTX* new_tls_server_context(const std::string& cert_option, const std::string& cert, const std::string& key_option,
+                                const std::string& key, const std::string& ca_option, const std::string& ca_file,
+                                std::string& error);
 
 // The server context of the TLS line listener (--tls-listen-addr): --tls-cert and --tls-key, and with
 // a --tls-client-ca a client certificate it signs is required. No session resumption.

@@ -15,33 +15,24 @@ namespace polymur {
 SSL_CTX* new_tls_client_context(const std::string& ca_option, const std::string& ca_file,
                                 const std::string& cert_option, const std::string& cert, const std::string& key_option,
                                 const std::string& key, std::string& error) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    auto fail = [&](const std::string& what) {
-        std::string queued = openssl_errors();
-        error = what + ": " + (queued.empty() ? "unknown OpenSSL error" : queued);
-        if (ctx) SSL_CTX_free(ctx);
+    SSL_CTX* ctx = new_tls_context_base(TLS_client_method(), error);
+    if (!ctx) return nullptr;
+    auto fail = [&](std::string what) {
+        error = std::move(what);
+        SSL_CTX_free(ctx);
         return nullptr;
     };
-    if (!ctx) return fail("cannot create the TLS context");
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    if (SSL_CTX_set_cipher_list(ctx, kTls12Ciphers) != 1) return fail("cannot set the TLS 1.2 cipher list");
     if (!cert.empty() || !key.empty()) {
-        if (cert.empty() || key.empty()) {
-            error = "--" + cert_option + " and --" + key_option + " go together";
-            SSL_CTX_free(ctx);
-            return nullptr;
-        }
-        if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) return fail("--" + cert_option + " " + cert);
-        if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
-            return fail("--" + key_option + " " + key);
-        if (SSL_CTX_check_private_key(ctx) != 1)
-            return fail("--" + key_option + " " + key + " does not match --" + cert_option + " " + cert);
+        if (cert.empty() || key.empty()) return fail("--" + cert_option + " and --" + key_option + " go together");
+        if (!use_tls_certificate(ctx, cert_option, cert, key_option, key, error)) return fail(error);
     }
     if (ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx) != 1
-                        : SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1)
-        return fail(ca_file.empty() ? std::string("the system's trusted certificates")
-                                    : "--" + ca_option + " " + ca_file);
+                        : SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+        std::string queued = openssl_errors();
+        return fail(
+            (ca_file.empty() ? std::string("the system's trusted certificates") : "--" + ca_option + " " + ca_file) +
+            ": " + (queued.empty() ? "unknown OpenSSL error" : queued));
+    }
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     return ctx;

@@ -1,6 +1,6 @@
-// The client side of TLS as polymur's outputs speak it (https:// gateways and tls:// destinations):
-// the session set up to verify the destination's name, the handshake within a deadline, and errors
-// worded for the log.
+// The client side of TLS as polymur's outputs speak it (https:// gateways, tls:// and +tls://
+// destinations): the one client context builder, the session set up to verify the destination's name,
+// the handshake within a deadline, and errors worded for the log.
 #pragma once
 
 #include <openssl/ssl.h>

@@ -89,7 +89,7 @@ public:
     virtual void reset() = 0;
 };
 
-// A byte stream to the destination: TCP, and later TLS or compression over another stream.
+// A byte stream to the destination: TCP, TLS, or compression over either.
 class ByteStream {
 public:
     virtual ~ByteStream() = default;
@@ -101,6 +101,12 @@ public:
     // wait_events()), -1 when the stream failed (`error` says how). A stream may hold bytes it
     // took (compression, TLS records) until flush().
     virtual ssize_t write(const struct iovec* iov, int count, std::string& error) = 0;
+    // Whether the destination can confirm bytes only at batch ends (a compressed stream: at its flushes).
+    // Such a stream is given one batch per write() and told where each ends (end_batch()).
+    virtual bool confirms_at_batch_ends() const { return false; }
+    // The bytes taken so far end a batch: make them decodable by the destination and confirmable.
+    // False with `error` on failure.
+    virtual bool end_batch(std::string&) { return true; }
     // Pushes every byte taken towards the destination: true when nothing is held back any more,
     // false with `error` empty when it must wait (wait_events()), false with `error` on failure.
     virtual bool flush(std::string& error) = 0;

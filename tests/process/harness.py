@@ -444,6 +444,15 @@ def send_lines(port, lines, connections=1):
         t.join()
 
 
+def send_paced(port, lines, per_slice, pause):
+    """Sends `lines` on one connection, `per_slice` lines at a time with `pause` seconds between slices, so
+    that something (a kill -9 of the output) can happen while batches are in flight."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for i in range(0, len(lines), per_slice):
+            s.sendall(("\n".join(lines[i:i + per_slice]) + "\n").encode())
+            time.sleep(pause)
+
+
 def trickle(sockets, seconds, payload_for):
     """Sends one byte a second on each socket for up to `seconds`; returns how many are still open at the end."""
     open_ = set(range(len(sockets)))
@@ -506,6 +515,147 @@ class OutputKiller:
         self.running.clear()
         self.thread.join()
         return self.kills
+
+
+class ResetSink:
+    """A destination that can lose what was not acknowledged, so a test can catch an output that commits a
+    batch before the destination confirmed it. (A killed output cannot show that: the kernel still delivers
+    the socket buffer of a killed process.)
+
+    It records each connection's bytes apart (TLS: the decrypted bytes; `tls` = (cert, key)). With
+    `resets` > 0 it stops reading a connection once it holds `after` bytes, waits until its receive queue
+    stops growing (its window closed: the sender's kernel holds the rest, sent and not acknowledged), calls
+    `on_stall()`, records what its kernel received and acknowledged (MSG_PEEK of the whole receive queue, so
+    the window stays closed), resets the connection (SO_LINGER 0: RST, everything the sender had queued is
+    lost), calls `on_reset()`, and reads the next connections normally once `resets` ran out. A small
+    receive buffer keeps the acknowledged part small and the lost part large."""
+
+    def __init__(self, resets=0, after=256 * 1024, tls=None, rcvbuf=64 * 1024, on_stall=None, on_reset=None):
+        import ssl
+        self.resets_left, self.after, self.on_stall, self.on_reset = resets, after, on_stall, on_reset
+        self.context = None
+        if tls:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*tls)
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # inherited by accepted sockets
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.server.settimeout(0.1)
+        self.port = self.server.getsockname()[1]
+        self.address = "127.0.0.1:%d" % self.port
+        self.lock = threading.Lock()
+        self.connections = []  # bytearray per connection, in accept order
+        self.resets = 0
+        self.stop_event = threading.Event()
+        self.threads = [threading.Thread(target=self._serve, daemon=True)]
+        self.threads[0].start()
+
+    def _serve(self):
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            record = bytearray()
+            with self.lock:
+                self.connections.append(record)
+                reset = self.resets_left > 0
+                self.resets_left -= reset
+            t = threading.Thread(target=self._read, args=(conn, record, reset), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _read(self, conn, record, reset):
+        import fcntl
+        import ssl
+        import struct
+        import termios
+        tls = incoming = outgoing = None
+        if self.context:
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = self.context.wrap_bio(incoming, outgoing, server_side=True)
+
+        def take(raw):  # raw bytes from the connection into the record (decrypted first with TLS)
+            if not tls:
+                with self.lock:
+                    record.extend(raw)
+                return
+            incoming.write(raw)
+            while True:
+                try:
+                    chunk = tls.read(1 << 16)  # the handshake first, as SSL_read does
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLError:
+                    return
+                if not chunk:
+                    break
+                with self.lock:
+                    record.extend(chunk)
+            pending = outgoing.read()
+            if pending:
+                try:
+                    conn.sendall(pending)
+                except OSError:
+                    pass
+
+        def queued():
+            return struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+
+        conn.settimeout(0.05)
+        raw_total = 0
+        try:
+            while not self.stop_event.is_set():
+                if reset and raw_total >= self.after:
+                    # Stop reading until the receive queue stops growing, then lose what the sender holds.
+                    last, since = -1, time.monotonic()
+                    while time.monotonic() - since < 0.3 * TIME_FACTOR and not self.stop_event.is_set():
+                        n = queued()
+                        if n != last:
+                            last, since = n, time.monotonic()
+                        time.sleep(0.02)
+                    if self.on_stall:
+                        self.on_stall()
+                    n = queued()
+                    if n:
+                        take(conn.recv(n, socket.MSG_PEEK))
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                    with self.lock:
+                        self.resets += 1
+                    if self.on_reset:
+                        self.on_reset()
+                    return
+                try:
+                    raw = conn.recv(1 << 16)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not raw:
+                    return
+                raw_total += len(raw)
+                take(raw)
+        finally:
+            if conn.fileno() >= 0:
+                conn.close()
+
+    def streams(self):
+        """The bytes of each connection (decrypted with TLS), in accept order."""
+        with self.lock:
+            return [bytes(r) for r in self.connections]
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(5)
+        self.server.close()
+
+
+def complete_lines(data):
+    """The whole lines of a stream cut anywhere: a last line without its LF is left out."""
+    return data[:data.rfind(b"\n") + 1].decode().splitlines()
 
 
 def numbered(prefix, start, count, timestamp=1700000000):

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import unittest
 
 REPORTS = os.environ.get("TEST_SANITIZER_REPORTS")
@@ -39,7 +40,21 @@ def collect(directory):
     return "\n".join(texts)
 
 
-class CheckedResult(unittest.TextTestResult):
+class TimedResult(unittest.TextTestResult):
+    """Records how long each test took (setUp and cleanups included), for the table main() prints."""
+
+    durations = []
+
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        self.durations.append((time.monotonic() - self._started, test.id()))
+        super().stopTest(test)
+
+
+class CheckedResult(TimedResult):
     """Fails a test during which any process wrote a sanitizer report."""
 
     def startTest(self, test):
@@ -67,12 +82,15 @@ def main():
     module = sys.argv[1]
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     suite = unittest.defaultTestLoader.loadTestsFromName(module)
-    runner = unittest.TextTestRunner(verbosity=2)
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=TimedResult)
     if REPORTS:
         shutil.rmtree(os.path.join(REPORTS, "outside-tests"), ignore_errors=True)
         point_reports_at(os.path.join(REPORTS, "outside-tests"))
         runner.resultclass = CheckedResult
     result = runner.run(suite)
+    # The slowest tests first: what to look at when the suite gets slow (ctest prints only the module's time).
+    for seconds, name in sorted(TimedResult.durations, reverse=True):
+        print("%7.2f s  %s" % (seconds, name))
     ok = result.wasSuccessful()
     if REPORTS:
         found = collect(os.path.join(REPORTS, "outside-tests"))

@@ -16,7 +16,9 @@ TEST_USER = "polymur-sec-test"
 
 
 def nc(port, command, prefix=(), host="127.0.0.1", unix=None, timeout=15):
-    args = list(prefix) + (["nc", "-q", "2", "-U", unix] if unix else ["nc", "-q", "2", host, str(port)])
+    # -N: shut down the sending side after the command, and exit when polymur closes the connection after
+    # its reply (not a fixed -q delay later).
+    args = list(prefix) + (["nc", "-N", "-U", unix] if unix else ["nc", "-N", host, str(port)])
     return subprocess.run(args, input=command.encode() + b"\n", capture_output=True, timeout=timeout).stdout.decode()
 
 

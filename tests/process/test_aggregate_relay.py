@@ -43,12 +43,12 @@ def points(early, late):
 
 
 class AggregateRelayTest(RelayTestCase):
-    def start(self):
+    def start(self, extra_env=None):
         self.sink_ = self.sink()
         rules = os.path.join(self.make_dir(), "rules.conf")
         with open(rules, "w") as f:
             f.write(RULES.format(port=self.sink_.port, expire=EXPIRE))
-        return self.relay("--rules=" + rules, workers=2)
+        return self.relay("--rules=" + rules, workers=2, extra_env=extra_env)
 
     def make_dir(self):
         d = tempfile.mkdtemp(prefix="aggregate-test-")
@@ -61,8 +61,8 @@ class AggregateRelayTest(RelayTestCase):
     def aggregator_pid(self, relay):
         return next((pid for pid, title in relay.children().items() if title == "polymur: aggregator"), None)
 
-    def run_scenario(self, disrupt):
-        relay = self.start()
+    def run_scenario(self, disrupt, extra_env=None, crashes=False):
+        relay = self.start(extra_env)
         wait_until(lambda: self.aggregator_pid(relay), 10, message="the aggregator process")
         t0 = int(time.time())
         early, late = t0 - EXPIRE + 2, t0 + 1
@@ -70,6 +70,9 @@ class AggregateRelayTest(RelayTestCase):
         send_lines(relay.port, lines, connections=4)
         early_results = 3 * HOSTS
         # Every point is in a bucket, and the early buckets are out: the late ones are open now.
+        if crashes:  # it dies as it records the early buckets, before their results are out
+            wait_until(lambda: relay.stats()["aggregator"]["deaths"] == 1, 10 + EXPIRE, message="the crash")
+            return self.check_results(relay, expected)
         wait_until(lambda: relay.stats()["aggregator"]["points"] >= 3 * len(lines), 10, message="points taken")
         wait_until(lambda: relay.stats()["aggregator"]["buckets_emitted"] >= early_results, 10 + EXPIRE,
                    message="the early buckets emitted")
@@ -78,6 +81,9 @@ class AggregateRelayTest(RelayTestCase):
         self.assertGreater(stats["queued"], 0, "the open buckets' points must still be queued")
         if disrupt:
             disrupt(relay)
+        return self.check_results(relay, expected)
+
+    def check_results(self, relay, expected):
         wait_until(lambda: len(self.aggregates()) >= len(expected), 20 + 2 * EXPIRE, message="every result")
         # Queue committed once the last bucket is out; anything emitted twice would be there by now.
         wait_until(lambda: relay.stats()["aggregator"]["queued"] == 0, 10, message="the queue committed")
@@ -115,6 +121,16 @@ class AggregateRelayTest(RelayTestCase):
 
         relay = self.run_scenario(restart)
         self.assertGreater(relay.stats()["aggregator"]["replayed"], 0)
+
+    def test_crash_between_recording_and_publishing_results_publishes_them_once(self):
+        # The aggregator dies right after it recorded its first results and before it published them (a test hook:
+        # it removes the file named and exits); the restarted one must publish exactly those.
+        flag = os.path.join(self.make_dir(), "crash-once")
+        open(flag, "w").close()
+        relay = self.run_scenario(None, extra_env={"TEST_AGGREGATOR_CRASH_ONCE": flag}, crashes=True)
+        self.assertFalse(os.path.exists(flag), "the hook did not fire")
+        self.assertEqual(relay.stats()["aggregator"]["deaths"], 1)
+        self.assertIn("that the last run recorded but had not published", relay.log())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The benchmark's smoke mode (bench/compare.py --smoke, docs/PERFORMANCE.md): tiny counts through every
-workload, against polymur alone when carbon-c-relay is not installed, against both when it is, and every
+"""The benchmarks' smoke modes (bench/compare.py --smoke and bench/idle.py --smoke, docs/PERFORMANCE.md): tiny
+counts through every workload, against polymur alone when carbon-c-relay is not installed, against both when it is, and every
 metric sent must be delivered. No timing is asserted.
 
 Binaries: POLYMUR_BIN (polymur) and POLYMUR_BENCH_DIR (polymur-loadgen and polymur-sink; default: the
@@ -21,28 +21,33 @@ CARBON = shutil.which("carbon-c-relay")
 
 
 class BenchSmokeTest(unittest.TestCase):
+    def run_smoke(self, script, relays, timeout):
+        """bench/<script> --smoke against `relays`; asserts it passed and returns (output, its --json report)."""
+        tmp = tempfile.mkdtemp(prefix="polymur-bench-smoke-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        report = os.path.join(tmp, "smoke.json")
+        cmd = [sys.executable, os.path.join(ROOT, "bench", script), "--smoke", "--polymur-bin", POLYMUR,
+               "--bench-dir", BENCH_DIR, "--relays", ",".join(relays), "--json", report]
+        if CARBON:
+            cmd += ["--carbon-bin", CARBON]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              timeout=timeout)
+        output = proc.stdout.decode(errors="replace")
+        if not CARBON:
+            print("carbon-c-relay is not installed: smoke run against polymur only", file=sys.stderr)
+        self.assertEqual(proc.returncode, 0, "bench/%s --smoke failed:\n%s" % (script, output))
+        self.assertIn("every metric sent was delivered: OK", output, output)
+        with open(report) as f:
+            data = json.load(f)
+        self.assertEqual(data["failures"], [], output)
+        return output, data
+
     def test_smoke_delivers_every_metric(self):
         for tool in ("polymur-loadgen", "polymur-sink"):
             path = os.path.join(BENCH_DIR, tool)
             self.assertTrue(os.access(path, os.X_OK), "%s is not built (POLYMUR_BENCH_DIR=%s)" % (tool, BENCH_DIR))
         relays = ["polymur"] + (["carbon-c-relay"] if CARBON else [])
-        tmp = tempfile.mkdtemp(prefix="polymur-bench-smoke-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        report = os.path.join(tmp, "smoke.json")
-        cmd = [sys.executable, os.path.join(ROOT, "bench", "compare.py"), "--smoke", "--polymur-bin", POLYMUR,
-               "--bench-dir", BENCH_DIR, "--relays", ",".join(relays), "--json", report]
-        if CARBON:
-            cmd += ["--carbon-bin", CARBON]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=400)
-        output = proc.stdout.decode(errors="replace")
-        if not CARBON:
-            print("carbon-c-relay is not installed: smoke run against polymur only", file=sys.stderr)
-        self.assertEqual(proc.returncode, 0, "bench/compare.py --smoke failed:\n" + output)
-        self.assertIn("every metric sent was delivered: OK", output, output)
-        with open(report) as f:
-            data = json.load(f)
-        self.assertEqual(data["failures"], [], output)
-
+        output, data = self.run_smoke("compare.py", relays, 400)
         results = data["results"]
         workloads = {w["name"]: w for w in data["workloads"]}
         self.assertIn("broadcast-4", workloads)
@@ -72,6 +77,24 @@ class BenchSmokeTest(unittest.TestCase):
         if CARBON and "hash-carbon_ch" in workloads:
             splits = {r["relay"]: r["per_sink"] for r in results if r["workload"] == "hash-carbon_ch"}
             self.assertEqual(splits["polymur"], splits["carbon-c-relay"], output)
+
+    def test_idle_smoke_delivers_every_metric(self):
+        """bench/idle.py --smoke: paced load beside idle connections; every metric arrives at both sinks."""
+        relays = ["polymur"] + (["carbon-c-relay"] if CARBON else [])
+        output, data = self.run_smoke("idle.py", relays, 300)
+        cases = {c["name"]: c for c in data["cases"]}
+        self.assertEqual(sorted(cases), ["idle10k", "rate100k", "rate1k-idle10k"])
+        for r in data["results"]:
+            case = cases[r["case"]]
+            label = "%s on %s" % (r["relay"], r["case"])
+            self.assertGreater(r["cpu_s"], 0, label)  # the relay's processes were found and read
+            if case["idle"]:
+                self.assertEqual(r["idle_opened"], case["idle"], label)
+                self.assertGreaterEqual(r["idle_accepted"], case["idle"], label)
+            if case["rate"]:
+                self.assertGreater(r["sent"], 0, label)
+                self.assertEqual(r["per_sink"], [r["sent"], r["sent"]], label)
+                self.assertGreater(r["samples"], 0, label)
 
 
 class RulesBenchSmokeTest(unittest.TestCase):

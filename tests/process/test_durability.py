@@ -17,8 +17,8 @@ from harness import Polymur, RelayTestCase, free_port, numbered, send_lines, wai
 with open("/proc/sys/net/ipv4/tcp_wmem") as f:
     SEND_BUFFER_MAX = int(f.read().split()[2])
 CHUNK = 256 * 1024
-# A child that lived this long restarts without delay history (supervisor kStableAfterMs).
-STABLE_AFTER_S = 30
+# A child that lived this long restarts without delay history (--backoff-reset, shortened for the test).
+STABLE_AFTER_S = 5
 
 
 def pid_of(relay, title):
@@ -93,7 +93,7 @@ class DurabilityTest(RelayTestCase):
 
     def test_restarts_back_off_and_reset(self):
         a = self.sink()
-        relay = self.relay(destinations=[a.address])
+        relay = self.relay("--backoff-reset=%d" % STABLE_AFTER_S, destinations=[a.address])
         title = "polymur: output " + a.address
         pattern = r"output %s \(pid \d+\): killed.*after (\d+) ms; restarting in (\d+) ms" % a.address
 
@@ -269,7 +269,8 @@ class DurabilityTest(RelayTestCase):
     def test_bad_queue_files_are_refused_with_the_file_named_and_kept(self):
         port = free_port()
         dest = "127.0.0.1:%d" % port
-        relay = self.relay(destinations=[dest])
+        small = "--queue-bytes=4194304"  # the file is read and written whole three times
+        relay = self.relay(small, destinations=[dest])
         send_lines(relay.port, numbered("bad", 0, 100))
         wait_until(lambda: relay.stats()["destinations"][dest]["queued"] == 100, 10)
         relay.stop()
@@ -286,7 +287,7 @@ class DurabilityTest(RelayTestCase):
             with self.subTest(case=case):
                 with open(queue, "wb") as f:
                     f.write(content)
-                again = Polymur(destinations=[dest], state_dir=relay.state_dir)
+                again = Polymur(small, destinations=[dest], state_dir=relay.state_dir)
                 self.addCleanup(again.cleanup)
                 again.start(wait=False)
                 self.assertEqual(again.proc.wait(10), 78)

@@ -80,7 +80,7 @@ class GatewaySecurityTest(RelayTestCase):
 
     def test_tls_handshakes_have_an_absolute_deadline(self):
         sink = self.sink()
-        node = self.gateway(sink)  # --handshake-timeout 10 by default
+        node = self.gateway(sink, "--handshake-timeout=3")
         # A real ClientHello, sent one byte a second: every byte is progress to an idle timer.
         hello = ssl.MemoryBIO(), ssl.MemoryBIO()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -12,7 +12,7 @@ class OptionsTest(unittest.TestCase):
         for option, default in [("listen-addr", "0.0.0.0:2003"), ("api-addr", "localhost:2030"), ("destinations", ""),
                                 ("distribution", "broadcast"), ("queue-cap", "4000000"),
                                 ("workers", "0"), ("state-dir", "/var/lib/polymur"), ("reconnect-interval", "10"),
-                                ("max-line-length", "16384"), ("idle-timeout", "600")]:
+                                ("max-line-length", "16384"), ("idle-timeout", "600"), ("linger-ms", "3")]:
             self.assertRegex(out, r"--%s arg \(=%s\)" % (option, default) if default else r"--%s arg" % option)
         self.assertIn("--console-out [=arg(=1)] (=0)", out)
         self.assertIn("--config", out)
@@ -28,6 +28,9 @@ class OptionsTest(unittest.TestCase):
         r = subprocess.run([POLYMUR, "-distribution=roundrobin"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("roundrobin", r.stderr)
+        r = subprocess.run([POLYMUR, "--linger-ms=101"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--linger-ms must be at most 100", r.stderr)
 
     def test_polymur_single_dash_flags_work(self):
         sink = Sink().start()

@@ -3,13 +3,12 @@ carbon-cache's pickle port, with the same delivery confirmation and durability a
 import os
 import pickle
 import shutil
-import socket
 import struct
 import sys
 import time
 import unittest
 
-from harness import CarbonSandbox, OutputKiller, RelayTestCase, free_port, listening, send_lines, wait_until
+from harness import CarbonSandbox, OutputKiller, RelayTestCase, free_port, listening, send_lines, send_paced, wait_until
 
 CONF = """LINE_RECEIVER_PORT = {cache_line}
 PICKLE_RECEIVER_PORT = {cache_pickle}
@@ -86,10 +85,7 @@ class PickleOutputToCarbonTest(RelayTestCase):
         expected = {name: {now - 60 * k: float(n * 1000 + k) + 0.5 for k in range(points)} for n, name in enumerate(names)}
         lines = ["%s %r %d" % (name, value, ts) for name in names for ts, value in expected[name].items()]
         killer = OutputKiller(relay, title).start()
-        with socket.create_connection(("127.0.0.1", relay.port)) as s:
-            for i in range(0, len(lines), 500):
-                s.sendall(("\n".join(lines[i:i + 500]) + "\n").encode())
-                time.sleep(0.02)
+        send_paced(relay.port, lines, 500, 0.02)
         kills = killer.stop()
         self.assertGreaterEqual(len(kills), 3, "the stream ended before the output was killed 3 times")
         wait_until(lambda: relay.stats()["destinations"][dest]["queued"] == 0, 60, message="queue drained")

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import OutputKiller, RelayTestCase, free_port, listening, send_lines, wait_until
+from harness import OutputKiller, RelayTestCase, free_port, listening, send_lines, send_paced, wait_until
 from test_https import Pki
 
 
@@ -149,10 +149,7 @@ class TlsOutputTest(RelayTestCase):
         title = "polymur: output " + dest
         lines = ["tlskill.m%07d 1 1700000000" % i for i in range(300000)]
         killer = OutputKiller(relay, title, pause=0.3).start()
-        with socket.create_connection(("127.0.0.1", relay.port)) as s:
-            for i in range(0, len(lines), 5000):
-                s.sendall(("\n".join(lines[i:i + 5000]) + "\n").encode())
-                time.sleep(0.03)
+        send_paced(relay.port, lines, 5000, 0.03)
         kills = killer.stop()
         self.assertGreaterEqual(len(kills), 3, "the stream ended before the output was killed 3 times")
         wait_until(lambda: relay.stats()["destinations"][dest]["queued"] == 0, 60, message="queue drained")

@@ -52,6 +52,7 @@ TEST(ClusterMembership, RefusedMembersChangeNothing) {
     EXPECT_FALSE(table->set_cluster_members(0, {"a:2003", "a:2003:x"}, error));
     EXPECT_EQ(error, "cluster c would list a:2003 twice");
     EXPECT_FALSE(table->set_cluster_members(0, {"a:2003", "pickle://b:2004"}, error));
+    EXPECT_EQ(error, "cluster members are [scheme://]host:port[:instance] with lines on the wire, not pickle://b:2004");
     EXPECT_FALSE(table->set_cluster_members(0, {"a:2003", "nonsense"}, error));
     EXPECT_EQ(table->cluster_member_texts(0), (std::vector<std::string> {"a:2003", "b:2003"}));
     EXPECT_EQ(table->slot_count(), 2u);

@@ -25,25 +25,48 @@ TEST(ParseDestination, HostPortInstance) {
     EXPECT_EQ(d.address(), "127.0.0.1:2004");
 }
 
+TEST(ParseDestination, CompressionAndTlsComposeInOneOrder) {
+    using protocol::Compression;
+    const struct {
+        const char* text;
+        Wire wire;
+    } cases[] = {
+        {"gzip://relay:2003", {Framing::line, Compression::gzip, false}},
+        {"lz4://relay:2003:b", {Framing::line, Compression::lz4, false}},
+        {"gzip+tls://relay:2003", {Framing::line, Compression::gzip, true}},
+        {"lz4+tls://[::1]:2003", {Framing::line, Compression::lz4, true}},
+        {"pickle+tls://cache:2004", {Framing::pickle, Compression::none, true}},
+    };
+    for (const auto& c : cases) {
+        Destination d = parse_ok(c.text);
+        EXPECT_TRUE(d.wire == c.wire) << c.text;
+        EXPECT_EQ(wire_scheme(d.wire) + "://", std::string(c.text).substr(0, std::string(c.text).find("://") + 3));
+    }
+    EXPECT_EQ(wire_scheme(Wire {}), "");
+    // The scheme never changes where a destination hashes.
+    EXPECT_EQ(parse_ok("lz4+tls://relay:2003:b").address(), parse_ok("relay:2003:b").address());
+}
+
 TEST(ParseDestination, SchemesSayWhatGoesOnTheWireAndNothingElse) {
     Destination plain = parse_ok("127.0.0.1:2004:a");
-    EXPECT_EQ(plain.framing, Framing::line);
-    EXPECT_FALSE(plain.tls);
+    EXPECT_TRUE(plain.wire.plain());
     Destination pickle = parse_ok(" pickle://127.0.0.1:2004:a ");
     EXPECT_EQ(pickle.text, "pickle://127.0.0.1:2004:a");
-    EXPECT_EQ(pickle.framing, Framing::pickle);
-    EXPECT_FALSE(pickle.tls);
+    EXPECT_EQ(pickle.wire.framing, Framing::pickle);
+    EXPECT_FALSE(pickle.wire.tls);
     EXPECT_EQ(pickle.host, plain.host);
     EXPECT_EQ(pickle.port, plain.port);
     EXPECT_EQ(pickle.instance, plain.instance);
     Destination tls = parse_ok("tls://[::1]:2003");
-    EXPECT_EQ(tls.framing, Framing::line);
-    EXPECT_TRUE(tls.tls);
+    EXPECT_EQ(tls.wire.framing, Framing::line);
+    EXPECT_TRUE(tls.wire.tls);
     EXPECT_EQ(tls.host, "::1");
     EXPECT_EQ(tls.address(), "[::1]:2003");
     EXPECT_FALSE(tls.instance.has_value());
-    for (const char* bad : {"udp://host:2003", "Pickle://host:2004", "pickle://", "tls://host", "://host:2003",
-                            "pickle://pickle://host:2004"}) {
+    for (const char* bad :
+         {"udp://host:2003", "Pickle://host:2004", "pickle://", "tls://host", "://host:2003",
+          "pickle://pickle://host:2004", "tls+gzip://host:2003", "gzip+gzip://host:2003", "gzip+lz4://host:2003",
+          "pickle+gzip://host:2004", "gzip+://host:2003", "+tls://host:2003", "snappy://host:2003"}) {
         Destination d;
         std::string error;
         EXPECT_FALSE(parse_destination(bad, d, error)) << bad;

@@ -325,3 +325,72 @@ TEST(RoutingTable, AggregatesAreFedInRuleOrderWithTheNameTheySaw) {
     t->route_aggregate_result(2, "x.a.b", nullptr, *result);
     EXPECT_EQ(result->feed_count, 2u) << "a result without send to feeds aggregates like any metric";
 }
+
+// Patterns that end with literal characters and `$` are passed over without running the expression when the name
+// does not end with them; the answers must be those of the expression itself.
+TEST(RoutingTable, LiteralEndBeforeDollarFiltersWithoutChangingAnswers) {
+    auto t = table_of(
+        "cluster a forward 10.0.0.1;\n"
+        "match ^a\\.(b|c)\\.x$ ^q.*\\.m1$ send to a;\n"
+        "match ab*$ x\\.{2}$ [.]z$ (k\\.)+$ y\\$ \\.m(1|2)$ send to a;\n");
+    const std::pair<const char*, bool> cases[] = {
+        {"a.b.x", true},    {"a.c.x", true}, {"a.b.xx", false}, {"a.b.y.x", false}, {"q.z.m1", true},
+        {"q.z.m12", false}, {"q.m1", true},  {"q.m", false},    {"xa", true},       {"xabbb", true},
+        {"xabc", false},    {"x..", true},   {"x.", false},     {"w.z", true},      {"wz", false},
+        {"k.k.", true},     {"y$", true},    {"y", false},      {"n.m2", true},     {"n.m3", false},
+    };
+    for (const auto& [name, routed] : cases) EXPECT_EQ(!sends(*t, name).empty(), routed) << name;
+}
+
+// The listener skips route() when the table says every name goes to the same slots: it must say so only when
+// route() would indeed answer those slots, unchanged names, whatever the name, data or `up`.
+TEST(RoutingTable, SendsEveryNameToOnlyWhenRouteAlwaysAnswersThat) {
+    const std::vector<std::string> yes = {
+        "cluster a forward h1:1 h2:2;\nmatch * send to a;\n",
+        "cluster a forward h1:1;\ncluster b forward h2:2 h1:1;\nmatch * send to a b;\n",
+        "cluster a forward h1:1;\nmatch ^x * send to a;\n",  // any expression `*` matches everything
+    };
+    const std::vector<std::string> no = {
+        "cluster a forward h1:1;\nmatch ^x send to a;\n",
+        "cluster a carbon_ch h1:1 h2:2;\nmatch * send to a;\n",
+        "cluster a any_of h1:1 h2:2;\nmatch * send to a;\n",
+        "cluster a forward h1:1;\nmatch * validate ^[0-9] else drop send to a;\n",
+        "cluster a forward h1:1;\nrewrite ^(.*)$ into x.\\1;\nmatch * send to a;\n",
+        "cluster a forward h1:1;\nmatch * send to a;\nmatch * send to a;\n",
+        "match * send to blackhole;\n",
+        "cluster a forward h1:1;\naggregate ^x every 10 seconds expire after 20 seconds compute sum write to y;\n"
+        "match * send to a;\n",
+    };
+    const bool up[] = {false, false};
+    for (const std::string& text : yes) {
+        auto table = table_of(text);
+        ASSERT_TRUE(table) << text;
+        std::vector<uint16_t> slots;
+        ASSERT_TRUE(table->sends_every_name_to(slots)) << text;
+        for (std::string_view name : {"a.b", "x.y", "xx"}) {
+            V expected;
+            for (uint16_t slot : slots) expected.push_back(std::string(name) + ">" + table->slot_address(slot));
+            EXPECT_EQ(sends(*table, name, "1 2"), expected) << text;
+            EXPECT_EQ(sends(*table, name, "zz", up), expected) << text;
+        }
+    }
+    for (const std::string& text : no) {
+        std::vector<uint16_t> slots = {1};
+        auto table = table_of(text);
+        ASSERT_TRUE(table) << text;
+        EXPECT_FALSE(table->sends_every_name_to(slots)) << text;
+        EXPECT_TRUE(slots.empty()) << text;
+    }
+    std::vector<Destination> destinations(2);
+    std::string error;
+    ASSERT_TRUE(parse_destination("127.0.0.1:1:a", destinations[0], error));
+    ASSERT_TRUE(parse_destination("127.0.0.1:2:b", destinations[1], error));
+    std::vector<uint16_t> slots;
+    auto broadcast = RoutingTable::build_implicit(true, HashType::carbon_ch, destinations, 1, true, error);
+    ASSERT_TRUE(broadcast) << error;
+    EXPECT_TRUE(broadcast->sends_every_name_to(slots));
+    EXPECT_EQ(slots, (std::vector<uint16_t> {0, 1}));
+    auto hashed = RoutingTable::build_implicit(false, HashType::carbon_ch, destinations, 1, true, error);
+    ASSERT_TRUE(hashed) << error;
+    EXPECT_FALSE(hashed->sends_every_name_to(slots));
+}

@@ -56,6 +56,25 @@ TEST(RulesParser, ClustersOfEveryType) {
     EXPECT_EQ(c.warnings.size(), 1u) << "useall is accepted with a warning";
 }
 
+TEST(RulesParser, MemberTransportsBecomeDestinationSchemes) {
+    RulesConfig c = parse_ok(
+        "cluster t forward a transport gzip b:2004=x transport lz4 ssl c transport plain ssl d transport plain\n"
+        "  e:2005 proto tcp transport gzip ssl type linemode;\n");
+    ASSERT_EQ(c.clusters[0].members.size(), 5u);
+    const std::vector<std::string> want = {"gzip://a:2003", "lz4+tls://b:2004:x", "tls://c:2003", "d:2003",
+                                           "gzip+tls://e:2005"};
+    for (size_t i = 0; i < want.size(); ++i) {
+        const Member& m = c.clusters[0].members[i];
+        EXPECT_EQ(m.destination_text(), want[i]);
+        // What polymur registers parses back to the same server and wire.
+        polymur::route::Destination d;
+        std::string error;
+        ASSERT_TRUE(polymur::route::parse_destination(m.destination_text(), d, error)) << error;
+        EXPECT_EQ(d.address(), m.address());
+        EXPECT_TRUE(d.wire == m.wire) << want[i];
+    }
+}
+
 TEST(RulesParser, MatchRewriteAggregateInFileOrder) {
     RulesConfig c = parse_ok(
         "cluster x forward h; # a comment; match nothing\n"
@@ -229,14 +248,14 @@ TEST(RulesParser, EveryErrorNamesFileLineAndWhatWasExpected) {
          "t.conf:1: member h:2003: proto udp is not supported by polymur (its "
          "outputs are durable TCP streams)"},
         {"cluster x forward h proto sctp;", "t.conf:1: expected 'tcp' or 'udp', found 'sctp'"},
-        {"cluster x forward h transport gzip;",
-         "t.conf:1: member h:2003: transport gzip is not supported by polymur yet"},
-        {"cluster x forward h transport lz4;",
-         "t.conf:1: member h:2003: transport lz4 is not supported by polymur yet"},
         {"cluster x forward h transport snappy;",
-         "t.conf:1: member h:2003: transport snappy is not supported by polymur yet"},
-        {"cluster x forward h transport plain ssl;",
-         "t.conf:1: member h:2003: transport ssl is not supported by polymur yet"},
+         "t.conf:1: member h:2003: transport snappy is not supported by polymur (gzip and lz4 are)"},
+        {"cluster x forward h transport zstd;", "t.conf:1: expected 'plain', 'gzip', 'lz4' or 'snappy', found 'zstd'"},
+        {"cluster x forward h transport gzip;\ncluster y forward h transport gzip ssl;",
+         "t.conf:2: cannot set transport gzip ssl for server h:2003: server was previously defined with transport "
+         "gzip"},
+        {"cluster x forward h;\ncluster y forward h transport lz4;",
+         "t.conf:2: cannot set transport lz4 for server h:2003: server was previously defined with transport plain"},
         {"cluster x forward h type pickle;", "t.conf:1: expected 'linemode', found 'pickle'"},
         {"cluster x file /tmp/out;",
          "t.conf:1: cluster x: file clusters are not supported by polymur (it relays to "

@@ -540,6 +540,9 @@ TEST_F(ConfigTest, ValidateIntervals) {
     c = Config {};
     c.stats_interval_s = 0;
     EXPECT_EQ(validate_config(c), "--stats-interval must be at least 1");
+    c = Config {};
+    c.backoff_reset_s = 0;
+    EXPECT_EQ(validate_config(c), "--backoff-reset must be at least 1");
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ TEST(DestinationSpec, TcpIsARingNodeWithItsInstance) {
     DestinationSpec spec;
     std::string error;
     ASSERT_TRUE(parse_destination_spec("10.0.0.1:2004:a", spec, error)) << error;
-    EXPECT_EQ(spec.transport, Transport::tcp);
+    EXPECT_EQ(spec.transport, DestinationTransport::tcp);
     EXPECT_TRUE(spec.ring_member());
     EXPECT_EQ(spec.endpoint.host, "10.0.0.1");
     EXPECT_EQ(spec.endpoint.port, 2004);
@@ -23,7 +23,7 @@ TEST(DestinationSpec, HttpsIsAMirrorWithHostPortAndPath) {
     DestinationSpec spec;
     std::string error;
     ASSERT_TRUE(parse_destination_spec("https://[::1]:8443/site/", spec, error)) << error;
-    EXPECT_EQ(spec.transport, Transport::https);
+    EXPECT_EQ(spec.transport, DestinationTransport::https);
     EXPECT_FALSE(spec.ring_member());
     EXPECT_EQ(spec.endpoint.text, "https://[::1]:8443/site/");
     EXPECT_EQ(spec.endpoint.host, "::1");
@@ -34,10 +34,11 @@ TEST(DestinationSpec, HttpsIsAMirrorWithHostPortAndPath) {
 }
 
 TEST(DestinationSpec, TheSchemeAloneDecidesTheTransport) {
-    EXPECT_EQ(transport_of("https://gw:443"), Transport::https);
-    EXPECT_EQ(transport_of("https://"), Transport::https);  // and then does not parse
-    EXPECT_EQ(transport_of("gw:443"), Transport::tcp);
-    EXPECT_EQ(transport_of("HTTPS://gw:443"), Transport::tcp);  // not a scheme polymur knows: a bad host:port
+    EXPECT_EQ(transport_of("https://gw:443"), DestinationTransport::https);
+    EXPECT_EQ(transport_of("https://"), DestinationTransport::https);  // and then does not parse
+    EXPECT_EQ(transport_of("gw:443"), DestinationTransport::tcp);
+    EXPECT_EQ(transport_of("HTTPS://gw:443"),
+              DestinationTransport::tcp);  // not a scheme polymur knows: a bad host:port
 }
 
 TEST(DestinationSpec, RefusalsSayWhyAndLeaveTheOutputAlone) {

@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "supervisor/relay_status.hpp"
-
 namespace polymur {
 namespace {
 
@@ -42,20 +40,6 @@ TEST(Health, StaleLimitFollowsStallAndConnectTimeouts) {
     EXPECT_EQ(health_stale_after_ms(true, 30, 3000), 5000);
     EXPECT_EQ(health_stale_after_ms(true, 30, 9000), 11000);  // a blocking connect is not a stall
     EXPECT_EQ(health_stale_after_ms(false, 2, 3000), 2000);
-}
-
-TEST(Prometheus, LabelValuesAreEscaped) {
-    EXPECT_EQ(prometheus_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    RelayStatus s;
-    s.destinations.push_back({"10.0.0.1:2003:\"x\"", "connected", 1, 2, 3, 4, 5, 6, 7, true, false});
-    std::string text = format_prometheus(s, {true, "ok"});
-    EXPECT_NE(text.find("polymur_destination_sent_total{destination=\"10.0.0.1:2003:\\\"x\\\"\"} 3\n"),
-              std::string::npos)
-        << text;
-    EXPECT_NE(text.find("polymur_destination_state{destination=\"10.0.0.1:2003:\\\"x\\\"\",state=\"connected\"} 1\n"),
-              std::string::npos);
-    EXPECT_NE(text.find("# TYPE polymur_destination_dropped_total counter\n"), std::string::npos);
-    EXPECT_NE(text.find("polymur_ready 1\n"), std::string::npos);
 }
 
 }  // namespace

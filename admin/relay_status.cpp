@@ -1,4 +1,4 @@
-#include "supervisor/relay_status.hpp"
+#include "admin/relay_status.hpp"
 
 #include <sstream>
 
@@ -79,6 +79,27 @@ std::string format_stats_json(const RelayStatus& s) {
     }
     out << "}\n";
     return out.str();
+}
+
+std::string format_getdest(const std::vector<RegisteredDestination>& destinations) {
+    std::ostringstream active, registered;
+    bool first_active = true, first_registered = true;
+    for (const RegisteredDestination& d : destinations) {
+        std::string name = admin::json_escape(d.name);
+        registered << (first_registered ? "\n" : ",\n") << "  \"" << name << "\": \""
+                   << admin::rfc3339_nano(d.registered_unix_ns) << "\"";
+        first_registered = false;
+        if (d.active) {
+            active << (first_active ? "\n" : ",\n") << "  \"" << name << "\"";
+            first_active = false;
+        }
+    }
+    std::string out = "{\n \"active\": [";
+    out += first_active ? "]" : active.str() + "\n ]";
+    out += ",\n \"registered\": {";
+    out += first_registered ? "}" : registered.str() + "\n }";
+    out += "\n}\n";
+    return out;
 }
 
 std::string format_prometheus(const RelayStatus& s, const Health& health) {

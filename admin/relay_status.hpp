@@ -1,5 +1,7 @@
-// One consistent reading of the relay's counters, taken by the supervisor from shared memory and
-// rendered for the admin protocol's `stats` (JSON) and for Prometheus (/metrics).
+// What the admin protocol and /metrics report, as plain structs the supervisor fills (one consistent
+// reading of the relay's counters and destinations, from shared memory and its own tables), and the
+// renderers of the replies: `stats` (JSON), `getdest` (Polymur's JSON) and Prometheus' text format.
+// Nothing here reads shared memory or the supervisor, so every reply is unit-tested byte for byte.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +49,14 @@ struct RelayStatus {
     AggregatorStatus aggregator;
 };
 
+// One destination as `getdest` lists it: every registered one (configured or added by putdest; not the
+// console and not one being removed), with the time it was registered, and whether it takes metrics now.
+struct RegisteredDestination {
+    std::string name;  // as the operator wrote it
+    int64_t registered_unix_ns = 0;
+    bool active = false;  // connected (and, when a failed destination's queue moves, in the ring)
+};
+
 // Whether the relay can take traffic now: running, and every child it needs alive and reporting.
 struct Health {
     bool ready = false;
@@ -55,6 +65,10 @@ struct Health {
 
 // The admin protocol's `stats` reply: one line of JSON.
 std::string format_stats_json(const RelayStatus& status);
+
+// The admin protocol's `getdest` reply, as Polymur printed it: {"active": [names], "registered":
+// {name: RFC 3339 time}}, one entry a line, in the order given.
+std::string format_getdest(const std::vector<RegisteredDestination>& destinations);
 
 // The Prometheus text exposition format (version 0.0.4): HELP and TYPE lines, counters named
 // *_total, per-destination series labelled destination="...".
