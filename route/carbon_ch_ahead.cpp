@@ -21,10 +21,10 @@ static_assert(sizeof(Lanes) / sizeof(uint32_t) == kAheadBatch);
 #define MD5_G(x, y, z) ((y) ^ ((z) & ((x) ^ (y))))
 #define MD5_H(x, y, z) ((x) ^ (y) ^ (z))
 #define MD5_I(x, y, z) ((y) ^ ((x) | ~(z)))
-#define MD5_STEP(f, a, b, c, d, k, t, s)                             \
-    do {                                                             \
-        const Lanes sum = a + MD5_##f(b, c, d) + m[k] + uint32_t(t); \
-        a = b + ((sum << (s)) | (sum >> (32 - (s))));                \
+#define MD5_STEP(f, a, b, c, d, k, t, s)                               \
+    do {                                                               \
+        const Lanes sum = (a) + MD5_##f(b, c, d) + m[k] + uint32_t(t); \
+        (a) = (b) + ((sum << (s)) | (sum >> (32 - (s))));              \
     } while (0);
 
 // The first state word of each lane's digest, for one-block messages (what carbon_ch reads).

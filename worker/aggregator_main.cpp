@@ -28,12 +28,10 @@
 #include "common/log.hpp"
 #include "shm/queue_reader.hpp"
 #include "worker/live_routes.hpp"
+#include "worker/stop_pipe.hpp"
 
 namespace polymur {
 namespace {
-
-volatile sig_atomic_t g_stop = 0;
-void on_stop_signal(int) { g_stop = 1; }
 
 constexpr uint64_t kReadBytes = 1 << 20;  // per ring per turn
 constexpr int kWaitMs = 100;              // longest sleep between heartbeats and stop checks
@@ -139,8 +137,8 @@ bool parse_record(std::string_view line, size_t rules, Record& r) {
 class Aggregator {
 public:
     explicit Aggregator(const Heritage& heritage)
-            : heritage_(heritage), config_(*heritage.config), table_(*heritage.rules),
-              slot_(heritage.control->aggregator), routes_(heritage, LiveRoutes::Writer::aggregator), engine_(table_),
+            : config_(*heritage.config), table_(*heritage.rules), slot_(heritage.control->aggregator),
+              routes_(heritage, LiveRoutes::Writer::aggregator), engine_(table_),
               result_(std::make_unique<route::RouteResult>()), ring_(aggregator_ring(config_.workers)),
               state_path_(aggregator_state_path(config_.state_dir)) {
         wrapped_.reserve(shm::kMaxQueuedLine);
@@ -163,7 +161,6 @@ private:
         return t < 0 ? own_producer_.get() : routes_.targets()[size_t(t)].producer.get();
     }
 
-    const Heritage& heritage_;
     const Config& config_;
     const route::RoutingTable& table_;
     shm::AggregatorSlot& slot_;
@@ -174,6 +171,7 @@ private:
     const std::string state_path_;
     std::unique_ptr<shm::QueueFile> queue_;
     std::unique_ptr<shm::QueueReader> reader_;
+    StopPipe stop_;  // SIGTERM, SIGINT: stop reading; what is not emitted stays queued
     std::unique_ptr<shm::RingProducer> own_producer_;
     std::vector<std::deque<Chunk>> chunks_;   // per input ring
     int64_t emitted_through_ms_ = INT64_MIN;  // every bucket due by then is emitted and recorded in the state file
@@ -407,10 +405,7 @@ void Aggregator::flush_counters() {
 }
 
 int Aggregator::run() {
-    struct sigaction sa = {};
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
+    stop_.install();
     std::string error;
     queue_ = shm::QueueFile::open(aggregator_queue_path(config_.state_dir), error);
     if (!queue_) {
@@ -439,11 +434,11 @@ int Aggregator::run() {
              static_cast<unsigned long long>(queue_->queued_lines()));
     // Everything queued before the first tick: a bucket whose time came while no aggregator ran must have all of
     // its points before it is emitted, or the rest would be dropped as late.
-    while (!g_stop && !reader_->caught_up()) {
+    while (!stop_.requested() && !reader_->caught_up()) {
         beat();
         read_input();
     }
-    while (!g_stop) {
+    while (!stop_.requested()) {
         beat();
         if (routes_.stale()) routes_.refresh();
         // Read what is queued (a bounded time, so a flood cannot hold back the ticks), then emit what is due.
@@ -458,7 +453,7 @@ int Aggregator::run() {
         }
         flush_counters();
         const int64_t until_tick = next_tick_ms_ - realtime_ns() / 1000000;
-        reader_->wait(int(std::clamp<int64_t>(until_tick, 1, kWaitMs)), [] { return !g_stop; });
+        reader_->wait(int(std::clamp<int64_t>(until_tick, 1, kWaitMs)), [this] { return !stop_.requested(); });
     }
     // Stopping: what was read and not emitted stays queued for the next start; nothing to save.
     flush_counters();

@@ -96,6 +96,15 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * TIME_FACTOR, message))
 
 
+def gone(pid):
+    """Whether process `pid` has exited: no longer in /proc, or a zombie nobody has reaped yet."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def listening(port, host="127.0.0.1"):
     """Whether something accepts TCP connections on host:port now."""
     try:
@@ -296,6 +305,15 @@ class Sink:
         return "127.0.0.1:%d" % self.port
 
 
+def wait_settled(relay, *sinks, timeout=10):
+    """Waits until nothing more is on its way to `sinks`: every destination queue of `relay` is empty and every
+    sink is quiescent. Then a count of the lines at the sinks is final (no fixed grace sleep)."""
+    def settled():
+        quiet = [sink.quiescent() for sink in sinks]  # every sink polled each time
+        return all(quiet) and all(d["queued"] == 0 for d in relay.stats()["destinations"].values())
+    wait_until(settled, timeout, message="every queue delivered and the sinks quiet")
+
+
 class Polymur:
     """One polymur supervisor (and its children) started from the built binary."""
 
@@ -398,6 +416,12 @@ class Polymur:
                 continue
         return out
 
+    def child_pid(self, title):
+        """The pid of the child whose process title is "polymur: <title>" ("output 127.0.0.1:2003", "listener 0",
+        "aggregator"), or None when there is not exactly one."""
+        found = [pid for pid, cmd in self.children().items() if cmd == "polymur: " + title]
+        return found[0] if len(found) == 1 else None
+
     def stop(self, timeout=20):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -495,7 +519,7 @@ class OutputKiller:
         self.thread = threading.Thread(target=self._run)
 
     def _pid(self):
-        return next((pid for pid, t in self.relay.children().items() if t == self.title), None)
+        return self.relay.child_pid(self.title[len("polymur: "):])
 
     def _run(self):
         while self.running.is_set() and len(self.kills) < self.most:
@@ -662,6 +686,100 @@ def numbered(prefix, start, count, timestamp=1700000000):
     return ["%s.%d %d %d" % (prefix, i, i, timestamp) for i in range(start, start + count)]
 
 
+# Certificates for the TLS and HTTPS tests.
+CA_CONFIG = """
+[ ca ]
+default_ca = test_ca
+
+[ test_ca ]
+dir = {dir}
+database = $dir/index.txt
+new_certs_dir = $dir/issued
+serial = $dir/serial
+crlnumber = $dir/crlnumber
+certificate = $dir/ca.pem
+private_key = $dir/ca.key
+default_md = sha256
+default_days = 30
+default_crl_days = 30
+policy = policy_any
+unique_subject = no
+copy_extensions = none
+
+[ policy_any ]
+commonName = supplied
+
+[ req ]
+distinguished_name = req_dn
+[ req_dn ]
+
+[ ca_ext ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+
+[ client_ext ]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+
+[ server_ext ]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+"""
+
+
+def openssl(*args, cwd=None):
+    result = subprocess.run(["openssl"] + list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise AssertionError("openssl %s failed:\n%s" % (" ".join(args), result.stdout.decode(errors="replace")))
+    return result.stdout
+
+
+class Pki:
+    """A private CA in a directory `name` under `root`, made with the openssl command line at test time, with
+    `openssl ca` so it can issue (client_ext, server_ext for 127.0.0.1 and localhost), revoke and publish a CRL."""
+
+    def __init__(self, root, name):
+        self.dir = os.path.join(root, name)
+        os.makedirs(os.path.join(self.dir, "issued"))
+        open(os.path.join(self.dir, "index.txt"), "w").close()
+        with open(os.path.join(self.dir, "serial"), "w") as f:
+            f.write("1000\n")
+        with open(os.path.join(self.dir, "crlnumber"), "w") as f:
+            f.write("1000\n")
+        self.config = os.path.join(self.dir, "ca.cnf")
+        with open(self.config, "w") as f:
+            f.write(CA_CONFIG.format(dir=self.dir))
+        self.cert = self.path("ca.pem")
+        openssl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", self.path("ca.key"), "-out", self.cert, "-days", "30", "-subj", "/CN=%s" % name,
+                "-config", self.config, "-extensions", "ca_ext")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def issue(self, name, cn, kind="client_ext", start=None, end=None):
+        key, csr, cert = self.path(name + ".key"), self.path(name + ".csr"), self.path(name + ".pem")
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                "-out", csr, "-utf8", "-subj", "/CN=%s" % cn, "-config", self.config)
+        args = ["ca", "-batch", "-config", self.config, "-in", csr, "-out", cert, "-extensions", kind, "-notext"]
+        if start:
+            args += ["-startdate", start, "-enddate", end]
+        openssl(*args)
+        return cert, key
+
+    def revoke(self, cert):
+        openssl("ca", "-config", self.config, "-revoke", cert)
+
+    def crl(self):
+        out = self.path("crl.pem")
+        openssl("ca", "-config", self.config, "-gencrl", "-out", out)
+        return out
+
+
 class RelayTestCase(unittest.TestCase):
     """A test that starts sinks and relays; each is stopped after the test, the last started first."""
 
@@ -669,6 +787,20 @@ class RelayTestCase(unittest.TestCase):
         s = Sink(**kw).start()
         self.addCleanup(s.stop)
         return s
+
+    def assert_trickling_clients_cut(self, port, count, seconds, payload, what):
+        """Opens `count` connections to `port` that each send `payload` one byte a second (every byte is
+        progress to an idle timer, so only an absolute deadline ends them) and asserts that the server closed
+        every one within `seconds`."""
+        clients = connect_many(port, count)
+        started = time.monotonic()
+        try:
+            still_open = trickle(clients, seconds, lambda i: payload)
+            self.assertEqual(still_open, 0, "%d of %d trickling %s still open after %.0f s"
+                             % (still_open, count, what, time.monotonic() - started))
+        finally:
+            for s in clients:
+                s.close()
 
     def refused_port(self):
         """A port where nothing listens and nothing can start listening during the test: a socket holds it,

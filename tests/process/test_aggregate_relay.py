@@ -59,7 +59,7 @@ class AggregateRelayTest(RelayTestCase):
         return [line for line in self.sink_.lines() if line.startswith("agg.")]
 
     def aggregator_pid(self, relay):
-        return next((pid for pid, title in relay.children().items() if title == "polymur: aggregator"), None)
+        return relay.child_pid("aggregator")
 
     def run_scenario(self, disrupt, extra_env=None, crashes=False):
         relay = self.start(extra_env)

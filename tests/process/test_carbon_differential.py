@@ -15,8 +15,8 @@ import tempfile
 import unittest
 
 from carbon_lines import CARBON_PATH, MARKER, Differential, corpus, forwarded_per_line, with_markers
-from harness import RelayTestCase, free_port, send_lines, wait_until
-from test_https import Node, Pki
+from harness import Pki, RelayTestCase, free_port, send_lines, wait_until
+from test_https import Node
 
 HAVE_CARBON = os.path.exists(os.path.join(CARBON_PATH, "carbon", "protocols.py"))
 

@@ -9,9 +9,8 @@ import tempfile
 import unittest
 import zlib
 
-from harness import (OutputKiller, RelayTestCase, ResetSink, complete_lines, free_port, listening, send_lines,
+from harness import (OutputKiller, Pki, RelayTestCase, ResetSink, complete_lines, free_port, listening, send_lines,
                      send_paced, wait_until)
-from test_https import Pki
 
 
 def gunzip_all(data):

@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from harness import POLYMUR, RelayTestCase, Sink, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, Sink, free_port, gone, numbered, send_lines, wait_until
 
 IN_MOUNTNS = os.environ.get("TEST_IN_MOUNTNS") == "1"
 
@@ -200,7 +200,7 @@ class LeftoverTest(RelayTestCase):
         relay = self.relay(workers=2, destinations=[a.address])
         send_lines(relay.port, numbered("left", 0, 1000))
         wait_until(lambda: a.line_count() == 1000, 10)
-        listener = next(pid for pid, title in relay.children().items() if title == "polymur: listener 0")
+        listener = relay.child_pid("listener 0")
         self.addCleanup(lambda: os.path.exists("/proc/%d" % listener) and os.kill(listener, signal.SIGKILL))
         os.kill(listener, signal.SIGSTOP)
         relay.proc.kill()
@@ -212,8 +212,7 @@ class LeftoverTest(RelayTestCase):
         again.args, again.port, again.api_port = relay.args, relay.port, relay.api_port  # the same sockets
         again.start()
         self.assertIn("pid %d (polymur: listener 0) of a previous polymur still holds" % listener, again.log())
-        wait_until(lambda: not os.path.exists("/proc/%d" % listener) or
-                   open("/proc/%d/stat" % listener).read().rsplit(")", 1)[1].split()[0] == "Z", 5)
+        wait_until(lambda: gone(listener), 5)
         send_lines(again.port, numbered("left", 1000, 1000))
         wait_until(lambda: a.line_count() == 2000, 10, message="the new generation delivers")
         self.assertEqual(sorted(a.lines()), sorted(numbered("left", 0, 2000)))

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import Polymur, RelayTestCase, free_port, numbered, send_lines, wait_until
+from harness import Polymur, RelayTestCase, free_port, gone, numbered, send_lines, send_paced, wait_until
 
 # What one kill of an output can duplicate: the lines it wrote but had not committed, which are the
 # bytes the kernel had not acknowledged when it last committed (at most the socket send buffer,
@@ -21,15 +21,11 @@ CHUNK = 256 * 1024
 STABLE_AFTER_S = 5
 
 
-def pid_of(relay, title):
-    return next((pid for pid, t in relay.children().items() if t == title), None)
-
-
 class DurabilityTest(RelayTestCase):
     def test_output_killed_repeatedly_loses_nothing(self):
         a = self.sink()
         relay = self.relay(destinations=[a.address])
-        title = "polymur: output " + a.address
+        title = "output " + a.address
         total, kills = 1000000, []
         lines = ["k.%07d 1 1700000000" % i for i in range(total)]
         done = threading.Event()
@@ -39,7 +35,7 @@ class DurabilityTest(RelayTestCase):
         def killer():
             while not done.is_set() and len(kills) < 5:
                 time.sleep(0.4)
-                pid = pid_of(relay, title)
+                pid = relay.child_pid(title)
                 if not pid or done.is_set():
                     continue
                 # Freeze the output: it commits nothing more, while the kernel still delivers what it
@@ -51,14 +47,10 @@ class DurabilityTest(RelayTestCase):
                 surplus.append(a.line_count() - committed)
                 os.kill(pid, signal.SIGKILL)
                 kills.append(pid)
-                wait_until(lambda: pid_of(relay, title) not in (None, pid), 10, message="output restarted")
+                wait_until(lambda: relay.child_pid(title) not in (None, pid), 10, message="output restarted")
 
         def sender(part):
-            with socket.create_connection(("127.0.0.1", relay.port)) as s:
-                chunk = lines[part::4]
-                for i in range(0, len(chunk), 5000):
-                    s.sendall(("\n".join(chunk[i:i + 5000]) + "\n").encode())
-                    time.sleep(0.02)
+            send_paced(relay.port, lines[part::4], 5000, 0.02)
 
         k = threading.Thread(target=killer)
         k.start()
@@ -94,13 +86,13 @@ class DurabilityTest(RelayTestCase):
     def test_restarts_back_off_and_reset(self):
         a = self.sink()
         relay = self.relay("--backoff-reset=%d" % STABLE_AFTER_S, destinations=[a.address])
-        title = "polymur: output " + a.address
+        title = "output " + a.address
         pattern = r"output %s \(pid \d+\): killed.*after (\d+) ms; restarting in (\d+) ms" % a.address
 
         def kill_output():
-            pid = wait_until(lambda: pid_of(relay, title), 10)
+            pid = wait_until(lambda: relay.child_pid(title), 10)
             os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: pid_of(relay, title) not in (None, pid), 10, message="output restarted")
+            wait_until(lambda: relay.child_pid(title) not in (None, pid), 10, message="output restarted")
             return time.monotonic()
 
         for _ in range(4):
@@ -117,8 +109,8 @@ class DurabilityTest(RelayTestCase):
     def test_sigstopped_output_is_restarted_and_others_keep_going(self):
         a, b = self.sink(), self.sink()
         relay = self.relay("--stall-timeout=2", destinations=[a.address, b.address])
-        title = "polymur: output " + b.address
-        stopped = wait_until(lambda: pid_of(relay, title), 10)
+        title = "output " + b.address
+        stopped = wait_until(lambda: relay.child_pid(title), 10)
         os.kill(stopped, signal.SIGSTOP)
         lines = numbered("stop", 0, 50000)
         send_lines(relay.port, lines)
@@ -170,9 +162,9 @@ class DurabilityTest(RelayTestCase):
         t = threading.Thread(target=connector)
         t.start()
         for _ in range(3):
-            victim = wait_until(lambda: pid_of(relay, "polymur: listener 0"), 10)
+            victim = wait_until(lambda: relay.child_pid("listener 0"), 10)
             os.kill(victim, signal.SIGKILL)
-            wait_until(lambda: pid_of(relay, "polymur: listener 0") not in (None, victim), 10, message="replacement")
+            wait_until(lambda: relay.child_pid("listener 0") not in (None, victim), 10, message="replacement")
         time.sleep(0.3)
         stop.set()
         t.join()
@@ -238,8 +230,7 @@ class DurabilityTest(RelayTestCase):
         children = list(relay.children())
         os.kill(relay.proc.pid, signal.SIGKILL)
         relay.proc.wait()
-        wait_until(lambda: not any(os.path.exists("/proc/%d/stat" % p) and
-                                   open("/proc/%d/stat" % p).read().split()[2] != "Z" for p in children), 10,
+        wait_until(lambda: all(gone(p) for p in children), 10,
                    message="children exit after the supervisor died")
         again = self.relay(destinations=[dest], state_dir=relay.state_dir)
         sink = self.sink(port=port)
@@ -301,7 +292,7 @@ class DurabilityTest(RelayTestCase):
         relay = self.relay(destinations=[a.address])
         queue = next(os.path.join(relay.state_dir, f) for f in os.listdir(relay.state_dir) if f.endswith(".queue"))
         os.truncate(queue, 4096)  # damaged under a running relay
-        pid = pid_of(relay, "polymur: output " + a.address)
+        pid = relay.child_pid("output " + a.address)
         if pid:  # it may already have died touching the truncated mapping (SIGBUS), and be restarting
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -310,7 +301,7 @@ class DurabilityTest(RelayTestCase):
         wait_until(lambda: "exited with code 78: a configuration or state problem it reported above; not restarting it"
                    in relay.log(), 10)
         time.sleep(0.5)
-        self.assertIsNone(pid_of(relay, "polymur: output " + a.address))
+        self.assertIsNone(relay.child_pid("output " + a.address))
         self.assertIn("is truncated", relay.log())
 
     def test_queue_byte_bound_is_exact(self):

@@ -11,8 +11,8 @@ import threading
 import time
 import unittest
 
-from harness import SANITIZED, RelayTestCase, connect_many, free_port, numbered, send_lines, trickle, wait_until
-from test_https import Node, Pki, gzip_lines, proc_status
+from harness import SANITIZED, Pki, RelayTestCase, free_port, numbered, send_lines, wait_until
+from test_https import Node, gzip_lines, proc_status
 
 
 @unittest.skipUnless(shutil.which("openssl"), "needs the openssl command")
@@ -92,15 +92,7 @@ class GatewaySecurityTest(RelayTestCase):
         except ssl.SSLWantReadError:
             pass
         client_hello = hello[1].read()
-        clients = connect_many(node.https_port, 60)
-        started = time.monotonic()
-        try:
-            still_open = trickle(clients, 16, lambda i: client_hello)
-            self.assertEqual(still_open, 0, "%d of 60 trickling handshakes open after %.0f s"
-                             % (still_open, time.monotonic() - started))
-        finally:
-            for s in clients:
-                s.close()
+        self.assert_trickling_clients_cut(node.https_port, 60, 16, client_hello, "handshakes")
         wait_until(lambda: "TLS handshakes cut at the --handshake-timeout deadline" in node.log(), 15,
                    message="the periodic count")
 
@@ -151,15 +143,7 @@ class PlainHttpDeadlineTest(RelayTestCase):
         sink, node, port = self.start("--request-timeout=3")
         body = gzip_lines(["slow 1 1700000000"])
         request = (b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
-        clients = connect_many(port, 200)
-        started = time.monotonic()
-        try:
-            still_open = trickle(clients, 10, lambda i: request)
-            self.assertEqual(still_open, 0, "%d of 200 trickling requests open after %.0f s"
-                             % (still_open, time.monotonic() - started))
-        finally:
-            for s in clients:
-                s.close()
+        self.assert_trickling_clients_cut(port, 200, 10, request, "requests")
         wait_until(lambda: "requests cut at the --request-timeout deadline" in node.log(), 15, message="the periodic count")
         # A prompt client is served as before.
         import http.client

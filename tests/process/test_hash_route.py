@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, send_lines, wait_until
+from harness import POLYMUR, Polymur, Sink, send_lines, wait_settled, wait_until
 
 VECTORS = os.path.join(os.path.dirname(__file__), "..", "data", "vectors")
 CARBON = os.path.join(VECTORS, "graphite-carbon")
@@ -78,7 +78,7 @@ class VectorRelay:
         send_lines(self.relay.port, [n + b" 1 1700000000" for n in names], connections=2)
         wait_until(lambda: sum(s.line_count() for s in self.sinks.values()) >= expected_total, 30,
                    message="%d lines at the sinks" % expected_total)
-        time.sleep(0.2)
+        wait_settled(self.relay, *self.sinks.values())
         got = {}
         for d, s in self.sinks.items():
             for line in s.data().split(b"\n")[:-1]:

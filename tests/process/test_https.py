@@ -1,6 +1,6 @@
 """The HTTPS transport between sites: polymur-proxy -> polymur-gateway -> destination.
 
-Certificates are made at test time with the openssl command line: a private CA, the gateway's server
+Certificates are made at test time with the openssl command line (harness.Pki): a private CA, the gateway's server
 certificate (127.0.0.1 and localhost), a client certificate per site (CN = namespace), one from another
 CA, an expired one and a revoked one (with a CRL). Standard library only, plus the `openssl` and
 `curl` commands.
@@ -20,98 +20,8 @@ import time
 import unittest
 import zlib
 
-from harness import POLYMUR, Polymur, RelayTestCase, free_port, listening, numbered, send_lines, tcp_sockets, wait_until
-
-CA_CONFIG = """
-[ ca ]
-default_ca = test_ca
-
-[ test_ca ]
-dir = {dir}
-database = $dir/index.txt
-new_certs_dir = $dir/issued
-serial = $dir/serial
-crlnumber = $dir/crlnumber
-certificate = $dir/ca.pem
-private_key = $dir/ca.key
-default_md = sha256
-default_days = 30
-default_crl_days = 30
-policy = policy_any
-unique_subject = no
-copy_extensions = none
-
-[ policy_any ]
-commonName = supplied
-
-[ req ]
-distinguished_name = req_dn
-[ req_dn ]
-
-[ ca_ext ]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-
-[ client_ext ]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-
-[ server_ext ]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-"""
-
-
-def openssl(*args, cwd=None):
-    result = subprocess.run(["openssl"] + list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
-        raise AssertionError("openssl %s failed:\n%s" % (" ".join(args), result.stdout.decode(errors="replace")))
-    return result.stdout
-
-
-class Pki:
-    """A private CA in a temp dir, with `openssl ca` so it can revoke and publish a CRL."""
-
-    def __init__(self, root, name):
-        self.dir = os.path.join(root, name)
-        os.makedirs(os.path.join(self.dir, "issued"))
-        open(os.path.join(self.dir, "index.txt"), "w").close()
-        with open(os.path.join(self.dir, "serial"), "w") as f:
-            f.write("1000\n")
-        with open(os.path.join(self.dir, "crlnumber"), "w") as f:
-            f.write("1000\n")
-        self.config = os.path.join(self.dir, "ca.cnf")
-        with open(self.config, "w") as f:
-            f.write(CA_CONFIG.format(dir=self.dir))
-        self.cert = self.path("ca.pem")
-        openssl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", self.path("ca.key"), "-out", self.cert, "-days", "30", "-subj", "/CN=%s" % name,
-                "-config", self.config, "-extensions", "ca_ext")
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def issue(self, name, cn, kind="client_ext", start=None, end=None):
-        key, csr, cert = self.path(name + ".key"), self.path(name + ".csr"), self.path(name + ".pem")
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                "-out", csr, "-utf8", "-subj", "/CN=%s" % cn, "-config", self.config)
-        args = ["ca", "-batch", "-config", self.config, "-in", csr, "-out", cert, "-extensions", kind, "-notext"]
-        if start:
-            args += ["-startdate", start, "-enddate", end]
-        openssl(*args)
-        return cert, key
-
-    def revoke(self, cert):
-        openssl("ca", "-config", self.config, "-revoke", cert)
-
-    def crl(self):
-        out = self.path("crl.pem")
-        openssl("ca", "-config", self.config, "-gencrl", "-out", out)
-        return out
+from harness import (POLYMUR, Pki, Polymur, RelayTestCase, free_port, gone, listening, numbered, send_lines,
+                     tcp_sockets, wait_until)
 
 
 def gzip_lines(lines):
@@ -161,15 +71,7 @@ class Node(Polymur):
                 pass
         self.proc.wait()
         for pid in pids:
-            wait_until(lambda pid=pid: not os.path.exists("/proc/%d" % pid) or zombie(pid), 10, message="pid %d gone" % pid)
-
-
-def zombie(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+            wait_until(lambda pid=pid: gone(pid), 10, message="pid %d gone" % pid)
 
 
 @unittest.skipUnless(shutil.which("openssl") and shutil.which("curl"), "needs the openssl and curl commands")

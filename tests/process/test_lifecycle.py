@@ -9,9 +9,6 @@ from harness import RelayTestCase, free_port, wait_until
 from test_service import NotifySocket
 
 
-def child_pid(relay, title):
-    found = [pid for pid, cmd in relay.children().items() if cmd == "polymur: " + title]
-    return found[0] if len(found) == 1 else None
 
 
 class LifecycleTest(RelayTestCase):
@@ -20,22 +17,22 @@ class LifecycleTest(RelayTestCase):
         metrics_port = free_port()
         relay = self.relay("--metrics-addr=127.0.0.1:%d" % metrics_port, workers=1, destinations=[sink.address])
         output = "output " + sink.address
-        wait_until(lambda: child_pid(relay, output) and child_pid(relay, "listener 0"), message="both children")
+        wait_until(lambda: relay.child_pid(output) and relay.child_pid("listener 0"), message="both children")
         stats = relay.stats()
         self.assertEqual((stats["destinations"][sink.address]["deaths"], stats["destinations"][sink.address]["restarts"]), (0, 0))
         self.assertEqual(stats["listeners"], [{"deaths": 0, "restarts": 0}])
 
-        first = child_pid(relay, output)
+        first = relay.child_pid(output)
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: child_pid(relay, output) not in (None, first), message="a new output process")
+        wait_until(lambda: relay.child_pid(output) not in (None, first), message="a new output process")
         stats = relay.stats()
         self.assertEqual(stats["destinations"][sink.address]["deaths"], 1)
         self.assertEqual(stats["destinations"][sink.address]["restarts"], 1)
         self.assertEqual(stats["listeners"], [{"deaths": 0, "restarts": 0}], "the listener did not die")
 
-        listener = child_pid(relay, "listener 0")
+        listener = relay.child_pid("listener 0")
         os.kill(listener, signal.SIGKILL)
-        wait_until(lambda: child_pid(relay, "listener 0") not in (None, listener), message="a new listener process")
+        wait_until(lambda: relay.child_pid("listener 0") not in (None, listener), message="a new listener process")
         self.assertEqual(relay.stats()["listeners"], [{"deaths": 1, "restarts": 1}])
 
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=10) as response:

@@ -35,7 +35,7 @@ class OutputResetTest(WithServerCertificate):
         dest = None
 
         def output_pid():
-            return next((pid for pid, t in relay.children().items() if t == "polymur: output " + dest), None)
+            return relay.child_pid("output " + dest)
 
         def stall():
             # The output stopped: nothing it does can race the reset.

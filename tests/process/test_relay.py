@@ -13,7 +13,7 @@ class RelayTest(RelayTestCase):
     def assert_exactly(self, sink, expected, timeout=30):
         wait_until(lambda: sink.line_count() >= len(expected), timeout, message="%d lines at %s (have %d)"
                    % (len(expected), sink.address, sink.line_count()))
-        time.sleep(0.2)  # anything extra would arrive now
+        wait_until(sink.quiescent, 10, message="%s quiet" % sink.address)  # anything extra has arrived by now
         got = sink.lines()
         self.assertEqual(len(got), len(expected), "duplicates or extra lines at %s" % sink.address)
         self.assertEqual(sorted(got), sorted(expected))

@@ -4,10 +4,9 @@ import pickle
 import socket
 import struct
 import subprocess
-import time
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, free_port, send_lines, wait_until
+from harness import POLYMUR, Polymur, Sink, free_port, send_lines, wait_settled, wait_until
 
 # name as sent -> what carbon's TaggedSeries.parse(name).path makes of it (asked below)
 NAMES = [b"cpu;host=a;dc=x", b"cpu;dc=x;host=a", b"cpu;host=b;host=a;dc=x", b"~cpu;name=y;dc=x;host=a",
@@ -43,7 +42,7 @@ class TagNormalizeTest(unittest.TestCase):
         relay = self.relay("--tag-normalize", sinks=[sink])
         send_lines(relay.port, [n + b" 1.5 1700000000" for n in NAMES])
         wait_until(lambda: sink.line_count() >= len(NAMES), 10, message="every line at the sink")
-        time.sleep(0.2)
+        wait_settled(relay, sink)
         got = sorted(sink.data().split(b"\n")[:-1])
         self.assertEqual(got, sorted(self.expected[n] + b" 1.5 1700000000" for n in NAMES))
         self.assertEqual(relay.stats()["invalid"], 0)
@@ -58,7 +57,7 @@ class TagNormalizeTest(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", pickle_port)) as conn:
             conn.sendall(struct.pack("!L", len(payload)) + payload)
         wait_until(lambda: sink.line_count() >= len(NAMES), 10, message="every metric at the sink")
-        time.sleep(0.2)
+        wait_settled(relay, sink)
         names = sorted(line.rsplit(b" ", 2)[0] for line in sink.data().split(b"\n")[:-1])
         self.assertEqual(names, sorted(self.expected[n] for n in NAMES))
 
@@ -68,7 +67,7 @@ class TagNormalizeTest(unittest.TestCase):
         relay = self.relay(sinks=[sink])
         send_lines(relay.port, [n + b" 1.5 1700000000" for n in NAMES])
         wait_until(lambda: sink.line_count() >= len(NAMES), 10, message="every line at the sink")
-        time.sleep(0.2)
+        wait_settled(relay, sink)
         self.assertEqual(sorted(sink.data().split(b"\n")[:-1]), sorted(n + b" 1.5 1700000000" for n in NAMES))
 
     def test_hash_route_places_every_tag_order_where_the_normalized_name_goes(self):
@@ -89,7 +88,7 @@ class TagNormalizeTest(unittest.TestCase):
         self.assertGreater(len(set(place.values())), 2)  # the names spread over the ring
         send_lines(relay.port, [n + b" 1 1700000000" for n in orders])
         wait_until(lambda: sum(s.line_count() for s in sinks) >= len(orders), 10, message="every line")
-        time.sleep(0.2)
+        wait_settled(relay, *sinks)
         for k, s in enumerate(sinks):
             lines = s.data().split(b"\n")[:-1]
             want = sorted(n + b" 1 1700000000" for n in normalized if place[n] == destinations[k].encode())

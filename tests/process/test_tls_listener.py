@@ -1,6 +1,6 @@
 """The TLS line listener (--tls-listen-addr): plaintext lines over TLS, with and without client certificates.
 
-Certificates are made at test time with the openssl command line (test_https.Pki). Clients: Python's ssl
+Certificates are made at test time with the openssl command line (harness.Pki). Clients: Python's ssl
 module, `openssl s_client`, and Debian's carbon-c-relay 3.7.3 with a cluster member `transport plain ssl`.
 """
 import os
@@ -12,8 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import TIME_FACTOR, RelayTestCase, free_port, numbered, temp_dir, wait_until
-from test_https import Pki
+from harness import TIME_FACTOR, Pki, RelayTestCase, free_port, numbered, temp_dir, wait_until
 
 
 def tls_client(port, ca, cert=None, key=None):

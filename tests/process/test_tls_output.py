@@ -11,8 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import OutputKiller, RelayTestCase, free_port, listening, send_lines, send_paced, wait_until
-from test_https import Pki
+from harness import OutputKiller, Pki, RelayTestCase, free_port, listening, send_lines, send_paced, wait_until
 
 
 class TlsSink:
