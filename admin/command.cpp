@@ -36,11 +36,24 @@ Command parse_command(std::string_view line) {
     if (word.empty()) return command;
     command.name = std::string(word);
     // A "token=<secret>" word may stand anywhere after the command; it is not an argument.
+    // putdest DEST to CLUSTER and deldest DEST from CLUSTER name a cluster (--rules).
+    const std::string_view cluster_word = word == "putdest" ? "to" : word == "deldest" ? "from" : "";
+    bool want_cluster = false;
     for (std::string_view next = next_word(rest); !next.empty(); next = next_word(rest)) {
         if (next.substr(0, 6) == "token=") command.token = std::string(next.substr(6));
-        else if (command.argument.empty()) command.argument = std::string(next);
-        else command.extra_arguments = true;
+        else if (want_cluster) {
+            command.cluster = std::string(next);
+            want_cluster = false;
+        } else if (command.argument.empty()) command.argument = std::string(next);
+        else if (!cluster_word.empty() && command.cluster.empty() && (next == "to" || next == "from")) {
+            if (next != cluster_word)
+                command.error = std::string(word) + " takes '" + std::string(cluster_word) + " CLUSTER', not '" +
+                    std::string(next) + "'";
+            want_cluster = true;
+        } else command.extra_arguments = true;
     }
+    if (want_cluster && command.error.empty())
+        command.error = std::string(word) + " " + std::string(cluster_word) + " needs a cluster name";
     if (word == "getdest") command.kind = CommandKind::getdest;
     else if (word == "putdest") command.kind = CommandKind::putdest;
     else if (word == "deldest") command.kind = CommandKind::deldest;
@@ -50,9 +63,20 @@ Command parse_command(std::string_view line) {
     return command;
 }
 
+std::string Backend::putdest_to(const std::string&, const std::string& cluster) {
+    return "error: putdest ... to " + printable(cluster) +
+        ": clusters come from a rules file (--rules); this relay has one implicit cluster: putdest <destination>\n";
+}
+
+std::string Backend::deldest_from(const std::string&, const std::string& cluster) {
+    return "error: deldest ... from " + printable(cluster) +
+        ": clusters come from a rules file (--rules); this relay has one implicit cluster: deldest <destination>\n";
+}
+
 std::string help_text() {
-    return "commands: getdest | putdest <host:port[:instance]> [token=<secret>] | deldest <host:port[:instance]> "
-           "[token=<secret>] | stats | help (one command per connection, e.g. echo getdest | nc localhost 2030)\n";
+    return "commands: getdest | putdest <host:port[:instance]> [to <cluster>] [token=<secret>] | deldest "
+           "<host:port[:instance]> [from <cluster>] [token=<secret>] | stats | help (one command per connection, "
+           "e.g. echo getdest | nc localhost 2030; 'to'/'from' name a cluster of the --rules file)\n";
 }
 
 std::string execute(std::string_view line, Backend& backend, const Caller& caller, std::string* refused) {
@@ -78,6 +102,7 @@ std::string execute_command(std::string_view line, Backend& backend, const Calle
         case CommandKind::deldest:
             if (command.argument.empty())
                 return "error: " + command.name + " needs a destination (host:port[:instance])\n";
+            if (!command.error.empty()) return "error: " + printable(command.error) + "\n";
             if (command.extra_arguments) return "error: " + command.name + " takes one destination\n";
             if (!command.token.empty()) {
                 if (!caller.policy || caller.policy->token.empty())
@@ -86,6 +111,9 @@ std::string execute_command(std::string_view line, Backend& backend, const Calle
             } else if (!caller.may_change) {
                 return refuse(caller.why_not);
             }
+            if (!command.cluster.empty())
+                return command.kind == CommandKind::putdest ? backend.putdest_to(command.argument, command.cluster)
+                                                            : backend.deldest_from(command.argument, command.cluster);
             return command.kind == CommandKind::putdest ? backend.putdest(command.argument)
                                                         : backend.deldest(command.argument);
     }

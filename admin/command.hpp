@@ -14,7 +14,9 @@ struct Command {
     CommandKind kind = CommandKind::empty;
     std::string name;      // the command word as sent
     std::string argument;  // the first argument, if any
+    std::string cluster;   // putdest DEST to CLUSTER, deldest DEST from CLUSTER (--rules)
     bool extra_arguments = false;
+    std::string error;  // a malformed `to`/`from` clause: the reply's reason
     std::string token;  // from a "token=<secret>" word after the command, if any
 };
 
@@ -27,6 +29,9 @@ public:
     virtual std::string getdest() = 0;
     virtual std::string putdest(const std::string& destination) = 0;
     virtual std::string deldest(const std::string& destination) = 0;
+    // With a cluster named (--rules): add to / remove from that cluster only.
+    virtual std::string putdest_to(const std::string& destination, const std::string& cluster);
+    virtual std::string deldest_from(const std::string& destination, const std::string& cluster);
     virtual std::string stats() = 0;
 };
 

@@ -58,6 +58,7 @@ std::string run(Session* session, std::string_view line) {
 // client still sending an over-long request gets our answer instead of a reset.
 void finish(Session* session, const std::string& reply) {
     session->answered = true;
+    if (reply.compare(0, 7, "error: ") == 0) session->server->count_error();
     bufferevent_write(session->bev, reply.data(), reply.size());
 }
 
@@ -169,6 +170,11 @@ void Server::report() {
             static_cast<unsigned long long>(self->dropped_at_cap_), self->max_connections_, self->sessions_.size());
     self->cut_at_deadline_ = 0;
     self->dropped_at_cap_ = 0;
+    if (errors_answered_ != errors_reported_)
+        LOG_NOTICE("admin: last %d s: %llu requests answered with an error (%llu since the start)", kReportIntervalS,
+                   static_cast<unsigned long long>(errors_answered_ - errors_reported_),
+                   static_cast<unsigned long long>(errors_answered_));
+    errors_reported_ = errors_answered_;
 }
 
 void Server::on_accept(evutil_socket_t listen_fd, short, void* self_ptr) {

@@ -35,6 +35,9 @@ public:
     // Called by a session as it ends.
     void forget(Session* session);
     void count_deadline() { ++cut_at_deadline_; }
+    // Requests answered "error: ..." (bad commands, bad arguments, refused changes), logged every interval.
+    void count_error() { ++errors_answered_; }
+    uint64_t errors_answered() const { return errors_answered_; }
     Backend& backend() { return backend_; }
     const AdminPolicy& policy() const { return policy_; }
 
@@ -53,6 +56,8 @@ private:
     struct event* report_ = nullptr;
     uint64_t cut_at_deadline_ = 0;
     uint64_t dropped_at_cap_ = 0;
+    uint64_t errors_answered_ = 0;
+    uint64_t errors_reported_ = 0;
 };
 
 }  // namespace polymur::admin

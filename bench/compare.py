@@ -197,6 +197,21 @@ def wait_until(predicate, timeout, interval=0.05):
     return bool(predicate())
 
 
+def wait_for_delivery(sinks, expected, run_timeout, stall_timeout):
+    """Waits until the sinks counted `expected` lines, or no progress for `stall_timeout` seconds."""
+    last_total, last_change = -1, time.monotonic()
+    deadline = time.monotonic() + run_timeout
+    while time.monotonic() < deadline:
+        total = sum(s.count() for s in sinks)
+        if total >= expected:
+            return
+        if total != last_total:
+            last_total, last_change = total, time.monotonic()
+        elif time.monotonic() - last_change > stall_timeout:
+            return
+        time.sleep(0.05)
+
+
 def keyvalues(text):
     out = {}
     for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', text):
@@ -554,18 +569,7 @@ class Bench:
                 last_busy = time.monotonic_ns()
                 time.sleep(0.01)
             expected = sent["sent"] * copies + warm
-            # Wait for delivery: all of it, or no progress for --stall-timeout seconds.
-            last_total, last_change = -1, time.monotonic()
-            deadline = time.monotonic() + a.run_timeout
-            while time.monotonic() < deadline:
-                total = sum(s.count() for s in sinks)
-                if total >= expected:
-                    break
-                if total != last_total:
-                    last_total, last_change = total, time.monotonic()
-                elif time.monotonic() - last_change > a.stall_timeout:
-                    break
-                time.sleep(0.05)
+            wait_for_delivery(sinks, expected, a.run_timeout, a.stall_timeout)
             pids1 = relay.pids()
             cpu1 = cpu_ticks(pids1)
             busy1, load1, runner1 = cpu_busy(), loadavg(), sum(os.times()[:2])

@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -50,6 +51,7 @@ struct Options {
     int idle = 0;
     double hold = 10;
     std::string stats_file;
+    std::string names_file;  // metric names, one a line (the first field): instead of the collectd names
 };
 
 std::atomic<bool> g_stop {false};
@@ -74,7 +76,7 @@ void sleep_until_ns(int64_t t) {
     std::fprintf(stderr,
                  "usage: polymur-loadgen --port P [--host 127.0.0.1] [--connections N] [--threads T]\n"
                  "                       (--count M | --duration S) [--rate METRICS_PER_S] [--series K]\n"
-                 "                       [--latency] [--max-seconds S] [--stats-file F]\n"
+                 "                       [--latency] [--max-seconds S] [--stats-file F] [--names FILE]\n"
                  "       polymur-loadgen --port P --idle N [--hold S]\n");
     std::exit(2);
 }
@@ -119,6 +121,7 @@ Options parse(int argc, char** argv) {
         else if (name == "idle") o.idle = static_cast<int>(to_double(name, value));
         else if (name == "hold") o.hold = to_double(name, value);
         else if (name == "stats-file") o.stats_file = value;
+        else if (name == "names") o.names_file = value;
         else usage(("unknown option --" + name).c_str());
     }
     if (o.port <= 0 || o.port > 65535) usage("--port is required");
@@ -189,6 +192,20 @@ struct NameTable {
             int n = std::snprintf(one, sizeof one, "collectd.host%04u.cpu-%u.%s", i / 64, (i / 4) % 16, kinds[i % 4]);
             text.insert(text.end(), one, one + n);
         }
+        offset.push_back(static_cast<uint32_t>(text.size()));
+    }
+    // The first field of each line of `path` (bench/rules_compare.py: the names a rules file routes).
+    explicit NameTable(const std::string& path) {
+        std::ifstream in(path);
+        if (!in) usage(("cannot read --names " + path).c_str());
+        std::string line;
+        while (std::getline(in, line)) {
+            const std::string name = line.substr(0, line.find(' '));
+            if (name.empty()) continue;
+            offset.push_back(static_cast<uint32_t>(text.size()));
+            text.insert(text.end(), name.begin(), name.end());
+        }
+        if (offset.empty()) usage(("no names in " + path).c_str());
         offset.push_back(static_cast<uint32_t>(text.size()));
     }
     std::string_view name(uint32_t i) const { return {text.data() + offset[i], offset[i + 1] - offset[i]}; }
@@ -313,7 +330,7 @@ int run_idle(const Options& o) {
 
 int run_load(const Options& o) {
     raise_nofile();
-    NameTable names(o.series);
+    NameTable names = o.names_file.empty() ? NameTable(o.series) : NameTable(o.names_file);
     int64_t connect_deadline = mono_ns() + 30 * int64_t(1000000000);
     std::vector<std::vector<int>> fds(static_cast<size_t>(o.threads));
     for (int i = 0; i < o.connections; ++i) {

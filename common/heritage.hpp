@@ -36,7 +36,9 @@ struct Heritage {
     int udp_fd = -1;     // listener only: plaintext lines over UDP, one socket shared by every worker (-1: none)
     shm::ControlSegment* control = nullptr;
     const Config* config = nullptr;
-    const route::RoutingTable* rules = nullptr;  // --rules: the table (built by the supervisor); nullptr: implicit
+    // --rules: the table (built by the supervisor; after the fork each process's own copy, which follows the
+    // runtime cluster membership, route/cluster_membership.hpp); nullptr: implicit.
+    route::RoutingTable* rules = nullptr;
     // output only: the destination as the supervisor parsed it when it registered it (nullptr: the console).
     const DestinationSpec* destination = nullptr;
     pid_t supervisor_pid = 0;

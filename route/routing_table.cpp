@@ -365,8 +365,10 @@ public:
     bool dynamic = false;
     bool diverse = false;       // Graphite's DIVERSE_REPLICAS (implicit cluster only; carbon-c-relay has none)
     bool keep_repeats = false;  // report a node the ring names twice twice (polymur lookup shows carbon's answer)
-    std::vector<uint16_t> member_slots;  // in file order
-    std::unique_ptr<HashRing> ring;      // hash clusters; indices into member_slots
+    std::vector<uint16_t> member_slots;     // in file order
+    std::vector<std::string> file_members;  // host:port[:instance] as the rules file lists them
+    std::vector<std::string> members;       // the same now (runtime membership changes)
+    std::unique_ptr<HashRing> ring;         // hash clusters; indices into member_slots
 
     // Appends this cluster's slots for `name` to out[count..); returns the new count.
     size_t select(std::string_view name, const bool* up, uint16_t* out, size_t count, size_t cap) const {
@@ -476,6 +478,21 @@ namespace {
 
 std::string where_text(const rules::Where& where) { return where.file + ":" + std::to_string(where.line) + ": "; }
 
+// A hash cluster's ring over `members` in this order, with carbon-c-relay's own placement (what its users'
+// files mean); other cluster types have none (`ring` reset). False with `error`.
+bool rules_ring(rules::ClusterType type, const std::vector<Destination>& members, std::unique_ptr<HashRing>& ring,
+                std::string& error) {
+    ring.reset();
+    if (type != rules::ClusterType::carbon_ch && type != rules::ClusterType::fnv1a_ch &&
+        type != rules::ClusterType::jump_fnv1a_ch)
+        return true;
+    const HashType hash = type == rules::ClusterType::carbon_ch ? HashType::carbon_ch
+        : type == rules::ClusterType::fnv1a_ch                  ? HashType::fnv1a_ch
+                                                                : HashType::jump_fnv1a_ch;
+    ring = HashRing::build(hash, members, error, HashCompat::carbon_c_relay);
+    return ring != nullptr;
+}
+
 }  // namespace
 
 std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& config, std::string& error) {
@@ -499,21 +516,15 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
             destination.host = member.host;
             destination.port = member.port;
             destination.instance = member.instance;
-            destination.text = member.address() + (member.instance ? ":" + *member.instance : "");
+            destination.text = member.destination_text();
+            cluster->file_members.push_back(destination.text);
             ring_members.push_back(std::move(destination));
         }
-        if (source.type == rules::ClusterType::carbon_ch || source.type == rules::ClusterType::fnv1a_ch ||
-            source.type == rules::ClusterType::jump_fnv1a_ch) {
-            HashType hash = source.type == rules::ClusterType::carbon_ch ? HashType::carbon_ch
-                : source.type == rules::ClusterType::fnv1a_ch            ? HashType::fnv1a_ch
-                                                                         : HashType::jump_fnv1a_ch;
-            std::string ring_error;
-            // carbon-c-relay's own placement: what its users' files mean.
-            cluster->ring = HashRing::build(hash, ring_members, ring_error, HashCompat::carbon_c_relay);
-            if (!cluster->ring) {
-                error = where_text(source.where) + "cluster " + source.name + ": " + ring_error;
-                return nullptr;
-            }
+        cluster->members = cluster->file_members;
+        std::string ring_error;
+        if (!rules_ring(source.type, ring_members, cluster->ring, ring_error)) {
+            error = where_text(source.where) + "cluster " + source.name + ": " + ring_error;
+            return nullptr;
         }
         table->clusters_.push_back(std::move(cluster));
     }
@@ -684,6 +695,77 @@ const char* RoutingTable::cluster_type(size_t cluster) const {
 }
 const std::vector<uint16_t>& RoutingTable::cluster_members(size_t cluster) const {
     return clusters_[cluster]->member_slots;
+}
+
+long RoutingTable::find_cluster(std::string_view name) const {
+    for (size_t c = 0; c < clusters_.size(); ++c)
+        if (clusters_[c]->name == name) return long(c);
+    return -1;
+}
+const std::vector<std::string>& RoutingTable::cluster_file_members(size_t cluster) const {
+    return clusters_[cluster]->file_members;
+}
+const std::vector<std::string>& RoutingTable::cluster_member_texts(size_t cluster) const {
+    return clusters_[cluster]->members;
+}
+
+bool RoutingTable::set_cluster_members(size_t cluster, const std::vector<std::string>& members, std::string& error) {
+    CompiledCluster& target = *clusters_[cluster];
+    if (members.empty()) {
+        error = "cluster " + target.name + " would have no members (a rules file cannot name an empty cluster)";
+        return false;
+    }
+    std::vector<Destination> parsed;
+    std::vector<rules::Member> as_members;
+    for (const std::string& text : members) {
+        Destination destination;
+        if (!parse_destination(text, destination, error)) return false;
+        if (destination.wire.framing != Framing::line) {
+            error = "cluster members are [scheme://]host:port[:instance] with lines on the wire, not " + text;
+            return false;
+        }
+        rules::Member member;
+        member.host = destination.host;
+        member.port = destination.port;
+        member.instance = destination.instance;
+        member.wire = destination.wire;
+        destination.text = member.destination_text();
+        as_members.push_back(std::move(member));
+        for (const Destination& other : parsed)
+            if (other.address() == destination.address()) {
+                error = "cluster " + target.name + " would list " + destination.address() + " twice";
+                return false;
+            }
+        parsed.push_back(std::move(destination));
+    }
+    std::unique_ptr<HashRing> ring;
+    if (!rules_ring(target.type, parsed, ring, error)) {
+        error = "cluster " + target.name + ": " + error;
+        return false;
+    }
+    size_t new_slots = 0;
+    for (const Destination& destination : parsed) new_slots += find_slot(destination.address()) < 0;
+    if (slots_.size() + new_slots > kMaxRouteDestinations) {
+        error = "more than " + std::to_string(kMaxRouteDestinations) + " destinations";
+        return false;
+    }
+    // Nothing can fail from here: the cluster changes as a whole.
+    std::vector<uint16_t> member_slots;
+    std::vector<std::string> texts;
+    for (size_t i = 0; i < parsed.size(); ++i) {
+        member_slots.push_back(uint16_t(slot_for(as_members[i])));
+        texts.push_back(parsed[i].text);
+    }
+    target.member_slots = std::move(member_slots);
+    target.members = std::move(texts);
+    target.ring = std::move(ring);
+    return true;
+}
+
+bool RoutingTable::slot_in_cluster(size_t slot) const {
+    for (const auto& cluster : clusters_)
+        if (cluster->has_member(slot)) return true;
+    return false;
 }
 
 bool RoutingTable::rule_validate_drops(size_t rule) const {

@@ -127,6 +127,20 @@ public:
     // Whether some cluster places names by carbon_ch (an MD5 per line, worth computing ahead: carbon_ch_ahead.hpp).
     bool hashes_carbon_ch() const;
 
+    // Runtime membership (putdest ... to CLUSTER, deldest ... from CLUSTER; route/cluster_membership.hpp).
+    // The cluster named `name`, or -1.
+    long find_cluster(std::string_view name) const;
+    // A cluster's members as host:port[:instance] texts, in placement order: as the rules file lists them,
+    // and as they are now.
+    const std::vector<std::string>& cluster_file_members(size_t cluster) const;
+    const std::vector<std::string>& cluster_member_texts(size_t cluster) const;
+    // Gives a cluster these members, in this order: a hash cluster's ring is built as carbon-c-relay builds it
+    // from a file that lists them so. False with `error` (and nothing changed) for an empty list, a member that
+    // is not host:port[:instance], or a ring that cannot be built. A new address becomes a new slot.
+    bool set_cluster_members(size_t cluster, const std::vector<std::string>& members, std::string& error);
+    // Whether some cluster lists `slot` now (a member removed from every cluster keeps its slot, unused).
+    bool slot_in_cluster(size_t slot) const;
+
     // The aggregate rules, in file order, as parsed (index = RouteResult::Feed::aggregate).
     size_t aggregate_count() const { return aggregates_.size(); }
     const rules::Aggregate& aggregate(size_t index) const { return aggregates_[index]; }

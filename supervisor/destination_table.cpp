@@ -316,20 +316,16 @@ std::string Supervisor::getdest() {
             link == shm::LinkState::connected && (!queues_move() || control_->destinations[slot].in_ring.load());
         listed.push_back({d.text, d.registered_unix_ns, active});
     }
-    return format_getdest(listed);
+    std::string out = format_getdest(listed);
+    // --rules: the clusters' members, inside the same JSON object (the plain reply is unchanged without).
+    if (rules_table_ && out.size() >= 3 && out.compare(out.size() - 3, 3, "\n}\n") == 0)
+        out.insert(out.size() - 3, cluster_getdest_fields());
+    return out;
 }
 
-std::string Supervisor::putdest(const std::string& destination) {
-    std::string error;
-    if (rules_table_) return "error: with --rules the destinations are the members of the rules file's clusters\n";
-    if (destination == "console") return "error: the console output is set with --console-out\n";
-    size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
-                                                          [](const Destination& d) { return d.in_use && !d.console; }));
-    if (registered >= config_.max_destinations)
-        return "error: " + std::to_string(registered) +
-            " destinations are registered, the most --max-destinations allows; " + "deldest one first\n";
+std::string Supervisor::own_listener_refusal(const std::string& destination) {
     DestinationSpec parsed;
-    std::string listener;
+    std::string error, listener;
     if (parse_destination_spec(destination, parsed, error) && parsed.transport == DestinationTransport::tcp &&
         reaches_own_listener(
             parsed.endpoint.host, parsed.endpoint.port,
@@ -339,6 +335,19 @@ std::string Supervisor::putdest(const std::string& destination) {
         return "error: destination " + destination + " is this relay's own listener " + listener +
             "; sending there would loop every metric back in\n";
     }
+    return "";
+}
+
+std::string Supervisor::putdest(const std::string& destination) {
+    std::string error;
+    if (rules_table_) return change_clusters(true, destination, "");
+    if (destination == "console") return "error: the console output is set with --console-out\n";
+    size_t registered = static_cast<size_t>(std::count_if(destinations_.begin(), destinations_.end(),
+                                                          [](const Destination& d) { return d.in_use && !d.console; }));
+    if (registered >= config_.max_destinations)
+        return "error: " + std::to_string(registered) +
+            " destinations are registered, the most --max-destinations allows; " + "deldest one first\n";
+    if (std::string refusal = own_listener_refusal(destination); !refusal.empty()) return refusal;
     if (!save_runtime_destinations(error, &destination, nullptr)) {
         LOG_ERROR("putdest %s refused: %s", destination.c_str(), error.c_str());
         return "error: " + error + "; not registered\n";
@@ -357,8 +366,23 @@ std::string Supervisor::putdest(const std::string& destination) {
     return reply;
 }
 
+void Supervisor::begin_removal(uint32_t slot) {
+    Destination& d = destinations_[slot];
+    d.removing = true;
+    control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing),
+                                             std::memory_order_release);
+    publish_generation();
+    d.removal_generation = control_->header.generation.load(std::memory_order_acquire);
+    // hash-route keeps the output until it has moved the queue to the remaining destinations.
+    // One waiting to restart is not restarted: its queue is discarded with the destination.
+    if (outputs_[slot].state == ChildState::backing_off || outputs_[slot].state == ChildState::pending)
+        outputs_[slot].state = ChildState::absent;
+    LOG_NOTICE("destination %s: unregistering%s", d.text.c_str(),
+               queue_moves(d) ? "; its queue moves to the remaining destinations" : "");
+}
+
 std::string Supervisor::deldest(const std::string& destination) {
-    if (rules_table_) return "error: with --rules the destinations are the members of the rules file's clusters\n";
+    if (rules_table_) return change_clusters(false, destination, "");
     for (uint32_t slot = 0; slot < shm::kDestinationSlots; ++slot) {
         Destination& d = destinations_[slot];
         if (!d.in_use || d.removing || d.console || d.text != destination) continue;
@@ -367,17 +391,7 @@ std::string Supervisor::deldest(const std::string& destination) {
             LOG_ERROR("deldest %s refused: %s", destination.c_str(), error.c_str());
             return "error: " + error + "; not unregistered\n";
         }
-        d.removing = true;
-        control_->destinations[slot].state.store(static_cast<uint32_t>(shm::SlotState::removing),
-                                                 std::memory_order_release);
-        publish_generation();
-        d.removal_generation = control_->header.generation.load(std::memory_order_acquire);
-        // hash-route keeps the output until it has moved the queue to the remaining destinations.
-        // One waiting to restart is not restarted: its queue is discarded with the destination.
-        if (outputs_[slot].state == ChildState::backing_off || outputs_[slot].state == ChildState::pending)
-            outputs_[slot].state = ChildState::absent;
-        LOG_NOTICE("destination %s: unregistering%s", destination.c_str(),
-                   queue_moves(d) ? "; its queue moves to the remaining destinations" : "");
+        begin_removal(slot);
         bool others = std::any_of(destinations_.begin(), destinations_.end(),
                                   [](const Destination& o) { return o.in_use && !o.removing && !o.console; });
         if (!others && !config_.hash_route())

@@ -214,6 +214,7 @@ void Supervisor::housekeeping() {
         if (queues_move()) update_ring_membership();
         if (!ready_sent_) notify_ready_once_reporting(now);
         check_stalls(now);
+        finish_drains();
         finish_removals();
         retry_space_reservations(now);
         return;

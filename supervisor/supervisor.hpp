@@ -54,6 +54,9 @@ public:
     std::string getdest() override;
     std::string putdest(const std::string& destination) override;
     std::string deldest(const std::string& destination) override;
+    // --rules: cluster membership at runtime (supervisor/clusters.cpp).
+    std::string putdest_to(const std::string& destination, const std::string& cluster) override;
+    std::string deldest_from(const std::string& destination, const std::string& cluster) override;
     std::string stats() override;
 
 private:
@@ -91,6 +94,8 @@ private:
         std::unique_ptr<shm::QueueFile> queue;
         bool removing = false;
         uint64_t removal_generation = 0;
+        bool draining = false;  // --rules: in no cluster now; removed once its queue is delivered
+        uint64_t draining_generation = 0;
     };
 
     bool setup();
@@ -104,6 +109,17 @@ private:
     bool queue_moves(const Destination& d) const;
     bool queues_move() const { return config_.hash_route() || rules_table_ != nullptr; }
     bool add_destination(const std::string& text, bool console, std::string& error);
+    // deldest: the destination takes no new lines; its queue moves or goes (finish_removals).
+    void begin_removal(uint32_t slot);
+    // "" or the error reply for a putdest of an address that reaches one of this relay's own listeners.
+    std::string own_listener_refusal(const std::string& destination);
+    // --rules (supervisor/clusters.cpp): membership changes, their file, and members leaving every cluster.
+    void load_runtime_clusters();
+    bool save_runtime_clusters(std::string& error);
+    std::string change_clusters(bool add, const std::string& destination, const std::string& cluster);
+    long registered_slot(const std::string& address) const;
+    void finish_drains();
+    std::string cluster_getdest_fields();
     void publish_generation();
     void spawn(Child& child);
     [[noreturn]] void become_child(const Heritage& heritage);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/log.hpp"
+#include "route/cluster_membership.hpp"
 
 namespace polymur {
 
@@ -76,14 +77,22 @@ void LiveRoutes::refresh() {
     target_of_.clear();
     own_table_slot_ = -1;
     if (heritage_.rules) {
-        // The rules file's table: fixed; the registered destinations are its slots (others are mirrors).
+        // The rules file's table with the clusters' runtime members (putdest ... to CLUSTER), which the
+        // supervisor writes before it changes the destination table. The registered destinations are its
+        // slots; a registered line destination no cluster lists (one being added, or draining after its last
+        // deldest ... from) gets nothing; the console and HTTPS gateways are mirrors.
+        std::vector<std::string> notes;
+        std::string error;
+        if (!route::follow_runtime_clusters(*heritage_.rules, config.state_dir, membership_text_, notes, error))
+            LOG_ERROR("%s: %s; routing by the cluster members as they were", who, error.c_str());
         table_ = heritage_.rules;
         target_of_.assign(table_->slot_count(), -1);
         up_.reset(new bool[std::max<size_t>(table_->slot_count(), 1)]());
         for (size_t i = 0; i < targets_.size(); ++i) {
             long slot = targets_[i].type == shm::DestinationType::tcp ? table_->find_slot(targets_[i].text) : -1;
             if (slot < 0) {
-                if (writer_ != Writer::failover) mirrors_.push_back(static_cast<uint16_t>(i));
+                if (writer_ != Writer::failover && targets_[i].type != shm::DestinationType::tcp)
+                    mirrors_.push_back(static_cast<uint16_t>(i));
                 continue;
             }
             target_of_[size_t(slot)] = static_cast<int>(i);

@@ -65,6 +65,7 @@ private:
     std::unique_ptr<bool[]> up_;
     std::vector<int> target_of_;
     long own_table_slot_ = -1;
+    std::string membership_text_;  // the runtime-clusters file as last applied to the table
     route::HashType hash_type_ = route::HashType::carbon_ch;
     route::HashCompat hash_compat_ = route::HashCompat::graphite;
 };

@@ -97,5 +97,23 @@ class BenchSmokeTest(unittest.TestCase):
                 self.assertGreater(r["samples"], 0, label)
 
 
+class RulesBenchSmokeTest(unittest.TestCase):
+    @unittest.skipUnless(CARBON, "carbon-c-relay is not installed")
+    def test_rules_bench_delivers_every_copy_through_both_relays(self):
+        """bench/rules_compare.py on the 51-rule file, one pass over its names: every copy the rules give arrives."""
+        cmd = [sys.executable, os.path.join(ROOT, "bench", "rules_compare.py"), "--bench-dir", BENCH_DIR,
+               "--polymur-bin", POLYMUR, "--carbon-bin", CARBON, "--count", "200000", "--connections", "1",
+               "--repeat", "1", "--only", "51"]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=400)
+        output = proc.stdout.decode(errors="replace")
+        self.assertEqual(proc.returncode, 0, "bench/rules_compare.py failed:\n" + output)
+        runs = [line for line in output.splitlines() if " run 0: " in line]
+        self.assertEqual(len(runs), 2, output)
+        for line in runs:
+            delivered = line.split("delivered ")[1].split()[0].split("/")
+            self.assertEqual(delivered[0], delivered[1], line)
+            self.assertGreater(int(delivered[0]), 200000, line)  # some names go to several clusters
+
+
 if __name__ == "__main__":
     unittest.main()

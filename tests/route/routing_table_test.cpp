@@ -6,21 +6,13 @@
 #include <set>
 
 #include "route/routing_table.hpp"
+#include "table_of.hpp"
 
 using namespace polymur::route;
 
 size_t allocation_count();  // allocation_counter.cpp
 
 namespace {
-
-std::unique_ptr<RoutingTable> table_of(const std::string& text) {
-    rules::RulesConfig config;
-    std::string error;
-    EXPECT_TRUE(rules::parse_rules_text(text, "t.conf", config, error)) << error;
-    auto table = RoutingTable::build(config, error);
-    EXPECT_TRUE(table) << error;
-    return table;
-}
 
 // "name>address" for every send, in order.
 std::vector<std::string> sends(const RoutingTable& table, std::string_view name, std::string_view data = "",

@@ -138,11 +138,69 @@ TEST(Execute, PutdestAndDeldestDelegate) {
     EXPECT_EQ(backend.calls, (std::vector<std::string> {"putdest a:1", "deldest [::1]:2003:x"}));
 }
 
+class ClusterBackend : public FakeBackend {
+public:
+    std::string putdest_to(const std::string& destination, const std::string& cluster) override {
+        calls.push_back("putdest " + destination + " to " + cluster);
+        return "PUT TO\n";
+    }
+    std::string deldest_from(const std::string& destination, const std::string& cluster) override {
+        calls.push_back("deldest " + destination + " from " + cluster);
+        return "DEL FROM\n";
+    }
+};
+
+TEST(ParseCommand, ClusterClauses) {
+    Command c = parse_command("putdest a:1 to main token=s");
+    EXPECT_EQ(c.argument, "a:1");
+    EXPECT_EQ(c.cluster, "main");
+    EXPECT_EQ(c.token, "s");
+    EXPECT_TRUE(c.error.empty());
+    EXPECT_FALSE(c.extra_arguments);
+    c = parse_command("deldest [::1]:2003:x from main");
+    EXPECT_EQ(c.argument, "[::1]:2003:x");
+    EXPECT_EQ(c.cluster, "main");
+    // "to" as the destination itself is the destination (no cluster clause before one).
+    c = parse_command("putdest to");
+    EXPECT_EQ(c.argument, "to");
+    EXPECT_TRUE(c.cluster.empty());
+    EXPECT_EQ(parse_command("putdest a:1 from main").error, "putdest takes 'to CLUSTER', not 'from'");
+    EXPECT_EQ(parse_command("deldest a:1 to main").error, "deldest takes 'from CLUSTER', not 'to'");
+    EXPECT_EQ(parse_command("putdest a:1 to").error, "putdest to needs a cluster name");
+    EXPECT_EQ(parse_command("deldest a:1 from token=x").error, "deldest from needs a cluster name");
+    EXPECT_TRUE(parse_command("putdest a:1 to c to d").extra_arguments);
+    EXPECT_TRUE(parse_command("getdest to c").cluster.empty());
+}
+
+TEST(Execute, ClusterForms) {
+    ClusterBackend backend;
+    EXPECT_EQ(execute("putdest a:1 to main", backend), "PUT TO\n");
+    EXPECT_EQ(execute("deldest a:1 from main\r\n", backend), "DEL FROM\n");
+    EXPECT_EQ(execute("putdest a:1", backend), "PUT a:1\n");
+    EXPECT_EQ(execute("putdest a:1 from main", backend), "error: putdest takes 'to CLUSTER', not 'from'\n");
+    EXPECT_EQ(execute("putdest a:1 to", backend), "error: putdest to needs a cluster name\n");
+    EXPECT_EQ(execute("putdest a:1 to c extra", backend), "error: putdest takes one destination\n");
+    EXPECT_EQ(execute(std::string("putdest a:1 to \x01\xff") + std::string(200, 'c'), backend).substr(0, 6), "PUT TO");
+    EXPECT_EQ(backend.calls,
+              (std::vector<std::string> {"putdest a:1 to main", "deldest a:1 from main", "putdest a:1",
+                                         "putdest a:1 to \x01\xff" + std::string(200, 'c')}));
+    // A backend without clusters (no --rules) answers the cluster forms with an error, never a change.
+    FakeBackend plain;
+    EXPECT_EQ(execute("putdest a:1 to main", plain),
+              "error: putdest ... to main: clusters come from a rules file (--rules); this relay has one implicit "
+              "cluster: putdest <destination>\n");
+    EXPECT_EQ(execute("deldest a:1 from \x01", plain),
+              "error: deldest ... from ?: clusters come from a rules file (--rules); this relay has one implicit "
+              "cluster: deldest <destination>\n");
+    EXPECT_TRUE(plain.calls.empty());
+}
+
 TEST(Execute, Help) {
     FakeBackend backend;
     const std::string expected =
-        "commands: getdest | putdest <host:port[:instance]> [token=<secret>] | deldest <host:port[:instance]> "
-        "[token=<secret>] | stats | help (one command per connection, e.g. echo getdest | nc localhost 2030)\n";
+        "commands: getdest | putdest <host:port[:instance]> [to <cluster>] [token=<secret>] | deldest "
+        "<host:port[:instance]> [from <cluster>] [token=<secret>] | stats | help (one command per connection, "
+        "e.g. echo getdest | nc localhost 2030; 'to'/'from' name a cluster of the --rules file)\n";
     EXPECT_EQ(help_text(), expected);
     EXPECT_EQ(execute("help", backend), expected);
     EXPECT_EQ(execute("help me", backend), expected);
