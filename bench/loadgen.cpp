@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "clock.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -58,11 +59,7 @@ std::atomic<bool> g_stop {false};
 
 void on_signal(int) { g_stop.store(true); }
 
-int64_t mono_ns() {
-    struct timespec ts = {};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+using polymur::bench::mono_ns;
 
 void sleep_until_ns(int64_t t) {
     struct timespec ts = {};

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "clock.hpp"
 
 #include <algorithm>
 #include <csignal>
@@ -33,11 +34,7 @@ namespace {
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
-int64_t mono_ns() {
-    struct timespec ts = {};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
+using polymur::bench::mono_ns;
 
 struct Totals {
     uint64_t wire = 0, decoded = 0, lines = 0;
