@@ -41,6 +41,8 @@ extern char** environ;
 namespace polymur {
 namespace {
 
+constexpr int kAdminBacklog = 1024;
+
 const char* state_name(int state) {
     static const char* names[] = {"starting", "running", "stopping listeners", "stopping outputs", "stopped"};
     return names[state];
@@ -137,7 +139,10 @@ bool Supervisor::setup() {
                 "raise it)",
                 config_.udp_listen_addr.c_str(), granted / 2, config_.udp_rcvbuf);
     }
-    admin_tcp_fd_ = net::listen_tcp(config_.api_addr, 64, error);
+    // A deep backlog: under a flood of connections the kernel queues a new admin client instead of
+    // dropping its SYN (a dropped SYN is retried only 1, 3 and 7 s later); the server then accepts
+    // through the queue, dropping the oldest sessions at --admin-max-connections.
+    admin_tcp_fd_ = net::listen_tcp(config_.api_addr, kAdminBacklog, error);
     if (!admin_tcp_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.api_addr.c_str(), error.c_str());
         return false;
@@ -158,7 +163,7 @@ bool Supervisor::setup() {
             return false;
         }
     }
-    admin_unix_fd_ = net::listen_unix(config_.admin_socket, 64, error);
+    admin_unix_fd_ = net::listen_unix(config_.admin_socket, kAdminBacklog, error);
     if (!admin_unix_fd_) {
         LOG_ERROR("admin %s: cannot listen: %s", config_.admin_socket.c_str(), error.c_str());
         return false;
