@@ -372,7 +372,8 @@ RelayStatus Supervisor::status() {
     return s;
 }
 
-// Ready: running, and every listener and every registered destination's output alive and reporting.
+// Ready: running, and every listener, every registered destination's output and the aggregator (when the rules
+// have aggregate rules) alive and reporting.
 Health Supervisor::health() {
     std::vector<ChildView> children;
     for (const Child& c : listeners_)
@@ -389,6 +390,10 @@ Health Supervisor::health() {
              static_cast<int64_t>(control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed)),
              health_stale_after_ms(true, config_.stall_timeout_s, config_.connect_timeout_ms)});
     }
+    if (aggregator_.expected())
+        children.push_back({child_name(Role::aggregator, 0, ""), aggregator_.pid, true, aggregator_.started_ms,
+                            static_cast<int64_t>(control_->aggregator.heartbeat_ms.load(std::memory_order_relaxed)),
+                            health_stale_after_ms(false, config_.stall_timeout_s, config_.connect_timeout_ms)});
     return evaluate_health(state_name(static_cast<int>(state_)), children, monotonic_ms());
 }
 
@@ -432,7 +437,8 @@ void Supervisor::on_self_metrics(evutil_socket_t, short, void* self) {
 }
 
 // READY=1 (systemd, Type=notify) once every child the relay needs has been forked and has written its
-// first heartbeat: the listeners accept and route, each output has attached its queue. A child that
+// first heartbeat: the listeners accept and route, each output has attached its queue, the aggregator (with
+// aggregate rules) has recovered its state and published what the last run recorded. A child that
 // has not reported by the deadline (--stall-timeout after the start) is named, and READY=1 is sent
 // anyway: the stall check restarts it, and the relay runs without it meanwhile.
 void Supervisor::notify_ready_once_reporting(int64_t now) {
@@ -447,6 +453,7 @@ void Supervisor::notify_ready_once_reporting(int64_t now) {
         if (destinations_[slot].in_use && !destinations_[slot].removing)
             check(outputs_[slot], control_->destinations[slot].heartbeat_ms.load(std::memory_order_relaxed),
                   destinations_[slot].text);
+    check(aggregator_, control_->aggregator.heartbeat_ms.load(std::memory_order_relaxed), "");
     if (!waiting.empty() && now < ready_deadline_ms_) return;
     if (!waiting.empty())
         LOG_WARN("supervisor: %s not reporting %u s after the start; telling systemd it is ready anyway",

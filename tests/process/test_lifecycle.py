@@ -6,6 +6,7 @@ import signal
 import urllib.request
 
 from harness import RelayTestCase, free_port, wait_until
+from test_metrics import http_get
 from test_service import NotifySocket
 
 
@@ -98,3 +99,41 @@ class LifecycleTest(RelayTestCase):
         relay, notify, sink, lock = self._relay_with_listener_held("--stall-timeout=2")
         wait_until(lambda: "READY=1" in notify.states(), 30, message="READY=1 at the deadline")
         self.assertIn("supervisor: listener 0 not reporting 2 s after the start; telling systemd it is ready anyway", relay.log())
+
+    def test_ready_and_health_wait_for_the_aggregator(self):
+        # With aggregate rules the aggregator is a child like the others: READY=1 and /health wait for its first
+        # heartbeat. The test holds the lock the aggregator takes on its queue before that (as the aggregator of a
+        # previous polymur still exiting would); the queue file exists from a first run.
+        sink = self.sink()
+        notify = NotifySocket()
+        self.addCleanup(notify.close)
+        metrics_port = free_port()
+        relay = self.relay("--stats-interval=1", "--metrics-addr=127.0.0.1:%d" % metrics_port, start=False, workers=1,
+                           extra_env={"NOTIFY_SOCKET": notify.path})
+        rules = os.path.join(relay.tmp, "rules.conf")
+        with open(rules, "w") as f:
+            f.write("cluster sink forward %s;\naggregate ^a\\.x$ every 1 seconds expire after 3 seconds\n"
+                    "    compute sum write to agg.x send to sink stop;\nmatch * send to sink;\n" % sink.address)
+        relay.args.append("--rules=" + rules)
+        relay.start()
+        wait_until(lambda: "READY=1" in notify.states(), 20, message="READY=1 of the first run")
+        self.assertEqual(relay.stop(), 0)
+        notify.messages.clear()
+        lock = open(os.path.join(relay.state_dir, "aggregator.queue"), "r")
+        self.addCleanup(lock.close)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        first_run = len(relay.log())
+        relay.start(wait=False)
+        wait_until(lambda: "aggregator: waiting for the previous holder" in relay.log()[first_run:], 20,
+                   message="the aggregator waiting")
+        wait_until(lambda: relay.stats()["destinations"][sink.address]["state"] == "connected", 20,
+                   message="output connected")
+        wait_until(lambda: "Received" in relay.log()[first_run:], 20, message="a rate line of the second run")
+        pid = relay.child_pid("aggregator")
+        self.assertNotIn("READY=1", notify.states(), "READY=1 before the aggregator reported")
+        status, body = http_get(metrics_port, "/health")
+        self.assertEqual((status, body), (503, "not ready: aggregator (pid %d): starting\n" % pid))
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        wait_until(lambda: "READY=1" in notify.states(), 20, message="READY=1 once the aggregator reported")
+        wait_until(lambda: http_get(metrics_port, "/health") == (200, "ok\n"), 10, message="/health 200")
+        self.assertNotIn("not reporting", relay.log())
