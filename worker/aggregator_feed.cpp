@@ -31,9 +31,16 @@ void AggregatorFeed::add(const route::RouteResult& result, std::string_view valu
         const std::string_view name = result.name_of(feed);
         const std::string_view parts[9] = {
             rule_text_[feed.aggregate], received, " ", name, " ", value, " ", timestamp, "\n"};
-        const size_t total =
-            rule_text_[feed.aggregate].size() + received.size() + name.size() + value.size() + timestamp.size() + 4;
-        producer_->append(parts, 9, total);
+        producer_->append(parts, 9, record_size(feed, name, value.size(), timestamp.size(), received.size()));
+    }
+}
+
+void AggregatorFeed::measure(const route::RouteResult& result, size_t value_size, size_t timestamp_size,
+                             size_t received_size, uint64_t& bytes, uint64_t& records) const {
+    for (size_t f = 0; f < result.feed_count; ++f) {
+        const route::RouteResult::Feed& feed = result.feeds[f];
+        bytes += record_size(feed, result.name_of(feed), value_size, timestamp_size, received_size);
+        ++records;
     }
 }
 

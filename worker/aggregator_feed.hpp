@@ -26,6 +26,16 @@ public:
     // Appends one record per feed of `result` (the lookup of the line just routed).
     void add(const route::RouteResult& result, std::string_view value, std::string_view timestamp,
              std::string_view received);
+    // What add() would append for `result`: `records` records of `bytes` bytes in all, added to both.
+    void measure(const route::RouteResult& result, size_t value_size, size_t timestamp_size, size_t received_size,
+                 uint64_t& bytes, uint64_t& records) const;
+    // Whether `records` records of `bytes` bytes fit in the aggregator's queue now (its progress re-read), and
+    // whether they would fit in it empty.
+    bool has_room_for(uint64_t bytes, uint64_t records) {
+        producer_->refresh();
+        return producer_->has_room_for(bytes, records);
+    }
+    bool could_ever_fit(uint64_t bytes, uint64_t records) const { return producer_->could_ever_fit(bytes, records); }
     // Makes the appended records visible to the aggregator, and re-reads its progress for the next batch.
     void publish() {
         producer_->publish();
@@ -34,6 +44,11 @@ public:
     shm::QueueFile& queue() { return *queue_; }
 
 private:
+    size_t record_size(const route::RouteResult::Feed& feed, std::string_view name, size_t value_size,
+                       size_t timestamp_size, size_t received_size) const {
+        return rule_text_[feed.aggregate].size() + received_size + name.size() + value_size + timestamp_size + 4;
+    }
+
     std::unique_ptr<shm::QueueFile> queue_;
     std::unique_ptr<shm::RingProducer> producer_;
     std::vector<std::string> rule_text_;  // "12 " per aggregate rule, made once

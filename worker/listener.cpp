@@ -799,6 +799,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     IngestOutcome outcome;
     std::vector<LiveRoutes::Target>& targets = routes_.targets();
     std::vector<uint64_t> bytes(targets.size()), counts(targets.size());
+    uint64_t feed_bytes = 0, feed_records = 0;  // what the aggregator's queue must take
     char name[kMaxPrefixedName];
     auto for_each_valid = [&](auto&& visit) {
         protocol::for_each_batch_line(
@@ -813,11 +814,15 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
         }
         (void)line;
         ++outcome.valid;
-        const size_t rest = parsed->value.size() + (parsed->timestamp_is_now ? now_len_ : parsed->timestamp.size()) + 3;
+        const size_t timestamp_size = parsed->timestamp_is_now ? now_len_ : parsed->timestamp.size();
+        const size_t rest = parsed->value.size() + timestamp_size + 3;
+        result_->feed_count = 0;
         copies(full, line_data(*parsed), false, [&](size_t target, std::string_view name) {
             bytes[target] += name.size() + rest;
             ++counts[target];
         });
+        if (aggregator_ && result_->feed_count)
+            aggregator_->measure(*result_, parsed->value.size(), timestamp_size, now_len_, feed_bytes, feed_records);
     });
     for (size_t r = 0; r < targets.size(); ++r) {
         if (counts[r]) targets[r].producer->refresh();
@@ -826,6 +831,12 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
             outcome.never_fits = !targets[r].producer->could_ever_fit(bytes[r], counts[r]);
             return outcome;
         }
+    }
+    // The points that aggregate rules take are as much part of the batch as its lines.
+    if (feed_records && !aggregator_->has_room_for(feed_bytes, feed_records)) {
+        outcome.accepted = false;
+        outcome.never_fits = !aggregator_->could_ever_fit(feed_bytes, feed_records);
+        return outcome;
     }
     // Second pass: queue them.
     for_each_valid([&](std::string_view, const protocol::ParsedLine* parsed, std::string_view full) {

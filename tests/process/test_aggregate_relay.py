@@ -4,6 +4,7 @@ connections (two listener workers) and wants exactly the expected results at the
 disruption, with a kill -9 of the aggregator while buckets are open (one already emitted, one still open), and
 with a full restart of the relay (SIGTERM, start again on the same state directory) at the same moment.
 """
+import http.client
 import os
 import shutil
 import signal
@@ -11,7 +12,8 @@ import tempfile
 import time
 import unittest
 
-from harness import TIME_FACTOR, RelayTestCase, send_lines, wait_until
+from harness import TIME_FACTOR, RelayTestCase, free_port, send_lines, wait_until
+from test_https import gzip_lines
 
 HOSTS = 24
 VALUES = 5
@@ -131,6 +133,50 @@ class AggregateRelayTest(RelayTestCase):
         self.assertFalse(os.path.exists(flag), "the hook did not fire")
         self.assertEqual(relay.stats()["aggregator"]["deaths"], 1)
         self.assertIn("that the last run recorded but had not published", relay.log())
+
+class AggregatorQueueRoomTest(RelayTestCase):
+    """An HTTP batch whose points feed aggregate rules is all or nothing for the aggregator's queue too: 503 when
+    that queue has no room for them, 413 when it never could."""
+
+    def test_http_batch_refused_when_the_aggregator_queue_is_full(self):
+        sink = self.sink()
+        port = free_port()
+        relay = self.relay("--http-listen-addr=127.0.0.1:%d" % port, "--queue-bytes=4194304", start=False, workers=1)
+        rules = os.path.join(relay.tmp, "rules.conf")
+        with open(rules, "w") as f:  # the points stay queued for 10 minutes: their buckets are open that long
+            f.write("cluster sink forward %s;\naggregate ^a\\.([^.]+)$ every 60 seconds expire after 600 seconds\n"
+                    "    compute sum write to agg.\\1 send to sink stop;\nmatch * send to sink;\n" % sink.address)
+        relay.args.append("--rules=" + rules)
+        relay.start()
+        wait_until(lambda: relay.child_pid("aggregator"), 10, message="the aggregator")
+
+        def post(lines):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            try:
+                conn.request("POST", "/ingest", body=gzip_lines(lines))
+                response = conn.getresponse()
+                return response.status, response.read().decode()
+            finally:
+                conn.close()
+
+        now = int(time.time())
+        # Every record is about 50 bytes; the listener's ring of the aggregator's queue holds about 2 MiB.
+        status, body = post(["a.%07d 1 %d" % (i, now) for i in range(60000)])
+        self.assertEqual((status, body), (413, "batch larger than the destination queues; send smaller batches\n"))
+        statuses, sent = [], 0
+        for b in range(20):
+            status, _ = post(["a.%02d%05d 1 %d" % (b, i, now) for i in range(8000)])
+            statuses.append(status)
+            if status != 200:
+                break
+            sent += 8000
+        self.assertEqual(statuses[-1], 503, statuses)
+        self.assertGreaterEqual(len(statuses), 3, statuses)
+        stats = relay.stats()
+        self.assertEqual(stats["aggregator"]["dropped"], 0, "accepted points dropped at the aggregator's queue")
+        wait_until(lambda: relay.stats()["aggregator"]["points"] == sent, 10, message="every accepted point taken")
+        # Lines that feed no aggregate are not held back by the aggregator's queue.
+        self.assertEqual(post(["other.x 1 %d" % now])[0], 200)
 
 
 if __name__ == "__main__":
