@@ -74,8 +74,8 @@ std::string format_stats_json(const RelayStatus& s) {
         out << ", \"aggregator\": {\"points\": " << a.points << ", \"late\": " << a.late << ", \"future\": " << a.future
             << ", \"buckets_emitted\": " << a.buckets_emitted << ", \"results_dropped\": " << a.results_dropped
             << ", \"series\": " << a.series << ", \"replayed\": " << a.replayed << ", \"invalid\": " << a.invalid
-            << ", \"queued\": " << a.queued << ", \"dropped\": " << a.dropped << ", \"deaths\": " << a.deaths
-            << ", \"restarts\": " << a.restarts << "}";
+            << ", \"discarded\": " << a.discarded << ", \"queued\": " << a.queued << ", \"dropped\": " << a.dropped
+            << ", \"deaths\": " << a.deaths << ", \"restarts\": " << a.restarts << "}";
     }
     out << "}\n";
     return out.str();
@@ -167,6 +167,9 @@ std::string format_prometheus(const RelayStatus& s, const Health& health) {
              s.aggregator.results_dropped},
             {"polymur_aggregator_dropped_total", "Aggregate points dropped because the aggregator's queue was full.",
              s.aggregator.dropped},
+            {"polymur_aggregator_discarded_total",
+             "Queued aggregate points discarded: their rule changed or was removed since they were queued.",
+             s.aggregator.discarded},
             {"polymur_aggregator_deaths_total", "Exits of the aggregator process the supervisor did not ask for.",
              s.aggregator.deaths},
         };

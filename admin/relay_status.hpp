@@ -30,7 +30,7 @@ struct ListenerStatus {
 // The aggregator process (--rules with aggregate rules).
 struct AggregatorStatus {
     uint64_t points = 0, late = 0, future = 0, buckets_emitted = 0, results_dropped = 0, series = 0, replayed = 0;
-    uint64_t invalid = 0, queued = 0, dropped = 0, deaths = 0, restarts = 0;
+    uint64_t invalid = 0, queued = 0, dropped = 0, deaths = 0, restarts = 0, discarded = 0;
 };
 
 struct RelayStatus {

@@ -587,6 +587,7 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
             compiled->stop = aggregate.stop;
             compiled->aggregate = table->aggregates_.size();
             table->aggregates_.push_back(aggregate);
+            table->aggregate_fingerprints_.push_back(rules::aggregate_fingerprint(aggregate));
             table->aggregate_rules_.push_back(compiled.get());
         }
         table->rules_.push_back(std::move(compiled));

@@ -144,6 +144,8 @@ public:
     // The aggregate rules, in file order, as parsed (index = RouteResult::Feed::aggregate).
     size_t aggregate_count() const { return aggregates_.size(); }
     const rules::Aggregate& aggregate(size_t index) const { return aggregates_[index]; }
+    // rules::aggregate_fingerprint of aggregate `index`: what the aggregator's queue records name it by.
+    uint64_t aggregate_fingerprint(size_t index) const { return aggregate_fingerprints_[index]; }
     // Writes compute `compute`'s output name for an input `name` that aggregate `index` took (its expression's
     // groups fill the back-references) into out[0..cap); false when `name` does not match or it does not fit.
     bool aggregate_output_name(size_t index, size_t compute, std::string_view name, char* out, size_t cap,
@@ -168,6 +170,7 @@ private:
     std::vector<std::unique_ptr<CompiledCluster>> clusters_;
     std::vector<std::unique_ptr<CompiledRule>> rules_;
     std::vector<rules::Aggregate> aggregates_;
+    std::vector<uint64_t> aggregate_fingerprints_;
     std::vector<const CompiledRule*> aggregate_rules_;  // aggregates_[i]'s compiled rule
 
     size_t slot_for(const rules::Member& member);

@@ -37,6 +37,46 @@ const char* aggregate_function_name(AggregateFunction function) {
     return "?";
 }
 
+namespace {
+
+// FNV-1a, 64 bits, over fields each preceded by its length: no two definitions share a byte sequence.
+class DefinitionHash {
+public:
+    void number(uint64_t n) {
+        for (int i = 0; i < 8; ++i) byte(uint8_t(n >> (8 * i)));
+    }
+    void text(std::string_view s) {
+        number(s.size());
+        for (char c : s) byte(uint8_t(c));
+    }
+    uint64_t value() const { return h_; }
+
+private:
+    void byte(uint8_t b) { h_ = (h_ ^ b) * 0x100000001b3ull; }
+    uint64_t h_ = 0xcbf29ce484222325ull;
+};
+
+}  // namespace
+
+uint64_t aggregate_fingerprint(const Aggregate& a) {
+    DefinitionHash h;
+    h.text("aggregate 1");  // the version of this definition: a new field changes it
+    h.number(a.expressions.size());
+    for (const std::string& e : a.expressions) h.text(e);
+    h.number(uint64_t(a.interval));
+    h.number(uint64_t(a.expire));
+    h.number(uint64_t(a.timestamp));
+    h.number(a.computes.size());
+    for (const Compute& c : a.computes) {
+        h.text(c.label());
+        h.text(c.metric);
+    }
+    h.number(a.clusters.size());
+    for (const std::string& c : a.clusters) h.text(c);
+    h.number(a.stop);
+    return h.value();
+}
+
 std::string Compute::label() const {
     if (function == AggregateFunction::percentile) return "percentile" + std::to_string(percentile);
     return aggregate_function_name(function);

@@ -87,6 +87,13 @@ struct Aggregate {
     Where where;
 };
 
+// The identity of an aggregate rule's buckets: a 64-bit hash of its definition as parsed (expressions, interval,
+// expiry, timestamp position, each compute's function and written name, `send to` clusters, `stop`), in order.
+// The same rule gives the same number in every run and every polymur, whatever its place in the file, its layout
+// or the aliases it uses (`avg`, `average`); any change to what it computes or where it sends gives another.
+// The aggregator uses it to apply queued points only to the rule that queued them (docs/AGGREGATION.md).
+uint64_t aggregate_fingerprint(const Aggregate& aggregate);
+
 struct Rule {
     enum class Kind { match, rewrite, aggregate } kind;
     size_t index;  // into matches, rewrites or aggregates

@@ -82,6 +82,7 @@ struct AggregatorSlot {
     Counter series;                    // series open now
     Counter replayed;                  // points read again after a restart (their buckets were open)
     Counter invalid;                   // queued records that did not parse (a damaged queue), skipped
+    Counter discarded;                 // queued points of a rule no longer in the rules file (changed), skipped
 };
 
 struct ControlHeader {

@@ -38,6 +38,7 @@ void Supervisor::aggregator_status(RelayStatus& s) const {
     s.aggregator.series = a.series.load(std::memory_order_relaxed);
     s.aggregator.replayed = a.replayed.load(std::memory_order_relaxed);
     s.aggregator.invalid = a.invalid.load(std::memory_order_relaxed);
+    s.aggregator.discarded = a.discarded.load(std::memory_order_relaxed);
     s.aggregator.queued = aggregator_queue_->queued_lines();
     s.aggregator.dropped = aggregator_queue_->dropped_lines();
     s.aggregator.deaths = aggregator_.deaths;

@@ -1,5 +1,6 @@
 #include "worker/aggregator_feed.hpp"
 
+#include "aggregate/state_file.hpp"
 #include "common/log.hpp"
 
 namespace polymur {
@@ -20,7 +21,8 @@ std::unique_ptr<AggregatorFeed> AggregatorFeed::open(const Heritage& heritage, u
     std::unique_ptr<AggregatorFeed> feed(new AggregatorFeed());
     feed->producer_ = std::make_unique<shm::RingProducer>(*queue, ring, heritage.config->queue_cap);
     feed->queue_ = std::move(queue);
-    for (size_t a = 0; a < heritage.rules->aggregate_count(); ++a) feed->rule_text_.push_back(std::to_string(a) + " ");
+    for (size_t a = 0; a < heritage.rules->aggregate_count(); ++a)
+        feed->rule_text_.push_back(aggregate::rule_field(heritage.rules->aggregate_fingerprint(a)));
     return feed;
 }
 

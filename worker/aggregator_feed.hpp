@@ -1,7 +1,8 @@
 // A listener's side of aggregation: every point an aggregate rule took (RouteResult::feeds) is appended to the
 // aggregator's input queue (aggregator.queue under --state-dir), in the listener's own ring, as the record
 //     RULE RECEIVED NAME VALUE TIMESTAMP\n
-// RULE the aggregate rule's index, RECEIVED the Unix second the listener read it (the aggregator judges the
+// RULE the aggregate rule's fingerprint (route::rules::aggregate_fingerprint, 16 hex digits: the aggregator applies
+// the point only to the rule with that fingerprint, so a changed rules file cannot mix them up), RECEIVED the Unix second the listener read it (the aggregator judges the
 // point's window by it, also when it reads the queue again after a restart), NAME as that rule saw it. No
 // allocation per point; a full queue drops the point and counts it (the queue's dropped count).
 #pragma once
@@ -51,7 +52,7 @@ private:
 
     std::unique_ptr<shm::QueueFile> queue_;
     std::unique_ptr<shm::RingProducer> producer_;
-    std::vector<std::string> rule_text_;  // "12 " per aggregate rule, made once
+    std::vector<std::string> rule_text_;  // "<fingerprint> " per aggregate rule, made once
 };
 
 }  // namespace polymur

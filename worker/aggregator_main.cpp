@@ -20,8 +20,10 @@
 #include <deque>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "aggregate/engine.hpp"
+#include "aggregate/state_file.hpp"
 #include "common/clock.hpp"
 #include "common/durable_file.hpp"
 #include "common/heritage.hpp"
@@ -36,16 +38,8 @@ namespace {
 constexpr uint64_t kReadBytes = 1 << 20;  // per ring per turn
 constexpr int kWaitMs = 100;              // longest sleep between heartbeats and stop checks
 constexpr int64_t kTickMs = 1000;         // buckets are emitted at most this late (carbon-c-relay: 1 s)
-constexpr const char* kStateMagic = "polymur-aggregator-state 1";
-
-// Results of one tick for one queue: recorded in the state file before they are published.
-struct Pending {
-    std::string target;  // destination text, or "" for the aggregator's own queue (results that feed aggregates)
-    uint64_t start = 0;  // the aggregator ring's write position before them
-    uint64_t lines = 0;
-    std::string bytes;
-    int index = -1;  // this run: the LiveRoutes target (-1: the own queue); not recorded
-};
+using Pending = aggregate::RecordedResults;
+using State = aggregate::SavedState;
 
 // Read so far and not committed: whole batches of one ring, each with the time its last bucket is due.
 struct Chunk {
@@ -53,85 +47,17 @@ struct Chunk {
     int64_t due_ms = 0;
 };
 
-struct State {
-    int64_t emitted_through_ms = INT64_MIN;
-    std::vector<Pending> pending;
-};
-
-std::string format_state(const State& state) {
-    std::ostringstream out;
-    out << kStateMagic << "\nemitted_through_ms " << state.emitted_through_ms << "\npending " << state.pending.size()
-        << "\n";
-    for (const Pending& p : state.pending)
-        out << p.target.size() << ' ' << p.target << ' ' << p.start << ' ' << p.lines << ' ' << p.bytes.size() << '\n'
-            << p.bytes;
-    return out.str();
-}
-
 // False with `error` when the file exists but cannot be read as a state file.
 bool read_state(const std::string& path, State& state, std::string& error) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return true;  // none yet: a first start
-    std::string magic, word;
-    size_t count = 0;
-    std::getline(in, magic);
-    if (magic != kStateMagic || !(in >> word >> state.emitted_through_ms) || word != "emitted_through_ms" ||
-        !(in >> word >> count) || word != "pending") {
-        error = "not a state file of this polymur";
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+        error = "cannot be read";
         return false;
     }
-    for (size_t i = 0; i < count; ++i) {
-        Pending p;
-        size_t target_size = 0, size = 0;
-        if (!(in >> target_size) || in.get() != ' ') break;
-        p.target.resize(target_size);
-        in.read(p.target.data(), std::streamsize(target_size));
-        if (!(in >> p.start >> p.lines >> size) || in.get() != '\n') break;
-        p.bytes.resize(size);
-        if (!in.read(p.bytes.data(), std::streamsize(size))) break;
-        state.pending.push_back(std::move(p));
-    }
-    if (state.pending.size() != count) {
-        error = "cut short";
-        return false;
-    }
-    return true;
-}
-
-// Whole fields of one queued record: RULE RECEIVED NAME VALUE TIMESTAMP.
-struct Record {
-    size_t rule = 0;
-    int64_t received = 0, timestamp = 0;
-    std::string_view name;
-    double value = 0;
-};
-
-template <class T>
-bool parse_number(std::string_view text, T& out) {
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return ec == std::errc() && end == text.data() + text.size();
-}
-
-bool parse_record(std::string_view line, size_t rules, Record& r) {
-    std::string_view fields[5];
-    size_t n = 0;
-    while (n < 5) {
-        size_t space = line.find(' ');
-        if (n == 4) space = std::string_view::npos;
-        fields[n++] = line.substr(0, space);
-        if (space == std::string_view::npos) break;
-        line.remove_prefix(space + 1);
-    }
-    if (n != 5 || !parse_number(fields[0], r.rule) || r.rule >= rules || !parse_number(fields[1], r.received) ||
-        !parse_number(fields[3], r.value))
-        return false;
-    r.name = fields[2];
-    if (!parse_number(fields[4], r.timestamp)) {  // Graphite also takes a fractional timestamp
-        double t = 0;
-        if (!parse_number(fields[4], t) || !(t > -9e15 && t < 9e15)) return false;
-        r.timestamp = int64_t(t);
-    }
-    return true;
+    return aggregate::parse_state(text.str(), state, error);
 }
 
 class Aggregator {
@@ -142,6 +68,11 @@ public:
               result_(std::make_unique<route::RouteResult>()), ring_(aggregator_ring(config_.workers)),
               state_path_(aggregator_state_path(config_.state_dir)) {
         wrapped_.reserve(shm::kMaxQueuedLine);
+        for (size_t a = 0; a < table_.aggregate_count(); ++a) {
+            fingerprints_.push_back(table_.aggregate_fingerprint(a));
+            rule_of_.emplace(fingerprints_.back(), uint32_t(a));
+            rule_field_.push_back(aggregate::rule_field(fingerprints_.back()));
+        }
     }
 
     int run();
@@ -155,6 +86,12 @@ private:
     void route_result(const aggregate::Result& r, int64_t now_s);
     void commit_emitted();
     void flush_counters();
+    void log_rule_changes(const State& last);
+    void log_discarded(int64_t now_ms, bool first);
+    bool record_state(State& state, std::string& error) {
+        state.fingerprints = fingerprints_;
+        return replace_file_durably(state_path_, aggregate::format_state(state), error);
+    }
     // The buffer of results for target `t` (-1: the aggregator's own queue).
     Pending& pending_for(int t);
     shm::RingProducer* producer_for(int t) {
@@ -180,6 +117,14 @@ private:
     int own_pending_ = -1;
     std::string wrapped_;
     uint64_t results_dropped_ = 0, invalid_ = 0;
+    // Rules by fingerprint: a queued point goes to the rule that queued it, or nowhere (it changed or is gone).
+    std::vector<uint64_t> fingerprints_;  // per aggregate rule, in file order
+    std::unordered_map<uint64_t, uint32_t> rule_of_;
+    std::vector<std::string> rule_field_;  // "<fingerprint> " per rule, for results that feed aggregates again
+    uint64_t discarded_ = 0;               // queued points of a rule no longer in the file, skipped
+    uint64_t discarded_by_index_ = 0;      // of those: queued by a polymur before fingerprints
+    uint64_t discarded_logged_ = 0;
+    int64_t discarded_log_ms_ = 0;
     int64_t next_tick_ms_ = 0;
     std::string crash_once_;  // TEST_AGGREGATOR_CRASH_ONCE (tests only): a file whose removal kills it once
 };
@@ -254,12 +199,18 @@ bool Aggregator::recover(State& state) {
 }
 
 void Aggregator::add_line(std::string_view line, int64_t& due_ms) {
-    Record r;
-    if (!parse_record(line.substr(0, line.size() - 1), table_.aggregate_count(), r)) {
+    aggregate::QueuedPoint r;
+    if (!aggregate::parse_queued_point(line.substr(0, line.size() - 1), r)) {
         ++invalid_;
         return;
     }
-    due_ms = std::max(due_ms, engine_.add(r.rule, r.name, r.value, r.timestamp, r.received));
+    const auto rule = r.by_index ? rule_of_.end() : rule_of_.find(r.fingerprint);
+    if (rule == rule_of_.end()) {
+        ++discarded_;
+        discarded_by_index_ += r.by_index;
+        return;
+    }
+    due_ms = std::max(due_ms, engine_.add(rule->second, r.name, r.value, r.timestamp, r.received));
 }
 
 void Aggregator::read_input() {
@@ -306,11 +257,12 @@ void Aggregator::route_result(const aggregate::Result& r, int64_t now_s) {
     if (result.feed_count) {
         // A result that an aggregate rule takes (a rule without `send to` routes it as a metric from outside).
         const std::string_view fields = rest.substr(1, rest.size() - 2);  // "value timestamp"
+        char received[24];
+        const size_t received_size = size_t(std::to_chars(received, received + sizeof received, now_s).ptr - received);
         Pending& p = pending_for(-1);
         for (size_t f = 0; f < result.feed_count; ++f) {
-            p.bytes.append(std::to_string(result.feeds[f].aggregate));
-            p.bytes.append(" ");
-            p.bytes.append(std::to_string(now_s));
+            p.bytes.append(rule_field_[result.feeds[f].aggregate]);
+            p.bytes.append(received, received_size);
             p.bytes.append(" ");
             p.bytes.append(result.name_of(result.feeds[f]));
             p.bytes.append(" ");
@@ -351,7 +303,7 @@ void Aggregator::tick(int64_t now_ms) {
         state.pending.push_back(p);
     }
     std::string error;
-    if (!replace_file_durably(state_path_, format_state(state), error)) {
+    if (!record_state(state, error)) {
         // Not recorded: not published either (a restart would emit them again). They are lost, and said so.
         LOG_ERROR("aggregator: cannot record emitted buckets in %s: %s; their results are dropped", state_path_.c_str(),
                   error.c_str());
@@ -402,6 +354,36 @@ void Aggregator::flush_counters() {
     slot_.series.store(engine_.series_count(), std::memory_order_relaxed);
     slot_.results_dropped.store(results_dropped_, std::memory_order_relaxed);
     slot_.invalid.store(invalid_, std::memory_order_relaxed);
+    slot_.discarded.store(discarded_, std::memory_order_relaxed);
+}
+
+// One line when the aggregate rules are not those of the run that wrote the state file.
+void Aggregator::log_rule_changes(const State& last) {
+    if (last.version < 2) return;  // no fingerprints recorded: what was queued is judged point by point
+    size_t gone = 0, added = 0;
+    for (uint64_t f : last.fingerprints) gone += !rule_of_.count(f);
+    for (uint64_t f : fingerprints_)
+        added += std::find(last.fingerprints.begin(), last.fingerprints.end(), f) == last.fingerprints.end();
+    if (gone || added)
+        LOG_NOTICE(
+            "aggregator: the aggregate rules changed since the last run: %zu of its %zu rules are gone or changed, "
+            "%zu of the %zu now are new or changed; the points queued for the gone ones are discarded, the others' "
+            "open buckets are restored",
+            gone, last.fingerprints.size(), added, fingerprints_.size());
+}
+
+// Queued points of rules no longer in the file: one line after the queue was read at the start, then at most one
+// a minute while more come (a queue written by another polymur with other rules).
+void Aggregator::log_discarded(int64_t now_ms, bool first) {
+    if (discarded_ == discarded_logged_ || (!first && now_ms - discarded_log_ms_ < 60000)) return;
+    LOG_WARN(
+        "aggregator: discarded %llu queued points of aggregate rules that changed or were removed since they were "
+        "queued (%llu of them queued by a polymur before rule fingerprints, whose rules cannot be checked); %llu in "
+        "all since the start",
+        static_cast<unsigned long long>(discarded_ - discarded_logged_),
+        static_cast<unsigned long long>(discarded_by_index_), static_cast<unsigned long long>(discarded_));
+    discarded_logged_ = discarded_;
+    discarded_log_ms_ = now_ms;
 }
 
 int Aggregator::run() {
@@ -429,6 +411,11 @@ int Aggregator::run() {
     if (const char* fault = std::getenv("TEST_AGGREGATOR_CRASH_ONCE")) crash_once_ = fault;
     emitted_through_ms_ = state.emitted_through_ms;
     engine_.set_emitted_through(state.emitted_through_ms);
+    log_rule_changes(state);
+    // The rules of this run on record (what the last run recorded is published by now).
+    state.pending.clear();
+    if (!record_state(state, error))
+        LOG_ERROR("aggregator: cannot record the aggregate rules in %s: %s", state_path_.c_str(), error.c_str());
     beat();
     LOG_INFO("aggregator: %zu aggregate rules; resuming with %llu points queued", table_.aggregate_count(),
              static_cast<unsigned long long>(queue_->queued_lines()));
@@ -438,6 +425,7 @@ int Aggregator::run() {
         beat();
         read_input();
     }
+    log_discarded(monotonic_ms(), true);
     while (!stop_.requested()) {
         beat();
         if (routes_.stale()) routes_.refresh();
@@ -452,6 +440,7 @@ int Aggregator::run() {
             next_tick_ms_ = now_ms - now_ms % kTickMs + kTickMs;
         }
         flush_counters();
+        log_discarded(monotonic_ms(), false);
         const int64_t until_tick = next_tick_ms_ - realtime_ns() / 1000000;
         reader_->wait(int(std::clamp<int64_t>(until_tick, 1, kWaitMs)), [this] { return !stop_.requested(); });
     }

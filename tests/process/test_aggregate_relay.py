@@ -30,6 +30,23 @@ match * send to sink;
 """
 
 
+# TWO_RULES, then CHANGED_RULES at a restart: "b" changed (min for max), a new rule in front, "agg" the same
+# rule written another way.
+TWO_RULES = RULES.replace("\naggregate", """
+aggregate ^in\\.([^.]+)\\.x$ every 1 seconds expire after {expire} seconds
+    compute max write to b.\\1.max send to sink;
+aggregate""", 1)
+CHANGED_RULES = """# changed
+cluster sink forward 127.0.0.1:{port};
+aggregate ^in\\.([^.]+)\\.x$ every 1 seconds expire after {expire} seconds compute cnt write to new.\\1 send to sink;
+aggregate ^in\\.([^.]+)\\.x$ every 1 seconds expire after {expire} seconds
+    compute min write to b.\\1.max send to sink;
+aggregate ^in\\.([^.]+)\\.x$ every 1 seconds expire after {expire} seconds compute sum write to agg.\\1.sum
+    compute cnt write to agg.\\1.count compute maximum write to agg.\\1.max send to sink stop;
+match * send to sink;
+"""
+
+
 def points(early, late):
     """Points of two buckets per host: `early` (emitted soon), `late` (open EXPIRE seconds more)."""
     lines, expected = [], {}
@@ -45,12 +62,15 @@ def points(early, late):
 
 
 class AggregateRelayTest(RelayTestCase):
-    def start(self, extra_env=None):
+    def start(self, extra_env=None, rules=RULES):
         self.sink_ = self.sink()
-        rules = os.path.join(self.make_dir(), "rules.conf")
-        with open(rules, "w") as f:
-            f.write(RULES.format(port=self.sink_.port, expire=EXPIRE))
-        return self.relay("--rules=" + rules, workers=2, extra_env=extra_env)
+        self.rules_path = os.path.join(self.make_dir(), "rules.conf")
+        self.write_rules(rules)
+        return self.relay("--rules=" + self.rules_path, workers=2, extra_env=extra_env)
+
+    def write_rules(self, rules):
+        with open(self.rules_path, "w") as f:
+            f.write(rules.format(port=self.sink_.port, expire=EXPIRE))
 
     def make_dir(self):
         d = tempfile.mkdtemp(prefix="aggregate-test-")
@@ -63,19 +83,19 @@ class AggregateRelayTest(RelayTestCase):
     def aggregator_pid(self, relay):
         return relay.child_pid("aggregator")
 
-    def run_scenario(self, disrupt, extra_env=None, crashes=False):
-        relay = self.start(extra_env)
+    def run_scenario(self, disrupt, extra_env=None, crashes=False, rules=RULES, computes=3):
+        relay = self.start(extra_env, rules)
         wait_until(lambda: self.aggregator_pid(relay), 10, message="the aggregator process")
         t0 = int(time.time())
         early, late = t0 - EXPIRE + 2, t0 + 1
         lines, expected = points(early, late)
         send_lines(relay.port, lines, connections=4)
-        early_results = 3 * HOSTS
+        early_results = computes * HOSTS
         # Every point is in a bucket, and the early buckets are out: the late ones are open now.
         if crashes:  # it dies as it records the early buckets, before their results are out
             wait_until(lambda: relay.stats()["aggregator"]["deaths"] == 1, 10 + EXPIRE, message="the crash")
             return self.check_results(relay, expected)
-        wait_until(lambda: relay.stats()["aggregator"]["points"] >= 3 * len(lines), 10, message="points taken")
+        wait_until(lambda: relay.stats()["aggregator"]["points"] >= computes * len(lines), 10, message="points taken")
         wait_until(lambda: relay.stats()["aggregator"]["buckets_emitted"] >= early_results, 10 + EXPIRE,
                    message="the early buckets emitted")
         stats = relay.stats()["aggregator"]
@@ -83,6 +103,7 @@ class AggregateRelayTest(RelayTestCase):
         self.assertGreater(stats["queued"], 0, "the open buckets' points must still be queued")
         if disrupt:
             disrupt(relay)
+        self.early, self.late = early, late
         return self.check_results(relay, expected)
 
     def check_results(self, relay, expected):
@@ -123,6 +144,34 @@ class AggregateRelayTest(RelayTestCase):
 
         relay = self.run_scenario(restart)
         self.assertGreater(relay.stats()["aggregator"]["replayed"], 0)
+
+    def test_restart_with_changed_rules_restores_the_unchanged_rule_and_discards_the_changed_ones(self):
+        # Restarted with other rules: a new aggregate rule in front (the unchanged rule's index moves from 1 to 2)
+        # and the other rule changed (min instead of max). The unchanged rule's open buckets are restored (by its
+        # fingerprint, not its place) and emitted once; the changed rule's queued points are discarded and counted,
+        # and neither it nor the new rule computes anything from them.
+        def restart(relay):
+            queued = relay.stats()["aggregator"]["queued"]
+            self.assertEqual(relay.stop(), 0)
+            self.write_rules(CHANGED_RULES)
+            relay.start()
+            self.queued_at_stop = queued
+
+        relay = self.run_scenario(restart, rules=TWO_RULES, computes=4)
+        stats = relay.stats()["aggregator"]
+        # Every queued point of the changed rule: the open bucket's at least, the emitted one's too if still queued.
+        self.assertGreaterEqual(stats["discarded"], HOSTS * VALUES)
+        self.assertLessEqual(stats["discarded"], 2 * HOSTS * VALUES)
+        self.assertLess(stats["discarded"], self.queued_at_stop)
+        log = relay.log()
+        self.assertEqual(log.count("aggregator: the aggregate rules changed since the last run: 1 of its 2 rules are "
+                                   "gone or changed, 2 of the 3 now are new or changed"), 1, log)
+        self.assertEqual(log.count("aggregator: discarded %d queued points of aggregate rules that changed"
+                                   % stats["discarded"]), 1, log)
+        others = sorted(line for line in self.sink_.lines() if line.startswith(("b.", "new.")))
+        expected = sorted("b.h%d.max %f %d" % (h, max(h * 10 + j + (self.early % 7) for j in range(VALUES)),
+                                               self.early + 1) for h in range(HOSTS))
+        self.assertEqual(others, expected, "only the changed rule's bucket emitted before the restart")
 
     def test_crash_between_recording_and_publishing_results_publishes_them_once(self):
         # The aggregator dies right after it recorded its first results and before it published them (a test hook:

@@ -1,6 +1,7 @@
 // The carbon-c-relay rules parser: every statement, and every error names file, line and what was expected.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "route/rules_parser.hpp"
@@ -103,6 +104,78 @@ TEST(RulesParser, MatchRewriteAggregateInFileOrder) {
     EXPECT_EQ(c.aggregates[0].interval, 10);
     EXPECT_EQ(c.matches[3].where.line, 7);
     EXPECT_EQ(c.matches[3].clusters.size(), 2u);
+}
+
+// The fingerprint of the only aggregate rule of `rule` (clusters g and h exist).
+uint64_t fingerprint_of(const std::string& rule) {
+    RulesConfig c = parse_ok("cluster g forward h1;\ncluster h forward h2;\n" + rule);
+    EXPECT_EQ(c.aggregates.size(), 1u) << rule;
+    return c.aggregates.empty() ? 0 : aggregate_fingerprint(c.aggregates[0]);
+}
+
+TEST(RulesParser, AggregateFingerprintIsTheDefinitionNotTheText) {
+    const std::string base =
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n";
+    const uint64_t fp = fingerprint_of(base);
+    // Equal rules: another layout, other lines before it, the aliases carbon-c-relay accepts, another place.
+    EXPECT_EQ(fingerprint_of("# moved\n\nmatch ^z send to h;\naggregate\n  ^a\\.(x)\n  ^b\n  every 10 seconds\n"
+                             "  expire after 30 seconds\n  timestamp at start of bucket\n"
+                             "  compute sum write to\n    s.\\1\n  compute percentile095 write to p\n"
+                             "  send to g\n  stop\n  ;\n"),
+              fp);
+    EXPECT_EQ(fingerprint_of("aggregate ^x every 1 seconds expire after 2 seconds compute avg write to a;\n"),
+              fingerprint_of("aggregate ^x every 1 seconds expire after 2 seconds compute average write to a;\n"));
+    EXPECT_EQ(fingerprint_of("aggregate ^x every 1 seconds expire after 2 seconds compute max write to a;\n"),
+              fingerprint_of("aggregate ^x every 1 seconds expire after 2 seconds compute maximum write to a;\n"));
+    // Every semantic change gives another number, and no two of these agree.
+    const std::vector<std::string> changed = {
+        "aggregate ^a\\.(y) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n",  // expression
+        "aggregate ^a\\.(x) every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n",  // one expression less
+        "aggregate ^b ^a\\.(x) every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n",  // their order
+        "aggregate ^a\\.(x) ^b every 5 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n",  // interval
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 31 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n",  // expiry
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at middle of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n",  // timestamp position
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g stop;\n",  // (end, the default)
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute count write to s.\\1 compute percentile95 write to p send to g stop;\n",  // function
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile90 write to p send to g stop;\n",  // percentile
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\_1 compute percentile95 write to p send to g stop;\n",  // written name
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute percentile95 write to p compute sum write to s.\\1 send to g stop;\n",  // compute order
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 send to g stop;\n",  // one compute less
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p compute min write to m send to g stop;\n",
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to h stop;\n",  // destination
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g h stop;\n",  // one more
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p send to g;\n",  // without stop
+        "aggregate ^a\\.(x) ^b every 10 seconds expire after 30 seconds timestamp at start of bucket "
+        "compute sum write to s.\\1 compute percentile95 write to p;\n",  // back through the rules
+    };
+    std::vector<uint64_t> seen = {fp};
+    for (const std::string& rule : changed) {
+        const uint64_t other = fingerprint_of(rule);
+        EXPECT_EQ(std::count(seen.begin(), seen.end(), other), 0) << rule;
+        seen.push_back(other);
+    }
+    // Field boundaries count: moving a character from one written name to the next is a change.
+    EXPECT_NE(fingerprint_of("aggregate ^x every 1 seconds expire after 2 seconds compute sum write to ab "
+                             "compute max write to c;\n"),
+              fingerprint_of("aggregate ^x every 1 seconds expire after 2 seconds compute sum write to a "
+                             "compute max write to bc;\n"));
 }
 
 TEST(RulesParser, AggregateEveryClause) {

@@ -286,6 +286,20 @@ write("fuzz_queue_file", QUEUES)
 write("fuzz_http_response", RESPONSES)
 write("fuzz_gateway_request", REQUESTS)
 
+
+# The aggregator's state file (both versions) and queued records (aggregate/state_file.hpp).
+AGGREGATOR_STATE = {
+    "v2": "polymur-aggregator-state 2\nrules 2\n0123456789abcdef\nfedcba9876543210\nemitted_through_ms 1700000123000\n"
+          "pending 2\n14 127.0.0.1:2003 4096 1 26\nagg.a 1.000000 1700000120\n"
+          "0  7 1 47\n0123456789abcdef 1700000123 agg.a 1 1700000120\n",
+    "v2_first_start": "polymur-aggregator-state 2\nrules 0\nemitted_through_ms -9223372036854775808\npending 0\n",
+    "v1": "polymur-aggregator-state 1\nemitted_through_ms 1700000123000\npending 1\n"
+          "14 127.0.0.1:2003 10 1 26\nagg.a 1.000000 1700000120\n",
+    "records": "0123456789abcdef 1700000100 a.b.c 1.5 1700000099\n3 1700000100 a.b 1 1700000099.7\n"
+               "0123456789abcdef 1 a 1\n",
+}
+write("fuzz_aggregator_state", AGGREGATOR_STATE)
+
 # Compressed streams (fuzz_gzip_stream, fuzz_lz4_stream): the first byte picks read and buffer sizes.
 STREAM_TEXT = b"".join(b"servers.web%02d.cpu %d 1700000000\n" % (i % 7, i) for i in range(300))
 GZIP_STREAMS = {
