@@ -32,7 +32,7 @@ struct RecordedResults {
 };
 
 struct SavedState {
-    uint32_t version = kStateVersion;  // as read (1 or 2); written as kStateVersion
+    uint32_t version = kStateVersion;  // as read (1 or 2; the aggregator sets 0 for no file); written as kStateVersion
     int64_t emitted_through_ms = INT64_MIN;
     std::vector<uint64_t> fingerprints;  // the aggregate rules of the run that wrote it (none in version 1)
     std::vector<RecordedResults> pending;

@@ -50,7 +50,10 @@ struct Chunk {
 // False with `error` when the file exists but cannot be read as a state file.
 bool read_state(const std::string& path, State& state, std::string& error) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return true;  // none yet: a first start
+    if (!in) {  // none yet: a first start
+        state.version = 0;
+        return true;
+    }
     std::ostringstream text;
     text << in.rdbuf();
     if (in.bad()) {
@@ -359,7 +362,8 @@ void Aggregator::flush_counters() {
 
 // One line when the aggregate rules are not those of the run that wrote the state file.
 void Aggregator::log_rule_changes(const State& last) {
-    if (last.version < 2) return;  // no fingerprints recorded: what was queued is judged point by point
+    // A first start, or a state file without fingerprints: what is queued is judged point by point.
+    if (last.version < 2) return;
     size_t gone = 0, added = 0;
     for (uint64_t f : last.fingerprints) gone += !rule_of_.count(f);
     for (uint64_t f : fingerprints_)
