@@ -587,7 +587,12 @@ std::unique_ptr<RoutingTable> RoutingTable::build(const rules::RulesConfig& conf
             compiled->stop = aggregate.stop;
             compiled->aggregate = table->aggregates_.size();
             table->aggregates_.push_back(aggregate);
-            table->aggregate_fingerprints_.push_back(rules::aggregate_fingerprint(aggregate));
+            // A rule identical to an earlier one is numbered after it: each has its own buckets.
+            const uint64_t definition = rules::aggregate_fingerprint(aggregate);
+            size_t occurrence = 0;
+            for (size_t earlier = 0; earlier + 1 < table->aggregates_.size(); ++earlier)
+                occurrence += rules::aggregate_fingerprint(table->aggregates_[earlier]) == definition;
+            table->aggregate_fingerprints_.push_back(rules::aggregate_fingerprint(aggregate, occurrence));
             table->aggregate_rules_.push_back(compiled.get());
         }
         table->rules_.push_back(std::move(compiled));

@@ -58,7 +58,7 @@ private:
 
 }  // namespace
 
-uint64_t aggregate_fingerprint(const Aggregate& a) {
+uint64_t aggregate_fingerprint(const Aggregate& a, size_t occurrence) {
     DefinitionHash h;
     h.text("aggregate 1");  // the version of this definition: a new field changes it
     h.number(a.expressions.size());
@@ -74,6 +74,7 @@ uint64_t aggregate_fingerprint(const Aggregate& a) {
     h.number(a.clusters.size());
     for (const std::string& c : a.clusters) h.text(c);
     h.number(a.stop);
+    if (occurrence) h.number(occurrence);  // the first keeps the definition's own number
     return h.value();
 }
 

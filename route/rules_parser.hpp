@@ -92,7 +92,9 @@ struct Aggregate {
 // The same rule gives the same number in every run and every polymur, whatever its place in the file, its layout
 // or the aliases it uses (`avg`, `average`); any change to what it computes or where it sends gives another.
 // The aggregator uses it to apply queued points only to the rule that queued them (docs/AGGREGATION.md).
-uint64_t aggregate_fingerprint(const Aggregate& aggregate);
+// `occurrence`: how many rules of the file before this one have the same definition (two identical rules are
+// two rules, each with its own buckets).
+uint64_t aggregate_fingerprint(const Aggregate& aggregate, size_t occurrence = 0);
 
 struct Rule {
     enum class Kind { match, rewrite, aggregate } kind;

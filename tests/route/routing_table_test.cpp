@@ -274,6 +274,23 @@ TEST(RoutingTable, FailoverMovesOnlyWithinTheClustersThatPlacedTheLine) {
     }
 }
 
+TEST(RoutingTable, IdenticalAggregateRulesHaveTheirOwnFingerprints) {
+    // Two identical rules are two rules (each computes, each emits): the second is numbered after the first.
+    const std::string rule = "aggregate ^x every 5 seconds expire after 6 seconds compute min write to z.min;\n";
+    auto t = table_of("cluster a forward 10.0.0.1;\n" + rule + "rewrite ^y into x;\n" + rule + rule +
+                      "aggregate ^x every 5 seconds expire after 6 seconds compute max write to z.min;\n");
+    ASSERT_EQ(t->aggregate_count(), 4u);
+    EXPECT_EQ(t->aggregate_fingerprint(0), rules::aggregate_fingerprint(t->aggregate(0)));
+    EXPECT_NE(t->aggregate_fingerprint(0), t->aggregate_fingerprint(1));
+    EXPECT_NE(t->aggregate_fingerprint(1), t->aggregate_fingerprint(2));
+    EXPECT_NE(t->aggregate_fingerprint(0), t->aggregate_fingerprint(2));
+    EXPECT_NE(t->aggregate_fingerprint(3), t->aggregate_fingerprint(0));
+    // The same file again: the same numbers.
+    auto again = table_of("cluster a forward 10.0.0.1;\n" + rule + "rewrite ^y into x;\n" + rule + rule +
+                          "aggregate ^x every 5 seconds expire after 6 seconds compute max write to z.min;\n");
+    for (size_t a = 0; a < 4; ++a) EXPECT_EQ(again->aggregate_fingerprint(a), t->aggregate_fingerprint(a));
+}
+
 TEST(RoutingTable, AggregatesAreFedInRuleOrderWithTheNameTheySaw) {
     auto t = table_of(
         "cluster a forward 10.0.0.1;\ncluster h carbon_ch 10.0.1.1 10.0.1.2 10.0.1.3;\n"
