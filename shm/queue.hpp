@@ -220,6 +220,11 @@ public:
     // has no room (bytes or the line cap) or the line is longer than kMaxQueuedLine; the drop is
     // counted.
     bool append(const std::string_view* parts, size_t count, size_t total);
+    // Appends `lines` whole lines that lie one after the other at `data` (`bytes` in all, each
+    // ending with '\n' and no longer than kMaxQueuedLine) in one copy: what appending them one by
+    // one with append() would write, when all of them fit. When they do not all fit, nothing is
+    // written or counted and false is returned (append them one by one then: some may fit).
+    bool append_lines(const char* data, size_t bytes, uint64_t lines);
     // Whether a line of `total` bytes would fit now (nothing is counted).
     bool has_room(size_t total) { return has_room_for(total, 1); }
     // Whether `lines` lines of `bytes` bytes in all would fit now.

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -157,6 +158,11 @@ private:
     void udp_ready(int fd);
     void setup_udp();
     void handle_line(std::string_view line, const Connection& conn);
+    // Broadcast (fixed_slots_): a valid line queued as received joins the run of such lines just before it
+    // in the read buffer; anything else ends the run first.
+    void take_line(std::string_view line, const Connection& conn);
+    void start_runs();  // once per read: where runs go
+    void flush_run();   // queues the run: one copy into each ring
     void handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn);
     // A valid line ready to queue: the parse, and the parts to write (the line itself, or rebuilt around its name).
     struct PreparedLine {
@@ -164,7 +170,13 @@ private:
         std::string_view parts[6];
         size_t count = 0, total = 0;
     };
-    bool prepare_line(std::string_view line, const Connection& conn, PreparedLine& out);  // false: dropped, counted
+    bool prepare_line(std::string_view line, const Connection& conn, PreparedLine& out);      // false: dropped, counted
+    bool parse(std::string_view line, const Connection& conn, protocol::ParsedLine& parsed);  // false: invalid, counted
+    // Whether `parsed` is `line` (with its '\n') as it is forwarded: then it is queued as received.
+    static bool as_received(std::string_view line, const protocol::ParsedLine& parsed) {
+        return parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1;
+    }
+    bool finish_line(std::string_view line, PreparedLine& out);  // prepare_line after the parse
     void queue_line(const PreparedLine& prepared);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
@@ -196,6 +208,14 @@ private:
     std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
     bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
     std::vector<uint16_t> fixed_slot_list_;
+    // A run of valid lines, contiguous in the read buffer, each queued as received to every run target.
+    struct Run {
+        const char* begin = nullptr;
+        size_t bytes = 0;
+        uint64_t lines = 0;
+    } run_;
+    std::vector<size_t> run_targets_;  // the mirrors' targets, then the fixed slots' (start_runs)
+    size_t run_fixed_targets_ = 0;     // how many of them are fixed slots' (a line sent to none is unroutable)
     const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
     protocol::TagNormalizer tag_normalizer_;        // --tag-normalize
 
@@ -322,6 +342,8 @@ void Listener::read_ready(Connection& conn) {
     char* buf = scratch_.get();
     bool closed = false;
     const bool hash_ahead = !config_.tag_normalize && routes_.table() && routes_.table()->hashes_carbon_ch();
+    const bool in_runs = !hash_ahead && !config_.tag_normalize && fixed_slots_ && !aggregator_;
+    if (in_runs) start_runs();
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         size_t have = conn.tail_len;
         if (have) std::memcpy(buf, conn.tail.get(), have);
@@ -377,6 +399,8 @@ void Listener::read_ready(Connection& conn) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
                 ++too_long_;
+            } else if (in_runs) {
+                take_line({buf + start, line_end - start + 1}, conn);
             } else if (hash_ahead) {
                 pending[pending_count++] = {buf + start, line_end - start + 1};
                 if (pending_count == route::kAheadBatch) {
@@ -389,6 +413,7 @@ void Listener::read_ready(Connection& conn) {
             start = line_end + 1;
         });
         handle_lines_hashed_ahead(pending, pending_count, conn);
+        flush_run();  // before `buf` is reused
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
             if (!conn.discarding) ++too_long_;
@@ -489,25 +514,84 @@ void Listener::handle_lines_hashed_ahead(const std::string_view* lines, size_t c
     for (size_t i = 0; i < valid; ++i) queue_line(prepared[i]);
 }
 
+void Listener::start_runs() {
+    run_targets_.clear();
+    for (uint16_t m : routes_.mirrors()) run_targets_.push_back(m);
+    run_fixed_targets_ = 0;
+    for (uint16_t slot : fixed_slot_list_) {
+        const int target = routes_.target_of(slot);
+        if (target < 0) continue;
+        run_targets_.push_back(size_t(target));
+        ++run_fixed_targets_;
+    }
+}
+
+// What handle_line does, in the order the lines came: an invalid line is dropped and counted (it ends the
+// run, as the next line is no longer next to it), one rebuilt around its fields (say a "-1" timestamp)
+// is queued on its own after the run before it.
+void Listener::take_line(std::string_view line, const Connection& conn) {
+    protocol::ParsedLine parsed;
+    if (!parse(line, conn, parsed)) return;
+    if (!as_received(line, parsed)) {
+        flush_run();
+        PreparedLine prepared;
+        prepared.parsed = parsed;
+        if (finish_line(line, prepared)) queue_line(prepared);
+        return;
+    }
+    if (run_.lines && run_.begin + run_.bytes == line.data()) {
+        run_.bytes += line.size();
+        ++run_.lines;
+        return;
+    }
+    flush_run();
+    run_ = {line.data(), line.size(), 1};
+}
+
+void Listener::flush_run() {
+    if (!run_.lines) return;
+    const Run run = std::exchange(run_, Run {});
+    received_ += run.lines;
+    for (size_t target : run_targets_) {
+        shm::RingProducer& producer = *routes_.targets()[target].producer;
+        if (producer.append_lines(run.begin, run.bytes, run.lines)) continue;
+        // Not all of them fit: one by one, as handle_line would (each that fits is queued, the others counted).
+        for (const char *p = run.begin, *end = run.begin + run.bytes; p < end;) {
+            const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+            const std::string_view part(p, static_cast<size_t>(nl - p) + 1);
+            producer.append(&part, 1, part.size());
+            p = nl + 1;
+        }
+    }
+    if (run_fixed_targets_ == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules()))
+        unroutable_ += run.lines;
+}
+
 // `line` ends with its '\n'.
 void Listener::handle_line(std::string_view line, const Connection& conn) {
     PreparedLine prepared;
     if (prepare_line(line, conn, prepared)) queue_line(prepared);
 }
 
+bool Listener::parse(std::string_view line, const Connection& conn, protocol::ParsedLine& parsed) {
+    const protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
+    if (error == protocol::LineError::none) return true;
+    invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
+    return false;
+}
+
 bool Listener::prepare_line(std::string_view line, const Connection& conn, PreparedLine& out) {
+    return parse(line, conn, out.parsed) && finish_line(line, out);
+}
+
+bool Listener::finish_line(std::string_view line, PreparedLine& out) {
     protocol::ParsedLine& parsed = out.parsed;
-    protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
-    if (error != protocol::LineError::none) {
-        invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
-        return false;
-    }
     if (config_.tag_normalize) {  // never longer than the name it replaces
         const std::string_view normalized = tag_normalizer_.normalize(parsed.name);
         if (normalized != parsed.name) parsed.name = normalized, parsed.canonical = false;
     }
     std::string_view* parts = out.parts;
-    if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
+    if (as_received(line, parsed)) {
         parts[0] = line;
         out.count = 1;
         out.total = line.size();
