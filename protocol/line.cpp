@@ -193,43 +193,61 @@ bool canonical_fields(const char* begin, const char* first, const char* second, 
 }
 
 #if defined(__SSE2__)
-// Bit i set where byte i of the 16 at `p` is a space / outside '!'..'~' / a digit.
-void classify16(const char* p, uint32_t& spaces, uint32_t& outside, uint32_t& digits) {
+// Masks of a line's bytes: bit i set where byte i is a space / inside '!'..'~' / a digit / a '.'.
+struct Masks {
+    uint64_t spaces = 0, plain = 0, digits = 0, dots = 0;
+};
+
+// Adds the 16 bytes at `p` to `m`, shifted to bit `at`.
+inline __attribute__((always_inline)) void classify16(const char* p, unsigned at, Masks& m) {
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i at_least = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('!')), bytes);
-    const __m128i at_most = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('~')), bytes);
-    spaces = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(' '))));
-    outside = ~static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(at_least, at_most))) & 0xFFFF;
-    const __m128i from_0 = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('0')), bytes);
-    const __m128i to_9 = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('9')), bytes);
-    digits = static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(from_0, to_9)));
+    // Unsigned ranges by an offset and a saturating bound: x in [lo, hi] when min(x - lo, hi - lo) == x - lo.
+    const __m128i from_bang = _mm_sub_epi8(bytes, _mm_set1_epi8('!'));
+    const __m128i from_0 = _mm_sub_epi8(bytes, _mm_set1_epi8('0'));
+    const __m128i plain = _mm_cmpeq_epi8(_mm_min_epu8(from_bang, _mm_set1_epi8('~' - '!')), from_bang);
+    const __m128i digits = _mm_cmpeq_epi8(_mm_min_epu8(from_0, _mm_set1_epi8(9)), from_0);
+    m.spaces |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(' '))))) << at;
+    m.plain |= uint64_t(uint32_t(_mm_movemask_epi8(plain))) << at;
+    m.digits |= uint64_t(uint32_t(_mm_movemask_epi8(digits))) << at;
+    m.dots |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('.'))))) << at;
 }
 
 // A line of 16 to 64 bytes in one pass of 16-byte loads (the last one ending at the line's end,
-// overlapping the one before): masks of its spaces and of its bytes outside '!'..'~', so the two
-// spaces are found, their number checked, the name classified and the timestamp's digits checked
-// without a memchr call or a byte loop.
+// overlapping the one before): masks of its spaces, of its bytes inside '!'..'~', of its digits and of
+// its dots, so the two spaces are found, their number checked, the name classified, the value's
+// common form (digits with at most one '.', after an optional '-') and the timestamp's digits
+// checked without a memchr call or a byte loop. What the masks do not settle (a name with bytes
+// outside '!'..'~', a value with an exponent) is checked by canonical_fields as for longer lines.
 bool parse_canonical_short(const char* begin, size_t size, ParsedLine& out) {
-    uint64_t spaces = 0, outside = 0, digits = 0;
-    uint32_t s, o, d;
-    size_t at = 0;
-    for (; at + 16 < size; at += 16) {
-        classify16(begin + at, s, o, d);
-        spaces |= uint64_t(s) << at;
-        outside |= uint64_t(o) << at;
-        digits |= uint64_t(d) << at;
-    }
-    classify16(begin + size - 16, s, o, d);
-    spaces |= uint64_t(s) << (size - 16);
-    outside |= uint64_t(o) << (size - 16);
-    digits |= uint64_t(d) << (size - 16);
+    Masks m;
+    unsigned at = 0;
+    for (; at + 16 < size; at += 16) classify16(begin + at, at, m);
+    classify16(begin + size - 16, static_cast<unsigned>(size - 16), m);
+    const uint64_t spaces = m.spaces, plain = m.plain, digits = m.digits, dots = m.dots;
     if (!spaces) return false;
     const unsigned first = static_cast<unsigned>(__builtin_ctzll(spaces));
     const uint64_t rest = spaces & (spaces - 1);
     if (!rest || (rest & (rest - 1))) return false;  // not exactly two spaces
     const unsigned second = static_cast<unsigned>(__builtin_ctzll(rest));
-    const bool name_outside = outside & ((uint64_t(1) << first) - 1);
-    const uint64_t stamp = (size == 64 ? ~uint64_t(0) : (uint64_t(1) << size) - 1) & ~((uint64_t(2) << second) - 1);
+    const uint64_t below_first = (uint64_t(1) << first) - 1;
+    const uint64_t below_second = (uint64_t(1) << second) - 1;
+    const uint64_t all = size == 64 ? ~uint64_t(0) : (uint64_t(1) << size) - 1;
+    const uint64_t stamp = all & ~(below_second | (uint64_t(1) << second));
+    const uint64_t value = below_second & ~(below_first | (uint64_t(1) << first));
+    const bool name_outside = (plain & below_first) != below_first;
+    // The value's common form: only digits and dots, but for a leading '-'; at most one dot, a digit.
+    uint64_t odd = value & ~(digits | dots);
+    if (odd == (uint64_t(1) << (first + 1)) && begin[first + 1] == '-') odd = 0;
+    const uint64_t value_dots = dots & value;
+    const bool plain_value = value && !odd && !(value_dots & (value_dots - 1)) && (digits & value);
+    if (plain_value && !name_outside && first != 0 && stamp && size - second - 1 <= 18 && (digits & stamp) == stamp) {
+        out.name = std::string_view(begin, first);
+        out.value = std::string_view(begin + first + 1, second - first - 1);
+        out.timestamp = std::string_view(begin + second + 1, size - second - 1);
+        out.timestamp_is_now = false;
+        out.canonical = true;
+        return true;
+    }
     return canonical_fields(begin, begin + first, begin + second, begin + size, name_outside, (digits & stamp) == stamp,
                             out);
 }
