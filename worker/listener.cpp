@@ -112,7 +112,10 @@ private:
     }
     // After every refresh: whether the table sends every line to the same slots (broadcast), so that copies()
     // need not look each line up.
-    void note_table() { fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_); }
+    void note_table() {
+        fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_);
+        one_cluster_ = !fixed_slots_ && routes_.table() && routes_.table()->routes_by_one_cluster();
+    }
     void stamp_now() {
         int64_t now = realtime_ns() / 1000000000;
         if (now == now_s_) return;
@@ -208,6 +211,7 @@ private:
     std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
     bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
     std::vector<uint16_t> fixed_slot_list_;
+    bool one_cluster_ = false;  // the table sends every line unchanged where one cluster selects (note_table)
     // A run of valid lines, contiguous in the read buffer, each queued as received to every run target.
     struct Run {
         const char* begin = nullptr;
@@ -854,6 +858,19 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
         size_t queued = 0;
         for (uint16_t slot : fixed_slot_list_) {
             const int target = routes_.target_of(slot);
+            if (target < 0) continue;
+            visit(size_t(target), name);
+            ++queued;
+        }
+        if (count && queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+        return;
+    }
+    if (one_cluster_) {  // what route() would answer (hash-route): the cluster's slots, the name unchanged
+        uint16_t slots[route::RouteResult::kMaxSends];
+        const size_t n = table->one_cluster_slots(name, routes_.up(), slots);
+        size_t queued = 0;
+        for (size_t k = 0; k < n; ++k) {
+            const int target = routes_.target_of(slots[k]);
             if (target < 0) continue;
             visit(size_t(target), name);
             ++queued;
