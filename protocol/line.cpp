@@ -211,7 +211,7 @@ inline __attribute__((always_inline)) uint32_t movemask(Mask16 m) {
 #if defined(__x86_64__)
 typedef unsigned char Bytes32 __attribute__((vector_size(32)));
 typedef signed char Mask32 __attribute__((vector_size(32)));
-__attribute__((target("avx2"))) inline uint32_t movemask(Mask32 m) {
+__attribute__((target("avx2"))) inline uint32_t movemask(const Mask32& m) {  // by reference: no AVX argument
     return static_cast<uint32_t>(_mm256_movemask_epi8(reinterpret_cast<__m256i>(m)));
 }
 #endif
