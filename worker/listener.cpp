@@ -115,6 +115,7 @@ private:
     void note_table() {
         fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_);
         one_cluster_ = !fixed_slots_ && routes_.table() && routes_.table()->routes_by_one_cluster();
+        hash_ahead_ = !config_.tag_normalize && routes_.table() && routes_.table()->hashes_carbon_ch();
     }
     void stamp_now() {
         int64_t now = realtime_ns() / 1000000000;
@@ -173,14 +174,23 @@ private:
         std::string_view parts[6];
         size_t count = 0, total = 0;
     };
-    bool prepare_line(std::string_view line, const Connection& conn, PreparedLine& out);      // false: dropped, counted
-    bool parse(std::string_view line, const Connection& conn, protocol::ParsedLine& parsed);  // false: invalid, counted
+    bool prepare_line(std::string_view line, const Connection& conn, PreparedLine& out);  // false: dropped, counted
+    // false: invalid, counted (and logged, rate-limited).
+    bool parse(std::string_view line, const Connection& conn, protocol::ParsedLine& parsed) {
+        const protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
+        if (error == protocol::LineError::none) return true;
+        invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
+        return false;
+    }
     // Whether `parsed` is `line` (with its '\n') as it is forwarded: then it is queued as received.
     static bool as_received(std::string_view line, const protocol::ParsedLine& parsed) {
         return parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1;
     }
     bool finish_line(std::string_view line, PreparedLine& out);  // prepare_line after the parse
-    void queue_line(const PreparedLine& prepared);
+    void queue_line(const protocol::ParsedLine& parsed, const std::string_view* parts, size_t count, size_t total);
+    void queue_line(const PreparedLine& p) { queue_line(p.parsed, p.parts, p.count, p.total); }
+    // A valid line (without --tag-normalize): queued as received, or rebuilt by finish_line first.
+    void queue_parsed(std::string_view line, const protocol::ParsedLine& parsed);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
     void stream_failed(const Connection& conn, const InputStream& stream);
@@ -212,6 +222,7 @@ private:
     bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
     std::vector<uint16_t> fixed_slot_list_;
     bool one_cluster_ = false;  // the table sends every line unchanged where one cluster selects (note_table)
+    bool hash_ahead_ = false;   // lines are parsed a run at a time and their carbon_ch positions computed ahead
     // A run of valid lines, contiguous in the read buffer, each queued as received to every run target.
     struct Run {
         const char* begin = nullptr;
@@ -345,7 +356,7 @@ void Listener::read_ready(Connection& conn) {
     const size_t max_line = config_.max_line_length;
     char* buf = scratch_.get();
     bool closed = false;
-    const bool hash_ahead = !config_.tag_normalize && routes_.table() && routes_.table()->hashes_carbon_ch();
+    const bool hash_ahead = hash_ahead_;
     const bool in_runs = !hash_ahead && !config_.tag_normalize && fixed_slots_ && !aggregator_;
     if (in_runs) start_runs();
     for (int round = 0; round < kReadsPerWakeup; ++round) {
@@ -506,16 +517,17 @@ void Listener::cut_slow_handshakes(int64_t now) {
 // (Not with --tag-normalize: a normalized name lives in a buffer the next line reuses.)
 void Listener::handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn) {
     if (count == 0) return;
-    PreparedLine prepared[route::kAheadBatch];
-    std::string_view names[route::kAheadBatch];
+    protocol::ParsedLine parsed[route::kAheadBatch];
+    std::string_view valid_lines[route::kAheadBatch], names[route::kAheadBatch];
     size_t valid = 0;
     for (size_t i = 0; i < count; ++i) {
-        if (!prepare_line(lines[i], conn, prepared[valid])) continue;
-        names[valid] = prepared[valid].parsed.name;
+        if (!parse(lines[i], conn, parsed[valid])) continue;
+        valid_lines[valid] = lines[i];
+        names[valid] = parsed[valid].name;
         ++valid;
     }
     const route::CarbonChAhead ahead(names, valid);
-    for (size_t i = 0; i < valid; ++i) queue_line(prepared[i]);
+    for (size_t i = 0; i < valid; ++i) queue_parsed(valid_lines[i], parsed[i]);
 }
 
 void Listener::start_runs() {
@@ -538,9 +550,7 @@ void Listener::take_line(std::string_view line, const Connection& conn) {
     if (!parse(line, conn, parsed)) return;
     if (!as_received(line, parsed)) {
         flush_run();
-        PreparedLine prepared;
-        prepared.parsed = parsed;
-        if (finish_line(line, prepared)) queue_line(prepared);
+        queue_parsed(line, parsed);
         return;
     }
     if (run_.lines && run_.begin + run_.bytes == line.data()) {
@@ -577,13 +587,6 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
     if (prepare_line(line, conn, prepared)) queue_line(prepared);
 }
 
-bool Listener::parse(std::string_view line, const Connection& conn, protocol::ParsedLine& parsed) {
-    const protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
-    if (error == protocol::LineError::none) return true;
-    invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
-    return false;
-}
-
 bool Listener::prepare_line(std::string_view line, const Connection& conn, PreparedLine& out) {
     return parse(line, conn, out.parsed) && finish_line(line, out);
 }
@@ -618,10 +621,18 @@ bool Listener::finish_line(std::string_view line, PreparedLine& out) {
     return true;
 }
 
-void Listener::queue_line(const PreparedLine& prepared) {
-    const protocol::ParsedLine& parsed = prepared.parsed;
-    const std::string_view* parts = prepared.parts;
-    const size_t count = prepared.count, total = prepared.total;
+void Listener::queue_parsed(std::string_view line, const protocol::ParsedLine& parsed) {
+    if (!config_.tag_normalize && as_received(line, parsed)) {
+        queue_line(parsed, &line, 1, line.size());
+        return;
+    }
+    PreparedLine prepared;
+    prepared.parsed = parsed;
+    if (finish_line(line, prepared)) queue_line(prepared);
+}
+
+void Listener::queue_line(const protocol::ParsedLine& parsed, const std::string_view* parts, size_t count,
+                          size_t total) {
     ++received_;
     const std::string_view data = line_data(parsed);
     result_->feed_count = 0;
