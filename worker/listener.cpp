@@ -572,8 +572,7 @@ void Listener::flush_run() {
         // Not all of them fit: one by one, as handle_line would (each that fits is queued, the others counted).
         for (const char *p = run.begin, *end = run.begin + run.bytes; p < end;) {
             const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-            const std::string_view part(p, static_cast<size_t>(nl - p) + 1);
-            producer.append(&part, 1, part.size());
+            producer.append_line({p, static_cast<size_t>(nl - p) + 1});
             p = nl + 1;
         }
     }
@@ -639,7 +638,8 @@ void Listener::queue_line(const protocol::ParsedLine& parsed, const std::string_
     copies(parsed.name, data, true, [&](size_t target, std::string_view name) {
         shm::RingProducer& producer = *routes_.targets()[target].producer;
         if (name.data() == parsed.name.data()) {
-            producer.append(parts, count, total);
+            if (count == 1) producer.append_line(parts[0]);
+            else producer.append(parts, count, total);
             return;
         }
         // A rewritten name: the line is written out again around it, held to the same bound.

@@ -363,7 +363,8 @@ TEST_F(QueueTest, FullRingRefusesAndCountsDropsAfterPublish) {
 }
 
 // RingProducer::append_lines (the listener's runs of lines queued as received) writes and counts what
-// appending the same lines one by one writes and counts, or nothing at all: runs of random lines into
+// appending the same lines one by one writes and counts, or nothing at all (and append_line, which appends
+// what does not fit as a run, what append() does): runs of random lines into
 // one queue, the same lines one by one into a twin, with a consumer taking random amounts from both
 // (so runs wrap, meet a full ring and meet the line cap), and the two rings must stay byte for byte
 // and count for count the same.
@@ -391,7 +392,7 @@ TEST_F(QueueTest, AppendLinesIsAppendingOneByOne) {
                 ++split_runs;
                 for (size_t at = 0; at < text.size();) {
                     const size_t nl = text.find('\n', at);
-                    append(run_producer, text.substr(at, nl - at + 1));
+                    run_producer.append_line(std::string_view(text).substr(at, nl - at + 1));  // == append()
                     at = nl + 1;
                 }
             }
