@@ -8,6 +8,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace polymur::protocol {
 namespace {
@@ -193,46 +196,100 @@ bool canonical_fields(const char* begin, const char* first, const char* second, 
 }
 
 #if defined(__SSE2__)
-// Bit i set where byte i of the 16 at `p` is a space / outside '!'..'~' / a digit.
-void classify16(const char* p, uint32_t& spaces, uint32_t& outside, uint32_t& digits) {
-    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m128i at_least = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('!')), bytes);
-    const __m128i at_most = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('~')), bytes);
-    spaces = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(' '))));
-    outside = ~static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(at_least, at_most))) & 0xFFFF;
-    const __m128i from_0 = _mm_cmpeq_epi8(_mm_max_epu8(bytes, _mm_set1_epi8('0')), bytes);
-    const __m128i to_9 = _mm_cmpeq_epi8(_mm_min_epu8(bytes, _mm_set1_epi8('9')), bytes);
-    digits = static_cast<uint32_t>(_mm_movemask_epi8(_mm_and_si128(from_0, to_9)));
+// Masks of a line's bytes: bit i set where byte i is a space / inside '!'..'~' / a digit / a '.'.
+struct Masks {
+    uint64_t spaces = 0, plain = 0, digits = 0, dots = 0;
+};
+
+// 16 or 32 bytes as GCC vectors: one source for both widths (AVX2 code where inlined into an avx2 function).
+typedef unsigned char Bytes16 __attribute__((vector_size(16)));
+typedef signed char Mask16 __attribute__((vector_size(16)));
+inline __attribute__((always_inline)) uint32_t movemask(Mask16 m) {
+    return static_cast<uint32_t>(_mm_movemask_epi8(reinterpret_cast<__m128i>(m)));
 }
 
-// A line of 16 to 64 bytes in one pass of 16-byte loads (the last one ending at the line's end,
-// overlapping the one before): masks of its spaces and of its bytes outside '!'..'~', so the two
-// spaces are found, their number checked, the name classified and the timestamp's digits checked
-// without a memchr call or a byte loop.
-bool parse_canonical_short(const char* begin, size_t size, ParsedLine& out) {
-    uint64_t spaces = 0, outside = 0, digits = 0;
-    uint32_t s, o, d;
-    size_t at = 0;
-    for (; at + 16 < size; at += 16) {
-        classify16(begin + at, s, o, d);
-        spaces |= uint64_t(s) << at;
-        outside |= uint64_t(o) << at;
-        digits |= uint64_t(d) << at;
-    }
-    classify16(begin + size - 16, s, o, d);
-    spaces |= uint64_t(s) << (size - 16);
-    outside |= uint64_t(o) << (size - 16);
-    digits |= uint64_t(d) << (size - 16);
+#if defined(__x86_64__)
+typedef unsigned char Bytes32 __attribute__((vector_size(32)));
+typedef signed char Mask32 __attribute__((vector_size(32)));
+__attribute__((target("avx2"))) inline uint32_t movemask(const Mask32& m) {  // by reference: no AVX argument
+    return static_cast<uint32_t>(_mm256_movemask_epi8(reinterpret_cast<__m256i>(m)));
+}
+#endif
+
+// Adds the bytes at `p` (a Bytes16 or Bytes32 of them) to `m`, shifted to bit `at`.
+template <class Bytes>
+inline __attribute__((always_inline)) void classify(const char* p, unsigned at, Masks& m) {
+    Bytes bytes;
+    std::memcpy(&bytes, p, sizeof bytes);
+    const Bytes from_bang = bytes - '!', from_0 = bytes - '0';  // unsigned: a range is one compare
+    m.spaces |= uint64_t(movemask(bytes == ' ')) << at;
+    m.plain |= uint64_t(movemask(from_bang <= '~' - '!')) << at;
+    m.digits |= uint64_t(movemask(from_0 <= 9)) << at;
+    m.dots |= uint64_t(movemask(bytes == '.')) << at;
+}
+
+// The fields of a line of at most 64 bytes from its masks `m`: the two spaces are found, their number
+// checked, the name classified, the value's common form (digits with at most one '.', after an optional
+// '-') and the timestamp's digits checked without a memchr call or a byte loop. What the masks do not
+// settle (a name with bytes outside '!'..'~', a value with an exponent) is checked by canonical_fields as
+// for longer lines.
+inline __attribute__((always_inline)) bool canonical_from_masks(const char* begin, size_t size, const Masks& m,
+                                                                ParsedLine& out) {
+    const uint64_t spaces = m.spaces, plain = m.plain, digits = m.digits, dots = m.dots;
     if (!spaces) return false;
     const unsigned first = static_cast<unsigned>(__builtin_ctzll(spaces));
     const uint64_t rest = spaces & (spaces - 1);
     if (!rest || (rest & (rest - 1))) return false;  // not exactly two spaces
     const unsigned second = static_cast<unsigned>(__builtin_ctzll(rest));
-    const bool name_outside = outside & ((uint64_t(1) << first) - 1);
-    const uint64_t stamp = (size == 64 ? ~uint64_t(0) : (uint64_t(1) << size) - 1) & ~((uint64_t(2) << second) - 1);
+    const uint64_t below_first = (uint64_t(1) << first) - 1;
+    const uint64_t below_second = (uint64_t(1) << second) - 1;
+    const uint64_t all = size == 64 ? ~uint64_t(0) : (uint64_t(1) << size) - 1;
+    const uint64_t stamp = all & ~(below_second | (uint64_t(1) << second));
+    const uint64_t value = below_second & ~(below_first | (uint64_t(1) << first));
+    const bool name_outside = (plain & below_first) != below_first;
+    // The value's common form: only digits and dots, but for a leading '-'; at most one dot, a digit.
+    uint64_t odd = value & ~(digits | dots);
+    if (odd == (uint64_t(1) << (first + 1)) && begin[first + 1] == '-') odd = 0;
+    const uint64_t value_dots = dots & value;
+    const bool plain_value = value && !odd && !(value_dots & (value_dots - 1)) && (digits & value);
+    if (plain_value && !name_outside && first != 0 && stamp && size - second - 1 <= 18 && (digits & stamp) == stamp) {
+        out.name = std::string_view(begin, first);
+        out.value = std::string_view(begin + first + 1, second - first - 1);
+        out.timestamp = std::string_view(begin + second + 1, size - second - 1);
+        out.timestamp_is_now = false;
+        out.canonical = true;
+        return true;
+    }
     return canonical_fields(begin, begin + first, begin + second, begin + size, name_outside, (digits & stamp) == stamp,
                             out);
 }
+
+// A line of 16 to 64 bytes in 16-byte loads (the last one ending at the line's end, overlapping the one
+// before).
+bool parse_canonical_short(const char* begin, size_t size, ParsedLine& out) {
+    Masks m;
+    unsigned at = 0;
+    for (; at + 16 < size; at += 16) classify<Bytes16>(begin + at, at, m);
+    classify<Bytes16>(begin + size - 16, static_cast<unsigned>(size - 16), m);
+    return canonical_from_masks(begin, size, m, out);
+}
+
+#if defined(__x86_64__)
+// The same in two 32-byte loads, for a line of 32 to 64 bytes (the second ending at the line's end).
+__attribute__((target("avx2"))) bool parse_canonical_avx2(const char* begin, size_t size, ParsedLine& out) {
+    Masks m;
+    classify<Bytes32>(begin, 0, m);
+    classify<Bytes32>(begin + size - 32, static_cast<unsigned>(size - 32), m);
+    return canonical_from_masks(begin, size, m, out);
+}
+
+bool cpu_has_avx2() {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+
+bool g_avx2 = cpu_has_avx2();  // chosen once, at start: the same binary runs on any x86-64
+#endif
 #endif
 
 // The common case, `name value timestamp` with single spaces, a valid name, a plain decimal value
@@ -245,6 +302,9 @@ bool parse_canonical(std::string_view line, ParsedLine& out) {
     const char* begin = line.data();
     const char* end = begin + line.size();
 #if defined(__SSE2__)
+#if defined(__x86_64__)
+    if (g_avx2 && line.size() >= 32 && line.size() <= 64) return parse_canonical_avx2(begin, line.size(), out);
+#endif
     if (line.size() >= 16 && line.size() <= 64) return parse_canonical_short(begin, line.size(), out);
 #endif
     const char* first = static_cast<const char*>(std::memchr(begin, ' ', line.size()));
@@ -344,6 +404,16 @@ LineError check_name(std::string_view name) {
         p += len;
     }
     return LineError::none;
+}
+
+bool use_line_vectors(LineVectors vectors) {
+#if defined(__x86_64__)
+    if (vectors == LineVectors::avx2 && !cpu_has_avx2()) return false;
+    g_avx2 = vectors == LineVectors::avx2;
+    return true;
+#else
+    return vectors == LineVectors::sse2;
+#endif
 }
 
 const char* describe(LineError error) {

@@ -40,4 +40,10 @@ bool carbon_float(std::string_view text, double& out);
 
 const char* describe(LineError error);
 
+// The registers parse_line's fast path reads a line of up to 64 bytes with: AVX2 where the CPU has it (chosen
+// once, at start), SSE2 otherwise. Tests pick each in turn to check both (false: this CPU has no AVX2; nothing
+// changes). Not for use while another thread parses.
+enum class LineVectors { sse2, avx2 };
+bool use_line_vectors(LineVectors vectors);
+
 }  // namespace polymur::protocol

@@ -796,15 +796,36 @@ bool add_sends(const CompiledCluster& cluster, std::string_view name, uint8_t na
 
 }  // namespace
 
-bool RoutingTable::sends_every_name_to(std::vector<uint16_t>& slots) const {
-    slots.clear();
-    if (rules_.size() != 1 || !aggregates_.empty()) return false;
-    const CompiledRule& rule = *rules_[0];
-    if (rule.kind != rules::Rule::Kind::match || rule.validate || rule.blackhole) return false;
+namespace {
+
+// The table's rule when it is its only one and a `match` that takes every name to its clusters unchanged
+// (no rewrite, validate, blackhole or aggregate): then route() sends each name where those clusters select.
+const CompiledRule* sole_match_all(const std::vector<std::unique_ptr<CompiledRule>>& rules, bool aggregates) {
+    if (rules.size() != 1 || aggregates) return nullptr;
+    const CompiledRule& rule = *rules[0];
+    if (rule.kind != rules::Rule::Kind::match || rule.validate || rule.blackhole) return nullptr;
     if (std::none_of(rule.expressions.begin(), rule.expressions.end(),
                      [](const Expression& e) { return e.matches_everything(); }))
-        return false;
-    for (const CompiledCluster* cluster : rule.clusters) {
+        return nullptr;
+    return &rule;
+}
+
+}  // namespace
+
+bool RoutingTable::routes_by_one_cluster() const {
+    const CompiledRule* rule = sole_match_all(rules_, !aggregates_.empty());
+    return rule && rule->clusters.size() == 1;
+}
+
+size_t RoutingTable::one_cluster_slots(std::string_view name, const bool* up, uint16_t* out) const {
+    return rules_[0]->clusters[0]->select(name, up, out, 0, RouteResult::kMaxSends);
+}
+
+bool RoutingTable::sends_every_name_to(std::vector<uint16_t>& slots) const {
+    slots.clear();
+    const CompiledRule* rule = sole_match_all(rules_, !aggregates_.empty());
+    if (!rule) return false;
+    for (const CompiledCluster* cluster : rule->clusters) {
         if (cluster->type != rules::ClusterType::forward) return false;
         slots.insert(slots.end(), cluster->member_slots.begin(), cluster->member_slots.end());
     }

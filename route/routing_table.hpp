@@ -124,6 +124,13 @@ public:
     // `match *` to forward clusters only, as --distribution broadcast builds): then `slots` lists them, in the
     // order route() would, and a caller may skip the per-line lookup.
     bool sends_every_name_to(std::vector<uint16_t>& slots) const;
+    // Whether route() sends every name, unchanged, to the slots one cluster selects for it, whatever the data
+    // (one `match *` to one cluster, as --distribution hash-route builds; no rewrite, validate, blackhole or
+    // aggregate): then one_cluster_slots() answers as route() would, without its rule loop.
+    bool routes_by_one_cluster() const;
+    // Only when routes_by_one_cluster(): the slots route() sends `name` to, in its order, into
+    // out[0..RouteResult::kMaxSends); returns how many.
+    size_t one_cluster_slots(std::string_view name, const bool* up, uint16_t* out) const;
     // Whether some cluster places names by carbon_ch (an MD5 per line, worth computing ahead: carbon_ch_ahead.hpp).
     bool hashes_carbon_ch() const;
 

@@ -460,6 +460,22 @@ bool RingProducer::append(const std::string_view* parts, size_t count, size_t to
     return true;
 }
 
+bool RingProducer::append_lines(const char* data, size_t bytes, uint64_t lines) {
+    if (!has_room_for(bytes, lines)) return false;
+    const size_t first = std::min<size_t>(bytes, capacity_ - write_offset_);
+    std::memcpy(data_ + write_offset_, data, first);
+    if (first < bytes) {
+        std::memcpy(data_, data + first, bytes - first);
+        write_offset_ = bytes - first;
+    } else {
+        write_offset_ += first;
+        if (write_offset_ == capacity_) write_offset_ = 0;
+    }
+    write_pos_ += bytes;
+    unpublished_lines_ += lines;
+    return true;
+}
+
 void RingProducer::publish() {
     if (unpublished_drops_) {
         control_.dropped_full.fetch_add(unpublished_drops_, std::memory_order_relaxed);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -220,6 +221,26 @@ public:
     // has no room (bytes or the line cap) or the line is longer than kMaxQueuedLine; the drop is
     // counted.
     bool append(const std::string_view* parts, size_t count, size_t total);
+    // Appends `lines` whole lines that lie one after the other at `data` (`bytes` in all, each
+    // ending with '\n' and no longer than kMaxQueuedLine) in one copy: what appending them one by
+    // one with append() would write, when all of them fit. When they do not all fit, nothing is
+    // written or counted and false is returned (append them one by one then: some may fit).
+    bool append_lines(const char* data, size_t bytes, uint64_t lines);
+    // append() of a line in one part (ending with '\n'), its common case inline: it fits as the totals
+    // were last read and does not wrap. Anything else is append()'s.
+    bool append_line(std::string_view line) {
+        const size_t size = line.size();
+        if (space_reserved_ && size <= kMaxQueuedLine && size < capacity_ - write_offset_ &&
+            write_pos_ + size - cached_read_pos_ <= capacity_ &&
+            lines_written_ + unpublished_lines_ - cached_lines_read_ + cached_other_lines_ < line_cap_) {
+            std::memcpy(data_ + write_offset_, line.data(), size);
+            write_offset_ += size;
+            write_pos_ += size;
+            ++unpublished_lines_;
+            return true;
+        }
+        return append(&line, 1, size);
+    }
     // Whether a line of `total` bytes would fit now (nothing is counted).
     bool has_room(size_t total) { return has_room_for(total, 1); }
     // Whether `lines` lines of `bytes` bytes in all would fit now.

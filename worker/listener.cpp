@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -111,7 +112,11 @@ private:
     }
     // After every refresh: whether the table sends every line to the same slots (broadcast), so that copies()
     // need not look each line up.
-    void note_table() { fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_); }
+    void note_table() {
+        fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_);
+        one_cluster_ = !fixed_slots_ && routes_.table() && routes_.table()->routes_by_one_cluster();
+        hash_ahead_ = !config_.tag_normalize && routes_.table() && routes_.table()->hashes_carbon_ch();
+    }
     void stamp_now() {
         int64_t now = realtime_ns() / 1000000000;
         if (now == now_s_) return;
@@ -157,6 +162,11 @@ private:
     void udp_ready(int fd);
     void setup_udp();
     void handle_line(std::string_view line, const Connection& conn);
+    // Broadcast (fixed_slots_): a valid line queued as received joins the run of such lines just before it
+    // in the read buffer; anything else ends the run first.
+    void take_line(std::string_view line, const Connection& conn);
+    void start_runs();  // once per read: where runs go
+    void flush_run();   // queues the run: one copy into each ring
     void handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn);
     // A valid line ready to queue: the parse, and the parts to write (the line itself, or rebuilt around its name).
     struct PreparedLine {
@@ -165,7 +175,22 @@ private:
         size_t count = 0, total = 0;
     };
     bool prepare_line(std::string_view line, const Connection& conn, PreparedLine& out);  // false: dropped, counted
-    void queue_line(const PreparedLine& prepared);
+    // false: invalid, counted (and logged, rate-limited).
+    bool parse(std::string_view line, const Connection& conn, protocol::ParsedLine& parsed) {
+        const protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
+        if (error == protocol::LineError::none) return true;
+        invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
+        return false;
+    }
+    // Whether `parsed` is `line` (with its '\n') as it is forwarded: then it is queued as received.
+    static bool as_received(std::string_view line, const protocol::ParsedLine& parsed) {
+        return parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1;
+    }
+    bool finish_line(std::string_view line, PreparedLine& out);  // prepare_line after the parse
+    void queue_line(const protocol::ParsedLine& parsed, const std::string_view* parts, size_t count, size_t total);
+    void queue_line(const PreparedLine& p) { queue_line(p.parsed, p.parts, p.count, p.total); }
+    // A valid line (without --tag-normalize): queued as received, or rebuilt by finish_line first.
+    void queue_parsed(std::string_view line, const protocol::ParsedLine& parsed);
     void invalid(const Connection& conn, const char* why, std::string_view line);
     void close_connection(Connection& conn);
     void stream_failed(const Connection& conn, const InputStream& stream);
@@ -196,6 +221,16 @@ private:
     std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
     bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
     std::vector<uint16_t> fixed_slot_list_;
+    bool one_cluster_ = false;  // the table sends every line unchanged where one cluster selects (note_table)
+    bool hash_ahead_ = false;   // lines are parsed a run at a time and their carbon_ch positions computed ahead
+    // A run of valid lines, contiguous in the read buffer, each queued as received to every run target.
+    struct Run {
+        const char* begin = nullptr;
+        size_t bytes = 0;
+        uint64_t lines = 0;
+    } run_;
+    std::vector<size_t> run_targets_;  // the mirrors' targets, then the fixed slots' (start_runs)
+    size_t run_fixed_targets_ = 0;     // how many of them are fixed slots' (a line sent to none is unroutable)
     const bool hash_route_ = config_.hash_route();  // a string compare once, not per line (--distribution restarts)
     protocol::TagNormalizer tag_normalizer_;        // --tag-normalize
 
@@ -321,7 +356,9 @@ void Listener::read_ready(Connection& conn) {
     const size_t max_line = config_.max_line_length;
     char* buf = scratch_.get();
     bool closed = false;
-    const bool hash_ahead = !config_.tag_normalize && routes_.table() && routes_.table()->hashes_carbon_ch();
+    const bool hash_ahead = hash_ahead_;
+    const bool in_runs = !hash_ahead && !config_.tag_normalize && fixed_slots_ && !aggregator_;
+    if (in_runs) start_runs();
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         size_t have = conn.tail_len;
         if (have) std::memcpy(buf, conn.tail.get(), have);
@@ -377,6 +414,8 @@ void Listener::read_ready(Connection& conn) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
                 ++too_long_;
+            } else if (in_runs) {
+                take_line({buf + start, line_end - start + 1}, conn);
             } else if (hash_ahead) {
                 pending[pending_count++] = {buf + start, line_end - start + 1};
                 if (pending_count == route::kAheadBatch) {
@@ -389,6 +428,7 @@ void Listener::read_ready(Connection& conn) {
             start = line_end + 1;
         });
         handle_lines_hashed_ahead(pending, pending_count, conn);
+        flush_run();  // before `buf` is reused
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
             if (!conn.discarding) ++too_long_;
@@ -477,16 +517,67 @@ void Listener::cut_slow_handshakes(int64_t now) {
 // (Not with --tag-normalize: a normalized name lives in a buffer the next line reuses.)
 void Listener::handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn) {
     if (count == 0) return;
-    PreparedLine prepared[route::kAheadBatch];
-    std::string_view names[route::kAheadBatch];
+    protocol::ParsedLine parsed[route::kAheadBatch];
+    std::string_view valid_lines[route::kAheadBatch], names[route::kAheadBatch];
     size_t valid = 0;
     for (size_t i = 0; i < count; ++i) {
-        if (!prepare_line(lines[i], conn, prepared[valid])) continue;
-        names[valid] = prepared[valid].parsed.name;
+        if (!parse(lines[i], conn, parsed[valid])) continue;
+        valid_lines[valid] = lines[i];
+        names[valid] = parsed[valid].name;
         ++valid;
     }
     const route::CarbonChAhead ahead(names, valid);
-    for (size_t i = 0; i < valid; ++i) queue_line(prepared[i]);
+    for (size_t i = 0; i < valid; ++i) queue_parsed(valid_lines[i], parsed[i]);
+}
+
+void Listener::start_runs() {
+    run_targets_.clear();
+    for (uint16_t m : routes_.mirrors()) run_targets_.push_back(m);
+    run_fixed_targets_ = 0;
+    for (uint16_t slot : fixed_slot_list_) {
+        const int target = routes_.target_of(slot);
+        if (target < 0) continue;
+        run_targets_.push_back(size_t(target));
+        ++run_fixed_targets_;
+    }
+}
+
+// What handle_line does, in the order the lines came: an invalid line is dropped and counted (it ends the
+// run, as the next line is no longer next to it), one rebuilt around its fields (say a "-1" timestamp)
+// is queued on its own after the run before it.
+void Listener::take_line(std::string_view line, const Connection& conn) {
+    protocol::ParsedLine parsed;
+    if (!parse(line, conn, parsed)) return;
+    if (!as_received(line, parsed)) {
+        flush_run();
+        queue_parsed(line, parsed);
+        return;
+    }
+    if (run_.lines && run_.begin + run_.bytes == line.data()) {
+        run_.bytes += line.size();
+        ++run_.lines;
+        return;
+    }
+    flush_run();
+    run_ = {line.data(), line.size(), 1};
+}
+
+void Listener::flush_run() {
+    if (!run_.lines) return;
+    const Run run = std::exchange(run_, Run {});
+    received_ += run.lines;
+    for (size_t target : run_targets_) {
+        shm::RingProducer& producer = *routes_.targets()[target].producer;
+        if (producer.append_lines(run.begin, run.bytes, run.lines)) continue;
+        // Not all of them fit: one by one, as handle_line would (each that fits is queued, the others counted).
+        for (const char *p = run.begin, *end = run.begin + run.bytes; p < end;) {
+            const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+            producer.append_line({p, static_cast<size_t>(nl - p) + 1});
+            p = nl + 1;
+        }
+    }
+    if (run_fixed_targets_ == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules()))
+        unroutable_ += run.lines;
 }
 
 // `line` ends with its '\n'.
@@ -496,18 +587,17 @@ void Listener::handle_line(std::string_view line, const Connection& conn) {
 }
 
 bool Listener::prepare_line(std::string_view line, const Connection& conn, PreparedLine& out) {
+    return parse(line, conn, out.parsed) && finish_line(line, out);
+}
+
+bool Listener::finish_line(std::string_view line, PreparedLine& out) {
     protocol::ParsedLine& parsed = out.parsed;
-    protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
-    if (error != protocol::LineError::none) {
-        invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
-        return false;
-    }
     if (config_.tag_normalize) {  // never longer than the name it replaces
         const std::string_view normalized = tag_normalizer_.normalize(parsed.name);
         if (normalized != parsed.name) parsed.name = normalized, parsed.canonical = false;
     }
     std::string_view* parts = out.parts;
-    if (parsed.canonical && parsed.timestamp.data() + parsed.timestamp.size() == line.data() + line.size() - 1) {
+    if (as_received(line, parsed)) {
         parts[0] = line;
         out.count = 1;
         out.total = line.size();
@@ -530,17 +620,26 @@ bool Listener::prepare_line(std::string_view line, const Connection& conn, Prepa
     return true;
 }
 
-void Listener::queue_line(const PreparedLine& prepared) {
-    const protocol::ParsedLine& parsed = prepared.parsed;
-    const std::string_view* parts = prepared.parts;
-    const size_t count = prepared.count, total = prepared.total;
+void Listener::queue_parsed(std::string_view line, const protocol::ParsedLine& parsed) {
+    if (!config_.tag_normalize && as_received(line, parsed)) {
+        queue_line(parsed, &line, 1, line.size());
+        return;
+    }
+    PreparedLine prepared;
+    prepared.parsed = parsed;
+    if (finish_line(line, prepared)) queue_line(prepared);
+}
+
+void Listener::queue_line(const protocol::ParsedLine& parsed, const std::string_view* parts, size_t count,
+                          size_t total) {
     ++received_;
     const std::string_view data = line_data(parsed);
     result_->feed_count = 0;
     copies(parsed.name, data, true, [&](size_t target, std::string_view name) {
         shm::RingProducer& producer = *routes_.targets()[target].producer;
         if (name.data() == parsed.name.data()) {
-            producer.append(parts, count, total);
+            if (count == 1) producer.append_line(parts[0]);
+            else producer.append(parts, count, total);
             return;
         }
         // A rewritten name: the line is written out again around it, held to the same bound.
@@ -770,6 +869,19 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
         size_t queued = 0;
         for (uint16_t slot : fixed_slot_list_) {
             const int target = routes_.target_of(slot);
+            if (target < 0) continue;
+            visit(size_t(target), name);
+            ++queued;
+        }
+        if (count && queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+        return;
+    }
+    if (one_cluster_) {  // what route() would answer (hash-route): the cluster's slots, the name unchanged
+        uint16_t slots[route::RouteResult::kMaxSends];
+        const size_t n = table->one_cluster_slots(name, routes_.up(), slots);
+        size_t queued = 0;
+        for (size_t k = 0; k < n; ++k) {
+            const int target = routes_.target_of(slots[k]);
             if (target < 0) continue;
             visit(size_t(target), name);
             ++queued;

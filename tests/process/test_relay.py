@@ -164,6 +164,47 @@ class RelayTest(RelayTestCase):
         self.assertEqual(stats["received"], 6)
         self.assertIn("invalid line dropped", relay.log())
 
+    def test_mixed_lines_keep_their_order_on_one_connection(self):
+        # Lines queued as received go into the rings a run at a time; invalid, over-long and rewritten lines
+        # (tabs, '\r', a -1 timestamp) between them must neither reorder nor lose nor duplicate any.
+        a, b = self.sink(), self.sink()
+        relay = self.relay("--max-line-length=200", destinations=[a.address, b.address])
+        payload, expected, valid, invalid, too_long = bytearray(), [], 0, 0, 0
+        for i in range(40000):
+            kind = (i * 7919 // 13) % 9
+            if kind <= 3:
+                line, out = "m.%d %d.5 1700000000" % (i, i), "m.%d %d.5 1700000000" % (i, i)
+            elif kind == 4:
+                line, out = "bad.%d x%d 1700000000" % (i, i), None
+            elif kind == 5:
+                line, out = "tab.%d\t%d\t1700000000" % (i, i), "tab.%d %d 1700000000" % (i, i)
+            elif kind == 6:
+                line, out = "long.%d %s 1700000000" % (i, "1" * 250), None
+            elif kind == 7:
+                line, out = "now.%d %d -1" % (i, i), "now.%d %d NOW" % (i, i)
+            else:
+                line, out = "cr.%d %d 1700000000\r" % (i, i), "cr.%d %d 1700000000" % (i, i)
+            payload += line.encode() + b"\n"
+            if out:
+                expected.append(out)
+            valid += out is not None
+            invalid += kind == 4
+            too_long += kind == 6
+        with socket.create_connection(("127.0.0.1", relay.port)) as s:
+            at, step = 0, 1
+            while at < len(payload):  # chunks of every size, so lines and runs break across reads
+                s.sendall(payload[at:at + step])
+                at += step
+                step = step * 3 % 70001 + 1
+        for sink in (a, b):
+            wait_until(lambda: sink.line_count() >= len(expected), 60, message="lines at %s" % sink.address)
+            wait_until(sink.quiescent, 10, message="%s quiet" % sink.address)
+            got = [line.rsplit(" ", 1)[0] + " NOW" if line.startswith("now.") else line for line in sink.lines()]
+            self.assertEqual(len(got), len(expected))
+            self.assertEqual(got, expected)
+        stats = relay.stats()
+        self.assertEqual((stats["received"], stats["invalid"], stats["too_long"]), (valid, invalid, too_long))
+
     def test_overlong_line_split_across_reads_is_dropped_whole(self):
         a = self.sink()
         relay = self.relay("--max-line-length=100", destinations=[a.address])

@@ -411,3 +411,49 @@ TEST(RoutingTable, SendsEveryNameToOnlyWhenRouteAlwaysAnswersThat) {
     ASSERT_TRUE(hashed) << error;
     EXPECT_FALSE(hashed->sends_every_name_to(slots));
 }
+
+// The hash-route shortcut: where routes_by_one_cluster() says yes, one_cluster_slots() gives route()'s sends for
+// every name, data and set of destinations up (dynamic, any_of and failover clusters route around the down ones).
+TEST(RoutingTable, OneClusterSlotsAreRoutesAnswer) {
+    const std::vector<std::string> yes = {
+        "cluster a carbon_ch h1:1 h2:2 h3:3;\nmatch * send to a;\n",
+        "cluster a carbon_ch replication 2 dynamic h1:1 h2:2 h3:3;\nmatch * send to a;\n",
+        "cluster a fnv1a_ch replication 3 h1:1 h2:2 h3:3 h4:4;\nmatch * send to a stop;\n",
+        "cluster a jump_fnv1a_ch h1:1 h2:2;\nmatch ^x * send to a;\n",
+        "cluster a any_of h1:1 h2:2 h3:3;\nmatch * send to a;\n",
+        "cluster a failover h1:1 h2:2;\nmatch * send to a;\n",
+        "cluster a forward h1:1 h2:2;\nmatch * send to a;\n",
+        "cluster a carbon_ch h1:1;\nmatch * send to a;\n",  // a one-node ring names the node twice: one copy
+    };
+    const std::vector<std::string> no = {
+        "cluster a carbon_ch h1:1 h2:2;\nmatch ^x send to a;\n",
+        "cluster a carbon_ch h1:1;\ncluster b carbon_ch h2:2;\nmatch * send to a b;\n",
+        "cluster a carbon_ch h1:1 h2:2;\nmatch * validate ^[0-9] else drop send to a;\n",
+        "cluster a carbon_ch h1:1 h2:2;\nrewrite ^(.*)$ into x.\\1;\nmatch * send to a;\n",
+        "cluster a carbon_ch h1:1 h2:2;\nmatch * send to a;\nmatch * send to a;\n",
+        "match * send to blackhole;\n",
+        "cluster a carbon_ch h1:1;\naggregate ^x every 10 seconds expire after 20 seconds compute sum write to y;\n"
+        "match * send to a;\n",
+    };
+    const bool all_down[] = {false, false, false, false}, first_down[] = {false, true, true, true},
+               second_down[] = {true, false, true, true};
+    for (const std::string& text : yes) {
+        auto table = table_of(text);
+        ASSERT_TRUE(table) << text;
+        ASSERT_TRUE(table->routes_by_one_cluster()) << text;
+        for (const bool* up : {static_cast<const bool*>(nullptr), all_down, first_down, second_down})
+            for (int i = 0; i < 300; ++i) {
+                const std::string name = "host" + std::to_string(i) + ".cpu-" + std::to_string(i % 7) + ".user";
+                uint16_t slots[RouteResult::kMaxSends];
+                const size_t n = table->one_cluster_slots(name, up, slots);
+                V expected;
+                for (size_t k = 0; k < n; ++k) expected.push_back(name + ">" + table->slot_address(slots[k]));
+                EXPECT_EQ(sends(*table, name, "1 2", up), expected) << text << name;
+            }
+    }
+    for (const std::string& text : no) {
+        auto table = table_of(text);
+        ASSERT_TRUE(table) << text;
+        EXPECT_FALSE(table->routes_by_one_cluster()) << text;
+    }
+}

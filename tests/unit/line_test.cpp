@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace polymur::protocol {
 namespace {
@@ -511,10 +512,21 @@ TEST(ParseLine, FastPathAgreesOnRandomLines) {
     EXPECT_GT(fast, 5u);
 }
 
-// The fast path reads lines of 16 to 64 bytes in 16-byte steps and others with memchr: lines of
+// Runs `check` with the fast path on each set of registers this CPU has (SSE2, AVX2), then the widest again.
+template <class Check>
+void on_each_vector_width(Check&& check) {
+    for (LineVectors vectors : {LineVectors::sse2, LineVectors::avx2}) {
+        if (!use_line_vectors(vectors)) continue;
+        SCOPED_TRACE(vectors == LineVectors::avx2 ? "avx2" : "sse2");
+        check();
+    }
+    if (!use_line_vectors(LineVectors::avx2)) use_line_vectors(LineVectors::sse2);
+}
+
+// The fast path reads lines of 16 to 64 bytes in 16- or 32-byte steps and others with memchr: lines of
 // every length from 5 to 80 bytes, with a third space, a tab, a control, UTF-8 or a non-digit at
 // every position, agree with the general parser, and the plain ones are canonical.
-TEST(ParseLine, FastPathAgreesAtEveryLengthAndPosition) {
+void agree_at_every_length_and_position() {
     size_t fast = 0, plain = 0;
     for (size_t name_len = 1; name_len <= 60; ++name_len)
         for (const char* tail : {" 1.5 1700000000", " 7 17", " -2e3 123456789012345678"}) {
@@ -522,13 +534,47 @@ TEST(ParseLine, FastPathAgreesAtEveryLengthAndPosition) {
             expect_same(line, fast);
             ++plain;
             for (size_t at = 0; at < line.size(); ++at)
-                for (const char* odd : {" ", "\t", "\x01", "\xc3\xa9", "x", "\x7f"}) {
+                for (const char* odd : {" ", "\t", "\x01", "\xc3\xa9", "x", "\x7f", "/", ":", "!", "~"}) {
                     std::string changed = line;
                     changed.replace(at, 1, odd);
                     expect_same(changed, fast);
                 }
         }
     EXPECT_GE(fast, plain);
+}
+
+TEST(ParseLine, FastPathAgreesAtEveryLengthAndPosition) {
+    on_each_vector_width([] { agree_at_every_length_and_position(); });
+}
+
+// Every value of up to 4 characters from those that decide its form (digits and the bytes either side of
+// them, '.', signs, exponents, a letter, a space), in lines whose value falls at each offset of a 16-byte step and whose length is
+// under, inside and over the 16-64 bytes the masks read: the fast path takes only what the general
+// parser takes, with the same fields.
+void agree_on_every_short_value_shape() {
+    const char alphabet[] = {'0', '9', '.', '-', '+', 'e', 'E', 'x', ' ', '/', ':'};  // '/' and ':' next to the digits
+    std::vector<std::string> values;
+    std::string value;
+    auto grow = [&](auto&& self, size_t left) -> void {
+        values.push_back(value);
+        if (!left) return;
+        for (char c : alphabet) {
+            value.push_back(c);
+            self(self, left - 1);
+            value.pop_back();
+        }
+    };
+    grow(grow, 4);
+    size_t fast = 0;
+    for (size_t name_len : {1, 5, 11, 15, 16, 30, 47, 60})
+        for (const char* stamp : {"1700000000", "7", "", "1234567890123456789", "17x"})
+            for (const std::string& v : values) expect_same(std::string(name_len, 'n') + " " + v + " " + stamp, fast);
+    EXPECT_GT(values.size(), 16000u);
+    EXPECT_GT(fast, 5000u);
+}
+
+TEST(ParseLine, FastPathAgreesOnEveryShortValueShape) {
+    on_each_vector_width([] { agree_on_every_short_value_shape(); });
 }
 
 // tests/data/lines: one file per row of the README's table (also the fuzz target's seeds). Every line

@@ -362,6 +362,70 @@ TEST_F(QueueTest, FullRingRefusesAndCountsDropsAfterPublish) {
     EXPECT_EQ(std::string(q->ring_data(0), 64), line);
 }
 
+// RingProducer::append_lines (the listener's runs of lines queued as received) writes and counts what
+// appending the same lines one by one writes and counts, or nothing at all (and append_line, which appends
+// what does not fit as a run, what append() does): runs of random lines into
+// one queue, the same lines one by one into a twin, with a consumer taking random amounts from both
+// (so runs wrap, meet a full ring and meet the line cap), and the two rings must stay byte for byte
+// and count for count the same.
+TEST_F(QueueTest, AppendLinesIsAppendingOneByOne) {
+    for (uint64_t cap : {uint64_t(7), uint64_t(40), uint64_t(1000000)}) {
+        std::string error;
+        std::error_code ignored;
+        std::filesystem::remove(dir_ + "/runs.queue", ignored);
+        std::filesystem::remove(dir_ + "/single.queue", ignored);
+        auto runs = QueueFile::open_or_create(dir_ + "/runs.queue", "a:1", {1, kSmallRing}, error);
+        auto single = QueueFile::open_or_create(dir_ + "/single.queue", "a:1", {1, kSmallRing}, error);
+        ASSERT_TRUE(runs && single) << error;
+        RingProducer run_producer(*runs, 0, cap), single_producer(*single, 0, cap);
+        QueueReader run_reader(*runs), single_reader(*single);
+        uint64_t state = 12345 + cap, whole_runs = 0, split_runs = 0;
+        auto next = [&] { return (state = state * 6364136223846793005ull + 1442695040888963407ull) >> 33; };
+        for (int round = 0; round < 3000; ++round) {
+            std::string text;
+            const uint64_t lines = 1 + next() % 12;
+            for (uint64_t i = 0; i < lines; ++i)
+                text += std::string(1 + next() % 300, static_cast<char>('a' + (round + i) % 26)) + "\n";
+            if (run_producer.append_lines(text.data(), text.size(), lines)) {
+                ++whole_runs;
+            } else {
+                ++split_runs;
+                for (size_t at = 0; at < text.size();) {
+                    const size_t nl = text.find('\n', at);
+                    run_producer.append_line(std::string_view(text).substr(at, nl - at + 1));  // == append()
+                    at = nl + 1;
+                }
+            }
+            for (size_t at = 0; at < text.size();) {
+                const size_t nl = text.find('\n', at);
+                append(single_producer, text.substr(at, nl - at + 1));
+                at = nl + 1;
+            }
+            run_producer.publish();
+            single_producer.publish();
+            const RingControl &a = runs->ring(0), &b = single->ring(0);
+            ASSERT_EQ(a.write_pos.load(), b.write_pos.load()) << round;
+            ASSERT_EQ(a.lines_written.load(), b.lines_written.load()) << round;
+            ASSERT_EQ(a.dropped_full.load(), b.dropped_full.load()) << round;
+            ASSERT_EQ(std::string(runs->ring_data(0), kSmallRing), std::string(single->ring_data(0), kSmallRing));
+            if (next() % 3 == 0) {
+                const uint64_t take = next() % kSmallRing;
+                ReadBatch x, y;
+                const bool got_x = run_reader.read(0, take, x), got_y = single_reader.read(0, take, y);
+                ASSERT_EQ(got_x, got_y);
+                if (got_x) {
+                    ASSERT_EQ(x.end, y.end);
+                    ASSERT_EQ(x.lines, y.lines);
+                    run_reader.commit(x);
+                    single_reader.commit(y);
+                }
+            }
+        }
+        EXPECT_GT(whole_runs, 100u) << cap;  // both outcomes were met
+        EXPECT_GT(split_runs, 100u) << cap;
+    }
+}
+
 TEST_F(QueueTest, PartialRoomIsNotEnough) {
     auto q = create({1, kSmallRing});
     ASSERT_TRUE(q);
