@@ -570,6 +570,7 @@ class ResetSink:
         self.address = "127.0.0.1:%d" % self.port
         self.lock = threading.Lock()
         self.connections = []  # bytearray per connection, in accept order
+        self.ended = 0  # connections read to their end (end-of-file, an error or a reset of ours)
         self.resets = 0
         self.stop_event = threading.Event()
         self.threads = [threading.Thread(target=self._serve, daemon=True)]
@@ -664,6 +665,14 @@ class ResetSink:
         finally:
             if conn.fileno() >= 0:
                 conn.close()
+            with self.lock:
+                self.ended += 1
+
+    def all_ended(self):
+        """Whether it accepted a connection and read every one to its end: for wait_until, before decoding a
+        stream that must be whole."""
+        with self.lock:
+            return bool(self.connections) and self.ended == len(self.connections)
 
     def streams(self):
         """The bytes of each connection (decrypted with TLS), in accept order."""

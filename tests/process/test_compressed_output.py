@@ -98,6 +98,8 @@ class CompressedOutputTest(WithServerCertificate):
                 send_lines(a.port, lines, connections=2)
                 wait_until(lambda: a.stats()["destinations"][dest]["sent"] == len(lines), 30, message="all confirmed")
                 a.stop()  # a clean stop ends the stream: the gzip trailer, the LZ4 end mark
+                # The sink may not have read the last bytes yet: decode once it read the stream to its end.
+                wait_until(sink.all_ended, 30, message="the sink read the stream to its end")
                 streams = sink.streams()
                 self.assertEqual(len(streams), 1)
                 data = streams[0]
