@@ -327,6 +327,13 @@ class Polymur:
         self.out_path = os.path.join(self.tmp, "stdout.txt")
         self.args = [POLYMUR, "--listen-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0",
                      "--state-dir=" + self.state_dir, "--workers=%d" % workers, "--reconnect-interval=1"]
+        # No self-metrics unless a test asks for them: every --self-metrics-interval (60 s by default) they add
+        # 12 lines or more to each destination and its `sent`, and a test that counts lines exactly and runs past
+        # a minute on a loaded machine would count them too (test_durability once saw sent 1000012 for 1000000
+        # lines: one emission). A later --self-metrics-interval wins; with --config or -metrics-flush the test's
+        # own setting applies, as the command line would beat them.
+        if not any(arg.lstrip("-").startswith(("config", "metrics-flush")) for arg in args):
+            self.args.append("--self-metrics-interval=0")
         if destinations:
             self.args.append("--destinations=" + ",".join(destinations))
         self.args += list(args)
