@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import SANITIZED, Pki, RelayTestCase, free_port, numbered, recv_all, send_lines, wait_until
+from harness import SANITIZED, Pki, RelayTestCase, numbered, recv_all, send_lines, wait_until
 from test_https import Node, gzip_lines, proc_status
 
 
@@ -30,12 +30,11 @@ class GatewaySecurityTest(RelayTestCase):
         shutil.rmtree(cls.root, ignore_errors=True)
 
     def gateway(self, sink, *extra, **kw):
-        port = free_port()
-        node = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:%d" % port, "--cert=" + self.server_cert,
+        node = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:0", "--cert=" + self.server_cert,
                     "--key=" + self.server_key, "--ca-cert=" + self.ca.cert, *extra, destinations=[sink.address], **kw)
         self.addCleanup(node.cleanup)
         node.start()
-        node.https_port = port
+        node.https_port = node.bound_port("HTTPS")
         return node
 
     def post(self, port, cn, lines):
@@ -71,7 +70,7 @@ class GatewaySecurityTest(RelayTestCase):
         self.assertEqual(self.post(node.https_port, "a b", ["cpu 1 1700000000"])[0], 403)
         self.assertEqual(self.post(node.https_port, "a~b", ["cpu 1 1700000000"])[0], 200)
         wait_until(lambda: sink.lines() == ["a~b.cpu 1 1700000000"], 20, message="the line at the sink")
-        broken = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:%d" % free_port(), "--cert=" + self.server_cert,
+        broken = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:0", "--cert=" + self.server_cert,
                       "--key=" + self.server_key, "--ca-cert=" + self.ca.cert, "--namespace-extra-chars=.")
         self.addCleanup(broken.cleanup)
         broken.start(wait=False)
@@ -132,12 +131,11 @@ class GatewaySecurityTest(RelayTestCase):
 class PlainHttpDeadlineTest(RelayTestCase):
     def start(self, *extra, workers=2):
         sink = self.sink()
-        port = free_port()
-        node = Node("--mode=gateway", "--http-listen-addr=127.0.0.1:%d" % port, *extra,
+        node = Node("--mode=gateway", "--http-listen-addr=127.0.0.1:0", *extra,
                     destinations=[sink.address], workers=workers)
         self.addCleanup(node.cleanup)
         node.start()
-        return sink, node, port
+        return sink, node, node.bound_port("HTTP")
 
     def test_a_request_has_an_absolute_deadline_from_its_first_byte(self):
         sink, node, port = self.start("--request-timeout=3")

@@ -5,7 +5,7 @@ import os
 import signal
 import urllib.request
 
-from harness import RelayTestCase, free_port, wait_until
+from harness import RelayTestCase, wait_until
 from test_service import NotifySocket
 
 
@@ -14,8 +14,8 @@ from test_service import NotifySocket
 class LifecycleTest(RelayTestCase):
     def test_kill_9_of_an_output_and_a_listener_is_counted_as_a_death_and_a_restart(self):
         sink = self.sink()
-        metrics_port = free_port()
-        relay = self.relay("--metrics-addr=127.0.0.1:%d" % metrics_port, workers=1, destinations=[sink.address])
+        relay = self.relay("--metrics-addr=127.0.0.1:0", workers=1, destinations=[sink.address])
+        metrics_port = relay.bound_port("metrics")
         output = "output " + sink.address
         wait_until(lambda: relay.child_pid(output) and relay.child_pid("listener 0"), message="both children")
         stats = relay.stats()
