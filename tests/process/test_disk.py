@@ -220,7 +220,8 @@ class LeftoverTest(RelayTestCase):
 class GeometryTest(RelayTestCase):
     def test_queue_file_takes_what_queue_bytes_says(self):
         for workers in (2, 4):
-            relay = self.relay("--queue-bytes=67108864", workers=workers, destinations=["127.0.0.1:%d" % self.refused_port()])
+            relay = self.relay("--queue-bytes=67108864", workers=workers,
+                               destinations=["127.0.0.1:%d" % self.refused_port()])
             queue = next(os.path.join(relay.state_dir, f) for f in os.listdir(relay.state_dir) if f.endswith(".queue"))
             size = os.stat(queue).st_size
             self.assertLessEqual(size, 67108864)
