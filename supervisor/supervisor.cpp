@@ -559,7 +559,9 @@ int Supervisor::run() {
             base_, metrics_fd_.get(),
             MetricsHttpServer::Source {[this] { return status(); }, [this] { return health(); }});
         if (!metrics_->ok()) return kExitDoNotRestart;
-        LOG_NOTICE("metrics: serving /metrics (Prometheus) and /health on %s", config_.metrics_addr.c_str());
+        // As bound: with port 0, the port the kernel chose (README, Addresses).
+        LOG_NOTICE("metrics: serving /metrics (Prometheus) and /health on %s",
+                   net::local_name(metrics_fd_.get()).c_str());
         if (!net::is_loopback(metrics_fd_.get()))
             LOG_WARN("metrics %s: listening beyond loopback; anyone who can reach it can read the relay's counters",
                      config_.metrics_addr.c_str());

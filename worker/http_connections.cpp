@@ -19,7 +19,11 @@ namespace polymur {
 namespace {
 
 constexpr int kSweepMs = 250;
-constexpr int64_t kRefusedLingerMs = 5000;  // a refused client has this long to read the 503 and leave
+// A refused client is read from (its bytes discarded) until it leaves, so that its kernel never sees a reset
+// while it is still sending its body, which would hide the 503 from it. Bounded: it is closed after this long
+// without a byte from it, at the request deadline from the refusal, or once it sends more than its request
+// announced (plus kMaxHead).
+constexpr int64_t kRefusedLingerMs = 5000;
 
 // Request body bytes reserved in this process, over every HTTP and HTTPS endpoint.
 uint64_t g_reserved = 0;
@@ -36,11 +40,14 @@ struct HttpConnectionGuard::Connection {
     struct bufferevent* bev = nullptr;
     struct evbuffer_cb_entry* watch = nullptr;
     int64_t accepted_ms = 0;
-    int64_t first_byte_ms = 0;  // of the request being received; 0: between requests
-    std::string head;           // its bytes until the end of its headers
-    bool admitted = false;      // its body is reserved
-    uint64_t reserved = 0;      // counted in g_reserved
-    int64_t refused_ms = 0;     // taken from evhttp to answer 503
+    int64_t first_byte_ms = 0;     // of the request being received; 0: between requests
+    std::string head;              // its bytes until the end of its headers
+    bool admitted = false;         // its body is reserved
+    uint64_t reserved = 0;         // counted in g_reserved
+    int64_t refused_ms = 0;        // taken from evhttp to answer 503
+    int64_t refused_last_ms = 0;   // the last byte read from it since
+    uint64_t refused_left = 0;     // bytes it may still send (its announced body, the end of its head)
+    bool refused_closing = false;  // its bytes are past refused_left: closed at the next sweep
     bufferevent_data_cb evhttp_read = nullptr, evhttp_write = nullptr;
     bufferevent_event_cb evhttp_event = nullptr;
     void* evhttp_arg = nullptr;
@@ -65,22 +72,47 @@ void give_back(Connection& c, short events) {
     if (c.evhttp_event) c.evhttp_event(c.bev, events, c.evhttp_arg);
 }
 
-void refused_read(struct bufferevent* bev, void*) {
+void refused_read(struct bufferevent* bev, void* arg) {
+    auto& c = *static_cast<Connection*>(arg);
     struct evbuffer* input = bufferevent_get_input(bev);
-    evbuffer_drain(input, evbuffer_get_length(input));  // the rest of the body, unread
+    size_t length = evbuffer_get_length(input);
+    if (length == 0) return;
+    evbuffer_drain(input, length);  // the rest of the body, unread
+    c.refused_last_ms = monotonic_ms();
+    if (length > c.refused_left) {
+        c.refused_left = 0;
+        c.refused_closing = true;
+        bufferevent_disable(bev, EV_READ);
+    } else {
+        c.refused_left -= length;
+    }
+}
+
+// Once the 503 is written, a plain connection is half-closed: the client reads the answer and end-of-file, and
+// may go on sending its body, which is still read and discarded. (A TLS one is not: its client would see the
+// end of the TCP stream without a close_notify.)
+void refused_written(struct bufferevent* bev, void* arg) {
+    auto& c = *static_cast<Connection*>(arg);
+    if (c.guard->tls()) return;
+    int fd = bufferevent_getfd(bev);
+    if (fd >= 0) shutdown(fd, SHUT_WR);
+    bufferevent_disable(bev, EV_WRITE);
 }
 
 void refused_event(struct bufferevent*, short events, void* arg) { give_back(*static_cast<Connection*>(arg), events); }
 
-// evhttp will never see the rest of this request: the 503 is ours, the body is discarded as it
-// arrives, and evhttp gets the connection back only to free it.
-void refuse(Connection& c) {
+// evhttp will never see the rest of this request: the 503 is ours, the body (`body` bytes announced) is
+// discarded as it arrives, and evhttp gets the connection back only to free it, when the client leaves or
+// at the latest when kRefusedLingerMs ends.
+void refuse(Connection& c, uint64_t body) {
     bufferevent_getcb(c.bev, &c.evhttp_read, &c.evhttp_write, &c.evhttp_event, &c.evhttp_arg);
-    c.refused_ms = monotonic_ms();
-    bufferevent_setcb(c.bev, refused_read, nullptr, refused_event, &c);
+    c.refused_ms = c.refused_last_ms = monotonic_ms();
+    c.refused_left = body + kMaxHead;  // what is left of the head is in the input too
+    c.refused_closing = false;
+    bufferevent_setcb(c.bev, refused_read, refused_written, refused_event, &c);
     bufferevent_write(c.bev, kBusyReply, sizeof kBusyReply - 1);
     bufferevent_enable(c.bev, EV_READ | EV_WRITE);
-    refused_read(c.bev, nullptr);
+    refused_read(c.bev, &c);
 }
 
 // The body size a request announces: Content-Length, or `unknown` for a chunked body; 0 for none.
@@ -133,7 +165,7 @@ void on_input(struct evbuffer* input, const struct evbuffer_cb_info* info, void*
     std::string().swap(c.head);
     if (g_reserved > 0 && g_reserved + want > limits.bodies_in_flight) {
         ++c.guard->mutable_counts().busy;
-        refuse(c);
+        refuse(c, want);
         return;
     }
     c.admitted = true;
@@ -196,7 +228,8 @@ void HttpConnectionGuard::sweep() {
         // Shutting the socket down makes evhttp read end-of-file and free the connection itself.
         int fd = bufferevent_getfd(bev);
         if (c->refused_ms) {
-            if (now - c->refused_ms > kRefusedLingerMs) {
+            if (c->refused_closing || now - c->refused_last_ms > kRefusedLingerMs ||
+                now - c->refused_ms > std::max(limits_.request_ms, kRefusedLingerMs)) {
                 if (fd >= 0) shutdown(fd, SHUT_RDWR);
                 give_back(*c, BEV_EVENT_EOF | BEV_EVENT_READING);
             }

@@ -2,7 +2,8 @@
 // each TLS handshake (from accept) and each request (from its first byte), however slowly its bytes
 // arrive, and a bound on the request bytes being received at once in this process. A connection
 // past its deadline is shut down (evhttp then frees it as if the client had left); one that would
-// take the process past the bound is answered 503 with Retry-After and its body discarded.
+// take the process past the bound is answered 503 with Retry-After and its body read and discarded, so
+// that a client still sending it is not reset before it can read the answer.
 #pragma once
 
 #include <event2/bufferevent.h>
@@ -39,6 +40,7 @@ public:
     const Counts& counts() const { return counts_; }
     Counts& mutable_counts() { return counts_; }
     const Limits& limits() const { return limits_; }
+    bool tls() const { return tls_; }
 
     struct Connection;
 

@@ -774,12 +774,14 @@ void Listener::hint_pickle_on_line_port(const Connection& conn) {
     last_hint_ms_ = now;
     std::snprintf(oldest->host, sizeof oldest->host, "%.*s", static_cast<int>(host.size()), host.data());
     oldest->at_ms = now;
+    // The addresses as bound (with port 0 in an address, the port the kernel chose), as the start line names them.
+    std::string port = heritage_.listen_fd >= 0 ? net::local_name(heritage_.listen_fd) : config_.listen_addr;
     std::string where =
-        config_.pickle_listen_addr.empty() ? "--pickle-listen-addr (off now)" : config_.pickle_listen_addr;
+        heritage_.pickle_fd >= 0 ? net::local_name(heritage_.pickle_fd) : std::string("--pickle-listen-addr (off now)");
     LOG_WARN(
         "client %s: this looks like pickle on the plaintext port %s; send it to %s or set DESTINATION_PROTOCOL = line "
         "on the sender",
-        conn.peer, config_.listen_addr.c_str(), where.c_str());
+        conn.peer, port.c_str(), where.c_str());
 }
 
 // UDP: one or more lines per datagram (the last may lack its '\n'), as carbon's UDP receiver reads

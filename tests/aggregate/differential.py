@@ -18,8 +18,10 @@ chosen where that cannot change the answer: the first batch creates every series
 both), the second batch's late points belong to buckets emitted at least 3 s earlier, and its other points to
 the bucket of the moment it is sent. Exit 77 (skipped) when carbon-c-relay is not installed.
 """
+import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -28,8 +30,17 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "process"))
+from harness import daemon_port, listening_ports  # noqa: E402  (tests/process/harness.py)
+
 RELAY = "/usr/bin/carbon-c-relay"
 INTERVAL, EXPIRE = 5, 6  # 4 buckets per series: ceil(6/5) + 2
+TIME_FACTOR = float(os.environ.get("TEST_TIME_FACTOR", "1"))  # README, Tests
+ATTEMPTS = 3
+
+
+class Disturbed(Exception):
+    """The machine was too slow for the comparison to mean anything (a batch took past its second)."""
 
 RULES = f"""cluster sink forward 127.0.0.1:SINK;
 rewrite ^raw\\.(.*)$ into in.\\1;
@@ -93,24 +104,15 @@ class Sink:
                 self.lines.extend(line.decode() for line in done)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def wait_listening(port, proc, deadline):
+    """Waits until `proc` itself listens on `port` (its own sockets, not whatever answers there)."""
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise SystemExit("carbon-c-relay exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            raise Disturbed(f"{proc.args[0]} exited early with {proc.returncode}")
+        if port in listening_ports(proc.pid):
             return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("carbon-c-relay did not listen")
+        time.sleep(0.05)
+    raise SystemExit(f"{proc.args[0]} did not listen on {port}")
 
 
 def at_start_of_second():
@@ -123,18 +125,23 @@ def at_start_of_second():
 
 
 def send_batch(ports, lines):
-    """Four connections at once to each relay, each a quarter of the lines."""
+    """Four connections at once to each relay, each a quarter of the lines; returns the errors, "port: error"."""
     parts = [lines[i::4] for i in range(4)]
+    errors = []
 
     def one(port, part):
-        with socket.create_connection(("127.0.0.1", port)) as c:
-            c.sendall("".join(part).encode())
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as c:
+                c.sendall("".join(part).encode())
+        except OSError as e:
+            errors.append(f"{port}: {e}")
 
     threads = [threading.Thread(target=one, args=(port, p)) for p in parts for port in ports]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return errors
 
 
 def batch_one(now, rng):
@@ -193,51 +200,131 @@ def start_polymur(binary, work, rules_text):
     conf = os.path.join(work, "polymur-rules.conf")
     with open(conf, "w") as f:
         f.write(rules_text.replace("SINK", str(sink.port)))
-    port, api = free_port(), free_port()
-    proc = subprocess.Popen([binary, "--rules=" + conf, f"--listen-addr=127.0.0.1:{port}",
-                             f"--api-addr=127.0.0.1:{api}", "--state-dir=" + os.path.join(work, "polymur-state"),
-                             "--workers=2"], stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(work, "polymur.log"), "w"))
-    wait_listening(port, proc, time.time() + 10)
-    return proc, port, sink
+    log = os.path.join(work, "polymur.log")
+    # Port 0: the kernel picks the ports when polymur binds them, and its start line names them.
+    proc = subprocess.Popen([binary, "--rules=" + conf, "--listen-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0",
+                             "--state-dir=" + os.path.join(work, "polymur-state"), "--workers=2"],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    deadline = time.time() + 10 * TIME_FACTOR
+    while True:
+        with open(log) as f:
+            bound = re.search(r"listening on plaintext \S+:(\d+) .*; admin on \S+:(\d+) and", f.read())
+        if bound or proc.poll() is not None or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    if not bound:
+        raise SystemExit(f"polymur did not start (exit {proc.poll()}): see {log}")
+    port, api = int(bound.group(1)), int(bound.group(2))
+    wait_listening(port, proc, deadline)
+    return proc, port, sink, api
 
 
-def main():
-    replay = sys.argv[1]
-    polymur = sys.argv[2] if len(sys.argv) > 2 else None
-    if not os.path.exists(RELAY):
-        print("carbon-c-relay is not installed: skipped")
-        return 77
-    rng = random.Random(15)
+def aggregator_taken(api):
+    """Points polymur's aggregator has handled so far (taken into buckets, late or future), from `stats`."""
+    with socket.create_connection(("127.0.0.1", api), timeout=5) as c:
+        c.sendall(b"stats\n")
+        a = json.loads(c.makefile("rb").read()).get("aggregator", {})
+    return a.get("points", 0) + a.get("late", 0) + a.get("future", 0)
+
+
+def polymur_took_in_its_second(api, second, before):
+    """Waits until polymur's aggregator handled a batch told to the replay as arriving at `second`.100 (its count
+    moved on from `before` and then stood still for 0.5 s); raises Disturbed when it was last seen moving in a later
+    second: a point handled then may fall into another window than the replay's, which is no error of polymur's."""
+    last, changed = before, None
+    deadline = time.time() + 30 * TIME_FACTOR
+    while time.time() < deadline:
+        now = time.time()
+        taken = aggregator_taken(api)
+        if taken != last:
+            last, changed = taken, now
+        elif changed is not None and now - changed >= 0.5:
+            break
+        time.sleep(0.05)
+    if changed is None or changed >= second + 1:
+        raise Disturbed(f"polymur's aggregator took the batch for second {second} only "
+                        f"{(changed or time.time()) - second:.2f} s after its start")
+    return last
+
+
+def send_in_its_second(ports, lines, second, oracle):
+    """Sends a batch told to the replay as arriving at `second`.100; it must be sent within that second (a batch
+    sent later reaches carbon-c-relay at another moment than the replay is told, and the answers may differ).
+    carbon-c-relay (`oracle`) gone is no error of polymur's: that run is disturbed too."""
+    errors = send_batch(ports, lines)
+    if oracle.poll() is not None:
+        raise Disturbed(f"carbon-c-relay exited with {oracle.returncode} ({'; '.join(errors) or 'no send failed'})")
+    if errors:
+        raise SystemExit("FAIL: sending a batch: " + "; ".join(errors))
+    took = time.time() - second
+    if took >= 1:
+        raise Disturbed(f"a batch for second {second} was sent only {took:.2f} s after its start")
+
+
+def wait_for(sinks_and_keys, deadline):
+    """Waits until every sink holds every (name, timestamp) its relay is expected to emit, or `deadline`;
+    then a little longer while a sink still receives lines, so that a bucket emitted twice is seen too."""
+    def complete():
+        for sink, keys in sinks_and_keys:
+            with sink.lock:
+                have = {(f[0], int(f[2])) for f in (line.split() for line in sink.lines) if len(f) == 3}
+            if not keys <= have:
+                return False
+        return True
+    while time.time() < deadline and not complete():
+        time.sleep(0.2)
+    counts = None
+    while time.time() < deadline:
+        now = [len(sink.lines) for sink, _ in sinks_and_keys]
+        if now == counts:
+            return
+        counts = now
+        time.sleep(1.0)
+
+
+def attempt(replay, polymur, rng):
+    """One run against fresh relays; returns the number of failures, or raises Disturbed."""
     work = tempfile.mkdtemp(prefix="aggregate-differential-")
     sink = Sink()
     conf = os.path.join(work, "rules.conf")
     with open(conf, "w") as f:
         f.write(RULES.replace("SINK", str(sink.port)))
-    port = free_port()
+    port = daemon_port()  # carbon-c-relay cannot bind port 0 and say which it got
     relay = subprocess.Popen([RELAY, "-f", conf, "-p", str(port), "-s", "-w", "2"], stdout=subprocess.DEVNULL,
                              stderr=open(os.path.join(work, "relay.log"), "w"))
     ports = [port]
     live = None
     try:
-        wait_listening(port, relay, time.time() + 10)
+        wait_listening(port, relay, time.time() + 10 * TIME_FACTOR)
         if polymur:
-            live, live_port, live_sink = start_polymur(polymur, work, RULES)
+            live, live_port, live_sink, live_api = start_polymur(polymur, work, RULES)
+            taken = aggregator_taken(live_api)
             ports.append(live_port)
         s1 = at_start_of_second()
         first = batch_one(s1, rng)
-        send_batch(ports, first)
+        send_in_its_second(ports, first, s1, relay)
+        if live:
+            taken = polymur_took_in_its_second(live_api, s1, taken)
         while time.time() < s1 + 14:
             time.sleep(0.1)
         s2 = at_start_of_second()
         # Buckets whose start + expire + interval + 2 s has passed are emitted in carbon-c-relay for sure.
         emitted_before = floor_to(s2 - EXPIRE - INTERVAL - 2, INTERVAL)
         second = batch_two(s2, emitted_before, rng)
-        send_batch(ports, second)
-        # The last bucket (the one s2 falls in) is out by its start + expire + interval (+1 s tick).
+        send_in_its_second(ports, second, s2, relay)
+        if live:
+            polymur_took_in_its_second(live_api, s2, taken)
+        events = [f"@{s1 * 1000 + 100}\n", *first, f"@{s2 * 1000 + 100}\n", *second, "@END\n"]
+        got = subprocess.run([replay, conf], input="".join(events).encode(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=60 * TIME_FACTOR, check=True)
+        have = parse(got.stdout.decode().splitlines())
+        # The last bucket (the one s2 falls in) is out by its start + expire + interval (+1 s tick): wait for
+        # what the engine emitted to arrive at both sinks (a loaded machine delivers later), then compare.
         done_by = floor_to(s2, INTERVAL) + EXPIRE + INTERVAL + 3
         while time.time() < done_by:
             time.sleep(0.2)
+        waited = [(sink, set(have))] + ([(live_sink, set(have))] if live else [])
+        wait_for(waited, time.time() + 20 * TIME_FACTOR)
     finally:
         relay.terminate()
         relay.wait(timeout=10)
@@ -246,10 +333,7 @@ def main():
             live.wait(timeout=30)
     with sink.lock:
         relay_lines = list(sink.lines)
-    events = [f"@{s1 * 1000 + 100}\n", *first, f"@{s2 * 1000 + 100}\n", *second, "@END\n"]
-    got = subprocess.run([replay, conf], input="".join(events).encode(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, timeout=60, check=True)
-    want, have = parse(relay_lines), parse(got.stdout.decode().splitlines())
+    want = parse(relay_lines)
     print(f"carbon-c-relay: {len(want)} aggregate metrics; polymur's engine: {len(have)} ({got.stderr.decode().strip()})")
     failures = compare(want, have, "polymur's engine")
     if live:
@@ -270,7 +354,25 @@ def main():
     else:
         shutil.rmtree(work, ignore_errors=True)
         print("ok: every aggregate agrees")
-    return 1 if failures else 0
+    return failures
+
+
+def main():
+    replay = sys.argv[1]
+    polymur = sys.argv[2] if len(sys.argv) > 2 else None
+    if not os.path.exists(RELAY):
+        print("carbon-c-relay is not installed: skipped")
+        return 77
+    # A run whose batches could not be sent (or taken by polymur's aggregator) within their second says nothing
+    # either way: it is run again with fresh relays, at most ATTEMPTS times, and skipped (77) when none could; any
+    # disagreement in a run that kept to its timing fails at once.
+    for n in range(1, ATTEMPTS + 1):
+        try:
+            return 1 if attempt(replay, polymur, random.Random(15)) else 0
+        except Disturbed as e:
+            print(f"attempt {n} of {ATTEMPTS}: {e}; this run says nothing either way")
+    print(f"skipped: none of {ATTEMPTS} attempts kept to its timing (the machine is too busy)")
+    return 77
 
 
 if __name__ == "__main__":

@@ -42,12 +42,6 @@ def allowed_by(unit):
     return allowed
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def talk(address, text):
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     with socket.socket(family) as s:
@@ -65,22 +59,32 @@ def main():
         print("%s has no SystemCallFilter=" % unit)
         return 1
     tmp = tempfile.mkdtemp(prefix="polymur-syscalls-")
-    port, api = free_port(), free_port()
     trace = os.path.join(tmp, "trace")
-    proc = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, binary, "--listen-addr=127.0.0.1:%d" % port,
-                             "--api-addr=127.0.0.1:%d" % api, "--state-dir=" + tmp + "/state", "--workers=2",
-                             "--self-metrics-interval=1"], stderr=subprocess.DEVNULL)
+    log_path = os.path.join(tmp, "polymur.log")
+    # Port 0: the kernel picks the ports when polymur binds them, and its start line names them.
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, binary, "--listen-addr=127.0.0.1:0",
+                                 "--api-addr=127.0.0.1:0", "--state-dir=" + tmp + "/state", "--workers=2",
+                                 "--self-metrics-interval=1"], stderr=log)
+    # A destination that refuses connections: a port held bound and not listening.
+    down = socket.socket()
+    down.bind(("127.0.0.1", 0))
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
-            try:
-                talk(("127.0.0.1", api), "getdest")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        sink = free_port()
+            with open(log_path, errors="replace") as f:
+                bound = re.search(r"listening on plaintext \S+:(\d+) .*; admin on \S+:(\d+) and", f.read())
+            if bound:
+                port, api = int(bound.group(1)), int(bound.group(2))
+                try:
+                    talk(("127.0.0.1", api), "getdest")
+                    break
+                except OSError:
+                    pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("polymur did not start (exit %s)" % proc.poll())
+            time.sleep(0.1)
+        sink = down.getsockname()[1]
         assert talk(("127.0.0.1", api), "putdest 127.0.0.1:%d" % sink).startswith("Registered"), "putdest"
         talk(tmp + "/state/polymur.sock", "stats")
         with socket.create_connection(("127.0.0.1", port)) as s:
@@ -94,6 +98,7 @@ def main():
         os.kill(supervisor, signal.SIGTERM)
         proc.wait(30)
     finally:
+        down.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

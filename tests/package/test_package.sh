@@ -113,7 +113,7 @@ if [ "${CI:-}" = true ] || [ "${POLYMUR_TEST_INSTALL:-}" = 1 ]; then
         api=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
         check "installed polymur serves as the polymur user" sh -c "
             runuser -u polymur -- polymur --listen-addr=127.0.0.1:$port --api-addr=127.0.0.1:$api --state-dir=$state --workers=1 2>/dev/null &
-            pid=\$!; for i in \$(seq 50); do echo getdest | nc -q1 127.0.0.1 $api 2>/dev/null | grep -q registered && break; sleep 0.1; done
+            pid=\$!; for i in \$(seq 600); do echo getdest | nc -q1 127.0.0.1 $api 2>/dev/null | grep -q registered && break; sleep 0.1; done
             echo getdest | nc -q1 127.0.0.1 $api | grep -q registered; rc=\$?; kill \$pid; wait \$pid; exit \$rc"
         rm -rf "$state"
         check "/etc/polymur/tls: root:polymur 0750" sh -c "[ \"\$(stat -c '%U:%G %a' /etc/polymur/tls)\" = 'root:polymur 750' ]"

@@ -30,17 +30,13 @@ SANITIZED = bool(os.environ.get("TEST_SANITIZER_REPORTS"))
 SANITIZER_VARIABLES = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 
 
-def free_port():
-    """An ephemeral port that was free a moment ago (the kernel picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def daemon_port():
-    """A port for a daemon that cannot bind port 0 and report it (carbon-cache, carbon-relay): free now, and
+    """A port for a process that cannot bind port 0 and report it (carbon-cache, carbon-c-relay, prometheus), or
+    whose port must be known before it binds (a gateway a proxy is started against first): free now, and
     below the kernel's ephemeral range, so no port-0 bind or outgoing connection of a concurrently running
-    test can take it before the daemon binds it. Confirm the daemon got it with listening_ports()."""
+    test can take it before the process binds it. Confirm the process got it with listening_ports().
+    Everything else binds port 0 and reports the port it got: Sink, refused_port(), Polymur.port, api_port
+    and bound_port()."""
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         ephemeral_low = int(f.read().split()[0])
     while True:
@@ -220,7 +216,8 @@ def tcp_queued_bytes(port):
 
 class Sink:
     """A destination: accepts connections and records every byte it receives. It listens on `port`, or on
-    a port the kernel picks (then `port` is that port, kept for a restart)."""
+    a port the kernel picks (then `port` is that port, kept for a restart). bind() without start() holds
+    the port without listening: a destination that is down (connections refused) and comes back on start()."""
 
     def __init__(self, port=None, read_delay=0.0, recv_size=1 << 20):
         self.port = port or 0
@@ -234,12 +231,17 @@ class Sink:
         self.connections = 0
         self._last_count = None
 
+    def bind(self):
+        if self._server is None:
+            self._server = socket.socket()
+            self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._server.bind(("127.0.0.1", self.port))
+            self.port = self._server.getsockname()[1]
+        return self
+
     def start(self):
         self._stop.clear()
-        self._server = socket.socket()
-        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._server.bind(("127.0.0.1", self.port))
-        self.port = self._server.getsockname()[1]
+        self.bind()
         self._server.listen(64)
         self._server.settimeout(0.1)
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -280,6 +282,12 @@ class Sink:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
+            if self._thread.is_alive():
+                return
+            self._thread = None
+        elif self._server:
+            self._server.close()  # bound, never started
+        self._server = None
 
     def data(self):
         with self._lock:
@@ -327,6 +335,13 @@ class Polymur:
         self.out_path = os.path.join(self.tmp, "stdout.txt")
         self.args = [POLYMUR, "--listen-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0",
                      "--state-dir=" + self.state_dir, "--workers=%d" % workers, "--reconnect-interval=1"]
+        # No self-metrics unless a test asks for them: every --self-metrics-interval (60 s by default) they add
+        # 12 lines or more to each destination and its `sent`, and a test that counts lines exactly and runs past
+        # a minute on a loaded machine would count them too (test_durability once saw sent 1000012 for 1000000
+        # lines: one emission). A later --self-metrics-interval wins; with --config or -metrics-flush the test's
+        # own setting applies, as the command line would beat them.
+        if not any(arg.lstrip("-").startswith(("config", "metrics-flush")) for arg in args):
+            self.args.append("--self-metrics-interval=0")
         if destinations:
             self.args.append("--destinations=" + ",".join(destinations))
         self.args += list(args)
@@ -367,6 +382,30 @@ class Polymur:
                 self.args[i] = arg[:-1] + str(self._port)
             elif arg.startswith("--api-addr=") and arg.endswith(":0"):
                 self.args[i] = arg[:-1] + str(self._api_port)
+
+    # The option of each listener the start line names (plaintext, HTTPS, HTTP, pickle, TLS, UDP) and of /metrics.
+    LISTENER_OPTIONS = {"plaintext": "--listen-addr=", "HTTPS": "--https-listen-addr=", "HTTP": "--http-listen-addr=",
+                        "pickle": "--pickle-listen-addr=", "TLS": "--tls-listen-addr=", "UDP": "--udp-listen-addr=",
+                        "metrics": "--metrics-addr="}
+
+    def bound_port(self, kind):
+        """The port of listener `kind` (a key of LISTENER_OPTIONS) as bound, from the log: give it port 0 and
+        the kernel picks a free one at bind time (no port chosen before and taken by someone else meanwhile).
+        The argument is rewritten to that port, so that a restart of this relay listens where it did."""
+        def bound():
+            if self.proc.poll() is not None:
+                raise AssertionError("polymur exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            log = self.log()
+            if kind == "metrics":
+                return re.findall(r"metrics: serving /metrics \(Prometheus\) and /health on \S+:(\d+)", log)
+            return [port for listeners in re.findall(r"listening on (.*?) with \d+ workers; admin on", log)
+                    for port in re.findall(r"(?:^|, )%s \S+:(\d+)" % re.escape(kind), listeners)]
+        port = int(wait_until(bound, 10, message="the %s listener's port in the log" % kind)[-1])
+        option = self.LISTENER_OPTIONS[kind]
+        for i, arg in enumerate(self.args):
+            if arg.startswith(option) and arg.endswith(":0"):
+                self.args[i] = arg[:-1] + str(port)
+        return port
 
     def _admin_ready(self):
         if self.proc.poll() is not None:
@@ -570,6 +609,7 @@ class ResetSink:
         self.address = "127.0.0.1:%d" % self.port
         self.lock = threading.Lock()
         self.connections = []  # bytearray per connection, in accept order
+        self.ended = 0  # connections read to their end (end-of-file, an error or a reset of ours)
         self.resets = 0
         self.stop_event = threading.Event()
         self.threads = [threading.Thread(target=self._serve, daemon=True)]
@@ -664,6 +704,14 @@ class ResetSink:
         finally:
             if conn.fileno() >= 0:
                 conn.close()
+            with self.lock:
+                self.ended += 1
+
+    def all_ended(self):
+        """Whether it accepted a connection and read every one to its end: for wait_until, before decoding a
+        stream that must be whole."""
+        with self.lock:
+            return bool(self.connections) and self.ended == len(self.connections)
 
     def streams(self):
         """The bytes of each connection (decrypted with TLS), in accept order."""
@@ -783,10 +831,12 @@ class Pki:
 class RelayTestCase(unittest.TestCase):
     """A test that starts sinks and relays; each is stopped after the test, the last started first."""
 
-    def sink(self, **kw):
-        s = Sink(**kw).start()
+    def sink(self, start=True, **kw):
+        """A Sink on a port the kernel picks (or `port`); with start=False bound but not listening (connections
+        refused) until its start(): a destination that is down and comes back, on a port nobody can take."""
+        s = Sink(**kw).bind()
         self.addCleanup(s.stop)
-        return s
+        return s.start() if start else s
 
     def assert_trickling_clients_cut(self, port, count, seconds, payload, what):
         """Opens `count` connections to `port` that each send `payload` one byte a second (every byte is
@@ -804,7 +854,7 @@ class RelayTestCase(unittest.TestCase):
 
     def refused_port(self):
         """A port where nothing listens and nothing can start listening during the test: a socket holds it,
-        bound and not listening, so a connect to it is refused (unlike free_port(), which anyone may take)."""
+        bound and not listening, so a connect to it is refused (a port only found free could be taken by anyone)."""
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         self.addCleanup(s.close)

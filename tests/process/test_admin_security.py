@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import RelayTestCase, free_port, recv_all, wait_until
+from harness import RelayTestCase, recv_all, wait_until
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # A system user of this run's own: runs in several checkouts at once must not delete each other's user.
@@ -195,11 +195,11 @@ class PutdestBounds(RelayTestCase):
             reply = relay.admin("putdest %s:%d" % (host, relay.port))
             self.assertIn("own listener", reply, host)
         # Another port on the same host is an ordinary destination.
-        other = free_port()
+        other = self.refused_port()
         self.assertEqual(relay.admin("putdest 127.0.0.1:%d" % other), "Registered destination: 127.0.0.1:%d\n" % other)
 
     def test_the_number_of_destinations_is_bounded(self):
-        relay = self.relay("--max-destinations=3", destinations=["127.0.0.1:%d" % free_port()])
+        relay = self.relay("--max-destinations=3", destinations=["127.0.0.1:%d" % self.refused_port()])
         for i in range(2):
             self.assertTrue(relay.admin("putdest 10.0.6.%d:2003" % i).startswith("Registered"))
         reply = relay.admin("putdest 10.0.6.9:2003")

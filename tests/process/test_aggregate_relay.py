@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import TIME_FACTOR, RelayTestCase, free_port, send_lines, wait_until
+from harness import TIME_FACTOR, RelayTestCase, send_lines, wait_until
 from test_https import gzip_lines
 
 HOSTS = 24
@@ -189,14 +189,14 @@ class AggregatorQueueRoomTest(RelayTestCase):
 
     def test_http_batch_refused_when_the_aggregator_queue_is_full(self):
         sink = self.sink()
-        port = free_port()
-        relay = self.relay("--http-listen-addr=127.0.0.1:%d" % port, "--queue-bytes=4194304", start=False, workers=1)
+        relay = self.relay("--http-listen-addr=127.0.0.1:0", "--queue-bytes=4194304", start=False, workers=1)
         rules = os.path.join(relay.tmp, "rules.conf")
         with open(rules, "w") as f:  # the points stay queued for 10 minutes: their buckets are open that long
             f.write("cluster sink forward %s;\naggregate ^a\\.([^.]+)$ every 60 seconds expire after 600 seconds\n"
                     "    compute sum write to agg.\\1 send to sink stop;\nmatch * send to sink;\n" % sink.address)
         relay.args.append("--rules=" + rules)
         relay.start()
+        port = relay.bound_port("HTTP")
         wait_until(lambda: relay.child_pid("aggregator"), 10, message="the aggregator")
 
         def post(lines):

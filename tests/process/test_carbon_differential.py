@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 from carbon_lines import CARBON_PATH, MARKER, Differential, corpus, forwarded_per_line, with_markers
-from harness import Pki, RelayTestCase, free_port, send_lines, wait_until
+from harness import Pki, RelayTestCase, send_lines, wait_until
 from test_https import Node
 
 HAVE_CARBON = os.path.exists(os.path.join(CARBON_PATH, "carbon", "protocols.py"))
@@ -73,11 +73,11 @@ class GatewayDifferentialTest(RelayTestCase):
 
     def test_lines_with_a_namespace_are_decided_as_carbon_decides(self):
         sink = self.sink()
-        port = free_port()
-        gateway = Node("--mode=gateway", "--listen-port=%d" % port, "--cert=" + self.server_cert, "--key=" + self.server_key,
+        gateway = Node("--mode=gateway", "--listen-port=0", "--cert=" + self.server_cert, "--key=" + self.server_key,
                        "--ca-cert=" + self.ca.cert, "--key-prefix", destinations=[sink.address], workers=1)
         self.addCleanup(gateway.cleanup)
         gateway.start()
+        port = gateway.bound_port("HTTPS")
         ctx = ssl.create_default_context(cafile=self.ca.cert)
         ctx.load_cert_chain(self.client_cert, self.client_key)
 

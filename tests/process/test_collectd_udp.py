@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import RelayTestCase, free_port, terminate, wait_until
+from harness import RelayTestCase, terminate, wait_until
 
 ROUNDS, PER_ROUND = 5, 300
 
@@ -69,8 +69,8 @@ COLLECTD = shutil.which("collectd") or "/usr/sbin/collectd"
 class CollectdUdpTest(RelayTestCase):
     def test_every_value_collectd_sends_over_udp_arrives(self):
         out = self.sink()
-        port = free_port()
-        relay = self.relay("--udp-listen-addr=127.0.0.1:%d" % port, destinations=[out.address])
+        relay = self.relay("--udp-listen-addr=127.0.0.1:0", destinations=[out.address])
+        port = relay.bound_port("UDP")
         root = tempfile.mkdtemp(prefix="polymur-collectd-")
         self.addCleanup(shutil.rmtree, root, True)
         done = os.path.join(root, "done")

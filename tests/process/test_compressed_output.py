@@ -9,8 +9,7 @@ import tempfile
 import unittest
 import zlib
 
-from harness import (OutputKiller, Pki, RelayTestCase, ResetSink, complete_lines, free_port, listening, send_lines,
-                     send_paced, wait_until)
+from harness import OutputKiller, Pki, RelayTestCase, ResetSink, complete_lines, send_lines, send_paced, wait_until
 
 
 def gunzip_all(data):
@@ -59,12 +58,9 @@ class CompressedOutputTest(WithServerCertificate):
     def receiver(self, tls):
         """polymur B: a plaintext listener (which reads compressed streams) or a TLS one, into a sink."""
         sink = self.sink()
-        tls_port = free_port()
-        args = ["--tls-listen-addr=127.0.0.1:%d" % tls_port, "--tls-cert=" + self.cert, "--tls-key=" + self.key]
+        args = ["--tls-listen-addr=127.0.0.1:0", "--tls-cert=" + self.cert, "--tls-key=" + self.key]
         b = self.relay(*(args if tls else []), destinations=[sink.address])
-        if tls:
-            wait_until(lambda: listening(tls_port), 10, message="B's TLS listener")
-        return b, tls_port if tls else b.port, sink
+        return b, b.bound_port("TLS") if tls else b.port, sink
 
     def test_polymur_to_polymur_with_the_output_killed_mid_stream(self):
         for wire in ("gzip", "lz4", "gzip+tls", "lz4+tls"):
@@ -98,6 +94,8 @@ class CompressedOutputTest(WithServerCertificate):
                 send_lines(a.port, lines, connections=2)
                 wait_until(lambda: a.stats()["destinations"][dest]["sent"] == len(lines), 30, message="all confirmed")
                 a.stop()  # a clean stop ends the stream: the gzip trailer, the LZ4 end mark
+                # The sink may not have read the last bytes yet: decode once it read the stream to its end.
+                wait_until(sink.all_ended, 30, message="the sink read the stream to its end")
                 streams = sink.streams()
                 self.assertEqual(len(streams), 1)
                 data = streams[0]

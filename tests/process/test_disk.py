@@ -9,7 +9,7 @@ import tempfile
 import time
 import unittest
 
-from harness import POLYMUR, RelayTestCase, Sink, free_port, gone, numbered, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, gone, numbered, send_lines, wait_until
 
 IN_MOUNTNS = os.environ.get("TEST_IN_MOUNTNS") == "1"
 
@@ -49,8 +49,7 @@ class FullDiskTest(RelayTestCase):
     def test_full_disk_shrinks_queues_counts_every_line_and_recovers(self):
         disk = self.small_disk("64m")
         alive = self.sink()
-        down = Sink(port=free_port())  # started later: the destination comes back
-        self.addCleanup(down.stop)
+        down = self.sink(start=False)  # started later: the destination comes back
         relay = self.relay(workers=2, destinations=[alive.address, down.address],
                            state_dir=os.path.join(disk.path, "state"))
         log = relay.log()
@@ -121,7 +120,7 @@ class FullDiskTest(RelayTestCase):
         state = os.path.join(disk.path, "state")
         journal = os.path.join(state, "runtime-destinations")
         relay = self.relay("--queue-bytes=8388608", workers=1, destinations=[a.address], state_dir=state)
-        d = "127.0.0.1:%d" % free_port()
+        d = "127.0.0.1:%d" % self.refused_port()
         self.assertTrue(relay.admin("putdest " + b.address).startswith("Registered destination"))
         self.assertTrue(relay.admin("putdest " + d).startswith("Registered destination"))
         journaled = "putdest %s\nputdest %s\n" % (b.address, d)
@@ -129,7 +128,7 @@ class FullDiskTest(RelayTestCase):
             self.assertEqual(f.read(), journaled)
         ballast = self.fill(disk)
 
-        c = "127.0.0.1:%d" % free_port()
+        c = "127.0.0.1:%d" % self.refused_port()
         reply = relay.admin("putdest " + c)
         self.assertTrue(reply.startswith("error:"), reply)
         self.assertIn("No space left on device", reply)
@@ -167,7 +166,7 @@ class FullDiskTest(RelayTestCase):
     def test_deldest_frees_the_disk_space_of_its_queue(self):
         disk = self.small_disk("256m")
         a = self.sink()
-        b = "127.0.0.1:%d" % free_port()  # down: its queue holds lines when it is removed
+        b = "127.0.0.1:%d" % self.refused_port()  # down: its queue holds lines when it is removed
         relay = self.relay("--queue-bytes=67108864", workers=2, destinations=[a.address, b],
                            state_dir=os.path.join(disk.path, "state"))
         capacity = relay.stats()["destinations"][b]["capacity_bytes"]
@@ -221,7 +220,8 @@ class LeftoverTest(RelayTestCase):
 class GeometryTest(RelayTestCase):
     def test_queue_file_takes_what_queue_bytes_says(self):
         for workers in (2, 4):
-            relay = self.relay("--queue-bytes=67108864", workers=workers, destinations=["127.0.0.1:%d" % free_port()])
+            relay = self.relay("--queue-bytes=67108864", workers=workers,
+                               destinations=["127.0.0.1:%d" % self.refused_port()])
             queue = next(os.path.join(relay.state_dir, f) for f in os.listdir(relay.state_dir) if f.endswith(".queue"))
             size = os.stat(queue).st_size
             self.assertLessEqual(size, 67108864)
@@ -230,8 +230,7 @@ class GeometryTest(RelayTestCase):
             relay.cleanup()
 
     def test_queued_lines_move_into_a_new_geometry_at_start(self):
-        sink = Sink(port=free_port())  # down while lines queue
-        self.addCleanup(sink.stop)
+        sink = self.sink(start=False)  # down while lines queue
         relay = self.relay("--drain-timeout=1", workers=2, destinations=[sink.address])
         send_lines(relay.port, numbered("geo", 0, 5000), connections=2)
         wait_until(lambda: relay.stats()["destinations"][sink.address]["queued"] == 5000, 10)

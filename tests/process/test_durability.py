@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from harness import Polymur, RelayTestCase, free_port, gone, numbered, send_lines, send_paced, wait_until
+from harness import Polymur, RelayTestCase, gone, numbered, send_lines, send_paced, wait_until
 
 # What one kill of an output can duplicate: the lines it wrote but had not committed, which are the
 # bytes the kernel had not acknowledged when it last committed (at most the socket send buffer,
@@ -174,8 +174,8 @@ class DurabilityTest(RelayTestCase):
         self.assertTrue(set(lines) <= got or wait_until(lambda: set(lines) <= set(a.lines()), 10))
 
     def test_sigterm_then_start_delivers_what_was_queued(self):
-        port = free_port()
-        dest = "127.0.0.1:%d" % port
+        down = self.sink(start=False)  # the destination, down until the end
+        dest = down.address
         relay = self.relay("--drain-timeout=2", destinations=[dest])
         lines = numbered("restart", 0, 30000)
         send_lines(relay.port, lines)
@@ -183,7 +183,7 @@ class DurabilityTest(RelayTestCase):
         self.assertEqual(relay.stop(), 0)
         again = self.relay("--drain-timeout=2", destinations=[dest], state_dir=relay.state_dir)
         self.assertIn("resuming 30000 queued lines", again.log())
-        sink = self.sink(port=port)
+        sink = down.start()
         wait_until(lambda: sink.line_count() >= 30000, 20, message="queued lines after restart")
         self.assertEqual(sorted(sink.lines()), sorted(lines))
 
@@ -204,8 +204,8 @@ class DurabilityTest(RelayTestCase):
         self.assertNotIn("resuming", again.log(), "nothing was left queued for the next start")
 
     def test_kill9_of_every_process_then_start_loses_nothing_queued(self):
-        port = free_port()
-        dest = "127.0.0.1:%d" % port
+        down = self.sink(start=False)  # the destination, down until the end
+        dest = down.address
         relay = self.relay(destinations=[dest])
         lines = numbered("crash", 0, 30000)
         send_lines(relay.port, lines)
@@ -214,15 +214,15 @@ class DurabilityTest(RelayTestCase):
             os.kill(pid, signal.SIGKILL)
         relay.proc.wait()
         again = self.relay(destinations=[dest], state_dir=relay.state_dir)
-        sink = self.sink(port=port)
+        sink = down.start()
         wait_until(lambda: sink.line_count() >= 30000, 20, message="queued lines after kill -9 and restart")
         time.sleep(0.3)
         self.assertEqual(sorted(sink.lines()), sorted(lines))
         self.assertEqual(again.stats()["destinations"][dest]["queued"], 0)
 
     def test_killed_supervisor_children_exit_and_next_start_recovers(self):
-        port = free_port()
-        dest = "127.0.0.1:%d" % port
+        down = self.sink(start=False)  # the destination, down until the end
+        dest = down.address
         relay = self.relay("--drain-timeout=1", destinations=[dest])
         lines = numbered("orphan", 0, 10000)
         send_lines(relay.port, lines)
@@ -233,7 +233,7 @@ class DurabilityTest(RelayTestCase):
         wait_until(lambda: all(gone(p) for p in children), 10,
                    message="children exit after the supervisor died")
         again = self.relay(destinations=[dest], state_dir=relay.state_dir)
-        sink = self.sink(port=port)
+        sink = down.start()
         wait_until(lambda: sink.line_count() >= 10000, 20)
         self.assertEqual(sorted(sink.lines()), sorted(lines))
 
@@ -258,8 +258,8 @@ class DurabilityTest(RelayTestCase):
         self.assertEqual(a.lines(), [])
 
     def test_bad_queue_files_are_refused_with_the_file_named_and_kept(self):
-        port = free_port()
-        dest = "127.0.0.1:%d" % port
+        down = self.sink(start=False)  # the destination, down until the end
+        dest = down.address
         small = "--queue-bytes=4194304"  # the file is read and written whole three times
         relay = self.relay(small, destinations=[dest])
         send_lines(relay.port, numbered("bad", 0, 100))
@@ -305,7 +305,7 @@ class DurabilityTest(RelayTestCase):
         self.assertIn("is truncated", relay.log())
 
     def test_queue_byte_bound_is_exact(self):
-        dead = "127.0.0.1:%d" % free_port()
+        dead = "127.0.0.1:%d" % self.refused_port()
         relay = self.relay("--queue-bytes=4194304", workers=1, destinations=[dead])
         line = "b.%07d " + "9" * 80 + " 1700000000"
         send_lines(relay.port, [line % i for i in range(40000)])

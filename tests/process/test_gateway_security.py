@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import SANITIZED, Pki, RelayTestCase, free_port, numbered, send_lines, wait_until
+from harness import SANITIZED, Pki, RelayTestCase, numbered, recv_all, send_lines, wait_until
 from test_https import Node, gzip_lines, proc_status
 
 
@@ -30,12 +30,11 @@ class GatewaySecurityTest(RelayTestCase):
         shutil.rmtree(cls.root, ignore_errors=True)
 
     def gateway(self, sink, *extra, **kw):
-        port = free_port()
-        node = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:%d" % port, "--cert=" + self.server_cert,
+        node = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:0", "--cert=" + self.server_cert,
                     "--key=" + self.server_key, "--ca-cert=" + self.ca.cert, *extra, destinations=[sink.address], **kw)
         self.addCleanup(node.cleanup)
         node.start()
-        node.https_port = port
+        node.https_port = node.bound_port("HTTPS")
         return node
 
     def post(self, port, cn, lines):
@@ -71,7 +70,7 @@ class GatewaySecurityTest(RelayTestCase):
         self.assertEqual(self.post(node.https_port, "a b", ["cpu 1 1700000000"])[0], 403)
         self.assertEqual(self.post(node.https_port, "a~b", ["cpu 1 1700000000"])[0], 200)
         wait_until(lambda: sink.lines() == ["a~b.cpu 1 1700000000"], 20, message="the line at the sink")
-        broken = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:%d" % free_port(), "--cert=" + self.server_cert,
+        broken = Node("--mode=gateway", "--https-listen-addr=127.0.0.1:0", "--cert=" + self.server_cert,
                       "--key=" + self.server_key, "--ca-cert=" + self.ca.cert, "--namespace-extra-chars=.")
         self.addCleanup(broken.cleanup)
         broken.start(wait=False)
@@ -130,14 +129,13 @@ class GatewaySecurityTest(RelayTestCase):
 
 
 class PlainHttpDeadlineTest(RelayTestCase):
-    def start(self, *extra):
+    def start(self, *extra, workers=2):
         sink = self.sink()
-        port = free_port()
-        node = Node("--mode=gateway", "--http-listen-addr=127.0.0.1:%d" % port, *extra,
-                    destinations=[sink.address])
+        node = Node("--mode=gateway", "--http-listen-addr=127.0.0.1:0", *extra,
+                    destinations=[sink.address], workers=workers)
         self.addCleanup(node.cleanup)
         node.start()
-        return sink, node, port
+        return sink, node, node.bound_port("HTTP")
 
     def test_a_request_has_an_absolute_deadline_from_its_first_byte(self):
         sink, node, port = self.start("--request-timeout=3")
@@ -151,6 +149,33 @@ class PlainHttpDeadlineTest(RelayTestCase):
         conn.request("POST", "/ingest", body=body)
         self.assertEqual(conn.getresponse().status, 200)
         conn.close()
+
+    def test_a_refused_client_still_sending_its_body_reads_the_503(self):
+        """A request refused by --max-bodies-in-flight is answered 503 at once, but its client may go on sending
+        the body for longer than the 5 s linger: the gateway reads and discards it while it keeps coming, so the
+        client's sends never meet a reset and it then reads the 503 (before, the connection was closed 5 s after the
+        refusal and the client saw a reset instead)."""
+        sink, node, port = self.start("--max-bodies-in-flight=1", workers=1)
+        # A request whose body is being received holds the only reservation ...
+        holder = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.addCleanup(holder.close)
+        holder.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+        time.sleep(0.5)  # let the gateway read that head before the next one (not a correctness wait)
+        # ... so this one is refused while it sends 8 MiB over about 7 s, a chunk every 0.1 s.
+        chunk = b"y" * ((8 << 20) // 70)
+        client = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.addCleanup(client.close)
+        client.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (len(chunk) * 70))
+        started = time.monotonic()
+        for _ in range(70):
+            client.sendall(chunk)  # a reset would raise here
+            time.sleep(0.1)
+        self.assertGreater(time.monotonic() - started, 6)  # longer than the linger
+        reply = recv_all(client)  # the 503, then end-of-file (the gateway half-closed after it)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 503"), reply[:200])
+        self.assertIn(b"Retry-After: 1", reply)
+        holder.close()
+        wait_until(lambda: "--max-bodies-in-flight reached" in node.log(), 15, message="the periodic count")
 
     def test_concurrent_large_uploads_are_bounded_in_memory(self):
         sink, node, port = self.start("--max-bodies-in-flight=%d" % (24 << 20))

@@ -20,7 +20,7 @@ import time
 import unittest
 import zlib
 
-from harness import (POLYMUR, Pki, Polymur, RelayTestCase, free_port, gone, listening, numbered, send_lines,
+from harness import (POLYMUR, Pki, Polymur, RelayTestCase, daemon_port, gone, listening, numbered, send_lines,
                      tcp_sockets, wait_until)
 
 
@@ -102,7 +102,8 @@ class HttpsTransportTest(RelayTestCase):
 
     def gateway(self, destinations, *extra, symlink=True, https_port=None, start=True, state_dir=None, crl=True,
                 host="127.0.0.1", **kw):
-        https_port = https_port or free_port()
+        # A port known before the gateway binds it (a proxy may be started first): below the ephemeral range.
+        https_port = https_port or daemon_port()
         listen = "--listen-port=%d" % https_port if host == "127.0.0.1" else "--https-listen-addr=%s:%d" % (host, https_port)
         args = [listen, "--cert=" + self.server_cert, "--key=" + self.server_key,
                 "--ca-cert=" + self.ca.cert]
@@ -359,7 +360,7 @@ class HttpsTransportTest(RelayTestCase):
 
     def test_gateway_down_for_a_while_then_up_loses_nothing(self):
         sink = self.sink()
-        https_port = free_port()
+        https_port = daemon_port()  # the gateway comes later, on this port
         proxy = self.proxy(https_port)
         lines = numbered("late", 0, 20000)
         send_lines(proxy.port, lines[:10000])
@@ -378,7 +379,7 @@ class HttpsTransportTest(RelayTestCase):
     def test_gateway_killed_mid_stream_and_restarted_loses_nothing(self):
         sink = self.sink()
         state = os.path.join(self.root, "gw-kill-state")
-        https_port = free_port()
+        https_port = daemon_port()
         gateway = self.gateway([sink.address], https_port=https_port, state_dir=state)
         proxy = self.proxy(https_port, "--batch-bytes=65536")
         lines = ["kill.%06d 1 1700000000" % i for i in range(200000)]
@@ -405,7 +406,8 @@ class HttpsTransportTest(RelayTestCase):
         del restarted
 
     def test_full_gateway_queues_answer_503_and_the_proxy_keeps_the_lines(self):
-        downstream_port = free_port()  # nothing listens there yet
+        downstream = self.sink(start=False)  # nothing listens there yet
+        downstream_port = downstream.port
         gateway = self.gateway(["127.0.0.1:%d" % downstream_port], "--queue-cap=2000")
         proxy = self.proxy(gateway.https_port, "--batch-bytes=16384")
         lines = numbered("full", 0, 10000)
@@ -423,13 +425,13 @@ class HttpsTransportTest(RelayTestCase):
         status, body = self.request(gateway.https_port, "POST", "/ingest", gzip_lines(numbered("direct", 0, 3000)))
         self.assertEqual(status, 413)
         self.assertIn("larger than the destination queues", body)
-        sink = self.sink(port=downstream_port)
+        sink = downstream.start()
         self.assert_delivered_once(sink, lines, timeout=90)
         self.assertEqual(gateway.stats()["destinations"]["127.0.0.1:%d" % downstream_port]["dropped"], 0)
 
     def test_proxy_stopped_while_the_gateway_is_down_keeps_its_queue(self):
         sink = self.sink()
-        https_port = free_port()
+        https_port = daemon_port()  # the gateway comes later, on this port
         state = os.path.join(self.root, "proxy-stop-state")
         proxy = self.proxy(https_port, state_dir=state)
         lines = numbered("kept", 0, 3000)
@@ -444,7 +446,7 @@ class HttpsTransportTest(RelayTestCase):
         self.assert_delivered_once(sink, lines)
 
     def test_deldest_stops_the_https_output_at_once(self):
-        https_port = free_port()  # no gateway: the output is in its backoff
+        https_port = self.refused_port()  # no gateway: the output is in its backoff
         proxy = self.proxy(https_port)
         dest = "https://127.0.0.1:%d" % https_port
         send_lines(proxy.port, numbered("gone", 0, 100))
@@ -482,12 +484,11 @@ class PlainHttpTest(RelayTestCase):
 
     def start(self, trusted, host="127.0.0.1"):
         sink = self.sink()
-        port = free_port()
-        node = Node("--mode=gateway", "--http-listen-addr=%s:%d" % (("[%s]" % host) if ":" in host else host, port),
+        node = Node("--mode=gateway", "--http-listen-addr=%s:0" % (("[%s]" % host) if ":" in host else host),
                     "--trusted-proxies=" + trusted, "--key-prefix", destinations=[sink.address])
         self.addCleanup(node.cleanup)
         node.start()
-        return sink, node, port
+        return sink, node, node.bound_port("HTTP")
 
     def post(self, port, lines, headers=None, host="127.0.0.1"):
         conn = http.client.HTTPConnection(host, port, timeout=10)

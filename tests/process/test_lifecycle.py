@@ -5,7 +5,7 @@ import os
 import signal
 import urllib.request
 
-from harness import RelayTestCase, free_port, wait_until
+from harness import RelayTestCase, wait_until
 from test_metrics import http_get
 from test_service import NotifySocket
 
@@ -15,8 +15,8 @@ from test_service import NotifySocket
 class LifecycleTest(RelayTestCase):
     def test_kill_9_of_an_output_and_a_listener_is_counted_as_a_death_and_a_restart(self):
         sink = self.sink()
-        metrics_port = free_port()
-        relay = self.relay("--metrics-addr=127.0.0.1:%d" % metrics_port, workers=1, destinations=[sink.address])
+        relay = self.relay("--metrics-addr=127.0.0.1:0", workers=1, destinations=[sink.address])
+        metrics_port = relay.bound_port("metrics")
         output = "output " + sink.address
         wait_until(lambda: relay.child_pid(output) and relay.child_pid("listener 0"), message="both children")
         stats = relay.stats()
@@ -107,8 +107,7 @@ class LifecycleTest(RelayTestCase):
         sink = self.sink()
         notify = NotifySocket()
         self.addCleanup(notify.close)
-        metrics_port = free_port()
-        relay = self.relay("--stats-interval=1", "--metrics-addr=127.0.0.1:%d" % metrics_port, start=False, workers=1,
+        relay = self.relay("--stats-interval=1", "--metrics-addr=127.0.0.1:0", start=False, workers=1,
                            extra_env={"NOTIFY_SOCKET": notify.path})
         rules = os.path.join(relay.tmp, "rules.conf")
         with open(rules, "w") as f:
@@ -116,6 +115,7 @@ class LifecycleTest(RelayTestCase):
                     "    compute sum write to agg.x send to sink stop;\nmatch * send to sink;\n" % sink.address)
         relay.args.append("--rules=" + rules)
         relay.start()
+        metrics_port = relay.bound_port("metrics")  # the second start listens there too
         wait_until(lambda: "READY=1" in notify.states(), 20, message="READY=1 of the first run")
         self.assertEqual(relay.stop(), 0)
         notify.messages.clear()

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import POLYMUR, RelayTestCase, free_port, numbered, send_lines, wait_until
+from harness import POLYMUR, RelayTestCase, daemon_port, numbered, send_lines, wait_until
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -32,7 +32,7 @@ class PrivatePrometheus:
 
     def __init__(self, target):
         self.dir = tempfile.mkdtemp(prefix="polymur-prometheus-")
-        self.port = free_port()
+        self.port = daemon_port()  # an external daemon: it cannot bind port 0 and say which it got
         config = os.path.join(self.dir, "prometheus.yml")
         with open(config, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
@@ -80,9 +80,8 @@ class PrivatePrometheus:
 
 class MetricsTest(RelayTestCase):
     def metrics_relay(self, *args, **kw):
-        port = free_port()
-        relay = self.relay("--metrics-addr=127.0.0.1:%d" % port, *args, **kw)
-        relay.metrics_port = port
+        relay = self.relay("--metrics-addr=127.0.0.1:0", *args, **kw)
+        relay.metrics_port = relay.bound_port("metrics")
         return relay
 
     @unittest.skipUnless(PROMETHEUS, "Debian's prometheus package is not installed (./dev.sh test installs it)")
@@ -124,7 +123,7 @@ class MetricsTest(RelayTestCase):
     @unittest.skipUnless(PROMTOOL, "promtool (Debian's prometheus package) is not installed")
     def test_promtool_accepts_the_exposition(self):
         a = self.sink()
-        down = free_port()
+        down = self.refused_port()
         relay = self.metrics_relay("--distribution=hash-route", "--console-out",
                                    destinations=[a.address + ":x", "127.0.0.1:%d:y" % down])
         send_lines(relay.port, numbered("lint", 0, 100) + ["bad"])
@@ -215,7 +214,7 @@ class MetricsTest(RelayTestCase):
         self.assertEqual(refused.exception.code, 501)  # evhttp: a method it does not serve
 
     def test_check_config_refuses_what_start_refuses(self):
-        api = free_port()
+        api = daemon_port()  # --check-config binds it
         for address, reason in (("127.0.0.1:99999", "bad port"), ("nonsense", "expected host:port"),
                                 ("127.0.0.1:%d" % api, "the same address")):
             check = subprocess.run([POLYMUR, "--check-config", "--api-addr=127.0.0.1:%d" % api, "--metrics-addr=" + address],

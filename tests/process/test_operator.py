@@ -6,7 +6,7 @@ import signal
 import socket
 import subprocess
 
-from harness import POLYMUR, RelayTestCase, free_port, send_lines, temp_dir, wait_until
+from harness import POLYMUR, RelayTestCase, daemon_port, send_lines, temp_dir, wait_until
 
 TIMESTAMPED = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3} \[")
 
@@ -19,9 +19,9 @@ def run(args, env=None, timeout=15):
 class CheckAgreesWithStartTest(RelayTestCase):
     def setUp(self):
         self.tmp = temp_dir(self, "polymur-check-")
-        # Ports of their own, so a case that is not refused could start without disturbing anyone.
-        self.base = ["--state-dir=" + os.path.join(self.tmp, "state"), "--api-addr=127.0.0.1:%d" % free_port(),
-                     "--listen-addr=127.0.0.1:%d" % free_port(), "--workers=1"]
+        # Port 0: a case that is not refused could start without disturbing anyone.
+        self.base = ["--state-dir=" + os.path.join(self.tmp, "state"), "--api-addr=127.0.0.1:0",
+                     "--listen-addr=127.0.0.1:0", "--workers=1"]
 
     def refused_alike(self, args, expected):
         check = run(self.base + args + ["--check-config"])
@@ -43,8 +43,8 @@ class CheckAgreesWithStartTest(RelayTestCase):
     def test_each_case_of_the_issue_is_refused_by_check_and_start_with_one_message(self):
         conf = os.path.join(self.tmp, "quoted.conf")
         with open(conf, "w") as f:
-            f.write('listen-addr = "127.0.0.1:%d"\n' % free_port())
-        port = free_port()
+            f.write('listen-addr = "127.0.0.1:0"\n')
+        port = daemon_port()  # only a number here: every case is refused before anything binds it
         cases = [
             (["--listen-addr=0.0.0.0"], "address '0.0.0.0': expected host:port"),
             (["--listen-addr=1.2.3"], "address '1.2.3': expected host:port"),
@@ -73,7 +73,7 @@ class CheckAgreesWithStartTest(RelayTestCase):
 
     def test_check_binds_and_releases_and_tolerates_the_running_relay(self):
         # An address no local interface has: bind fails at start, so the check must fail too.
-        r = run(self.base + ["--listen-addr=192.0.2.1:%d" % free_port(), "--check-config"])
+        r = run(self.base + ["--listen-addr=192.0.2.1:2003", "--check-config"])
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("cannot listen", r.stderr)
         # The same configuration as a running relay (systemctl reload runs the check beside it): a warning.
@@ -205,7 +205,7 @@ class MessagesAndCountersTest(RelayTestCase):
         self.assertIn("in_ring", hashed.stats()["destinations"][sink.address])
 
     def test_failed_connects_count_as_reconnects(self):
-        dead = "127.0.0.1:%d" % free_port()
+        dead = "127.0.0.1:%d" % self.refused_port()
         relay = self.relay(destinations=[dead])  # the harness sets --reconnect-interval=1
         wait_until(lambda: relay.stats()["destinations"][dead]["reconnects"] >= 2, 15, message="failed connects counted")
 

@@ -3,7 +3,7 @@ import os
 import subprocess
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, free_port, listening, send_lines, temp_dir, wait_until
+from harness import POLYMUR, Polymur, Sink, daemon_port, listening, send_lines, temp_dir, wait_until
 
 
 class OptionsTest(unittest.TestCase):
@@ -34,7 +34,7 @@ class OptionsTest(unittest.TestCase):
 
     def test_polymur_single_dash_flags_work(self):
         sink = Sink().start()
-        port, api = free_port(), free_port()
+        port, api = daemon_port(), daemon_port()  # a process of its own, without the harness reading its log
         state = temp_dir(self, "polymur-opt-")
         proc = subprocess.Popen([POLYMUR, "-listen-addr=127.0.0.1:%d" % port, "-api-addr=127.0.0.1:%d" % api,
                                  "-destinations=%s" % sink.address, "-distribution=broadcast", "-queue-cap=5000",
@@ -50,7 +50,8 @@ class OptionsTest(unittest.TestCase):
             sink.stop()
 
     def test_command_line_beats_environment_beats_file(self):
-        ports = {name: free_port() for name in ("file", "env", "cli", "api_file", "api_env")}
+        # Distinct ports known beforehand, to tell which source won: below the ephemeral range (daemon_port).
+        ports = {name: daemon_port() for name in ("file", "env", "cli", "api_file", "api_env")}
         tmp = temp_dir(self, "polymur-opt-")
         config = os.path.join(tmp, "polymur.conf")
         with open(config, "w") as f:

@@ -8,7 +8,7 @@ import sys
 import time
 import unittest
 
-from harness import CarbonSandbox, OutputKiller, RelayTestCase, free_port, listening, send_lines, send_paced, wait_until
+from harness import CarbonSandbox, OutputKiller, RelayTestCase, daemon_port, send_lines, send_paced, wait_until
 
 CONF = """LINE_RECEIVER_PORT = {cache_line}
 PICKLE_RECEIVER_PORT = {cache_pickle}
@@ -60,11 +60,10 @@ class PickleOutputToSinkTest(RelayTestCase):
 @unittest.skipUnless(shutil.which("carbon-cache"), "needs graphite-carbon (./dev.sh test installs it)")
 class PickleOutputToCarbonTest(RelayTestCase):
     def setUp(self):
-        self.ports = {k: free_port() for k in ("cache_line", "cache_pickle", "cache_query")}
+        self.ports = {k: daemon_port() for k in ("cache_line", "cache_pickle", "cache_query")}
         self.carbon = CarbonSandbox("polymur-pickle-out-", CONF, **self.ports)
         self.addCleanup(self.carbon.cleanup)
-        self.carbon.daemon("carbon-cache")
-        wait_until(lambda: listening(self.ports["cache_pickle"]), 30, message="carbon-cache")
+        self.carbon.daemon("carbon-cache", listens=[self.ports["cache_pickle"]])
 
     def whisper_values(self, name, start, end):
         sys.path.insert(0, "/usr/lib/python3/dist-packages")

@@ -8,7 +8,7 @@ import struct
 import time
 import unittest
 
-from harness import RelayTestCase, free_port, wait_until
+from harness import RelayTestCase, wait_until
 
 SEEDS = os.path.join(os.path.dirname(__file__), "..", "data", "fuzz", "fuzz_pickle")
 
@@ -35,9 +35,9 @@ def closed_by_peer(sock, timeout=10):
 class PickleInputTest(RelayTestCase):
     def start(self, *args, workers=2):
         self.out = self.sink()
-        self.pickle_port = free_port()
-        return self.relay("--pickle-listen-addr=127.0.0.1:%d" % self.pickle_port, *args, workers=workers,
-                          destinations=[self.out.address])
+        relay = self.relay("--pickle-listen-addr=127.0.0.1:0", *args, workers=workers, destinations=[self.out.address])
+        self.pickle_port = relay.bound_port("pickle")
+        return relay
 
     def send(self, data):
         with socket.create_connection(("127.0.0.1", self.pickle_port)) as s:
@@ -123,8 +123,8 @@ class PickleInputTest(RelayTestCase):
 class UdpInputTest(RelayTestCase):
     def test_lines_in_datagrams_arrive_and_invalid_ones_are_counted(self):
         out = self.sink()
-        port = free_port()
-        r = self.relay("--udp-listen-addr=127.0.0.1:%d" % port, destinations=[out.address])
+        r = self.relay("--udp-listen-addr=127.0.0.1:0", destinations=[out.address])
+        port = r.bound_port("UDP")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for d in range(100):
                 lines = ["udp.d%d.m%d %d 1700000000" % (d, i, i) for i in range(10)]
@@ -142,9 +142,9 @@ class UdpInputTest(RelayTestCase):
 
     def test_kernel_drops_appear_in_stats(self):
         out = self.sink()
-        port = free_port()
         # The smallest buffer the kernel allows and one worker stopped: the burst must overflow it.
-        r = self.relay("--udp-listen-addr=127.0.0.1:%d" % port, "--udp-rcvbuf=4096", workers=1, destinations=[out.address])
+        r = self.relay("--udp-listen-addr=127.0.0.1:0", "--udp-rcvbuf=4096", workers=1, destinations=[out.address])
+        port = r.bound_port("UDP")
         listener = [pid for pid, title in r.children().items() if "listener" in title][0]
         os.kill(listener, 19)  # SIGSTOP
         try:

@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-from harness import TIME_FACTOR, RelayTestCase, free_port, numbered, recv_all, send_lines, wait_until
+from harness import TIME_FACTOR, RelayTestCase, numbered, recv_all, send_lines, wait_until
 
 
 class RelayTest(RelayTestCase):
@@ -34,15 +34,17 @@ class RelayTest(RelayTestCase):
         a, b = self.sink(), self.sink()
         relay = self.relay(destinations=[a.address])
         sent = []
-        stop, paused = threading.Event(), threading.Event()
+        stop, paused, idle = threading.Event(), threading.Event(), threading.Event()
 
         def stream():
             with socket.create_connection(("127.0.0.1", relay.port)) as s:
                 i = 0
                 while not stop.is_set():
                     if paused.is_set():
+                        idle.set()  # `sent` holds every line sent until the pause ends
                         time.sleep(0.01)
                         continue
+                    idle.clear()
                     batch = numbered("live", i, 200)
                     s.sendall(("\n".join(batch) + "\n").encode())
                     sent.extend(batch)
@@ -59,7 +61,7 @@ class RelayTest(RelayTestCase):
             time.sleep(0.5)
             # Let everything sent so far reach a, so every line before the mark was routed.
             paused.set()
-            time.sleep(0.05)
+            wait_until(idle.is_set, 10, message="the sender paused")
             wait_until(lambda: a.line_count() == len(sent), 20, message="a caught up")
             del_mark = len(sent)
             wait_until(lambda: b.line_count() >= del_mark - put_mark, 20, message="b caught up")
@@ -67,7 +69,8 @@ class RelayTest(RelayTestCase):
             self.assertEqual(reply, "Unregistered destination: %s\n" % b.address)
             wait_until(lambda: b.address not in relay.stats()["destinations"], 10, message="removal finished")
             paused.clear()
-            time.sleep(0.5)
+            wait_until(lambda: not idle.is_set(), 10, message="the sender resumed")
+            time.sleep(0.5)  # traffic after deldest (not a wait for anything)
         finally:
             stop.set()
             t.join()
@@ -116,13 +119,15 @@ class RelayTest(RelayTestCase):
 
     def test_full_queue_drops_and_counts_without_touching_others(self):
         a = self.sink()
-        dead = "127.0.0.1:%d" % free_port()
+        dead = "127.0.0.1:%d" % self.refused_port()
         relay = self.relay("--queue-cap=1000", destinations=[a.address, dead])
         lines = numbered("cap", 0, 5000)
         with socket.create_connection(("127.0.0.1", relay.port)) as s:
-            for i in range(0, 5000, 100):  # in small bursts, so the live destination never holds 1000
+            for i in range(0, 5000, 100):
                 s.sendall(("\n".join(lines[i:i + 100]) + "\n").encode())
-                time.sleep(0.01)
+                # Each burst at a before the next, so the live destination never holds 1000, however slow
+                # the machine is (a fixed pause between bursts was not enough under load).
+                wait_until(lambda: a.line_count() >= i + 100, 30, interval=0.005, message="burst %d at a" % i)
         self.assert_exactly(a, lines)
         stats = relay.stats()["destinations"]
         self.assertEqual(stats[dead]["queued"], 1000)  # exactly the cap
@@ -150,7 +155,9 @@ class RelayTest(RelayTestCase):
         ]
         send_lines(relay.port, payload)
         wait_until(lambda: a.line_count() >= 6, 10, message="valid lines")
-        time.sleep(0.3)
+        # Every line read (counted) and every valid one delivered before the sink is looked at.
+        wait_until(lambda: (lambda st: st["invalid"] + st["received"] >= 12 and
+                            st["destinations"][a.address]["queued"] == 0)(relay.stats()), 10, message="all counted")
         got = a.lines()
         self.assertEqual(got[:2], good[:2])
         self.assertIn("spaced.out 4 1700000004", got)
@@ -213,7 +220,7 @@ class RelayTest(RelayTestCase):
             time.sleep(0.2)
             s.sendall(b"z" * 300 + b" 1 1700000000\nafter 2 1700000000\n")
         wait_until(lambda: a.line_count() >= 2, 10)
-        time.sleep(0.2)
+        wait_until(lambda: relay.stats()["too_long"] >= 1 and relay.stats()["received"] >= 2, 10, message="all counted")
         self.assertEqual(a.lines(), ["before 1 1700000000", "after 2 1700000000"])
         self.assertEqual(relay.stats()["too_long"], 1)
 
@@ -269,7 +276,7 @@ class RelayTest(RelayTestCase):
 
     def test_rate_log_and_queue_length_lines(self):
         a = self.sink()
-        dead = "127.0.0.1:%d" % free_port()
+        dead = "127.0.0.1:%d" % self.refused_port()
         relay = self.relay("--stats-interval=1", destinations=[a.address, dead])
         send_lines(relay.port, numbered("rate", 0, 1000))
         wait_until(lambda: "Received 1000 data points | Avg: " in relay.log(), 5, message="rate line")
@@ -300,26 +307,29 @@ class RelayTest(RelayTestCase):
         wait_until(lambda: relay.stats()["destinations"][destination]["state"] == "connected", 10,
                    message="output connected")
         lines = numbered("linger", 0, 100)
+        started = time.monotonic()
         with socket.create_connection(("127.0.0.1", relay.port)) as s:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for line in lines:  # paced: 100 lines 10 ms apart, each its own segment
                 s.sendall(line.encode() + b"\n")
                 time.sleep(0.01)
+        sending = time.monotonic() - started
         size = sum(len(line) + 1 for line in lines)
         wait_until(lambda: sum(writes) >= size, 10 * TIME_FACTOR, message="every line at the destination")
         wait_until(lambda: relay.stats()["destinations"][destination]["queued"] == 0, 5 * TIME_FACTOR,
                    message="the last batch committed without further traffic")
         self.assertEqual(sum(writes), size)
-        # About one write per 100 ms linger over the 1 s of sending; without lingering, one per line.
-        self.assertLessEqual(len(writes), 40, writes)
+        # About one write per 100 ms linger over the 1 s of sending (longer on a loaded machine: its sleeps
+        # overshoot); without lingering, one per line.
+        self.assertLessEqual(len(writes), min(90, max(40, int(2 * sending / 0.1))), (sending, writes))
 
     def test_idle_connections_are_closed(self):
         relay = self.relay("--idle-timeout=1")
         with socket.create_connection(("127.0.0.1", relay.port)) as s:
-            s.settimeout(5)
+            s.settimeout(5 * TIME_FACTOR)
             started = time.monotonic()
             self.assertEqual(s.recv(1), b"")
-            self.assertLess(time.monotonic() - started, 4)
+            self.assertLess(time.monotonic() - started, 4 * TIME_FACTOR)
         self.assertIn("closed after 1 s idle", relay.log())
 
     def test_thousands_of_connections(self):

@@ -7,15 +7,14 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import POLYMUR, RelayTestCase, free_port
+from harness import POLYMUR, RelayTestCase
 
 
 class StateDirErrorTest(RelayTestCase):
     def run_as_nobody(self, state_dir):
-        port, api = free_port(), free_port()
         return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", POLYMUR,
-                               "--state-dir=" + state_dir, "--listen-addr=127.0.0.1:%d" % port,
-                               "--api-addr=127.0.0.1:%d" % api], capture_output=True, text=True, timeout=20)
+                               "--state-dir=" + state_dir, "--listen-addr=127.0.0.1:0",
+                               "--api-addr=127.0.0.1:0"], capture_output=True, text=True, timeout=20)
 
     def test_state_dir_owned_by_another_user_is_reported_as_such(self):
         top = tempfile.mkdtemp(prefix="polymur-owner-")

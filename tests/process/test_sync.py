@@ -13,7 +13,7 @@ import subprocess
 import unittest
 import uuid
 
-from harness import RelayTestCase, free_port, send_lines, wait_until
+from harness import RelayTestCase, send_lines, wait_until
 
 
 def block_device_of(path):
@@ -79,7 +79,7 @@ def can_read_device(device):
 class SyncIntervalTest(RelayTestCase):
     def test_queued_lines_reach_the_disk_within_the_interval(self):
         relay = self.relay("--sync-interval=1", "--queue-bytes=4194304", workers=1,
-                           destinations=["127.0.0.1:%d" % free_port()], start=False)
+                           destinations=["127.0.0.1:%d" % self.refused_port()], start=False)
         os.makedirs(relay.state_dir)
         fs_type = subprocess.run(["stat", "-f", "-c", "%T", relay.state_dir], capture_output=True, text=True).stdout.strip()
         if fs_type in ("tmpfs", "ramfs"):

@@ -6,7 +6,7 @@ import struct
 import subprocess
 import unittest
 
-from harness import POLYMUR, Polymur, Sink, free_port, send_lines, wait_settled, wait_until
+from harness import POLYMUR, Polymur, Sink, send_lines, wait_settled, wait_until
 
 # name as sent -> what carbon's TaggedSeries.parse(name).path makes of it (asked below)
 NAMES = [b"cpu;host=a;dc=x", b"cpu;dc=x;host=a", b"cpu;host=b;host=a;dc=x", b"~cpu;name=y;dc=x;host=a",
@@ -50,8 +50,8 @@ class TagNormalizeTest(unittest.TestCase):
     def test_pickle_input_is_normalized_too(self):
         sink = Sink().start()
         self.addCleanup(sink.stop)
-        pickle_port = free_port()
-        relay = self.relay("--tag-normalize", "--pickle-listen-addr=127.0.0.1:%d" % pickle_port, sinks=[sink])
+        relay = self.relay("--tag-normalize", "--pickle-listen-addr=127.0.0.1:0", sinks=[sink])
+        pickle_port = relay.bound_port("pickle")
         metrics = [(n.decode("utf-8"), (1700000000, 1.5)) for n in NAMES]
         payload = pickle.dumps(metrics, protocol=2)
         with socket.create_connection(("127.0.0.1", pickle_port)) as conn:

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import OutputKiller, Pki, RelayTestCase, free_port, listening, send_lines, send_paced, wait_until
+from harness import OutputKiller, Pki, RelayTestCase, daemon_port, listening_ports, send_lines, send_paced, wait_until
 
 
 class TlsSink:
@@ -177,7 +177,7 @@ class CarbonCRelayTlsTest(RelayTestCase):
         with open(self.pem, "w") as out:
             out.write(open(cert).read() + open(key).read())
         self.sink_ = self.sink()
-        self.port = free_port()
+        self.port = daemon_port()  # carbon-c-relay cannot bind port 0 and say which it got
         conf = os.path.join(self.tmp, "relay.conf")
         with open(conf, "w") as f:
             f.write(CCR_CONF.format(pem=self.pem, port=self.port, sink_port=self.sink_.port))
@@ -185,7 +185,7 @@ class CarbonCRelayTlsTest(RelayTestCase):
         self.ccr = subprocess.Popen(["carbon-c-relay", "-f", conf], stdout=self.ccr_log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
         self.addCleanup(self.stop_ccr)
-        wait_until(lambda: listening(self.port), 20, message="carbon-c-relay's TLS listener")
+        wait_until(lambda: self.port in listening_ports(self.ccr.pid), 20, message="carbon-c-relay's TLS listener")
 
     def stop_ccr(self):
         self.ccr.terminate()
