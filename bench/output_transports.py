@@ -42,6 +42,8 @@ def start_sink(sink_bin, port, cert, key, tmp):
     args = [sink_bin, "--port", str(port)]
     if cert:
         args += ["--cert", cert, "--key", key]
+        if os.environ.get("TLS_READ_AHEAD"):  # an experiment on the receiver
+            args += ["--tls-read-ahead", os.environ["TLS_READ_AHEAD"]]
     out = open(os.path.join(tmp, "sink-%d.out" % port), "w+")
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return proc, out
@@ -147,7 +149,7 @@ def run(polymur_bin, sink_bin, scheme, count, cert, key, tmp, perf_dir=None, rou
         for part in (lines[:half], lines[half:]):
             with socket.create_connection(("127.0.0.1", listen)) as s:
                 s.sendall(part)
-        must(lambda: stats()["queued"] == count, 120, "the queue to fill")
+        must(lambda: stats()["queued"] == count, 300, "the queue to fill")
         output = output_pids(relay)
         perf = start_perf(perf_dir, scheme, round_no, output)
         ticks_before = sum(compare.cpu_ticks(output).values())
@@ -254,9 +256,9 @@ def main():
             # The output's CPU per line, median of the rounds: steadier than the rates on a loaded machine.
             cpu_ns = sorted(r[3] / r[0] * 1e9 for r in runs[scheme])[len(runs[scheme]) // 2]
             print("%-14s %10.0f lines/s  %7.1f MB/s of lines  %6.1f MB/s on the wire  output process %3.0f%% of a core"
-                  " (%.0f ns CPU/line)  receiver %3.0f%%  (%.2f of %s, per round %.2f; runs: %s)" %
+                  " (%.0f ns CPU/line)  receiver %3.0f%% (%.0f ns/line)  (%.2f of %s, per round %.2f; runs: %s)" %
                   (scheme or "plaintext TCP", rate, rate * size / args.count / 1e6, rate * wire / args.count / 1e6,
-                   busy * 100, cpu_ns, receiver * 100, rate / plain, schemes[0] or "plaintext", per_round[len(per_round) // 2],
+                   busy * 100, cpu_ns, receiver * 100, receiver / rate * 1e9, rate / plain, schemes[0] or "plaintext", per_round[len(per_round) // 2],
                    ", ".join("%.0f" % r[0] for r in runs[scheme])))
         for name, info in sorted(CONNECTIONS.items()):
             if info:
