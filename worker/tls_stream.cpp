@@ -8,11 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
-#include <cstring>
 
 #include "common/clock.hpp"
 #include "common/net.hpp"
-#include "worker/tls.hpp"
 #include "worker/tls_client.hpp"
 
 namespace polymur {
@@ -23,23 +21,7 @@ Io TlsStream::open(std::string& error) {
     socket_ = net::connect_tcp(host_, port_, static_cast<int>(timeout_ms), error);
     if (!socket_) return Io::failed;
     Io io = tls_client_handshake(ctx_, socket_.get(), host_, link_, monotonic_ms() + timeout_ms, ssl_, error);
-    if (io != Io::ok) {
-        socket_.reset();
-        return io;
-    }
-    // The write buffer goes in after the handshake (OpenSSL buffers the handshake itself): the session
-    // writes to buffer -> socket and still reads from the socket. The chain holds its own reference to
-    // the socket's BIO, as the session's read side holds one.
-    socket_bio_ = SSL_get_wbio(ssl_);
-    buffer_bio_ = BIO_new(BIO_f_buffer());
-    if (!buffer_bio_ || BIO_set_write_buffer_size(buffer_bio_, kWriteBuffer) != 1 || BIO_up_ref(socket_bio_) != 1) {
-        if (buffer_bio_) BIO_free(buffer_bio_);
-        buffer_bio_ = nullptr;
-        error = "cannot create the TLS write buffer: " + openssl_errors();
-        close();
-        return Io::failed;
-    }
-    SSL_set0_wbio(ssl_, BIO_push(buffer_bio_, socket_bio_));
+    if (io != Io::ok) socket_.reset();
     return io;
 }
 
@@ -49,7 +31,6 @@ void TlsStream::close() {
         SSL_free(ssl_);
         ssl_ = nullptr;
     }
-    socket_bio_ = buffer_bio_ = nullptr;
     socket_.reset();
     wants_read_ = false;
     taken_ = confirmed_ = 0;
@@ -75,7 +56,7 @@ ssize_t TlsStream::write(const struct iovec* iov, int count, std::string& error)
                 left -= static_cast<size_t>(rc);
                 total += static_cast<size_t>(rc);
                 taken_ += static_cast<uint64_t>(rc);
-                checkpoints_.push_back({taken_, wire_position()});
+                checkpoints_.push_back({taken_, BIO_number_written(SSL_get_wbio(ssl_))});
                 continue;
             }
             int code = SSL_get_error(ssl_, rc);
@@ -91,26 +72,10 @@ ssize_t TlsStream::write(const struct iovec* iov, int count, std::string& error)
     return static_cast<ssize_t>(total);
 }
 
-bool TlsStream::flush(std::string& error) {
-    if (!buffer_bio_ || BIO_wpending(buffer_bio_) == 0) return true;
-    errno = 0;
-    if (BIO_flush(buffer_bio_) == 1) return true;
-    if (BIO_should_retry(buffer_bio_)) return false;  // the socket is full: wait for POLLOUT
-    error = std::string("TLS write failed: ") + (errno ? std::strerror(errno) : "cannot write the socket");
-    return false;
-}
-
-// The position in the socket's byte stream just past the records made so far: what the socket was
-// given, and what the write buffer still holds for it.
-uint64_t TlsStream::wire_position() const {
-    uint64_t held = buffer_bio_ ? static_cast<uint64_t>(BIO_wpending(buffer_bio_)) : 0;
-    return BIO_number_written(socket_bio_) + held;
-}
-
 uint64_t TlsStream::confirmed() {
     int unacked = 0;
     if (!ssl_ || ioctl(socket_.get(), SIOCOUTQ, &unacked) != 0) return confirmed_;
-    const uint64_t wire = BIO_number_written(socket_bio_);
+    const uint64_t wire = BIO_number_written(SSL_get_wbio(ssl_));
     const uint64_t acked = wire - std::min<uint64_t>(wire, static_cast<uint64_t>(unacked));
     while (!checkpoints_.empty() && checkpoints_.front().wire <= acked) {
         confirmed_ = checkpoints_.front().plaintext;

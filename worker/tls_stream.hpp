@@ -10,12 +10,6 @@
 // exactly as for plain TCP, a batch is confirmed only once every TLS record that carries it left
 // our send queue acknowledged, and what the destination's TLS layer then does with the records is
 // as much (and as little) guaranteed as what a plaintext receiver does with acknowledged bytes.
-//
-// Records are gathered in a write buffer (a BIO_f_buffer of kWriteBuffer bytes between the session
-// and the socket) and reach the socket in writes of that size, not one write(2) per 16 KiB record;
-// flush() pushes out what is held at the end of what the transport had to send. The checkpoints
-// count the socket's bytes plus those held, so what is held is confirmed only once written and
-// acknowledged.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -40,17 +34,13 @@ public:
     void close() override;
     std::string connection_info() const override;
     ssize_t write(const struct iovec* iov, int count, std::string& error) override;
-    bool flush(std::string& error) override;
+    bool flush(std::string&) override { return true; }
     short wait_events() const override { return wants_read_ ? POLLIN : POLLOUT; }
     uint64_t confirmed() override;
     bool peer_closed() override;
     int fd() const override { return socket_.get(); }
 
-    static constexpr int kWriteBuffer = 256 * 1024;
-
 private:
-    uint64_t wire_position() const;
-
     struct Checkpoint {
         uint64_t plaintext;  // bytes taken by SSL_write up to here
         uint64_t wire;       // bytes the socket had been given by then
@@ -61,8 +51,6 @@ private:
     std::string host_, port_;
     UniqueFd socket_;
     SSL* ssl_ = nullptr;
-    BIO* socket_bio_ = nullptr;  // the socket's BIO (owned by ssl_)
-    BIO* buffer_bio_ = nullptr;  // the write buffer in front of it (owned by ssl_)
     bool wants_read_ = false;
     uint64_t taken_ = 0;
     uint64_t confirmed_ = 0;
