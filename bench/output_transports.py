@@ -149,7 +149,9 @@ def run(polymur_bin, sink_bin, scheme, count, cert, key, tmp, perf_dir=None, rou
         for part in (lines[:half], lines[half:]):
             with socket.create_connection(("127.0.0.1", listen)) as s:
                 s.sendall(part)
-        must(lambda: stats()["queued"] == count, 300, "the queue to fill")
+        if not compare.wait_until(lambda: stats()["queued"] == count, 120):
+            raise SystemExit("output_transports.py: the queue did not fill (a foreign listener on port %d?): %s" %
+                             (dest_port, stats()))
         output = output_pids(relay)
         perf = start_perf(perf_dir, scheme, round_no, output)
         ticks_before = sum(compare.cpu_ticks(output).values())
@@ -242,24 +244,31 @@ def main():
         runs = {scheme: [] for scheme in schemes}
         for round_no in range(args.repeat):
             for scheme in schemes:
-                runs[scheme].append(measure(args.polymur_bin, args.sink_bin, scheme, args.count, cert, key, tmp,
-                                            perf_dir=args.perf, round_no=round_no, loadgen_bin=args.loadgen_bin))
+                try:
+                    runs[scheme].append(measure(args.polymur_bin, args.sink_bin, scheme, args.count, cert, key, tmp,
+                                                perf_dir=args.perf, round_no=round_no, loadgen_bin=args.loadgen_bin))
+                except SystemExit as failed:  # reported, and left out of the medians
+                    print("  round %d %-12s failed: %s" % (round_no + 1, scheme or "plaintext", failed), flush=True)
+                    runs[scheme].append(None)
+                    continue
                 print("  round %d %-12s %10.0f lines/s  (load average %s)" %
                       (round_no + 1, scheme or "plaintext", runs[scheme][-1][0], compare.loadavg()), flush=True)
         plain = None
         for scheme in schemes:
-            ordered = sorted(runs[scheme])
+            ordered = sorted(r for r in runs[scheme] if r)
+            if not ordered:
+                continue
             rate, size, wire, busy, receiver = ordered[len(ordered) // 2]
             plain = plain or rate
             # Also each round's rate over the first scheme's in the same round, median over the rounds.
-            per_round = sorted(r[0] / p[0] for r, p in zip(runs[scheme], runs[schemes[0]]))
+            per_round = sorted(r[0] / p[0] for r, p in zip(runs[scheme], runs[schemes[0]]) if r and p) or [0]
             # The output's CPU per line, median of the rounds: steadier than the rates on a loaded machine.
-            cpu_ns = sorted(r[3] / r[0] * 1e9 for r in runs[scheme])[len(runs[scheme]) // 2]
+            cpu_ns = sorted(r[3] / r[0] * 1e9 for r in ordered)[len(ordered) // 2]
             print("%-14s %10.0f lines/s  %7.1f MB/s of lines  %6.1f MB/s on the wire  output process %3.0f%% of a core"
                   " (%.0f ns CPU/line)  receiver %3.0f%% (%.0f ns/line)  (%.2f of %s, per round %.2f; runs: %s)" %
                   (scheme or "plaintext TCP", rate, rate * size / args.count / 1e6, rate * wire / args.count / 1e6,
                    busy * 100, cpu_ns, receiver * 100, receiver / rate * 1e9, rate / plain, schemes[0] or "plaintext", per_round[len(per_round) // 2],
-                   ", ".join("%.0f" % r[0] for r in runs[scheme])))
+                   ", ".join("%.0f" % r[0] if r else "failed" for r in runs[scheme])))
         for name, info in sorted(CONNECTIONS.items()):
             if info:
                 print("%s: connected %s" % (name, info))
