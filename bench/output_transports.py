@@ -85,7 +85,7 @@ def start_relay_to(polymur_bin, scheme, count, cert, tmp, dest_port):
     dest = "%s127.0.0.1:%d" % (scheme, dest_port)
     state = tempfile.mkdtemp(prefix="state-", dir=tmp)
     args = [polymur_bin, "--listen-addr=127.0.0.1:%d" % listen, "--api-addr=127.0.0.1:%d" % api, "--state-dir=" + state,
-            "--workers=2", "--reconnect-interval=1", "--destinations=" + dest, "--queue-bytes=%d" % (count * 80),
+            "--workers=2", "--reconnect-interval=1", "--destinations=" + dest, "--queue-bytes=%d" % (count * 200),
             "--queue-cap=%d" % (count * 2), "--self-metrics-interval=0"]
     if "tls" in scheme:
         args.append("--destination-ca=" + cert)
@@ -142,7 +142,8 @@ def run(polymur_bin, sink_bin, scheme, count, cert, key, tmp, perf_dir=None, rou
     try:
         def stats():
             return json.loads(admin(api, "stats"))["destinations"][dest]
-        # 2 connections, so both listener workers' rings fill.
+        # 2 connections, usually one per listener worker; but both can land on the same worker, whose ring
+        # (a third of --queue-bytes with 2 workers) must then hold every line: 200 bytes a line, lines of 50.
         lines = b"".join(b"bench.output.host%03d.metric%04d %d 1700000000\n" % (i % 1000, i % 997, i) for i in range(count))
         half = len(lines) // 2
         half = lines.index(b"\n", half) + 1
@@ -150,8 +151,8 @@ def run(polymur_bin, sink_bin, scheme, count, cert, key, tmp, perf_dir=None, rou
             with socket.create_connection(("127.0.0.1", listen)) as s:
                 s.sendall(part)
         if not compare.wait_until(lambda: stats()["queued"] == count, 120):
-            raise SystemExit("output_transports.py: the queue did not fill (a foreign listener on port %d?): %s" %
-                             (dest_port, stats()))
+            raise SystemExit("output_transports.py: the queue did not fill (lines dropped, or a foreign listener on "
+                             "port %d?): %s" % (dest_port, stats()))
         output = output_pids(relay)
         perf = start_perf(perf_dir, scheme, round_no, output)
         ticks_before = sum(compare.cpu_ticks(output).values())
