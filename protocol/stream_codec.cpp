@@ -193,10 +193,17 @@ StreamEncoder::StreamEncoder(Compression compression, int level)
         : compression_(compression), level_(level), state_(std::make_unique<State>()) {
     if (compression_ == Compression::lz4) {
         if (LZ4F_isError(LZ4F_createCompressionContext(&state_->lz4, LZ4F_VERSION))) fail("cannot initialise lz4");
-        // 64 KiB blocks: what a decoder must hold is small, and a flush seldom waits for a full block.
+        // 64 KiB independent blocks: what a decoder must hold is small, no block refers to the one before
+        // (linked blocks cost the compressor a dictionary update per block), and with autoFlush each
+        // write of up to 64 KiB is compressed straight from the caller's bytes into one block, without
+        // liblz4 copying it into a block buffer first. No content checksum (nor block checksums): TCP's
+        // and TLS's integrity checks cover the bytes, and a checksum is a second pass over every byte.
+        // The lz4 tool and carbon-c-relay's lz4 transport decode such frames as any other.
         state_->prefs.frameInfo.blockSizeID = LZ4F_max64KB;
-        state_->prefs.frameInfo.blockMode = LZ4F_blockLinked;
-        state_->prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+        state_->prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+        state_->prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+        state_->prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
+        state_->prefs.autoFlush = 1;
         state_->prefs.compressionLevel = level_;
     }
 }
@@ -331,12 +338,8 @@ void StreamEncoder::restart() {
     begin_ = end_ = 0;
     open_ = false;
     error_.clear();
-    if (compression_ == Compression::lz4 && state_->lz4) {
-        // A frame left unfinished: a fresh context, so the next frame does not refer to this one's data.
-        LZ4F_freeCompressionContext(state_->lz4);
-        state_->lz4 = nullptr;
-        if (LZ4F_isError(LZ4F_createCompressionContext(&state_->lz4, LZ4F_VERSION))) fail("cannot initialise lz4");
-    }
+    // LZ4: the context is kept; LZ4F_compressBegin starts the next frame afresh (and its blocks are
+    // independent), so a frame left unfinished leaves nothing behind. gzip: begin() re-initialises zlib.
 }
 
 }  // namespace polymur::protocol

@@ -63,7 +63,8 @@ private:
 
 class StreamEncoder {
 public:
-    // `level`: zlib's 1-9 for gzip, LZ4's acceleration-free default (0) or high-compression 3-12.
+    // `level`: zlib's 1-9 for gzip; for LZ4, liblz4's: 1 its fast compressor, negative the same with
+    // acceleration 1 - level, 3-12 high compression (64 KiB independent blocks without checksums).
     explicit StreamEncoder(Compression compression, int level = 1);
     ~StreamEncoder();
     StreamEncoder(const StreamEncoder&) = delete;

@@ -206,8 +206,8 @@ void OutputLoop::connected() {
     last_confirmed_ = 0;
     if (stream()) {
         if (failures_ || slot_.reconnects.load() > 0)
-            LOG_NOTICE("destination %s: connected after %llu failed attempts", text_.c_str(),
-                       static_cast<unsigned long long>(failures_));
+            LOG_NOTICE("destination %s: connected%s after %llu failed attempts", text_.c_str(),
+                       transport_->connection_info().c_str(), static_cast<unsigned long long>(failures_));
         else LOG_INFO("destination %s: connected%s", text_.c_str(), transport_->connection_info().c_str());
         failures_ = 0;
         retry_at_ms_ = 0;

@@ -1,6 +1,10 @@
 #include "worker/tls.hpp"
 
 #include <openssl/err.h>
+#if defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 namespace polymur {
 namespace {
@@ -11,6 +15,16 @@ std::string reason() {
 }
 
 }  // namespace
+
+bool cpu_has_aes() {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_supports("aes");
+#elif defined(__aarch64__)
+    return getauxval(AT_HWCAP) & HWCAP_AES;
+#else
+    return false;
+#endif
+}
 
 std::string openssl_errors() {
     std::string text;

@@ -7,10 +7,19 @@
 
 namespace polymur {
 
-// TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are all AEAD (OpenSSL's defaults).
+// TLS 1.2 suites: forward secret AEAD only. TLS 1.3 suites are all AEAD: the servers keep OpenSSL's order,
+// the clients set theirs (below).
 inline constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// TLS 1.3 suites in the client's order of preference: with AES instructions, and without them.
+inline constexpr const char* kTls13CiphersAes =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+inline constexpr const char* kTls13CiphersChaCha =
+    "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384";
+// The CPU has AES instructions (x86 AES-NI, ARMv8 AES): AES-GCM is then cheaper than ChaCha20.
+bool cpu_has_aes();
 
 // OpenSSL's queued errors, joined with "; " (empty when there are none). Clears the queue.
 std::string openssl_errors();

@@ -18,9 +18,11 @@ class TlsSink:
     """A TLS destination: accepts connections (a client certificate required when `client_ca` is
     given) and records every byte it receives."""
 
-    def __init__(self, cert, key, client_ca=None):
+    def __init__(self, cert, key, client_ca=None, client_order=False):
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
+        if client_order:  # pick the suite the client prefers (Python's servers prefer their own order)
+            self.context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         if client_ca:
             self.context.verify_mode = ssl.CERT_REQUIRED
             self.context.load_verify_locations(client_ca)
@@ -110,6 +112,19 @@ class TlsOutputTest(RelayTestCase):
         self.assertEqual(sorted(sink.lines()), sorted(lines))
         self.assertEqual(relay.stats()["destinations"][dest]["queued"], 0)
         self.assertIn("destination %s: connected (TLSv1.3" % dest, relay.log())
+
+    def test_tls13_prefers_aes128_gcm_where_the_cpu_has_aes(self):
+        # polymur's TLS 1.3 suites in its order of preference: AES-128-GCM first with AES instructions,
+        # ChaCha20 first without; a server that follows the client's order shows which came first.
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), [])
+        sink = self.tls_sink(client_order=True)
+        dest = "tls://" + sink.address
+        relay = self.relay("--destination-ca=" + self.pki.cert, destinations=[dest])
+        send_lines(relay.port, ["suite.m 1 1700000000"])
+        wait_until(lambda: sink.lines() == ["suite.m 1 1700000000"], 20, message="the line received")
+        expected = "TLS_AES_128_GCM_SHA256" if "aes" in flags else "TLS_CHACHA20_POLY1305_SHA256"
+        self.assertIn("destination %s: connected (TLSv1.3, %s)" % (dest, expected), relay.log())
 
     def test_host_name_is_checked_as_well(self):
         # The certificate names localhost and 127.0.0.1: "localhost" passes (and is sent as SNI).

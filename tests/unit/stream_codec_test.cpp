@@ -161,8 +161,28 @@ TEST_P(StreamCodecTest, RestartBeginsAFreshStream) {
     EXPECT_EQ(out, text);
 }
 
+// An LZ4 frame as the lz4 tool writes it: linked 64 KiB blocks and a content checksum (what polymur's
+// encoder leaves out, senders such as the lz4 tool put in, and the decoder must check).
+std::string lz4_frame_with_checksum(const std::string& text) {
+    LZ4F_preferences_t prefs {};
+    prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+    prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+    std::string wire(LZ4F_compressFrameBound(text.size(), &prefs), '\0');
+    size_t n = LZ4F_compressFrame(wire.data(), wire.size(), text.data(), text.size(), &prefs);
+    EXPECT_FALSE(LZ4F_isError(n));
+    wire.resize(LZ4F_isError(n) ? 0 : n);
+    return wire;
+}
+
 TEST_P(StreamCodecTest, CorruptOrForeignInputFailsCleanly) {
-    const std::string good = encode(GetParam(), lines(500), 4096);
+    // polymur's LZ4 frames carry no checksum (TCP and TLS guard the bytes): a damaged byte is caught
+    // only where it breaks the blocks' structure. The checksum of a frame that has one is checked.
+    const std::string text = lines(500);
+    const std::string good =
+        GetParam() == Compression::lz4 ? lz4_frame_with_checksum(text) : encode(GetParam(), text, 4096);
+    std::string round_trip;
+    ASSERT_TRUE(decode(GetParam(), good, 100, 1000, round_trip));
+    ASSERT_EQ(round_trip, text);
     std::mt19937 random(7);
     int failures = 0;
     for (int round = 0; round < 300; ++round) {
@@ -243,6 +263,27 @@ TEST(StreamCodec, Lz4FramesWithBlocksOverTheLimitAreRefused) {
     EXPECT_NE(error.find("4096 KiB are over the limit of 64 KiB"), std::string::npos) << error;
     out.clear();
     EXPECT_TRUE(decode(Compression::lz4, wire, 3, 100, out));  // 4 MiB is the default limit
+    EXPECT_EQ(out, text);
+}
+
+// The frames polymur sends: 64 KiB independent blocks, no block or content checksum (FLG and BD
+// bytes of the frame header), an uncompressed block size of at most 64 KiB each.
+TEST(StreamCodec, Lz4EncoderWritesIndependentBlocksWithoutChecksums) {
+    const std::string text = lines(20000);
+    ASSERT_GT(text.size(), 4u << 16);
+    const std::string wire = encode(Compression::lz4, text, 300000);
+    ASSERT_GE(wire.size(), 7u);
+    const auto flg = static_cast<unsigned char>(wire[4]), bd = static_cast<unsigned char>(wire[5]);
+    EXPECT_EQ(flg >> 6, 1);       // version 01
+    EXPECT_TRUE(flg & 0x20);      // block independence
+    EXPECT_FALSE(flg & 0x10);     // no block checksum
+    EXPECT_FALSE(flg & 0x08);     // no content size
+    EXPECT_FALSE(flg & 0x04);     // no content checksum
+    EXPECT_EQ((bd >> 4) & 7, 4);  // 64 KiB blocks
+    // The stream ends with the end mark alone (four zero bytes), no checksum after it.
+    EXPECT_EQ(wire.substr(wire.size() - 4), std::string(4, '\0'));
+    std::string out;
+    EXPECT_TRUE(decode(Compression::lz4, wire, 4096, 1 << 16, out));
     EXPECT_EQ(out, text);
 }
 
