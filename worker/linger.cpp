@@ -26,22 +26,25 @@ int64_t Linger::after_round(int64_t now_ns, bool got, bool busy) {
     if (busy) {
         calm_from_ns_ = now_ns + kCalmNs;
         last_lines_ns_ = now_ns;
-        lingered_ = false;
+        cadence_ = 0;
         return 0;
     }
     const bool calm = now_ns >= calm_from_ns_;
     if (!got) {
-        // Lines were coming a period ago and may be between their senders' rounds: one more period keeps
-        // the cadence (a wake-up a period) instead of a wake-up for the next line and a linger after it.
-        const bool again = lingered_ && calm;
-        lingered_ = false;
-        return again ? next_wake(now_ns) : 0;
+        // Lines were coming a period ago and may be between their senders' rounds: a period or two more
+        // keeps the cadence (a wake-up a period) instead of a futex wake-up for the next publish, off the
+        // grid, and a linger after it.
+        if (cadence_ <= 0 || !calm) {
+            cadence_ = 0;
+            return 0;
+        }
+        --cadence_;
+        return next_wake(now_ns);
     }
-    // Lines within a period (and a little more: the sleep itself may overrun) of the last ones: they keep coming.
-    const bool dense = last_lines_ns_ && now_ns - last_lines_ns_ <= period_ns_ + period_ns_ / 2;
+    const bool dense = last_lines_ns_ && now_ns - last_lines_ns_ <= kDensePeriods * period_ns_;
     last_lines_ns_ = now_ns;
-    lingered_ = dense && calm;
-    return lingered_ ? next_wake(now_ns) : 0;
+    cadence_ = dense && calm ? kCadenceRounds : 0;
+    return cadence_ ? next_wake(now_ns) : 0;
 }
 
 void sleep_until_ns(int64_t when_ns) {

@@ -9,8 +9,8 @@
 //
 // A loop never lingers when it runs at full speed or is held back: a round that filled a read buffer,
 // took a large amount or found a backlog (the caller's `busy`) turns lingering off for kCalmMs, so a
-// relay delivering as fast as it can never sleeps between rounds. Sparse lines (further apart than a
-// period) go out as they come.
+// relay delivering as fast as it can never sleeps between rounds. Sparse lines (further apart than
+// kDensePeriods periods) go out as they come.
 #include <cstdint>
 
 namespace polymur {
@@ -19,6 +19,11 @@ class Linger {
 public:
     // After a busy round, no lingering for this long.
     static constexpr int64_t kCalmNs = 50 * 1000000LL;
+    // Lines within this many periods of the last ones keep coming (a loop's sleep overruns its point on a
+    // busy machine, and a listener may have had nothing in one period).
+    static constexpr int64_t kDensePeriods = 3;
+    // Rounds without lines that keep the cadence before the loop waits for lines as usual.
+    static constexpr int kCadenceRounds = 2;
 
     // `linger_ms` 0: never linger. `phase_ms`: how far into each period this loop wakes.
     Linger(uint32_t linger_ms, uint32_t phase_ms);
@@ -41,7 +46,7 @@ private:
     int64_t phase_ns_;
     int64_t last_lines_ns_ = 0;  // when a round last had lines (0: never)
     int64_t calm_from_ns_ = 0;   // no lingering before this (set by a busy round)
-    bool lingered_ = false;      // the last round lingered
+    int cadence_ = 0;            // empty rounds that still keep the cadence
 };
 
 // Sleeps until `when_ns` of the monotonic clock (common/clock.hpp monotonic_ns).

@@ -44,9 +44,9 @@ constexpr int kAckPollMs = 2;
 // lingers until its point of the next --linger-ms period (worker/linger.hpp), a little after the
 // listeners': it then wakes, writes and commits once a period instead of once per few lines, and
 // producers, which see no sleeping consumer meanwhile, make no futex call. A round of kBusyRoundBytes
-// or more, more than a round in flight, bytes the socket did not take or kBacklogBytes queued is the
-// destination being fed at speed or holding us back: the loop goes on at once. Sparse lines go out as
-// they come, without a linger.
+// or more, half of kMaxPending batches in flight, bytes the socket did not take or kBacklogBytes
+// queued (unconfirmed included) is the destination being fed at speed or holding us back: the loop
+// goes on at once. Sparse lines go out as they come, without a linger.
 constexpr uint64_t kBusyRoundBytes = 256 * 1024;
 constexpr uint64_t kBacklogBytes = 1 << 20;
 constexpr int kSliceMs = 100;  // longest sleep between heartbeats and stop checks
@@ -327,7 +327,9 @@ bool OutputLoop::gather() {
 
 OutputLoop::Lingered OutputLoop::linger(bool got) {
     if (!linger_.enabled()) return Lingered::no;
-    const bool busy = round_bytes_ >= kBusyRoundBytes || pending_.size() > reader_->ring_count() ||
+    // Not a count of batches in flight: a destination that delays its acknowledgements (SIOCOUTQ) keeps a
+    // few small ones unconfirmed at any rate; their bytes count in queued_bytes().
+    const bool busy = round_bytes_ >= kBusyRoundBytes || pending_.size() >= kMaxPending / 2 ||
         transport_->has_unsent() || queue_->queued_bytes() > kBacklogBytes;
     const int64_t until = linger_.after_round(monotonic_ns(), got, busy);
     if (!until) return Lingered::no;

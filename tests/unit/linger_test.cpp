@@ -40,9 +40,12 @@ TEST(Linger, DenseLinesLingerUntilTheNextPeriodThenOnceMoreWhenTheyStop) {
     EXPECT_EQ(linger.after_round(1004 * kMs, true, false), 1010 * kMs);
     EXPECT_EQ(linger.after_round(1010 * kMs + 300000, true, false), 1020 * kMs);
     EXPECT_EQ(linger.after_round(1020 * kMs + 300000, true, false), 1030 * kMs);
-    // Nothing came in the last period: keep the cadence once, then wait for lines as usual.
-    EXPECT_EQ(linger.after_round(1030 * kMs + 300000, false, false), 1040 * kMs);
-    EXPECT_EQ(linger.after_round(1040 * kMs + 300000, false, false), 0);
+    // A sleep that overran by more than a period (a busy machine) still finds lines coming.
+    EXPECT_EQ(linger.after_round(1043 * kMs, true, false), 1050 * kMs);
+    // Nothing came in the last period: keep the cadence twice, then wait for lines as usual.
+    EXPECT_EQ(linger.after_round(1030 * kMs + 300000 + 20 * kMs, false, false), 1060 * kMs);
+    EXPECT_EQ(linger.after_round(1060 * kMs + 300000, false, false), 1070 * kMs);
+    EXPECT_EQ(linger.after_round(1070 * kMs + 300000, false, false), 0);
     EXPECT_EQ(linger.after_round(1200 * kMs, false, false), 0);
     // Lines after a long quiet go out at once.
     EXPECT_EQ(linger.after_round(1300 * kMs, true, false), 0);
@@ -57,7 +60,7 @@ TEST(Linger, ABusyRoundStopsLingeringForAWhile) {
     // Small rounds right after (a full queue makes rounds small too) do not linger either ...
     int64_t t = 1010 * kMs;
     for (; t < 1010 * kMs + Linger::kCalmNs; t += kMs / 10) EXPECT_EQ(linger.after_round(t, true, false), 0);
-    EXPECT_EQ(linger.after_round(t, false, false), 0);  // nor keeps a cadence
+    EXPECT_EQ(linger.after_round(t - kMs / 10, false, false), 0);  // nor keeps a cadence
     // ... until the calm period has passed with no busy round in it.
     EXPECT_NE(linger.after_round(t + kMs, true, false), 0);
 }
