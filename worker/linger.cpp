@@ -21,15 +21,23 @@ int64_t Linger::next_wake(int64_t now_ns) const {
     return periods * period_ns_ + phase_ns_;
 }
 
-int64_t Linger::after_round(int64_t now_ns, bool got, bool busy) {
+int64_t Linger::after_round(int64_t now_ns, uint64_t lines, bool busy) {
     if (!period_ns_) return 0;
+    window_lines_ += lines;
+    const int64_t window = now_ns - window_start_ns_;
+    if (window >= kRatePeriods * period_ns_) {
+        rate_ok_ = window_lines_ * static_cast<uint64_t>(period_ns_) >= kMinLines * static_cast<uint64_t>(window);
+        window_start_ns_ = now_ns;
+        window_lines_ = 0;
+    }
+    const bool got = lines > 0;
     if (busy) {
         calm_from_ns_ = now_ns + kCalmNs;
         last_lines_ns_ = now_ns;
         cadence_ = 0;
         return 0;
     }
-    const bool calm = now_ns >= calm_from_ns_;
+    const bool calm = now_ns >= calm_from_ns_ && rate_ok_;
     if (!got) {
         // Lines were coming a period ago and may be between their senders' rounds: a period or two more
         // keeps the cadence (a wake-up a period) instead of a futex wake-up for the next publish, off the

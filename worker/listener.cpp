@@ -962,7 +962,7 @@ void Listener::run_loop() {
         bool busy = filled_ || lines >= kBusyRoundLines;
         for (const LiveRoutes::Target& target : routes_.targets())
             busy = busy || target.producer->unread_bytes() > kBacklogBytes;
-        if (const int64_t until = linger.after_round(monotonic_ns(), lines > 0, busy)) sleep_until_ns(until);
+        if (const int64_t until = linger.after_round(monotonic_ns(), lines, busy)) sleep_until_ns(until);
     }
 }
 

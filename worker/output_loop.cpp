@@ -94,9 +94,9 @@ private:
     void hint_if_pickle_port();
     bool gather();
     enum class Lingered : uint8_t { no, yes, closed };
-    // After a round (`got`: it gathered lines): lingers when worker/linger.hpp says so; `closed` when the
-    // peer closed meanwhile.
-    Lingered linger(bool got);
+    // After a round (what gather() took): lingers when worker/linger.hpp says so; `closed` when the peer
+    // closed meanwhile.
+    Lingered linger();
     void commit_confirmed();
     bool stopping(int64_t now);
     // Handles deldest; true when the loop should end.
@@ -145,6 +145,7 @@ private:
     uint64_t last_confirmed_ = 0;
     uint32_t first_ring_ = 0;   // rotates, so no ring waits behind the others
     uint64_t round_bytes_ = 0;  // what the last gather() took
+    uint64_t round_lines_ = 0;
     Linger linger_;
 
     uint64_t failures_ = 0;  // stream: failed connects in a row; exchange: failed attempts in a row
@@ -305,10 +306,11 @@ void OutputLoop::delivered(bool batch) {
 // Reads batches for the transport: a stream takes a batch per ring per round while fewer than
 // kMaxPending are in flight; an exchange one round up to its batch limit, once the last is confirmed.
 bool OutputLoop::gather() {
+    round_bytes_ = round_lines_ = 0;
     if (!stream() && !pending_.empty()) return false;
     const uint64_t budget = transport_->batch_limit();
     const uint32_t rings = reader_->ring_count();
-    uint64_t taken = 0;
+    uint64_t taken = 0, lines = 0;
     bool any = false;
     shm::ReadBatch batch;
     for (uint32_t k = 0; k < rings && taken < budget && pending_.size() < kMaxPending; ++k) {
@@ -318,20 +320,22 @@ bool OutputLoop::gather() {
             continue;
         pending_.push_back(Pending {batch, transport_->add(batch)});
         taken += batch.bytes();
+        lines += batch.lines;
         any = true;
     }
     first_ring_ = (first_ring_ + 1) % rings;
     round_bytes_ = taken;
+    round_lines_ = lines;
     return any;
 }
 
-OutputLoop::Lingered OutputLoop::linger(bool got) {
+OutputLoop::Lingered OutputLoop::linger() {
     if (!linger_.enabled()) return Lingered::no;
     // Not a count of batches in flight: a destination that delays its acknowledgements (SIOCOUTQ) keeps a
     // few small ones unconfirmed at any rate; their bytes count in queued_bytes().
     const bool busy = round_bytes_ >= kBusyRoundBytes || pending_.size() >= kMaxPending / 2 ||
         transport_->has_unsent() || queue_->queued_bytes() > kBacklogBytes;
-    const int64_t until = linger_.after_round(monotonic_ns(), got, busy);
+    const int64_t until = linger_.after_round(monotonic_ns(), round_lines_, busy);
     if (!until) return Lingered::no;
     // A stream sleeps in poll, which also notices the destination closing; an exchange just sleeps.
     if (!stream()) {
@@ -472,14 +476,14 @@ int OutputLoop::run() {
             if (!stream()) {
                 delivered(true);
                 commit_confirmed();
-                linger(true);
+                linger();
                 continue;
             }
         }
         commit_confirmed();
         if (gathered) {
             // Confirmations are committed after the linger, with the next round: no wake-up of their own.
-            if (linger(true) == Lingered::closed) lost("closed by peer");
+            if (linger() == Lingered::closed) lost("closed by peer");
             continue;
         }
         if (!pending_.empty()) {
@@ -499,8 +503,8 @@ int OutputLoop::run() {
             continue;
         }
         // Lines were coming a period ago: one more linger may keep the cadence (worker/linger.hpp).
-        round_bytes_ = 0;
-        const Lingered lingered = linger(false);
+        round_bytes_ = round_lines_ = 0;
+        const Lingered lingered = linger();
         if (lingered == Lingered::closed) lost("closed by peer");
         if (lingered != Lingered::no) continue;
         reader_->wait(kIdleWaitMs, [&] { return !stop_.requested() && !removed(); });
