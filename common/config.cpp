@@ -309,7 +309,7 @@ ParseOutcome parse_config(int argc, const char* const* argv, const char* const* 
         ("connect-timeout-ms", unsigned_value(&config.connect_timeout_ms), "milliseconds before a connect attempt fails")
         ("max-line-length", unsigned_value(&config.max_line_length), "longest accepted line in bytes; longer lines are dropped and counted")
         ("idle-timeout", unsigned_value(&config.idle_timeout_s), "seconds before an idle client connection is closed (0: never)")
-        ("linger-ms", unsigned_value(&config.linger_ms), "at moderate rates, milliseconds a listener or output lets more lines gather after a small read or write, before the next (0: never; at most 100)")
+        ("linger-ms", unsigned_value(&config.linger_ms), "while lines keep coming at a moderate rate, listeners and outputs wake once per this many milliseconds to let lines gather, adding at most about 1.25 times it to a line's latency; full speed and backpressure never linger (0: never; at most 100)")
         ("stats-interval", unsigned_value(&config.stats_interval_s), "seconds between the rate lines in the log")
         ("sync-interval", unsigned_value(&config.sync_interval_s), "seconds between writing queue data back to disk (fdatasync), so a power loss loses at most about that much (0: off, the kernel writes back on its own)")
         ("drain-timeout", unsigned_value(&config.drain_timeout_s), "seconds an output may spend delivering its queue on shutdown")

@@ -59,7 +59,7 @@ struct Config {
     uint32_t connect_timeout_ms = 3000;
     uint32_t max_line_length = 16384;
     uint32_t idle_timeout_s = 600;
-    uint32_t linger_ms = 0;  // at moderate rates, how long listeners and outputs let lines gather (0: never)
+    uint32_t linger_ms = 5;  // at moderate rates, the period listeners and outputs let lines gather for (0: never)
     uint32_t stats_interval_s = 5;
     uint32_t drain_timeout_s = 5;
     uint32_t sync_interval_s = 0;           // 0: no fdatasync of queue data (the kernel writes back on its own)

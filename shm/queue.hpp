@@ -247,6 +247,9 @@ public:
     bool has_room_for(uint64_t bytes, uint64_t lines);
     // Whether they would fit into an empty queue at all.
     bool could_ever_fit(uint64_t bytes, uint64_t lines) const { return bytes <= capacity_ && lines <= line_cap_; }
+    // Bytes appended (published or not) that the consumer had not read at the last refresh(): how far
+    // behind it is.
+    uint64_t unread_bytes() const { return write_pos_ - cached_read_pos_; }
     // Makes appended lines visible to the consumer. Call once per batch, not per line.
     void publish();
     // Re-reads what the consumer and the other producers did, so the cap is judged on fresh

@@ -32,6 +32,7 @@
 #include "worker/aggregator_feed.hpp"
 #include "worker/http_ingest.hpp"
 #include "worker/input_stream.hpp"
+#include "worker/linger.hpp"
 #include "worker/live_routes.hpp"
 #include "worker/stop_pipe.hpp"
 #include "worker/tls.hpp"
@@ -45,9 +46,10 @@ constexpr size_t kMaxPrefixedName = 20000;
 static_assert(kMaxPrefixedName + 32 <= shm::kMaxLineGrowth);
 constexpr int kReadsPerWakeup = 8;  // fairness between connections
 constexpr size_t kUdpBatch = 32;    // datagrams per recvmmsg
-// A round of events that took fewer lines than this, while lines keep coming, is moderate traffic:
-// the listener lingers (--linger-ms) before waiting for more (run_loop).
+// A round of events that took this many lines, or filled a read buffer, or left a consumer this far
+// behind, is full speed or backpressure: the listener does not linger (run_loop, worker/linger.hpp).
 constexpr uint64_t kBusyRoundLines = 2000;
+constexpr uint64_t kBacklogBytes = 1 << 20;
 constexpr int64_t kIdleScanMs = 1000;  // --idle-timeout is in seconds: one pass over the connections a second
 constexpr size_t kUdpDatagramMax = 65536;
 // TLS handshakes in progress at once in one worker; a new connection beyond it closes the oldest
@@ -219,6 +221,7 @@ private:
     LiveRoutes routes_;
     std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
     std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
+    bool filled_ = false;                         // a read of this round filled its buffer: more is waiting (run_loop)
     bool fixed_slots_ = false;                    // the table sends every line to fixed_slot_list_ (note_table)
     std::vector<uint16_t> fixed_slot_list_;
     bool one_cluster_ = false;  // the table sends every line unchanged where one cluster selects (note_table)
@@ -442,6 +445,7 @@ void Listener::read_ready(Connection& conn) {
         if (rest) std::memcpy(conn.tail.get(), buf + start, rest);
         conn.tail_len = static_cast<uint32_t>(rest);
         if (static_cast<size_t>(n) < kReadSize) break;
+        filled_ = true;
     }
     publish_all();
     flush_counters();
@@ -677,6 +681,7 @@ void Listener::read_pickle(Connection& conn) {
         char* buf = conn.tail.get();
         size_t room = conn.tail_cap - conn.tail_len;
         ssize_t n = ::read(conn.fd, buf + conn.tail_len, room);
+        if (n > 0 && static_cast<size_t>(n) == room) filled_ = true;
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
             if (conn.tail_len) refuse_pickle(conn, "connection closed inside a frame");
@@ -853,6 +858,7 @@ void Listener::udp_ready(int fd) {
         }
         udp_source_.udp_sender = nullptr;
         if (static_cast<size_t>(got) < kUdpBatch) break;
+        filled_ = true;
     }
     publish_all();
     flush_counters();
@@ -1063,30 +1069,25 @@ void Listener::tick() {
 }
 
 // The event loop until stopped. At moderate rates each read finds a line or a few, and each read
-// costs a wake-up (20-45 us of CPU on the VM of docs/PERFORMANCE.md, far more than the lines). When lines keep coming (this
-// round came within --linger-ms of the last), the listener lingers that long before it waits
-// again, so the next round finds several connections' lines waiting, and the outputs see fewer,
-// larger publishes. Sparse lines are read as they come; a busy round goes straight back.
+// costs a wake-up (20-45 us of CPU on the VM of docs/PERFORMANCE.md, far more than the lines). While
+// lines keep coming, the listener lingers until the start of the next --linger-ms period before it waits
+// again (worker/linger.hpp), so a round finds several connections' lines waiting, and the outputs see
+// one publish a period. Sparse lines are read as they come; a busy round goes straight back.
 void Listener::run_loop() {
-    const uint32_t linger_ms = config_.linger_ms;
-    if (!linger_ms) {
+    Linger linger(config_.linger_ms, 0);
+    if (!linger.enabled()) {
         event_base_dispatch(base_);
         return;
     }
-    const struct timespec linger = {0, static_cast<long>(linger_ms) * 1000000L};
-    int64_t waited_from_ms = 0;  // when the loop last went back to waiting
     for (;;) {
         const uint64_t before = slot_.received.load(std::memory_order_relaxed);
+        filled_ = false;
         if (event_base_loop(base_, EVLOOP_ONCE) != 0 || event_base_got_break(base_)) return;
         const uint64_t lines = slot_.received.load(std::memory_order_relaxed) - before;
-        if (!lines) continue;
-        const int64_t now = monotonic_ms();
-        if (lines < kBusyRoundLines && now - waited_from_ms < static_cast<int64_t>(linger_ms)) {
-            nanosleep(&linger, nullptr);
-            waited_from_ms = monotonic_ms();
-        } else {
-            waited_from_ms = now;
-        }
+        bool busy = filled_ || lines >= kBusyRoundLines;
+        for (const LiveRoutes::Target& target : routes_.targets())
+            busy = busy || target.producer->unread_bytes() > kBacklogBytes;
+        if (const int64_t until = linger.after_round(monotonic_ns(), lines, busy)) sleep_until_ns(until);
     }
 }
 

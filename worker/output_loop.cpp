@@ -23,6 +23,7 @@
 #include "shm/queue_reader.hpp"
 #include "worker/compressed_stream.hpp"
 #include "worker/https_transport.hpp"
+#include "worker/linger.hpp"
 #include "worker/pickle_framing.hpp"
 #include "worker/queue_syncer.hpp"
 #include "worker/reroute.hpp"
@@ -39,12 +40,15 @@ constexpr size_t kMaxPending = 64;  // batches in flight (stream transports)
 constexpr int kIdleWaitMs = 100;
 constexpr int kAckPollMs = 2;
 // Wake-ups, not lines, are what a moderate rate costs (each is a sleep and a wake of the process:
-// 20-45 us of CPU on the 2-core VM of docs/PERFORMANCE.md). So when lines keep coming (a round found lines within --linger-ms of the
-// last one), the loop lingers that long before its next round: it then wakes, writes and commits
-// once per linger instead of once per few lines, and producers, which see no sleeping consumer
-// meanwhile, make no futex call. A round of kBusyRoundBytes or more is the destination being fed at
-// speed: the loop reads again at once. Sparse lines go out as they come, without a linger.
+// 20-45 us of CPU on the 2-core VM of docs/PERFORMANCE.md). So while lines keep coming, the loop
+// lingers until its point of the next --linger-ms period (worker/linger.hpp), a little after the
+// listeners': it then wakes, writes and commits once a period instead of once per few lines, and
+// producers, which see no sleeping consumer meanwhile, make no futex call. A round of kBusyRoundBytes
+// or more, half of kMaxPending batches in flight, bytes the socket did not take or kBacklogBytes
+// queued (unconfirmed included) is the destination being fed at speed or holding us back: the loop
+// goes on at once. Sparse lines go out as they come, without a linger.
 constexpr uint64_t kBusyRoundBytes = 256 * 1024;
+constexpr uint64_t kBacklogBytes = 1 << 20;
 constexpr int kSliceMs = 100;  // longest sleep between heartbeats and stop checks
 constexpr int64_t kBackoffStartMs = 100;
 constexpr int64_t kBackoffCapMs = 10000;
@@ -53,7 +57,8 @@ constexpr int64_t kStillFailingLogMs = 60000;
 class OutputLoop final : public OutputLink {
 public:
     explicit OutputLoop(const Heritage& heritage)
-            : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->destinations[heritage.index]) {}
+            : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->destinations[heritage.index]),
+              linger_(config_.linger_ms, Linger::output_phase_ms(config_.linger_ms)) {}
     ~OutputLoop() override {
         transport_.reset();
         if (tls_context_) SSL_CTX_free(tls_context_);
@@ -88,9 +93,10 @@ private:
     void delivered(bool batch);
     void hint_if_pickle_port();
     bool gather();
-    // After a small round of dense traffic: lets lines gather for --linger-ms; false when the peer
+    enum class Lingered : uint8_t { no, yes, closed };
+    // After a round (what gather() took): lingers when worker/linger.hpp says so; `closed` when the peer
     // closed meanwhile.
-    bool linger();
+    Lingered linger();
     void commit_confirmed();
     bool stopping(int64_t now);
     // Handles deldest; true when the loop should end.
@@ -137,10 +143,10 @@ private:
     Delivery delivery_ = Delivery::stream;
     std::deque<Pending> pending_;  // handed to the transport, not yet confirmed
     uint64_t last_confirmed_ = 0;
-    uint32_t first_ring_ = 0;      // rotates, so no ring waits behind the others
-    uint64_t round_bytes_ = 0;     // what the last gather() took
-    int64_t caught_up_at_ms_ = 0;  // when the loop last went to wait for lines (or lingered)
-    bool lingered_ = false;        // the last round lingered: keep the cadence once more before a futex wait
+    uint32_t first_ring_ = 0;   // rotates, so no ring waits behind the others
+    uint64_t round_bytes_ = 0;  // what the last gather() took
+    uint64_t round_lines_ = 0;
+    Linger linger_;
 
     uint64_t failures_ = 0;  // stream: failed connects in a row; exchange: failed attempts in a row
     int64_t retry_at_ms_ = 0;
@@ -300,10 +306,11 @@ void OutputLoop::delivered(bool batch) {
 // Reads batches for the transport: a stream takes a batch per ring per round while fewer than
 // kMaxPending are in flight; an exchange one round up to its batch limit, once the last is confirmed.
 bool OutputLoop::gather() {
+    round_bytes_ = round_lines_ = 0;
     if (!stream() && !pending_.empty()) return false;
     const uint64_t budget = transport_->batch_limit();
     const uint32_t rings = reader_->ring_count();
-    uint64_t taken = 0;
+    uint64_t taken = 0, lines = 0;
     bool any = false;
     shm::ReadBatch batch;
     for (uint32_t k = 0; k < rings && taken < budget && pending_.size() < kMaxPending; ++k) {
@@ -313,28 +320,31 @@ bool OutputLoop::gather() {
             continue;
         pending_.push_back(Pending {batch, transport_->add(batch)});
         taken += batch.bytes();
+        lines += batch.lines;
         any = true;
     }
     first_ring_ = (first_ring_ + 1) % rings;
     round_bytes_ = taken;
+    round_lines_ = lines;
     return any;
 }
 
-bool OutputLoop::linger() {
-    const int ms = static_cast<int>(config_.linger_ms);
-    const int64_t now = monotonic_ms();
-    const bool dense = now - caught_up_at_ms_ < ms;
-    lingered_ = dense && round_bytes_ < kBusyRoundBytes;
-    if (!lingered_) {
-        caught_up_at_ms_ = now;
-        return true;
-    }
+OutputLoop::Lingered OutputLoop::linger() {
+    if (!linger_.enabled()) return Lingered::no;
+    // Not a count of batches in flight: a destination that delays its acknowledgements (SIOCOUTQ) keeps a
+    // few small ones unconfirmed at any rate; their bytes count in queued_bytes().
+    const bool busy = round_bytes_ >= kBusyRoundBytes || pending_.size() >= kMaxPending / 2 ||
+        transport_->has_unsent() || queue_->queued_bytes() > kBacklogBytes;
+    const int64_t until = linger_.after_round(monotonic_ns(), round_lines_, busy);
+    if (!until) return Lingered::no;
     // A stream sleeps in poll, which also notices the destination closing; an exchange just sleeps.
-    bool open = true;
-    if (stream()) open = transport_->await_confirmation(ms);
-    else nap(ms);
-    caught_up_at_ms_ = monotonic_ms();
-    return open;
+    if (!stream()) {
+        sleep_until_ns(until);
+        return Lingered::yes;
+    }
+    const int64_t ms = (until - monotonic_ns() + 999999) / 1000000;
+    return transport_->await_confirmation(static_cast<int>(std::max<int64_t>(ms, 0))) ? Lingered::yes
+                                                                                      : Lingered::closed;
 }
 
 void OutputLoop::commit_confirmed() {
@@ -473,7 +483,7 @@ int OutputLoop::run() {
         commit_confirmed();
         if (gathered) {
             // Confirmations are committed after the linger, with the next round: no wake-up of their own.
-            if (!linger()) lost("closed by peer");
+            if (linger() == Lingered::closed) lost("closed by peer");
             continue;
         }
         if (!pending_.empty()) {
@@ -492,16 +502,11 @@ int OutputLoop::run() {
             lost("closed by peer");
             continue;
         }
-        if (lingered_) {
-            // Lines were coming a linger ago; the producers may be between their own rounds. One
-            // more linger keeps the cadence (a wake-up per linger) instead of a futex wake for the
-            // next publish and a linger after it.
-            round_bytes_ = 0;
-            if (!linger()) lost("closed by peer");
-            lingered_ = false;
-            continue;
-        }
-        caught_up_at_ms_ = monotonic_ms();
+        // Lines were coming a period ago: one more linger may keep the cadence (worker/linger.hpp).
+        round_bytes_ = round_lines_ = 0;
+        const Lingered lingered = linger();
+        if (lingered == Lingered::closed) lost("closed by peer");
+        if (lingered != Lingered::no) continue;
         reader_->wait(kIdleWaitMs, [&] { return !stop_.requested() && !removed(); });
     }
     if (transport_->is_open()) transport_->close(false);

@@ -12,7 +12,7 @@ class OptionsTest(unittest.TestCase):
         for option, default in [("listen-addr", "0.0.0.0:2003"), ("api-addr", "localhost:2030"), ("destinations", ""),
                                 ("distribution", "broadcast"), ("queue-cap", "4000000"),
                                 ("workers", "0"), ("state-dir", "/var/lib/polymur"), ("reconnect-interval", "10"),
-                                ("max-line-length", "16384"), ("idle-timeout", "600"), ("linger-ms", "0")]:
+                                ("max-line-length", "16384"), ("idle-timeout", "600"), ("linger-ms", "5")]:
             self.assertRegex(out, r"--%s arg \(=%s\)" % (option, default) if default else r"--%s arg" % option)
         self.assertIn("--console-out [=arg(=1)] (=0)", out)
         self.assertIn("--config", out)
