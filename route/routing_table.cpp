@@ -638,9 +638,9 @@ std::unique_ptr<RoutingTable> RoutingTable::build_implicit(bool broadcast, HashT
 }
 
 std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::string& error,
-                                                 std::vector<std::string>* warnings) {
+                                                 std::vector<std::string>* warnings, std::string* sources) {
     rules::RulesConfig config;
-    if (!rules::parse_rules_file(path, config, error)) return nullptr;
+    if (!rules::parse_rules_file(path, config, error, sources)) return nullptr;
     if (warnings) warnings->insert(warnings->end(), config.warnings.begin(), config.warnings.end());
     return RoutingTable::build(config, error);
 }

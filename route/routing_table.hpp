@@ -184,9 +184,11 @@ private:
 };
 
 // Reads, parses and compiles a rules file (and its includes): what --check-config and a start do with --rules.
-// Returns nullptr with `error` = "file:line: reason"; appends the parser's warnings to `warnings` if given.
+// Returns nullptr with `error` = "file:line: reason"; appends the parser's warnings to `warnings` if given, and
+// the files read to `sources` if given (rules::parse_rules_file).
 std::unique_ptr<RoutingTable> compile_rules_file(const std::string& path, std::string& error,
-                                                 std::vector<std::string>* warnings = nullptr);
+                                                 std::vector<std::string>* warnings = nullptr,
+                                                 std::string* sources = nullptr);
 
 // Translates a POSIX extended regular expression (as regcomp(REG_EXTENDED) reads it) into RE2 syntax.
 // Fails with a reason on what RE2 cannot run (back-references inside a pattern).

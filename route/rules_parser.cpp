@@ -735,8 +735,8 @@ bool parse_rules_text(std::string_view text, const std::string& file, RulesConfi
     return parser.parse(text, file, error);
 }
 
-bool parse_rules_file(const std::string& path, RulesConfig& out, std::string& error) {
-    FileReader read = [](const std::string& file, std::string& text, std::string& message) {
+bool parse_rules_file(const std::string& path, RulesConfig& out, std::string& error, std::string* sources) {
+    FileReader read = [sources](const std::string& file, std::string& text, std::string& message) {
         std::ifstream in(file, std::ios::binary);
         if (!in) {
             message = "cannot read '" + file + "': " + std::strerror(errno);
@@ -745,6 +745,11 @@ bool parse_rules_file(const std::string& path, RulesConfig& out, std::string& er
         std::ostringstream buffer;
         buffer << in.rdbuf();
         text = buffer.str();
+        if (sources) {
+            // Each file as its name, its length and its text, so no two different sets of files read alike.
+            *sources += file + '\n' + std::to_string(text.size()) + '\n';
+            *sources += text;
+        }
         return true;
     };
     IncludeResolver resolve = [](const std::string& pattern, std::vector<std::string>& files, std::string& message) {

@@ -148,7 +148,8 @@ bool parse_rules_text(std::string_view text, const std::string& file, RulesConfi
                       const IncludeResolver& resolve = {}, const FileReader& read = {});
 
 // Reads `path` and everything it includes (globs expanded in sorted order, relative to the working directory
-// as carbon-c-relay resolves them).
-bool parse_rules_file(const std::string& path, RulesConfig& out, std::string& error);
+// as carbon-c-relay resolves them). With `sources`, also appends the name and the text of every file read, in
+// the order read: what a reload compares to tell whether the rules changed on disk.
+bool parse_rules_file(const std::string& path, RulesConfig& out, std::string& error, std::string* sources = nullptr);
 
 }  // namespace polymur::route::rules

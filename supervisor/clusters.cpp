@@ -35,7 +35,8 @@ std::string cluster_names(const route::RoutingTable& table) {
 bool Supervisor::setup_rules() {
     std::string error;
     std::vector<std::string> warnings;
-    rules_table_ = route::compile_rules_file(config_.rules, error, &warnings);
+    rules_sources_.clear();
+    rules_table_ = route::compile_rules_file(config_.rules, error, &warnings, &rules_sources_);
     if (!rules_table_) {
         LOG_ERROR("--rules: %s", error.c_str());
         return false;
@@ -325,6 +326,28 @@ bool Supervisor::queue_moves(const Destination& d) const {
     if (!rules_table_) return false;
     const long slot = rules_table_->find_slot(d.text);
     return slot >= 0 && rules_table_->slot_fails_over(size_t(slot));
+}
+
+// SIGHUP with the same --rules path: the routing table stays the one built at start (every child routes by
+// its copy of it), so a changed file is checked and named as needing a restart, never half applied. Returns
+// whether it changed; an error in it is logged, as a start with it would fail.
+bool Supervisor::rules_file_changed() {
+    if (config_.rules.empty()) return false;
+    std::string error, sources;
+    std::vector<std::string> warnings;
+    if (!route::compile_rules_file(config_.rules, error, &warnings, &sources)) {
+        LOG_ERROR(
+            "supervisor: reload: --rules %s has an error: %s; still routing by the rules read at start, and a "
+            "restart would refuse to start",
+            config_.rules.c_str(), error.c_str());
+        return true;
+    }
+    if (sources == rules_sources_) return false;
+    LOG_WARN(
+        "supervisor: reload: --rules %s changed on disk; needs a restart to take effect (still routing by the "
+        "rules read at start; queues and the aggregator's state are kept across the restart)",
+        config_.rules.c_str());
+    return true;
 }
 
 }  // namespace polymur

@@ -54,17 +54,20 @@ void Supervisor::reload() {
     if (!save_runtime_destinations(error))
         LOG_ERROR("supervisor: reload: %s; the destinations changed now may differ after a restart", error.c_str());
     // Every other option: applied now, or named as needing a restart (reload_policy.cpp).
+    // A changed --rules path is named by the policy below; the same path is read again here.
+    const bool same_rules_path = next.rules == config_.rules;
     ReloadChanges changes = apply_reloadable(config_, next);
     for (const std::string& name : changes.applied)
         LOG_NOTICE("supervisor: reload: --%s changed; applied", name.c_str());
     for (const std::string& name : changes.need_restart)
         LOG_WARN("supervisor: reload: --%s changed; needs a restart to take effect (still running with the old value)",
                  name.c_str());
+    const size_t rules_changed = same_rules_path && rules_file_changed() ? 1 : 0;  // logs what it found
     arm_periodic_events();
     publish_live_settings();
     LOG_NOTICE(
         "supervisor: reload done: %zu destinations added, %zu removed; %zu other options applied, %zu need a restart",
-        added, removed, changes.applied.size(), changes.need_restart.size());
+        added, removed, changes.applied.size(), changes.need_restart.size() + rules_changed);
     systemd_.notify("READY=1\nSTATUS=running (configuration reloaded)");
 }
 

@@ -101,6 +101,7 @@ private:
     bool setup();
     // --rules (supervisor/clusters.cpp): builds the table and registers every destination it names.
     bool setup_rules();
+    bool rules_file_changed();
     // Aggregate rules (supervisor/aggregator_child.cpp): the aggregator's queue and process.
     bool aggregating() const { return rules_table_ && rules_table_->aggregate_count() > 0; }
     bool setup_aggregator();
@@ -190,7 +191,8 @@ private:
     uint64_t next_incarnation_ = 1;
     uint32_t reroute_holder_ = shm::kNoSlot;            // the output granted control_->header.reroute_slot
     std::unique_ptr<route::RoutingTable> rules_table_;  // --rules; children inherit it (Heritage::rules)
-    Child aggregator_;                                  // absent unless the rules have aggregate rules
+    std::string rules_sources_;  // the files the table was built from, as read (route::compile_rules_file)
+    Child aggregator_;           // absent unless the rules have aggregate rules
     std::unique_ptr<shm::QueueFile> aggregator_queue_;
     uint32_t queues_to_create_ = 0;  // at start: new queue files still to create, which share the free space
     int64_t next_space_retry_ms_ = 0;

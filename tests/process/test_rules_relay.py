@@ -6,9 +6,11 @@ several clusters is one destination.
 """
 import glob
 import os
+import re
+import signal
 import unittest
 
-from harness import RelayTestCase, send_lines, wait_until
+from harness import TIME_FACTOR, RelayTestCase, send_lines, wait_until
 
 
 def write_rules(test, text):
@@ -84,6 +86,35 @@ match * send to two;
         send_lines(relay.port, ["keep.1 1 1700000000", "lose.1 1 1700000000", "lose.2 1 1700000000"])
         wait_until(lambda: relay.stats()["unroutable"] == 2 and a.line_count() == 1, 20, message="unroutable")
         self.assertEqual(a.lines(), ["keep.1 1 1700000000"])
+
+    def test_a_reload_names_a_changed_rules_file_and_keeps_routing_by_the_running_rules(self):
+        a, b = self.sink(), self.sink()
+        rules = write_rules(self, f"cluster ca forward {a.address};\nmatch * send to ca;\n")
+        relay = self.relay("--rules", rules)
+
+        def reload(lines_before, outcome="supervisor: reload done"):
+            relay.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: relay.log().count(outcome) > lines_before, 10 * TIME_FACTOR, message=outcome)
+            return relay.log()
+
+        log = reload(0)  # the file as read at start: nothing to say
+        self.assertNotIn("changed on disk", log)
+        self.assertIn("0 other options applied, 0 need a restart", log)
+        # Edited: named as needing a restart, and the running table still routes (to a, not b).
+        write_rules(self, f"cluster cb forward {b.address};\nmatch * send to cb;\n")
+        log = reload(1)
+        self.assertIn("supervisor: reload: --rules %s changed on disk; needs a restart to take effect" % rules, log)
+        self.assertIn("0 other options applied, 1 need a restart", log)
+        send_lines(relay.port, ["after.edit 1 1700000000"])
+        wait_until(lambda: a.line_count() == 1, 10 * TIME_FACTOR, message="the line at the running rules' sink")
+        # Broken: the reload is refused with the file and line, the relay keeps running on the rules it has.
+        write_rules(self, "cluster ca forward;\n")
+        log = reload(0, "supervisor: reload refused")
+        self.assertRegex(log, r"--rules: %s:1: " % re.escape(rules))
+        send_lines(relay.port, ["after.break 1 1700000000"])
+        wait_until(lambda: a.line_count() == 2, 10 * TIME_FACTOR, message="still routing after a broken edit")
+        self.assertEqual(b.line_count(), 0)
+        self.assertIsNone(relay.proc.poll())
 
     def test_rules_refuse_destinations_and_putdest(self):
         a = self.sink()
