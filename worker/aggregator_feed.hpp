@@ -1,9 +1,10 @@
 // A listener's side of aggregation: every point an aggregate rule took (RouteResult::feeds) is appended to the
 // aggregator's input queue (aggregator.queue under --state-dir), in the listener's own ring, as the record
 //     RULE RECEIVED NAME VALUE TIMESTAMP\n
-// RULE the aggregate rule's fingerprint (route::rules::aggregate_fingerprint, 16 hex digits: the aggregator applies
-// the point only to the rule with that fingerprint, so a changed rules file cannot mix them up), RECEIVED the Unix second the listener read it (the aggregator judges the
-// point's window by it, also when it reads the queue again after a restart), NAME as that rule saw it. No
+// RULE the aggregate rule's fingerprint (route::rules::aggregate_fingerprint, 16 hex digits: the aggregator
+// applies the point only to the rule with that fingerprint, so a changed rules file cannot mix them up),
+// RECEIVED the Unix second the listener read it (the aggregator judges the point's window by it, also when it
+// reads the queue again after a restart), NAME as that rule saw it. No
 // allocation per point; a full queue drops the point and counts it (the queue's dropped count).
 #pragma once
 

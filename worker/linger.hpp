@@ -19,6 +19,8 @@ namespace polymur {
 
 class Linger {
 public:
+    // A consumer this far behind its producers is a backlog: the round is busy (listeners and outputs alike).
+    static constexpr uint64_t kBacklogBytes = 1 << 20;
     // After a busy round, no lingering for this long.
     static constexpr int64_t kCalmNs = 50 * 1000000LL;
     // Lines within this many periods of the last ones keep coming (a loop's sleep overruns its point on a

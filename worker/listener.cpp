@@ -49,7 +49,6 @@ constexpr size_t kUdpBatch = 32;    // datagrams per recvmmsg
 // A round of events that took this many lines, or filled a read buffer, or left a consumer this far
 // behind, is full speed or backpressure: the listener does not linger (run_loop, worker/linger.hpp).
 constexpr uint64_t kBusyRoundLines = 2000;
-constexpr uint64_t kBacklogBytes = 1 << 20;
 constexpr int64_t kIdleScanMs = 1000;  // --idle-timeout is in seconds: one pass over the connections a second
 constexpr size_t kUdpDatagramMax = 65536;
 // TLS handshakes in progress at once in one worker; a new connection beyond it closes the oldest
@@ -114,6 +113,9 @@ private:
     }
     // After every refresh: whether the table sends every line to the same slots (broadcast), so that copies()
     // need not look each line up.
+    // Whether a line no destination took counts as unroutable: not in plain broadcast with a console mirror,
+    // which takes every line.
+    bool nowhere_is_unroutable() { return routes_.mirrors().empty() || hash_route_ || routes_.rules(); }
     void note_table() {
         fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_);
         one_cluster_ = !fixed_slots_ && routes_.table() && routes_.table()->routes_by_one_cluster();
@@ -580,8 +582,7 @@ void Listener::flush_run() {
             p = nl + 1;
         }
     }
-    if (run_fixed_targets_ == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules()))
-        unroutable_ += run.lines;
+    if (run_fixed_targets_ == 0 && nowhere_is_unroutable()) unroutable_ += run.lines;
 }
 
 // `line` ends with its '\n'.
@@ -870,23 +871,11 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
     const route::RoutingTable* table = routes_.table();
     if (!table) {
         // No destination in the implicit cluster: the line goes nowhere (a console mirror aside).
-        if (count && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+        if (count && nowhere_is_unroutable()) ++unroutable_;
         return;
     }
-    if (fixed_slots_) {  // what route() would answer for every line (broadcast)
-        size_t queued = 0;
-        for (uint16_t slot : fixed_slot_list_) {
-            const int target = routes_.target_of(slot);
-            if (target < 0) continue;
-            visit(size_t(target), name);
-            ++queued;
-        }
-        if (count && queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
-        return;
-    }
-    if (one_cluster_) {  // what route() would answer (hash-route): the cluster's slots, the name unchanged
-        uint16_t slots[route::RouteResult::kMaxSends];
-        const size_t n = table->one_cluster_slots(name, routes_.up(), slots);
+    // The name unchanged to each of `slots` that has a queue here.
+    auto to_slots = [&](const uint16_t* slots, size_t n) {
         size_t queued = 0;
         for (size_t k = 0; k < n; ++k) {
             const int target = routes_.target_of(slots[k]);
@@ -894,7 +883,15 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
             visit(size_t(target), name);
             ++queued;
         }
-        if (count && queued == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules())) ++unroutable_;
+        if (count && queued == 0 && nowhere_is_unroutable()) ++unroutable_;
+    };
+    if (fixed_slots_) {  // what route() would answer for every line (broadcast)
+        to_slots(fixed_slot_list_.data(), fixed_slot_list_.size());
+        return;
+    }
+    if (one_cluster_) {  // what route() would answer (hash-route): the cluster's slots
+        uint16_t slots[route::RouteResult::kMaxSends];
+        to_slots(slots, table->one_cluster_slots(name, routes_.up(), slots));
         return;
     }
     route::RouteResult& result = *result_;
@@ -908,8 +905,7 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
     }
     if (!count) return;
     if (result.blackholed || result.dropped) ++blackholed_;
-    else if (queued == 0 && result.feed_count == 0 && (routes_.mirrors().empty() || hash_route_ || routes_.rules()))
-        ++unroutable_;
+    else if (queued == 0 && result.feed_count == 0 && nowhere_is_unroutable()) ++unroutable_;
 }
 
 // A batch from the HTTP(S) endpoint: all of it is queued, or none of it.
@@ -1086,7 +1082,7 @@ void Listener::run_loop() {
         const uint64_t lines = slot_.received.load(std::memory_order_relaxed) - before;
         bool busy = filled_ || lines >= kBusyRoundLines;
         for (const LiveRoutes::Target& target : routes_.targets())
-            busy = busy || target.producer->unread_bytes() > kBacklogBytes;
+            busy = busy || target.producer->unread_bytes() > Linger::kBacklogBytes;
         if (const int64_t until = linger.after_round(monotonic_ns(), lines, busy)) sleep_until_ns(until);
     }
 }

@@ -44,11 +44,10 @@ constexpr int kAckPollMs = 2;
 // lingers until its point of the next --linger-ms period (worker/linger.hpp), a little after the
 // listeners': it then wakes, writes and commits once a period instead of once per few lines, and
 // producers, which see no sleeping consumer meanwhile, make no futex call. A round of kBusyRoundBytes
-// or more, half of kMaxPending batches in flight, bytes the socket did not take or kBacklogBytes
+// or more, half of kMaxPending batches in flight, bytes the socket did not take or Linger::kBacklogBytes
 // queued (unconfirmed included) is the destination being fed at speed or holding us back: the loop
 // goes on at once. Sparse lines go out as they come, without a linger.
 constexpr uint64_t kBusyRoundBytes = 256 * 1024;
-constexpr uint64_t kBacklogBytes = 1 << 20;
 constexpr int kSliceMs = 100;  // longest sleep between heartbeats and stop checks
 constexpr int64_t kBackoffStartMs = 100;
 constexpr int64_t kBackoffCapMs = 10000;
@@ -334,7 +333,7 @@ OutputLoop::Lingered OutputLoop::linger() {
     // Not a count of batches in flight: a destination that delays its acknowledgements (SIOCOUTQ) keeps a
     // few small ones unconfirmed at any rate; their bytes count in queued_bytes().
     const bool busy = round_bytes_ >= kBusyRoundBytes || pending_.size() >= kMaxPending / 2 ||
-        transport_->has_unsent() || queue_->queued_bytes() > kBacklogBytes;
+        transport_->has_unsent() || queue_->queued_bytes() > Linger::kBacklogBytes;
     const int64_t until = linger_.after_round(monotonic_ns(), round_lines_, busy);
     if (!until) return Lingered::no;
     // A stream sleeps in poll, which also notices the destination closing; an exchange just sleeps.
