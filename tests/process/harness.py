@@ -184,6 +184,19 @@ class CarbonSandbox:
         wait_until(ready, 30, interval=0.1, message="%s listening on %s" % (name, list(listens)))
         return proc
 
+    def logs(self, limit=4000):
+        """The last `limit` characters of each daemon's own log and of every carbon log under LOG_DIR, for a
+        failure message: what carbon refused, dropped or could not write."""
+        parts = []
+        for folder, _dirs, files in sorted(os.walk(self.root)):
+            for name in sorted(files):
+                if name.endswith(".log") and (folder == self.root or os.path.join(self.root, "log") in folder):
+                    with open(os.path.join(folder, name), "rb") as f:
+                        text = f.read().decode(errors="replace")
+                    parts.append("--- %s ---\n%s" % (os.path.relpath(os.path.join(folder, name), self.root),
+                                                        text[-limit:]))
+        return "\n".join(parts)
+
     def whisper_root(self, instance=None):
         return os.path.join(self.root, instance, "whisper") if instance else os.path.join(self.root, "storage", "whisper")
 

@@ -93,18 +93,25 @@ class GraphiteEndToEndTest(unittest.TestCase):
         sys.path.insert(0, "/usr/lib/python3/dist-packages")
         import whisper
 
-        def stored():
-            found = 0
+        def missing():
+            absent = []
             for m in range(30):
+                name = "poison.next.m%02d" % m
                 path = os.path.join(self.root, "a", "whisper", "poison", "next", "m%02d.wsp" % m)
+                have = {}
                 if os.path.exists(path):
                     (start, _end, step), values = whisper.fetch(path, now - 60 * 50, now + 60)
-                    found += sum(1 for i, v in enumerate(values)
-                                 if points.get(("poison.next.m%02d" % m, start + i * step)) == v)
-            return found
+                    have = {start + i * step: v for i, v in enumerate(values)}
+                absent += [(n, ts) for (n, ts), value in points.items() if n == name and have.get(ts) != value]
+            return absent
 
-        wait_until(lambda: stored() == len(points), 120, interval=0.5,
-                   message="all %d lines after the invalid one in whisper" % len(points))
+        try:
+            wait_until(lambda: not missing(), 120, interval=0.5)
+        except AssertionError:
+            # What was left out, what polymur says it did, and what carbon logged: a failure to act on.
+            absent = missing()
+            self.fail("%d of %d lines after the invalid one not in whisper after 120 s (first: %r); polymur: %r;\n%s"
+                      % (len(absent), len(points), absent[:5], relay.stats(), self.carbon.logs()))
         self.assertEqual(relay.stats()["invalid"], 1)
         self.assertFalse(os.path.exists(os.path.join(self.root, "a", "whisper", "poison", "a\ufffdb.wsp")))
 
