@@ -22,7 +22,14 @@ connections) and idle10k (10,000 idle connections, no load: what idling alone co
 carbon-c-relay run alternately, --repeat times; the tables show the median. Standard library only; the
 binaries come from --bench-dir (bench/run.sh builds them). Everything listens on 127.0.0.1.
 
+--warmup N sends N metrics at full speed before each paced case and leaves them out, so the relay has gone
+round its queue files once, as one that has run a while (the first lap over a fresh 256 MiB queue pays the
+kernel for every new page). Beside the targets, the floor: as many processes as polymur's listeners and
+outputs, waking once per --linger-ms period and doing nothing else (polymur-wake-floor), measured here
+and now; no relay of that shape can cost less at a moderate rate.
+
   python3 bench/idle.py --bench-dir build --repeat 3
+  python3 bench/idle.py --bench-dir build --cases rate100k --warmup 6000000
   python3 bench/idle.py --smoke      # tiny: 5,000/s and 200 idle connections, fails unless all delivered
 """
 import argparse
@@ -112,7 +119,10 @@ class IdleConnections:
 def run_case(args, bench, relay_name, case):
     """One run: sinks, relay, idle connections, paced load; CPU over the window, latency, delivery."""
     rate, idle, seconds = case["rate"], case["idle"], case["seconds"]
-    skip = int(rate * args.latency_skip)
+    # Warm-up lines are latency lines too (sent at full speed, so their latencies mean nothing): each sink
+    # leaves them out with the first --latency-skip seconds of the paced load.
+    warm = args.warm if rate else 0
+    skip = int(rate * args.latency_skip) + warm
     sinks = [compare.Sink(bench.sink, bench.workdir, "sink%d-%d" % (bench.serial + 1, i), True, skip,
                           args.run_timeout + 60) for i in range(2)]
     relay = bench.make_relay(relay_name, [s.port for s in sinks], "broadcast")
@@ -120,6 +130,18 @@ def run_case(args, bench, relay_name, case):
     idlers, lg = None, None
     try:
         relay.wait_ready()
+        if warm:
+            # The queue files' first lap pays the kernel's zeroing of every fresh page; a relay that has run a
+            # while has gone round its queue and no longer does (compare.py's --warmup, for the same reason).
+            lg = subprocess.run([bench.loadgen, "--port", str(relay.port), "--connections", str(case["connections"]),
+                                 "--series", str(args.series), "--count", str(warm), "--latency",
+                                 "--max-seconds", str(args.run_timeout)], capture_output=True, timeout=args.run_timeout + 60)
+            if lg.returncode != 0:
+                raise RuntimeError("warm-up loadgen failed (%d): %s" % (lg.returncode, lg.stderr.decode()))
+            lg = None
+            if not compare.wait_until(lambda: sum(s.count() for s in sinks) >= 2 * warm, args.run_timeout, 0.1):
+                raise RuntimeError("warm-up: %d of %d copies delivered" % (sum(s.count() for s in sinks), 2 * warm))
+            time.sleep(args.settle)
         if idle:
             idlers = IdleConnections(bench.loadgen, relay.port, idle, args.run_timeout)
             # Only the relay's own sockets count; at least N, as carbon-c-relay may hold more (compare.run_idle).
@@ -159,7 +181,7 @@ def run_case(args, bench, relay_name, case):
             sent = compare.keyvalues(out.decode())
             if lg.returncode != 0 or "sent" not in sent:
                 raise RuntimeError("loadgen failed (%d): %s %s" % (lg.returncode, out.decode(), err.decode()))
-            want = 2 * sent["sent"]
+            want = 2 * (sent["sent"] + warm)
             compare.wait_until(lambda: sum(s.count() for s in sinks) >= want, args.stall_timeout, 0.05)
         result.update(relay.extra_stats())
         result["processes"] = len(pids1)
@@ -181,7 +203,7 @@ def run_case(args, bench, relay_name, case):
         "core_share": cpu_s / window, "cpu_s_per_m": cpu_s / (metrics / 1e6) if metrics else None,
         "machine_busy": (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), "loadavg": [load0, load1],
         "sent": sent.get("sent", 0), "achieved_rate": sent.get("rate", 0),
-        "per_sink": [s.get("count", 0) for s in sink_stats],
+        "per_sink": [s.get("count", 0) - warm for s in sink_stats], "warmup": warm,
     })
     result["delivered"] = sum(result["per_sink"])
     result["lost"] = 2 * result["sent"] - result["delivered"]
@@ -231,7 +253,37 @@ def print_case(case, by_relay):
                 for k, v in sorted(r.get("wakeups_by_process", {}).items()))))
 
 
-def print_targets(cases, table):
+def linger_ms(args):
+    """The --linger-ms polymur ran with: the last one given with --polymur-arg, else polymur's default."""
+    value = 5.0
+    for i, arg in enumerate(args.polymur_arg):
+        if arg.startswith("--linger-ms="):
+            value = float(arg.split("=", 1)[1])
+        elif arg == "--linger-ms" and i + 1 < len(args.polymur_arg):
+            value = float(args.polymur_arg[i + 1])
+    return value
+
+
+def wake_floor(args, cases, table):
+    """The same number of processes as polymur's listeners and outputs, waking once per linger period and
+    doing nothing else (polymur-wake-floor): the least any relay of that shape can cost at a moderate rate."""
+    tool = os.path.join(args.bench_dir, "polymur-wake-floor")
+    period = linger_ms(args)
+    runs = [table.get(c["name"], {}).get("polymur") for c in cases if c["rate"]]
+    runs = [r for r in runs if r and r.get("cpu_by_process")]
+    if not os.path.exists(tool) or not runs or period <= 0:
+        return None
+    processes = sum(1 for name in runs[-1]["cpu_by_process"] if "supervisor" not in name)
+    out = subprocess.run([tool, "--processes", str(processes), "--period-ms", "%g" % period,
+                          "--seconds", "%g" % min(args.window, 10.0)], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        return None
+    floor = compare.keyvalues(out.stdout.splitlines()[-1])
+    floor["period_ms"] = period
+    return floor
+
+
+def print_targets(cases, table, floor=None):
     log("\n== targets (polymur) ==")
     for case in cases:
         p = table.get(case["name"], {}).get("polymur")
@@ -250,6 +302,10 @@ def print_targets(cases, table):
             log("  %-16s < %.0f %% of a core:                   %.2f %%  %s" % (
                 case["name"], 100 * TARGETS["core_share_1k_idle"], 100 * v,
                 "MET" if v < TARGETS["core_share_1k_idle"] else "not met"))
+    if floor:
+        log("  floor: %d processes that only wake every %g ms cost %.2f %% of a core here (%.1f us a wake-up, "
+            "polymur-wake-floor)" % (floor["processes"], floor["period_ms"], floor["core_percent"],
+                                     floor["us_per_wakeup"]))
 
 
 def main():
@@ -269,6 +325,10 @@ def main():
     ap.add_argument("--settle", type=float, default=2.0, help="seconds after the idle connections are accepted")
     ap.add_argument("--latency-skip", type=float, default=1.0, help="seconds of samples skipped per sink")
     ap.add_argument("--series", type=int, default=100_000)
+    ap.add_argument("--warmup", dest="warm", type=int, default=0, metavar="N",
+                    help="before each case with a rate, send N metrics at full speed and leave them out: the queue "
+                         "files' pages are then touched once, as in a relay that has gone round its queue "
+                         "(6,000,000 covers the default 256 MiB queue)")
     ap.add_argument("--run-timeout", type=float, default=180.0)
     ap.add_argument("--stall-timeout", type=float, default=30.0, help="longest wait for the last metrics to arrive")
     ap.add_argument("--smoke", action="store_true", help="tiny and short; exit 1 unless every metric was delivered")
@@ -306,8 +366,9 @@ def main():
     log("polymur: %s %s" % (args.polymur_bin, " ".join(args.polymur_arg)))
     if "carbon-c-relay" in relays:
         log("carbon-c-relay: %s %s" % (args.carbon_bin, " ".join(compare.carbon_settings(args))))
-    log("window: %.1f s of CPU after %.1f s of load; %d sending connections; broadcast to 2 sinks" % (
-        args.window, args.lead, args.connections))
+    log("window: %.1f s of CPU after %.1f s of load; %d sending connections; broadcast to 2 sinks%s" % (
+        args.window, args.lead, args.connections,
+        "; %d warm-up metrics before each paced case" % args.warm if args.warm else ""))
     bench = compare.Bench(args)
     table, all_results = {}, []
     try:
@@ -317,7 +378,7 @@ def main():
                                                   short, all_results)
             print_case(case, table[case["name"]])
         if not args.smoke:  # the smoke's rates are not the targets' rates
-            print_targets(cases, table)
+            print_targets(cases, table, wake_floor(args, cases, table))
         log("\nload average at end: %s" % compare.loadavg())
     finally:
         bench.close({"machine": info, "cases": cases, "results": all_results})
