@@ -523,20 +523,22 @@ void Ingest::ingest(struct evhttp_request* req, const std::string& client, const
     }
     IngestOutcome outcome = sink_.ingest(body_.text(), config_.key_prefix ? ns : std::string_view());
     body_.shrink_to(kKeepBodyBuffer);
+    // Which queue could not take the batch: a destination's, or the aggregator's (its aggregate rules' points).
+    const char* queue = outcome.aggregator ? "the aggregator's queue" : "the destination queues";
     if (!outcome.accepted && outcome.never_fits) {
         ++counts_.too_large;
-        LOG_WARN("%s client %s: batch of %llu lines is larger than a destination queue can ever hold; answered 413",
-                 scheme_, client.c_str(), static_cast<unsigned long long>(outcome.valid));
-        reply(req, 413, "Payload Too Large", "batch larger than the destination queues; send smaller batches\n");
+        LOG_WARN("%s client %s: batch of %llu lines is larger than %s can ever hold; answered 413", scheme_,
+                 client.c_str(), static_cast<unsigned long long>(outcome.valid), queue);
+        reply(req, 413, "Payload Too Large", "batch larger than %s; send smaller batches\n", queue);
         return;
     }
     if (!outcome.accepted) {
         ++counts_.busy;
         refused_log_.event([&](unsigned long long held) {
             LOG_WARN(
-                "%s client %s: batch of %llu lines refused with 503: destination queues full (%llu more refused since the "
-                "last report)",
-                scheme_, client.c_str(), static_cast<unsigned long long>(outcome.valid), held);
+                "%s client %s: batch of %llu lines refused with 503: %s full (%llu more refused since the last "
+                "report)",
+                scheme_, client.c_str(), static_cast<unsigned long long>(outcome.valid), queue, held);
         });
         reply(req, 503, "Service Unavailable", "queues full; retry\n");
         return;

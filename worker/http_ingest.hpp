@@ -16,6 +16,7 @@ namespace polymur {
 struct IngestOutcome {
     bool accepted = false;    // false: the queues cannot take the whole batch now (answer 503)
     bool never_fits = false;  // with accepted false: larger than a destination queue can ever hold (413)
+    bool aggregator = false;  // with accepted false: the aggregator's queue refused it, not a destination's
     uint64_t valid = 0;
     uint64_t invalid = 0;
 };

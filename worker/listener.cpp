@@ -952,6 +952,7 @@ IngestOutcome Listener::ingest(std::string_view lines, std::string_view prefix) 
     if (feed_records && !aggregator_->has_room_for(feed_bytes, feed_records)) {
         outcome.accepted = false;
         outcome.never_fits = !aggregator_->could_ever_fit(feed_bytes, feed_records);
+        outcome.aggregator = true;
         return outcome;
     }
     // Second pass: queue them.

@@ -211,7 +211,7 @@ class AggregatorQueueRoomTest(RelayTestCase):
         now = int(time.time())
         # Every record is about 50 bytes; the listener's ring of the aggregator's queue holds about 2 MiB.
         status, body = post(["a.%07d 1 %d" % (i, now) for i in range(60000)])
-        self.assertEqual((status, body), (413, "batch larger than the destination queues; send smaller batches\n"))
+        self.assertEqual((status, body), (413, "batch larger than the aggregator's queue; send smaller batches\n"))
         statuses, sent = [], 0
         for b in range(20):
             status, _ = post(["a.%02d%05d 1 %d" % (b, i, now) for i in range(8000)])
