@@ -110,8 +110,9 @@ class GraphiteEndToEndTest(unittest.TestCase):
         except AssertionError:
             # What was left out, what polymur says it did, and what carbon logged: a failure to act on.
             absent = missing()
-            self.fail("%d of %d lines after the invalid one not in whisper after 120 s (first: %r); polymur: %r;\n%s"
-                      % (len(absent), len(points), absent[:5], relay.stats(), self.carbon.logs()))
+            self.fail("%d of %d lines after the invalid one not in whisper after 120 s (first: %r); polymur: %r;\n"
+                      "polymur's log:\n%s\n%s" % (len(absent), len(points), absent[:5], relay.stats(),
+                                                   relay.log()[-6000:], self.carbon.logs()))
         self.assertEqual(relay.stats()["invalid"], 1)
         self.assertFalse(os.path.exists(os.path.join(self.root, "a", "whisper", "poison", "a\ufffdb.wsp")))
 
