@@ -219,6 +219,8 @@ private:
     struct event* resume_accept_event_ = nullptr;
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
+    int64_t accept_failure_logged_ms_ = 0;  // accept failures: a log line a second at most, with a count
+    unsigned long long accept_failures_held_ = 0;
     StopPipe stop_;  // SIGTERM, SIGINT: its pipe ends the event loop
     LiveRoutes routes_;
     std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
@@ -309,9 +311,19 @@ void Listener::accept_ready(int listen_fd, Input input, bool tls) {
         deferrals_ = 0;
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                LOG_WARN("listener %u: accept failed: %s; pausing accepts for 100 ms", heritage_.index,
-                         std::strerror(errno));
+            const int error = errno;
+            if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+                const int64_t now = monotonic_ms();
+                if (now - accept_failure_logged_ms_ >= 1000) {
+                    LOG_WARN(
+                        "listener %u: accept failed: %s; pausing accepts for 100 ms (%llu more since the last "
+                        "report)",
+                        heritage_.index, std::strerror(error), accept_failures_held_);
+                    accept_failure_logged_ms_ = now;
+                    accept_failures_held_ = 0;
+                } else {
+                    ++accept_failures_held_;
+                }
                 pause_accepts(100000);
             }
             return;  // EAGAIN: another worker took it, or the backlog is empty

@@ -865,6 +865,34 @@ class RelayTestCase(unittest.TestCase):
             for s in clients:
                 s.close()
 
+    def assert_pauses_out_of_descriptors(self, relay, listener_pid, port):
+        """Leaves listener `listener_pid` 64 file descriptors (prlimit) and holds 120 connections to `port`, so
+        accept() fails with EMFILE while connections wait in the backlog, and asserts that the listener neither
+        spins (a listening socket with a connection waiting stays readable: retried at once, a core at 100 %)
+        nor logs each attempt. The connections are closed on return; the limit stays."""
+        subprocess.run(["prlimit", "--pid", str(listener_pid), "--nofile=64:64"], check=True)
+        held = []
+        started = time.monotonic()
+        try:
+            for _ in range(120):
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            wait_until(lambda: "pausing accepts" in relay.log(), 10, message="the pause in the log")
+
+            def cpu_s():
+                with open("/proc/%d/stat" % listener_pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            before = cpu_s()
+            time.sleep(2 * TIME_FACTOR)
+            spent = cpu_s() - before
+            self.assertLess(spent, 0.5 * TIME_FACTOR, "the listener spent %.2f s of CPU in 2 s out of descriptors" % spent)
+            # At most a line a second (with a count of the attempts held back), not one per 100 ms attempt.
+            self.assertLessEqual(relay.log().count("pausing accepts"), time.monotonic() - started + 2)
+        finally:
+            for s in held:
+                s.close()
+
     def refused_port(self):
         """A port where nothing listens and nothing can start listening during the test: a socket holds it,
         bound and not listening, so a connect to it is refused (a port only found free could be taken by anyone)."""

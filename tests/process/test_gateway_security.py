@@ -177,6 +177,27 @@ class PlainHttpDeadlineTest(RelayTestCase):
         holder.close()
         wait_until(lambda: "--max-bodies-in-flight reached" in node.log(), 15, message="the periodic count")
 
+    def test_out_of_descriptors_pauses_accepting_instead_of_spinning(self):
+        """A listener out of file descriptors cannot accept: libevent's HTTP listener, left alone, tries again at
+        once for as long as a connection waits, a core at 100 % with a warning each time. It pauses accepting
+        instead, says so in the log, and serves again once descriptors are free."""
+        sink, node, port = self.start(workers=1)
+        self.assert_pauses_out_of_descriptors(node, node.listeners()[0], port)
+        import http.client
+
+        def served():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("POST", "/ingest", body=gzip_lines(["after.emfile 1 1700000000"]))
+                return conn.getresponse().status == 200
+            except OSError:
+                return False
+            finally:
+                conn.close()
+
+        wait_until(served, 20, message="a request served once descriptors are free")
+        wait_until(lambda: "after.emfile 1 1700000000" in sink.lines(), 20, message="its line at the sink")
+
     def test_concurrent_large_uploads_are_bounded_in_memory(self):
         sink, node, port = self.start("--max-bodies-in-flight=%d" % (24 << 20))
         # Incompressible on the wire: a stored gzip of random bytes, 40 MiB each, 16 at once.

@@ -350,6 +350,20 @@ class RelayTest(RelayTestCase):
                 s.close()
         self.assertEqual(sorted(a.lines()), sorted("many.%d 1 1700000000" % i for i in range(2000)))
 
+    def test_out_of_descriptors_pauses_accepting_and_loses_nothing(self):
+        a = self.sink()
+        relay = self.relay(destinations=[a.address], workers=1)
+        listener = relay.child_pid("listener 0")
+        with socket.create_connection(("127.0.0.1", relay.port)) as before:  # accepted before the shortage
+            before.sendall(b"emfile.before 1 1700000000\n")
+            wait_until(lambda: a.line_count() >= 1, 10, message="the first line")
+            self.assert_pauses_out_of_descriptors(relay, listener, relay.port)
+            before.sendall(b"emfile.during 1 1700000000\n")
+            wait_until(lambda: a.line_count() >= 2, 10, message="a line on a connection accepted before")
+        send_lines(relay.port, ["emfile.after 1 1700000000"])
+        self.assert_exactly(a, ["emfile.before 1 1700000000", "emfile.during 1 1700000000",
+                                "emfile.after 1 1700000000"])
+
     def test_sigterm_stops_every_process(self):
         a = self.sink()
         relay = self.relay(destinations=[a.address])
