@@ -135,12 +135,14 @@ Server::Server(struct event_base* base, Backend& backend, AdminPolicy policy, si
     report_ = event_new(base_, -1, EV_PERSIST, &Server::on_report, this);
     struct timeval interval = {kReportIntervalS, 0};
     event_add(report_, &interval);
+    resume_accepts_ = evtimer_new(base_, &Server::on_resume_accepts, this);
 }
 
 Server::~Server() {
     close_listeners();
     while (!sessions_.empty()) close_session(sessions_.front());
     if (report_) event_free(report_);
+    if (resume_accepts_) event_free(resume_accepts_);
 }
 
 void Server::forget(Session* session) { sessions_.erase(session->position); }
@@ -154,6 +156,17 @@ void Server::add_listener(int fd) {
 void Server::close_listeners() {
     for (struct event* ev : listeners_) event_free(ev);
     listeners_.clear();
+}
+
+void Server::pause_accepts() {
+    for (struct event* ev : listeners_) event_del(ev);
+    ++accept_pauses_;
+    struct timeval pause = {0, 100000};
+    evtimer_add(resume_accepts_, &pause);
+}
+
+void Server::on_resume_accepts(evutil_socket_t, short, void* self_ptr) {
+    for (struct event* ev : static_cast<Server*>(self_ptr)->listeners_) event_add(ev, nullptr);
 }
 
 void Server::on_report(evutil_socket_t, short, void* self_ptr) {
@@ -170,6 +183,10 @@ void Server::report() {
             static_cast<unsigned long long>(self->dropped_at_cap_), self->max_connections_, self->sessions_.size());
     self->cut_at_deadline_ = 0;
     self->dropped_at_cap_ = 0;
+    if (accept_pauses_)
+        LOG_WARN("admin: last %d s: out of file descriptors, accepting paused for 100 ms %llu times", kReportIntervalS,
+                 static_cast<unsigned long long>(accept_pauses_));
+    accept_pauses_ = 0;
     if (errors_answered_ != errors_reported_)
         LOG_NOTICE("admin: last %d s: %llu requests answered with an error (%llu since the start)", kReportIntervalS,
                    static_cast<unsigned long long>(errors_answered_ - errors_reported_),
@@ -191,7 +208,12 @@ void Server::accept_ready(int listen_fd) {
             close_session(self->sessions_.front());
             continue;
         }
-        if (fd < 0) return;
+        if (fd < 0) {
+            // Out of descriptors with no admin connection to close: the connection stays in the backlog and
+            // the socket readable, so waiting on it again at once would spin. Wait 100 ms instead.
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) self->pause_accepts();
+            return;
+        }
         // Full: the oldest connection makes room, so a flood of slow clients cannot lock out a new one.
         if (self->sessions_.size() >= self->max_connections_) {
             ++self->dropped_at_cap_;

@@ -44,7 +44,9 @@ public:
 private:
     static void on_accept(evutil_socket_t fd, short, void* self);
     static void on_report(evutil_socket_t, short, void* self);
+    static void on_resume_accepts(evutil_socket_t, short, void* self);
     void accept_ready(int listen_fd);
+    void pause_accepts();
     void report();
 
     struct event_base* base_;
@@ -54,6 +56,8 @@ private:
     std::vector<struct event*> listeners_;
     std::list<Session*> sessions_;  // oldest first
     struct event* report_ = nullptr;
+    struct event* resume_accepts_ = nullptr;
+    uint64_t accept_pauses_ = 0;  // since the last report: out of descriptors with no connection to drop
     uint64_t cut_at_deadline_ = 0;
     uint64_t dropped_at_cap_ = 0;
     uint64_t errors_answered_ = 0;

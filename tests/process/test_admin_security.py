@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import RelayTestCase, recv_all, wait_until
+from harness import TIME_FACTOR, RelayTestCase, recv_all, wait_until
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # A system user of this run's own: runs in several checkouts at once must not delete each other's user.
@@ -260,6 +260,37 @@ class AdminFloods(RelayTestCase):
         # Never a newline: only the deadline ends them.
         self.assert_trickling_clients_cut(relay.api_port, 40, 16, b"x" * 100, "admin clients")
         wait_until(lambda: "connections cut at the 10 s deadline" in relay.log(), 15, message="the periodic count")
+    def test_out_of_descriptors_with_no_admin_connection_to_drop_pauses_accepting(self):
+        """With an open-file limit below what the supervisor holds (nothing can be opened) and no admin
+        connection to close for room, accept() fails while the client waits in the backlog: the supervisor pauses the admin listeners for 100 ms at a time instead of
+        spinning, says so in its periodic report, and answers again once a descriptor is free."""
+        relay = self.relay()
+        supervisor = relay.proc.pid
+        soft, hard = (int(v) for v in subprocess.run(
+            ["prlimit", "--pid", str(supervisor), "--nofile", "--raw", "--noheadings", "--output=SOFT,HARD"],
+            check=True, capture_output=True, text=True).stdout.split())
+        subprocess.run(["prlimit", "--pid", str(supervisor), "--nofile=3:%d" % hard], check=True)
+        waiting = socket.create_connection(("127.0.0.1", relay.api_port), timeout=5)
+        try:
+            def cpu_s():
+                with open("/proc/%d/stat" % supervisor) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            time.sleep(0.5)
+            before = cpu_s()
+            time.sleep(2 * TIME_FACTOR)
+            spent = cpu_s() - before
+            subprocess.run(["prlimit", "--pid", str(supervisor), "--nofile=%d:%d" % (soft, hard)], check=True)
+            self.assertLess(spent, 0.5 * TIME_FACTOR, "the supervisor spent %.2f s of CPU in 2 s" % spent)
+            waiting.settimeout(10)
+            waiting.sendall(b"getdest\n")
+            self.assertIn('"registered"', recv_all(waiting).decode())
+        finally:
+            waiting.close()
+        wait_until(lambda: "out of file descriptors, accepting paused" in relay.log(), 15, message="the periodic report")
+        self.assertIsNone(relay.proc.poll())
+
 
 if __name__ == "__main__":
     unittest.main()
