@@ -65,13 +65,13 @@ void add_ns(timespec& t, long ns) {
     const long periods = static_cast<long>(seconds * 1e9 / static_cast<double>(period_ns));
     const Sched before = read_schedstat();
     for (long i = 0; i < periods; ++i) {
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {
-        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {}
         add_ns(next, period_ns);
     }
     const Sched after = read_schedstat();
     char line[128];
-    int n = std::snprintf(line, sizeof line, "%.0f %.0f\n", after.cpu_ns - before.cpu_ns, after.wakeups - before.wakeups);
+    int n =
+        std::snprintf(line, sizeof line, "%.0f %.0f\n", after.cpu_ns - before.cpu_ns, after.wakeups - before.wakeups);
     if (write(fd, line, static_cast<size_t>(n)) != n) _exit(1);
     _exit(0);
 }

@@ -336,8 +336,10 @@ bool Ingest::start(int fd, std::string& error) {
 // for as long as the shortage lasts. It pauses for 100 ms instead, as the plaintext listener does.
 void Ingest::on_accept_error(struct evconnlistener*, void* http) {
     const int error = EVUTIL_SOCKET_ERROR();
-    for (const auto& [h, ingest] : ingests_by_http())
-        if (h == http) guarded("ingest: accept error", [&] { ingest->accept_failed(error); });
+    for (const auto& entry : ingests_by_http()) {
+        Ingest* ingest = entry.second;
+        if (entry.first == http) guarded("ingest: accept error", [&] { ingest->accept_failed(error); });
+    }
 }
 
 void Ingest::accept_failed(int error) {
