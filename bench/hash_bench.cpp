@@ -1,8 +1,9 @@
 // carbon_ch placement alone (route/hash_ring, route/carbon_ch_ahead): ns per name per core for the MD5
 // position one name at a time and 16 side by side (each vector width the CPU has), and for the whole lookup
 // the listener does per line (RoutingTable::route over carbon_ch to 2 destinations, as --distribution
-// hash-route), without and with the names hashed ahead. docs/PERFORMANCE.md, "How far from the machine's
-// limit". Usage: polymur-hash-bench [NAMES] (default 100000 collectd-like names, as polymur-loadgen sends).
+// hash-route), without and with the names hashed ahead; then the cluster's slots as the listener asks for them
+// (one_cluster_slots, and the same kept per position). docs/PERFORMANCE.md, "How far from the machine's limit".
+// Usage: polymur-hash-bench [NAMES] (default 100000 collectd-like names, as polymur-loadgen sends).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 
 #include "route/carbon_ch_ahead.hpp"
 #include "route/hash_ring.hpp"
+#include "route/position_slots.hpp"
 #include "route/routing_table.hpp"
 
 namespace {
@@ -97,6 +99,25 @@ int main(int argc, char** argv) {
                         }
                     }
                 }));
+    // What the listener does per line with --distribution hash-route: one_cluster_slots() on names hashed ahead,
+    // then the same answered per position (route/position_slots.hpp) as the listener does.
+    PositionSlots by_position;
+    for (bool slots_by_position : {false, true}) {
+        std::printf("%-44s %10.1f\n",
+                    slots_by_position ? "  the same, slots per position" : "one_cluster_slots(), hashed ahead",
+                    best_ns(count, [&] {
+                        uint16_t slots[RouteResult::kMaxSends];
+                        for (size_t i = 0; i < count; i += kAheadBatch) {
+                            const size_t n = std::min(kAheadBatch, count - i);
+                            const CarbonChAhead ahead(views.data() + i, n);
+                            for (size_t k = 0; k < n; ++k) {
+                                if (slots_by_position) by_position.slots(*table, views[i + k], nullptr, slots);
+                                else table->one_cluster_slots(views[i + k], nullptr, slots);
+                                check += slots[0];
+                            }
+                        }
+                    }));
+    }
     std::printf("(%llu)\n", static_cast<unsigned long long>(check % 10));  // keeps the lookups
     return 0;
 }

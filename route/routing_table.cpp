@@ -821,6 +821,12 @@ size_t RoutingTable::one_cluster_slots(std::string_view name, const bool* up, ui
     return rules_[0]->clusters[0]->select(name, up, out, 0, RouteResult::kMaxSends);
 }
 
+size_t RoutingTable::one_cluster_slots_by_position() const {
+    const CompiledCluster& cluster = *rules_[0]->clusters[0];
+    if (cluster.type != rules::ClusterType::carbon_ch || cluster.dynamic) return 0;
+    return std::min(cluster.replication, kMaxReplication);
+}
+
 bool RoutingTable::sends_every_name_to(std::vector<uint16_t>& slots) const {
     slots.clear();
     const CompiledRule* rule = sole_match_all(rules_, !aggregates_.empty());

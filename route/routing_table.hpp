@@ -131,6 +131,9 @@ public:
     // Only when routes_by_one_cluster(): the slots route() sends `name` to, in its order, into
     // out[0..RouteResult::kMaxSends); returns how many.
     size_t one_cluster_slots(std::string_view name, const bool* up, uint16_t* out) const;
+    // Only when routes_by_one_cluster(): if one_cluster_slots() answers by nothing but the name's carbon_ch
+    // position (the cluster is carbon_ch and not dynamic: `up` is not asked), the most slots it answers; else 0.
+    size_t one_cluster_slots_by_position() const;
     // Whether some cluster places names by carbon_ch (an MD5 per line, worth computing ahead: carbon_ch_ahead.hpp).
     bool hashes_carbon_ch() const;
 

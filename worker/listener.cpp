@@ -27,6 +27,7 @@
 #include "protocol/pickle.hpp"
 #include "protocol/tag_normalize.hpp"
 #include "route/carbon_ch_ahead.hpp"
+#include "route/position_slots.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
 #include "worker/aggregator_feed.hpp"
@@ -120,6 +121,11 @@ private:
         fixed_slots_ = routes_.table() && routes_.table()->sends_every_name_to(fixed_slot_list_);
         one_cluster_ = !fixed_slots_ && routes_.table() && routes_.table()->routes_by_one_cluster();
         hash_ahead_ = !config_.tag_normalize && routes_.table() && routes_.table()->hashes_carbon_ch();
+        by_position_ = one_cluster_ && route::PositionSlots::applies_to(*routes_.table());
+        if (by_position_) {
+            if (!position_slots_) position_slots_ = std::make_unique<route::PositionSlots>();
+            position_slots_->reset();  // another table, or the same one changed
+        }
     }
     void stamp_now() {
         int64_t now = realtime_ns() / 1000000000;
@@ -230,6 +236,8 @@ private:
     std::vector<uint16_t> fixed_slot_list_;
     bool one_cluster_ = false;  // the table sends every line unchanged where one cluster selects (note_table)
     bool hash_ahead_ = false;   // lines are parsed a run at a time and their carbon_ch positions computed ahead
+    bool by_position_ = false;  // one_cluster_ and its slots follow the carbon_ch position: position_slots_ answers
+    std::unique_ptr<route::PositionSlots> position_slots_;
     // A run of valid lines, contiguous in the read buffer, each queued as received to every run target.
     struct Run {
         const char* begin = nullptr;
@@ -903,7 +911,9 @@ void Listener::copies(std::string_view name, std::string_view data, bool count, 
     }
     if (one_cluster_) {  // what route() would answer (hash-route): the cluster's slots
         uint16_t slots[route::RouteResult::kMaxSends];
-        to_slots(slots, table->one_cluster_slots(name, routes_.up(), slots));
+        to_slots(slots,
+                 by_position_ ? position_slots_->slots(*table, name, routes_.up(), slots)
+                              : table->one_cluster_slots(name, routes_.up(), slots));
         return;
     }
     route::RouteResult& result = *result_;

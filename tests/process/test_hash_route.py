@@ -328,6 +328,28 @@ class FailoverTest(unittest.TestCase):
             self.assertEqual(self.lines_at(name), want)
         self.assertEqual(relay.stats()["unroutable"], 0)
 
+    def test_names_placed_before_a_putdest_go_where_the_new_ring_puts_them(self):
+        # A listener keeps the destinations of each ring position it has placed until its table changes
+        # (route/position_slots.hpp): the same names, before and after putdest, follow each ring in turn.
+        c = self.dest.pop("c")
+        relay = self.relay()
+        self.dest["c"] = c
+        names = [b"again.m%d" % i for i in range(3000)]
+        two = lookup([self.dest["a"], self.dest["b"]], names)
+        three = lookup(list(self.dest.values()), names)
+        self.assertGreater(sum(three[n] != two[n] for n in names), 500)
+        send_lines(relay.port, [n + b" 1 1700000000" for n in names], connections=2)
+        wait_until(lambda: relay.stats()["received"] == len(names), 10)
+        started = time.monotonic()
+        self.assertEqual(relay.admin("putdest " + c), "Registered destination: %s\n" % c)
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))  # "within one second", as above
+        send_lines(relay.port, [n + b" 1 1700000001" for n in names], connections=2)
+        for name in "abc":
+            want = {(n + b" 1 1700000000").decode() for n in names if two[n] == self.dest[name]}
+            want |= {(n + b" 1 1700000001").decode() for n in names if three[n] == self.dest[name]}
+            wait_until(lambda: self.lines_at(name) >= want, 10, message="lines at " + name)
+            self.assertEqual(self.lines_at(name), want)
+
     def test_deldest_moves_the_removed_destinations_queue(self):
         relay = self.relay("--failover-after=1000")
         b = self.dest["b"]
