@@ -14,7 +14,6 @@
 
 #include "route/carbon_ch_ahead.hpp"
 #include "route/hash_ring.hpp"
-#include "route/placement_cache.hpp"
 #include "route/position_slots.hpp"
 #include "route/routing_table.hpp"
 
@@ -101,16 +100,12 @@ int main(int argc, char** argv) {
                     }
                 }));
     // What the listener does per line with --distribution hash-route: one_cluster_slots() on names hashed ahead,
-    // then the same answered per position (route/position_slots.hpp) as the listener does, each without and with
-    // the placement cache (route/placement_cache.hpp).
-    PlacementCache cache;
+    // then the same answered per position (route/position_slots.hpp) as the listener does.
     PositionSlots by_position;
-    for (int variant = 0; variant < 4; ++variant) {
-        static const char* const kLabels[] = {"one_cluster_slots(), hashed ahead", "  + placement cache",
-                                              "  the same, slots per position", "  + placement cache"};
-        const bool slots_by_position = variant >= 2;
-        use_placement_cache(variant % 2 ? &cache : nullptr);
-        std::printf("%-44s %10.1f\n", kLabels[variant], best_ns(count, [&] {
+    for (bool slots_by_position : {false, true}) {
+        std::printf("%-44s %10.1f\n",
+                    slots_by_position ? "  the same, slots per position" : "one_cluster_slots(), hashed ahead",
+                    best_ns(count, [&] {
                         uint16_t slots[RouteResult::kMaxSends];
                         for (size_t i = 0; i < count; i += kAheadBatch) {
                             const size_t n = std::min(kAheadBatch, count - i);
@@ -123,7 +118,6 @@ int main(int argc, char** argv) {
                         }
                     }));
     }
-    use_placement_cache(nullptr);
     std::printf("(%llu)\n", static_cast<unsigned long long>(check % 10));  // keeps the lookups
     return 0;
 }

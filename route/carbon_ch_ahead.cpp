@@ -5,7 +5,6 @@
 
 #include "route/hash_ring.hpp"
 #include "route/md5_steps.hpp"
-#include "route/placement_cache.hpp"
 
 namespace polymur::route {
 
@@ -135,13 +134,13 @@ void carbon_ch_positions(const std::string_view* names, size_t count, uint32_t* 
             one_block_positions(batch, batched, found);
             for (size_t k = 0; k < batched; ++k) positions[index[k]] = found[k];
         } else {
-            for (size_t k = 0; k < batched; ++k) positions[index[k]] = carbon_ch_md5_position(batch[k]);
+            for (size_t k = 0; k < batched; ++k) positions[index[k]] = carbon_ch_position(batch[k]);
         }
         batched = 0;
     };
     for (size_t i = 0; i < count; ++i) {
         if (names[i].size() >= 56) {
-            positions[i] = carbon_ch_md5_position(names[i]);
+            positions[i] = carbon_ch_position(names[i]);
             continue;
         }
         batch[batched] = names[i];
@@ -152,46 +151,15 @@ void carbon_ch_positions(const std::string_view* names, size_t count, uint32_t* 
 }
 
 CarbonChAhead::CarbonChAhead(const std::string_view* names, size_t count) : outer_(t_ahead) {
-    // With a placement cache on this thread, the names it knows are answered from it and the others are computed
-    // here and remembered there (each name is looked up in it once).
-    PlacementCache* cache = placement_cache();
-    count = std::min(count, kAheadBatch);
-    uint64_t hashes[kAheadBatch];
-    if (cache) {  // the batch's lookups wait for memory side by side: tags, then the entries they point to
-        for (size_t i = 0; i < count; ++i) cache->prefetch_tags(hashes[i] = PlacementCache::hash(names[i]));
-        for (size_t i = 0; i < count; ++i) cache->prefetch_entry(hashes[i]);
+    std::string_view short_names[kAheadBatch];
+    for (size_t i = 0; i < std::min(count, kAheadBatch); ++i) {
+        if (names[i].empty() || names[i].size() >= 56) continue;
+        short_names[count_] = names[i];
+        data_[count_] = names[i].data();
+        size_[count_++] = names[i].size();
     }
-    uint64_t hash[kAheadBatch];
-    std::string_view misses[kAheadBatch];  // one-block names to hash
-    size_t miss_at[kAheadBatch], missed = 0;
-    for (size_t i = 0; i < count; ++i) {
-        const std::string_view name = names[i];
-        if (name.empty()) continue;
-        hash[count_] = cache ? hashes[i] : 0;
-        if (!cache || !cache->find_hashed(name, hash[count_], position_[count_])) {
-            if (name.size() >= 56) {  // two blocks: one at a time
-                if (!cache) continue;
-                position_[count_] = carbon_ch_md5_position(name);
-                cache->insert(name, hash[count_], position_[count_]);
-            } else {
-                misses[missed] = name;
-                miss_at[missed++] = count_;
-            }
-        }
-        data_[count_] = name.data();
-        size_[count_++] = name.size();
-    }
-    if (missed >= kLanesWorthIt) {
-        uint32_t found[kAheadBatch];
-        one_block_positions(misses, missed, found);
-        for (size_t k = 0; k < missed; ++k) position_[miss_at[k]] = found[k];
-    } else if (cache) {  // too few for a pass over the lanes to cost less
-        for (size_t k = 0; k < missed; ++k) position_[miss_at[k]] = carbon_ch_md5_position(misses[k]);
-    } else {
-        count_ = 0;  // too few to gain anything: looked up one at a time, as without this
-    }
-    if (cache)
-        for (size_t k = 0; k < missed; ++k) cache->insert(misses[k], hash[miss_at[k]], position_[miss_at[k]]);
+    if (count_ >= kLanesWorthIt) one_block_positions(short_names, count_, position_);
+    else count_ = 0;  // too few to gain anything: looked up one at a time, as without this
     t_ahead = this;
 }
 

@@ -22,9 +22,7 @@ void carbon_ch_positions(const std::string_view* names, size_t count, uint32_t* 
 // While one lives, carbon_ch_position on this thread answers for each of `names` (that name's bytes at
 // that address) from a position computed in the constructor; any other key is hashed as before. The
 // caller keeps those bytes unchanged until it is destroyed, and destroys it on the thread that made it.
-// Names the thread's placement cache knows (placement_cache.hpp) are answered from it, the others computed and
-// remembered there. Empty names and names of 56 bytes or more are not computed ahead. Scopes nest (the
-// innermost answers).
+// Empty names and names of 56 bytes or more are not computed ahead. Scopes nest (the innermost answers).
 // The registers the lanes run in. The widest the CPU has is used; tests and the bench may pick a narrower
 // one (false: this CPU or build has no such registers; nothing changes).
 enum class VectorWidth { baseline, avx2, avx512 };  // baseline: SSE2 on x86-64, the compiler's choice elsewhere

@@ -11,7 +11,6 @@
 #include "common/enum_names.hpp"
 #include "route/carbon_ch_ahead.hpp"
 #include "route/md5_steps.hpp"
-#include "route/placement_cache.hpp"
 
 namespace polymur::route {
 
@@ -265,17 +264,6 @@ void md5_digest(const void* data, size_t size, uint8_t digest[16]) {
 
 uint32_t carbon_ch_position(std::string_view key) {
     if (uint32_t ahead; CarbonChAhead::find(key, ahead)) return ahead;  // hashed with others (carbon_ch_ahead.hpp)
-    PlacementCache* cache = placement_cache();
-    if (cache == nullptr) return carbon_ch_md5_position(key);
-    uint64_t hash;
-    uint32_t position;
-    if (cache->find(key, hash, position)) return position;
-    position = carbon_ch_md5_position(key);
-    cache->insert(key, hash, position);
-    return position;
-}
-
-uint32_t carbon_ch_md5_position(std::string_view key) {
     if (key.size() < 56) {
         // Digest bytes 0 and 1 are the low two bytes of the first state word (little-endian).
         const uint32_t word = Md5::short_message_first_word(key);
@@ -358,7 +346,7 @@ public:
                     key += dest.instance ? python_repr(*dest.instance) : "None";
                     key += "):";
                     key += std::to_string(i);
-                    position = carbon_ch_md5_position(key);  // not a metric: kept out of the placement cache
+                    position = carbon_ch_position(key);
                 } else {
                     // Python: "%d-%s" % (i, instance) -- the host is not part of the key
                     position = fnv1a_ch_position(std::to_string(i) + "-" + dest.instance.value_or("None"));
@@ -470,9 +458,9 @@ public:
             for (int i = 0; i < kReplicas; ++i) {
                 uint32_t position;
                 if (type == HashType::carbon_ch) {
-                    position = carbon_ch_md5_position("('" + dest.host + "', " +
-                                                      (dest.instance ? "'" + *dest.instance + "'" : "None") +
-                                                      "):" + std::to_string(i));
+                    position = carbon_ch_position("('" + dest.host + "', " +
+                                                  (dest.instance ? "'" + *dest.instance + "'" : "None") +
+                                                  "):" + std::to_string(i));
                 } else {
                     position = fnv1a_ch_position_signed_chars(
                         std::to_string(i) + "-" +

@@ -39,11 +39,8 @@ std::string python_repr(std::string_view utf8);
 
 // The hash functions the rings are built from, exposed for tests.
 void md5_digest(const void* data, size_t size, uint8_t digest[16]);
-// carbon_ch_position answers from a CarbonChAhead scope or this thread's placement cache when they have the key
-// (carbon_ch_ahead.hpp, placement_cache.hpp); carbon_ch_md5_position always hashes it.
 uint32_t carbon_ch_position(std::string_view key);  // first two MD5 bytes, big-endian
-uint32_t carbon_ch_md5_position(std::string_view key);
-uint32_t fnv1a_ch_position(std::string_view key);  // 32-bit FNV-1a folded to 16 bits
+uint32_t fnv1a_ch_position(std::string_view key);   // 32-bit FNV-1a folded to 16 bits
 // The same, with bytes read as signed chars as carbon-c-relay does on x86-64.
 uint32_t fnv1a_ch_position_signed_chars(std::string_view key);
 

@@ -27,7 +27,6 @@
 #include "protocol/pickle.hpp"
 #include "protocol/tag_normalize.hpp"
 #include "route/carbon_ch_ahead.hpp"
-#include "route/placement_cache.hpp"
 #include "route/position_slots.hpp"
 #include "route/routing_table.hpp"
 #include "shm/queue.hpp"
@@ -126,10 +125,6 @@ private:
         if (by_position_) {
             if (!position_slots_) position_slots_ = std::make_unique<route::PositionSlots>();
             position_slots_->reset();  // another table, or the same one changed
-        }
-        if (!placement_cache_ && routes_.table() && routes_.table()->hashes_carbon_ch()) {
-            placement_cache_ = std::make_unique<route::PlacementCache>();
-            route::use_placement_cache(placement_cache_.get());
         }
     }
     void stamp_now() {
@@ -243,9 +238,6 @@ private:
     bool hash_ahead_ = false;   // lines are parsed a run at a time and their carbon_ch positions computed ahead
     bool by_position_ = false;  // one_cluster_ and its slots follow the carbon_ch position: position_slots_ answers
     std::unique_ptr<route::PositionSlots> position_slots_;
-    // carbon_ch positions of the names seen before (route/placement_cache.hpp), from the first table that hashes
-    // by carbon_ch on: a position depends on the name alone, so it stays right whatever the rings become.
-    std::unique_ptr<route::PlacementCache> placement_cache_;
     // A run of valid lines, contiguous in the read buffer, each queued as received to every run target.
     struct Run {
         const char* begin = nullptr;
