@@ -7,7 +7,7 @@
 
 namespace polymur::route {
 
-PositionSlots::PositionSlots() : answers_(new Answer[65536]()) {}
+PositionSlots::PositionSlots() : answer_of_(new uint8_t[65536]()) {}
 
 bool PositionSlots::applies_to(const RoutingTable& table) {
     if (!table.routes_by_one_cluster()) return false;
@@ -16,24 +16,31 @@ bool PositionSlots::applies_to(const RoutingTable& table) {
 }
 
 void PositionSlots::reset() {
-    if (++epoch_ != 0) return;
-    std::fill_n(answers_.get(), 65536, Answer {});  // every 65535 resets: no answer from before may look current
-    epoch_ = 1;
+    std::fill_n(answer_of_.get(), 65536, uint8_t(0));
+    answer_count_ = 0;
 }
 
 size_t PositionSlots::slots(const RoutingTable& table, std::string_view name, const bool* up, uint16_t* out) {
     // The position comes from the batch hashed ahead (carbon_ch_ahead.hpp) in the listener: no second MD5.
-    Answer& answer = answers_[carbon_ch_position(name) & 0xffff];  // a name's position is two MD5 bytes
-    if (answer.epoch != epoch_) {
-        const size_t count = table.one_cluster_slots(name, up, out);
-        if (count > kMaxSlots) return count;  // not a table this applies to: nothing kept
-        answer.count = static_cast<uint16_t>(count);
-        std::copy_n(out, count, answer.slot);
-        answer.epoch = epoch_;
-        return count;
+    const uint32_t position = carbon_ch_position(name) & 0xffff;  // a name's position is two MD5 bytes
+    if (const uint8_t known = answer_of_[position]) {
+        const Answer& answer = answers_[known - 1];
+        std::copy_n(answer.slot, answer.count, out);
+        return answer.count;
     }
-    std::copy_n(answer.slot, answer.count, out);
-    return answer.count;
+    const size_t count = table.one_cluster_slots(name, up, out);
+    if (count > kMaxSlots) return count;  // not a table this applies to: nothing kept
+    const auto same = [&](const Answer& answer) {
+        return answer.count == count && std::equal(out, out + count, answer.slot);
+    };
+    size_t index = size_t(std::find_if(answers_, answers_ + answer_count_, same) - answers_);
+    if (index == answer_count_) {
+        if (answer_count_ == kMaxAnswers) return count;  // this position is asked again next time
+        answers_[answer_count_].count = static_cast<uint16_t>(count);
+        std::copy_n(out, count, answers_[answer_count_++].slot);
+    }
+    answer_of_[position] = static_cast<uint8_t>(index + 1);
+    return count;
 }
 
 }  // namespace polymur::route
