@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "route/hash_ring.hpp"
 #include "route/routing_table.hpp"
 
 namespace polymur::route {
@@ -20,14 +19,9 @@ void PositionSlots::reset() {
     answer_count_ = 0;
 }
 
-size_t PositionSlots::slots(const RoutingTable& table, std::string_view name, const bool* up, uint16_t* out) {
-    // The position comes from the batch hashed ahead (carbon_ch_ahead.hpp) in the listener: no second MD5.
-    const uint32_t position = carbon_ch_position(name) & 0xffff;  // a name's position is two MD5 bytes
-    if (const uint8_t known = answer_of_[position]) {
-        const Answer& answer = answers_[known - 1];
-        std::copy_n(answer.slot, answer.count, out);
-        return answer.count;
-    }
+// A position not known yet: the table answers, and its answer is kept (named in answers_) if there is room.
+size_t PositionSlots::ask(const RoutingTable& table, std::string_view name, uint32_t position, const bool* up,
+                          uint16_t* out) {
     const size_t count = table.one_cluster_slots(name, up, out);
     if (count > kMaxSlots) return count;  // not a table this applies to: nothing kept
     const auto same = [&](const Answer& answer) {
