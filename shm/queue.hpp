@@ -186,6 +186,7 @@ public:
 private:
     QueueFile() = default;
     bool attach(std::string& error);
+    void map_rings_in_huge_pages(char* base);
     void futex_wait(uint32_t seq, int timeout_ms);
 
     std::string path_;
