@@ -282,11 +282,11 @@ std::unique_ptr<QueueFile> QueueFile::open(const std::string& path, std::string&
 // does not write 2 MiB for a changed position. A hint: where it does not apply, nothing changes.
 void QueueFile::map_rings_in_huge_pages(char* base) {
     constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-    const auto data = reinterpret_cast<uintptr_t>(data_);
-    const auto end = reinterpret_cast<uintptr_t>(base) + region_.get_size();
-    const uintptr_t from = (data + kHuge - 1) & ~(kHuge - 1);
-    const uintptr_t to = end & ~(kHuge - 1);
-    if (from < to) madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
+    const uintptr_t head = reinterpret_cast<uintptr_t>(data_) % kHuge;
+    char* from = head ? data_ + (kHuge - head) : data_;
+    char* end = base + region_.get_size();
+    char* to = end - reinterpret_cast<uintptr_t>(end) % kHuge;
+    if (from < to) madvise(from, static_cast<size_t>(to - from), MADV_HUGEPAGE);
 }
 
 bool QueueFile::attach(std::string& error) {
