@@ -210,9 +210,13 @@ class DurabilityTest(RelayTestCase):
         lines = numbered("crash", 0, 30000)
         send_lines(relay.port, lines)
         wait_until(lambda: relay.stats()["destinations"][dest]["queued"] == 30000, 10)
-        for pid in list(relay.children()) + [relay.proc.pid]:
+        pids = list(relay.children()) + [relay.proc.pid]
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
         relay.proc.wait()
+        # A killed child holds the state directory's lock until the kernel has torn it down (slow under a sanitizer);
+        # a start before that is rightly refused as a second polymur on the same state directory.
+        wait_until(lambda: all(gone(pid) for pid in pids), 10, message="every killed process gone")
         again = self.relay(destinations=[dest], state_dir=relay.state_dir)
         sink = down.start()
         wait_until(lambda: sink.line_count() >= 30000, 20, message="queued lines after kill -9 and restart")
