@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/log.hpp"
+#include "common/net.hpp"
 
 namespace polymur::admin {
 
@@ -211,7 +212,7 @@ void Server::accept_ready(int listen_fd) {
         if (fd < 0) {
             // Out of descriptors with no admin connection to close: the connection stays in the backlog and
             // the socket readable, so waiting on it again at once would spin. Wait 100 ms instead.
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) self->pause_accepts();
+            if (net::accept_shortage(errno)) self->pause_accepts();
             return;
         }
         // Full: the oldest connection makes room, so a flood of slow clients cannot lock out a new one.

@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,6 +66,11 @@ std::string peer_name(int fd);
 std::string local_name(int fd);
 // host:port or [v6]:port of an address.
 std::string address_name(const struct sockaddr_storage& address);
+// Whether accept() failed for want of descriptors or kernel memory: the connection stays in the backlog and
+// the listening socket readable, so a listener must pause rather than wait on it again at once.
+inline bool accept_shortage(int error) {
+    return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
 
 // Blocking connect with a timeout; returns a non-blocking connected socket or an invalid fd.
 UniqueFd connect_tcp(const std::string& host, const std::string& port, int timeout_ms, std::string& error);

@@ -343,7 +343,7 @@ void Ingest::on_accept_error(struct evconnlistener*, void* http) {
 }
 
 void Ingest::accept_failed(int error) {
-    const bool shortage = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+    const bool shortage = net::accept_shortage(error);
     accept_log_.event([&](unsigned long long held) {
         LOG_WARN("%s ingest: accept failed: %s; %s (%llu more since the last report)", scheme_, std::strerror(error),
                  shortage ? "pausing accepts for 100 ms" : "going on", held);

@@ -320,7 +320,7 @@ void Listener::accept_ready(int listen_fd, Input input, bool tls) {
         int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             const int error = errno;
-            if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+            if (net::accept_shortage(error)) {
                 const int64_t now = monotonic_ms();
                 if (now - accept_failure_logged_ms_ >= 1000) {
                     LOG_WARN(

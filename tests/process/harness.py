@@ -92,6 +92,13 @@ def wait_until(predicate, timeout=20.0, interval=0.05, message="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * TIME_FACTOR, message))
 
 
+def cpu_seconds(pid):
+    """User and system CPU time process `pid` has used, in seconds (/proc/PID/stat, clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def gone(pid):
     """Whether process `pid` has exited: no longer in /proc, or a zombie nobody has reaped yet."""
     try:
@@ -878,14 +885,9 @@ class RelayTestCase(unittest.TestCase):
                 held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
             wait_until(lambda: "pausing accepts" in relay.log(), 10, message="the pause in the log")
 
-            def cpu_s():
-                with open("/proc/%d/stat" % listener_pid) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-            before = cpu_s()
+            before = cpu_seconds(listener_pid)
             time.sleep(2 * TIME_FACTOR)
-            spent = cpu_s() - before
+            spent = cpu_seconds(listener_pid) - before
             self.assertLess(spent, 0.5 * TIME_FACTOR, "the listener spent %.2f s of CPU in 2 s out of descriptors" % spent)
             # At most a line a second (with a count of the attempts held back), not one per 100 ms attempt.
             self.assertLessEqual(relay.log().count("pausing accepts"), time.monotonic() - started + 2)

@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from harness import TIME_FACTOR, RelayTestCase, recv_all, wait_until
+from harness import TIME_FACTOR, RelayTestCase, cpu_seconds, recv_all, wait_until
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # A system user of this run's own: runs in several checkouts at once must not delete each other's user.
@@ -272,15 +272,10 @@ class AdminFloods(RelayTestCase):
         subprocess.run(["prlimit", "--pid", str(supervisor), "--nofile=3:%d" % hard], check=True)
         waiting = socket.create_connection(("127.0.0.1", relay.api_port), timeout=5)
         try:
-            def cpu_s():
-                with open("/proc/%d/stat" % supervisor) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
             time.sleep(0.5)
-            before = cpu_s()
+            before = cpu_seconds(supervisor)
             time.sleep(2 * TIME_FACTOR)
-            spent = cpu_s() - before
+            spent = cpu_seconds(supervisor) - before
             subprocess.run(["prlimit", "--pid", str(supervisor), "--nofile=%d:%d" % (soft, hard)], check=True)
             self.assertLess(spent, 0.5 * TIME_FACTOR, "the supervisor spent %.2f s of CPU in 2 s" % spent)
             waiting.settimeout(10)
