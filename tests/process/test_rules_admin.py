@@ -161,6 +161,8 @@ class RulesAdmin(RelayTestCase):
         rules = self.write_rules("cluster c carbon_ch %s=a %s=b;\ncluster solo any_of %s;\nmatch * send to c;\n"
                                  % (a.address, b.address, s.address))
         relay = self.relay("--rules", rules)
+        # Taken once every output has connected, so an output connecting during the commands below cannot change it.
+        wait_until(lambda: len(self.getdest(relay)["active"]) == 3, 30, message="every output connected")
         before = relay.admin("getdest")
         cases = {
             "putdest %s to nosuch" % x.address: "error: no cluster nosuch in the rules file (clusters: c, solo)\n",
