@@ -12,6 +12,7 @@
 
 #include "common/clock.hpp"
 #include "common/guard.hpp"
+#include "common/http_accept_pause.hpp"
 #include "common/log.hpp"
 
 namespace polymur {
@@ -34,11 +35,14 @@ MetricsHttpServer::MetricsHttpServer(struct event_base* base, int listen_fd, Sou
     evhttp_set_bevcb(http_, &MetricsHttpServer::on_accept, this);
     evhttp_set_gencb(http_, &MetricsHttpServer::on_request, this);
     evhttp_bind_listener(http_, listener_);
+    // Out of descriptors, the listener pauses 100 ms at a time rather than retrying at once (a core at 100 %).
+    accept_pause_ = std::make_unique<HttpAcceptPause>(base, http_, listener_, "metrics", [this] { pause_or_resume(); });
     struct timeval second = {1, 0};
     event_add(tick_, &second);
 }
 
 MetricsHttpServer::~MetricsHttpServer() {
+    accept_pause_.reset();
     if (tick_) event_free(tick_);
     if (http_) {
         listener_ = nullptr;  // evhttp_free frees it, then closes every connection (on_connection_closed)
@@ -65,10 +69,11 @@ struct bufferevent* MetricsHttpServer::on_accept(struct event_base* base, void* 
 
 void MetricsHttpServer::pause_or_resume() {
     if (!listener_) return;
-    bool full = static_cast<int>(accepted_.size() + open_.size()) >= kMetricsMaxConnections;
-    if (full && !paused_) evconnlistener_disable(listener_);
-    if (!full && paused_) evconnlistener_enable(listener_);
-    paused_ = full;
+    // Off while full or while out of descriptors (the accept pause disabled it and calls this at its end).
+    bool off = static_cast<int>(accepted_.size() + open_.size()) >= kMetricsMaxConnections ||
+        (accept_pause_ && accept_pause_->pausing());
+    if (off) evconnlistener_disable(listener_);
+    else evconnlistener_enable(listener_);
 }
 
 // A connection that never sent a request is closed by evhttp after kMetricsTimeoutS without

@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "admin/relay_status.hpp"
+#include "common/http_accept_pause.hpp"
 
 struct evhttp;
 struct evhttp_request;
@@ -57,7 +59,7 @@ private:
     // kMetricsTimeoutS), with when they were accepted, and connections that have.
     std::vector<std::pair<struct bufferevent*, int64_t>> accepted_;
     std::unordered_set<struct evhttp_connection*> open_;
-    bool paused_ = false;
+    std::unique_ptr<HttpAcceptPause> accept_pause_;
 };
 
 }  // namespace polymur

@@ -37,6 +37,7 @@
 #include "common/cidr.hpp"
 #include "common/clock.hpp"
 #include "common/guard.hpp"
+#include "common/http_accept_pause.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "protocol/gzip_body.hpp"
@@ -146,9 +147,6 @@ private:
         guarded("ingest: summary", [&] { static_cast<Ingest*>(self)->summary(); });
     }
     static void on_tls_info(const SSL* ssl, int where, int value);
-    static void on_accept_error(struct evconnlistener* listener, void* http);
-    static void on_resume_accepts(evutil_socket_t, short, void* self);
-    void accept_failed(int error);
     static void tls_info(const SSL* ssl, int where, int value);
     void handle(struct evhttp_request* req);
     void ingest(struct evhttp_request* req, const std::string& client, const std::string& ns);
@@ -170,14 +168,14 @@ private:
     SSL_CTX* ctx_ = nullptr;
     struct event* summary_event_ = nullptr;
     struct evconnlistener* listener_ = nullptr;  // evhttp's, freed with http_
-    struct event* resume_accepts_ = nullptr;
+    std::unique_ptr<HttpAcceptPause> accept_pause_;
     std::vector<Cidr> trusted_;
     protocol::GzipBody body_;  // the decompressed request body, at most --max-body-bytes
     std::vector<struct evbuffer_iovec> iovecs_;
     std::vector<std::string_view> chunks_;
     std::vector<protocol::HttpHeader> header_list_;
     Counts counts_, reported_;
-    RateLimitedLog refused_log_, tls_log_, invalid_log_, accept_log_;
+    RateLimitedLog refused_log_, tls_log_, invalid_log_;
     std::unique_ptr<HttpConnectionGuard> guard_;
     HttpConnectionGuard::Counts guard_reported_;
     uint64_t forwarded_unlogged_ = 0;
@@ -186,19 +184,9 @@ private:
 
 int g_handshake_done_index = -1;  // SSL ex_data: set once the handshake completed
 
-// libevent hands an accept error to the listener's error callback with the listener's callback argument,
-// which evhttp sets to itself: these are the Ingests of this process, found by their evhttp (one or two).
-std::vector<std::pair<struct evhttp*, Ingest*>>& ingests_by_http() {
-    static std::vector<std::pair<struct evhttp*, Ingest*>> ingests;
-    return ingests;
-}
-
 Ingest::~Ingest() {
-    auto& ingests = ingests_by_http();
-    ingests.erase(std::remove_if(ingests.begin(), ingests.end(), [&](const auto& e) { return e.second == this; }),
-                  ingests.end());
+    accept_pause_.reset();
     if (summary_event_) event_free(summary_event_);
-    if (resume_accepts_) event_free(resume_accepts_);
     if (http_) evhttp_free(http_);
     guard_.reset();
     if (ctx_) SSL_CTX_free(ctx_);
@@ -317,45 +305,22 @@ bool Ingest::start(int fd, std::string& error) {
     guard_ = std::make_unique<HttpConnectionGuard>(base_, limits, tls_);
     evhttp_set_bevcb(http_, &Ingest::on_new_connection, this);
     struct evhttp_bound_socket* bound = evhttp_accept_socket_with_handle(http_, fd);
-    resume_accepts_ = evtimer_new(base_, &Ingest::on_resume_accepts, this);
-    if (!bound || !resume_accepts_) {
+    if (!bound) {
         error = "cannot accept on the listening socket";
         return false;
     }
     listener_ = evhttp_bound_socket_get_listener(bound);
-    evconnlistener_set_error_cb(listener_, &Ingest::on_accept_error);
-    ingests_by_http().emplace_back(http_, this);
+    // Out of descriptors, the listener pauses 100 ms at a time rather than retrying at once (a core at 100 %).
+    accept_pause_ = std::make_unique<HttpAcceptPause>(base_, http_, listener_, std::string(scheme_) + " ingest",
+                                                      [this] { evconnlistener_enable(listener_); });
+    if (!accept_pause_->ok()) {
+        error = "cannot set up the listener's pause";
+        return false;
+    }
     summary_event_ = event_new(base_, -1, EV_PERSIST, &Ingest::on_summary, this);
     struct timeval interval = {static_cast<time_t>(config_.stats_interval_s ? config_.stats_interval_s : 5), 0};
     event_add(summary_event_, &interval);
     return true;
-}
-
-// Out of descriptors (or kernel memory), accept() fails while the connection stays in the backlog, so the
-// listening socket stays readable: left enabled, the listener would try again at once, a core at 100 %
-// for as long as the shortage lasts. It pauses for 100 ms instead, as the plaintext listener does.
-void Ingest::on_accept_error(struct evconnlistener*, void* http) {
-    const int error = EVUTIL_SOCKET_ERROR();
-    for (const auto& entry : ingests_by_http()) {
-        Ingest* ingest = entry.second;
-        if (entry.first == http) guarded("ingest: accept error", [&] { ingest->accept_failed(error); });
-    }
-}
-
-void Ingest::accept_failed(int error) {
-    const bool shortage = net::accept_shortage(error);
-    accept_log_.event([&](unsigned long long held) {
-        LOG_WARN("%s ingest: accept failed: %s; %s (%llu more since the last report)", scheme_, std::strerror(error),
-                 shortage ? "pausing accepts for 100 ms" : "going on", held);
-    });
-    if (!shortage) return;
-    evconnlistener_disable(listener_);
-    struct timeval pause = {0, 100000};
-    evtimer_add(resume_accepts_, &pause);
-}
-
-void Ingest::on_resume_accepts(evutil_socket_t, short, void* self) {
-    evconnlistener_enable(static_cast<Ingest*>(self)->listener_);
 }
 
 struct bufferevent* Ingest::on_new_connection(struct event_base* base, void* self_ptr) {

@@ -2,6 +2,7 @@
 
 Standard library only, so the tests run from a plain clone with Debian's python3.
 """
+import contextlib
 import json
 import os
 import re
@@ -97,6 +98,19 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def open_file_limit(pid, soft):
+    """Process `pid`'s open-file soft limit set to `soft` (prlimit) for the with-block, then restored."""
+    was_soft, hard = (int(v) for v in subprocess.run(
+        ["prlimit", "--pid", str(pid), "--nofile", "--raw", "--noheadings", "--output=SOFT,HARD"],
+        check=True, capture_output=True, text=True).stdout.split())
+    subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:%d" % (soft, hard)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:%d" % (was_soft, hard)], check=True)
 
 
 def gone(pid):

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -12,7 +13,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import POLYMUR, RelayTestCase, daemon_port, numbered, send_lines, wait_until
+from harness import (POLYMUR, TIME_FACTOR, RelayTestCase, cpu_seconds, daemon_port, numbered, open_file_limit, recv_all,
+                     send_lines, wait_until)
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -212,6 +214,30 @@ class MetricsTest(RelayTestCase):
         with self.assertRaises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=5)
         self.assertEqual(refused.exception.code, 501)  # evhttp: a method it does not serve
+
+    def test_out_of_descriptors_the_endpoint_pauses_and_serves_again(self):
+        """With an open-file limit below what the supervisor holds, accept() on /metrics fails while a scrape
+        waits in the backlog, and libevent's listener would retry at once (a core at 100 %): it pauses 100 ms at
+        a time instead, logs at most a line a second, and serves the waiting scrape once descriptors are back."""
+        relay = self.metrics_relay()
+        supervisor = relay.proc.pid
+        started = time.monotonic()
+        with open_file_limit(supervisor, 3):
+            waiting = socket.create_connection(("127.0.0.1", relay.metrics_port), timeout=5)
+            self.addCleanup(waiting.close)
+            waiting.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+            wait_until(lambda: "metrics: accept failed: Too many open files; pausing accepts for 100 ms" in relay.log(),
+                       10, message="the pause in the log")
+            before = cpu_seconds(supervisor)
+            time.sleep(2 * TIME_FACTOR)
+            spent = cpu_seconds(supervisor) - before
+        self.assertLess(spent, 0.5 * TIME_FACTOR, "the supervisor spent %.2f s of CPU in 2 s" % spent)
+        # At most a line a second (with a count of the attempts held back), not one per 100 ms attempt.
+        self.assertLessEqual(relay.log().count("metrics: accept failed"), time.monotonic() - started + 2)
+        waiting.settimeout(10)
+        self.assertTrue(recv_all(waiting).startswith(b"HTTP/1.0 200"))
+        self.assertEqual(http_get(relay.metrics_port, "/health"), (200, "ok\n"))
+        self.assertIsNone(relay.proc.poll())
 
     def test_check_config_refuses_what_start_refuses(self):
         api = daemon_port()  # --check-config binds it
