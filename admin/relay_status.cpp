@@ -8,7 +8,8 @@ namespace polymur {
 namespace {
 
 // Every state a destination can be in, so the one-hot state gauge always has the same series.
-constexpr const char* kDestinationStates[] = {"starting", "connecting", "connected", "down", "stopped", "removing"};
+constexpr const char* kDestinationStates[] = {"starting", "connecting", "connected", "down",
+                                              "stopped",  "removing",   "given_up"};
 
 class Exposition {
 public:

@@ -19,6 +19,7 @@
 
 #include "common/clock.hpp"
 #include "common/unique_fd.hpp"
+#include "shm/mapping_guard.hpp"
 
 namespace polymur::shm {
 namespace bip = boost::interprocess;
@@ -289,8 +290,13 @@ void QueueFile::map_rings_in_huge_pages(char* base) {
     if (from < to) madvise(from, static_cast<size_t>(to - from), MADV_HUGEPAGE);
 }
 
+QueueFile::~QueueFile() {
+    if (region_.get_address()) unregister_queue_mapping(region_.get_address());
+}
+
 bool QueueFile::attach(std::string& error) {
     auto* base = static_cast<char*>(region_.get_address());
+    register_queue_mapping(base, region_.get_size(), path_);
     header_ = reinterpret_cast<QueueHeader*>(base);
     rings_ = reinterpret_cast<RingControl*>(base + rings_offset());
     data_ = base + data_offset(header_->ring_count);

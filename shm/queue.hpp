@@ -183,6 +183,10 @@ public:
 
     const std::string& path() const { return path_; }
 
+    ~QueueFile();
+    QueueFile(const QueueFile&) = delete;
+    QueueFile& operator=(const QueueFile&) = delete;
+
 private:
     QueueFile() = default;
     bool attach(std::string& error);

@@ -29,6 +29,7 @@
 #include "common/validate.hpp"
 #include "route/destination.hpp"
 #include "route/hash_ring.hpp"
+#include "shm/mapping_guard.hpp"
 #include "supervisor/children.hpp"
 #include "supervisor/leftovers.hpp"
 #include "supervisor/loop_guard.hpp"
@@ -351,8 +352,10 @@ RelayStatus Supervisor::status() {
         DestinationStatus out;
         out.name = d.text;
         out.console = d.console;
-        out.state = d.removing
-            ? "removing"
+        // An output that gave up left its last link state behind; say that it is not running.
+        out.state = d.removing ? "removing"
+            : outputs_[slot].state == ChildState::given_up
+            ? "given_up"
             : shm::link_state_name(static_cast<shm::LinkState>(c.link_state.load(std::memory_order_relaxed)));
         out.queued = d.queue->queued_lines();
         out.queued_bytes = d.queue->queued_bytes();
@@ -543,6 +546,8 @@ int Supervisor::run() {
     signal(SIGPIPE, SIG_IGN);
     // State files hold where metrics go and the metrics themselves: never world-readable.
     umask(umask(0) | 027);
+    // A queue file truncated under the running relay costs the processes that touch it, not the supervisor.
+    shm::guard_queue_mappings(shm::OnTruncatedQueue::keep_running);
     if (!setup()) return kExitDoNotRestart;
 
     base_ = event_base_new();

@@ -11,6 +11,7 @@
 #include "common/log.hpp"
 #include "common/proctitle.hpp"
 #include "shm/control.hpp"
+#include "shm/mapping_guard.hpp"
 
 namespace polymur {
 
@@ -41,6 +42,7 @@ void child_main(const Heritage& heritage, const std::string& name, std::span<con
     std::string title = "polymur: " + name;
     proctitle_set(title.c_str());
     log::set_role(name.c_str());
+    shm::guard_queue_mappings(shm::OnTruncatedQueue::exit_process, kExitDoNotRestart);
     int code = kExitCrashed;
     try {
         code = heritage.role == Role::listener ? run_listener(heritage)
