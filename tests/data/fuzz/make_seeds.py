@@ -314,6 +314,18 @@ GZIP_STREAMS = {
 }
 write("fuzz_gzip_stream", GZIP_STREAMS)
 
+TAGGED_NAMES = {
+    "semicolons": b"cpu;host=a;dc=x",
+    "openmetrics": b'cpu{host="a",dc="x\\"y",path="c:\\\\d"}',
+    "openmetrics_colon_comma": b'cpu{host="a":,dc="x"}',
+    "repeated_and_name": b"~~cpu;name=z;host=a;host=b",
+    "empty_value": b"cpu;host=",
+    "bad_tag": b"cpu;ho!st=a",
+    "value_with_tilde": b"cpu;host=~a",
+    "untagged": b"plain.metric.name",
+}
+write("fuzz_tag_normalize", TAGGED_NAMES)
+
 
 def lz4_frame(data, *args):
     return subprocess.run(["lz4", "-c"] + list(args), input=data, stdout=subprocess.PIPE, check=True).stdout
