@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static polymur::protocol::TagNormalizer normalizer;
     const std::string_view name(reinterpret_cast<const char*>(data), size);
     const std::string once(normalizer.normalize(name));  // the view lives only until the next call
-    if (once.size() > size) std::abort();                 // it only reorders, drops and unescapes
+    if (once.size() > size) std::abort();                // it only reorders, drops and unescapes
     if (openmetrics_form(name) || openmetrics_form(once)) return 0;
     if (normalizer.normalize(once) != once) std::abort();
     return 0;
