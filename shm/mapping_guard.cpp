@@ -28,6 +28,7 @@ Mapping g_mappings[kMaxMappings];
 std::mutex g_registry;  // register and unregister only; the handler reads the atomics
 std::atomic<int> g_action {static_cast<int>(OnTruncatedQueue::exit_process)};
 std::atomic<int> g_exit_code {0};
+char g_carrying_on[256] = "";
 std::atomic<unsigned> g_truncated {0};
 struct sigaction g_previous = {};
 bool g_installed = false;
@@ -70,9 +71,9 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
         if (replaced == MAP_FAILED) break;
         if (first)
             LOG_ERROR(
-                "queue file %s shrank under the running relay (truncated): each process that touches it "
-                "stops and is not restarted; move the file away and restart polymur (the supervisor carries on)",
-                m.path);
+                "queue file %s shrank under the running relay (truncated): what it held past the cut is lost; %s; "
+                "move the file away and restart polymur",
+                m.path, g_carrying_on);
         return;
     }
     pass_on(sig, info, context);
@@ -80,9 +81,10 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
 
 }  // namespace
 
-void guard_queue_mappings(OnTruncatedQueue action, int exit_code) {
+void guard_queue_mappings(OnTruncatedQueue action, int exit_code, const char* carrying_on) {
     g_action.store(static_cast<int>(action));
     g_exit_code.store(exit_code);
+    std::snprintf(g_carrying_on, sizeof g_carrying_on, "%s", carrying_on);
     if (g_installed) return;
     struct sigaction handler = {};
     handler.sa_sigaction = &on_sigbus;

@@ -547,7 +547,8 @@ int Supervisor::run() {
     // State files hold where metrics go and the metrics themselves: never world-readable.
     umask(umask(0) | 027);
     // A queue file truncated under the running relay costs the processes that touch it, not the supervisor.
-    shm::guard_queue_mappings(shm::OnTruncatedQueue::keep_running);
+    shm::guard_queue_mappings(shm::OnTruncatedQueue::keep_running, 0,
+                              "the supervisor carries on; the destination's output stops and is not restarted");
     if (!setup()) return kExitDoNotRestart;
 
     base_ = event_base_new();

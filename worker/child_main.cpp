@@ -42,7 +42,12 @@ void child_main(const Heritage& heritage, const std::string& name, std::span<con
     std::string title = "polymur: " + name;
     proctitle_set(title.c_str());
     log::set_role(name.c_str());
-    shm::guard_queue_mappings(shm::OnTruncatedQueue::exit_process, kExitDoNotRestart);
+    // A queue file truncated under the relay: its readers stop as at their next start; a listener goes on
+    // serving every other destination (what it writes for that one is lost with the file).
+    if (heritage.role == Role::listener)
+        shm::guard_queue_mappings(shm::OnTruncatedQueue::keep_running, kExitDoNotRestart,
+                                  "this listener carries on, and that destination's lines are lost from now on");
+    else shm::guard_queue_mappings(shm::OnTruncatedQueue::exit_process, kExitDoNotRestart);
     int code = kExitCrashed;
     try {
         code = heritage.role == Role::listener ? run_listener(heritage)

@@ -321,37 +321,47 @@ class DurabilityTest(RelayTestCase):
         self.assertIsNone(relay.child_pid("output " + a.address))
         self.assertIn("is truncated", relay.log())
 
-    def test_a_queue_file_truncated_under_the_running_relay_stops_cleanly(self):
+    def test_a_queue_file_truncated_under_the_running_relay_costs_only_its_destination(self):
         """A queue file truncated while polymur runs: each load or store past the new end raises SIGBUS. It killed
         the process that touched it without a word, and the supervisor (which reads every queue for stats) took
-        the whole relay down with it. Now the supervisor carries on and says which file; an output or listener
-        that touches it exits as it would at its next start (refused, not restarted), naming the file; and the
-        relay, without a listener, stops cleanly: nothing is killed by a signal."""
+        the whole relay down with it. Now the supervisor and the listeners carry on, naming the file; the output
+        that reads it exits as it would at its next start (refused, not restarted), naming the file; every other
+        destination keeps getting its lines, and nothing is killed by a signal."""
         a, b = self.sink(), self.sink()
-        relay = self.relay(destinations=[a.address, b.address])
+        relay = self.relay("--metrics-addr=127.0.0.1:0", destinations=[a.address, b.address])
+        metrics = relay.bound_port("metrics")
         send_lines(relay.port, numbered("before", 0, 100))
         wait_until(lambda: a.line_count() == 100 and b.line_count() == 100, 20, message="the first lines delivered")
         queue = next(os.path.join(relay.state_dir, f) for f in os.listdir(relay.state_dir)
                      if f.endswith(".queue") and f.startswith("127.0.0.1_%d-" % a.port))
         os.truncate(queue, 4096)  # the header page stays; the ring positions and the data are gone
         # stats reads every queue's positions: the supervisor meets the truncation here, and answers.
-        stats = relay.stats()
-        self.assertEqual(stats["destinations"][b.address]["sent"], 100)
-        wait_until(lambda: "queue file %s shrank under the running relay (truncated)" % queue in relay.log(), 10,
-                   message="the supervisor naming the file")
+        self.assertEqual(relay.stats()["destinations"][b.address]["sent"], 100)
+        wait_until(lambda: "[supervisor %d] queue file %s shrank under the running relay (truncated)"
+                   % (relay.proc.pid, queue) in relay.log(), 10, message="the supervisor naming the file")
         # a's output touches its ring positions within its next tick, and exits rather than being killed.
         wait_until(lambda: "queue file %s shrank under this process" % queue in relay.log(), 10,
                    message="a's output naming the file")
         wait_until(lambda: relay.stats()["destinations"][a.address]["state"] == "given_up", 10,
                    message="a's output given up in stats")
-        self.assertIsNone(relay.proc.poll(), "the supervisor is still serving")
-        # A listener writing for a meets the truncation too: the relay stops as when a listener cannot start.
-        send_lines(relay.port, numbered("after", 0, 10))
-        self.assertEqual(relay.proc.wait(30), 78)
+        # The listeners write for a into the lost pages and go on: b gets every line sent after the truncation.
+        send_lines(relay.port, numbered("after", 0, 1000))
+        wait_until(lambda: b.line_count() == 1100, 20, message="b's lines after the truncation")
+        self.assertEqual(sorted(b.lines()), sorted(numbered("before", 0, 100) + numbered("after", 0, 1000)))
+        wait_until(lambda: re.search(r"\[listener \d+ \d+\] queue file %s shrank under the running relay.*this "
+                                     r"listener carries on" % re.escape(queue), relay.log()), 10,
+                   message="the listener naming the file")
+        self.assertEqual(a.line_count(), 100)
+        with socket.create_connection(("127.0.0.1", metrics), timeout=5) as s:
+            s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+            health = s.makefile("rb").read().decode()
+        self.assertTrue(health.startswith("HTTP/1.0 503"), health)
+        self.assertIn("output %s" % a.address, health)
+        self.assertIsNone(relay.proc.poll(), "polymur is still serving")
         log = relay.log()
-        self.assertIn("a listener cannot start", log)
         self.assertNotIn("killed by signal", log)
         self.assertNotIn("Bus error", log)
+        self.assertEqual(relay.stop(), 0)
 
     def test_queue_byte_bound_is_exact(self):
         dead = "127.0.0.1:%d" % self.refused_port()
