@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "common/clock.hpp"
 #include "common/guard.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
@@ -48,17 +47,11 @@ void HttpAcceptPause::on_error(struct evconnlistener*, void* http) {
 
 void HttpAcceptPause::failed(int error) {
     const bool shortage = net::accept_shortage(error);
-    const int64_t now = monotonic_ms();
-    if (logged_ms_ && now - logged_ms_ < 1000) {
-        ++held_;
-    } else {
+    log_.event([&](unsigned long long held) {
         LOG_WARN("%s: accept failed: %s; %s (%llu more since the last report)", subject_.c_str(), std::strerror(error),
-                 shortage ? "pausing accepts for 100 ms" : "going on", static_cast<unsigned long long>(held_));
-        held_ = 0;
-        logged_ms_ = now;
-    }
+                 shortage ? "pausing accepts for 100 ms" : "going on", held);
+    });
     if (!shortage) return;
-    ++pauses_;
     pausing_ = true;
     evconnlistener_disable(listener_);
     struct timeval pause = {0, 100000};

@@ -8,9 +8,10 @@
 
 #include <event2/event.h>
 
-#include <cstdint>
 #include <functional>
 #include <string>
+
+#include "common/rate_limited_log.hpp"
 
 struct evhttp;
 struct evconnlistener;
@@ -31,7 +32,6 @@ public:
     bool ok() const { return timer_ != nullptr; }
     // True from a shortage until the pause's end.
     bool pausing() const { return pausing_; }
-    uint64_t pauses() const { return pauses_; }
 
 private:
     static void on_error(struct evconnlistener* listener, void* http);
@@ -44,9 +44,7 @@ private:
     std::function<void()> resume_;
     struct event* timer_ = nullptr;
     bool pausing_ = false;
-    uint64_t pauses_ = 0;
-    uint64_t held_ = 0;  // failures since the last log line
-    int64_t logged_ms_ = 0;
+    RateLimitedLog log_;
 };
 
 }  // namespace polymur

@@ -40,6 +40,7 @@
 #include "common/http_accept_pause.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/rate_limited_log.hpp"
 #include "protocol/gzip_body.hpp"
 #include "protocol/ingest_request.hpp"
 #include "worker/http_connections.hpp"
@@ -91,39 +92,6 @@ CnResult subject_cn(X509* cert, std::string& out) {
     if (out.find('\0') != std::string::npos) return CnResult::unreadable;
     return CnResult::ok;
 }
-
-// A log line that may fire per request or per connection: the first of each kind at once, then at
-// most one a second per kind, carrying how many were held back.
-class RateLimitedLog {
-public:
-    template <typename Emit>
-    void event(Emit emit, long kind = 0) {
-        int64_t now = monotonic_ms();
-        State* state = nullptr;
-        for (State& s : states_)
-            if (s.kind == kind) state = &s;
-        if (!state) {
-            if (states_.size() >= 32) states_.clear();  // bounded; forgetting only means logging sooner
-            states_.push_back(State {kind, 0, 0});
-            state = &states_.back();
-        }
-        if (state->last_ms && now - state->last_ms < 1000) {
-            ++state->held;
-            return;
-        }
-        emit(state->held);
-        state->held = 0;
-        state->last_ms = now;
-    }
-
-private:
-    struct State {
-        long kind;
-        int64_t last_ms;
-        unsigned long long held;
-    };
-    std::vector<State> states_;
-};
 
 struct Counts {
     uint64_t requests = 0, accepted = 0, lines = 0, invalid_lines = 0, busy = 0, bad = 0, too_large = 0, forbidden = 0,

@@ -21,6 +21,7 @@
 #include "common/heritage.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
+#include "common/rate_limited_log.hpp"
 #include "protocol/batch_lines.hpp"
 #include "protocol/line.hpp"
 #include "protocol/newlines.hpp"
@@ -225,9 +226,8 @@ private:
     struct event* resume_accept_event_ = nullptr;
     std::vector<std::unique_ptr<Connection>> connections_;
     int deferrals_ = 0;
-    int64_t accept_failure_logged_ms_ = 0;  // accept failures: a log line a second at most, with a count
-    unsigned long long accept_failures_held_ = 0;
-    StopPipe stop_;  // SIGTERM, SIGINT: its pipe ends the event loop
+    RateLimitedLog accept_failure_log_;  // accept failures: a log line a second at most, with a count
+    StopPipe stop_;                      // SIGTERM, SIGINT: its pipe ends the event loop
     LiveRoutes routes_;
     std::unique_ptr<route::RouteResult> result_;  // one lookup's buffers, reused line after line
     std::unique_ptr<AggregatorFeed> aggregator_;  // --rules with aggregate rules: their points' queue
@@ -321,17 +321,12 @@ void Listener::accept_ready(int listen_fd, Input input, bool tls) {
         if (fd < 0) {
             const int error = errno;
             if (net::accept_shortage(error)) {
-                const int64_t now = monotonic_ms();
-                if (now - accept_failure_logged_ms_ >= 1000) {
+                accept_failure_log_.event([&](unsigned long long held) {
                     LOG_WARN(
                         "listener %u: accept failed: %s; pausing accepts for 100 ms (%llu more since the last "
                         "report)",
-                        heritage_.index, std::strerror(error), accept_failures_held_);
-                    accept_failure_logged_ms_ = now;
-                    accept_failures_held_ = 0;
-                } else {
-                    ++accept_failures_held_;
-                }
+                        heritage_.index, std::strerror(error), held);
+                });
                 pause_accepts(100000);
             }
             return;  // EAGAIN: another worker took it, or the backlog is empty
