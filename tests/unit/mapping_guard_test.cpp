@@ -10,11 +10,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "shm/queue.hpp"
+#include "temp_dir.hpp"
 
 namespace polymur::shm {
 namespace {
@@ -22,22 +22,14 @@ namespace {
 class MappingGuardTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        char pattern[] = "/tmp/polymur-unit-XXXXXX";
-        ASSERT_NE(mkdtemp(pattern), nullptr) << std::strerror(errno);
-        dir_ = pattern;
-        path_ = dir_ + "/dest.queue";
         std::string error;
         queue_ = QueueFile::open_or_create(path_, "carbon:2003", {2, 1 << 20}, error);
         ASSERT_TRUE(queue_) << error;
         ASSERT_EQ(queue_->ring(1).write_pos.load(), 0U);
     }
-    void TearDown() override {
-        queue_.reset();
-        std::error_code ignored;
-        std::filesystem::remove_all(dir_, ignored);
-    }
 
-    std::string dir_, path_;
+    test::TempDir dir_;  // removed after the queue is unmapped (members are destroyed last first)
+    std::string path_ = dir_.path() + "/dest.queue";
     std::unique_ptr<QueueFile> queue_;
 };
 
@@ -57,7 +49,7 @@ TEST_F(MappingGuardTest, KeepRunningReadsTheLostPagesAsZerosAndCountsTheFileOnce
 
 // A child's way: it exits with the code it was given, naming the file.
 TEST_F(MappingGuardTest, ExitProcessExitsWithItsCodeNamingTheFile) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    GTEST_FLAG_SET(death_test_style, "fast");  // forked: the child uses this test's queue and directory
     EXPECT_EXIT(
         {
             guard_queue_mappings(OnTruncatedQueue::exit_process, 78);
@@ -65,13 +57,13 @@ TEST_F(MappingGuardTest, ExitProcessExitsWithItsCodeNamingTheFile) {
             queue_->ring_data(1)[10] = 'x';
             _exit(2);
         },
-        ::testing::ExitedWithCode(78), "queue file /tmp/polymur-unit-[^ ]*/dest.queue shrank under this process");
+        ::testing::ExitedWithCode(78), "queue file " + path_ + " shrank under this process");
 }
 
 // A fault outside every registered mapping is not ours: it goes to the handler before (or kills as SIGBUS does).
 TEST_F(MappingGuardTest, AFaultOutsideTheQueuesStillKills) {
-    GTEST_FLAG_SET(death_test_style, "threadsafe");
-    const std::string other = dir_ + "/other";
+    GTEST_FLAG_SET(death_test_style, "fast");  // forked: the child uses this test's queue and directory
+    const std::string other = dir_.path() + "/other";
     EXPECT_EXIT(
         {
             guard_queue_mappings(OnTruncatedQueue::exit_process, 78);
