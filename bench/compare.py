@@ -17,7 +17,11 @@ prints per relay:
 With --relays forwarder,polymur the reference is polymur-forwarder (bench/forwarder.cpp): a relay that does
 no work at all, splicing each connection's bytes through a kernel pipe to the destinations (mirrored for
 broadcast, connection by connection for hash routing). Its rate is the machine's limit for this load, and
-polymur's rate is printed as a share of it.
+polymur's rate is printed as a share of it. forwarder-copy is the same relay moving the bytes through user space
+(read(2) into a 64 KiB buffer, write(2) to each destination, still no parsing and no queue): the least any relay
+that looks at its bytes pays. With a forwarder in the run, the targets' lines also give the CPU budget the
+target leaves a relay: at the target's rate, two fully busy CPUs minus what the load generator and the sinks
+spent per million metrics beside the forwarder.
 
 --smoke runs tiny counts and exits non-zero unless every metric sent was delivered (CI). No timing
 is asserted anywhere; the targets are printed as met / not met.
@@ -449,13 +453,16 @@ class CarbonCRelay(Relay):
 
 
 class Forwarder(Relay):
-    """polymur-forwarder: splice(2) through a pipe, no parsing, no queue; the machine's reference."""
+    """polymur-forwarder: splice(2) through a pipe (or, with copy, read(2) and write(2) through a buffer), no
+    parsing, no queue; the machine's reference."""
     name = "forwarder"
 
-    def __init__(self, binary, workdir, tag, sink_ports, distribution):
-        super().__init__(workdir, "forwarder-" + tag)
+    def __init__(self, binary, workdir, tag, sink_ports, distribution, copy=False):
+        super().__init__(workdir, ("forwarder-copy-" if copy else "forwarder-") + tag)
+        if copy:
+            self.name = "forwarder-copy"
         mode = "spread" if distribution == "hash" else "mirror"
-        self._spawn([binary, str(self.port), mode] + [str(p) for p in sink_ports])
+        self._spawn([binary] + (["--copy"] if copy else []) + [str(self.port), mode] + [str(p) for p in sink_ports])
 
 
 def carbon_settings(args):
@@ -519,9 +526,9 @@ class Bench:
         tag = str(self.serial)
         if relay == "polymur":
             return Polymur(self.args.polymur_bin, self.workdir, tag, sink_ports, distribution, self.args.polymur_arg)
-        if relay == "forwarder":
+        if relay in ("forwarder", "forwarder-copy"):
             return Forwarder(os.path.join(self.args.bench_dir, "polymur-forwarder"), self.workdir, tag, sink_ports,
-                             distribution)
+                             distribution, copy=relay == "forwarder-copy")
         return CarbonCRelay(self.args.carbon_bin, self.workdir, tag, sink_ports, distribution, carbon_settings(self.args))
 
     def warm_up(self, relay, sinks, wl, copies):
@@ -804,9 +811,34 @@ def print_workload(wl, by_relay):
         if wl["kind"] == "latency":
             line += " %9s %8.2fx" % ("", ratio(p["p99_us"], c["p99_us"]))
         log(line)
-    if p and f:
-        log("  %-15s %10.0f%% %11.0f%%" % ("polymur/fwd", 100 * ratio(p["accepted_per_s"], f["accepted_per_s"]),
-                                          100 * ratio(p["delivered_per_s"], f["delivered_per_s"])))
+    for ref, label in (("forwarder", "polymur/fwd"), ("forwarder-copy", "polymur/fwd-copy")):
+        if p and by_relay.get(ref):
+            r = by_relay[ref]
+            log("  %-15s %10.0f%% %11.0f%%" % (label, 100 * ratio(p["accepted_per_s"], r["accepted_per_s"]),
+                                              100 * ratio(p["delivered_per_s"], r["delivered_per_s"])))
+    if f and by_relay.get("forwarder-copy"):
+        r = by_relay["forwarder-copy"]
+        log("  %-15s %10.0f%% %11.0f%%" % ("fwd-copy/fwd", 100 * ratio(r["accepted_per_s"], f["accepted_per_s"]),
+                                          100 * ratio(r["delivered_per_s"], f["delivered_per_s"])))
+
+
+def info_nproc():
+    return os.cpu_count() or 1
+
+
+def others_per_m(r):
+    """CPU seconds the load generator and the sinks spent per million metrics sent in run r."""
+    return (r["loadgen_cpu_s"] + r["sinks_cpu_s"]) / (r["sent"] / 1e6) if r.get("sent") else float("nan")
+
+
+def relay_cpu_budget(f, share, cpus):
+    """The CPU seconds per million metrics a relay may spend and still deliver `share` of the forwarder's rate
+    in run f, if every CPU is busy and the load generator and sinks cost what they did beside the forwarder
+    (an upper bound: a relay also waits)."""
+    if not f.get("sent") or not f.get("delivered_per_s"):
+        return None
+    rate = share * f["delivered_per_s"]  # input metrics per second delivered to every destination
+    return cpus / rate * 1e6 - others_per_m(f)
 
 
 def print_targets(workloads, table):
@@ -821,6 +853,17 @@ def print_targets(workloads, table):
             share = ratio(p["delivered_per_s"], f["delivered_per_s"])
             log("  %-16s delivered >= %.0f%% of the forwarder: %5.1f%%  %s" % (
                 wl["name"], 100 * want, 100 * share, "MET" if share >= want else "not met"))
+            fc = res.get("forwarder-copy")
+            if fc:
+                log("  %-16s (forwarder-copy, which reads and writes its bytes and parses nothing: %5.1f%% of the "
+                    "forwarder; polymur %5.1f%% of it)" % ("", 100 * ratio(fc["delivered_per_s"], f["delivered_per_s"]),
+                                                       100 * ratio(p["delivered_per_s"], fc["delivered_per_s"])))
+            budget = relay_cpu_budget(f, want, info_nproc())
+            if budget is not None:
+                log("  %-16s CPU budget at that rate: %.3f s/M for the relay (%d CPUs busy, load generator and "
+                    "sinks %.3f s/M beside the forwarder); polymur spent %.3f, the forwarder %.3f%s" % (
+                        "", budget, info_nproc(), others_per_m(f), p["cpu_s_per_m"], f["cpu_s_per_m"],
+                        "" if not fc else ", forwarder-copy %.3f" % fc["cpu_s_per_m"]))
         if wl["kind"] == "throughput" and c:
             r = ratio(p["delivered_per_s"], c["delivered_per_s"])
             acc = ratio(p["accepted_per_s"], c["accepted_per_s"])
@@ -892,14 +935,14 @@ def main():
     args.bench_dir = args.bench_dir or os.path.dirname(os.path.abspath(args.polymur_bin))
     relays = [r for r in args.relays.split(",") if r]
     for r in relays:
-        if r not in ("polymur", "carbon-c-relay", "forwarder"):
+        if r not in ("polymur", "carbon-c-relay", "forwarder", "forwarder-copy"):
             ap.error("unknown relay " + r)
     needed = [os.path.join(args.bench_dir, "polymur-loadgen"), os.path.join(args.bench_dir, "polymur-sink")]
     if "polymur" in relays:
         needed.append(args.polymur_bin)
     if "carbon-c-relay" in relays:
         needed.append(args.carbon_bin)
-    if "forwarder" in relays:
+    if "forwarder" in relays or "forwarder-copy" in relays:
         needed.append(os.path.join(args.bench_dir, "polymur-forwarder"))
     for path in needed:
         if not os.access(path, os.X_OK):
@@ -957,7 +1000,7 @@ def main():
                     "carbon_ch hash-route" if wl["distribution"] == "hash" else "broadcast", wl["destinations"],
                     wl["connections"], wl["count"]))
             def run_one(relay, wl=wl):
-                if relay == "forwarder" and wl["kind"] == "idle":
+                if relay.startswith("forwarder") and wl["kind"] == "idle":
                     return None  # a thread per connection is no reference for idle memory
                 return bench.run_idle(relay, wl) if wl["kind"] == "idle" else bench.run_flow(relay, wl)
 

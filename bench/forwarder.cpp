@@ -2,7 +2,12 @@
 // "How far from the machine's limit"). It accepts connections and moves each one's bytes, through a kernel
 // pipe, into connections to the destinations with splice(2): no parsing, no copy into user space, no queue.
 //
-//   polymur-forwarder LISTEN_PORT mirror|spread DEST_PORT...
+//   polymur-forwarder [--copy] LISTEN_PORT mirror|spread DEST_PORT...
+//
+// --copy: read(2) each connection's bytes into a 64 KiB buffer and write(2) them to each destination instead
+//         of splicing: what any relay that looks at its bytes pays at the least (the kernel's copy into user
+//         space and out again, as polymur's listener reads and its output writes), still with no parsing and
+//         no queue.
 //
 // mirror: every connection's bytes go to every destination (tee(2) into one pipe per extra destination), as
 //         polymur's broadcast does.
@@ -67,6 +72,32 @@ bool drain(const Pipe& p, int out, size_t n) {
     return true;
 }
 
+bool write_all(int out, const char* p, size_t n) {
+    while (n > 0) {
+        ssize_t wrote = write(out, p, n);
+        if (wrote < 0 && errno == EINTR) continue;
+        if (wrote <= 0) return false;
+        p += wrote;
+        n -= static_cast<size_t>(wrote);
+    }
+    return true;
+}
+
+// --copy: through user space, 64 KiB at a time (polymur's listener reads that much).
+void forward_copying(int in, const std::vector<int>& outs) {
+    constexpr size_t kReadBytes = 64 * 1024;
+    std::vector<char> buf(kReadBytes);
+    for (;;) {
+        ssize_t got = read(in, buf.data(), buf.size());
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        for (int out : outs)
+            if (!write_all(out, buf.data(), static_cast<size_t>(got))) die("write to a destination");
+    }
+    close(in);
+    for (int fd : outs) close(fd);
+}
+
 void forward(int in, std::vector<int> outs) {
     std::vector<Pipe> pipes(outs.size());
     for (;;) {
@@ -94,8 +125,10 @@ void forward(int in, std::vector<int> outs) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    const bool copy = argc > 1 && std::strcmp(argv[1], "--copy") == 0;
+    if (copy) --argc, ++argv;
     if (argc < 4 || (std::strcmp(argv[2], "mirror") != 0 && std::strcmp(argv[2], "spread") != 0)) {
-        std::fprintf(stderr, "usage: polymur-forwarder LISTEN_PORT mirror|spread DEST_PORT...\n");
+        std::fprintf(stderr, "usage: polymur-forwarder [--copy] LISTEN_PORT mirror|spread DEST_PORT...\n");
         return 2;
     }
     const bool mirror = std::strcmp(argv[2], "mirror") == 0;
@@ -125,6 +158,7 @@ int main(int argc, char** argv) {
         } else {
             outs.push_back(connect_to(dests[accepted % dests.size()]));
         }
-        std::thread(forward, in, std::move(outs)).detach();
+        if (copy) std::thread(forward_copying, in, std::move(outs)).detach();
+        else std::thread(forward, in, std::move(outs)).detach();
     }
 }
