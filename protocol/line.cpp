@@ -274,6 +274,73 @@ bool parse_canonical_short(const char* begin, size_t size, ParsedLine& out) {
     return canonical_from_masks(begin, size, m, out);
 }
 
+// The newlines of 64 bytes at `p`.
+template <class Bytes>
+inline __attribute__((always_inline)) uint64_t newlines_of(const char* p) {
+    uint64_t newlines = 0;
+    for (unsigned at = 0; at < 64; at += sizeof(Bytes)) {
+        Bytes bytes;
+        std::memcpy(&bytes, p + at, sizeof bytes);
+        newlines |= uint64_t(movemask(bytes == '\n')) << at;
+    }
+    return newlines;
+}
+
+// The newlines are found a 64-byte block at a time; each line of at most 64 bytes is then classified from
+// its first byte (as parse_canonical does, without the call), reading at most 64 bytes from there: within
+// the buffer, or from a zero-padded copy for a line that starts less than 64 bytes before its end.
+template <class Bytes>
+inline __attribute__((always_inline)) size_t scan_lines_with(const char* data, size_t size, ScannedLine* out) {
+    size_t count = 0, start = 0;
+    for (size_t base = 0; base < size; base += 64) {
+        const char* block = data + base;
+        char last[64];
+        if (size - base < 64) {  // the last, partial block: zeros past the end (no newline)
+            std::memset(last, 0, sizeof last);
+            std::memcpy(last, block, size - base);
+            block = last;
+        }
+        for (uint64_t newlines = newlines_of<Bytes>(block); newlines; newlines &= newlines - 1) {
+            const size_t end = base + static_cast<size_t>(__builtin_ctzll(newlines));
+            const size_t length = end - start;
+            ScannedLine& line = out[count++];
+            line.end = static_cast<uint32_t>(end);
+            line.canonical = false;
+            if (length <= 64) {
+                const char* from = data + start;
+                char near_end[64];
+                if (size - start < 64) {
+                    std::memset(near_end, 0, sizeof near_end);
+                    std::memcpy(near_end, from, size - start);
+                    from = near_end;
+                }
+                Masks m;
+                for (unsigned at = 0; at < length; at += sizeof(Bytes)) classify<Bytes>(from + at, at, m);
+                const uint64_t keep = length == 64 ? ~uint64_t(0) : (uint64_t(1) << length) - 1;
+                m.spaces &= keep, m.plain &= keep, m.digits &= keep, m.dots &= keep;  // not the next line's
+                ParsedLine parsed;
+                if (canonical_from_masks(data + start, length, m, parsed)) {
+                    line.first = static_cast<uint8_t>(parsed.name.size());
+                    line.second = static_cast<uint8_t>(parsed.name.size() + 1 + parsed.value.size());
+                    line.canonical = true;
+                }
+            }
+            start = end + 1;
+        }
+    }
+    return count;
+}
+
+size_t scan_lines_sse2(const char* data, size_t size, ScannedLine* out) {
+    return scan_lines_with<Bytes16>(data, size, out);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) size_t scan_lines_avx2(const char* data, size_t size, ScannedLine* out) {
+    return scan_lines_with<Bytes32>(data, size, out);
+}
+#endif
+
 #if defined(__x86_64__)
 // The same in two 32-byte loads, for a line of 32 to 64 bytes (the second ending at the line's end).
 __attribute__((target("avx2"))) bool parse_canonical_avx2(const char* begin, size_t size, ParsedLine& out) {
@@ -404,6 +471,20 @@ LineError check_name(std::string_view name) {
         p += len;
     }
     return LineError::none;
+}
+
+size_t scan_lines(const char* data, size_t size, ScannedLine* out) {
+#if defined(__SSE2__)
+#if defined(__x86_64__)
+    if (g_avx2) return scan_lines_avx2(data, size, out);
+#endif
+    return scan_lines_sse2(data, size, out);
+#else
+    size_t count = 0;
+    for (const char* p = data; (p = static_cast<const char*>(std::memchr(p, '\n', size_t(data + size - p)))); ++p)
+        out[count++].end = static_cast<uint32_t>(p - data), out[count - 1].canonical = false;
+    return count;
+#endif
 }
 
 bool use_line_vectors(LineVectors vectors) {

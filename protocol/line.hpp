@@ -5,6 +5,8 @@
 // tests/process/test_carbon_differential.py the comparison with carbon itself.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace polymur::protocol {
@@ -39,6 +41,31 @@ LineError check_name(std::string_view name);
 bool carbon_float(std::string_view text, double& out);
 
 const char* describe(LineError error);
+
+// A line scan_lines found: where its '\n' is and, for a line in the common form, its fields.
+struct ScannedLine {
+    uint32_t end = 0;  // the offset of the line's '\n' in the scanned buffer
+    // When canonical: the line (without its '\n') is one parse_line accepts as canonical, with its name
+    // ending at offset `first` of the line and its value at `second` (the two spaces); nothing else is known
+    // of a line that is not (parse_line decides it).
+    uint8_t first = 0, second = 0;
+    bool canonical = false;
+};
+
+// Every line of data[0, size) that ends with '\n', in order, into `out` (room for `size` entries: a line is
+// at least its '\n'); returns how many. A line of at most 64 bytes before its '\n' is parsed on the way by
+// parse_line's fast path, from vector masks of the whole buffer taken 64 bytes at a time (one pass for the
+// newlines and the fields, no call per line). Pure code, no allocation.
+size_t scan_lines(const char* data, size_t size, ScannedLine* out);
+
+// The fields of a line scan_lines found canonical (`line` starts where the line does).
+inline void scanned_fields(const char* line, const ScannedLine& s, size_t size, ParsedLine& out) {
+    out.name = std::string_view(line, s.first);
+    out.value = std::string_view(line + s.first + 1, size_t(s.second - s.first - 1));
+    out.timestamp = std::string_view(line + s.second + 1, size - s.second - 1);
+    out.timestamp_is_now = false;
+    out.canonical = true;
+}
 
 // The registers parse_line's fast path reads a line of up to 64 bytes with: AVX2 where the CPU has it (chosen
 // once, at start), SSE2 otherwise. Tests pick each in turn to check both (false: this CPU has no AVX2; nothing

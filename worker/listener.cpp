@@ -95,6 +95,7 @@ public:
     explicit Listener(const Heritage& heritage)
             : heritage_(heritage), config_(*heritage.config), slot_(heritage.control->workers[heritage.index]),
               scratch_(new char[kReadSize + config_.max_line_length + 1]),
+              scanned_(new protocol::ScannedLine[kReadSize + config_.max_line_length + 1]),
               routes_(heritage, LiveRoutes::Writer::listener), result_(std::make_unique<route::RouteResult>()) {}
 
     int run();
@@ -172,26 +173,47 @@ private:
     void hint_pickle_on_line_port(const Connection& conn);
     void udp_ready(int fd);
     void setup_udp();
-    void handle_line(std::string_view line, const Connection& conn);
+    // `scanned`: what scan_lines found of the line (nothing, for a line that did not come from it).
+    void handle_line(std::string_view line, const Connection& conn, const protocol::ScannedLine& scanned = {});
     // Broadcast (fixed_slots_): a valid line queued as received joins the run of such lines just before it
     // in the read buffer; anything else ends the run first.
-    void take_line(std::string_view line, const Connection& conn);
+    void take_line(std::string_view line, const protocol::ScannedLine& scanned, const Connection& conn);
+    // A line queued as received (with its '\n'): it extends the run it follows, or ends that one and starts its own.
+    void join_run(std::string_view line) {
+        if (run_.lines && run_.begin + run_.bytes == line.data()) {
+            run_.bytes += line.size();
+            ++run_.lines;
+            return;
+        }
+        flush_run();
+        run_ = {line.data(), line.size(), 1};
+    }
     void start_runs();  // once per read: where runs go
     void flush_run();   // queues the run: one copy into each ring
-    void handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn);
+    void handle_lines_hashed_ahead(const std::string_view* lines, const protocol::ScannedLine* scanned, size_t count,
+                                   const Connection& conn);
     // A valid line ready to queue: the parse, and the parts to write (the line itself, or rebuilt around its name).
     struct PreparedLine {
         protocol::ParsedLine parsed;
         std::string_view parts[6];
         size_t count = 0, total = 0;
     };
-    bool prepare_line(std::string_view line, const Connection& conn, PreparedLine& out);  // false: dropped, counted
+    // false: dropped, counted
+    bool prepare_line(std::string_view line, const protocol::ScannedLine& scanned, const Connection& conn,
+                      PreparedLine& out);
     // false: invalid, counted (and logged, rate-limited).
     bool parse(std::string_view line, const Connection& conn, protocol::ParsedLine& parsed) {
         const protocol::LineError error = protocol::parse_line(line.substr(0, line.size() - 1), parsed);
         if (error == protocol::LineError::none) return true;
         invalid(conn, protocol::describe(error), line.substr(0, line.size() - 1));
         return false;
+    }
+    // The same for a line scan_lines may have parsed already.
+    bool parse(std::string_view line, const protocol::ScannedLine& scanned, const Connection& conn,
+               protocol::ParsedLine& parsed) {
+        if (!scanned.canonical) return parse(line, conn, parsed);
+        protocol::scanned_fields(line.data(), scanned, line.size() - 1, parsed);
+        return true;
     }
     // Whether `parsed` is `line` (with its '\n') as it is forwarded: then it is queued as received.
     static bool as_received(std::string_view line, const protocol::ParsedLine& parsed) {
@@ -217,6 +239,7 @@ private:
     const Config& config_;
     shm::WorkerSlot& slot_;
     std::unique_ptr<char[]> scratch_;
+    std::unique_ptr<protocol::ScannedLine[]> scanned_;  // the lines of scratch_ (scan_lines), one per byte at most
     struct event_base* base_ = nullptr;
     struct event* accept_event_ = nullptr;
     struct event* pickle_accept_event_ = nullptr;
@@ -428,26 +451,33 @@ void Listener::read_ready(Connection& conn) {
         size_t end = have + static_cast<size_t>(n);
         size_t start = 0;
         std::string_view pending[route::kAheadBatch];  // lines whose names are hashed side by side (carbon_ch)
+        protocol::ScannedLine pending_scanned[route::kAheadBatch];
         size_t pending_count = 0;
-        protocol::for_each_newline(buf, end, [&](size_t line_end) {
+        const protocol::ScannedLine* scanned = scanned_.get();
+        const size_t lines = protocol::scan_lines(buf, end, scanned_.get());
+        for (size_t i = 0; i < lines; ++i) {
+            const size_t line_end = scanned[i].end;
             if (conn.discarding) {
                 conn.discarding = false;
             } else if (line_end - start > max_line) {
                 ++too_long_;
             } else if (in_runs) {
-                take_line({buf + start, line_end - start + 1}, conn);
+                // A line the scan found canonical is valid and forwarded as received: it joins the run as is.
+                if (scanned[i].canonical) join_run({buf + start, line_end - start + 1});
+                else take_line({buf + start, line_end - start + 1}, scanned[i], conn);
             } else if (hash_ahead) {
+                pending_scanned[pending_count] = scanned[i];
                 pending[pending_count++] = {buf + start, line_end - start + 1};
                 if (pending_count == route::kAheadBatch) {
-                    handle_lines_hashed_ahead(pending, pending_count, conn);
+                    handle_lines_hashed_ahead(pending, pending_scanned, pending_count, conn);
                     pending_count = 0;
                 }
             } else {
-                handle_line({buf + start, line_end - start + 1}, conn);
+                handle_line({buf + start, line_end - start + 1}, conn, scanned[i]);
             }
             start = line_end + 1;
-        });
-        handle_lines_hashed_ahead(pending, pending_count, conn);
+        }
+        handle_lines_hashed_ahead(pending, pending_scanned, pending_count, conn);
         flush_run();  // before `buf` is reused
         size_t rest = end - start;
         if (conn.discarding || rest > max_line) {
@@ -536,13 +566,14 @@ void Listener::cut_slow_handshakes(int64_t now) {
 // carbon_ch places each line by the MD5 of its name: a run of lines is parsed first, then the names of those
 // that are valid are hashed side by side, then each is queued, its ring lookup finding its name's position ready.
 // (Not with --tag-normalize: a normalized name lives in a buffer the next line reuses.)
-void Listener::handle_lines_hashed_ahead(const std::string_view* lines, size_t count, const Connection& conn) {
+void Listener::handle_lines_hashed_ahead(const std::string_view* lines, const protocol::ScannedLine* scanned,
+                                         size_t count, const Connection& conn) {
     if (count == 0) return;
     protocol::ParsedLine parsed[route::kAheadBatch];
     std::string_view valid_lines[route::kAheadBatch], names[route::kAheadBatch];
     size_t valid = 0;
     for (size_t i = 0; i < count; ++i) {
-        if (!parse(lines[i], conn, parsed[valid])) continue;
+        if (!parse(lines[i], scanned[i], conn, parsed[valid])) continue;
         valid_lines[valid] = lines[i];
         names[valid] = parsed[valid].name;
         ++valid;
@@ -566,21 +597,15 @@ void Listener::start_runs() {
 // What handle_line does, in the order the lines came: an invalid line is dropped and counted (it ends the
 // run, as the next line is no longer next to it), one rebuilt around its fields (say a "-1" timestamp)
 // is queued on its own after the run before it.
-void Listener::take_line(std::string_view line, const Connection& conn) {
+void Listener::take_line(std::string_view line, const protocol::ScannedLine& scanned, const Connection& conn) {
     protocol::ParsedLine parsed;
-    if (!parse(line, conn, parsed)) return;
+    if (!parse(line, scanned, conn, parsed)) return;
     if (!as_received(line, parsed)) {
         flush_run();
         queue_parsed(line, parsed);
         return;
     }
-    if (run_.lines && run_.begin + run_.bytes == line.data()) {
-        run_.bytes += line.size();
-        ++run_.lines;
-        return;
-    }
-    flush_run();
-    run_ = {line.data(), line.size(), 1};
+    join_run(line);
 }
 
 void Listener::flush_run() {
@@ -601,13 +626,14 @@ void Listener::flush_run() {
 }
 
 // `line` ends with its '\n'.
-void Listener::handle_line(std::string_view line, const Connection& conn) {
+void Listener::handle_line(std::string_view line, const Connection& conn, const protocol::ScannedLine& scanned) {
     PreparedLine prepared;
-    if (prepare_line(line, conn, prepared)) queue_line(prepared);
+    if (prepare_line(line, scanned, conn, prepared)) queue_line(prepared);
 }
 
-bool Listener::prepare_line(std::string_view line, const Connection& conn, PreparedLine& out) {
-    return parse(line, conn, out.parsed) && finish_line(line, out);
+bool Listener::prepare_line(std::string_view line, const protocol::ScannedLine& scanned, const Connection& conn,
+                            PreparedLine& out) {
+    return parse(line, scanned, conn, out.parsed) && finish_line(line, out);
 }
 
 bool Listener::finish_line(std::string_view line, PreparedLine& out) {

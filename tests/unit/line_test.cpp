@@ -406,6 +406,17 @@ TEST(ParseLine, Describe) {
 namespace polymur::protocol {
 namespace {
 
+// splitmix64: the same random cases on every run.
+struct SplitMix {
+    uint64_t state;
+    uint64_t operator()() {
+        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+};
+
 // The fast path only takes lines the general parser takes the same way; every case here runs through
 // both.
 void expect_same(const std::string& line, size_t& accepted_fast) {
@@ -496,13 +507,7 @@ TEST(ParseLine, FastPathAgreesOnRandomLines) {
                                ";",
                                "=",
                                "x"};
-    uint64_t state = 0x9e3779b97f4a7c15ull;
-    auto next = [&] {  // splitmix64: the same lines on every run
-        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-    };
+    SplitMix next {0x9e3779b97f4a7c15ull};
     size_t fast = 0;
     for (int i = 0; i < 200000; ++i) {
         std::string line;
@@ -575,6 +580,86 @@ void agree_on_every_short_value_shape() {
 
 TEST(ParseLine, FastPathAgreesOnEveryShortValueShape) {
     on_each_vector_width([] { agree_on_every_short_value_shape(); });
+}
+
+// scan_lines on a buffer of lines: every '\n' found, in order, and a line it calls canonical is one
+// parse_line accepts as canonical with the same fields. Returns how many it found canonical.
+size_t expect_scan_agrees(const std::string& buffer) {
+    std::vector<ScannedLine> scanned(buffer.size() + 1);
+    const size_t count = scan_lines(buffer.data(), buffer.size(), scanned.data());
+    size_t found = 0, start = 0, canonical = 0;
+    for (size_t at = buffer.find('\n'); at != std::string::npos; at = buffer.find('\n', at + 1), ++found) {
+        EXPECT_LT(found, count);
+        if (found >= count) break;
+        const ScannedLine& s = scanned[found];
+        EXPECT_EQ(s.end, at);
+        const std::string_view line(buffer.data() + start, at - start);
+        if (s.canonical) {
+            ++canonical;
+            ParsedLine expected, got;
+            EXPECT_EQ(parse_line(line, expected), LineError::none) << "'" << line << "'";
+            EXPECT_TRUE(expected.canonical) << "'" << line << "'";
+            scanned_fields(line.data(), s, line.size(), got);
+            EXPECT_EQ(got.name, expected.name) << line;
+            EXPECT_EQ(got.value, expected.value) << line;
+            EXPECT_EQ(got.timestamp, expected.timestamp) << line;
+            EXPECT_EQ(got.name.data(), expected.name.data()) << line;
+            EXPECT_FALSE(got.timestamp_is_now);
+        }
+        start = at + 1;
+    }
+    EXPECT_EQ(count, found);
+    return canonical;
+}
+
+// Plain lines of every length around the 64 bytes the scan parses, starting at every offset of a 64-byte
+// block, each also changed at every position: the scan calls canonical exactly the plain ones of at most
+// 64 bytes, and nothing parse_line would not.
+void scan_agrees_at_every_length_and_offset() {
+    for (size_t pad = 0; pad < 64; pad += 7)
+        for (size_t name_len = 1; name_len <= 62; ++name_len) {
+            const std::string line = std::string(name_len, 'n') + " 1.5 1700000000";
+            std::string buffer = std::string(pad, 'p') + "\n" + line + "\n" + line + "\n";
+            const size_t expected = line.size() <= 64 ? 2 : 0;
+            EXPECT_EQ(expect_scan_agrees(buffer), expected) << buffer;
+            for (size_t at = 0; at < line.size(); ++at)
+                for (const char* odd : {" ", "\t", "\x01", "\xc3\xa9", "x", "\r", "-", "."}) {
+                    std::string changed = line;
+                    changed.replace(at, 1, odd);
+                    expect_scan_agrees(std::string(pad, 'p') + "\n" + changed + "\n" + line + "\n" + changed);
+                }
+        }
+}
+
+TEST(ScanLines, AgreesWithParseLineAtEveryLengthAndOffset) {
+    on_each_vector_width([] { scan_agrees_at_every_length_and_offset(); });
+}
+
+// Random buffers of lines from the fragments both parsers find hard, empty lines and a last line without
+// its '\n' included, of every length up to a few blocks.
+TEST(ScanLines, AgreesWithParseLineOnRandomBuffers) {
+    const char* fragments[] = {
+        "a",        "b.c",      " ",    " ",          " ",   "\t",
+        "\r",       "\n",       "\n",   "1",          "0",   "9",
+        ".",        "-",        "+",    "e",          "inf", "\xc3\xa9",
+        "\xc2\xa0", "\xff",     "\x01", "1700000000", "x",   "metric.name.long.enough 1.25 1700000000\n",
+        "a 1 2\n",  "a 1 2\r\n"};
+    on_each_vector_width([&] {
+        SplitMix next {0x2545f4914f6cdd1dull};
+        size_t canonical = 0;
+        for (int i = 0; i < 20000; ++i) {
+            std::string buffer;
+            for (uint64_t k = next() % 60; k > 0; --k) buffer += fragments[next() % std::size(fragments)];
+            canonical += expect_scan_agrees(buffer);
+        }
+        EXPECT_GT(canonical, 10000u);
+    });
+}
+
+TEST(ScanLines, EmptyAndNewlineOnlyBuffers) {
+    EXPECT_EQ(expect_scan_agrees(""), 0u);
+    EXPECT_EQ(expect_scan_agrees(std::string(200, '\n')), 0u);
+    EXPECT_EQ(expect_scan_agrees("no newline at all 1 2"), 0u);
 }
 
 // tests/data/lines: one file per row of the README's table (also the fuzz target's seeds). Every line
