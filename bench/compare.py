@@ -532,17 +532,20 @@ class Bench:
         return CarbonCRelay(self.args.carbon_bin, self.workdir, tag, sink_ports, distribution, carbon_settings(self.args))
 
     def warm_up(self, relay, sinks, wl, copies):
-        """Sends --warmup metrics through the relay and waits until the sinks have them all: the queue files'
+        """Sends --warmup metrics (per destination when hash-routed) through the relay and waits until the sinks have them all: the queue files'
         pages are then touched once, as in a relay that has been running a while (the first pass over a
         new queue file pays a page fault per page). Returns the copies the sinks counted, which the
         measured run leaves out."""
         a = self.args
+        # Hash routing deals the lines over the destinations: each queue gets --warmup lines only if N times
+        # as many are sent.
+        count = a.warmup * (wl["destinations"] if wl["distribution"] == "hash" else 1)
         cmd = [self.loadgen, "--port", str(relay.port), "--connections", str(wl["connections"]), "--series",
-               str(a.series), "--max-seconds", str(a.run_timeout), "--count", str(a.warmup)]
+               str(a.series), "--max-seconds", str(a.run_timeout), "--count", str(count)]
         lg = subprocess.run(cmd, capture_output=True, timeout=a.run_timeout + 60)
         if lg.returncode != 0:
             raise RuntimeError("warm-up loadgen failed (%d): %s" % (lg.returncode, lg.stderr.decode()))
-        want = a.warmup * copies
+        want = count * copies
         if not wait_until(lambda: sum(s.count() for s in sinks) >= want, a.run_timeout):
             raise RuntimeError("warm-up: %d of %d copies delivered" % (sum(s.count() for s in sinks), want))
         time.sleep(0.5)
@@ -909,7 +912,8 @@ def main():
     ap.add_argument("--count", type=int, default=5_000_000, help="metrics per throughput run")
     ap.add_argument("--warmup", type=int, default=0, metavar="N",
                     help="metrics sent before each throughput run and left out of its figures (touches the queue "
-                         "files' pages once, as in a relay that has been running; about queue-bytes / 45 per listener)")
+                         "files' pages once, as in a relay that has been running; about queue-bytes / 45 per listener); "
+                         "hash-routed workloads send N per destination, so that each queue gets N")
     ap.add_argument("--many-connections", type=int, default=200)
     ap.add_argument("--rate", type=int, default=100_000, help="latency workload: metrics/s")
     ap.add_argument("--latency-seconds", type=float, default=10.0)
