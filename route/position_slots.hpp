@@ -35,7 +35,12 @@ public:
     // applies_to() and has not changed since the last reset().
     size_t slots(const RoutingTable& table, std::string_view name, const bool* up, uint16_t* out) {
         // The position comes from the batch hashed ahead (carbon_ch_ahead.hpp) in the listener: no second MD5.
-        const uint32_t position = carbon_ch_position(name) & 0xffff;  // a name's position is two MD5 bytes
+        return slots_at(table, name, carbon_ch_position(name), up, out);
+    }
+    // The same for a name whose carbon_ch position is known (carbon_ch_position(name), or carbon_ch_positions).
+    size_t slots_at(const RoutingTable& table, std::string_view name, uint32_t position, const bool* up,
+                    uint16_t* out) {
+        position &= 0xffff;  // a name's position is two MD5 bytes
         if (const uint8_t known = answer_of_[position]) {
             const Answer& answer = answers_[known - 1];
             out[0] = answer.slot[0], out[1] = answer.slot[1];  // both: `out` has room, only `count` are read

@@ -192,6 +192,8 @@ private:
     void flush_run();   // queues the run: one copy into each ring
     void handle_lines_hashed_ahead(const std::string_view* lines, const protocol::ScannedLine* scanned, size_t count,
                                    const Connection& conn);
+    void queue_by_position(const std::string_view* lines, const protocol::ParsedLine* parsed,
+                           const std::string_view* names, size_t count);
     // A valid line ready to queue: the parse, and the parts to write (the line itself, or rebuilt around its name).
     struct PreparedLine {
         protocol::ParsedLine parsed;
@@ -578,8 +580,40 @@ void Listener::handle_lines_hashed_ahead(const std::string_view* lines, const pr
         names[valid] = parsed[valid].name;
         ++valid;
     }
+    if (by_position_ && !aggregator_ && routes_.mirrors().empty()) {
+        queue_by_position(valid_lines, parsed, names, valid);
+        return;
+    }
     const route::CarbonChAhead ahead(names, valid);
     for (size_t i = 0; i < valid; ++i) queue_parsed(valid_lines[i], parsed[i]);
+}
+
+// hash-route over one carbon_ch cluster (by_position_), with no mirror and no aggregation: a line forwarded as
+// received goes to the slots of its name's position, found from the positions of the batch computed side by
+// side; what queue_parsed and copies() do for such a table, without their general path. Any other line takes
+// that path. (Lines are hashed ahead only without --tag-normalize, so each name is the line's own.)
+void Listener::queue_by_position(const std::string_view* lines, const protocol::ParsedLine* parsed,
+                                 const std::string_view* names, size_t count) {
+    uint32_t positions[route::kAheadBatch];
+    route::carbon_ch_positions(names, count, positions);
+    const route::RoutingTable& table = *routes_.table();  // by_position_: there is one
+    for (size_t i = 0; i < count; ++i) {
+        if (!as_received(lines[i], parsed[i])) {
+            queue_parsed(lines[i], parsed[i]);
+            continue;
+        }
+        ++received_;
+        uint16_t slots[route::RouteResult::kMaxSends];
+        const size_t n = position_slots_->slots_at(table, names[i], positions[i], routes_.up(), slots);
+        size_t queued = 0;
+        for (size_t k = 0; k < n; ++k) {
+            const int target = routes_.target_of(slots[k]);
+            if (target < 0) continue;
+            routes_.targets()[size_t(target)].producer->append_line(lines[i]);
+            ++queued;
+        }
+        if (queued == 0 && nowhere_is_unroutable()) ++unroutable_;
+    }
 }
 
 void Listener::start_runs() {
