@@ -834,6 +834,12 @@ def others_per_m(r):
     return (r["loadgen_cpu_s"] + r["sinks_cpu_s"]) / (r["sent"] / 1e6) if r.get("sent") else float("nan")
 
 
+def cores_used(r):
+    """The CPU the relay, the load generator and the sinks spent in run r over its span (first send to last
+    arrival): how many CPUs the run kept busy."""
+    return (r["cpu_s"] + r["loadgen_cpu_s"] + r["sinks_cpu_s"]) / r["deliver_seconds"] if r.get("deliver_seconds") else 0
+
+
 def relay_cpu_budget(f, share, cpus):
     """The CPU seconds per million metrics a relay may spend and still deliver `share` of the forwarder's rate
     in run f, if every CPU is busy and the load generator and sinks cost what they did beside the forwarder
@@ -867,6 +873,8 @@ def print_targets(workloads, table):
                     "sinks %.3f s/M beside the forwarder); polymur spent %.3f, the forwarder %.3f%s" % (
                         "", budget, info_nproc(), others_per_m(f), p["cpu_s_per_m"], f["cpu_s_per_m"],
                         "" if not fc else ", forwarder-copy %.3f" % fc["cpu_s_per_m"]))
+                log("  %-16s (CPUs busy from the first send to the last arrival: forwarder %.2f, polymur %.2f of %d)" % (
+                    "", cores_used(f), cores_used(p), info_nproc()))
         if wl["kind"] == "throughput" and c:
             r = ratio(p["delivered_per_s"], c["delivered_per_s"])
             acc = ratio(p["accepted_per_s"], c["accepted_per_s"])

@@ -2,8 +2,9 @@
 # polymur vs carbon-c-relay, one command (docs/PERFORMANCE.md):
 #   bench/run.sh            full benchmark (about 2.5 minutes per repeat on 2 cores)
 #   bench/run.sh --smoke    tiny counts, exits non-zero unless every metric was delivered (CI)
-#   bench/run.sh --relays forwarder,polymur --only broadcast1,broadcast,hash --count 3000000 --repeat 3
-#                           polymur as a share of a relay that does no work (docs/PERFORMANCE.md)
+#   bench/run.sh --relays forwarder,forwarder-copy,polymur --only broadcast1,broadcast,hash --count 3000000 --repeat 3
+#                           polymur as a share of a relay that does no work, and of one that only copies its
+#                           bytes through user space (docs/PERFORMANCE.md)
 # Any bench/compare.py option may follow (--count, --repeat, --only, --profile DIR, --json FILE ...).
 # BUILD_DIR (default: build) is where polymur and the bench tools are built.
 set -euo pipefail
