@@ -109,6 +109,7 @@ bool Supervisor::add_destination(const std::string& text, bool console, std::str
     d.registered_unix_ns = realtime_ns();
     d.incarnation = next_incarnation_++;
     d.queue = std::move(queue);
+    d.reported_dropped = d.queue->dropped_lines();  // the file's past drops were reported when they happened
 
     shm::DestinationSlot& s = control_->destinations[slot];
     s.type = static_cast<uint32_t>(shm_destination_type(console ? nullptr : &d.spec));

@@ -499,9 +499,22 @@ void Supervisor::log_rates() {
                                                         [](const Destination& d) { return d.in_use && !d.removing; })));
         systemd_.notify(status);
     }
-    for (const Destination& d : destinations_) {
+    for (Destination& d : destinations_) {
         if (!d.in_use || !d.queue) continue;
         uint64_t queued = d.queue->queued_lines();
+        // Lines dropped because the queue was full (its bytes or --queue-cap), counted by the listeners: one line
+        // a report while it lasts, whether or not the queue is still full at this moment.
+        const uint64_t dropped = d.queue->dropped_lines();
+        if (dropped > d.reported_dropped)
+            LOG_WARN(
+                "destination %s: queue full: %llu metrics dropped in the last %.2fs (%llu in all); queued now %llu "
+                "lines and %llu bytes, of --queue-cap %llu lines and the %llu bytes of the listeners' rings",
+                d.text.c_str(), static_cast<unsigned long long>(dropped - d.reported_dropped), seconds,
+                static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(queued),
+                static_cast<unsigned long long>(d.queue->queued_bytes()),
+                static_cast<unsigned long long>(config_.queue_cap),
+                static_cast<unsigned long long>(d.queue->ring_capacity() * (d.queue->ring_count() - 1)));
+        d.reported_dropped = dropped;
         if (queued >= config_.queue_cap)
             LOG_WARN("Destination %s queue is at capacity (%llu) - further messages will be dropped", d.text.c_str(),
                      static_cast<unsigned long long>(queued));

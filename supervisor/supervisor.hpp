@@ -92,6 +92,7 @@ private:
         int64_t registered_unix_ns = 0;
         uint64_t incarnation = 0;
         std::unique_ptr<shm::QueueFile> queue;
+        uint64_t reported_dropped = 0;  // the queue's dropped count at the last report (log_rates)
         bool removing = false;
         uint64_t removal_generation = 0;
         bool draining = false;  // --rules: in no cluster now; removed once its queue is delivered

@@ -120,7 +120,7 @@ class RelayTest(RelayTestCase):
     def test_full_queue_drops_and_counts_without_touching_others(self):
         a = self.sink()
         dead = "127.0.0.1:%d" % self.refused_port()
-        relay = self.relay("--queue-cap=1000", destinations=[a.address, dead])
+        relay = self.relay("--queue-cap=1000", "--stats-interval=1", destinations=[a.address, dead])
         lines = numbered("cap", 0, 5000)
         with socket.create_connection(("127.0.0.1", relay.port)) as s:
             for i in range(0, 5000, 100):
@@ -133,6 +133,18 @@ class RelayTest(RelayTestCase):
         self.assertEqual(stats[dead]["queued"], 1000)  # exactly the cap
         self.assertEqual(stats[dead]["dropped"], 4000)
         self.assertEqual(stats[a.address]["dropped"], 0)
+        # The drops are logged by the periodic report, one line per report with drops, naming the destination and
+        # the count, whether or not the queue is still full then; never a line per metric, nothing for `a`.
+        full = "destination %s: queue full: " % dead
+        wait_until(lambda: "(4000 in all)" in relay.log(), 10, message="the drops in the log")
+        reports = [line for line in relay.log().splitlines() if full in line]
+        self.assertGreaterEqual(len(reports), 1)
+        self.assertLessEqual(len(reports), 5000 // 100)
+        self.assertEqual(sum(int(line.split(full)[1].split()[0]) for line in reports), 4000)
+        self.assertIn("of --queue-cap 1000 lines", reports[-1])
+        self.assertNotIn("destination %s: queue full" % a.address, relay.log())
+        time.sleep(2.5)  # reports with no new drop add no line
+        self.assertEqual(len([line for line in relay.log().splitlines() if full in line]), len(reports))
 
     def test_malformed_and_overlong_lines_are_counted_and_not_forwarded(self):
         a = self.sink()
