@@ -42,14 +42,15 @@ bool carbon_float(std::string_view text, double& out);
 
 const char* describe(LineError error);
 
-// A line scan_lines found: where its '\n' is and, for a line in the common form, its fields.
+// A line scan_lines found: where its '\n' is and, for a line in the common form, its fields. A plain
+// aggregate, so that an array of them is not written until used; `ScannedLine {}` is a line nothing is known of.
 struct ScannedLine {
-    uint32_t end = 0;  // the offset of the line's '\n' in the scanned buffer
+    uint32_t end;  // the offset of the line's '\n' in the scanned buffer
     // When canonical: the line (without its '\n') is one parse_line accepts as canonical, with its name
     // ending at offset `first` of the line and its value at `second` (the two spaces); nothing else is known
     // of a line that is not (parse_line decides it).
-    uint8_t first = 0, second = 0;
-    bool canonical = false;
+    uint8_t first, second;
+    bool canonical;
 };
 
 // Every line of data[0, size) that ends with '\n', in order, into `out` (room for `size` entries: a line is

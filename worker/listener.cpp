@@ -241,7 +241,8 @@ private:
     const Config& config_;
     shm::WorkerSlot& slot_;
     std::unique_ptr<char[]> scratch_;
-    std::unique_ptr<protocol::ScannedLine[]> scanned_;  // the lines of scratch_ (scan_lines), one per byte at most
+    // The lines of scratch_ (scan_lines), one per byte at most; only the entries a read fills are touched.
+    std::unique_ptr<protocol::ScannedLine[]> scanned_;
     struct event_base* base_ = nullptr;
     struct event* accept_event_ = nullptr;
     struct event* pickle_accept_event_ = nullptr;
@@ -456,7 +457,7 @@ void Listener::read_ready(Connection& conn) {
         protocol::ScannedLine pending_scanned[route::kAheadBatch];
         size_t pending_count = 0;
         const protocol::ScannedLine* scanned = scanned_.get();
-        const size_t lines = protocol::scan_lines(buf, end, scanned_.get());
+        const size_t lines = protocol::scan_lines(buf, end, scanned_.get());  // fills scanned[0, lines)
         for (size_t i = 0; i < lines; ++i) {
             const size_t line_end = scanned[i].end;
             if (conn.discarding) {
