@@ -14,6 +14,7 @@
 
 #include "common/heritage.hpp"
 #include "common/net.hpp"
+#include "common/resolve_within.hpp"
 #include "route/destination.hpp"
 #include "shm/control.hpp"
 
@@ -133,30 +134,38 @@ std::string check_addresses_and_destinations(const Config& config) {
     return "";
 }
 
-std::string unresolvable_destination_warning(const std::string& destination) {
+namespace {
+
+// How long the supervisor waits for the lookups behind these warnings at most (resolve_within).
+constexpr int kResolveWaitMs = 2000;
+
+std::string host_of(const std::string& destination) {
     DestinationSpec spec;
     std::string error;
-    if (!parse_destination_spec(destination, spec, error)) return "";
-    const std::string& host = spec.endpoint.host;
-    const std::string port = std::to_string(spec.endpoint.port);
-    struct addrinfo hints = {};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    struct addrinfo* found = nullptr;
-    int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
-    if (rc == 0) {
-        freeaddrinfo(found);
-        return "";
-    }
-    return "destination " + destination + ": host '" + host + "' does not resolve now (" + gai_strerror(rc) +
-        "); its metrics are queued until it does";
+    return parse_destination_spec(destination, spec, error) ? spec.endpoint.host : std::string();
+}
+
+std::string resolve_warning(const std::string& destination, const std::string& host, int code) {
+    if (code == 0) return "";
+    return "destination " + destination + ": host '" + host + "' does not resolve now (" +
+        describe_resolve_failure(code, kResolveWaitMs) + "); its metrics are queued until it does";
+}
+
+}  // namespace
+
+std::string unresolvable_destination_warning(const std::string& destination) {
+    const std::string host = host_of(destination);
+    if (host.empty()) return "";
+    return resolve_warning(destination, host, resolve_within({host}, kResolveWaitMs)[0]);
 }
 
 std::vector<std::string> config_warnings(const Config& config) {
     std::vector<std::string> warnings;
-    for (const std::string& d : config.destinations) {
-        std::string warning = unresolvable_destination_warning(d);
+    std::vector<std::string> hosts;  // every destination's host, looked up side by side
+    for (const std::string& d : config.destinations) hosts.push_back(host_of(d));
+    const std::vector<int> codes = resolve_within(hosts, kResolveWaitMs);
+    for (size_t i = 0; i < config.destinations.size(); ++i) {
+        std::string warning = resolve_warning(config.destinations[i], hosts[i], codes[i]);
         if (!warning.empty()) warnings.push_back(warning);
     }
     if (config.hash_route() && config.hash_type == route::HashType::fnv1a_ch) {

@@ -453,7 +453,11 @@ class Polymur:
     def admin(self, command, unix=False):
         if unix:
             s = socket.socket(socket.AF_UNIX)
-            s.connect(os.path.join(self.state_dir, "polymur.sock"))
+            try:
+                s.connect(os.path.join(self.state_dir, "polymur.sock"))
+            except OSError:
+                s.close()
+                raise
         else:
             s = socket.create_connection(("127.0.0.1", self.api_port), timeout=5)
         with s:

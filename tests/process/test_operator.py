@@ -5,6 +5,7 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 from harness import POLYMUR, RelayTestCase, daemon_port, send_lines, temp_dir, wait_until
 
@@ -179,6 +180,58 @@ class MessagesAndCountersTest(RelayTestCase):
         self.assertTrue(reply.startswith("Registered destination: no-such-host.invalid:2003\n"), reply)
         self.assertIn("destination no-such-host.invalid:2003: host 'no-such-host.invalid' does not resolve", reply)
         self.assertIn("host 'no-such-host.invalid' does not resolve", relay.log())
+
+    def test_a_resolver_that_does_not_answer_holds_the_supervisor_two_seconds_at_most(self):
+        # The warning about a destination that does not resolve is looked up by the supervisor, whose loop serves
+        # the admin, /health, the children and systemd's watchdog. Here the name server takes every query and
+        # never answers (a private one, in a network and mount namespace of the test's own whose
+        # /etc/resolv.conf names it): getaddrinfo alone waits 10 s per name (timeout 5 s, 2 attempts).
+        if os.geteuid() != 0:
+            self.skipTest("needs root for the namespaces")
+        tmp = temp_dir(self, "polymur-dns-")
+        resolv = os.path.join(tmp, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n")
+        silent = os.path.join(tmp, "silent_dns.py")
+        with open(silent, "w") as f:
+            f.write("import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                    "s.bind(('127.0.0.1', 53))\nend = time.time() + 60\n"
+                    "while time.time() < end:\n    s.settimeout(1)\n    try:\n        s.recv(512)\n"
+                    "    except OSError:\n        pass\n")
+        relay = self.relay(destinations=["carbon-a.invalid:2003"], start=False)
+        relay.args = ["unshare", "--net", "--mount", "sh", "-c",
+                      "ip link set lo up && mount --bind \"$0\" /etc/resolv.conf || exit 1; python3 \"$1\" & "
+                      "sleep 0.5; shift; exec \"$@\"", resolv, silent] + relay.args
+
+        def end_silent_server():
+            for pid in subprocess.run(["pgrep", "-f", silent], capture_output=True, text=True).stdout.split():
+                os.kill(int(pid), signal.SIGKILL)
+        self.addCleanup(end_silent_server)
+        started = time.monotonic()
+        relay.start(wait=False)
+        sock = os.path.join(relay.state_dir, "polymur.sock")
+
+        def admin_answers():
+            try:
+                return '"registered"' in relay.admin("getdest", unix=True)
+            except OSError:
+                return False
+        wait_until(admin_answers, 15, message="the admin socket")
+        self.assertTrue(os.path.exists(sock))
+        wait_until(lambda: "host 'carbon-a.invalid' does not resolve now (no answer from the resolver within 2.0 s)"
+                   in relay.log(), 15, message="the start's warning")
+        self.assertLess(time.monotonic() - started, 8, "start-up waited out the resolver")
+        began = time.monotonic()
+        reply = relay.admin("putdest carbon-b.invalid:2003", unix=True)
+        took = time.monotonic() - began
+        self.assertTrue(reply.startswith("Registered destination: carbon-b.invalid:2003\n"), reply)
+        self.assertIn("host 'carbon-b.invalid' does not resolve now (no answer from the resolver within 2.0 s)", reply)
+        self.assertLess(took, 4, "putdest waited out the resolver")
+        self.assertGreater(took, 1.5)  # it did wait for the resolver, up to the bound
+        # No lookup child is left behind: the supervisor's children are its listeners and outputs (and the silent
+        # name server, started by the shell that became polymur).
+        titles = relay.children().values()
+        self.assertTrue(all("listener" in t or "output" in t or "python3" in t for t in titles), titles)
 
     def test_fnv1a_without_instances_is_warned_about_at_start(self):
         relay = self.relay("--distribution=hash-route", "--hash-type=fnv1a_ch", destinations=["127.0.0.1:1", "127.0.0.2:1"])
