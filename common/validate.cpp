@@ -161,11 +161,15 @@ std::string unresolvable_destination_warning(const std::string& destination) {
 
 std::vector<std::string> config_warnings(const Config& config) {
     std::vector<std::string> warnings;
-    std::vector<std::string> hosts;  // every destination's host, looked up side by side
-    for (const std::string& d : config.destinations) hosts.push_back(host_of(d));
+    std::vector<std::string> hosts;  // every destination's host, each looked up once, side by side
+    for (const std::string& d : config.destinations)
+        if (std::string host = host_of(d); std::find(hosts.begin(), hosts.end(), host) == hosts.end())
+            hosts.push_back(std::move(host));
     const std::vector<int> codes = resolve_within(hosts, kResolveWaitMs);
-    for (size_t i = 0; i < config.destinations.size(); ++i) {
-        std::string warning = resolve_warning(config.destinations[i], hosts[i], codes[i]);
+    for (const std::string& d : config.destinations) {
+        const std::string host = host_of(d);
+        const size_t i = size_t(std::find(hosts.begin(), hosts.end(), host) - hosts.begin());
+        std::string warning = resolve_warning(d, host, codes[i]);
         if (!warning.empty()) warnings.push_back(warning);
     }
     if (config.hash_route() && config.hash_type == route::HashType::fnv1a_ch) {

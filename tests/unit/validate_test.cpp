@@ -92,6 +92,12 @@ TEST(Validate, WarningsForWhatLosesOrMisplacesMetrics) {
     auto warnings = config_warnings(c);
     ASSERT_EQ(warnings.size(), 1u);
     EXPECT_NE(warnings[0].find("host 'no-such-host.invalid' does not resolve"), std::string::npos) << warnings[0];
+    // One lookup per host; a warning per destination on it.
+    c.destinations = {"no-such-host.invalid:2003", "127.0.0.1:2003", "no-such-host.invalid:2004:b"};
+    warnings = config_warnings(c);
+    ASSERT_EQ(warnings.size(), 2u);
+    EXPECT_EQ(warnings[0].rfind("destination no-such-host.invalid:2003: ", 0), 0u) << warnings[0];
+    EXPECT_EQ(warnings[1].rfind("destination no-such-host.invalid:2004:b: ", 0), 0u) << warnings[1];
 
     c = Config {};
     c.distribution = Distribution::hash_route;
