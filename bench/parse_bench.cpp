@@ -87,6 +87,7 @@ int reads(std::string (*make)(unsigned)) {
     struct Way {
         const char* label;
         size_t (*run)(const std::string&, polymur::protocol::ScannedLine*, char*);
+        bool checks;  // run returns the lines it found valid (the memcpy row checks nothing)
     };
     const Way ways[] = {
         {"reads: split, parse each line",
@@ -99,20 +100,23 @@ int reads(std::string (*make)(unsigned)) {
                  start = end + 1;
              });
              return valid;
-         }},
+         },
+         true},
         {"reads: scan_lines",
          [](const std::string& b, polymur::protocol::ScannedLine* out, char*) {
              const size_t n = polymur::protocol::scan_lines(b.data(), b.size(), out);
              size_t valid = 0;
              for (size_t i = 0; i < n; ++i) valid += out[i].canonical;
              return valid;
-         }},
+         },
+         true},
         {"reads: memcpy only (scale)",
          [](const std::string& b, polymur::protocol::ScannedLine*, char* to) {
              std::copy(b.begin(), b.end(), to);
              asm volatile("" : : "r"(to) : "memory");  // the copy is kept
-             return size_t(0);                         // nothing is checked
-         }},
+             return size_t(0);
+         },
+         false},
     };
     for (const Way& way : ways) {
         double best = 1e9;
@@ -121,7 +125,7 @@ int reads(std::string (*make)(unsigned)) {
             const double start = cpu_seconds();
             for (int k = 0; k < 10; ++k)
                 for (const std::string& b : buffers) valid += way.run(b, scanned.get(), copy.get());
-            if (way.run != ways[2].run && valid != 10 * total_lines) {
+            if (way.checks && valid != 10 * total_lines) {
                 std::fprintf(stderr, "polymur-parse-bench: %s: a line was refused\n", way.label);
                 return 1;
             }

@@ -11,7 +11,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 
 #include "common/clock.hpp"
 
@@ -33,7 +32,6 @@ bool is_numeric(const std::string& host) {
     struct addrinfo* found = nullptr;
     int code = getaddrinfo(host.c_str(), nullptr, &hints, &found);
     if (code == 0) freeaddrinfo(found);
-    if (code == EAI_SYSTEM) code = -errno - 1000000;  // kept apart from the EAI codes
     ssize_t ignored = write(fd, &code, sizeof code);
     (void)ignored;
     _exit(0);
@@ -122,7 +120,6 @@ std::string describe_resolve_failure(int code, int within_ms) {
         std::snprintf(text, sizeof text, "no answer from the resolver within %.1f s", within_ms / 1000.0);
         return text;
     }
-    if (code <= -1000000) return std::strerror(-(code + 1000000));
     return gai_strerror(code);
 }
 
